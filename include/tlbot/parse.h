@@ -1,0 +1,86 @@
+/* Command parser: prefix, command family, subcommand, quoted arguments,
+ * --flags and mentions. Pure functions, no I/O. */
+#ifndef TLBOT_PARSE_H
+#define TLBOT_PARSE_H
+
+#include <stddef.h>
+
+#define TLBOT_PARSE_MAX_TOKENS 64
+#define TLBOT_PARSE_MAX_BODY 8192 /* longer commands are refused */
+
+struct tlbot_token {
+	char *text;  /* owned, unquoted, NUL-terminated (valid UTF-8) */
+	int quoted;  /* 1 if any part was quoted */
+	size_t bare; /* bytes at the start of text that were typed outside
+	              * quotes: a token is a flag only when its "--" is bare,
+	              * so "--x" typed in quotes is positional while
+	              * --note="a b" is a flag with the value "a b" */
+};
+
+/* A tokenised command line. */
+struct tlbot_cmdline {
+	char prefix[8];      /* the prefix that matched ("!") */
+	char *name;          /* command family as typed, lower-cased; owned */
+	size_t ntok;         /* tokens after the name */
+	struct tlbot_token tok[TLBOT_PARSE_MAX_TOKENS];
+};
+
+/* Tokenise body. prefixes is a NULL-terminated list ("!", "/").
+ * Returns 1 if body is a command (out filled; release with
+ * tlbot_cmdline_release), 0 if it is not a command (no prefix, or prefix
+ * followed by a space/nothing/non-letter: "! hi", "/", "//"), -1 on a
+ * malformed command with a one-line reason in err (unbalanced quote, too
+ * long, too many arguments, invalid UTF-8); out is then empty. */
+int tlbot_cmdline_parse(const char *body, const char *const *prefixes,
+			struct tlbot_cmdline *out, char *err, size_t errlen);
+void tlbot_cmdline_release(struct tlbot_cmdline *cl);
+
+/* A flag spec is a NULL-terminated list: "mine" (boolean),
+ * "region=" (takes a value), "assignee=*" (takes a value, may repeat). */
+struct tlbot_flag {
+	const char *name;   /* borrowed from the spec entry, so it may end in
+	                     * "=" or "=*"; compare with tlbot_args_get/has */
+	const char *value;  /* borrowed from the cmdline; NULL for booleans */
+};
+
+struct tlbot_args {
+	size_t argc;                          /* positional arguments */
+	const char *argv[TLBOT_PARSE_MAX_TOKENS]; /* borrowed from the cmdline */
+	size_t nflags;
+	struct tlbot_flag flags[TLBOT_PARSE_MAX_TOKENS];
+};
+
+/* Bind the tokens from index first on into positionals and flags per spec.
+ * Accepts "--flag value", "--flag=value", "--" (end of flags). A token
+ * starting "--" that is quoted is positional. Returns 0, or -1 with a
+ * one-line reason in err: unknown flag (naming it), a flag without its
+ * value, a value given to a boolean flag, a non-repeatable flag given
+ * twice. Borrowed pointers stay valid while cl lives. */
+int tlbot_args_bind(const struct tlbot_cmdline *cl, size_t first,
+		    const char *const *spec, struct tlbot_args *out,
+		    char *err, size_t errlen);
+/* The value of flag name (last one given), or NULL when absent or boolean. */
+const char *tlbot_args_get(const struct tlbot_args *a, const char *name);
+/* 1 if the flag was given (boolean or with value), else 0. */
+int tlbot_args_has(const struct tlbot_args *a, const char *name);
+
+/* Is s a syntactically valid Matrix user id (@localpart:server)? */
+int tlbot_is_user_id(const char *s);
+
+/* Collect the user ids mentioned in a message: from the m.mentions
+ * user_ids (may be NULL; a borrowed jansson array), from matrix.to pills in
+ * formatted_body (may be NULL) and from plain @user:server ids in body.
+ * Calls fn(user_id, arg) once per distinct id in order of appearance.
+ * Returns the number of ids found. */
+struct json_t;
+size_t tlbot_mentions_collect(const char *body, const char *formatted_body,
+			      const struct json_t *mentions_user_ids,
+			      void (*fn)(const char *user_id, void *arg), void *arg);
+
+/* Damerau-Levenshtein-ish edit distance, for "did you mean". */
+size_t tlbot_edit_distance(const char *a, const char *b);
+
+/* Glob match with '*' and '?' (for allow-lists like "@*:example.gov.uk"). */
+int tlbot_glob_match(const char *pattern, const char *s);
+
+#endif
