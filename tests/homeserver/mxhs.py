@@ -1,0 +1,2056 @@
+#!/usr/bin/env python3
+"""mxhs -- a small, in-memory Matrix homeserver for tlbot's integration tests.
+
+It is a test *peer*: it speaks the Matrix Client-Server API (v3 paths) as the
+spec describes it, and where the spec leaves a choice it mirrors Synapse
+(timeline limit 10 per room per sync without a filter, `limited` + `prev_batch`
+when more events arrived, transaction ids scoped to (device, request path)...).
+It is not a federating server: one server name, local users only.
+
+Standard library only.  Run:
+
+    python3 tests/homeserver/mxhs.py [--host 127.0.0.1] [--port 0]
+            [--server-name localhost] [--state FILE] [--verbose]
+
+After binding it prints exactly one line `LISTENING http://HOST:PORT`.
+With --state, all persistent state (users, devices, tokens, rooms, events,
+transaction-id maps, stream positions, filters, account data, media) is
+loaded from FILE at start and written back atomically after every mutation,
+so a test can kill the process and start it again on the same port.
+
+Besides the Matrix API there is a test control API under /_test/ (no auth):
+fault injection (status / drop / delay / truncate), request statistics, and a
+view of the pending long-polls.  See `App.test_api` for the exact shapes.
+
+Stream model: every event and every account-data change takes the next
+position of one global stream.  All pagination tokens are `s<pos>` and denote
+the point just *after* position <pos>: sync's `next_batch` is the head,
+a timeline's `prev_batch` is the point just before its first event, and
+/messages accepts any of them (so `prev_batch` + `to=<since>` fills a gap of a
+limited sync exactly).
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SPEC_VERSIONS = ["v1.%d" % i for i in range(1, 13)]
+ROOM_VERSIONS = ["9", "10", "11", "12"]
+DEFAULT_ROOM_VERSION = "10"
+DEFAULT_TIMELINE_LIMIT = 10          # Synapse's default without a filter
+DEFAULT_MESSAGES_LIMIT = 10          # spec default for /messages
+MAX_UPLOAD = 50 * 1024 * 1024
+# User ID localpart grammar (historical grammar is wider; new users use this)
+LOCALPART_RE = re.compile(r"^[a-z0-9._=\-/+]+$")
+# Stripped state types given with invites (Synapse's default room_prejoin_state)
+PREJOIN_TYPES = ["m.room.create", "m.room.join_rules", "m.room.name",
+                 "m.room.canonical_alias", "m.room.avatar",
+                 "m.room.encryption", "m.room.topic"]
+INFINITE_PL = math.inf               # room v12 creators
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def b64u(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class MxError(Exception):
+    """An error answered as the spec's standard error JSON."""
+
+    def __init__(self, status, errcode, error, **extra):
+        super().__init__(f"{status} {errcode}: {error}")
+        self.status, self.errcode, self.error, self.extra = status, errcode, error, extra
+
+    def body(self):
+        d = {"errcode": self.errcode, "error": self.error}
+        d.update(self.extra)
+        return d
+
+
+class Interrupted(Exception):
+    """Raised inside a long-poll when a fault added meanwhile hits it."""
+
+    def __init__(self, fault):
+        super().__init__("interrupted by fault")
+        self.fault = fault
+
+
+class Raw:
+    """A non-JSON response body (media downloads)."""
+
+    def __init__(self, data, content_type, headers=None):
+        self.data, self.content_type, self.headers = data, content_type, headers or {}
+
+
+# --------------------------------------------------------------------------
+# Routing
+# --------------------------------------------------------------------------
+
+ROUTES = []
+C = "/_matrix/client/v3"
+
+
+class Route:
+    def __init__(self, method, template, fn, auth):
+        self.method, self.template, self.fn, self.auth = method, template, fn, auth
+        # "{name}" matches one non-empty segment, "{name*}" may be empty.
+        pat = ""
+        for part in re.split(r"(\{[A-Za-z]+\*?\})", template):
+            if part.startswith("{"):
+                name = part.strip("{}*")
+                pat += f"(?P<{name}>[^/]*)" if part.endswith("*}") else f"(?P<{name}>[^/]+)"
+            else:
+                pat += re.escape(part)
+        self.regex = re.compile("^" + pat + "$")
+
+
+def route(method, template, auth=True):
+    def deco(fn):
+        ROUTES.append(Route(method, template, fn, auth))
+        return fn
+    return deco
+
+
+def match_route(method, path):
+    """-> (route, params) or (None, None) with allowed methods for a 405."""
+    allowed = []
+    for r in ROUTES:
+        m = r.regex.match(path)
+        if m:
+            if r.method == method:
+                return r, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}, None
+            allowed.append(r.method)
+    return None, None, allowed
+
+
+class Request:
+    """What a route handler sees."""
+
+    def __init__(self, method, path, query, headers, body, params):
+        self.method, self.path, self.query = method, path, query
+        self.headers, self.body, self.params = headers, body, params
+        self.user_id = self.device_id = self.token = None
+        self.route = None
+        self.interrupt_check = lambda: None
+
+    def q(self, name, default=None):
+        return self.query.get(name, default)
+
+    def json(self):
+        """The body as a JSON object. An empty body reads as {}."""
+        if not self.body.strip():
+            return {}
+        try:
+            obj = json.loads(self.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise MxError(400, "M_NOT_JSON", "Content not JSON.")
+        if not isinstance(obj, dict):
+            raise MxError(400, "M_BAD_JSON", "Content must be a JSON object.")
+        return obj
+
+
+# --------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------
+
+def _pattern_match(pat, value):
+    if "*" in pat:
+        return re.fullmatch(".*".join(re.escape(p) for p in pat.split("*")), value or "") is not None
+    return pat == value
+
+
+def event_filter_ok(f, ev):
+    """Spec EventFilter / RoomEventFilter semantics (not_* wins)."""
+    if not f:
+        return True
+    t = ev.get("type")
+    if any(_pattern_match(p, t) for p in f.get("not_types", [])):
+        return False
+    if "types" in f and not any(_pattern_match(p, t) for p in f["types"]):
+        return False
+    s = ev.get("sender")
+    if s in f.get("not_senders", []):
+        return False
+    if "senders" in f and s not in f["senders"]:
+        return False
+    if "contains_url" in f:
+        has = isinstance(ev.get("content", {}).get("url"), str)
+        if has != bool(f["contains_url"]):
+            return False
+    return True
+
+
+def room_filter_ok(f, room_id):
+    if not f:
+        return True
+    if room_id in f.get("not_rooms", []):
+        return False
+    if "rooms" in f and room_id not in f["rooms"]:
+        return False
+    return True
+
+
+def apply_event_fields(ev, fields):
+    """Filter `event_fields`: keep only the listed (dotted) paths."""
+    if not fields:
+        return ev
+    out = {}
+    for path in fields:
+        parts = [p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", path)]
+        src, dst = ev, out
+        for i, p in enumerate(parts):
+            if not isinstance(src, dict) or p not in src:
+                break
+            if i == len(parts) - 1:
+                dst[p] = src[p]
+            else:
+                src = src[p]
+                dst = dst.setdefault(p, {})
+    return out
+
+
+# --------------------------------------------------------------------------
+# Redaction algorithm (content keys kept), per room version
+# --------------------------------------------------------------------------
+
+def redact_content(etype, content, version):
+    v = int(version)
+    keep = {
+        "m.room.member": ["membership", "join_authorised_via_users_server"],
+        "m.room.join_rules": ["join_rule", "allow"],
+        "m.room.power_levels": ["ban", "events", "events_default", "kick", "redact",
+                                "state_default", "users", "users_default"]
+        + (["invite"] if v >= 11 else []),
+        "m.room.history_visibility": ["history_visibility"],
+        "m.room.create": None if v >= 11 else ["creator"],   # None: keep all
+        "m.room.redaction": ["redacts"] if v >= 11 else [],
+    }
+    if etype not in keep:
+        return {}
+    k = keep[etype]
+    if k is None:
+        return dict(content)
+    out = {key: content[key] for key in k if key in content}
+    if etype == "m.room.member" and v >= 11:
+        signed = content.get("third_party_invite", {}).get("signed") if isinstance(
+            content.get("third_party_invite"), dict) else None
+        if signed is not None:
+            out["third_party_invite"] = {"signed": signed}
+    return out
+
+
+# --------------------------------------------------------------------------
+# The application: all state + logic, guarded by one lock
+# --------------------------------------------------------------------------
+
+class App:
+    def __init__(self, server_name, state_file=None, verbose=False):
+        self.server_name = server_name
+        self.state_file = state_file
+        self.verbose = verbose
+        self.base_url = None
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        # Non-persistent test machinery
+        self.faults = []            # list of dicts, see add_fault
+        self.fault_seq = 0
+        self.stats = {"requests": {}, "by_user": {}, "faults_fired": {},
+                      "faults_fired_by_kind": {}}
+        self.syncing = {}           # user_id -> list of since positions waiting
+        self.uia_sessions = set()
+        self.s = None
+        if state_file and os.path.exists(state_file):
+            with open(state_file, "r", encoding="utf-8") as f:
+                self.s = json.load(f)
+            if self.s.get("server_name") != server_name:
+                raise SystemExit(f"state file is for server {self.s.get('server_name')!r}")
+        if self.s is None:
+            self.s = {"format": 1, "server_name": server_name, "pos": 0, "seq": 0,
+                      "users": {}, "tokens": {}, "filters": {}, "rooms": {},
+                      "events": {}, "txns": {}, "aliases": {}, "media": {}}
+
+    # ---- persistence ------------------------------------------------------
+
+    def commit(self):
+        """Call (under the lock) after every mutation: persist + wake syncs."""
+        if self.state_file:
+            tmp = f"{self.state_file}.tmp.{os.getpid()}.{threading.get_ident()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.s, f, separators=(",", ":"))
+            os.replace(tmp, self.state_file)
+        self.cond.notify_all()
+
+    def next_seq(self):
+        self.s["seq"] += 1
+        return self.s["seq"]
+
+    def next_pos(self):
+        self.s["pos"] += 1
+        return self.s["pos"]
+
+    # ---- ids and tokens ---------------------------------------------------
+
+    def uid(self, localpart):
+        return f"@{localpart}:{self.server_name}"
+
+    def tok(self, pos):
+        return f"s{pos}"
+
+    def parse_tok(self, t, what="token"):
+        m = re.fullmatch(r"s(\d+)", t or "")
+        if not m:
+            raise MxError(400, "M_INVALID_PARAM", f"Invalid {what}: {t!r}")
+        return min(int(m.group(1)), self.s["pos"])
+
+    # ---- auth ---------------------------------------------------------------
+
+    def token_from(self, headers, query):
+        h = headers.get("Authorization")
+        if h:
+            m = re.fullmatch(r"Bearer\s+(\S+)", h.strip())
+            if m:
+                return m.group(1)
+            return ""
+        return query.get("access_token")
+
+    def authenticate(self, req):
+        tok = self.token_from(req.headers, req.query)
+        if not tok:
+            raise MxError(401, "M_MISSING_TOKEN", "Missing access token.")
+        with self.lock:
+            t = self.s["tokens"].get(tok)
+            if not t:
+                raise MxError(401, "M_UNKNOWN_TOKEN", "Unrecognised access token.",
+                              soft_logout=False)
+        req.user_id, req.device_id, req.token = t["user_id"], t["device_id"], tok
+
+    def user_for_token(self, headers, query):
+        tok = self.token_from(headers, query)
+        with self.lock:
+            t = self.s["tokens"].get(tok) if tok else None
+        return t["user_id"] if t else None
+
+    def new_login(self, user_id, device_id=None, display_name=None):
+        """Create (or reuse) a device and issue a fresh token for it.  A reused
+        device keeps its id (and so its transaction-id scope); its previous
+        tokens are invalidated (the spec allows this on login)."""
+        u = self.s["users"][user_id]
+        if device_id is None:
+            device_id = "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(10))
+        if device_id in u["devices"]:
+            for tk in [k for k, v in self.s["tokens"].items()
+                       if v["user_id"] == user_id and v["device_id"] == device_id]:
+                del self.s["tokens"][tk]
+        else:
+            u["devices"][device_id] = {"display_name": display_name}
+        token = "mxhs_" + secrets.token_urlsafe(24)
+        self.s["tokens"][token] = {"user_id": user_id, "device_id": device_id}
+        return token, device_id
+
+    # ---- rooms: lookups -------------------------------------------------------
+
+    def room(self, room_id):
+        return self.s["rooms"].get(room_id)
+
+    def ev(self, event_id):
+        return self.s["events"].get(event_id)
+
+    def state_ev(self, room, etype, key=""):
+        eid = room["state"].get(etype, {}).get(key)
+        return self.s["events"][eid] if eid else None
+
+    def membership(self, room, user_id):
+        e = self.state_ev(room, "m.room.member", user_id)
+        return e["content"].get("membership") if e else None
+
+    def member_ev(self, room, user_id):
+        return self.state_ev(room, "m.room.member", user_id)
+
+    def pl_content(self, room):
+        e = self.state_ev(room, "m.room.power_levels")
+        return e["content"] if e else None
+
+    def is_v12(self, room):
+        return int(room["version"]) >= 12
+
+    def user_pl(self, room, user_id):
+        if self.is_v12(room) and user_id in room["creators"]:
+            return INFINITE_PL
+        pl = self.pl_content(room)
+        if pl is None:
+            return 100 if user_id in room["creators"] else 0
+        return pl.get("users", {}).get(user_id, pl.get("users_default", 0))
+
+    def required_pl(self, room, etype, is_state):
+        pl = self.pl_content(room)
+        if pl is None:
+            return 0
+        if etype in pl.get("events", {}):
+            return pl["events"][etype]
+        return pl.get("state_default", 50) if is_state else pl.get("events_default", 0)
+
+    def action_pl(self, room, action):
+        pl = self.pl_content(room) or {}
+        return pl.get(action, 0 if action == "invite" else 50)
+
+    def room_for_member(self, room_id, user_id, need="join"):
+        """The room, or 403 if the user is not joined (Synapse answers 403 for
+        rooms it does not know as well)."""
+        room = self.room(room_id)
+        if not room or self.membership(room, user_id) != need:
+            raise MxError(403, "M_FORBIDDEN", f"User {user_id} not in room {room_id}")
+        return room
+
+    def visible_bound(self, room, user_id):
+        """Highest stream position of this room the user may read: head when
+        joined; the leave/ban when they were joined before (history_visibility
+        `shared` semantics).  Raises 403 otherwise."""
+        m = self.membership(room, user_id)
+        if m == "join":
+            return self.s["pos"]
+        if m in ("leave", "ban"):
+            e = self.member_ev(room, user_id)
+            # Were they ever joined?  Walk back through the member event chain.
+            p = e
+            while p is not None:
+                if p["content"].get("membership") == "join":
+                    return e["_pos"]
+                p = self.ev(p["_replaces"]) if p.get("_replaces") else None
+        raise MxError(403, "M_FORBIDDEN", f"User {user_id} not in room {room['room_id']}")
+
+    def room_events(self, room, lo=0, hi=None):
+        """Events of the room with lo < pos <= hi, oldest first."""
+        hi = self.s["pos"] if hi is None else hi
+        out = []
+        for eid in room["events"]:
+            e = self.s["events"][eid]
+            if lo < e["_pos"] <= hi:
+                out.append(e)
+        return out
+
+    def state_at(self, room, before_pos):
+        """Room state as of just before stream position `before_pos`:
+        {(type, key): event}."""
+        st = {}
+        for eid in room["events"]:
+            e = self.s["events"][eid]
+            if e["_pos"] >= before_pos:
+                break
+            if "state_key" in e:
+                st[(e["type"], e["state_key"])] = e
+        return st
+
+    # ---- rooms: mutations -------------------------------------------------------
+
+    def new_event_id(self):
+        return "$" + b64u(secrets.token_bytes(32))
+
+    def append(self, room, sender, etype, content, state_key=None, txn=None,
+               redacts=None, event_id=None):
+        """Append an event to the room's timeline (and state).  No checks."""
+        e = {"event_id": event_id or self.new_event_id(), "room_id": room["room_id"],
+             "sender": sender, "type": etype, "content": content,
+             "origin_server_ts": now_ms(), "_pos": self.next_pos()}
+        if state_key is not None:
+            e["state_key"] = state_key
+            prev = room["state"].get(etype, {}).get(state_key)
+            if prev:
+                e["_replaces"] = prev
+            room["state"].setdefault(etype, {})[state_key] = e["event_id"]
+        if redacts is not None:
+            e["redacts"] = redacts
+        if txn is not None:
+            e["_txn"] = txn       # [user_id, device_id, txn_id]
+        self.s["events"][e["event_id"]] = e
+        room["events"].append(e["event_id"])
+        return e
+
+    def member_content(self, user_id, membership, **extra):
+        c = {"membership": membership}
+        u = self.s["users"].get(user_id)
+        if membership in ("join", "invite") and u:
+            if u.get("displayname") is not None:
+                c["displayname"] = u["displayname"]
+            if u.get("avatar_url") is not None:
+                c["avatar_url"] = u["avatar_url"]
+        c.update({k: v for k, v in extra.items() if v is not None})
+        return c
+
+    def check_pl_change(self, room, sender, old, new):
+        """Auth rules for m.room.power_levels (simplified to what matters)."""
+        for k, v in new.items():
+            if k in ("ban", "events_default", "invite", "kick", "redact",
+                     "state_default", "users_default"):
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise MxError(400, "M_BAD_JSON", f"power level {k} must be an integer")
+        for k in ("users", "events", "notifications"):
+            if k in new and not isinstance(new[k], dict):
+                raise MxError(400, "M_BAD_JSON", f"{k} must be an object")
+        for sub in ("users", "events"):
+            for k, v in new.get(sub, {}).items():
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise MxError(400, "M_BAD_JSON", f"power level {sub}.{k} must be an integer")
+        if self.is_v12(room):
+            bad = [u for u in new.get("users", {}) if u in room["creators"]]
+            if bad:
+                raise MxError(403, "M_FORBIDDEN",
+                              f"room creators cannot be listed in power levels: {bad}")
+        mine = self.user_pl(room, sender)
+        defaults = {"ban": 50, "kick": 50, "redact": 50, "invite": 0,
+                    "state_default": 50, "events_default": 0, "users_default": 0}
+        for k, d in defaults.items():
+            o, n = old.get(k, d), new.get(k, d)
+            if o != n and (o > mine or n > mine):
+                raise MxError(403, "M_FORBIDDEN", f"cannot change {k} beyond your own level")
+        oe, ne = old.get("events", {}), new.get("events", {})
+        for k in set(oe) | set(ne):
+            o, n = oe.get(k), ne.get(k)
+            if o != n and ((o is not None and o > mine) or (n is not None and n > mine)):
+                raise MxError(403, "M_FORBIDDEN", f"cannot change events.{k} beyond your own level")
+        ou, nu = old.get("users", {}), new.get("users", {})
+        for k in set(ou) | set(nu):
+            o, n = ou.get(k), nu.get(k)
+            if o == n:
+                continue
+            if o is not None and k != sender and o >= mine:
+                raise MxError(403, "M_FORBIDDEN", f"cannot change the level of {k}")
+            if (o is not None and o > mine) or (n is not None and n > mine):
+                raise MxError(403, "M_FORBIDDEN", "cannot raise a level above your own")
+
+    def send_state(self, room, sender, etype, key, content, txn=None):
+        """Checked state event (not membership)."""
+        if etype == "m.room.create":
+            raise MxError(403, "M_FORBIDDEN", "m.room.create cannot be sent again")
+        have = self.user_pl(room, sender)
+        need = self.required_pl(room, etype, True)
+        if have < need:
+            raise MxError(403, "M_FORBIDDEN",
+                          f"You don't have permission to post that to the room. "
+                          f"user_level ({have}) < send_level ({need})")
+        if key.startswith("@") and key != sender:
+            raise MxError(403, "M_FORBIDDEN", "state_key is a user ID other than the sender")
+        if etype == "m.room.power_levels":
+            self.check_pl_change(room, sender, self.pl_content(room) or {}, content)
+        if etype == "m.room.canonical_alias" and content.get("alias"):
+            if self.s["aliases"].get(content["alias"]) != room["room_id"]:
+                raise MxError(400, "M_BAD_ALIAS", "alias does not point to this room")
+        return self.append(room, sender, etype, content, state_key=key, txn=txn)
+
+    def do_membership(self, room_id, sender, target, membership, reason=None, extra=None):
+        """Invite / join / leave / kick / ban / unban with the auth rules.
+        Returns the new member event or None when nothing changed."""
+        room = self.room(room_id)
+        if room is None:
+            if membership == "join":
+                raise MxError(404, "M_NOT_FOUND", f"No known room {room_id}")
+            raise MxError(404 if membership == "leave" else 403,
+                          "M_NOT_FOUND" if membership == "leave" else "M_FORBIDDEN",
+                          f"Unknown room {room_id}")
+        smem = self.membership(room, sender)
+        tmem = self.membership(room, target)
+        extra = dict(extra or {})
+        if membership == "invite":
+            if smem != "join":
+                raise MxError(403, "M_FORBIDDEN", f"{sender} not in room")
+            if target not in self.s["users"]:
+                raise MxError(404, "M_NOT_FOUND", f"Unknown user {target}")
+            if tmem == "join":
+                raise MxError(403, "M_FORBIDDEN", f"{target} is already in the room.")
+            if tmem == "ban":
+                raise MxError(403, "M_FORBIDDEN", f"{target} is banned from the room")
+            if self.user_pl(room, sender) < self.action_pl(room, "invite"):
+                raise MxError(403, "M_FORBIDDEN", "You don't have permission to invite users")
+            content = self.member_content(target, "invite", reason=reason, **extra)
+            return self.append(room, sender, "m.room.member", content, state_key=target)
+        if membership == "join":
+            if tmem == "join":
+                return None
+            if tmem == "ban":
+                raise MxError(403, "M_FORBIDDEN", "You are banned from this room")
+            jr = self.state_ev(room, "m.room.join_rules")
+            rule = jr["content"].get("join_rule") if jr else "invite"
+            if tmem != "invite" and rule != "public":
+                raise MxError(403, "M_FORBIDDEN", "You are not invited to this room.")
+            content = self.member_content(target, "join", reason=reason)
+            return self.append(room, target, "m.room.member", content, state_key=target)
+        if membership == "leave" and sender == target:
+            if tmem in ("leave",):
+                return None
+            if tmem not in ("join", "invite", "knock"):
+                raise MxError(403, "M_FORBIDDEN", f"{sender} is not in the room")
+            content = self.member_content(target, "leave", reason=reason)
+            return self.append(room, target, "m.room.member", content, state_key=target)
+        if membership in ("leave", "ban"):  # kick / ban / unban
+            if smem != "join":
+                raise MxError(403, "M_FORBIDDEN", f"{sender} not in room")
+            mine, theirs = self.user_pl(room, sender), self.user_pl(room, target)
+            if membership == "ban" or tmem == "ban":
+                if mine < self.action_pl(room, "ban"):
+                    raise MxError(403, "M_FORBIDDEN", "You don't have permission to ban")
+            else:
+                if tmem not in ("join", "invite", "knock"):
+                    raise MxError(403, "M_FORBIDDEN", f"{target} is not in the room")
+                if mine < self.action_pl(room, "kick"):
+                    raise MxError(403, "M_FORBIDDEN", "You don't have permission to kick")
+            if membership == "ban" or tmem != "ban":
+                if mine <= theirs:
+                    raise MxError(403, "M_FORBIDDEN", "Your power level is not above the target's")
+            content = self.member_content(target, membership, reason=reason)
+            return self.append(room, sender, "m.room.member", content, state_key=target)
+        raise MxError(400, "M_BAD_JSON", f"unsupported membership {membership!r}")
+
+    def redact(self, room, sender, target_id, reason, txn):
+        """Create an m.room.redaction event and apply it."""
+        have = self.user_pl(room, sender)
+        need = self.required_pl(room, "m.room.redaction", False)
+        if have < need:
+            raise MxError(403, "M_FORBIDDEN", "You don't have permission to redact")
+        target = self.ev(target_id)
+        if target and target["room_id"] == room["room_id"] and target["sender"] != sender:
+            if have < self.action_pl(room, "redact"):
+                raise MxError(403, "M_FORBIDDEN", "You don't have permission to redact "
+                                                  "other users' events")
+        content = {"redacts": target_id}
+        if reason is not None:
+            content["reason"] = reason
+        e = self.append(room, sender, "m.room.redaction", content, txn=txn, redacts=target_id)
+        if target and target["room_id"] == room["room_id"] and "_redacted_because" not in target:
+            target["content"] = redact_content(target["type"], target["content"], room["version"])
+            target["_redacted_because"] = e["event_id"]
+        return e
+
+    # ---- serialisation -------------------------------------------------------
+
+    def client_event(self, e, user_id=None, device_id=None, room_id=True, depth=0):
+        """ClientEvent (or ClientEventWithoutRoomID) for a requester."""
+        out = {k: e[k] for k in ("event_id", "type", "sender", "origin_server_ts",
+                                 "content", "state_key", "redacts") if k in e}
+        if room_id:
+            out["room_id"] = e["room_id"]
+        unsigned = {"age": max(0, now_ms() - e["origin_server_ts"])}
+        txn = e.get("_txn")
+        # Spec: transaction_id only if the client being given the event is the
+        # one (device) which sent it.
+        if txn and txn[0] == user_id and txn[1] == device_id:
+            unsigned["transaction_id"] = txn[2]
+        if e.get("_replaces"):
+            prev = self.ev(e["_replaces"])
+            if prev:
+                unsigned["prev_content"] = prev["content"]
+                unsigned["replaces_state"] = prev["event_id"]
+        if e.get("_redacted_because") and depth == 0:
+            r = self.ev(e["_redacted_because"])
+            if r:
+                unsigned["redacted_because"] = self.client_event(r, user_id, device_id,
+                                                                 room_id, depth + 1)
+        out["unsigned"] = unsigned
+        return out
+
+    def stripped(self, e):
+        return {"type": e["type"], "state_key": e["state_key"],
+                "content": e["content"], "sender": e["sender"]}
+
+    # ---- sync ------------------------------------------------------------------
+
+    def load_filter(self, user_id, f):
+        if f is None or f == "":
+            return {}
+        if f.lstrip().startswith("{"):
+            try:
+                obj = json.loads(f)
+            except ValueError:
+                raise MxError(400, "M_NOT_JSON", "filter is not valid JSON")
+            if not isinstance(obj, dict):
+                raise MxError(400, "M_BAD_JSON", "filter must be an object")
+            return obj
+        obj = self.s["filters"].get(user_id, {}).get(f)
+        if obj is None:
+            raise MxError(400, "M_INVALID_PARAM", f"No such filter {f!r}")
+        return obj
+
+    def build_sync(self, user_id, device_id, since, filt, full_state):
+        """One /sync answer (under the lock).  -> (response, is_empty)."""
+        head = self.s["pos"]
+        rf = filt.get("room", {}) or {}
+        tf = rf.get("timeline", {}) or {}
+        sf = rf.get("state", {}) or {}
+        limit = tf.get("limit", DEFAULT_TIMELINE_LIMIT)
+        if not isinstance(limit, int) or limit < 0:
+            limit = DEFAULT_TIMELINE_LIMIT
+        lazy = bool(sf.get("lazy_load_members"))
+        fields = filt.get("event_fields")
+        include_leave = bool(rf.get("include_leave"))
+        u = self.s["users"][user_id]
+
+        def ser(e):
+            return apply_event_fields(self.client_event(e, user_id, device_id, room_id=False), fields)
+
+        def timeline_for(room, lo, hi):
+            evs = [e for e in self.room_events(room, lo, hi) if event_filter_ok(tf, e)
+                   and room_filter_ok(tf, room["room_id"])]
+            limited = len(evs) > limit
+            evs = evs[len(evs) - limit:] if limit else []
+            prev = self.tok(evs[0]["_pos"] - 1) if evs else self.tok(hi)
+            return evs, limited, prev
+
+        def state_for(room, initial, lo, tstart, timeline):
+            """initial: full state at start of timeline; else the state keys
+            changed in the gap (lo, tstart)."""
+            st = self.state_at(room, tstart)
+            if not initial:
+                changed = set()
+                for e in self.room_events(room, lo, tstart - 1):
+                    if "state_key" in e:
+                        changed.add((e["type"], e["state_key"]))
+                st = {k: v for k, v in st.items() if k in changed}
+            if lazy:
+                senders = {e["sender"] for e in timeline}
+                if initial:
+                    senders.add(user_id)
+                keep = {}
+                for k, v in st.items():
+                    if k[0] != "m.room.member":
+                        keep[k] = v
+                    elif k[1] in senders or not initial:
+                        # incremental: membership changes in the gap MUST be sent
+                        keep[k] = v
+                st = keep
+            evs = [v for v in st.values() if event_filter_ok(sf, v)
+                   and room_filter_ok(sf, room["room_id"])]
+            evs.sort(key=lambda e: e["_pos"])
+            return evs
+
+        def room_account_data(room_id, initial):
+            af = rf.get("account_data", {}) or {}
+            out = []
+            for t, v in u["room_account_data"].get(room_id, {}).items():
+                if (initial or v["pos"] > since) and event_filter_ok(af, {"type": t}) \
+                        and room_filter_ok(af, room_id):
+                    out.append({"type": t, "content": v["content"]})
+            return out
+
+        join, invite, leave = {}, {}, {}
+        for room_id, room in self.s["rooms"].items():
+            if not room_filter_ok(rf, room_id):
+                continue
+            me = self.member_ev(room, user_id)
+            if me is None:
+                continue
+            mem = me["content"].get("membership")
+            if mem == "join":
+                prev = self.ev(me["_replaces"]) if me.get("_replaces") else None
+                newly = since is not None and me["_pos"] > since and (
+                    prev is None or prev["content"].get("membership") != "join")
+                initial = since is None or newly or full_state
+                lo = 0 if (since is None or newly) else since
+                tl, limited, prev_batch = timeline_for(room, lo, head)
+                tstart = tl[0]["_pos"] if tl else head + 1
+                st = state_for(room, initial, lo, tstart, tl)
+                ad = room_account_data(room_id, since is None or newly)
+                if not (initial or tl or st or ad or limited):
+                    continue
+                members = [m for m in room["state"].get("m.room.member", {})]
+                joined = [m for m in members if self.membership(room, m) == "join"]
+                invited = [m for m in members if self.membership(room, m) == "invite"]
+                heroes = sorted((m for m in joined + invited if m != user_id),
+                                key=lambda m: self.member_ev(room, m)["_pos"])[:5]
+                join[room_id] = {
+                    "timeline": {"events": [ser(e) for e in tl], "limited": limited,
+                                 "prev_batch": prev_batch},
+                    "state": {"events": [ser(e) for e in st]},
+                    "account_data": {"events": ad},
+                    "ephemeral": {"events": []},
+                    "unread_notifications": {"highlight_count": 0, "notification_count": 0},
+                    "summary": {"m.heroes": heroes, "m.joined_member_count": len(joined),
+                                "m.invited_member_count": len(invited)},
+                }
+            elif mem == "invite":
+                if since is None or me["_pos"] > since:
+                    ist = []
+                    for t in PREJOIN_TYPES:
+                        e = self.state_ev(room, t)
+                        if e:
+                            ist.append(self.stripped(e))
+                    inviter = self.member_ev(room, me["sender"])
+                    if inviter and inviter["event_id"] != me["event_id"]:
+                        ist.append(self.stripped(inviter))
+                    ist.append(self.stripped(me))
+                    invite[room_id] = {"invite_state": {"events": ist}}
+            elif mem in ("leave", "ban"):
+                if (since is not None and me["_pos"] > since) or (since is None and include_leave):
+                    lo = since or 0
+                    tl, limited, prev_batch = timeline_for(room, lo, me["_pos"])
+                    tstart = tl[0]["_pos"] if tl else me["_pos"] + 1
+                    st = state_for(room, since is None, lo, tstart, tl)
+                    leave[room_id] = {
+                        "timeline": {"events": [ser(e) for e in tl], "limited": limited,
+                                     "prev_batch": prev_batch},
+                        "state": {"events": [ser(e) for e in st]},
+                        "account_data": {"events": room_account_data(room_id, since is None)},
+                    }
+        gaf = filt.get("account_data", {}) or {}
+        gad = [{"type": t, "content": v["content"]} for t, v in u["account_data"].items()
+               if (since is None or v["pos"] > since) and event_filter_ok(gaf, {"type": t})]
+        resp = {
+            "next_batch": self.tok(head),
+            "rooms": {"join": join, "invite": invite, "leave": leave, "knock": {}},
+            "account_data": {"events": gad},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+        empty = not (join or invite or leave or gad)
+        return resp, empty
+
+    # ---- faults ----------------------------------------------------------------
+
+    def add_fault(self, spec):
+        kind = spec.get("kind", "status")
+        if kind not in ("status", "drop", "delay", "truncate"):
+            raise MxError(400, "M_INVALID_PARAM", f"unknown fault kind {kind!r}")
+        try:
+            re.compile(spec.get("path") or ".*")
+        except re.error as ex:
+            raise MxError(400, "M_INVALID_PARAM", f"bad path regex: {ex}")
+        with self.lock:
+            self.fault_seq += 1
+            f = {"id": str(self.fault_seq), "kind": kind,
+                 "method": spec.get("method"), "path": spec.get("path") or ".*",
+                 "user": spec.get("user"),
+                 "status": int(spec.get("status", 429 if kind == "status" else 200)),
+                 "errcode": spec.get("errcode"), "error": spec.get("error"),
+                 "retry_after_ms": spec.get("retry_after_ms"),
+                 "retry_after_header": bool(spec.get("retry_after_header", False)),
+                 "delay_ms": int(spec.get("delay_ms", 0) or 0),
+                 "count": spec.get("count", 1),
+                 "probability": spec.get("probability"),
+                 "execute": bool(spec.get("execute", False)),
+                 "body": spec.get("body"), "content_type": spec.get("content_type"),
+                 "fired": 0}
+            self.faults.append(f)
+            # wake long-polls: a drop/status fault may hit a pending /sync
+            self.cond.notify_all()
+            return f
+
+    def take_fault(self, method, path, user_id, kinds=None):
+        """Find and consume the first matching fault, or None."""
+        with self.lock:
+            for f in self.faults:
+                if f["count"] is not None and f["count"] <= 0:
+                    continue
+                if kinds and f["kind"] not in kinds:
+                    continue
+                if f["method"] and f["method"].upper() != method:
+                    continue
+                if f["user"] and f["user"] != user_id:
+                    continue
+                if not re.search(f["path"], path):
+                    continue
+                if f["probability"] is not None and random.random() >= float(f["probability"]):
+                    continue
+                if f["count"] is not None:
+                    f["count"] -= 1
+                f["fired"] += 1
+                st = self.stats
+                st["faults_fired"][f["id"]] = st["faults_fired"].get(f["id"], 0) + 1
+                st["faults_fired_by_kind"][f["kind"]] = st["faults_fired_by_kind"].get(f["kind"], 0) + 1
+                return dict(f)
+        return None
+
+    # ---- the test control API ----------------------------------------------------
+
+    def test_api(self, method, path, body):
+        """/_test/... (no auth):
+        POST   /_test/faults         add a fault -> {"id"}
+        GET    /_test/faults         -> {"faults": [...with remaining count, fired]}
+        DELETE /_test/faults         clear all;  DELETE /_test/faults/{id} one
+        GET    /_test/stats          -> {"requests": {"METHOD template": n}, "by_user":
+                                         {user: {...}}, "faults_fired": {id: n},
+                                         "faults_fired_by_kind": {...}, "head": "s<pos>",
+                                         "syncing": {user: ["s<since>", ...]}}
+        DELETE /_test/stats          reset counters
+        GET    /_test/rooms/{roomId}/events   every event of a room, oldest first
+        """
+        def obj():
+            try:
+                o = json.loads(body.decode() or "{}")
+            except ValueError:
+                raise MxError(400, "M_NOT_JSON", "Content not JSON.")
+            if not isinstance(o, dict):
+                raise MxError(400, "M_BAD_JSON", "Content must be a JSON object.")
+            return o
+        with self.lock:
+            if path == "/_test/faults":
+                if method == "POST":
+                    return 200, {"id": self.add_fault(obj())["id"]}
+                if method == "GET":
+                    return 200, {"faults": [dict(f) for f in self.faults]}
+                if method == "DELETE":
+                    self.faults.clear()
+                    return 200, {}
+            m = re.fullmatch(r"/_test/faults/([^/]+)", path)
+            if m and method == "DELETE":
+                self.faults = [f for f in self.faults if f["id"] != m.group(1)]
+                return 200, {}
+            if path == "/_test/stats":
+                if method == "GET":
+                    out = json.loads(json.dumps(self.stats))
+                    out["head"] = self.tok(self.s["pos"])
+                    out["syncing"] = {u: [self.tok(p) for p in ps]
+                                      for u, ps in self.syncing.items() if ps}
+                    return 200, out
+                if method == "DELETE":
+                    self.stats = {"requests": {}, "by_user": {}, "faults_fired": {},
+                                  "faults_fired_by_kind": {}}
+                    return 200, {}
+            m = re.fullmatch(r"/_test/rooms/([^/]+)/events", path)
+            if m and method == "GET":
+                room = self.room(urllib.parse.unquote(m.group(1)))
+                if not room:
+                    raise MxError(404, "M_NOT_FOUND", "no such room")
+                return 200, {"events": [self.client_event(e) for e in self.room_events(room)]}
+        raise MxError(404, "M_UNRECOGNIZED", "Unrecognized test request")
+
+    def count_request(self, method, template, user_id):
+        key = f"{method} {template}"
+        with self.lock:
+            r = self.stats["requests"]
+            r[key] = r.get(key, 0) + 1
+            if user_id:
+                b = self.stats["by_user"].setdefault(user_id, {})
+                b[key] = b.get(key, 0) + 1
+
+
+# --------------------------------------------------------------------------
+# Endpoints: discovery, registration, login
+# --------------------------------------------------------------------------
+
+@route("GET", "/_matrix/client/versions", auth=False)
+def h_versions(app, req):
+    return 200, {"versions": SPEC_VERSIONS, "unstable_features": {}}
+
+
+@route("GET", "/.well-known/matrix/client", auth=False)
+def h_wellknown(app, req):
+    return 200, {"m.homeserver": {"base_url": app.base_url}}
+
+
+@route("GET", C + "/capabilities")
+def h_capabilities(app, req):
+    return 200, {"capabilities": {
+        "m.room_versions": {"default": DEFAULT_ROOM_VERSION,
+                            "available": {v: "stable" for v in ROOM_VERSIONS}},
+        "m.change_password": {"enabled": False},
+        "m.set_displayname": {"enabled": True},
+        "m.set_avatar_url": {"enabled": True},
+        "m.3pid_changes": {"enabled": False}}}
+
+
+def check_username(app, username):
+    if not LOCALPART_RE.match(username or ""):
+        raise MxError(400, "M_INVALID_USERNAME",
+                      "User ID can only contain characters a-z, 0-9, or '=_-./+'")
+    if username.startswith("_"):
+        raise MxError(400, "M_INVALID_USERNAME", "User ID may not begin with _")
+    if len(app.uid(username)) > 255:
+        raise MxError(400, "M_INVALID_USERNAME", "User ID is too long")
+    if app.uid(username) in app.s["users"]:
+        raise MxError(400, "M_USER_IN_USE", "User ID already taken.")
+
+
+@route("GET", C + "/register/available", auth=False)
+def h_register_available(app, req):
+    with app.lock:
+        check_username(app, req.q("username"))
+    return 200, {"available": True}
+
+
+@route("POST", C + "/register", auth=False)
+def h_register(app, req):
+    body = req.json()
+    if req.q("kind", "user") != "user":
+        raise MxError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is disabled")
+    with app.lock:
+        username = body.get("username")
+        if username is not None:
+            if not isinstance(username, str):
+                raise MxError(400, "M_BAD_JSON", "username must be a string")
+            # Like Synapse: validate the username before the UIA dance.
+            check_username(app, username)
+        auth = body.get("auth")
+        flows = {"flows": [{"stages": ["m.login.dummy"]}], "params": {}}
+        if not auth:
+            session = secrets.token_urlsafe(16)
+            app.uia_sessions.add(session)
+            return 401, dict(flows, session=session)
+        if not isinstance(auth, dict) or auth.get("type") != "m.login.dummy":
+            session = auth.get("session") if isinstance(auth, dict) else None
+            return 401, dict(flows, session=session or secrets.token_urlsafe(16),
+                             errcode="M_UNRECOGNIZED", error="Unknown auth type")
+        app.uia_sessions.discard(auth.get("session"))
+        if username is None:
+            n = 1
+            while app.uid(str(n)) in app.s["users"]:
+                n += 1
+            username = str(n)
+        password = body.get("password")
+        if password is not None and not isinstance(password, str):
+            raise MxError(400, "M_BAD_JSON", "password must be a string")
+        user_id = app.uid(username)
+        app.s["users"][user_id] = {"password": password, "displayname": username,
+                                   "avatar_url": None, "devices": {}, "account_data": {},
+                                   "room_account_data": {}}
+        out = {"user_id": user_id, "home_server": app.server_name}
+        if not body.get("inhibit_login"):
+            token, dev = app.new_login(user_id, body.get("device_id"),
+                                       body.get("initial_device_display_name"))
+            out.update(access_token=token, device_id=dev)
+        app.commit()
+        return 200, out
+
+
+@route("GET", C + "/login", auth=False)
+def h_login_flows(app, req):
+    return 200, {"flows": [{"type": "m.login.password"}]}
+
+
+@route("POST", C + "/login", auth=False)
+def h_login(app, req):
+    body = req.json()
+    if body.get("type") != "m.login.password":
+        raise MxError(400, "M_UNKNOWN", "Unknown login type")
+    ident = body.get("identifier")
+    if isinstance(ident, dict):
+        if ident.get("type") != "m.id.user":
+            raise MxError(400, "M_UNKNOWN", "Unknown identifier type")
+        user = ident.get("user")
+    else:
+        user = body.get("user")
+    if not isinstance(user, str) or not isinstance(body.get("password"), str):
+        raise MxError(400, "M_MISSING_PARAM", "user and password are required")
+    user_id = user if user.startswith("@") else app.uid(user)
+    with app.lock:
+        u = app.s["users"].get(user_id)
+        if not u or u["password"] is None or u["password"] != body["password"]:
+            raise MxError(403, "M_FORBIDDEN", "Invalid username or password")
+        dev = body.get("device_id")
+        if dev is not None and (not isinstance(dev, str) or not dev):
+            raise MxError(400, "M_INVALID_PARAM", "device_id must be a non-empty string")
+        token, dev = app.new_login(user_id, dev, body.get("initial_device_display_name"))
+        app.commit()
+        return 200, {"user_id": user_id, "access_token": token, "device_id": dev,
+                     "home_server": app.server_name,
+                     "well_known": {"m.homeserver": {"base_url": app.base_url}}}
+
+
+@route("POST", C + "/logout")
+def h_logout(app, req):
+    with app.lock:
+        # Spec: the token is invalidated and its device deleted.
+        for tk in [k for k, v in app.s["tokens"].items()
+                   if v["user_id"] == req.user_id and v["device_id"] == req.device_id]:
+            del app.s["tokens"][tk]
+        app.s["users"][req.user_id]["devices"].pop(req.device_id, None)
+        app.commit()
+    return 200, {}
+
+
+@route("POST", C + "/logout/all")
+def h_logout_all(app, req):
+    with app.lock:
+        for tk in [k for k, v in app.s["tokens"].items() if v["user_id"] == req.user_id]:
+            del app.s["tokens"][tk]
+        app.s["users"][req.user_id]["devices"] = {}
+        app.commit()
+    return 200, {}
+
+
+@route("GET", C + "/account/whoami")
+def h_whoami(app, req):
+    return 200, {"user_id": req.user_id, "device_id": req.device_id, "is_guest": False}
+
+
+@route("GET", C + "/devices")
+def h_devices(app, req):
+    with app.lock:
+        devs = app.s["users"][req.user_id]["devices"]
+        return 200, {"devices": [{"device_id": d, "display_name": v.get("display_name")}
+                                 for d, v in devs.items()]}
+
+
+# --------------------------------------------------------------------------
+# Profile, account data, filters
+# --------------------------------------------------------------------------
+
+@route("GET", C + "/profile/{userId}", auth=False)
+def h_profile(app, req):
+    with app.lock:
+        u = app.s["users"].get(req.params["userId"])
+        if not u:
+            raise MxError(404, "M_NOT_FOUND", "Profile was not found")
+        out = {}
+        if u.get("displayname") is not None:
+            out["displayname"] = u["displayname"]
+        if u.get("avatar_url") is not None:
+            out["avatar_url"] = u["avatar_url"]
+        return 200, out
+
+
+def _profile_field(app, req, field):
+    with app.lock:
+        u = app.s["users"].get(req.params["userId"])
+        if not u:
+            raise MxError(404, "M_NOT_FOUND", "Profile was not found")
+        if u.get(field) is None:
+            raise MxError(404, "M_NOT_FOUND", f"No {field} set")
+        return 200, {field: u[field]}
+
+
+def _set_profile_field(app, req, field):
+    if req.params["userId"] != req.user_id:
+        raise MxError(403, "M_FORBIDDEN", "Cannot set another user's profile")
+    body = req.json()
+    val = body.get(field)
+    if val is not None and not isinstance(val, str):
+        raise MxError(400, "M_BAD_JSON", f"{field} must be a string")
+    with app.lock:
+        app.s["users"][req.user_id][field] = val
+        # Like Synapse: propagate into every joined room's member event.
+        for room in app.s["rooms"].values():
+            if app.membership(room, req.user_id) == "join":
+                app.append(room, req.user_id, "m.room.member",
+                           app.member_content(req.user_id, "join"), state_key=req.user_id)
+        app.commit()
+    return 200, {}
+
+
+@route("GET", C + "/profile/{userId}/displayname", auth=False)
+def h_get_displayname(app, req):
+    return _profile_field(app, req, "displayname")
+
+
+@route("PUT", C + "/profile/{userId}/displayname")
+def h_set_displayname(app, req):
+    return _set_profile_field(app, req, "displayname")
+
+
+@route("GET", C + "/profile/{userId}/avatar_url", auth=False)
+def h_get_avatar(app, req):
+    return _profile_field(app, req, "avatar_url")
+
+
+@route("PUT", C + "/profile/{userId}/avatar_url")
+def h_set_avatar(app, req):
+    return _set_profile_field(app, req, "avatar_url")
+
+
+def _account_data_slot(app, req, room):
+    if req.params["userId"] != req.user_id:
+        raise MxError(403, "M_FORBIDDEN", "Cannot access another user's account data")
+    u = app.s["users"][req.user_id]
+    if room:
+        rid = req.params["roomId"]
+        if rid not in app.s["rooms"]:
+            raise MxError(404, "M_NOT_FOUND", "Unknown room")
+        return u["room_account_data"].setdefault(rid, {})
+    return u["account_data"]
+
+
+@route("GET", C + "/user/{userId}/account_data/{type}")
+def h_get_account_data(app, req):
+    with app.lock:
+        v = _account_data_slot(app, req, False).get(req.params["type"])
+        if v is None:
+            raise MxError(404, "M_NOT_FOUND", "Account data not found")
+        return 200, v["content"]
+
+
+@route("PUT", C + "/user/{userId}/account_data/{type}")
+def h_put_account_data(app, req):
+    body = req.json()
+    with app.lock:
+        _account_data_slot(app, req, False)[req.params["type"]] = {
+            "content": body, "pos": app.next_pos()}
+        app.commit()
+    return 200, {}
+
+
+@route("GET", C + "/user/{userId}/rooms/{roomId}/account_data/{type}")
+def h_get_room_account_data(app, req):
+    with app.lock:
+        v = _account_data_slot(app, req, True).get(req.params["type"])
+        if v is None:
+            raise MxError(404, "M_NOT_FOUND", "Account data not found")
+        return 200, v["content"]
+
+
+@route("PUT", C + "/user/{userId}/rooms/{roomId}/account_data/{type}")
+def h_put_room_account_data(app, req):
+    body = req.json()
+    with app.lock:
+        _account_data_slot(app, req, True)[req.params["type"]] = {
+            "content": body, "pos": app.next_pos()}
+        app.commit()
+    return 200, {}
+
+
+@route("POST", C + "/user/{userId}/filter")
+def h_post_filter(app, req):
+    if req.params["userId"] != req.user_id:
+        raise MxError(403, "M_FORBIDDEN", "Cannot create filters for other users")
+    body = req.json()
+    with app.lock:
+        fid = str(app.next_seq())
+        app.s["filters"].setdefault(req.user_id, {})[fid] = body
+        app.commit()
+    return 200, {"filter_id": fid}
+
+
+@route("GET", C + "/user/{userId}/filter/{filterId}")
+def h_get_filter(app, req):
+    if req.params["userId"] != req.user_id:
+        raise MxError(403, "M_FORBIDDEN", "Cannot read other users' filters")
+    with app.lock:
+        f = app.s["filters"].get(req.user_id, {}).get(req.params["filterId"])
+    if f is None:
+        raise MxError(404, "M_NOT_FOUND", "No such filter")
+    return 200, f
+
+
+@route("GET", C + "/pushrules/")
+def h_pushrules(app, req):
+    return 200, {"global": {"content": [], "override": [], "room": [], "sender": [],
+                            "underride": []}}
+
+
+# --------------------------------------------------------------------------
+# Rooms: creation and membership
+# --------------------------------------------------------------------------
+
+@route("POST", C + "/createRoom")
+def h_create_room(app, req):
+    body = req.json()
+    creator = req.user_id
+    version = str(body.get("room_version", DEFAULT_ROOM_VERSION))
+    if version not in ROOM_VERSIONS:
+        raise MxError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unsupported room version {version}")
+    v = int(version)
+    preset = body.get("preset") or ("public_chat" if body.get("visibility") == "public"
+                                    else "private_chat")
+    if preset not in ("private_chat", "public_chat", "trusted_private_chat"):
+        raise MxError(400, "M_INVALID_PARAM", f"Unknown preset {preset}")
+    invite = body.get("invite", [])
+    if not isinstance(invite, list) or not all(isinstance(i, str) for i in invite):
+        raise MxError(400, "M_BAD_JSON", "invite must be a list of user IDs")
+    initial_state = body.get("initial_state", [])
+    if not isinstance(initial_state, list):
+        raise MxError(400, "M_BAD_JSON", "initial_state must be a list")
+    creation = dict(body.get("creation_content") or {})
+    pl_override = body.get("power_level_content_override") or {}
+    if not isinstance(pl_override, dict) or not isinstance(creation, dict):
+        raise MxError(400, "M_BAD_JSON", "creation_content / power_level_content_override "
+                                         "must be objects")
+    with app.lock:
+        for i in invite:
+            if i not in app.s["users"]:
+                raise MxError(404, "M_NOT_FOUND", f"Unknown user {i}")
+        alias = None
+        if body.get("room_alias_name"):
+            alias = f"#{body['room_alias_name']}:{app.server_name}"
+            if alias in app.s["aliases"]:
+                raise MxError(400, "M_ROOM_IN_USE", "Room alias already taken")
+        creators = [creator]
+        creation.pop("creator", None)
+        creation["room_version"] = version
+        if v >= 12:
+            extra = list(creation.get("additional_creators", []))
+            if preset == "trusted_private_chat":
+                extra += [i for i in invite if i not in extra]
+            if extra:
+                creation["additional_creators"] = extra
+            creators += [c for c in extra if c != creator]
+        elif v <= 10:
+            creation["creator"] = creator     # v11 removed `creator`
+        # Power levels (Synapse defaults; `invite` 0 for the private presets)
+        users = {} if v >= 12 else {creator: 100}
+        if preset == "trusted_private_chat" and v < 12:
+            for i in invite:
+                users[i] = 100
+        pl = {"users": users, "users_default": 0,
+              "events": {"m.room.name": 50, "m.room.power_levels": 100,
+                         "m.room.history_visibility": 100, "m.room.canonical_alias": 50,
+                         "m.room.avatar": 50, "m.room.tombstone": 150 if v >= 12 else 100,
+                         "m.room.server_acl": 100, "m.room.encryption": 100},
+              "events_default": 0, "state_default": 50, "ban": 50, "kick": 50,
+              "redact": 50, "invite": 50 if preset == "public_chat" else 0,
+              "notifications": {"room": 50}}
+        pl.update(pl_override)
+        if v >= 12 and any(c in pl.get("users", {}) for c in creators):
+            raise MxError(400, "M_INVALID_ROOM_STATE",
+                          "room creators cannot be listed in power levels (room v12)")
+        # Planned state after the power levels, in the spec's order.
+        planned = []
+        if alias:
+            planned.append(("m.room.canonical_alias", "", {"alias": alias}))
+        planned.append(("m.room.join_rules", "",
+                        {"join_rule": "public" if preset == "public_chat" else "invite"}))
+        planned.append(("m.room.history_visibility", "", {"history_visibility": "shared"}))
+        planned.append(("m.room.guest_access", "",
+                        {"guest_access": "forbidden" if preset == "public_chat" else "can_join"}))
+        for st in initial_state:
+            if not isinstance(st, dict) or not isinstance(st.get("type"), str) \
+                    or not isinstance(st.get("content"), dict):
+                raise MxError(400, "M_BAD_JSON", "bad initial_state entry")
+            if st["type"] in ("m.room.create", "m.room.member"):
+                raise MxError(400, "M_INVALID_ROOM_STATE", f"{st['type']} not allowed in initial_state")
+            planned.append((st["type"], st.get("state_key", ""), st["content"]))
+        if body.get("name") is not None:
+            planned.append(("m.room.name", "", {"name": body["name"]}))
+        if body.get("topic") is not None:
+            planned.append(("m.room.topic", "", {"topic": body["topic"], "m.topic": [
+                {"body": body["topic"], "mimetype": "text/plain"}]}))
+        # Check the creator may send all of it with the final power levels.
+        mine = INFINITE_PL if v >= 12 else pl.get("users", {}).get(creator, pl.get("users_default", 0))
+        for etype, _, _ in planned:
+            need = pl.get("events", {}).get(etype, pl.get("state_default", 50))
+            if mine < need:
+                raise MxError(400, "M_INVALID_ROOM_STATE",
+                              f"creator's power level is too low to send {etype}")
+        # Create it.
+        if v >= 12:
+            h = b64u(hashlib.sha256(secrets.token_bytes(32)).digest())
+            room_id, create_id = "!" + h, "$" + h
+        else:
+            room_id = "!" + "".join(random.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                                    for _ in range(18)) + ":" + app.server_name
+            create_id = None
+        room = {"room_id": room_id, "version": version, "creators": creators,
+                "state": {}, "events": []}
+        app.s["rooms"][room_id] = room
+        app.append(room, creator, "m.room.create", creation, state_key="", event_id=create_id)
+        app.append(room, creator, "m.room.member", app.member_content(creator, "join"),
+                   state_key=creator)
+        app.append(room, creator, "m.room.power_levels", pl, state_key="")
+        if alias:
+            app.s["aliases"][alias] = room_id
+        for etype, key, content in planned:
+            app.append(room, creator, etype, content, state_key=key)
+        for i in invite:
+            if i == creator:
+                continue
+            extra = {"is_direct": True} if body.get("is_direct") else {}
+            app.append(room, creator, "m.room.member",
+                       app.member_content(i, "invite", **extra), state_key=i)
+        app.commit()
+        return 200, {"room_id": room_id}
+
+
+@route("POST", C + "/rooms/{roomId}/invite")
+def h_invite(app, req):
+    body = req.json()
+    if not isinstance(body.get("user_id"), str):
+        raise MxError(400, "M_MISSING_PARAM", "user_id is required")
+    # `is_direct` is not in the spec'd body; honoured for convenience.
+    extra = {"is_direct": True} if body.get("is_direct") else {}
+    with app.lock:
+        app.do_membership(req.params["roomId"], req.user_id, body["user_id"], "invite",
+                          reason=body.get("reason"), extra=extra)
+        app.commit()
+    return 200, {}
+
+
+def _join(app, req, room_id_or_alias):
+    req.json()
+    with app.lock:
+        rid = room_id_or_alias
+        if rid.startswith("#"):
+            rid = app.s["aliases"].get(rid)
+            if not rid:
+                raise MxError(404, "M_NOT_FOUND", "Room alias not found")
+        app.do_membership(rid, req.user_id, req.user_id, "join")
+        app.commit()
+    return 200, {"room_id": rid}
+
+
+@route("POST", C + "/rooms/{roomId}/join")
+def h_join_room(app, req):
+    return _join(app, req, req.params["roomId"])
+
+
+@route("POST", C + "/join/{roomIdOrAlias}")
+def h_join(app, req):
+    return _join(app, req, req.params["roomIdOrAlias"])
+
+
+@route("POST", C + "/rooms/{roomId}/leave")
+def h_leave(app, req):
+    body = req.json()
+    with app.lock:
+        app.do_membership(req.params["roomId"], req.user_id, req.user_id, "leave",
+                          reason=body.get("reason"))
+        app.commit()
+    return 200, {}
+
+
+@route("POST", C + "/rooms/{roomId}/forget")
+def h_forget(app, req):
+    return 200, {}
+
+
+def _kickban(app, req, membership, unban=False):
+    body = req.json()
+    if not isinstance(body.get("user_id"), str):
+        raise MxError(400, "M_MISSING_PARAM", "user_id is required")
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if unban and room is not None and app.membership(room, body["user_id"]) != "ban":
+            raise MxError(403, "M_FORBIDDEN", "User is not banned")
+        app.do_membership(req.params["roomId"], req.user_id, body["user_id"], membership,
+                          reason=body.get("reason"))
+        app.commit()
+    return 200, {}
+
+
+@route("POST", C + "/rooms/{roomId}/kick")
+def h_kick(app, req):
+    return _kickban(app, req, "leave")
+
+
+@route("POST", C + "/rooms/{roomId}/ban")
+def h_ban(app, req):
+    return _kickban(app, req, "ban")
+
+
+@route("POST", C + "/rooms/{roomId}/unban")
+def h_unban(app, req):
+    return _kickban(app, req, "leave", unban=True)
+
+
+@route("GET", C + "/joined_rooms")
+def h_joined_rooms(app, req):
+    with app.lock:
+        return 200, {"joined_rooms": [rid for rid, r in app.s["rooms"].items()
+                                      if app.membership(r, req.user_id) == "join"]}
+
+
+@route("GET", C + "/directory/room/{roomAlias}", auth=False)
+def h_get_alias(app, req):
+    with app.lock:
+        rid = app.s["aliases"].get(req.params["roomAlias"])
+    if not rid:
+        raise MxError(404, "M_NOT_FOUND", "Room alias not found")
+    return 200, {"room_id": rid, "servers": [app.server_name]}
+
+
+@route("PUT", C + "/directory/room/{roomAlias}")
+def h_put_alias(app, req):
+    body = req.json()
+    with app.lock:
+        alias = req.params["roomAlias"]
+        if not alias.endswith(":" + app.server_name):
+            raise MxError(400, "M_INVALID_PARAM", "alias on another server")
+        if alias in app.s["aliases"]:
+            raise MxError(409, "M_UNKNOWN", "Room alias already exists")
+        app.room_for_member(body.get("room_id", ""), req.user_id)
+        app.s["aliases"][alias] = body["room_id"]
+        app.commit()
+    return 200, {}
+
+
+@route("DELETE", C + "/directory/room/{roomAlias}")
+def h_del_alias(app, req):
+    with app.lock:
+        if app.s["aliases"].pop(req.params["roomAlias"], None) is None:
+            raise MxError(404, "M_NOT_FOUND", "Room alias not found")
+        app.commit()
+    return 200, {}
+
+
+# --------------------------------------------------------------------------
+# Rooms: sending, state, redaction  (transaction ids: (device, path) scope)
+# --------------------------------------------------------------------------
+
+def txn_key(req):
+    # Spec: a retransmission is the same transaction id on the same path from
+    # the same device.  The path is normalised (template + decoded params).
+    return "|".join([req.user_id, req.device_id, req.route.template,
+                     json.dumps(req.params, sort_keys=True)])
+
+
+@route("PUT", C + "/rooms/{roomId}/send/{eventType}/{txnId}")
+def h_send(app, req):
+    body = req.json()
+    with app.lock:
+        key = txn_key(req)
+        if key in app.s["txns"]:
+            return 200, app.s["txns"][key]
+        room = app.room_for_member(req.params["roomId"], req.user_id)
+        etype = req.params["eventType"]
+        have = app.user_pl(room, req.user_id)
+        need = app.required_pl(room, etype, False)
+        if have < need:
+            raise MxError(403, "M_FORBIDDEN",
+                          f"You don't have permission to post that to the room. "
+                          f"user_level ({have}) < send_level ({need})")
+        txn = [req.user_id, req.device_id, req.params["txnId"]]
+        if etype == "m.room.redaction" and isinstance(body.get("redacts"), str):
+            e = app.redact(room, req.user_id, body["redacts"], body.get("reason"), txn)
+        else:
+            e = app.append(room, req.user_id, etype, body, txn=txn)
+        app.s["txns"][key] = {"event_id": e["event_id"]}
+        app.commit()
+        return 200, {"event_id": e["event_id"]}
+
+
+@route("PUT", C + "/rooms/{roomId}/redact/{eventId}/{txnId}")
+def h_redact(app, req):
+    body = req.json()
+    with app.lock:
+        key = txn_key(req)
+        if key in app.s["txns"]:
+            return 200, app.s["txns"][key]
+        room = app.room_for_member(req.params["roomId"], req.user_id)
+        e = app.redact(room, req.user_id, req.params["eventId"], body.get("reason"),
+                       [req.user_id, req.device_id, req.params["txnId"]])
+        app.s["txns"][key] = {"event_id": e["event_id"]}
+        app.commit()
+        return 200, {"event_id": e["event_id"]}
+
+
+def _put_state(app, req, key):
+    body = req.json()
+    etype = req.params["eventType"]
+    with app.lock:
+        room = app.room_for_member(req.params["roomId"], req.user_id)
+        if etype == "m.room.member":
+            # Route membership changes through the membership rules.
+            mem = body.get("membership")
+            if mem == "join" and key == req.user_id and app.membership(room, key) == "join":
+                e = app.append(room, req.user_id, etype, body, state_key=key)
+            else:
+                e = app.do_membership(room["room_id"], req.user_id, key, mem,
+                                      reason=body.get("reason"))
+                if e is None:
+                    e = app.member_ev(room, key)
+        else:
+            e = app.send_state(room, req.user_id, etype, key, body)
+        app.commit()
+        return 200, {"event_id": e["event_id"]}
+
+
+@route("PUT", C + "/rooms/{roomId}/state/{eventType}/{stateKey*}")
+def h_put_state(app, req):
+    return _put_state(app, req, req.params["stateKey"])
+
+
+@route("PUT", C + "/rooms/{roomId}/state/{eventType}")
+def h_put_state_nokey(app, req):
+    return _put_state(app, req, "")
+
+
+def _get_state(app, req, key):
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if room is None:
+            raise MxError(403, "M_FORBIDDEN", "not in room")
+        bound = app.visible_bound(room, req.user_id)
+        st = app.state_at(room, bound + 1)
+        e = st.get((req.params["eventType"], key))
+        if e is None:
+            raise MxError(404, "M_NOT_FOUND", "Event not found.")
+        if req.q("format") == "event":
+            return 200, app.client_event(e, req.user_id, req.device_id)
+        return 200, e["content"]
+
+
+@route("GET", C + "/rooms/{roomId}/state/{eventType}/{stateKey*}")
+def h_get_state(app, req):
+    return _get_state(app, req, req.params["stateKey"])
+
+
+@route("GET", C + "/rooms/{roomId}/state/{eventType}")
+def h_get_state_nokey(app, req):
+    return _get_state(app, req, "")
+
+
+@route("GET", C + "/rooms/{roomId}/state")
+def h_get_all_state(app, req):
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if room is None:
+            raise MxError(403, "M_FORBIDDEN", "not in room")
+        bound = app.visible_bound(room, req.user_id)
+        st = sorted(app.state_at(room, bound + 1).values(), key=lambda e: e["_pos"])
+        return 200, [app.client_event(e, req.user_id, req.device_id) for e in st]
+
+
+@route("GET", C + "/rooms/{roomId}/members")
+def h_members(app, req):
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if room is None:
+            raise MxError(403, "M_FORBIDDEN", "not in room")
+        bound = app.visible_bound(room, req.user_id)
+        if req.q("at"):
+            bound = min(bound, app.parse_tok(req.q("at"), "at"))
+        st = app.state_at(room, bound + 1)
+        out = []
+        for (t, _), e in sorted(st.items(), key=lambda kv: kv[1]["_pos"]):
+            if t != "m.room.member":
+                continue
+            m = e["content"].get("membership")
+            if req.q("membership") and m != req.q("membership"):
+                continue
+            if req.q("not_membership") and m == req.q("not_membership"):
+                continue
+            out.append(app.client_event(e, req.user_id, req.device_id))
+        return 200, {"chunk": out}
+
+
+@route("GET", C + "/rooms/{roomId}/joined_members")
+def h_joined_members(app, req):
+    with app.lock:
+        room = app.room_for_member(req.params["roomId"], req.user_id)
+        out = {}
+        for uid, eid in room["state"].get("m.room.member", {}).items():
+            c = app.ev(eid)["content"]
+            if c.get("membership") == "join":
+                out[uid] = {"display_name": c.get("displayname"),
+                            "avatar_url": c.get("avatar_url")}
+        return 200, {"joined": out}
+
+
+@route("GET", C + "/rooms/{roomId}/event/{eventId}")
+def h_get_event(app, req):
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if room is None:
+            raise MxError(404, "M_NOT_FOUND", "Event not found.")
+        bound = app.visible_bound(room, req.user_id)
+        e = app.ev(req.params["eventId"])
+        if not e or e["room_id"] != room["room_id"] or e["_pos"] > bound:
+            raise MxError(404, "M_NOT_FOUND", "Event not found.")
+        return 200, app.client_event(e, req.user_id, req.device_id)
+
+
+@route("GET", C + "/rooms/{roomId}/messages")
+def h_messages(app, req):
+    d = req.q("dir")
+    if d not in ("b", "f"):
+        raise MxError(400, "M_INVALID_PARAM" if d else "M_MISSING_PARAM",
+                      "dir must be 'b' or 'f'")
+    try:
+        limit = int(req.q("limit", DEFAULT_MESSAGES_LIMIT))
+    except ValueError:
+        raise MxError(400, "M_INVALID_PARAM", "limit must be an integer")
+    limit = max(0, min(limit, 1000))
+    filt = {}
+    if req.q("filter"):
+        try:
+            filt = json.loads(req.q("filter"))
+        except ValueError:
+            raise MxError(400, "M_NOT_JSON", "filter is not JSON")
+        if not isinstance(filt, dict):
+            raise MxError(400, "M_BAD_JSON", "filter must be an object")
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if room is None:
+            raise MxError(403, "M_FORBIDDEN", "not in room")
+        bound = app.visible_bound(room, req.user_id)
+        frm = req.q("from")
+        to = req.q("to")
+        to_pos = app.parse_tok(to, "to") if to else None
+        if d == "b":
+            start = app.parse_tok(frm, "from") if frm else app.s["pos"]
+            hi = min(start, bound)
+            lo = to_pos if to_pos is not None else 0
+            cands = list(reversed(app.room_events(room, lo, hi)))
+        else:
+            start = app.parse_tok(frm, "from") if frm else 0
+            hi = min(to_pos, bound) if to_pos is not None else bound
+            cands = app.room_events(room, start, hi)
+        chunk, last = [], None
+        for i, e in enumerate(cands):
+            if len(chunk) >= limit:
+                break
+            last = i
+            if event_filter_ok(filt, e):
+                chunk.append(e)
+        out = {"start": app.tok(start),
+               "chunk": [app.client_event(e, req.user_id, req.device_id) for e in chunk]}
+        # `end` only when more events remain in this direction (within `to`).
+        if last is not None and last + 1 < len(cands):
+            p = cands[last]["_pos"]
+            out["end"] = app.tok(p - 1 if d == "b" else p)
+        elif last is None and limit == 0 and cands:
+            out["end"] = app.tok(start)
+        if filt.get("lazy_load_members"):
+            senders = {e["sender"] for e in chunk}
+            st = app.state_at(room, bound + 1)
+            out["state"] = [app.client_event(st[("m.room.member", s)], req.user_id, req.device_id)
+                            for s in sorted(senders) if ("m.room.member", s) in st]
+        return 200, out
+
+
+def _relations(app, req):
+    with app.lock:
+        room = app.room(req.params["roomId"])
+        if room is None:
+            raise MxError(403, "M_FORBIDDEN", "not in room")
+        bound = app.visible_bound(room, req.user_id)
+        out = []
+        for e in app.room_events(room, 0, bound):
+            rel = e["content"].get("m.relates_to")
+            if not isinstance(rel, dict) or rel.get("event_id") != req.params["eventId"]:
+                continue
+            if req.params.get("relType") and rel.get("rel_type") != req.params["relType"]:
+                continue
+            if req.params.get("eventType") and e["type"] != req.params["eventType"]:
+                continue
+            out.append(e)
+        if req.q("dir", "b") == "b":
+            out.reverse()
+        limit = int(req.q("limit", 50))
+        return 200, {"chunk": [app.client_event(e, req.user_id, req.device_id)
+                               for e in out[:limit]]}
+
+
+R1 = "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}"
+route("GET", R1)(_relations)
+route("GET", R1 + "/{relType}")(_relations)
+route("GET", R1 + "/{relType}/{eventType}")(_relations)
+
+
+def _noop_in_room(app, req):
+    req.json()
+    with app.lock:
+        app.room_for_member(req.params["roomId"], req.user_id)
+    return 200, {}
+
+
+route("PUT", C + "/rooms/{roomId}/typing/{userId}")(_noop_in_room)
+route("POST", C + "/rooms/{roomId}/receipt/{receiptType}/{eventId}")(_noop_in_room)
+route("POST", C + "/rooms/{roomId}/read_markers")(_noop_in_room)
+
+
+@route("PUT", C + "/presence/{userId}/status")
+def h_presence(app, req):
+    req.json()
+    return 200, {}
+
+
+# --------------------------------------------------------------------------
+# Sync
+# --------------------------------------------------------------------------
+
+@route("GET", C + "/sync")
+def h_sync(app, req):
+    try:
+        timeout = max(0, int(req.q("timeout", 0)))
+    except ValueError:
+        raise MxError(400, "M_INVALID_PARAM", "timeout must be an integer")
+    full_state = req.q("full_state") == "true"
+    deadline = time.monotonic() + timeout / 1000.0
+    with app.cond:
+        since = app.parse_tok(req.q("since"), "since") if req.q("since") else None
+        filt = app.load_filter(req.user_id, req.q("filter"))
+        while True:
+            resp, empty = app.build_sync(req.user_id, req.device_id, since, filt, full_state)
+            if not empty or since is None or full_state:
+                return 200, resp
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return 200, resp
+            f = req.interrupt_check()
+            if f:
+                raise Interrupted(f)
+            waiting = app.syncing.setdefault(req.user_id, [])
+            waiting.append(since)
+            try:
+                app.cond.wait(remaining)
+            finally:
+                waiting.remove(since)
+
+
+# --------------------------------------------------------------------------
+# Media
+# --------------------------------------------------------------------------
+
+def _store_media(app, req, media_id):
+    if len(req.body) > MAX_UPLOAD:
+        raise MxError(413, "M_TOO_LARGE", "Upload is too large")
+    ctype = req.headers.get("Content-Type") or "application/octet-stream"
+    app.s["media"][media_id] = {"content_type": ctype, "filename": req.q("filename"),
+                                "owner": req.user_id,
+                                "data": base64.b64encode(req.body).decode()}
+
+
+@route("POST", "/_matrix/media/v3/upload")
+def h_upload(app, req):
+    with app.lock:
+        mid = secrets.token_urlsafe(18)
+        _store_media(app, req, mid)
+        app.commit()
+    return 200, {"content_uri": f"mxc://{app.server_name}/{mid}"}
+
+
+@route("POST", "/_matrix/media/v1/create")
+def h_media_create(app, req):
+    with app.lock:
+        mid = secrets.token_urlsafe(18)
+        app.s["media"][mid] = {"pending": True, "owner": req.user_id}
+        app.commit()
+    return 200, {"content_uri": f"mxc://{app.server_name}/{mid}",
+                 "unused_expires_at": now_ms() + 24 * 3600 * 1000}
+
+
+@route("PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}")
+def h_upload_to(app, req):
+    with app.lock:
+        m = app.s["media"].get(req.params["mediaId"])
+        if req.params["serverName"] != app.server_name or m is None:
+            raise MxError(404, "M_NOT_FOUND", "Unknown media id")
+        if m.get("owner") != req.user_id:
+            raise MxError(403, "M_FORBIDDEN", "Not your media id")
+        if not m.get("pending"):
+            raise MxError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
+        _store_media(app, req, req.params["mediaId"])
+        app.commit()
+    return 200, {}
+
+
+def _download(app, req):
+    with app.lock:
+        m = app.s["media"].get(req.params["mediaId"])
+        if req.params["serverName"] != app.server_name or not m or m.get("pending"):
+            raise MxError(404, "M_NOT_FOUND", "Not found")
+        name = req.params.get("fileName") or m.get("filename")
+        headers = {}
+        if name:
+            headers["Content-Disposition"] = "attachment; filename*=utf-8''" + \
+                urllib.parse.quote(name)
+        return Raw(base64.b64decode(m["data"]), m["content_type"], headers)
+
+
+for _t, _auth in (("/_matrix/client/v1/media/download/{serverName}/{mediaId}", True),
+                  ("/_matrix/media/v3/download/{serverName}/{mediaId}", False)):
+    route("GET", _t, auth=_auth)(_download)
+    route("GET", _t + "/{fileName}", auth=_auth)(_download)
+
+
+@route("GET", "/_matrix/client/v1/media/config")
+def h_media_config(app, req):
+    return 200, {"m.upload.size": MAX_UPLOAD}
+
+
+@route("GET", "/_matrix/media/v3/config")
+def h_media_config_legacy(app, req):
+    return 200, {"m.upload.size": MAX_UPLOAD}
+
+
+# --------------------------------------------------------------------------
+# HTTP layer
+# --------------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mxhs/1.0"
+
+    def log_message(self, fmt, *args):
+        if self.server.app.verbose:
+            sys.stderr.write("mxhs: " + (fmt % args) + "\n")
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_OPTIONS(self):
+        self.dispatch("OPTIONS")
+
+    def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            data = b""
+            while True:
+                line = self.rfile.readline()
+                n = int(line.split(b";")[0].strip() or b"0", 16)
+                if n == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(n)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def send_bytes(self, status, data, ctype="application/json", headers=None, truncate=False):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data[:len(data) // 2] if truncate else data)
+        self.wfile.flush()
+        if truncate:
+            self.drop()
+
+    def send_json(self, status, obj, headers=None, truncate=False):
+        self.send_bytes(status, json.dumps(obj).encode(), "application/json", headers, truncate)
+
+    def drop(self):
+        """Close the connection without (the rest of) a response."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def send_fault_status(self, f):
+        status = f["status"]
+        if f.get("body") is not None:
+            body = f["body"].encode()
+            ctype = f.get("content_type") or "text/html"
+        else:
+            default = {429: "M_LIMIT_EXCEEDED", 401: "M_UNKNOWN_TOKEN", 403: "M_FORBIDDEN",
+                       404: "M_NOT_FOUND"}.get(status, "M_UNKNOWN")
+            obj = {"errcode": f.get("errcode") or default,
+                   "error": f.get("error") or f"Injected fault {f['id']}"}
+            if f.get("retry_after_ms") is not None:
+                obj["retry_after_ms"] = int(f["retry_after_ms"])
+            body, ctype = json.dumps(obj).encode(), "application/json"
+        headers = {}
+        if f.get("retry_after_header"):
+            secs = math.ceil((f.get("retry_after_ms") or 1000) / 1000.0)
+            headers["Retry-After"] = str(max(0, secs))
+        self.send_bytes(status, body, ctype, headers)
+
+    def dispatch(self, method):
+        app = self.server.app
+        try:
+            self._dispatch(app, method)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _dispatch(self, app, method):
+        raw_path, _, qs = self.path.partition("?")
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(qs, keep_blank_values=True).items()}
+        body = self.read_body()
+        if raw_path.startswith("/_test/"):
+            try:
+                status, obj = app.test_api(method, raw_path, body)
+            except MxError as e:
+                status, obj = e.status, e.body()
+            return self.send_json(status, obj)
+
+        r, params, allowed = match_route(method, raw_path)
+        user_id = app.user_for_token(self.headers, query)
+        app.count_request(method, r.template if r else "<unrecognized>", user_id)
+
+        fault = app.take_fault(method, raw_path, user_id)
+        if fault:
+            if fault["kind"] == "status":
+                if fault["delay_ms"]:
+                    time.sleep(fault["delay_ms"] / 1000.0)
+                return self.send_fault_status(fault)
+            if fault["kind"] in ("delay", "drop") and fault["delay_ms"]:
+                time.sleep(fault["delay_ms"] / 1000.0)
+            if fault["kind"] == "drop" and not fault["execute"]:
+                return self.drop()
+
+        req = Request(method, raw_path, query, self.headers, body, params or {})
+        req.route = r
+        # A fault added while this request long-polls may still hit it.
+        req.interrupt_check = lambda: app.take_fault(method, raw_path, user_id,
+                                                     kinds=("drop", "status"))
+        try:
+            if r is None:
+                if allowed:
+                    raise MxError(405, "M_UNRECOGNIZED", "Unrecognized request")
+                raise MxError(404, "M_UNRECOGNIZED", "Unrecognized request")
+            if r.auth:
+                app.authenticate(req)
+            result = r.fn(app, req)
+        except Interrupted as it:
+            if it.fault["kind"] == "status":
+                return self.send_fault_status(it.fault)
+            return self.drop()
+        except MxError as e:
+            result = (e.status, e.body())
+        except Exception as e:  # a bug here should be visible, not a hang
+            import traceback
+            traceback.print_exc()
+            result = (500, {"errcode": "M_UNKNOWN", "error": f"internal error: {e!r}"})
+
+        if fault and fault["kind"] == "drop":      # executed, answer lost
+            return self.drop()
+        truncate = bool(fault and fault["kind"] == "truncate")
+        if isinstance(result, Raw):
+            return self.send_bytes(200, result.data, result.content_type, result.headers,
+                                   truncate)
+        status, obj = result
+        return self.send_json(status, obj, truncate=truncate)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Tiny Matrix homeserver for tests")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--server-name", default="localhost")
+    ap.add_argument("--state", default=None, help="persist state to this JSON file")
+    ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    a = ap.parse_args(argv)
+    app = App(a.server_name, a.state, a.verbose)
+    srv = Server((a.host, a.port), Handler)
+    srv.app = app
+    host, port = srv.server_address[:2]
+    app.base_url = f"http://{host}:{port}"
+
+    def on_term(signum, frame):
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    print(f"LISTENING {app.base_url}", flush=True)
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    finally:
+        srv.server_close()
+
+
+if __name__ == "__main__":
+    main()
