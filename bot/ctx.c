@@ -1,0 +1,432 @@
+/* Command context: accessors, replies through the outbox, permissions,
+ * scheduling, and the date helper shared by command families. */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlbot/clock.h"
+#include "tlbot/ctx.h"
+#include "tlbot/log.h"
+#include "tlbot/tz.h"
+
+void
+tlbot_ctx_init(struct tlbot_ctx *ctx, const struct tlbot_config *cfg, struct tlbot_store *st,
+	       const char *bot_user)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cfg = cfg;
+	ctx->st = st;
+	ctx->bot_user = bot_user;
+	ctx->now = tlbot_clock_now();
+	ctx->event_time = ctx->now;
+	ctx->prefix = cfg->prefixes.n ? cfg->prefixes.v[0] : "!";
+	tlbot_buf_init(&ctx->err, 1024);
+}
+
+void
+tlbot_ctx_release(struct tlbot_ctx *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->nmentions; i++)
+		free(ctx->mentions[i]);
+	ctx->nmentions = 0;
+	tlbot_buf_release(&ctx->err);
+}
+
+void
+tlbot_ctx_add_mention(struct tlbot_ctx *ctx, const char *user_id)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->nmentions; i++)
+		if (strcmp(ctx->mentions[i], user_id) == 0)
+			return;
+	if (ctx->nmentions < TLBOT_CTX_MAX_MENTIONS) {
+		ctx->mentions[ctx->nmentions] = strdup(user_id);
+		if (ctx->mentions[ctx->nmentions])
+			ctx->nmentions++;
+	}
+}
+
+const char *tlbot_ctx_sender(const struct tlbot_ctx *ctx) { return ctx->sender; }
+const char *tlbot_ctx_room(const struct tlbot_ctx *ctx) { return ctx->room_id; }
+const char *tlbot_ctx_event_id(const struct tlbot_ctx *ctx) { return ctx->event_id; }
+const char *tlbot_ctx_body(const struct tlbot_ctx *ctx) { return ctx->body ? ctx->body : ""; }
+const char *tlbot_ctx_prefix(const struct tlbot_ctx *ctx) { return ctx->prefix; }
+const char *tlbot_ctx_bot_user(const struct tlbot_ctx *ctx) { return ctx->bot_user; }
+const char *tlbot_ctx_in_reply_to(const struct tlbot_ctx *ctx) { return ctx->in_reply_to; }
+const char *tlbot_ctx_replaces(const struct tlbot_ctx *ctx) { return ctx->replaces; }
+const char *tlbot_ctx_thread_root(const struct tlbot_ctx *ctx) { return ctx->thread_root; }
+const char *tlbot_ctx_redacts(const struct tlbot_ctx *ctx) { return ctx->redacts; }
+int tlbot_ctx_is_dm(const struct tlbot_ctx *ctx) { return ctx->is_dm; }
+time_t tlbot_ctx_event_time(const struct tlbot_ctx *ctx) { return ctx->event_time; }
+time_t tlbot_ctx_now(const struct tlbot_ctx *ctx) { return ctx->now; }
+size_t tlbot_ctx_nmentions(const struct tlbot_ctx *ctx) { return ctx->nmentions; }
+const char *tlbot_ctx_default_tz(const struct tlbot_ctx *ctx) { return ctx->cfg->timezone; }
+int tlbot_ctx_grace_s(const struct tlbot_ctx *ctx) { return ctx->cfg->grace_period_s; }
+const char *tlbot_ctx_digest_room(const struct tlbot_ctx *ctx) { return ctx->cfg->digest_room; }
+sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx) { return ctx->st->db; }
+
+const char *
+tlbot_ctx_mention(const struct tlbot_ctx *ctx, size_t i)
+{
+	return i < ctx->nmentions ? ctx->mentions[i] : NULL;
+}
+
+const char *
+tlbot_ctx_bank_holidays_file(const struct tlbot_ctx *ctx)
+{
+	return ctx->cfg->bank_holidays_file;
+}
+
+int
+tlbot_ctx_dm_default(const struct tlbot_ctx *ctx)
+{
+	return ctx->cfg->dm_notifications == NULL || strcmp(ctx->cfg->dm_notifications, "off") != 0;
+}
+
+int
+tlbot_ctx_dm_enabled(struct tlbot_ctx *ctx, const char *user_id)
+{
+	return tlbot_store_dm_enabled(ctx->st, user_id, tlbot_ctx_dm_default(ctx));
+}
+
+int
+tlbot_ctx_set_dm_enabled(struct tlbot_ctx *ctx, const char *user_id, int on)
+{
+	if (tlbot_store_set_dm_enabled(ctx->st, user_id, on) != 0) {
+		ctx->db_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int64_t
+tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter)
+{
+	int64_t v = tlbot_store_next_id(ctx->st, counter);
+
+	if (v < 0)
+		ctx->db_failed = 1;
+	return v;
+}
+
+/* ---- permissions ---- */
+
+int
+tlbot_ctx_is_admin(const struct tlbot_ctx *ctx, const char *user_id)
+{
+	return user_id && tlbot_config_is_admin(ctx->cfg, user_id);
+}
+
+/* Room versions whose creators outrank everyone (MSC4289, room v12). */
+static int
+creators_privileged(const char *room_version)
+{
+	if (room_version == NULL)
+		return 0;
+	if (strncmp(room_version, "org.matrix.hydra", 16) == 0)
+		return 1;
+	return isdigit((unsigned char)room_version[0]) && atoi(room_version) >= 12;
+}
+
+int64_t
+tlbot_ctx_power(const struct tlbot_ctx *ctx, const char *room_id, const char *user_id)
+{
+	char *create = NULL, *creator = NULL, *pl = NULL;
+	json_t *cj = NULL, *pj = NULL, *v;
+	json_error_t jerr;
+	int64_t level = 0;
+
+	if (room_id == NULL || user_id == NULL)
+		return 0;
+	tlbot_store_state_get(ctx->st, room_id, "m.room.create", "", &create);
+	tlbot_store_state_sender(ctx->st, room_id, "m.room.create", "", &creator);
+	if (create)
+		cj = json_loads(create, 0, &jerr);
+	if (cj && creators_privileged(json_string_value(json_object_get(cj, "room_version")))) {
+		size_t i;
+		json_t *extra = json_object_get(cj, "additional_creators");
+
+		if (creator && strcmp(creator, user_id) == 0) {
+			level = INT64_MAX;
+			goto out;
+		}
+		for (i = 0; json_is_array(extra) && i < json_array_size(extra); i++) {
+			const char *u = json_string_value(json_array_get(extra, i));
+
+			if (u && strcmp(u, user_id) == 0) {
+				level = INT64_MAX;
+				goto out;
+			}
+		}
+	}
+	if (tlbot_store_state_get(ctx->st, room_id, "m.room.power_levels", "", &pl) == 0)
+		pj = json_loads(pl, 0, &jerr);
+	if (pj == NULL) {
+		/* no power levels yet: the creator has 100, everyone else 0 */
+		level = creator && strcmp(creator, user_id) == 0 ? 100 : 0;
+		goto out;
+	}
+	v = json_object_get(json_object_get(pj, "users"), user_id);
+	if (!json_is_integer(v))
+		v = json_object_get(pj, "users_default");
+	level = json_is_integer(v) ? json_integer_value(v) : 0;
+out:
+	json_decref(cj);
+	json_decref(pj);
+	free(create);
+	free(creator);
+	free(pl);
+	return level;
+}
+
+int
+tlbot_ctx_allowed(const struct tlbot_ctx *ctx, enum tlbot_perm perm, const char *user_id)
+{
+	switch (perm) {
+	case TLBOT_PERM_ANYONE:
+		return 1;
+	case TLBOT_PERM_WRITE:
+		return tlbot_ctx_is_admin(ctx, user_id) ||
+		       tlbot_ctx_power(ctx, ctx->room_id, user_id) >= ctx->cfg->power_level;
+	case TLBOT_PERM_ADMIN:
+		return tlbot_ctx_is_admin(ctx, user_id);
+	}
+	return 0;
+}
+
+/* ---- outbox ---- */
+
+int
+tlbot_ctx_enqueue(struct tlbot_ctx *ctx, const char *kind, const char *room_id,
+		  const char *user_id, const char *content_json)
+{
+	char txn[512];
+
+	snprintf(txn, sizeof(txn), "tlbot.%s.%d", ctx->txn_base ? ctx->txn_base : "x",
+		 ctx->msg_index++);
+	if (tlbot_store_outbox_add(ctx->st, txn, kind, room_id, user_id, "m.room.message",
+				   content_json, NULL, 0) != 0) {
+		ctx->db_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Add the reply relation (and thread) of the ctx event to content. */
+static int
+add_relation(struct tlbot_ctx *ctx, json_t *content)
+{
+	json_t *rel;
+
+	if (ctx->event_id == NULL)
+		return 0;
+	if (ctx->thread_root)
+		rel = json_pack("{s:s, s:s, s:b, s:{s:s}}", "rel_type", "m.thread", "event_id",
+				ctx->thread_root, "is_falling_back", 1, "m.in_reply_to",
+				"event_id", ctx->event_id);
+	else
+		rel = json_pack("{s:{s:s}}", "m.in_reply_to", "event_id", ctx->event_id);
+	if (rel == NULL)
+		return -1;
+	return json_object_set_new(content, "m.relates_to", rel);
+}
+
+static int
+enqueue_msg(struct tlbot_ctx *ctx, const char *kind, const char *room_id, const char *user_id,
+	    struct tlbot_msg *m, int as_reply)
+{
+	char *text = tlbot_msg_content_json(m, "m.notice");
+	json_t *c = NULL;
+	json_error_t jerr;
+	int rc = -1;
+
+	tlbot_msg_release(m);
+	if (text == NULL) {
+		log_error("room %s: reply too large or out of memory; not sent",
+			  room_id ? room_id : "-");
+		return -1;
+	}
+	if (as_reply) {
+		c = json_loads(text, 0, &jerr);
+		free(text);
+		text = NULL;
+		if (c == NULL || add_relation(ctx, c) != 0)
+			goto out;
+		text = json_dumps(c, JSON_COMPACT);
+		if (text == NULL)
+			goto out;
+	}
+	rc = tlbot_ctx_enqueue(ctx, kind, room_id, user_id, text);
+out:
+	json_decref(c);
+	free(text);
+	return rc;
+}
+
+int
+tlbot_reply(struct tlbot_ctx *ctx, struct tlbot_msg *m)
+{
+	if (ctx->room_id == NULL) {
+		tlbot_msg_release(m);
+		return -1;
+	}
+	return enqueue_msg(ctx, "send", ctx->room_id, NULL, m, 1);
+}
+
+int
+tlbot_replyf(struct tlbot_ctx *ctx, const char *fmt, ...)
+{
+	struct tlbot_msg m;
+	struct tlbot_buf b;
+	va_list ap;
+
+	tlbot_buf_init(&b, TLBOT_MSG_MAX);
+	va_start(ap, fmt);
+	tlbot_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, tlbot_buf_str(&b));
+	tlbot_buf_release(&b);
+	return tlbot_reply(ctx, &m);
+}
+
+int
+tlbot_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	tlbot_buf_reset(&ctx->err);
+	va_start(ap, fmt);
+	tlbot_buf_vprintf(&ctx->err, fmt, ap);
+	va_end(ap);
+	ctx->failed = 1;
+	return -1;
+}
+
+int
+tlbot_send_room(struct tlbot_ctx *ctx, const char *room_id, struct tlbot_msg *m)
+{
+	return enqueue_msg(ctx, "send", room_id, NULL, m, 0);
+}
+
+int
+tlbot_send_dm(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_msg *m)
+{
+	return enqueue_msg(ctx, "dm", NULL, user_id, m, 0);
+}
+
+int
+tlbot_send_file(struct tlbot_ctx *ctx, const char *room_id, const char *filename,
+		const char *mimetype, const void *data, size_t len, const char *caption)
+{
+	json_t *meta = json_pack("{s:s, s:s, s:s}", "filename", filename, "mimetype", mimetype,
+				 "caption", caption ? caption : "");
+	char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+	char txn[512];
+	int rc = -1;
+
+	json_decref(meta);
+	if (text == NULL || len > 50u * 1024 * 1024)
+		goto out;
+	snprintf(txn, sizeof(txn), "tlbot.%s.%d", ctx->txn_base ? ctx->txn_base : "x",
+		 ctx->msg_index++);
+	rc = tlbot_store_outbox_add(ctx->st, txn, "file", room_id, NULL, "m.room.message", text,
+				    data, (int)len);
+	if (rc != 0)
+		ctx->db_failed = 1;
+out:
+	free(text);
+	return rc;
+}
+
+/* ---- scheduler ---- */
+
+int64_t
+tlbot_job_schedule(struct tlbot_ctx *ctx, const char *kind, const char *key, const char *room_id,
+		   time_t due, const char *payload)
+{
+	int64_t id = tlbot_store_job_schedule(ctx->st, kind, key, room_id, due, payload);
+
+	if (id < 0)
+		ctx->db_failed = 1;
+	return id;
+}
+
+int
+tlbot_job_cancel(struct tlbot_ctx *ctx, const char *key)
+{
+	int n = tlbot_store_job_cancel(ctx->st, key);
+
+	if (n < 0)
+		ctx->db_failed = 1;
+	return n;
+}
+
+/* ---- dates ---- */
+
+const char tlbot_date_forms[] =
+	"accepted dates: YYYY-MM-DD, today, tomorrow, +Nd (days), +Nw (weeks)";
+
+static int
+days_in_month(int y, int m)
+{
+	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return d[m - 1];
+}
+
+int
+tlbot_parse_date(const char *s, time_t now, const char *tz, char out[11])
+{
+	long add = 0;
+	struct tm tm;
+	time_t noon;
+
+	if (s == NULL)
+		return -1;
+	if (strlen(s) == 10 && isdigit((unsigned char)s[0]) && s[4] == '-' && s[7] == '-') {
+		int y, m, d, i;
+
+		for (i = 0; i < 10; i++)
+			if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+				return -1;
+		y = atoi(s);
+		m = atoi(s + 5);
+		d = atoi(s + 8);
+		if (y < 1970 || y > 2999 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+			return -1;
+		memcpy(out, s, 10);
+		out[10] = '\0';
+		return 0;
+	}
+	if (strcmp(s, "today") == 0) {
+		add = 0;
+	} else if (strcmp(s, "tomorrow") == 0) {
+		add = 1;
+	} else if (s[0] == '+' && isdigit((unsigned char)s[1])) {
+		char *end;
+		long n = strtol(s + 1, &end, 10);
+
+		if (n > 3650 || (strcmp(end, "d") != 0 && strcmp(end, "w") != 0))
+			return -1;
+		add = *end == 'w' ? n * 7 : n;
+		if (add > 3650)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (tlbot_tz_local(tz, now, &tm) != 0)
+		return -1;
+	/* step from local noon so a DST change never skips or repeats a day */
+	if (tlbot_tz_mktime(tz, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, 12, 0, &noon) != 0)
+		return -1;
+	return tlbot_tz_date(tz, noon + add * 86400, out);
+}

@@ -1,0 +1,299 @@
+/* libcurl wrapper: one easy handle per thread, abortable transfers. */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlbot/http.h"
+#include "tlbot/log.h"
+
+#define BODY_MAX (64 * 1024 * 1024) /* a sync batch larger than this is refused */
+
+static volatile sig_atomic_t *abort_flag;
+
+const char *
+tlbot_strerror(enum tlbot_err e)
+{
+	switch (e) {
+	case TLBOT_OK: return "ok";
+	case TLBOT_ERR_NET: return "network error";
+	case TLBOT_ERR_HTTP: return "server error";
+	case TLBOT_ERR_PARSE: return "malformed response";
+	case TLBOT_ERR_ABORT: return "aborted";
+	case TLBOT_ERR_NOMEM: return "out of memory";
+	case TLBOT_ERR_DB: return "database error";
+	}
+	return "unknown error";
+}
+
+int
+tlbot_http_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void
+tlbot_http_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+void
+tlbot_http_set_abort_flag(volatile sig_atomic_t *flag)
+{
+	abort_flag = flag;
+}
+
+int
+tlbot_http_init(struct tlbot_http *h, const char *base, const char *ca_file)
+{
+	size_t n;
+
+	memset(h, 0, sizeof(*h));
+	h->curl = curl_easy_init();
+	h->base = strdup(base);
+	h->ca_file = ca_file ? strdup(ca_file) : NULL;
+	if (h->curl == NULL || h->base == NULL || (ca_file && h->ca_file == NULL)) {
+		tlbot_http_release(h);
+		return -1;
+	}
+	n = strlen(h->base);
+	while (n > 0 && h->base[n - 1] == '/')
+		h->base[--n] = '\0';
+	return 0;
+}
+
+void
+tlbot_http_release(struct tlbot_http *h)
+{
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->headers);
+	free(h->base);
+	if (h->token)
+		memset(h->token, 0, strlen(h->token));
+	free(h->token);
+	free(h->ca_file);
+	memset(h, 0, sizeof(*h));
+}
+
+int
+tlbot_http_set_token(struct tlbot_http *h, const char *token)
+{
+	struct tlbot_buf hdr;
+
+	if (h->token)
+		memset(h->token, 0, strlen(h->token));
+	free(h->token);
+	h->token = NULL;
+	curl_slist_free_all(h->headers);
+	h->headers = NULL;
+	if (token == NULL)
+		return 0;
+	tlbot_log_add_secret(token);
+	h->token = strdup(token);
+	tlbot_buf_init(&hdr, 4096);
+	if (h->token == NULL || tlbot_buf_printf(&hdr, "Authorization: Bearer %s", token) != 0) {
+		tlbot_buf_release(&hdr);
+		return -1;
+	}
+	h->headers = curl_slist_append(NULL, tlbot_buf_str(&hdr));
+	memset(hdr.data, 0, hdr.len);
+	tlbot_buf_release(&hdr);
+	return h->headers ? 0 : -1;
+}
+
+void
+tlbot_http_resp_init(struct tlbot_http_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	tlbot_buf_init(&r->body, BODY_MAX);
+	r->retry_after_ms = -1;
+}
+
+void
+tlbot_http_resp_release(struct tlbot_http_resp *r)
+{
+	tlbot_buf_release(&r->body);
+	if (r->json)
+		json_decref(r->json);
+	r->json = NULL;
+}
+
+static size_t
+on_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct tlbot_http_resp *r = arg;
+
+	if (tlbot_buf_add(&r->body, ptr, size * nmemb) != 0)
+		return 0; /* too large: abort */
+	return size * nmemb;
+}
+
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct tlbot_http_resp *r = arg;
+	size_t n = size * nmemb;
+	static const char name[] = "retry-after:";
+
+	if (n > sizeof(name) && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
+		char tmp[32];
+		size_t k = n - (sizeof(name) - 1);
+		char *end;
+		long v;
+
+		if (k >= sizeof(tmp))
+			k = sizeof(tmp) - 1;
+		memcpy(tmp, ptr + sizeof(name) - 1, k);
+		tmp[k] = '\0';
+		v = strtol(tmp, &end, 10);
+		/* only the delta-seconds form; an HTTP date is ignored */
+		if (end != tmp && v >= 0 && v < 86400 && r->retry_after_ms < 0)
+			r->retry_after_ms = v * 1000;
+	}
+	return n;
+}
+
+static int
+on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	return abort_flag && *abort_flag ? 1 : 0;
+}
+
+enum tlbot_err
+tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
+		   const void *body, size_t bodylen, const char *content_type,
+		   long timeout_ms, struct tlbot_http_resp *r)
+{
+	CURL *c = h->curl;
+	struct curl_slist *hdrs = NULL, *p;
+	struct tlbot_buf url, ct;
+	CURLcode cc;
+	enum tlbot_err rc;
+	json_error_t jerr;
+
+	tlbot_http_resp_release(r);
+	tlbot_http_resp_init(r);
+	tlbot_buf_init(&url, 16384);
+	tlbot_buf_init(&ct, 512);
+	if (tlbot_buf_adds(&url, h->base) != 0 || tlbot_buf_adds(&url, path) != 0 ||
+	    tlbot_buf_printf(&ct, "Content-Type: %s", content_type ? content_type : "application/json") != 0) {
+		rc = TLBOT_ERR_NOMEM;
+		goto out;
+	}
+	for (p = h->headers; p; p = p->next)
+		hdrs = curl_slist_append(hdrs, p->data);
+	if (body)
+		hdrs = curl_slist_append(hdrs, tlbot_buf_str(&ct));
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, tlbot_buf_str(&url));
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "tlbot/" TLBOT_VERSION);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	if (h->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+	} else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
+	}
+
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	if (cc != CURLE_OK) {
+		snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(cc));
+		rc = (abort_flag && *abort_flag) ? TLBOT_ERR_ABORT : TLBOT_ERR_NET;
+		goto out;
+	}
+	if (r->body.len > 0 && (r->body.data[0] == '{' || r->body.data[0] == '['))
+		r->json = json_loadb(r->body.data, r->body.len, 0, &jerr);
+	if (r->json && json_is_object(r->json)) {
+		const char *ec = json_string_value(json_object_get(r->json, "errcode"));
+		const char *em = json_string_value(json_object_get(r->json, "error"));
+		json_t *ra = json_object_get(r->json, "retry_after_ms");
+
+		if (ec)
+			snprintf(r->errcode, sizeof(r->errcode), "%s", ec);
+		if (em)
+			snprintf(r->error, sizeof(r->error), "%s", em);
+		if (json_is_integer(ra) && json_integer_value(ra) >= 0)
+			r->retry_after_ms = (long)json_integer_value(ra);
+	}
+	if (r->status >= 200 && r->status < 300) {
+		rc = r->json || r->body.len == 0 ? TLBOT_OK : TLBOT_ERR_PARSE;
+		if (rc == TLBOT_ERR_PARSE)
+			snprintf(r->error, sizeof(r->error), "invalid JSON in a %ld answer: %s",
+				 r->status, jerr.text);
+	} else {
+		rc = TLBOT_ERR_HTTP;
+		if (r->error[0] == '\0')
+			snprintf(r->error, sizeof(r->error), "HTTP %ld", r->status);
+	}
+out:
+	curl_slist_free_all(hdrs);
+	tlbot_buf_release(&url);
+	tlbot_buf_release(&ct);
+	return rc;
+}
+
+char *
+tlbot_http_escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *r;
+
+	if (e == NULL)
+		return NULL;
+	r = strdup(e);
+	curl_free(e);
+	return r;
+}
+
+int
+tlbot_http_retryable(enum tlbot_err e, const struct tlbot_http_resp *r)
+{
+	switch (e) {
+	case TLBOT_ERR_NET:
+	case TLBOT_ERR_PARSE:
+	case TLBOT_ERR_NOMEM:
+	case TLBOT_ERR_DB:
+		return 1;
+	case TLBOT_ERR_HTTP:
+		return r->status >= 500 || r->status == 429 || r->status == 408 ||
+		       strcmp(r->errcode, "M_LIMIT_EXCEEDED") == 0;
+	default:
+		return 0;
+	}
+}
+
+long
+tlbot_backoff_ms(int attempt, long base_ms, long cap_ms)
+{
+	long d = base_ms;
+	int i;
+
+	for (i = 0; i < attempt && d < cap_ms; i++)
+		d *= 2;
+	if (d > cap_ms)
+		d = cap_ms;
+	/* equal jitter: half fixed, half random, so waits never collapse to 0 */
+	return d / 2 + (long)(random() % (d / 2 + 1));
+}

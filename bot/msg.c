@@ -1,0 +1,176 @@
+/* Message builder: plain body, HTML formatted_body and m.mentions. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlbot/msg.h"
+
+void
+tlbot_msg_init(struct tlbot_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	tlbot_buf_init(&m->plain, TLBOT_MSG_MAX);
+	tlbot_buf_init(&m->html, TLBOT_MSG_MAX);
+}
+
+void
+tlbot_msg_release(struct tlbot_msg *m)
+{
+	size_t i;
+
+	tlbot_buf_release(&m->plain);
+	tlbot_buf_release(&m->html);
+	for (i = 0; i < m->nmentions; i++)
+		free(m->mentions[i]);
+	m->nmentions = 0;
+	m->failed = 0;
+}
+
+static void
+check(struct tlbot_msg *m, int rc)
+{
+	if (rc != 0)
+		m->failed = 1;
+}
+
+void
+tlbot_msg_text(struct tlbot_msg *m, const char *s)
+{
+	check(m, tlbot_buf_adds(&m->plain, s));
+	check(m, tlbot_buf_add_html(&m->html, s, 1));
+}
+
+void
+tlbot_msg_textf(struct tlbot_msg *m, const char *fmt, ...)
+{
+	struct tlbot_buf t;
+	va_list ap;
+
+	tlbot_buf_init(&t, TLBOT_MSG_MAX);
+	va_start(ap, fmt);
+	check(m, tlbot_buf_vprintf(&t, fmt, ap));
+	va_end(ap);
+	tlbot_msg_text(m, tlbot_buf_str(&t));
+	tlbot_buf_release(&t);
+}
+
+void
+tlbot_msg_html(struct tlbot_msg *m, const char *html)
+{
+	check(m, tlbot_buf_adds(&m->html, html));
+}
+
+void
+tlbot_msg_plain(struct tlbot_msg *m, const char *s)
+{
+	check(m, tlbot_buf_adds(&m->plain, s));
+}
+
+static void
+wrapped(struct tlbot_msg *m, const char *open, const char *s, const char *close)
+{
+	check(m, tlbot_buf_adds(&m->html, open));
+	tlbot_msg_text(m, s);
+	check(m, tlbot_buf_adds(&m->html, close));
+}
+
+void
+tlbot_msg_bold(struct tlbot_msg *m, const char *s)
+{
+	wrapped(m, "<b>", s, "</b>");
+}
+
+void
+tlbot_msg_italic(struct tlbot_msg *m, const char *s)
+{
+	wrapped(m, "<i>", s, "</i>");
+}
+
+void
+tlbot_msg_code(struct tlbot_msg *m, const char *s)
+{
+	wrapped(m, "<code>", s, "</code>");
+}
+
+/* A matrix.to pill for user_id; the href percent-encodes the id. */
+static void
+pill(struct tlbot_msg *m, const char *user_id)
+{
+	check(m, tlbot_buf_adds(&m->plain, user_id));
+	check(m, tlbot_buf_adds(&m->html, "<a href=\"https://matrix.to/#/"));
+	check(m, tlbot_buf_add_html(&m->html, user_id, 0));
+	check(m, tlbot_buf_adds(&m->html, "\">"));
+	check(m, tlbot_buf_add_html(&m->html, user_id, 0));
+	check(m, tlbot_buf_adds(&m->html, "</a>"));
+}
+
+void
+tlbot_msg_mention(struct tlbot_msg *m, const char *user_id)
+{
+	size_t i;
+
+	pill(m, user_id);
+	for (i = 0; i < m->nmentions; i++)
+		if (strcmp(m->mentions[i], user_id) == 0)
+			return;
+	if (m->nmentions < TLBOT_MSG_MAX_MENTIONS) {
+		m->mentions[m->nmentions] = strdup(user_id);
+		if (m->mentions[m->nmentions])
+			m->nmentions++;
+		else
+			m->failed = 1;
+	}
+}
+
+void
+tlbot_msg_user(struct tlbot_msg *m, const char *user_id)
+{
+	pill(m, user_id);
+}
+
+void
+tlbot_msg_link(struct tlbot_msg *m, const char *label, const char *href, const char *title)
+{
+	check(m, tlbot_buf_adds(&m->plain, label));
+	check(m, tlbot_buf_adds(&m->html, "<a href=\""));
+	check(m, tlbot_buf_add_html(&m->html, href, 0));
+	if (title) {
+		check(m, tlbot_buf_adds(&m->html, "\" title=\""));
+		check(m, tlbot_buf_add_html(&m->html, title, 0));
+	}
+	check(m, tlbot_buf_adds(&m->html, "\">"));
+	check(m, tlbot_buf_add_html(&m->html, label, 0));
+	check(m, tlbot_buf_adds(&m->html, "</a>"));
+}
+
+void
+tlbot_msg_br(struct tlbot_msg *m)
+{
+	check(m, tlbot_buf_addc(&m->plain, '\n'));
+	check(m, tlbot_buf_adds(&m->html, "<br/>"));
+}
+
+char *
+tlbot_msg_content_json(const struct tlbot_msg *m, const char *msgtype)
+{
+	json_t *c, *ids;
+	char *out;
+	size_t i;
+
+	if (m->failed)
+		return NULL;
+	ids = json_array();
+	for (i = 0; ids && i < m->nmentions; i++)
+		json_array_append_new(ids, json_string(m->mentions[i]));
+	c = json_pack("{s:s, s:s, s:s, s:s, s:{s:o}}", "msgtype", msgtype,
+		      "body", tlbot_buf_str(&m->plain), "format", "org.matrix.custom.html",
+		      "formatted_body", tlbot_buf_str(&m->html), "m.mentions", "user_ids", ids);
+	if (c == NULL)
+		return NULL;
+	if (m->room_mention)
+		json_object_set_new(json_object_get(c, "m.mentions"), "room", json_true());
+	out = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	return out;
+}

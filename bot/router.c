@@ -1,0 +1,550 @@
+/* The batch path: membership, state, commands and jobs, each batch in one
+ * transaction together with its next_batch token. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlbot/clock.h"
+#include "tlbot/ctx.h"
+#include "tlbot/log.h"
+#include "tlbot/router.h"
+
+void
+tlbot_router_init(struct tlbot_router *rt, const struct tlbot_config *cfg, const char *bot_user,
+		  struct tlbot_store *st)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->cfg = cfg;
+	rt->bot_user = bot_user;
+	rt->st = st;
+}
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* Per-user token bucket. Returns 1 to run the command, 0 to drop it
+ * silently, 2 to drop it with the one polite warning. */
+static int
+rate_check(struct tlbot_router *rt, const char *user)
+{
+	struct tlbot_rate *slot = NULL, *oldest = &rt->rate[0];
+	double cap = rt->cfg->rate_limit_per_min > 0 ? rt->cfg->rate_limit_per_min : 20;
+	int64_t now = tlbot_clock_mono_ms();
+	size_t i;
+
+	if (rt->cfg->rate_limit_per_min <= 0)
+		return 1;
+	for (i = 0; i < TLBOT_RATE_SLOTS; i++) {
+		if (strcmp(rt->rate[i].user, user) == 0) {
+			slot = &rt->rate[i];
+			break;
+		}
+		if (rt->rate[i].last_ms < oldest->last_ms)
+			oldest = &rt->rate[i];
+	}
+	if (slot == NULL) {
+		slot = oldest;
+		snprintf(slot->user, sizeof(slot->user), "%s", user);
+		slot->tokens = cap;
+		slot->warned = 0;
+		slot->last_ms = now;
+	}
+	slot->tokens += (double)(now - slot->last_ms) * cap / 60000.0;
+	if (slot->tokens > cap)
+		slot->tokens = cap;
+	slot->last_ms = now;
+	if (slot->tokens >= 1.0) {
+		slot->tokens -= 1.0;
+		slot->warned = 0;
+		return 1;
+	}
+	if (slot->warned)
+		return 0;
+	slot->warned = 1;
+	return 2;
+}
+
+static void
+collect_mention(const char *user_id, void *arg)
+{
+	tlbot_ctx_add_mention(arg, user_id);
+}
+
+/* Store a state event of room. Returns 0 or -1. */
+static int
+store_state(struct tlbot_router *rt, const char *room_id, const json_t *ev)
+{
+	const char *type = jstr(ev, "type"), *skey = jstr(ev, "state_key");
+	const json_t *content = json_object_get(ev, "content");
+	char *text;
+	int rc;
+
+	if (type == NULL || skey == NULL || !json_is_object(content))
+		return 0;
+	/* only the state the bot reads: power, creation, membership of the bot
+	 * and of DM partners, the room name */
+	if (strcmp(type, "m.room.power_levels") != 0 && strcmp(type, "m.room.create") != 0 &&
+	    strcmp(type, "m.room.name") != 0 && strcmp(type, "m.room.member") != 0)
+		return 0;
+	text = json_dumps(content, JSON_COMPACT);
+	if (text == NULL)
+		return -1;
+	rc = tlbot_store_state_put(rt->st, room_id, type, skey, jstr(ev, "sender"), text);
+	free(text);
+	return rc;
+}
+
+/* Handle a message (command or not) from an allowed user. 0 or -1 (db). */
+static int
+handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, int is_dm)
+{
+	const json_t *content = json_object_get(ev, "content");
+	const json_t *rel = json_object_get(content, "m.relates_to");
+	const char *rel_type = jstr(rel, "rel_type");
+	const char *body = jstr(content, "body");
+	const char *type = jstr(ev, "type");
+	struct tlbot_ctx ctx;
+	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
+	char txn_base[300];
+	int rc = 0, r;
+	size_t i;
+
+	tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
+	ctx.room_id = room_id;
+	ctx.sender = jstr(ev, "sender");
+	ctx.event_id = jstr(ev, "event_id");
+	ctx.is_dm = is_dm;
+	if (ts > 0)
+		ctx.event_time = (time_t)(ts / 1000);
+	snprintf(txn_base, sizeof(txn_base), "e.%s", ctx.event_id);
+	ctx.txn_base = txn_base;
+	ctx.in_reply_to = jstr(json_object_get(rel, "m.in_reply_to"), "event_id");
+	if (rel_type && strcmp(rel_type, "m.thread") == 0)
+		ctx.thread_root = jstr(rel, "event_id");
+
+	if (strcmp(type, "m.room.redaction") == 0) {
+		ctx.redacts = jstr(ev, "redacts");
+		if (ctx.redacts == NULL)
+			ctx.redacts = jstr(content, "redacts");
+		if (ctx.redacts == NULL)
+			goto out;
+		body = "";
+	} else if (rel_type && strcmp(rel_type, "m.replace") == 0) {
+		ctx.replaces = jstr(rel, "event_id");
+		body = jstr(json_object_get(content, "m.new_content"), "body");
+		if (ctx.replaces == NULL || body == NULL)
+			goto out;
+	} else if (body == NULL) {
+		goto out;
+	}
+	ctx.body = body;
+	tlbot_mentions_collect(body, jstr(content, "formatted_body"),
+			       json_object_get(json_object_get(content, "m.mentions"), "user_ids"),
+			       collect_mention, &ctx);
+
+	if (ctx.replaces == NULL && ctx.redacts == NULL) {
+		struct tlbot_cmdline probe;
+		char err[8];
+		int isc = tlbot_cmdline_parse(body, (const char *const *)rt->cfg->prefixes.v,
+					      &probe, err, sizeof(err));
+
+		if (isc > 0)
+			tlbot_cmdline_release(&probe);
+		if (isc != 0) {
+			r = rate_check(rt, ctx.sender);
+			if (r == 0) {
+				log_debug("room %s event %s: rate limited %s", room_id, ctx.event_id, ctx.sender);
+				goto out;
+			}
+			if (r == 2) {
+				log_warnx("room %s: %s is over the command rate limit (%d per minute)",
+					  room_id, ctx.sender, rt->cfg->rate_limit_per_min);
+				if (tlbot_replyf(&ctx, "you are sending commands faster than I take them (%d a minute); "
+						 "I will ignore your commands for a moment",
+						 rt->cfg->rate_limit_per_min) != 0)
+					rc = -1;
+				goto out;
+			}
+			rt->commands++;
+			log_debug("room %s event %s: command from %s", room_id, ctx.event_id, ctx.sender);
+			if (tlbot_dispatch(&ctx, body) < 0)
+				rc = -1;
+			rt->replies += (uint64_t)ctx.msg_index;
+			goto out;
+		}
+	}
+	/* not a command: offer it to the families that listen */
+	for (i = 0; tlbot_commands[i]; i++) {
+		const struct tlbot_cmd *c = tlbot_commands[i];
+
+		if (c->on_message == NULL)
+			continue;
+		if (tlbot_store_savepoint(rt->st) != 0) {
+			rc = -1;
+			break;
+		}
+		ctx.failed = 0;
+		r = c->on_message(&ctx);
+		if (ctx.db_failed) {
+			tlbot_store_rollback_to(rt->st);
+			rc = -1;
+			break;
+		}
+		if (r < 0 || ctx.failed) {
+			tlbot_store_rollback_to(rt->st);
+			log_info("room %s event %s: %s ignored the message: %s", room_id, ctx.event_id,
+				 c->name, tlbot_buf_str(&ctx.err));
+			continue;
+		}
+		if (tlbot_store_release(rt->st) != 0) {
+			rc = -1;
+			break;
+		}
+		if (r > 0)
+			break;
+	}
+out:
+	tlbot_ctx_release(&ctx);
+	return rc;
+}
+
+/* Process one timeline event. answer: 0 while replaying history that must
+ * only be marked handled. Returns 0 or -1 (database). */
+static int
+handle_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int answer,
+	     int is_dm)
+{
+	const char *event_id = jstr(ev, "event_id"), *type = jstr(ev, "type");
+	const char *sender = jstr(ev, "sender");
+	const json_t *content = json_object_get(ev, "content");
+	const char *msgtype;
+	int seen;
+
+	if (!json_is_object(ev) || event_id == NULL || type == NULL || sender == NULL ||
+	    !json_is_object(content)) {
+		log_debug("room %s: skipped a malformed event", room_id);
+		return 0;
+	}
+	rt->events++;
+	seen = tlbot_store_event_seen(rt->st, event_id);
+	if (seen < 0)
+		return -1;
+	if (seen)
+		return 0;
+	if (tlbot_store_event_mark(rt->st, event_id, room_id) != 0)
+		return -1;
+	if (json_is_string(json_object_get(ev, "state_key")) && store_state(rt, room_id, ev) != 0)
+		return -1;
+	if (!answer || strcmp(sender, rt->bot_user) == 0)
+		return 0;
+	if (strcmp(type, "m.room.message") != 0 && strcmp(type, "m.room.redaction") != 0)
+		return 0;
+	msgtype = jstr(content, "msgtype");
+	if (msgtype && strcmp(msgtype, "m.notice") == 0)
+		return 0; /* bots talk in notices: never answer one */
+	if (strcmp(type, "m.room.message") == 0 && msgtype == NULL)
+		return 0;
+	if (!tlbot_config_user_allowed(rt->cfg, sender)) {
+		log_debug("room %s event %s: ignored %s (not in the allow-list)", room_id, event_id,
+			  sender);
+		return 0;
+	}
+	return handle_message(rt, room_id, ev, is_dm);
+}
+
+/* An invite: join when the inviter and the room are allowed, else decline. */
+static int
+handle_invite(struct tlbot_router *rt, const char *room_id, const json_t *room, const char *next)
+{
+	const json_t *events = json_object_get(json_object_get(room, "invite_state"), "events");
+	const char *inviter = NULL;
+	int is_direct = 0, allowed;
+	char txn[600], *membership = NULL;
+	size_t i;
+
+	for (i = 0; i < json_array_size(events); i++) {
+		const json_t *ev = json_array_get(events, i);
+		const char *skey = jstr(ev, "state_key"), *type = jstr(ev, "type");
+
+		if (type && skey && strcmp(type, "m.room.member") == 0 &&
+		    strcmp(skey, rt->bot_user) == 0) {
+			const json_t *c = json_object_get(ev, "content");
+			const char *ms = jstr(c, "membership");
+
+			if (ms && strcmp(ms, "invite") == 0) {
+				inviter = jstr(ev, "sender");
+				is_direct = json_is_true(json_object_get(c, "is_direct"));
+			}
+		}
+	}
+	if (tlbot_store_room_membership(rt->st, room_id, &membership) < 0)
+		return -1;
+	if (membership && (strcmp(membership, "join") == 0 || strcmp(membership, "invite") == 0)) {
+		free(membership);
+		return 0; /* already handled this invite */
+	}
+	free(membership);
+	allowed = inviter && tlbot_config_user_allowed(rt->cfg, inviter) &&
+		  tlbot_config_room_allowed(rt->cfg, room_id);
+	log_info("room %s: invited by %s: %s", room_id, inviter ? inviter : "(unknown)",
+		 allowed ? "joining" : "declining (not allowed)");
+	snprintf(txn, sizeof(txn), "tlbot.%s.%s.%s", allowed ? "join" : "decline", room_id, next);
+	if (tlbot_store_room_set(rt->st, room_id, allowed ? "invite" : "leave", inviter) != 0)
+		return -1;
+	if (allowed && is_direct && inviter) {
+		char *existing = NULL;
+
+		if (tlbot_store_dm_get(rt->st, inviter, &existing) == 1 &&
+		    tlbot_store_dm_set(rt->st, inviter, room_id) != 0)
+			return -1;
+		free(existing);
+	}
+	return tlbot_store_outbox_add(rt->st, txn, allowed ? "join" : "leave", room_id, NULL, NULL,
+				      NULL, NULL, 0);
+}
+
+/* m.direct account data: remember the DM rooms the bot already has. */
+static int
+handle_account_data(struct tlbot_router *rt, const json_t *batch)
+{
+	const json_t *events = json_object_get(json_object_get(batch, "account_data"), "events");
+	size_t i;
+
+	for (i = 0; i < json_array_size(events); i++) {
+		const json_t *ev = json_array_get(events, i);
+		const json_t *c = json_object_get(ev, "content");
+		const char *type = jstr(ev, "type"), *user;
+		json_t *rooms;
+
+		if (type == NULL || strcmp(type, "m.direct") != 0 || !json_is_object(c))
+			continue;
+		json_object_foreach((json_t *)c, user, rooms) {
+			const char *room = json_string_value(json_array_get(rooms, json_array_size(rooms) - 1));
+			char *have = NULL;
+			int r;
+
+			if (room == NULL)
+				continue;
+			r = tlbot_store_dm_get(rt->st, user, &have);
+			free(have);
+			if (r < 0 || (r == 1 && tlbot_store_dm_set(rt->st, user, room) != 0))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Does a gap page reach what we already know? (a handled event, or the
+ * bot's own join, before which nothing is answered). */
+static int
+gap_boundary(struct tlbot_router *rt, const json_t *ev)
+{
+	const char *id = jstr(ev, "event_id"), *type = jstr(ev, "type");
+	const char *skey = jstr(ev, "state_key");
+
+	if (id && tlbot_store_event_seen(rt->st, id) == 1)
+		return 1;
+	if (type && skey && strcmp(type, "m.room.member") == 0 && strcmp(skey, rt->bot_user) == 0 &&
+	    json_string_value(json_object_get(json_object_get(ev, "content"), "membership")) &&
+	    strcmp(jstr(json_object_get(ev, "content"), "membership"), "join") == 0)
+		return 1;
+	return 0;
+}
+
+static int
+handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *room,
+		   int first_sync, const char *next)
+{
+	const json_t *timeline = json_object_get(room, "timeline");
+	const json_t *events = json_object_get(timeline, "events");
+	const json_t *state = json_object_get(json_object_get(room, "state"), "events");
+	json_t *gap = NULL;
+	char *membership = NULL, *dm_user = NULL;
+	int was_joined, had_row, answer, is_dm, rc = -1;
+	size_t i;
+
+	if (tlbot_store_room_membership(rt->st, room_id, &membership) < 0)
+		return -1;
+	was_joined = membership && strcmp(membership, "join") == 0;
+	had_row = membership != NULL;
+	free(membership);
+	if (!tlbot_config_room_allowed(rt->cfg, room_id)) {
+		char txn[600];
+
+		if (had_row && !was_joined)
+			return 0; /* leaving already */
+		log_info("room %s: not in allowed_rooms: leaving", room_id);
+		snprintf(txn, sizeof(txn), "tlbot.leave.%s.%s", room_id, next);
+		if (tlbot_store_room_set(rt->st, room_id, "leave", NULL) != 0)
+			return -1;
+		return tlbot_store_outbox_add(rt->st, txn, "leave", room_id, NULL, NULL, NULL, NULL, 0);
+	}
+	if (!was_joined && tlbot_store_room_set(rt->st, room_id, "join", NULL) != 0)
+		return -1;
+	for (i = 0; i < json_array_size(state); i++)
+		if (store_state(rt, room_id, json_array_get(state, i)) != 0)
+			return -1;
+	is_dm = tlbot_store_dm_user(rt->st, room_id, &dm_user) == 0;
+	free(dm_user);
+
+	if (!first_sync && was_joined && json_is_true(json_object_get(timeline, "limited")) &&
+	    rt->fill_gap && jstr(timeline, "prev_batch")) {
+		gap = rt->fill_gap(rt->fill_arg, room_id, jstr(timeline, "prev_batch"));
+		if (gap == NULL) {
+			log_warnx("room %s: cannot fetch the events skipped by a limited timeline yet; "
+				  "retrying the batch", room_id);
+			return -1;
+		}
+		/* the page may reach back past what we know: start after it */
+		for (i = json_array_size(gap); i > 0; i--)
+			if (gap_boundary(rt, json_array_get(gap, i - 1)))
+				break;
+		if (json_array_size(gap) > 0)
+			log_info("room %s: limited timeline: filled a gap of %zu events", room_id,
+				 json_array_size(gap) - i);
+		for (; i < json_array_size(gap); i++)
+			if (handle_event(rt, room_id, json_array_get(gap, i), 1, is_dm) != 0)
+				goto out;
+	}
+	/* On a first sync, and in a room joined in this batch until the bot's
+	 * own join, events are history: marked handled, never answered. */
+	answer = !first_sync && was_joined;
+	for (i = 0; i < json_array_size(events); i++) {
+		const json_t *ev = json_array_get(events, i);
+
+		if (handle_event(rt, room_id, ev, answer, is_dm) != 0)
+			goto out;
+		if (!answer && !first_sync && gap_boundary(rt, ev) &&
+		    jstr(ev, "state_key") && strcmp(jstr(ev, "state_key"), rt->bot_user) == 0)
+			answer = 1;
+	}
+	rc = 0;
+out:
+	json_decref(gap);
+	return rc;
+}
+
+int
+tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *since)
+{
+	const json_t *rooms = json_object_get(batch, "rooms");
+	const char *next = jstr(batch, "next_batch"), *room_id;
+	json_t *room;
+	int first_sync = since == NULL;
+
+	if (next == NULL) {
+		log_warnx("sync batch without next_batch: ignored");
+		return -1;
+	}
+	if (tlbot_store_begin(rt->st) != 0)
+		return -1;
+	if (handle_account_data(rt, batch) != 0)
+		goto fail;
+	json_object_foreach((json_t *)json_object_get(rooms, "invite"), room_id, room)
+		if (handle_invite(rt, room_id, room, next) != 0)
+			goto fail;
+	json_object_foreach((json_t *)json_object_get(rooms, "join"), room_id, room)
+		if (handle_joined_room(rt, room_id, room, first_sync, next) != 0)
+			goto fail;
+	json_object_foreach((json_t *)json_object_get(rooms, "leave"), room_id, room)
+		if (tlbot_store_room_set(rt->st, room_id, "leave", NULL) != 0)
+			goto fail;
+	if (tlbot_store_events_trim(rt->st, rt->cfg->handled_events_max) != 0 ||
+	    tlbot_store_kv_set(rt->st, "next_batch", next) != 0)
+		goto fail;
+	if (tlbot_store_commit(rt->st) != 0)
+		return -1;
+	rt->batches++;
+	return 0;
+fail:
+	tlbot_store_rollback(rt->st);
+	return -1;
+}
+
+int
+tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
+{
+	struct tlbot_job_row row;
+	int fired = 0, rc;
+
+	for (;;) {
+		const struct tlbot_job_kind *kind = NULL;
+		struct tlbot_job job;
+		struct tlbot_ctx ctx;
+		char txn_base[64];
+		const char *state;
+		size_t i, j;
+
+		if (tlbot_store_begin(rt->st) != 0)
+			return -1;
+		rc = tlbot_store_job_next_due(rt->st, now, &row);
+		if (rc != 0) {
+			tlbot_store_rollback(rt->st);
+			return rc < 0 ? -1 : fired;
+		}
+		for (i = 0; tlbot_commands[i] && kind == NULL; i++)
+			for (j = 0; tlbot_commands[i]->jobs && tlbot_commands[i]->jobs[j].kind; j++)
+				if (strcmp(tlbot_commands[i]->jobs[j].kind, row.kind) == 0)
+					kind = &tlbot_commands[i]->jobs[j];
+		job.id = row.id;
+		job.kind = row.kind;
+		job.room_id = row.room_id;
+		job.key = row.key;
+		job.payload = row.payload ? row.payload : "{}";
+		job.due = row.due;
+		job.missed = now - row.due > rt->cfg->grace_period_s;
+		tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
+		ctx.now = now;
+		ctx.room_id = row.room_id;
+		snprintf(txn_base, sizeof(txn_base), "j.%lld", (long long)row.id);
+		ctx.txn_base = txn_base;
+		state = job.missed ? "missed" : "done";
+		if (kind == NULL) {
+			log_warnx("job %lld: unknown kind '%s': dropped", (long long)row.id, row.kind);
+			state = "failed";
+		} else if (kind->fire(&ctx, &job) != 0 || ctx.db_failed || ctx.failed) {
+			int64_t id = row.id;
+
+			tlbot_store_rollback(rt->st);
+			if (ctx.db_failed) {
+				/* the store is in trouble: retried on a later tick */
+				log_error("job %lld (%s, room %s): database error; retrying later",
+					  (long long)row.id, row.kind, row.room_id ? row.room_id : "-");
+				tlbot_ctx_release(&ctx);
+				tlbot_store_job_row_release(&row);
+				return -1;
+			}
+			/* the job itself cannot run: record it, do not block the others */
+			log_error("job %lld (%s, room %s): failed: %s", (long long)row.id, row.kind,
+				  row.room_id ? row.room_id : "-",
+				  ctx.failed ? tlbot_buf_str(&ctx.err) : "handler error");
+			tlbot_ctx_release(&ctx);
+			tlbot_store_job_row_release(&row);
+			if (tlbot_store_begin(rt->st) != 0)
+				return -1;
+			if (tlbot_store_job_finish(rt->st, id, "failed", now) != 0 ||
+			    tlbot_store_commit(rt->st) != 0) {
+				tlbot_store_rollback(rt->st);
+				return -1;
+			}
+			continue;
+		}
+		if (job.missed)
+			log_warnx("job %lld (%s, room %s): missed: due %llds ago, past the grace period",
+				  (long long)row.id, row.kind, row.room_id ? row.room_id : "-",
+				  (long long)(now - row.due));
+		else
+			log_info("job %lld (%s, room %s) fired", (long long)row.id, row.kind,
+				 row.room_id ? row.room_id : "-");
+		rc = tlbot_store_job_finish(rt->st, row.id, state, now);
+		tlbot_ctx_release(&ctx);
+		tlbot_store_job_row_release(&row);
+		if (rc != 0 || tlbot_store_commit(rt->st) != 0) {
+			tlbot_store_rollback(rt->st);
+			return -1;
+		}
+		fired++;
+	}
+}

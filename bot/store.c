@@ -1,0 +1,829 @@
+/* SQLite store: open, migrations, transactions, core tables. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlbot/command.h"
+#include "tlbot/log.h"
+#include "tlbot/store.h"
+
+/* Core schema, versioned by PRAGMA user_version. Append only. */
+static const char *const core_migrations[] = {
+	/* 1 */
+	"CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE handled_events (event_id TEXT PRIMARY KEY, room_id TEXT,"
+	"  seq INTEGER NOT NULL);"
+	"CREATE INDEX handled_events_seq ON handled_events(seq);"
+	"CREATE TABLE rooms (room_id TEXT PRIMARY KEY, membership TEXT NOT NULL,"
+	"  inviter TEXT, updated_at INTEGER NOT NULL DEFAULT (strftime('%s','now')));"
+	"CREATE TABLE room_state (room_id TEXT NOT NULL, type TEXT NOT NULL,"
+	"  state_key TEXT NOT NULL, sender TEXT, content TEXT NOT NULL,"
+	"  PRIMARY KEY (room_id, type, state_key));"
+	"CREATE TABLE dm_rooms (user_id TEXT PRIMARY KEY, room_id TEXT NOT NULL);"
+	"CREATE INDEX dm_rooms_room ON dm_rooms(room_id);"
+	"CREATE TABLE outbox (id INTEGER PRIMARY KEY, txn_id TEXT NOT NULL UNIQUE,"
+	"  kind TEXT NOT NULL, room_id TEXT, user_id TEXT, event_type TEXT,"
+	"  content TEXT, blob BLOB, state TEXT NOT NULL DEFAULT 'pending',"
+	"  attempts INTEGER NOT NULL DEFAULT 0, event_id TEXT, last_error TEXT,"
+	"  created_at INTEGER NOT NULL DEFAULT (strftime('%s','now')),"
+	"  done_at INTEGER);"
+	"CREATE INDEX outbox_pending ON outbox(state, id);"
+	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE jobs (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+	"  key TEXT NOT NULL UNIQUE, room_id TEXT, due INTEGER NOT NULL,"
+	"  payload TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL DEFAULT 'pending',"
+	"  fired_at INTEGER);"
+	"CREATE INDEX jobs_due ON jobs(state, due);"
+	"CREATE TABLE user_prefs (user_id TEXT PRIMARY KEY, dm_enabled INTEGER);"
+	"CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
+	NULL
+};
+
+static int
+exec_sql(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_error("database: %s", err ? err : sqlite3_errmsg(db));
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+tlbot_store_exec(struct tlbot_store *st, const char *sql)
+{
+	return exec_sql(st->db, sql);
+}
+
+static sqlite3_stmt *
+prep(struct tlbot_store *st, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		log_error("database: prepare failed: %s", sqlite3_errmsg(st->db));
+		return NULL;
+	}
+	return s;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static char *
+col_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+/* Step a statement that returns no rows; finalize it. 0 or -1. */
+static int
+step_done(struct tlbot_store *st, sqlite3_stmt *s)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		log_error("database: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* Apply migrations for one component. Returns 0 or -1. */
+static int
+migrate_component(struct tlbot_store *st, const char *component, const char *const *migs)
+{
+	sqlite3_stmt *s;
+	int have = 0, i, n;
+
+	for (n = 0; migs[n]; n++)
+		;
+	s = prep(st, "SELECT version FROM schema_version WHERE component = ?");
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, component);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		have = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (have > n) {
+		log_error("database: schema '%s' is version %d, newer than this tlbot knows (%d)",
+			  component, have, n);
+		return -1;
+	}
+	for (i = have; i < n; i++) {
+		if (exec_sql(st->db, "BEGIN IMMEDIATE") != 0)
+			return -1;
+		if (exec_sql(st->db, migs[i]) != 0)
+			goto fail;
+		s = prep(st, "INSERT OR REPLACE INTO schema_version(component, version) VALUES (?, ?)");
+		if (s == NULL)
+			goto fail;
+		bind_text(s, 1, component);
+		sqlite3_bind_int(s, 2, i + 1);
+		if (step_done(st, s) != 0 || exec_sql(st->db, "COMMIT") != 0)
+			goto fail;
+		log_info("database: migrated %s to version %d", component, i + 1);
+	}
+	return 0;
+fail:
+	exec_sql(st->db, "ROLLBACK");
+	return -1;
+}
+
+static int
+migrate(struct tlbot_store *st)
+{
+	sqlite3_stmt *s;
+	int have = 0, n, i;
+	char pragma[64];
+
+	for (n = 0; core_migrations[n]; n++)
+		;
+	s = prep(st, "PRAGMA user_version");
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		have = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (have > n) {
+		log_error("database: core schema version %d is newer than this tlbot (%d)", have, n);
+		return -1;
+	}
+	for (i = have; i < n; i++) {
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", i + 1);
+		if (exec_sql(st->db, "BEGIN IMMEDIATE") != 0)
+			return -1;
+		if (exec_sql(st->db, core_migrations[i]) != 0 || exec_sql(st->db, pragma) != 0) {
+			exec_sql(st->db, "ROLLBACK");
+			return -1;
+		}
+		if (exec_sql(st->db, "COMMIT") != 0)
+			return -1;
+		log_info("database: migrated core to version %d", i + 1);
+	}
+	for (i = 0; tlbot_commands[i]; i++) {
+		const struct tlbot_schema *sc = tlbot_commands[i]->schema;
+
+		if (sc && migrate_component(st, sc->component, sc->migrations) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+tlbot_store_open(struct tlbot_store *st, const char *path, int do_migrate)
+{
+	memset(st, 0, sizeof(*st));
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_error("database: cannot open '%s': %s", path,
+			  st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		sqlite3_close(st->db);
+		st->db = NULL;
+		return -1;
+	}
+	st->path = strdup(path);
+	sqlite3_busy_timeout(st->db, 10000);
+	sqlite3_extended_result_codes(st->db, 1);
+	if (exec_sql(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		     "PRAGMA foreign_keys=ON;") != 0)
+		goto fail;
+	if (do_migrate && migrate(st) != 0)
+		goto fail;
+	return 0;
+fail:
+	tlbot_store_close(st);
+	return -1;
+}
+
+void
+tlbot_store_close(struct tlbot_store *st)
+{
+	if (st->db)
+		sqlite3_close_v2(st->db);
+	st->db = NULL;
+	free(st->path);
+	st->path = NULL;
+}
+
+int
+tlbot_store_begin(struct tlbot_store *st)
+{
+	if (exec_sql(st->db, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	st->in_tx = 1;
+	return 0;
+}
+
+int
+tlbot_store_commit(struct tlbot_store *st)
+{
+	if (exec_sql(st->db, "COMMIT") != 0) {
+		tlbot_store_rollback(st);
+		return -1;
+	}
+	st->in_tx = 0;
+	return 0;
+}
+
+void
+tlbot_store_rollback(struct tlbot_store *st)
+{
+	if (sqlite3_get_autocommit(st->db) == 0)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->in_tx = 0;
+}
+
+int
+tlbot_store_savepoint(struct tlbot_store *st)
+{
+	return exec_sql(st->db, "SAVEPOINT cmd");
+}
+
+int
+tlbot_store_release(struct tlbot_store *st)
+{
+	return exec_sql(st->db, "RELEASE cmd");
+}
+
+void
+tlbot_store_rollback_to(struct tlbot_store *st)
+{
+	exec_sql(st->db, "ROLLBACK TO cmd; RELEASE cmd");
+}
+
+/* ---- kv ---- */
+
+int
+tlbot_store_kv_get(struct tlbot_store *st, const char *key, char **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT value FROM kv WHERE key = ?");
+	int rc;
+
+	*out = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = col_dup(s, 0);
+		rc = *out ? 0 : -1;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+tlbot_store_kv_set(struct tlbot_store *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO kv(key, value) VALUES (?, ?)"
+			       " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_kv_del(struct tlbot_store *st, const char *key)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM kv WHERE key = ?");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, key);
+	return step_done(st, s);
+}
+
+/* ---- handled events ---- */
+
+int
+tlbot_store_event_seen(struct tlbot_store *st, const char *event_id)
+{
+	sqlite3_stmt *s = prep(st, "SELECT 1 FROM handled_events WHERE event_id = ?");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, event_id);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+tlbot_store_event_mark(struct tlbot_store *st, const char *event_id, const char *room_id)
+{
+	sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO handled_events(event_id, room_id, seq)"
+			       " VALUES (?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM handled_events))");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, event_id);
+	bind_text(s, 2, room_id);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_events_trim(struct tlbot_store *st, int max)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM handled_events WHERE seq <="
+			       " (SELECT IFNULL(MAX(seq), 0) FROM handled_events) - ?");
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, max);
+	return step_done(st, s);
+}
+
+/* ---- rooms and state ---- */
+
+int
+tlbot_store_room_set(struct tlbot_store *st, const char *room_id, const char *membership,
+		     const char *inviter)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO rooms(room_id, membership, inviter) VALUES (?, ?, ?)"
+			       " ON CONFLICT(room_id) DO UPDATE SET membership = excluded.membership,"
+			       " inviter = IFNULL(excluded.inviter, rooms.inviter),"
+			       " updated_at = strftime('%s','now')");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	bind_text(s, 2, membership);
+	bind_text(s, 3, inviter);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_room_membership(struct tlbot_store *st, const char *room_id, char **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT membership FROM rooms WHERE room_id = ?");
+	int rc;
+
+	*out = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = col_dup(s, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+tlbot_store_joined_count(struct tlbot_store *st)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'");
+	int n = -1;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+int
+tlbot_store_state_put(struct tlbot_store *st, const char *room_id, const char *type,
+		      const char *state_key, const char *sender, const char *content_json)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO room_state(room_id, type, state_key, sender, content)"
+			       " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, type, state_key)"
+			       " DO UPDATE SET content = excluded.content, sender = excluded.sender");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	bind_text(s, 2, type);
+	bind_text(s, 3, state_key);
+	bind_text(s, 4, sender);
+	bind_text(s, 5, content_json);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_state_sender(struct tlbot_store *st, const char *room_id, const char *type,
+			 const char *state_key, char **sender)
+{
+	sqlite3_stmt *s = prep(st, "SELECT sender FROM room_state"
+			       " WHERE room_id = ? AND type = ? AND state_key = ?");
+	int rc;
+
+	*sender = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	bind_text(s, 2, type);
+	bind_text(s, 3, state_key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*sender = col_dup(s, 0);
+		rc = *sender ? 0 : 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+tlbot_store_state_get(struct tlbot_store *st, const char *room_id, const char *type,
+		      const char *state_key, char **content_json)
+{
+	sqlite3_stmt *s = prep(st, "SELECT content FROM room_state"
+			       " WHERE room_id = ? AND type = ? AND state_key = ?");
+	int rc;
+
+	*content_json = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	bind_text(s, 2, type);
+	bind_text(s, 3, state_key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*content_json = col_dup(s, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* ---- DM rooms ---- */
+
+static int
+get_one(struct tlbot_store *st, const char *sql, const char *arg, char **out)
+{
+	sqlite3_stmt *s = prep(st, sql);
+	int rc;
+
+	*out = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, arg);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = col_dup(s, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+tlbot_store_dm_get(struct tlbot_store *st, const char *user_id, char **room_id)
+{
+	return get_one(st, "SELECT room_id FROM dm_rooms WHERE user_id = ?", user_id, room_id);
+}
+
+int
+tlbot_store_dm_user(struct tlbot_store *st, const char *room_id, char **user_id)
+{
+	return get_one(st, "SELECT user_id FROM dm_rooms WHERE room_id = ?", room_id, user_id);
+}
+
+int
+tlbot_store_dm_set(struct tlbot_store *st, const char *user_id, const char *room_id)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO dm_rooms(user_id, room_id) VALUES (?, ?)"
+			       " ON CONFLICT(user_id) DO UPDATE SET room_id = excluded.room_id");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, user_id);
+	bind_text(s, 2, room_id);
+	return step_done(st, s);
+}
+
+/* ---- outbox ---- */
+
+int
+tlbot_store_outbox_add(struct tlbot_store *st, const char *txn_id, const char *kind,
+		       const char *room_id, const char *user_id, const char *event_type,
+		       const char *content, const void *blob, int bloblen)
+{
+	sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO outbox(txn_id, kind, room_id, user_id,"
+			       " event_type, content, blob) VALUES (?, ?, ?, ?, ?, ?, ?)");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, txn_id);
+	bind_text(s, 2, kind);
+	bind_text(s, 3, room_id);
+	bind_text(s, 4, user_id);
+	bind_text(s, 5, event_type);
+	bind_text(s, 6, content);
+	if (blob)
+		sqlite3_bind_blob(s, 7, blob, bloblen, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, 7);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_outbox_next(struct tlbot_store *st, struct tlbot_outbox_row *row)
+{
+	sqlite3_stmt *s = prep(st, "SELECT id, txn_id, kind, room_id, user_id, event_type, content,"
+			       " blob, attempts FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1");
+	int rc;
+
+	memset(row, 0, sizeof(*row));
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		row->id = sqlite3_column_int64(s, 0);
+		row->txn_id = col_dup(s, 1);
+		row->kind = col_dup(s, 2);
+		row->room_id = col_dup(s, 3);
+		row->user_id = col_dup(s, 4);
+		row->event_type = col_dup(s, 5);
+		row->content = col_dup(s, 6);
+		row->bloblen = sqlite3_column_bytes(s, 7);
+		if (row->bloblen > 0) {
+			row->blob = malloc((size_t)row->bloblen);
+			if (row->blob)
+				memcpy(row->blob, sqlite3_column_blob(s, 7), (size_t)row->bloblen);
+		}
+		row->attempts = sqlite3_column_int(s, 8);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+void
+tlbot_store_outbox_row_release(struct tlbot_outbox_row *row)
+{
+	free(row->txn_id);
+	free(row->kind);
+	free(row->room_id);
+	free(row->user_id);
+	free(row->event_type);
+	free(row->content);
+	free(row->blob);
+	memset(row, 0, sizeof(*row));
+}
+
+int
+tlbot_store_outbox_done(struct tlbot_store *st, int64_t id, const char *event_id)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE outbox SET state = 'sent', event_id = ?, blob = NULL,"
+			       " attempts = attempts + 1, done_at = strftime('%s','now') WHERE id = ?");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, event_id);
+	sqlite3_bind_int64(s, 2, id);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_outbox_fail(struct tlbot_store *st, int64_t id, const char *error, int permanent)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+			       " state = CASE WHEN ? THEN 'failed' ELSE state END,"
+			       " done_at = CASE WHEN ? THEN strftime('%s','now') ELSE done_at END"
+			       " WHERE id = ?");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, error);
+	sqlite3_bind_int(s, 2, permanent);
+	sqlite3_bind_int(s, 3, permanent);
+	sqlite3_bind_int64(s, 4, id);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_outbox_pending(struct tlbot_store *st)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'");
+	int n = -1;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+int
+tlbot_store_outbox_resolve_dm(struct tlbot_store *st, int64_t id, const char *room_id)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE outbox SET kind = 'send', room_id = ? WHERE id = ?");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	sqlite3_bind_int64(s, 2, id);
+	return step_done(st, s);
+}
+
+/* ---- counters ---- */
+
+int64_t
+tlbot_store_next_id(struct tlbot_store *st, const char *name)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO counters(name, value) VALUES (?, 1)"
+			       " ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value");
+	int64_t v = -1;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, name);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	else
+		log_error("database: counter %s: %s", name, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* ---- jobs ---- */
+
+int64_t
+tlbot_store_job_schedule(struct tlbot_store *st, const char *kind, const char *key,
+			 const char *room_id, time_t due, const char *payload)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO jobs(kind, key, room_id, due, payload)"
+			       " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+			       " due = excluded.due, payload = excluded.payload,"
+			       " room_id = excluded.room_id, kind = excluded.kind"
+			       " WHERE jobs.state = 'pending' RETURNING id");
+	int64_t id = -1;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, key);
+	bind_text(s, 3, room_id);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)due);
+	bind_text(s, 5, payload ? payload : "{}");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(s, 0);
+	else if (rc == SQLITE_DONE)
+		id = 0; /* already fired: a no-op */
+	else
+		log_error("database: schedule %s: %s", key, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return id;
+}
+
+int
+tlbot_store_job_cancel(struct tlbot_store *st, const char *key)
+{
+	size_t n = strlen(key);
+	sqlite3_stmt *s;
+	int rc;
+
+	if (n > 0 && key[n - 1] == '*') {
+		s = prep(st, "UPDATE jobs SET state = 'cancelled' WHERE state = 'pending'"
+			 " AND substr(key, 1, ?) = ?");
+		if (s == NULL)
+			return -1;
+		sqlite3_bind_int(s, 1, (int)n - 1);
+		sqlite3_bind_text(s, 2, key, (int)n - 1, SQLITE_TRANSIENT);
+	} else {
+		s = prep(st, "UPDATE jobs SET state = 'cancelled' WHERE state = 'pending' AND key = ?");
+		if (s == NULL)
+			return -1;
+		bind_text(s, 1, key);
+	}
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+int
+tlbot_store_job_next_due(struct tlbot_store *st, time_t now, struct tlbot_job_row *row)
+{
+	sqlite3_stmt *s = prep(st, "SELECT id, kind, key, room_id, payload, due FROM jobs"
+			       " WHERE state = 'pending' AND due <= ? ORDER BY due, id LIMIT 1");
+	int rc;
+
+	memset(row, 0, sizeof(*row));
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)now);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		row->id = sqlite3_column_int64(s, 0);
+		row->kind = col_dup(s, 1);
+		row->key = col_dup(s, 2);
+		row->room_id = col_dup(s, 3);
+		row->payload = col_dup(s, 4);
+		row->due = (time_t)sqlite3_column_int64(s, 5);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+time_t
+tlbot_store_job_earliest(struct tlbot_store *st)
+{
+	sqlite3_stmt *s = prep(st, "SELECT MIN(due) FROM jobs WHERE state = 'pending'");
+	time_t t = -1;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		t = sqlite3_column_type(s, 0) == SQLITE_NULL ? 0 : (time_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return t;
+}
+
+void
+tlbot_store_job_row_release(struct tlbot_job_row *row)
+{
+	free(row->kind);
+	free(row->key);
+	free(row->room_id);
+	free(row->payload);
+	memset(row, 0, sizeof(*row));
+}
+
+int
+tlbot_store_job_finish(struct tlbot_store *st, int64_t id, const char *state, time_t at)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE jobs SET state = ?, fired_at = ? WHERE id = ?");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, state);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)at);
+	sqlite3_bind_int64(s, 3, id);
+	return step_done(st, s);
+}
+
+/* ---- user preferences ---- */
+
+int
+tlbot_store_dm_enabled(struct tlbot_store *st, const char *user_id, int dflt)
+{
+	sqlite3_stmt *s = prep(st, "SELECT dm_enabled FROM user_prefs WHERE user_id = ?");
+	int v = dflt;
+
+	if (s == NULL)
+		return dflt;
+	bind_text(s, 1, user_id);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int
+tlbot_store_set_dm_enabled(struct tlbot_store *st, const char *user_id, int on)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO user_prefs(user_id, dm_enabled) VALUES (?, ?)"
+			       " ON CONFLICT(user_id) DO UPDATE SET dm_enabled = excluded.dm_enabled");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, user_id);
+	sqlite3_bind_int(s, 2, on);
+	return step_done(st, s);
+}

@@ -1,0 +1,12 @@
+/* The one command table. Adding a command family is one file in commands/
+ * and one line here; !help walks this same table. */
+#include "tlbot/command.h"
+
+extern const struct tlbot_cmd tlbot_cmd_help;
+extern const struct tlbot_cmd tlbot_cmd_ping;
+
+const struct tlbot_cmd *const tlbot_commands[] = {
+	&tlbot_cmd_help,
+	&tlbot_cmd_ping,
+	NULL,
+};

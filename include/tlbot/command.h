@@ -1,0 +1,178 @@
+/* The only header commands/ needs: the command table entry, the context a
+ * handler runs in, the reply API and store access. Handlers never touch the
+ * network: they read and write the store (inside the batch transaction the
+ * router opened) and enqueue messages in the outbox. */
+#ifndef TLBOT_COMMAND_H
+#define TLBOT_COMMAND_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "tlbot/msg.h"
+#include "tlbot/parse.h"
+
+struct tlbot_ctx;
+
+enum tlbot_perm {
+	TLBOT_PERM_ANYONE = 0,  /* any allowed user in the room */
+	TLBOT_PERM_WRITE,       /* power level >= config power_level (default 50) or a bot admin */
+	TLBOT_PERM_ADMIN,       /* a configured bot admin */
+};
+
+typedef int (*tlbot_handler_fn)(struct tlbot_ctx *ctx, const struct tlbot_args *args);
+
+struct tlbot_subcmd {
+	const char *name;
+	const char *usage;        /* "new \"title\" [--due DATE]" (without prefix and family) */
+	const char *summary;      /* one line */
+	enum tlbot_perm perm;
+	const char *const *flags; /* NULL-terminated flag spec, see parse.h; NULL = none */
+	int min_args, max_args;   /* positional arguments after the subcommand; max -1 = any */
+	tlbot_handler_fn handler;
+};
+
+/* A schema component: migrations applied in order, version tracked per
+ * component in the store, so each command family owns its tables. */
+struct tlbot_schema {
+	const char *component;
+	const char *const *migrations; /* NULL-terminated SQL scripts */
+};
+
+/* A scheduled job as the handler sees it (borrowed). */
+struct tlbot_job {
+	int64_t id;
+	const char *kind;
+	const char *room_id;   /* may be NULL */
+	const char *key;       /* unique key given at scheduling */
+	const char *payload;   /* JSON text given at scheduling, or "{}" */
+	time_t due;
+	int missed;            /* 1: more than the grace period late; don't post,
+				* just reschedule a recurrence if any */
+};
+
+struct tlbot_job_kind {
+	const char *kind;      /* "challenge.due" */
+	/* Runs inside the job's transaction; return 0 (job done) or -1 (rolled
+	 * back; retried on the next tick, with a logged error). */
+	int (*fire)(struct tlbot_ctx *ctx, const struct tlbot_job *job);
+};
+
+struct tlbot_cmd {
+	const char *name;              /* "challenge" */
+	const char *const *aliases;    /* NULL-terminated or NULL */
+	const char *usage;             /* for families without subcommands */
+	const char *summary;           /* one line for !help */
+	const char *help;              /* longer text with examples, or NULL */
+	enum tlbot_perm perm;          /* for families without subcommands */
+	const char *const *flags;      /* for families without subcommands */
+	int min_args, max_args;        /* for families without subcommands */
+	tlbot_handler_fn handler;      /* families without subcommands */
+	const struct tlbot_subcmd *subcmds; /* terminated by an entry with name NULL */
+	const struct tlbot_schema *schema;  /* or NULL */
+	const struct tlbot_job_kind *jobs;  /* terminated by kind NULL, or NULL */
+	/* Optional: every message in a served room that is not a command (free
+	 * text, replies, edits, redactions) from an allowed user, in a
+	 * savepoint like a command. Return 1 if consumed, 0 if not, -1 after
+	 * tlbot_fail (rolled back; the reason is logged, not sent). */
+	int (*on_message)(struct tlbot_ctx *ctx);
+};
+
+/* The registry (commands/table.c): NULL-terminated. */
+extern const struct tlbot_cmd *const tlbot_commands[];
+/* Find by name or alias (case-insensitive); NULL if none. */
+const struct tlbot_cmd *tlbot_command_find(const char *name);
+
+/* ---- context: who, where, when (all borrowed, valid during the call) ---- */
+const char *tlbot_ctx_sender(const struct tlbot_ctx *ctx);   /* NULL in jobs */
+const char *tlbot_ctx_room(const struct tlbot_ctx *ctx);     /* NULL in jobs without room */
+const char *tlbot_ctx_event_id(const struct tlbot_ctx *ctx); /* NULL in jobs */
+const char *tlbot_ctx_body(const struct tlbot_ctx *ctx);     /* message text (new content for edits) */
+const char *tlbot_ctx_prefix(const struct tlbot_ctx *ctx);   /* "!" as typed, or the first configured */
+const char *tlbot_ctx_bot_user(const struct tlbot_ctx *ctx);
+/* For on_message: the event this one replies to, the event it edits
+ * (m.replace target), the thread root; NULL when none. */
+const char *tlbot_ctx_in_reply_to(const struct tlbot_ctx *ctx);
+const char *tlbot_ctx_replaces(const struct tlbot_ctx *ctx);
+const char *tlbot_ctx_thread_root(const struct tlbot_ctx *ctx);
+/* For on_message on an m.room.redaction: the redacted event id (the body
+ * is then ""); NULL otherwise. */
+const char *tlbot_ctx_redacts(const struct tlbot_ctx *ctx);
+/* 1 if the room is a direct-message room between the bot and the sender. */
+int tlbot_ctx_is_dm(const struct tlbot_ctx *ctx);
+/* Origin timestamp of the event (seconds), or now in jobs. */
+time_t tlbot_ctx_event_time(const struct tlbot_ctx *ctx);
+/* Wall clock (test override aware). */
+time_t tlbot_ctx_now(const struct tlbot_ctx *ctx);
+/* Users mentioned in the command message (m.mentions, pills, plain ids). */
+size_t tlbot_ctx_nmentions(const struct tlbot_ctx *ctx);
+const char *tlbot_ctx_mention(const struct tlbot_ctx *ctx, size_t i);
+/* Configuration values commands may need. */
+const char *tlbot_ctx_default_tz(const struct tlbot_ctx *ctx);
+int tlbot_ctx_grace_s(const struct tlbot_ctx *ctx);
+const char *tlbot_ctx_digest_room(const struct tlbot_ctx *ctx);
+const char *tlbot_ctx_bank_holidays_file(const struct tlbot_ctx *ctx);
+int tlbot_ctx_dm_default(const struct tlbot_ctx *ctx);
+
+/* Permissions from the room's current m.room.power_levels and m.room.create
+ * (users_default, creators of room versions >= 12 are above everyone).
+ * Returns the power level; INT64_MAX for creators of v12+ rooms. */
+int64_t tlbot_ctx_power(const struct tlbot_ctx *ctx, const char *room_id, const char *user_id);
+int tlbot_ctx_is_admin(const struct tlbot_ctx *ctx, const char *user_id);
+/* 1 if user may run commands needing perm in the ctx room. */
+int tlbot_ctx_allowed(const struct tlbot_ctx *ctx, enum tlbot_perm perm, const char *user_id);
+
+/* ---- store: the batch's database connection, inside its transaction ---- */
+/* Borrowed. Use only bound parameters (sqlite3_bind_*), never build SQL from
+ * input. Do not BEGIN/COMMIT: the caller owns the transaction. */
+sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
+/* Next value of a named counter (e.g. "challenge" -> 12 for C-12), stored
+ * in the same transaction. Returns -1 on error. */
+int64_t tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter);
+
+/* ---- replies (enqueued in the outbox, sent after the commit) ---- */
+/* Reply to the command: m.notice, m.in_reply_to the command, in its thread
+ * if it was in one. Takes the message's contents (m is released). */
+int tlbot_reply(struct tlbot_ctx *ctx, struct tlbot_msg *m);
+/* One-line plain reply (escaped for HTML). */
+int tlbot_replyf(struct tlbot_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Fail the command: every store change it made is rolled back, and the
+ * one-line reason is sent as the reply. Always returns -1, so handlers can
+ * `return tlbot_fail(ctx, "unknown challenge %s", id);`. */
+int tlbot_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A new message (not a reply) to a room: m.notice unless msgtype_text. */
+int tlbot_send_room(struct tlbot_ctx *ctx, const char *room_id, struct tlbot_msg *m);
+/* A direct message to a user: the sender reuses or creates the DM room
+ * (marked in m.direct). Respects the user's notify setting only when the
+ * caller checks tlbot_ctx_dm_enabled(). */
+int tlbot_send_dm(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_msg *m);
+/* Upload data to the media repository and post it as an m.file in room. */
+int tlbot_send_file(struct tlbot_ctx *ctx, const char *room_id, const char *filename,
+		    const char *mimetype, const void *data, size_t len, const char *caption);
+/* Per-user DM preference ("!notify on|off"): 1 on, 0 off. */
+int tlbot_ctx_dm_enabled(struct tlbot_ctx *ctx, const char *user_id);
+int tlbot_ctx_set_dm_enabled(struct tlbot_ctx *ctx, const char *user_id, int on);
+
+/* ---- scheduler ---- */
+/* Schedule a job of kind at due (epoch s). key is unique: scheduling an
+ * existing key replaces its due time and payload if it has not fired yet
+ * (returns 0), and is a no-op if it has fired. payload is JSON text or NULL.
+ * Returns the job id, or -1. */
+int64_t tlbot_job_schedule(struct tlbot_ctx *ctx, const char *kind, const char *key,
+			   const char *room_id, time_t due, const char *payload);
+/* Cancel pending jobs whose key equals key (or starts with key when key
+ * ends with '*'). Returns the number cancelled, or -1. */
+int tlbot_job_cancel(struct tlbot_ctx *ctx, const char *key);
+
+/* ---- formatting helpers shared by families ---- */
+/* Parse a date: YYYY-MM-DD, today, tomorrow, +Nd, +Nw (relative to now in
+ * zone tz). Writes YYYY-MM-DD into out (11 bytes). Returns 0 or -1. */
+int tlbot_parse_date(const char *s, time_t now, const char *tz, char out[11]);
+/* The error text listing the accepted date forms. */
+extern const char tlbot_date_forms[];
+
+#endif

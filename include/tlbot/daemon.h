@@ -1,0 +1,51 @@
+/* The running daemon: identity, the receive side (transport -> router) and
+ * the worker (outbox sender and scheduler), each thread with its own store
+ * connection and HTTP handle. */
+#ifndef TLBOT_DAEMON_H
+#define TLBOT_DAEMON_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "tlbot/config.h"
+#include "tlbot/http.h"
+#include "tlbot/router.h"
+#include "tlbot/store.h"
+
+struct tlbot_daemon {
+	struct tlbot_config *cfg;
+	char *base_url;
+	char *user_id;
+	char *device_id;
+	char *token;
+	volatile sig_atomic_t *stop;  /* set by signals or a fatal condition */
+	int exit_code;                /* set with stop on a fatal condition */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;          /* outbox rows were committed */
+	int woken;
+	/* receive side (main thread) */
+	struct tlbot_store st;
+	struct tlbot_http http;
+	struct tlbot_router router;
+	char *filter;                 /* filter id or inline JSON */
+};
+
+/* Stop the daemon with a message (fatal conditions found by a thread). */
+void tlbot_daemon_fail(struct tlbot_daemon *d, int code);
+/* Wake the worker: new outbox rows or jobs are committed. */
+void tlbot_daemon_wake(struct tlbot_daemon *d);
+/* Sleep up to ms, returning early on stop. Returns 1 if stopping. */
+int tlbot_daemon_sleep(struct tlbot_daemon *d, long ms);
+
+/* Log in (or reuse the stored token/device) and check the identity.
+ * Returns 0, or -1 after logging what the operator must do. */
+int tlbot_daemon_login(struct tlbot_daemon *d);
+/* The /sync receive loop; returns when stopping. */
+int tlbot_sync_run(struct tlbot_daemon *d);
+/* The worker thread body (arg: struct tlbot_daemon *). */
+void *tlbot_worker_main(void *arg);
+
+/* The sync filter JSON the bot uses (static string). */
+const char *tlbot_sync_filter_json(int timeline_limit, char *buf, size_t buflen);
+
+#endif

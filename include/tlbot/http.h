@@ -1,0 +1,77 @@
+/* HTTP client over libcurl, one handle per thread (keeps connections
+ * alive). Never logs the access token: it travels only in the
+ * Authorization header. */
+#ifndef TLBOT_HTTP_H
+#define TLBOT_HTTP_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stddef.h>
+
+#include "tlbot/buf.h"
+
+enum tlbot_err {
+	TLBOT_OK = 0,
+	TLBOT_ERR_NET,      /* connect/read failure, timeout, cut body: retry */
+	TLBOT_ERR_HTTP,     /* the server answered >= 400: see status/errcode */
+	TLBOT_ERR_PARSE,    /* the body was not the JSON we expected: retry */
+	TLBOT_ERR_ABORT,    /* shutting down */
+	TLBOT_ERR_NOMEM,
+	TLBOT_ERR_DB,
+};
+const char *tlbot_strerror(enum tlbot_err e);
+
+struct tlbot_http {
+	void *curl;          /* CURL * */
+	char *base;          /* https://matrix.example.org (no trailing /) */
+	char *token;         /* access token or NULL */
+	char *ca_file;       /* or NULL */
+	void *headers;       /* struct curl_slist * for the token */
+};
+
+struct tlbot_http_resp {
+	long status;             /* HTTP status, 0 when none */
+	struct tlbot_buf body;   /* raw body */
+	json_t *json;            /* parsed body when JSON (new reference), else NULL */
+	char errcode[64];        /* Matrix errcode or "" */
+	char error[256];         /* Matrix error text or curl's message */
+	long retry_after_ms;     /* from retry_after_ms or Retry-After; -1 when absent */
+};
+
+/* Global init/cleanup (curl_global_*); call once from main. */
+int tlbot_http_global_init(void);
+void tlbot_http_global_cleanup(void);
+/* The flag polled during transfers: when it becomes non-zero every transfer
+ * is aborted within ~100 ms and returns TLBOT_ERR_ABORT. */
+void tlbot_http_set_abort_flag(volatile sig_atomic_t *flag);
+
+int tlbot_http_init(struct tlbot_http *h, const char *base, const char *ca_file);
+void tlbot_http_release(struct tlbot_http *h);
+/* Set (or clear with NULL) the access token; it is registered with the log
+ * redactor. Returns 0 or -1. */
+int tlbot_http_set_token(struct tlbot_http *h, const char *token);
+
+void tlbot_http_resp_init(struct tlbot_http_resp *r);
+void tlbot_http_resp_release(struct tlbot_http_resp *r);
+
+/* Perform method on base + path (path already escaped, may contain a
+ * query). body may be NULL. timeout_ms bounds the whole transfer. Returns
+ * TLBOT_OK on 2xx (r->json set when the body was JSON), else an error;
+ * r is always filled as far as known. */
+enum tlbot_err tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
+				  const void *body, size_t bodylen, const char *content_type,
+				  long timeout_ms, struct tlbot_http_resp *r);
+
+/* URL-escape one path segment or query value (curl_easy_escape). Caller
+ * frees with free(). NULL on OOM. */
+char *tlbot_http_escape(const char *s);
+
+/* Retry classification: 1 if the same request may succeed later (network,
+ * 5xx, 429/M_LIMIT_EXCEEDED, parse), 0 if it is permanent. */
+int tlbot_http_retryable(enum tlbot_err e, const struct tlbot_http_resp *r);
+
+/* Exponential backoff with full jitter: attempt 0.. -> ms in
+ * [base*2^attempt/2, base*2^attempt], capped at cap_ms. */
+long tlbot_backoff_ms(int attempt, long base_ms, long cap_ms);
+
+#endif

@@ -1,0 +1,55 @@
+/* Outgoing message builder: a plain `body`, an HTML `formatted_body` and the
+ * `m.mentions` user ids, built together so they never disagree. User text
+ * goes in through tlbot_msg_text(), which escapes it for HTML. */
+#ifndef TLBOT_MSG_H
+#define TLBOT_MSG_H
+
+#include <stddef.h>
+
+#include "tlbot/buf.h"
+
+#define TLBOT_MSG_MAX (60 * 1024) /* Matrix events are capped at 64 KiB */
+#define TLBOT_MSG_MAX_MENTIONS 64
+
+struct tlbot_msg {
+	struct tlbot_buf plain;
+	struct tlbot_buf html;
+	size_t nmentions;
+	char *mentions[TLBOT_MSG_MAX_MENTIONS]; /* owned, distinct */
+	int room_mention;                       /* @room */
+	int failed;                             /* an append overflowed */
+};
+
+void tlbot_msg_init(struct tlbot_msg *m);
+void tlbot_msg_release(struct tlbot_msg *m);
+
+/* Text for both parts; escaped in HTML, newlines become <br/>. */
+void tlbot_msg_text(struct tlbot_msg *m, const char *s);
+void tlbot_msg_textf(struct tlbot_msg *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Raw HTML only (trusted markup written by the bot, never user text). */
+void tlbot_msg_html(struct tlbot_msg *m, const char *html);
+/* Plain only (e.g. list bullets the HTML renders with <li>). */
+void tlbot_msg_plain(struct tlbot_msg *m, const char *s);
+/* Text in <b>, <i> or <code>: the user text is escaped. */
+void tlbot_msg_bold(struct tlbot_msg *m, const char *s);
+void tlbot_msg_italic(struct tlbot_msg *m, const char *s);
+void tlbot_msg_code(struct tlbot_msg *m, const char *s);
+/* A mention: the user id in the body, a matrix.to pill in the HTML, and the
+ * id added to m.mentions.user_ids (so the person is notified). */
+void tlbot_msg_mention(struct tlbot_msg *m, const char *user_id);
+/* A user's name shown as a pill WITHOUT notifying them. */
+void tlbot_msg_user(struct tlbot_msg *m, const char *user_id);
+/* A link: label text, href (escaped), optional title shown on hover. */
+void tlbot_msg_link(struct tlbot_msg *m, const char *label, const char *href,
+		    const char *title);
+/* Newline in body, <br/> in HTML. */
+void tlbot_msg_br(struct tlbot_msg *m);
+
+/* Build the event content (msgtype, body, format, formatted_body,
+ * m.mentions) as a JSON string. msgtype is "m.notice" or "m.text".
+ * Extra relation fields are added by the caller's layer. Returns a new
+ * string (caller frees), or NULL if the message overflowed or OOM. */
+char *tlbot_msg_content_json(const struct tlbot_msg *m, const char *msgtype);
+
+#endif

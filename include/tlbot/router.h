@@ -1,0 +1,51 @@
+/* The batch path: a sync-shaped batch (from /sync or the WebSocket stream)
+ * is applied to the store in ONE transaction: room membership and state,
+ * command effects, outgoing messages and the batch's next_batch token. */
+#ifndef TLBOT_ROUTER_H
+#define TLBOT_ROUTER_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "tlbot/config.h"
+#include "tlbot/store.h"
+
+#define TLBOT_RATE_SLOTS 256
+
+struct tlbot_rate {
+	char user[256];
+	double tokens;
+	int64_t last_ms;
+	int warned;
+};
+
+struct tlbot_router {
+	const struct tlbot_config *cfg;
+	const char *bot_user;
+	struct tlbot_store *st;
+	/* Fill a gap before a limited timeline: return the events between the
+	 * last handled one and prev_batch, oldest first (new reference), or
+	 * NULL when they cannot be fetched now (the batch then is not
+	 * committed and is retried). NULL callback: no gap filling. */
+	json_t *(*fill_gap)(void *arg, const char *room_id, const char *prev_batch);
+	void *fill_arg;
+	struct tlbot_rate rate[TLBOT_RATE_SLOTS];
+	/* figures */
+	uint64_t batches, events, commands, replies;
+};
+
+void tlbot_router_init(struct tlbot_router *rt, const struct tlbot_config *cfg,
+		       const char *bot_user, struct tlbot_store *st);
+
+/* Apply batch (borrowed). since is the token the batch was requested with
+ * (NULL on a first sync: its history is marked handled, never answered).
+ * On success the transaction holding next_batch is committed and 0 is
+ * returned; -1 means nothing was committed (retry the same batch). */
+int tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *since);
+
+/* Run due scheduled jobs (each in its own transaction). Returns the number
+ * fired, or -1 on a database error. */
+int tlbot_router_run_jobs(struct tlbot_router *rt, time_t now);
+
+#endif
