@@ -227,6 +227,7 @@ class Homeserver:
             if line.startswith("LISTENING "):
                 break
             self.proc.wait()
+            self.proc.stdout.close()
             # restart on a fixed port: it may take a moment to become free
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mxhs did not start: {line!r}")
@@ -234,7 +235,8 @@ class Homeserver:
         self.url = line.split(None, 1)[1].strip()
         self.port = int(self.url.rsplit(":", 1)[1])
         # keep draining stdout so the child never blocks on a full pipe
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        self._drain = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self._drain.start()
 
     def stop(self, graceful=True):
         """Stop the homeserver (SIGTERM, or SIGKILL when graceful=False)."""
@@ -245,6 +247,9 @@ class Homeserver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc and self.proc.stdout and not self.proc.stdout.closed:
+            self._drain.join(5)
+            self.proc.stdout.close()
 
     def restart(self, graceful=False):
         """Kill (SIGKILL by default) and start again on the same port with the

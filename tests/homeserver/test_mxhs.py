@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""Checks the test homeserver (mxhs.py) against the Client-Server spec
+behaviours the bot's tests rely on.  Run: python3 tests/homeserver/test_mxhs.py"""
+
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+import urllib.error
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mx  # noqa: E402
+
+C = "/_matrix/client/v3"
+SEND = "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"
+NETWORK_ERRORS = (ConnectionError, http.client.HTTPException, urllib.error.URLError, OSError)
+
+
+def msgs(events):
+    return [e for e in events if e["type"] == "m.room.message"]
+
+
+def bodies(events):
+    return [e["content"].get("body") for e in msgs(events)]
+
+
+class Base(unittest.TestCase):
+    hs = None
+    n = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hs = mx.Homeserver()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.hs.stop()
+
+    def setUp(self):
+        self.hs.clear_faults()
+
+    def user(self, prefix="u"):
+        Base.n += 1
+        return self.hs.register(f"{prefix}{Base.n}")
+
+    def pair(self):
+        """alice and bob joined to a fresh room."""
+        a, b = self.user("alice"), self.user("bob")
+        room = a.create_room(name="r", invite=[b.user_id])
+        b.join(room)
+        return a, b, room
+
+    def assertMxError(self, status, errcode, fn, *args, **kw):
+        with self.assertRaises(mx.MatrixError) as cm:
+            fn(*args, **kw)
+        self.assertEqual((cm.exception.status, cm.exception.errcode), (status, errcode),
+                         cm.exception.body)
+        return cm.exception
+
+
+class TestAccounts(Base):
+    def test_versions_and_wellknown(self):
+        v = self.hs.api("GET", "/_matrix/client/versions")
+        self.assertIn("v1.1", v["versions"])
+        self.assertIn("v1.12", v["versions"])
+        wk = self.hs.api("GET", "/.well-known/matrix/client")
+        self.assertEqual(wk["m.homeserver"]["base_url"], self.hs.url)
+
+    def test_register_uia(self):
+        body = {"username": "uia1", "password": "pw"}
+        e = self.assertMxError(401, None, self.hs.api, "POST", C + "/register", body)
+        self.assertEqual(e.body["flows"], [{"stages": ["m.login.dummy"]}])
+        self.assertIn("session", e.body)
+        self.assertEqual(e.body["params"], {})
+        body["auth"] = {"type": "m.login.dummy", "session": e.body["session"]}
+        r = self.hs.api("POST", C + "/register", body)
+        self.assertEqual(r["user_id"], "@uia1:localhost")
+        self.assertTrue(r["access_token"] and r["device_id"])
+        # duplicate: refused before UIA, as Synapse does
+        self.assertMxError(400, "M_USER_IN_USE", self.hs.api, "POST", C + "/register",
+                           {"username": "uia1", "password": "pw"})
+        self.assertMxError(400, "M_INVALID_USERNAME", self.hs.api, "POST", C + "/register",
+                           {"username": "Bad Name", "password": "pw"})
+        self.assertMxError(400, "M_USER_IN_USE", self.hs.api, "GET",
+                           C + "/register/available", query={"username": "uia1"})
+        self.assertEqual(self.hs.api("GET", C + "/register/available",
+                                     query={"username": "uia-free"}), {"available": True})
+        # inhibit_login: no token
+        r = self.hs.api("POST", C + "/register", {"username": "uia2", "password": "pw",
+                        "inhibit_login": True, "auth": {"type": "m.login.dummy"}})
+        self.assertNotIn("access_token", r)
+
+    def test_login_and_device_reuse(self):
+        u = self.user()
+        local = u.user_id[1:].split(":")[0]
+        self.assertEqual(self.hs.api("GET", C + "/login")["flows"], [{"type": "m.login.password"}])
+        d1 = self.hs.login(local, device_id="DEV1")
+        self.assertEqual(d1.device_id, "DEV1")
+        d1b = self.hs.login(u.user_id, device_id="DEV1")     # full user id works too
+        self.assertEqual(d1b.device_id, "DEV1")
+        self.assertNotEqual(d1.token, d1b.token)
+        # the old token of the reused device is replaced
+        self.assertMxError(401, "M_UNKNOWN_TOKEN", d1.whoami)
+        self.assertEqual(d1b.whoami(), {"user_id": u.user_id, "device_id": "DEV1",
+                                        "is_guest": False})
+        # legacy `user` field
+        r = self.hs.api("POST", C + "/login", {"type": "m.login.password", "user": local,
+                                               "password": "pw"})
+        self.assertEqual(r["user_id"], u.user_id)
+        self.assertNotEqual(r["device_id"], "DEV1")
+        self.assertMxError(403, "M_FORBIDDEN", self.hs.login, local, "wrong")
+        self.assertMxError(403, "M_FORBIDDEN", self.hs.login, "nosuchuser", "pw")
+
+    def test_auth_errors_and_query_token(self):
+        u = self.user()
+        self.assertMxError(401, "M_MISSING_TOKEN", self.hs.api, "GET", C + "/account/whoami")
+        e = self.assertMxError(401, "M_UNKNOWN_TOKEN", self.hs.api, "GET",
+                               C + "/account/whoami", token="nope")
+        self.assertIs(e.body["soft_logout"], False)
+        r = self.hs.api("GET", C + "/account/whoami", query={"access_token": u.token})
+        self.assertEqual(r["user_id"], u.user_id)
+        u.logout()
+        self.assertMxError(401, "M_UNKNOWN_TOKEN", u.whoami)
+
+    def test_unrecognized_and_bad_json(self):
+        u = self.user()
+        self.assertMxError(404, "M_UNRECOGNIZED", u.api, "GET", "/no/such/endpoint")
+        self.assertMxError(405, "M_UNRECOGNIZED", u.api, "DELETE", "/account/whoami")
+        self.assertMxError(400, "M_NOT_JSON", u.api, "POST", "/createRoom", b"{nope")
+        self.assertMxError(400, "M_BAD_JSON", u.api, "POST", "/createRoom", b"[1]")
+
+    def test_account_data_and_filters(self):
+        u = self.user()
+        s0 = u.sync()["next_batch"]
+        u.set_account_data("m.direct", {"@x:localhost": ["!r:localhost"]})
+        self.assertEqual(u.account_data("m.direct"), {"@x:localhost": ["!r:localhost"]})
+        self.assertIsNone(u.account_data("org.example.none"))
+        r = u.sync(since=s0)
+        self.assertEqual([e["type"] for e in r["account_data"]["events"]], ["m.direct"])
+        self.assertEqual(u.sync(since=r["next_batch"])["account_data"]["events"], [])
+        fid = u.api("POST", f"/user/{mx.q(u.user_id)}/filter",
+                    {"room": {"timeline": {"limit": 2}}})["filter_id"]
+        self.assertEqual(u.api("GET", f"/user/{mx.q(u.user_id)}/filter/{fid}"),
+                         {"room": {"timeline": {"limit": 2}}})
+        room = u.create_room()
+        for i in range(4):
+            u.send_text(room, f"m{i}")
+        tl = u.sync(filter=fid)["rooms"]["join"][room]["timeline"]
+        self.assertEqual(bodies(tl["events"]), ["m2", "m3"])
+
+    def test_profile(self):
+        u = self.user()
+        room = u.create_room()
+        u.set_displayname("Alice A")
+        self.assertEqual(u.api("GET", f"/profile/{mx.q(u.user_id)}")["displayname"], "Alice A")
+        self.assertEqual(u.state(room, "m.room.member", u.user_id)["displayname"], "Alice A")
+        self.assertMxError(404, "M_NOT_FOUND", u.api, "GET", "/profile/@ghost:localhost")
+
+    def test_media(self):
+        u = self.user()
+        r = u.api("POST", "/_matrix/media/v3/upload", b"hello media",
+                  query={"filename": "a.txt"}, headers={"Content-Type": "text/plain"})
+        uri = r["content_uri"]
+        self.assertTrue(uri.startswith("mxc://localhost/"))
+        mid = uri.rsplit("/", 1)[1]
+        data = u.api("GET", f"/_matrix/client/v1/media/download/localhost/{mid}", raw=True)
+        self.assertEqual(data, b"hello media")
+        self.assertEqual(self.hs.api("GET", f"/_matrix/media/v3/download/localhost/{mid}/x.txt",
+                                     raw=True), b"hello media")
+        self.assertMxError(401, "M_MISSING_TOKEN", self.hs.api, "GET",
+                           f"/_matrix/client/v1/media/download/localhost/{mid}")
+        self.assertEqual(u.api("GET", "/_matrix/client/v1/media/config")["m.upload.size"],
+                         50 * 1024 * 1024)
+
+
+class TestRooms(Base):
+    def test_create_room_state(self):
+        a = self.user()
+        room = a.create_room(name="Team", topic="T")
+        st = {(e["type"], e["state_key"]): e for e in a.api("GET", f"/rooms/{mx.q(room)}/state")}
+        self.assertEqual(st[("m.room.create", "")]["content"]["room_version"], "10")
+        self.assertEqual(st[("m.room.create", "")]["content"]["creator"], a.user_id)
+        pl = st[("m.room.power_levels", "")]["content"]
+        self.assertEqual(pl["users"], {a.user_id: 100})
+        self.assertEqual((pl["users_default"], pl["events_default"], pl["state_default"],
+                          pl["ban"], pl["kick"], pl["redact"], pl["invite"]),
+                         (0, 0, 50, 50, 50, 50, 0))
+        self.assertEqual(st[("m.room.join_rules", "")]["content"]["join_rule"], "invite")
+        self.assertEqual(st[("m.room.name", "")]["content"]["name"], "Team")
+        self.assertEqual(st[("m.room.topic", "")]["content"]["topic"], "T")
+        self.assertEqual(a.state(room, "m.room.history_visibility")["history_visibility"], "shared")
+        self.assertIsNone(a.state(room, "m.room.avatar"))
+        # creation order per spec: create, creator join, power levels, ...
+        types = [e["type"] for e in a.room_events(room)]
+        self.assertEqual(types[:3], ["m.room.create", "m.room.member", "m.room.power_levels"])
+        self.assertMxError(400, "M_UNSUPPORTED_ROOM_VERSION", a.create_room, room_version="99")
+
+    def test_room_v12_creator(self):
+        a, b = self.user(), self.user()
+        room = a.create_room(room_version="12", invite=[b.user_id])
+        self.assertNotIn(":", room)                      # v12 room ids have no server
+        create = a.state(room, "m.room.create", "")
+        self.assertEqual(create["room_version"], "12")
+        self.assertNotIn("creator", create)
+        create_ev = a.api("GET", f"/rooms/{mx.q(room)}/state/m.room.create/",
+                          query={"format": "event"})
+        self.assertEqual(create_ev["event_id"][1:], room[1:])   # room id = create event hash
+        pl = a.state(room, "m.room.power_levels")
+        self.assertNotIn(a.user_id, pl["users"])
+        self.assertEqual(pl["events"]["m.room.tombstone"], 150)
+        # infinite power: may set anything, but may not be listed
+        a.set_state(room, "m.room.name", {"name": "v12"})
+        self.assertMxError(403, "M_FORBIDDEN", a.set_power_level, room, a.user_id, 100)
+        a.set_power_level(room, b.user_id, 50)
+        self.assertMxError(400, "M_INVALID_ROOM_STATE", a.create_room, room_version="12",
+                           power_levels={"users": {a.user_id: 100}})
+        # v11: no creator key, creator listed in power levels
+        r11 = a.create_room(room_version="11")
+        self.assertNotIn("creator", a.state(r11, "m.room.create"))
+        self.assertEqual(a.state(r11, "m.room.power_levels")["users"], {a.user_id: 100})
+
+    def test_invite_join_leave(self):
+        a, b, c = self.user(), self.user(), self.user()
+        room = a.create_room(name="Inv")
+        self.assertMxError(403, "M_FORBIDDEN", c.join, room)   # not invited
+        s0 = b.sync()["next_batch"]
+        a.invite(room, b.user_id)
+        r = b.sync(since=s0)
+        inv = r["rooms"]["invite"][room]["invite_state"]["events"]
+        me = [e for e in inv if e["type"] == "m.room.member" and e["state_key"] == b.user_id]
+        self.assertEqual(me[0]["sender"], a.user_id)
+        self.assertEqual(me[0]["content"]["membership"], "invite")
+        types = {e["type"] for e in inv}
+        self.assertTrue({"m.room.create", "m.room.name", "m.room.join_rules"} <= types)
+        self.assertTrue(all(set(e) == {"type", "state_key", "content", "sender"} for e in inv))
+        self.assertEqual(b.join(room), room)
+        r = b.sync(since=r["next_batch"])
+        self.assertIn(room, r["rooms"]["join"])
+        self.assertEqual(a.joined_members(room), sorted([a.user_id, b.user_id]))
+        b.leave(room)
+        r = b.sync(since=r["next_batch"])
+        self.assertIn(room, r["rooms"]["leave"])
+        self.assertEqual(r["rooms"]["leave"][room]["timeline"]["events"][-1]["content"]
+                         ["membership"], "leave")
+        self.assertMxError(403, "M_FORBIDDEN", b.send_text, room, "gone")
+        # rejecting an invite is a leave
+        a.invite(room, c.user_id)
+        c.leave(room)
+        self.assertEqual(a.state(room, "m.room.member", c.user_id)["membership"], "leave")
+        # public rooms can be joined without an invite
+        pub = a.create_room(preset="public_chat")
+        c.join(pub)
+        # kick needs power
+        self.assertMxError(403, "M_FORBIDDEN", c.kick, pub, a.user_id)
+        a.kick(pub, c.user_id, "bye")
+        self.assertEqual(a.state(pub, "m.room.member", c.user_id)["membership"], "leave")
+
+    def test_power_levels_enforced(self):
+        a, b, room = self.pair()
+        self.assertMxError(403, "M_FORBIDDEN", b.set_state, room, "m.room.name", {"name": "x"})
+        a.set_state(room, "m.room.power_levels", dict(a.state(room, "m.room.power_levels"),
+                                                      events_default=10))
+        self.assertMxError(403, "M_FORBIDDEN", b.send_text, room, "muted")
+        a.set_power_level(room, b.user_id, 10)
+        b.send_text(room, "unmuted")
+        # cannot raise someone above yourself
+        self.assertMxError(403, "M_FORBIDDEN", b.set_power_level, room, b.user_id, 100)
+
+    def test_redaction(self):
+        a, b, room = self.pair()
+        eid = b.send_text(room, "secret")
+        r1 = b.redact(room, eid, txn_id="red1")
+        self.assertEqual(b.redact(room, eid, txn_id="red1"), r1)   # idempotent
+        ev = a.event(room, eid)
+        self.assertEqual(ev["content"], {})
+        self.assertEqual(ev["unsigned"]["redacted_because"]["event_id"], r1)
+        red = a.event(room, r1)
+        self.assertEqual(red["redacts"], eid)
+        self.assertEqual(red["content"]["redacts"], eid)
+        other = a.send_text(room, "mine")
+        self.assertMxError(403, "M_FORBIDDEN", b.redact, room, other)
+        self.assertEqual(len([e for e in a.room_events(room) if e["type"] == "m.room.redaction"]), 1)
+
+
+class TestSendAndSync(Base):
+    def test_txn_idempotency_per_device(self):
+        a, b, room = self.pair()
+        local = a.user_id[1:].split(":")[0]
+        a2 = self.hs.login(local)                       # second device, same user
+        e1 = a.send_text(room, "once", txn_id="t1")
+        self.assertEqual(a.send_text(room, "once", txn_id="t1"), e1)
+        e2 = a2.send_text(room, "once", txn_id="t1")    # other device: a new event
+        self.assertNotEqual(e1, e2)
+        # same txn id on another path (another room) is another request
+        other = a.create_room()
+        self.assertNotEqual(a.send_text(other, "once", txn_id="t1"), e1)
+        self.assertEqual(bodies(a.room_events(room)).count("once"), 2)
+        # unsigned.transaction_id only for the sending device
+        evs = {e["event_id"]: e for e in a.room_events(room)}
+        self.assertEqual(evs[e1]["unsigned"].get("transaction_id"), "t1")
+        self.assertNotIn("transaction_id", evs[e2]["unsigned"])
+        tl = b.sync()["rooms"]["join"][room]["timeline"]["events"]
+        self.assertTrue(all("transaction_id" not in e["unsigned"] for e in tl))
+        tl = a2.sync()["rooms"]["join"][room]["timeline"]["events"]
+        by = {e["event_id"]: e for e in tl}
+        self.assertEqual(by[e2]["unsigned"]["transaction_id"], "t1")
+        self.assertNotIn("transaction_id", by[e1]["unsigned"])
+        self.assertTrue(all("room_id" not in e for e in tl))   # ClientEventWithoutRoomID
+
+    def test_sync_since(self):
+        a, b, room = self.pair()
+        r0 = b.sync()
+        self.assertIn(room, r0["rooms"]["join"])
+        self.assertTrue(r0["next_batch"])
+        eid = a.send_text(room, "new")
+        r1 = b.sync(since=r0["next_batch"])
+        self.assertEqual([e["event_id"] for e in r1["rooms"]["join"][room]["timeline"]["events"]],
+                         [eid])
+        self.assertFalse(r1["rooms"]["join"][room]["timeline"]["limited"])
+        r2 = b.sync(since=r1["next_batch"])
+        self.assertEqual(r2["rooms"]["join"], {})
+        self.assertEqual(r2["next_batch"], r1["next_batch"])
+
+    def test_long_poll_wakeup(self):
+        a, b, room = self.pair()
+        since = b.sync()["next_batch"]
+        threading.Timer(0.3, lambda: a.send_text(room, "wake")).start()
+        t0 = time.monotonic()
+        r = b.sync(since=since, timeout=5000)
+        dt = time.monotonic() - t0
+        self.assertLess(dt, 2.0)
+        self.assertGreaterEqual(dt, 0.25)
+        self.assertEqual(bodies(r["rooms"]["join"][room]["timeline"]["events"]), ["wake"])
+        t0 = time.monotonic()
+        r = b.sync(since=r["next_batch"], timeout=300)      # nothing: waits the timeout
+        self.assertGreaterEqual(time.monotonic() - t0, 0.28)
+        self.assertEqual(r["rooms"]["join"], {})
+
+    def test_limited_timeline_and_gap_fill(self):
+        a, b, room = self.pair()
+        since = b.sync()["next_batch"]
+        sent = [a.send_text(room, f"m{i}") for i in range(25)]
+        r = b.sync(since=since)
+        tl = r["rooms"]["join"][room]["timeline"]
+        self.assertTrue(tl["limited"])
+        self.assertEqual([e["event_id"] for e in tl["events"]], sent[-10:])   # Synapse: 10
+        gap = b.messages(room, dir="b", limit=100, from_=tl["prev_batch"], to=since)
+        self.assertNotIn("end", gap)
+        self.assertEqual([e["event_id"] for e in reversed(gap["chunk"])], sent[:15])
+        # paging in small steps gives the same
+        got, tok = [], tl["prev_batch"]
+        while tok:
+            page = b.messages(room, dir="b", limit=4, from_=tok, to=since)
+            got += page["chunk"]
+            tok = page.get("end")
+        self.assertEqual([e["event_id"] for e in reversed(got)], sent[:15])
+        # forwards from since
+        fwd = b.messages(room, dir="f", limit=100, from_=since)
+        self.assertEqual([e["event_id"] for e in fwd["chunk"]], sent)
+        self.assertNotIn("end", fwd)
+        # initial sync: last 10, limited, state before them
+        r0 = b.sync()["rooms"]["join"][room]
+        self.assertTrue(r0["timeline"]["limited"])
+        self.assertEqual(len(r0["timeline"]["events"]), 10)
+        self.assertIn("m.room.create", {e["type"] for e in r0["state"]["events"]})
+        # back-pagination from the very start has no `end`
+        first = b.messages(room, dir="f", limit=3)
+        self.assertEqual(first["chunk"][0]["type"], "m.room.create")
+        self.assertIn("end", first)
+        self.assertNotIn("end", b.messages(room, dir="b", limit=1000))
+        self.assertMxError(400, "M_MISSING_PARAM", b.api, "GET", f"/rooms/{mx.q(room)}/messages")
+
+    def test_sync_filters(self):
+        a, b, room = self.pair()
+        other = a.create_room(invite=[b.user_id])
+        b.join(other)
+        since = b.sync()["next_batch"]
+        a.send_text(room, "text")
+        a.send_event(room, "org.example.custom", {"x": 1})
+        a.send_text(other, "elsewhere")
+        f = {"room": {"timeline": {"types": ["m.room.message"]}, "rooms": [room]}}
+        r = b.sync(since=since, filter=json.dumps(f))
+        self.assertEqual(list(r["rooms"]["join"]), [room])
+        self.assertEqual([e["type"] for e in r["rooms"]["join"][room]["timeline"]["events"]],
+                         ["m.room.message"])
+        f = {"room": {"timeline": {"not_types": ["m.room.*"]}}}
+        r = b.sync(since=since, filter=json.dumps(f))
+        self.assertEqual([e["type"] for e in r["rooms"]["join"][room]["timeline"]["events"]],
+                         ["org.example.custom"])
+        # lazy-loading members: only timeline senders' member events in state
+        c = self.user()
+        a.invite(room, c.user_id)
+        c.join(room)
+        a.send_text(room, "from a")
+        r = b.sync(filter={"room": {"timeline": {"limit": 1},
+                                    "state": {"lazy_load_members": True}}})
+        members = {e["state_key"] for e in r["rooms"]["join"][room]["state"]["events"]
+                   if e["type"] == "m.room.member"}
+        self.assertEqual(members, {a.user_id, b.user_id})
+
+    def test_newly_joined_room_gets_state(self):
+        a, b = self.user(), self.user()
+        room = a.create_room(name="Hist")
+        a.send_text(room, "before")
+        since = b.sync()["next_batch"]
+        a.invite(room, b.user_id)
+        b.join(room)
+        j = b.sync(since=since)["rooms"]["join"][room]
+        self.assertIn(("m.room.name", ""), {(e["type"], e.get("state_key")) for e in
+                                            j["state"]["events"] + j["timeline"]["events"]})
+        self.assertIn("before", bodies(j["timeline"]["events"]))
+
+
+class TestFaults(Base):
+    def count_sends(self, room, a):
+        return len(msgs(a.room_events(room)))
+
+    def test_status_fault_does_not_execute(self):
+        a, b, room = self.pair()
+        n = self.count_sends(room, a)
+        self.hs.fault(kind="status", method="PUT", path=r"/send/", status=429,
+                      retry_after_ms=1500, retry_after_header=True)
+        with self.assertRaises(mx.MatrixError) as cm:
+            a.send_text(room, "limited", txn_id="f1")
+        e = cm.exception
+        self.assertEqual((e.status, e.errcode, e.body["retry_after_ms"]),
+                         (429, "M_LIMIT_EXCEEDED", 1500))
+        self.assertEqual(self.count_sends(room, a), n)            # not created
+        eid = a.send_text(room, "limited", txn_id="f1")           # fault used up
+        self.assertEqual(self.count_sends(room, a), n + 1)
+        self.assertTrue(eid)
+        # the Retry-After header (seconds, rounded up)
+        self.hs.fault(kind="status", path="whoami", status=429, retry_after_ms=1500,
+                      retry_after_header=True)
+        conn = http.client.HTTPConnection("127.0.0.1", self.hs.port, timeout=5)
+        conn.request("GET", C + "/account/whoami", headers={"Authorization": "Bearer " + a.token})
+        resp = conn.getresponse()
+        self.assertEqual((resp.status, resp.getheader("Retry-After")), (429, "2"))
+        resp.read()
+        conn.close()
+        # 5xx with a non-JSON body (a proxy)
+        self.hs.fault(kind="status", path="whoami", status=502, body="<html>bad gateway</html>")
+        e = self.assertMxError(502, None, a.whoami)
+        self.assertIn("bad gateway", e.body)
+        st = self.hs.stats()
+        self.assertGreaterEqual(st["faults_fired_by_kind"]["status"], 3)
+        self.assertGreaterEqual(st["requests"][SEND], 2)
+        self.assertGreaterEqual(st["by_user"][a.user_id][SEND], 2)
+
+    def test_fault_scoping(self):
+        a, b, room = self.pair()
+        self.hs.fault(kind="status", path=r"/send/", status=500, user=b.user_id, count=2)
+        a.send_text(room, "a unaffected")
+        self.assertMxError(500, "M_UNKNOWN", b.send_text, room, "x")
+        self.assertMxError(500, "M_UNKNOWN", b.send_text, room, "x")
+        b.send_text(room, "third works")
+        self.assertEqual(self.hs.faults()[0]["count"], 0)
+        self.hs.fault(kind="status", path=r"/send/", status=503, count=None)   # unlimited
+        for _ in range(3):
+            self.assertMxError(503, "M_UNKNOWN", a.send_text, room, "x")
+        self.hs.clear_faults()
+        a.send_text(room, "cleared")
+
+    def test_drop(self):
+        a, b, room = self.pair()
+        n = self.count_sends(room, a)
+        self.hs.fault(kind="drop", method="PUT", path=r"/send/")
+        with self.assertRaises(NETWORK_ERRORS):
+            a.send_text(room, "dropped", txn_id="d1")
+        self.assertEqual(self.count_sends(room, a), n)
+        # executed, answer lost: the retry with the same txn id is de-duplicated
+        self.hs.fault(kind="drop", method="PUT", path=r"/send/", execute=True)
+        with self.assertRaises(NETWORK_ERRORS):
+            a.send_text(room, "lost answer", txn_id="d2")
+        self.assertEqual(self.count_sends(room, a), n + 1)
+        eid = a.send_text(room, "lost answer", txn_id="d2")
+        self.assertEqual(self.count_sends(room, a), n + 1)
+        self.assertEqual(msgs(a.room_events(room))[-1]["event_id"], eid)
+
+    def test_drop_mid_long_poll(self):
+        a, b, room = self.pair()
+        since = b.sync()["next_batch"]
+        out = {}
+
+        def poll():
+            try:
+                out["r"] = b.sync(since=since, timeout=5000)
+            except NETWORK_ERRORS as e:
+                out["e"] = e
+        t = threading.Thread(target=poll)
+        t0 = time.monotonic()
+        t.start()
+        deadline = time.monotonic() + 3
+        while b.user_id not in self.hs.stats()["syncing"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertIn(b.user_id, self.hs.stats()["syncing"])
+        self.hs.fault(kind="drop", path=r"/sync$")
+        t.join(5)
+        self.assertIn("e", out)
+        self.assertLess(time.monotonic() - t0, 3)
+
+    def test_delay(self):
+        a = self.user()
+        self.hs.fault(kind="delay", path="whoami", delay_ms=400)
+        t0 = time.monotonic()
+        self.assertEqual(a.whoami()["user_id"], a.user_id)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.38)
+
+    def test_truncate(self):
+        a, b, room = self.pair()
+        n = self.count_sends(room, a)
+        self.hs.fault(kind="truncate", method="PUT", path=r"/send/")
+        conn = http.client.HTTPConnection("127.0.0.1", self.hs.port, timeout=5)
+        conn.request("PUT", f"{C}/rooms/{mx.q(room)}/send/m.room.message/tr1",
+                     body=json.dumps({"msgtype": "m.text", "body": "trunc"}),
+                     headers={"Authorization": "Bearer " + a.token,
+                              "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        with self.assertRaises(http.client.IncompleteRead):
+            resp.read()
+        conn.close()
+        self.assertEqual(self.count_sends(room, a), n + 1)          # it did happen
+        eid = a.send_text(room, "trunc", txn_id="tr1")
+        self.assertEqual(self.count_sends(room, a), n + 1)
+        self.assertEqual(msgs(a.room_events(room))[-1]["event_id"], eid)
+
+    def test_probability(self):
+        a = self.user()
+        self.hs.fault(kind="status", path="whoami", status=500, probability=0.0, count=None)
+        for _ in range(5):
+            a.whoami()
+        self.hs.clear_faults()
+
+
+class TestPersistence(unittest.TestCase):
+    def test_restart_keeps_state(self):
+        hs = mx.Homeserver()
+        try:
+            a = hs.register("alice")
+            b = hs.register("bob")
+            room = a.create_room(name="P", invite=[b.user_id])
+            b.join(room)
+            e1 = a.send_text(room, "before", txn_id="p1")
+            since = b.sync()["next_batch"]
+            port = hs.port
+            hs.restart()                      # SIGKILL + start, same port
+            self.assertEqual(hs.port, port)
+            self.assertEqual(a.whoami()["device_id"], a.device_id)   # tokens survive
+            self.assertEqual(a.send_text(room, "before", txn_id="p1"), e1)  # txn map too
+            e2 = a.send_text(room, "after")
+            r = b.sync(since=since)
+            self.assertEqual([e["event_id"] for e in
+                              r["rooms"]["join"][room]["timeline"]["events"]], [e2])
+            self.assertEqual(b.joined_members(room), sorted([a.user_id, b.user_id]))
+            hs.stop()                          # SIGTERM is a clean exit
+            self.assertEqual(hs.proc.returncode, 0)
+        finally:
+            hs.stop()
+
+
+class TestLibrary(Base):
+    def test_wait_for_and_helpers(self):
+        a, b, room = self.pair()
+        root = a.send_text(room, "root")
+        threading.Timer(0.2, lambda: b.send_text(room, "reply", msgtype="m.notice",
+                                                 reply_to=root)).start()
+        ev = a.wait_reply(room, root, timeout=5)
+        self.assertEqual(ev["content"]["body"], "reply")
+        th = b.send_text(room, "in thread", thread_root=root, mentions=[a.user_id])
+        ev = a.wait_for(room, lambda e: e["event_id"] == th)
+        rel = ev["content"]["m.relates_to"]
+        self.assertEqual((rel["rel_type"], rel["event_id"], rel["is_falling_back"]),
+                         ("m.thread", root, True))
+        self.assertEqual(ev["content"]["m.mentions"], {"user_ids": [a.user_id]})
+        ed = b.edit(room, th, "edited")
+        ev = a.wait_for(room, lambda e: e["event_id"] == ed)
+        self.assertEqual(ev["content"]["m.new_content"]["body"], "edited")
+        # a burst larger than the sync limit is seen completely (gap filled)
+        for i in range(120):
+            b.send_text(room, f"burst {i}")
+        got = a.wait_for_count(room, mx.body_contains("burst"), 120, timeout=10)
+        self.assertEqual([e["content"]["body"] for e in got], [f"burst {i}" for i in range(120)])
+        self.assertRaises(mx.WaitTimeout, a.wait_for, room, mx.body_contains("never"), 0.3)
+        self.assertEqual(len(a.events(room)), len(a.room_events(room)))
+
+    def test_yaml(self):
+        y = mx.to_yaml({"a": "x\"y", "l": [], "n": [1, "two"], "d": {"k": True}})
+        self.assertEqual(y, 'a: "x\\"y"\nl: []\nn:\n  - 1\n  - "two"\nd:\n  k: true\n')
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)
