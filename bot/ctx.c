@@ -430,3 +430,93 @@ tlbot_parse_date(const char *s, time_t now, const char *tz, char out[11])
 		return -1;
 	return tlbot_tz_date(tz, noon + add * 86400, out);
 }
+
+/* ---- record references ---- */
+
+/* The family owning prefix letters p[0..n), or NULL. */
+static const struct tlbot_cmd *
+ref_owner(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; tlbot_commands[i]; i++) {
+		const char *rp = tlbot_commands[i]->ref_prefix;
+
+		if (rp && strlen(rp) == n && strncmp(rp, p, n) == 0 && tlbot_commands[i]->ref_lookup)
+			return tlbot_commands[i];
+	}
+	return NULL;
+}
+
+static void
+append_ref(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct tlbot_cmd *c,
+	   const char *ref, size_t len, int64_t num)
+{
+	char *title = NULL, *room = NULL, *event = NULL, label[64];
+
+	snprintf(label, sizeof(label), "%.*s", (int)len, ref);
+	if (c->ref_lookup(ctx, num, &title, &room, &event) == 0 && title) {
+		if (room && event) {
+			struct tlbot_buf href;
+
+			tlbot_buf_init(&href, 2048);
+			tlbot_buf_printf(&href, "https://matrix.to/#/%s/%s", room, event);
+			tlbot_msg_link(m, label, tlbot_buf_str(&href), title);
+			tlbot_buf_release(&href);
+		} else {
+			struct tlbot_buf t;
+
+			tlbot_buf_init(&t, 4096);
+			tlbot_buf_add_html(&t, title, 0);
+			tlbot_msg_html(m, "<span title=\"");
+			tlbot_msg_html(m, tlbot_buf_str(&t));
+			tlbot_msg_html(m, "\">");
+			tlbot_buf_release(&t);
+			tlbot_msg_text(m, label);
+			tlbot_msg_html(m, "</span>");
+		}
+	} else {
+		tlbot_msg_text(m, label);
+	}
+	free(title);
+	free(room);
+	free(event);
+}
+
+void
+tlbot_msg_refs(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *text)
+{
+	const char *p = text, *run = text;
+
+	while (*p) {
+		const char *q = p;
+		const struct tlbot_cmd *c;
+
+		/* a reference starts a word: uppercase letters, '-', digits */
+		if ((p == text || !isalnum((unsigned char)p[-1])) && isupper((unsigned char)*p)) {
+			while (isupper((unsigned char)*q))
+				q++;
+			if (*q == '-' && isdigit((unsigned char)q[1]) &&
+			    (c = ref_owner(p, (size_t)(q - p))) != NULL) {
+				const char *dstart = q + 1, *e = dstart;
+				int64_t num = 0;
+
+				while (isdigit((unsigned char)*e) && e - dstart < 15)
+					num = num * 10 + (*e++ - '0');
+				if (!isalnum((unsigned char)*e)) {
+					struct tlbot_buf pre;
+
+					tlbot_buf_init(&pre, TLBOT_MSG_MAX);
+					tlbot_buf_add(&pre, run, (size_t)(p - run));
+					tlbot_msg_text(m, tlbot_buf_str(&pre));
+					tlbot_buf_release(&pre);
+					append_ref(m, ctx, c, p, (size_t)(e - p), num);
+					p = run = e;
+					continue;
+				}
+			}
+		}
+		p++;
+	}
+	tlbot_msg_text(m, run);
+}

@@ -73,6 +73,14 @@ struct tlbot_cmd {
 	const struct tlbot_subcmd *subcmds; /* terminated by an entry with name NULL */
 	const struct tlbot_schema *schema;  /* or NULL */
 	const struct tlbot_job_kind *jobs;  /* terminated by kind NULL, or NULL */
+	/* Optional: the records this family owns can be referenced in any text
+	 * as "<ref_prefix>-<n>" ("C-12"). ref_lookup fills the record's title,
+	 * room and the id of the event that created it (new strings, caller
+	 * frees; room/event may be NULL) and returns 0, or 1 if no such
+	 * record, -1 on error. */
+	const char *ref_prefix;
+	int (*ref_lookup)(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id,
+			  char **event_id);
 	/* Optional: every message in a served room that is not a command (free
 	 * text, replies, edits, redactions) from an allowed user, in a
 	 * savepoint like a command. Return 1 if consumed, 0 if not, -1 after
@@ -131,6 +139,11 @@ sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
 /* Next value of a named counter (e.g. "challenge" -> 12 for C-12), stored
  * in the same transaction. Returns -1 on error. */
 int64_t tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter);
+
+/* Append user text (escaped) with every record reference ("C-12",
+ * "E-34") that exists rendered as a link to the record: a matrix.to link to
+ * the event that created it, the record's title on hover. */
+void tlbot_msg_refs(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *text);
 
 /* ---- replies (enqueued in the outbox, sent after the commit) ---- */
 /* Reply to the command: m.notice, m.in_reply_to the command, in its thread
