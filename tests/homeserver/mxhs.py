@@ -32,6 +32,7 @@ limited sync exactly).
 
 import argparse
 import base64
+import bisect
 import hashlib
 import json
 import math
@@ -437,12 +438,11 @@ class App:
     def room_events(self, room, lo=0, hi=None):
         """Events of the room with lo < pos <= hi, oldest first."""
         hi = self.s["pos"] if hi is None else hi
-        out = []
-        for eid in room["events"]:
-            e = self.s["events"][eid]
-            if lo < e["_pos"] <= hi:
-                out.append(e)
-        return out
+        evs, key = room["events"], (lambda eid: self.s["events"][eid]["_pos"])
+        # room["events"] is in stream order: bisect instead of scanning
+        i = bisect.bisect_right(evs, lo, key=key)
+        j = bisect.bisect_right(evs, hi, key=key)
+        return [self.s["events"][eid] for eid in evs[i:j]]
 
     def state_at(self, room, before_pos):
         """Room state as of just before stream position `before_pos`:
@@ -753,6 +753,11 @@ class App:
             if me is None:
                 continue
             mem = me["content"].get("membership")
+            if since is not None and not full_state and room["events"] and \
+                    self.s["events"][room["events"][-1]]["_pos"] <= since and \
+                    not any(v["pos"] > since for v in
+                            u["room_account_data"].get(room_id, {}).values()):
+                continue        # fast path: nothing new in this room
             if mem == "join":
                 prev = self.ev(me["_replaces"]) if me.get("_replaces") else None
                 newly = since is not None and me["_pos"] > since and (

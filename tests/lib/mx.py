@@ -402,10 +402,10 @@ class User:
     def set_displayname(self, name):
         self.api("PUT", f"/profile/{q(self.user_id)}/displayname", {"displayname": name})
 
-    def account_data(self, type_, room=None):
+    def account_data(self, type, room=None):
         """Content of an account data event, or None."""
         p = f"/user/{q(self.user_id)}" + (f"/rooms/{q(room)}" if room else "") + \
-            f"/account_data/{q(type_)}"
+            f"/account_data/{q(type)}"
         try:
             return self.api("GET", p)
         except MatrixError as e:
@@ -413,9 +413,9 @@ class User:
                 return None
             raise
 
-    def set_account_data(self, type_, content, room=None):
+    def set_account_data(self, type, content, room=None):
         p = f"/user/{q(self.user_id)}" + (f"/rooms/{q(room)}" if room else "") + \
-            f"/account_data/{q(type_)}"
+            f"/account_data/{q(type)}"
         self.api("PUT", p, content)
 
     # ---- rooms ------------------------------------------------------------------
@@ -457,17 +457,17 @@ class User:
             body["reason"] = reason
         self.api("POST", f"/rooms/{q(room)}/kick", body)
 
-    def state(self, room, type_, state_key=""):
+    def state(self, room, type, state_key=""):
         """Content of a state event, or None."""
         try:
-            return self.api("GET", f"/rooms/{q(room)}/state/{q(type_)}/{q(state_key)}")
+            return self.api("GET", f"/rooms/{q(room)}/state/{q(type)}/{q(state_key)}")
         except MatrixError as e:
             if e.status == 404:
                 return None
             raise
 
-    def set_state(self, room, type_, content, state_key=""):
-        return self.api("PUT", f"/rooms/{q(room)}/state/{q(type_)}/{q(state_key)}",
+    def set_state(self, room, type, content, state_key=""):
+        return self.api("PUT", f"/rooms/{q(room)}/state/{q(type)}/{q(state_key)}",
                         content)["event_id"]
 
     def set_power_level(self, room, user_id, level):
@@ -498,10 +498,10 @@ class User:
 
     # ---- sending --------------------------------------------------------------------
 
-    def send_event(self, room, type_, content, txn_id=None):
+    def send_event(self, room, type, content, txn_id=None):
         """-> event_id.  A given txn_id is reused as is (idempotent retries)."""
         txn_id = txn_id or self.new_txn_id()
-        return self.api("PUT", f"/rooms/{q(room)}/send/{q(type_)}/{q(txn_id)}",
+        return self.api("PUT", f"/rooms/{q(room)}/send/{q(type)}/{q(txn_id)}",
                         content)["event_id"]
 
     def send_text(self, room, body, formatted_body=None, thread_root=None, reply_to=None,
@@ -749,6 +749,7 @@ class Bot:
 
     Bot(hs, workdir, user_id="@tlbot:localhost", password="botpass",
         config_extra={}, env_extra={})
+    config_extra is merged over the defaults (a None value removes a key).
     Files in workdir: tlbot.yaml (config), tlbot.db (database), tlbot.log
     (stdout+stderr, appended across restarts), clock (test clock, see set_clock).
     """
@@ -770,7 +771,11 @@ class Bot:
             "homeserver": hs.url, "user_id": user_id, "password": password,
             "database": self.db_path, "allowed_users": ["@*:localhost"], "admins": [],
             "log_level": "debug", "transport": "sync"}
-        self.config.update(config_extra or {})
+        for k, v in (config_extra or {}).items():
+            if v is None:
+                self.config.pop(k, None)     # None removes a default key
+            else:
+                self.config[k] = v
         self.write_config()
 
     @staticmethod
@@ -784,8 +789,11 @@ class Bot:
         """(Re)write tlbot.yaml from self.config (e.g. after hs.restart() or a
         config change; takes effect at the next start)."""
         self.config["homeserver"] = self.hs.url
-        with open(self.config_path, "w", encoding="utf-8") as f:
+        # 0600: it holds the password (the bot warns about readable secrets)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(to_yaml(self.config))
+        os.chmod(self.config_path, 0o600)
 
     def start(self):
         if self.alive():
