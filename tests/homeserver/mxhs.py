@@ -15,8 +15,10 @@ Standard library only.  Run:
 After binding it prints exactly one line `LISTENING http://HOST:PORT`.
 With --state, all persistent state (users, devices, tokens, rooms, events,
 transaction-id maps, stream positions, filters, account data, media) is
-loaded from FILE at start and written back atomically after every mutation,
-so a test can kill the process and start it again on the same port.
+loaded at start and saved before any mutating request is answered, so a test
+can kill the process (even SIGKILL) and start it again on the same port:
+FILE is a snapshot rewritten atomically (tmp + rename), FILE.journal an
+append-only log of events / txn ids / media (see App.load).
 
 Besides the Matrix API there is a test control API under /_test/ (no auth):
 fault injection (status / drop / delay / truncate), request statistics, and a
@@ -275,26 +277,97 @@ class App:
                       "faults_fired_by_kind": {}}
         self.syncing = {}           # user_id -> list of since positions waiting
         self.uia_sessions = set()
-        self.s = None
-        if state_file and os.path.exists(state_file):
-            with open(state_file, "r", encoding="utf-8") as f:
-                self.s = json.load(f)
-            if self.s.get("server_name") != server_name:
-                raise SystemExit(f"state file is for server {self.s.get('server_name')!r}")
-        if self.s is None:
-            self.s = {"format": 1, "server_name": server_name, "pos": 0, "seq": 0,
-                      "users": {}, "tokens": {}, "filters": {}, "rooms": {},
-                      "events": {}, "txns": {}, "aliases": {}, "media": {}}
+        self.s = {"format": 2, "server_name": server_name, "pos": 0, "seq": 0,
+                  "users": {}, "tokens": {}, "filters": {}, "rooms": {},
+                  "events": {}, "txns": {}, "aliases": {}, "media": {}}
+        self._dirty = set()         # (section, key) of journalled sections
+        self._journal = None
+        if state_file:
+            self.load()
 
     # ---- persistence ------------------------------------------------------
+    #
+    # Two files.  FILE holds the small state (users, devices, tokens, filters,
+    # account data, aliases, counters) and is rewritten atomically (tmp +
+    # rename) at every commit.  FILE.journal holds what grows with every
+    # message (events, the transaction-id map, media) as an append-only log of
+    # JSON lines [section, key, value] (last one wins; a torn last line from a
+    # kill is ignored); rewriting those in full at every send would make long
+    # tests quadratic.  Rooms (timelines, current state) are rebuilt from the
+    # events at load.  The journal is written before the snapshot, and the
+    # stream position is the max of both, so a kill between the two is safe.
+
+    JOURNALLED = ("events", "txns", "media")
+
+    def mark(self, section, key):
+        self._dirty.add((section, key))
+
+    def load(self):
+        jpath = self.state_file + ".journal"
+        if os.path.exists(self.state_file):
+            with open(self.state_file, "r", encoding="utf-8") as f:
+                snap = json.load(f)
+            if snap.get("server_name") != self.server_name:
+                raise SystemExit(f"state file is for server {snap.get('server_name')!r}")
+            self.s.update(snap)
+        if os.path.exists(jpath):
+            with open(jpath, "r", encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        sec, key, val = json.loads(line)
+                    except ValueError:
+                        break               # torn tail
+                    if val is None:
+                        self.s[sec].pop(key, None)
+                    else:
+                        self.s[sec][key] = val
+        # Rebuild rooms from their events, in stream order.
+        rooms = {}
+        for e in sorted(self.s["events"].values(), key=lambda e: e["_pos"]):
+            if e["type"] == "m.room.create" and e.get("state_key") == "":
+                c = e["content"]
+                creators = [e["sender"]]
+                if int(c.get("room_version", "1")) >= 12:
+                    creators += [u for u in c.get("additional_creators", []) if u != e["sender"]]
+                rooms[e["room_id"]] = {"room_id": e["room_id"], "creators": creators,
+                                       "version": c.get("room_version", "1"),
+                                       "state": {}, "events": []}
+            room = rooms.get(e["room_id"])
+            if room is None:
+                continue
+            room["events"].append(e["event_id"])
+            if "state_key" in e:
+                room["state"].setdefault(e["type"], {})[e["state_key"]] = e["event_id"]
+            self.s["pos"] = max(self.s["pos"], e["_pos"])
+        self.s["rooms"] = rooms
+        # Compact the journal, then append to it from now on.
+        tmp = jpath + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for sec in self.JOURNALLED:
+                for k, v in self.s[sec].items():
+                    f.write(json.dumps([sec, k, v], separators=(",", ":")) + "\n")
+        os.replace(tmp, jpath)
+        self._journal = open(jpath, "a", encoding="utf-8")
+        self.save_snapshot()
+
+    def save_snapshot(self):
+        snap = {k: v for k, v in self.s.items() if k not in self.JOURNALLED + ("rooms",)}
+        tmp = f"{self.state_file}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(snap, f, separators=(",", ":"))
+        os.replace(tmp, self.state_file)
 
     def commit(self):
         """Call (under the lock) after every mutation: persist + wake syncs."""
         if self.state_file:
-            tmp = f"{self.state_file}.tmp.{os.getpid()}.{threading.get_ident()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.s, f, separators=(",", ":"))
-            os.replace(tmp, self.state_file)
+            if self._dirty:
+                # one write() for the whole commit
+                self._journal.write("".join(
+                    json.dumps([sec, k, self.s[sec].get(k)], separators=(",", ":")) + "\n"
+                    for sec, k in sorted(self._dirty)))
+                self._journal.flush()
+                self._dirty.clear()
+            self.save_snapshot()
         self.cond.notify_all()
 
     def next_seq(self):
@@ -478,6 +551,7 @@ class App:
         if txn is not None:
             e["_txn"] = txn       # [user_id, device_id, txn_id]
         self.s["events"][e["event_id"]] = e
+        self.mark("events", e["event_id"])
         room["events"].append(e["event_id"])
         return e
 
@@ -633,6 +707,7 @@ class App:
         if target and target["room_id"] == room["room_id"] and "_redacted_because" not in target:
             target["content"] = redact_content(target["type"], target["content"], room["version"])
             target["_redacted_because"] = e["event_id"]
+            self.mark("events", target_id)
         return e
 
     # ---- serialisation -------------------------------------------------------
@@ -1520,6 +1595,7 @@ def h_send(app, req):
         else:
             e = app.append(room, req.user_id, etype, body, txn=txn)
         app.s["txns"][key] = {"event_id": e["event_id"]}
+        app.mark("txns", key)
         app.commit()
         return 200, {"event_id": e["event_id"]}
 
@@ -1535,6 +1611,7 @@ def h_redact(app, req):
         e = app.redact(room, req.user_id, req.params["eventId"], body.get("reason"),
                        [req.user_id, req.device_id, req.params["txnId"]])
         app.s["txns"][key] = {"event_id": e["event_id"]}
+        app.mark("txns", key)
         app.commit()
         return 200, {"event_id": e["event_id"]}
 
@@ -1805,6 +1882,7 @@ def _store_media(app, req, media_id):
     app.s["media"][media_id] = {"content_type": ctype, "filename": req.q("filename"),
                                 "owner": req.user_id,
                                 "data": base64.b64encode(req.body).decode()}
+    app.mark("media", media_id)
 
 
 @route("POST", "/_matrix/media/v3/upload")
@@ -1821,6 +1899,7 @@ def h_media_create(app, req):
     with app.lock:
         mid = secrets.token_urlsafe(18)
         app.s["media"][mid] = {"pending": True, "owner": req.user_id}
+        app.mark("media", mid)
         app.commit()
     return 200, {"content_uri": f"mxc://{app.server_name}/{mid}",
                  "unused_expires_at": now_ms() + 24 * 3600 * 1000}

@@ -556,6 +556,24 @@ class TestPersistence(unittest.TestCase):
             self.assertEqual([e["event_id"] for e in
                               r["rooms"]["join"][room]["timeline"]["events"]], [e2])
             self.assertEqual(b.joined_members(room), sorted([a.user_id, b.user_id]))
+            # redactions, v12 creators and account data survive too; a torn
+            # last journal line (killed mid-write) is ignored
+            red = a.redact(room, e2)
+            r12 = a.create_room(room_version="12")
+            b.set_account_data("org.example.k", {"v": 1})
+            since = b.sync()["next_batch"]
+            hs.stop(graceful=False)
+            with open(hs.state_file + ".journal", "a") as f:
+                f.write('["events","$torn",{"event_i')
+            hs.start()
+            self.assertEqual(a.event(room, e2)["unsigned"]["redacted_because"]["event_id"], red)
+            self.assertEqual(a.event(room, e2)["content"], {})
+            a.set_state(r12, "m.room.name", {"name": "still infinite"})
+            self.assertEqual(b.account_data("org.example.k"), {"v": 1})
+            e3 = a.send_text(room, "after torn")
+            r = b.sync(since=since)
+            self.assertEqual([e["event_id"] for e in
+                              r["rooms"]["join"][room]["timeline"]["events"]], [e3])
             hs.stop()                          # SIGTERM is a clean exit
             self.assertEqual(hs.proc.returncode, 0)
         finally:
