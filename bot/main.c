@@ -12,6 +12,7 @@
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
+#include "tlbot/ws.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -179,16 +180,24 @@ main(int argc, char **argv)
 	}
 	free(d.user_id);
 	d.user_id = strdup(cfg.user_id);
-	if (strcmp(cfg.transport, "sync") != 0)
-		log_warnx("transport '%s' is not available in this build; using sync", cfg.transport);
+	/* Transport selection: websocket and auto run the WebSocket stream
+	 * (ws.c, which falls back to /sync in auto mode); sync runs /sync. */
+	if (strcmp(cfg.transport, "sync") != 0 && (d.ws = tlbot_ws_new(&d)) == NULL) {
+		d.exit_code = 1;
+		goto done;
+	}
 	if (pthread_create(&worker, NULL, tlbot_worker_main, &d) != 0)
 		fatal("cannot start the worker thread");
-	tlbot_sync_run(&d);
+	if (d.ws)
+		tlbot_ws_transport_run(&d);
+	else
+		tlbot_sync_run(&d);
 	stopping = 1;
 	tlbot_daemon_wake(&d);
 	pthread_join(worker, NULL);
 	log_info("stopped cleanly");
 done:
+	tlbot_ws_free(d.ws);
 	tlbot_http_release(&d.http);
 	tlbot_store_close(&d.st);
 	free(d.base_url);

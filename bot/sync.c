@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tlbot/clock.h"
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
@@ -109,6 +110,17 @@ setup_filter(struct tlbot_daemon *d)
 	tlbot_http_resp_release(&r);
 }
 
+void
+tlbot_sync_prepare(struct tlbot_daemon *d)
+{
+	if (d->filter)
+		return; /* done: the WebSocket transport prepared it, or an earlier run */
+	tlbot_router_init(&d->router, d->cfg, d->user_id, &d->st);
+	d->router.fill_gap = fill_gap;
+	d->router.fill_arg = d;
+	setup_filter(d);
+}
+
 int
 tlbot_sync_run(struct tlbot_daemon *d)
 {
@@ -116,16 +128,14 @@ tlbot_sync_run(struct tlbot_daemon *d)
 	char *since = NULL;
 	int attempt = 0;
 
-	tlbot_router_init(&d->router, d->cfg, d->user_id, &d->st);
-	d->router.fill_gap = fill_gap;
-	d->router.fill_arg = d;
-	setup_filter(d);
+	tlbot_sync_prepare(d);
 	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
 		since = NULL;
 	log_info("sync: starting %s", since ? "from the stored position" :
 		 "fresh: history before now is marked handled, not answered");
 	tlbot_http_resp_init(&r);
-	while (!*d->stop) {
+	/* sync_until_ms: the auto transport re-probes the WebSocket (ws.c) */
+	while (!*d->stop && !(d->sync_until_ms && tlbot_clock_mono_ms() >= d->sync_until_ms)) {
 		enum tlbot_err e = tlbot_mx_sync(&d->http, since, d->filter,
 						 since ? d->cfg->sync_timeout_ms : 0, &r);
 		const char *next;

@@ -9,6 +9,7 @@
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
+#include "tlbot/ws.h"
 
 #define SEND_BACKOFF_BASE_MS 250
 #define SEND_BACKOFF_CAP_MS 60000
@@ -130,8 +131,18 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 			return 1; /* the row is now a "send": picked up next */
 		}
 	} else if (strcmp(row->kind, "send") == 0) {
-		e = tlbot_mx_send(&w->http, row->room_id, row->event_type, row->txn_id, row->content,
-				  &event_id, &r);
+		/* WebSocket transport (ws.c): over the socket when it is up, with
+		 * the txnId as request id; REST when it is down or the answer was
+		 * lost (the same txnId makes the resend harmless). */
+		int ws_rc = w->d->ws ? tlbot_ws_send(w->d->ws, row->room_id, row->event_type,
+						     row->txn_id, row->content, &event_id, &r, &e)
+				     : 1;
+
+		if (ws_rc < 0)
+			e = TLBOT_ERR_ABORT;
+		else if (ws_rc > 0)
+			e = tlbot_mx_send(&w->http, row->room_id, row->event_type, row->txn_id,
+					  row->content, &event_id, &r);
 	} else if (strcmp(row->kind, "join") == 0) {
 		e = tlbot_mx_join(&w->http, row->room_id, &r);
 		if (e == TLBOT_OK)

@@ -12,6 +12,8 @@
 #include "tlbot/router.h"
 #include "tlbot/store.h"
 
+struct tlbot_ws;
+
 struct tlbot_daemon {
 	struct tlbot_config *cfg;
 	char *base_url;
@@ -28,6 +30,12 @@ struct tlbot_daemon {
 	struct tlbot_http http;
 	struct tlbot_router router;
 	char *filter;                 /* filter id or inline JSON */
+	/* WebSocket transport (bot/ws.c): NULL with transport sync. Lives from
+	 * before the worker starts until after it is joined. */
+	struct tlbot_ws *ws;
+	/* auto transport: tlbot_sync_run returns once this monotonic time (ms)
+	 * has passed, so the WebSocket can be re-probed; 0 = never. */
+	int64_t sync_until_ms;
 };
 
 /* Stop the daemon with a message (fatal conditions found by a thread). */
@@ -40,7 +48,10 @@ int tlbot_daemon_sleep(struct tlbot_daemon *d, long ms);
 /* Log in (or reuse the stored token/device) and check the identity.
  * Returns 0, or -1 after logging what the operator must do. */
 int tlbot_daemon_login(struct tlbot_daemon *d);
-/* The /sync receive loop; returns when stopping. */
+/* Set up the receive side once (router, gap filling, sync filter in
+ * d->filter); later calls do nothing. Shared by both transports. */
+void tlbot_sync_prepare(struct tlbot_daemon *d);
+/* The /sync receive loop; returns when stopping (or at d->sync_until_ms). */
 int tlbot_sync_run(struct tlbot_daemon *d);
 /* The worker thread body (arg: struct tlbot_daemon *). */
 void *tlbot_worker_main(void *arg);
