@@ -2071,6 +2071,12 @@ class Handler(BaseHTTPRequestHandler):
             if fault["kind"] == "drop" and not fault["execute"]:
                 return self.drop()
 
+        # ---- WebSocket stream hook (tests/homeserver/wsstream.py, ws transport) ----
+        import wsstream
+        if wsstream.wants_upgrade(method, raw_path, self.headers):
+            return wsstream.serve(self, app, query, sys.modules[__name__])
+        # ---- end of the WebSocket stream hook ----
+
         req = Request(method, raw_path, query, self.headers, body, params or {})
         req.route = r
         # A fault added while this request long-polls may still hit it.
