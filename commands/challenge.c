@@ -1,0 +1,2107 @@
+/* !challenge: the public-service challenges a team works on (C-12), who is
+ * on them, when they are due, their status and outcome, and the history of
+ * every change. Assignment notifies in the room and by direct message; due
+ * reminders (3 days before and on the day, 09:00 local) and the weekly
+ * overdue list are scheduled jobs.
+ *
+ * Tables (component "challenge"; other families read them):
+ *   challenges, challenge_assignees, challenge_history (see migrations).
+ * Jobs:
+ *   challenge.due      key challenge.due.<id>.<rev>.<3d|0d>; <rev> is the id
+ *                      of the history row that (re)scheduled it, so a new
+ *                      due date never collides with a fired or cancelled key
+ *   challenge.overdue  key challenge.overdue.<room>|<YYYY-MM-DD>, Mondays
+ *                      09:00, rescheduled by itself while the room has open
+ *                      challenges with a due date
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tlbot/command.h"
+#include "tlbot/tz.h"
+
+#define PAGE_SIZE 10       /* challenges per page of !challenge list */
+#define SHOW_HISTORY 10    /* history entries in !challenge show */
+#define HISTORY_PAGE 20    /* entries per page of !challenge history */
+#define TITLE_MAX 200      /* characters */
+#define DESC_MAX 4000
+#define FIELD_MAX 100      /* region, sponsor */
+#define NOTE_MAX 1000
+#define MAX_USERS 32       /* people in one assign/unassign */
+#define REMIND_HOUR 9      /* local time of reminders */
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE challenges ("
+	"  id INTEGER PRIMARY KEY," /* the N of C-N */
+	"  room_id TEXT NOT NULL,"
+	"  title TEXT NOT NULL,"
+	"  description TEXT,"
+	"  region TEXT,"
+	"  sponsor TEXT,"           /* a user id or free text */
+	"  lead TEXT,"              /* a user id */
+	"  due TEXT,"               /* YYYY-MM-DD */
+	"  status TEXT NOT NULL DEFAULT 'open'"
+	"    CHECK (status IN ('open','active','paused','done','dropped')),"
+	"  outcome TEXT,"
+	"  created_by TEXT,"
+	"  created_at INTEGER,"
+	"  created_event TEXT);"
+	"CREATE INDEX challenges_room ON challenges(room_id, status, due);"
+	"CREATE INDEX challenges_status_due ON challenges(status, due);"
+	"CREATE INDEX challenges_lead ON challenges(lead);"
+	"CREATE TABLE challenge_assignees ("
+	"  challenge_id INTEGER NOT NULL,"
+	"  user_id TEXT NOT NULL,"
+	"  assigned_by TEXT,"
+	"  assigned_at INTEGER,"
+	"  PRIMARY KEY (challenge_id, user_id));"
+	"CREATE INDEX challenge_assignees_user ON challenge_assignees(user_id);"
+	"CREATE TABLE challenge_history ("
+	"  id INTEGER PRIMARY KEY,"
+	"  challenge_id INTEGER NOT NULL,"
+	"  room_id TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"    /* epoch seconds */
+	"  actor TEXT,"
+	"  action TEXT NOT NULL,"   /* created assigned unassigned status edited lead */
+	"  field TEXT,"
+	"  old TEXT,"
+	"  new TEXT);"
+	"CREATE INDEX challenge_history_challenge ON challenge_history(challenge_id, id);"
+	"CREATE INDEX challenge_history_room ON challenge_history(room_id, at);",
+	NULL
+};
+
+static const char *const statuses[] = { "open", "active", "paused", "done", "dropped", NULL };
+
+/* ------------------------------------------------------------------ store */
+
+/* Prepare sql and bind one parameter per letter of types: 't' text (a NULL
+ * pointer binds NULL), 'i' int64_t. Returns the statement (caller
+ * finalizes) or NULL. */
+static sqlite3_stmt *
+prepv(sqlite3 *db, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *s;
+	int i;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	for (i = 0; types && types[i]; i++) {
+		int rc;
+
+		if (types[i] == 'i') {
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+		} else {
+			const char *v = va_arg(ap, const char *);
+
+			rc = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(s, i + 1);
+		}
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+static sqlite3_stmt *
+prep(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+
+	va_start(ap, types);
+	s = prepv(db, sql, types, ap);
+	va_end(ap);
+	return s;
+}
+
+/* Run a statement to completion. Returns 0 or -1. */
+static int
+exec(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	s = prepv(db, sql, types, ap);
+	va_end(ap);
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The first column of the first row as an integer: 0 and *out, 1 if no
+ * row, -1 on error. */
+static int
+query_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	s = prepv(db, sql, types, ap);
+	va_end(ap);
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+/* The first column of the first row as a new string (NULL for SQL NULL):
+ * 0, 1 if no row, -1 on error. */
+static int
+query_text(sqlite3 *db, char **out, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc;
+
+	*out = NULL;
+	va_start(ap, types);
+	s = prepv(db, sql, types, ap);
+	va_end(ap);
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		*out = strdup((const char *)sqlite3_column_text(s, 0));
+		if (*out == NULL)
+			rc = SQLITE_NOMEM;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+static char *
+col_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static const char *
+col_str(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+static int
+db_fail(struct tlbot_ctx *ctx)
+{
+	return tlbot_fail(ctx, "database error (%s): nothing was changed, please try again",
+			  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+}
+
+/* -------------------------------------------------------------- records */
+
+struct challenge {
+	int64_t id, created_at;
+	char *room_id, *title, *description, *region, *sponsor, *lead, *due, *status, *outcome;
+	char *created_by, *created_event;
+};
+
+static void
+challenge_release(struct challenge *c)
+{
+	free(c->room_id);
+	free(c->title);
+	free(c->description);
+	free(c->region);
+	free(c->sponsor);
+	free(c->lead);
+	free(c->due);
+	free(c->status);
+	free(c->outcome);
+	free(c->created_by);
+	free(c->created_event);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Load challenge id: 0, 1 if there is none, -1 on error. */
+static int
+challenge_load(sqlite3 *db, int64_t id, struct challenge *c)
+{
+	sqlite3_stmt *s = prep(db, "SELECT id, room_id, title, description, region, sponsor, lead,"
+			       " due, status, outcome, created_by, created_at, created_event"
+			       " FROM challenges WHERE id = ?", "i", id);
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		c->id = sqlite3_column_int64(s, 0);
+		c->room_id = col_dup(s, 1);
+		c->title = col_dup(s, 2);
+		c->description = col_dup(s, 3);
+		c->region = col_dup(s, 4);
+		c->sponsor = col_dup(s, 5);
+		c->lead = col_dup(s, 6);
+		c->due = col_dup(s, 7);
+		c->status = col_dup(s, 8);
+		c->outcome = col_dup(s, 9);
+		c->created_by = col_dup(s, 10);
+		c->created_at = sqlite3_column_int64(s, 11);
+		c->created_event = col_dup(s, 12);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return c->room_id && c->title && c->status ? 0 : -1;
+	return rc == SQLITE_DONE ? 1 : -1;
+}
+
+static int
+is_closed(const char *status)
+{
+	return status && (strcmp(status, "done") == 0 || strcmp(status, "dropped") == 0);
+}
+
+/* Parse "C-12", "c-12", "C12", "#12" or "12". Returns 0 and *id, or fails
+ * the command with the accepted forms. */
+static int
+parse_id(struct tlbot_ctx *ctx, const char *s, int64_t *id)
+{
+	const char *p = s;
+	int64_t v = 0;
+	int n = 0;
+
+	if (*p == 'C' || *p == 'c') {
+		p++;
+		if (*p == '-')
+			p++;
+	} else if (*p == '#') {
+		p++;
+	}
+	if (!isdigit((unsigned char)*p))
+		return tlbot_fail(ctx, "'%s' is not a challenge id: write C-12, c-12 or 12", s);
+	for (; isdigit((unsigned char)*p); p++) {
+		if (++n > 15)
+			return tlbot_fail(ctx, "'%.40s' is out of range: challenge ids are numbers"
+					  " like C-12", s);
+		v = v * 10 + (*p - '0');
+	}
+	if (*p != '\0')
+		return tlbot_fail(ctx, "'%s' is not a challenge id: write C-12, c-12 or 12", s);
+	if (v == 0)
+		return tlbot_fail(ctx, "no challenge C-0: ids start at C-1");
+	*id = v;
+	return 0;
+}
+
+/* Parse and load the challenge named by arg; fails the command when there
+ * is none. Returns 0 or -1. */
+static int
+load_arg(struct tlbot_ctx *ctx, const char *arg, struct challenge *c)
+{
+	int64_t id = 0;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (parse_id(ctx, arg, &id) != 0)
+		return -1;
+	rc = challenge_load(tlbot_ctx_db(ctx), id, c);
+	if (rc < 0)
+		return db_fail(ctx);
+	if (rc > 0)
+		return tlbot_fail(ctx, "no challenge C-%lld: %schallenge list shows this room's"
+				  " challenges", (long long)id, tlbot_ctx_prefix(ctx));
+	return 0;
+}
+
+/* Changes are made in the challenge's own room, where the power levels that
+ * allowed them apply. Returns 0, or fails the command. */
+static int
+require_here(struct tlbot_ctx *ctx, const struct challenge *c)
+{
+	const char *room = tlbot_ctx_room(ctx);
+
+	if (room == NULL || strcmp(room, c->room_id) != 0)
+		return tlbot_fail(ctx, "C-%lld belongs to another room: change it there"
+				  " (%schallenge show C-%lld shows where)", (long long)c->id,
+				  tlbot_ctx_prefix(ctx), (long long)c->id);
+	return 0;
+}
+
+/* Record a change. Returns the history row id, or -1. */
+static int64_t
+history_add(struct tlbot_ctx *ctx, const struct challenge *c, const char *action,
+	    const char *field, const char *old, const char *nv)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+
+	if (exec(db, "INSERT INTO challenge_history(challenge_id, room_id, at, actor, action,"
+		 " field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "itittttt", c->id,
+		 c->room_id, (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_sender(ctx), action, field,
+		 old, nv) != 0)
+		return -1;
+	return sqlite3_last_insert_rowid(db);
+}
+
+/* ----------------------------------------------------------------- dates */
+
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void
+civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/* Days since the epoch of a YYYY-MM-DD date. Returns 0 or -1. */
+static int
+date_days(const char *s, int64_t *out)
+{
+	int i;
+
+	if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return -1;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+			return -1;
+	*out = days_from_civil(atoi(s), atoi(s + 5), atoi(s + 8));
+	return 0;
+}
+
+static void
+days_date(int64_t z, char out[11])
+{
+	int y, m, d;
+
+	civil_from_days(z, &y, &m, &d);
+	if (y < 0 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31) {
+		snprintf(out, 11, "0000-00-00");
+		return;
+	}
+	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
+		 (unsigned)d % 100u);
+}
+
+static int64_t
+today(struct tlbot_ctx *ctx)
+{
+	char d[11];
+	int64_t z = 0;
+
+	if (tlbot_tz_date(tlbot_ctx_default_tz(ctx), tlbot_ctx_now(ctx), d) != 0 ||
+	    date_days(d, &z) != 0)
+		z = (int64_t)(tlbot_ctx_now(ctx) / 86400);
+	return z;
+}
+
+/* The instant of REMIND_HOUR:00 local time on day z. Returns 0 or -1. */
+static int
+at_remind_hour(struct tlbot_ctx *ctx, int64_t z, time_t *out)
+{
+	int y, m, d;
+
+	civil_from_days(z, &y, &m, &d);
+	return tlbot_tz_mktime(tlbot_ctx_default_tz(ctx), y, m, d, REMIND_HOUR, 0, out);
+}
+
+/* "2026-12-01 (in 3 days)" into out. */
+static void
+due_text(char *out, size_t len, const char *due, int64_t now_day, int closed)
+{
+	int64_t d, diff;
+
+	if (date_days(due, &d) != 0 || closed) {
+		snprintf(out, len, "%s", due);
+		return;
+	}
+	diff = d - now_day;
+	if (diff == 0)
+		snprintf(out, len, "%s (today)", due);
+	else if (diff == 1)
+		snprintf(out, len, "%s (tomorrow)", due);
+	else if (diff > 1)
+		snprintf(out, len, "%s (in %lld days)", due, (long long)diff);
+	else if (diff == -1)
+		snprintf(out, len, "%s (1 day overdue)", due);
+	else
+		snprintf(out, len, "%s (%lld days overdue)", due, (long long)-diff);
+}
+
+/* Parse a --due value into out (or "" for "none" when allow_none).
+ * Returns 0 or fails the command with the accepted forms. */
+static int
+parse_due(struct tlbot_ctx *ctx, const char *v, int allow_none, char out[11])
+{
+	int64_t d;
+
+	if (allow_none && (strcasecmp(v, "none") == 0 || *v == '\0')) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tlbot_ctx_default_tz(ctx), out) != 0)
+		return tlbot_fail(ctx, "'%s' is not a date: %s%s", v, tlbot_date_forms,
+				  allow_none ? ", or none to clear it" : "");
+	if (date_days(out, &d) == 0 && d < today(ctx))
+		return tlbot_fail(ctx, "the due date %s is in the past: give today or a later date"
+				  " (%s)", out, tlbot_date_forms);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- text */
+
+static size_t
+utf8_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* Check user text for a field. Returns 0 or fails the command. */
+static int
+check_text(struct tlbot_ctx *ctx, const char *what, const char *s, size_t max, int one_line)
+{
+	const char *p;
+	size_t n = utf8_len(s);
+
+	if (n > max)
+		return tlbot_fail(ctx, "the %s is too long (%zu characters, at most %zu)", what, n,
+				  max);
+	for (p = s; one_line && *p; p++)
+		if (*p == '\n' || *p == '\r')
+			return tlbot_fail(ctx, "the %s must be one line", what);
+	return 0;
+}
+
+/* "none" and "" clear an optional field. */
+static int
+is_none(const char *v)
+{
+	return v && (*v == '\0' || strcasecmp(v, "none") == 0);
+}
+
+/* A sponsor, lead or other person: a pill when it is a user id, else text. */
+static void
+append_person(struct tlbot_msg *m, const char *who)
+{
+	if (tlbot_is_user_id(who))
+		tlbot_msg_user(m, who);
+	else
+		tlbot_msg_text(m, who);
+}
+
+static void
+append_ref(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
+{
+	char ref[32];
+
+	snprintf(ref, sizeof(ref), "C-%lld", (long long)id);
+	tlbot_msg_refs(m, ctx, ref);
+}
+
+/* ------------------------------------------------------------- people */
+
+struct users {
+	size_t n;
+	char *v[MAX_USERS]; /* owned */
+};
+
+/* Add a copy of id unless present. Returns 0, or -1 when full (or OOM). */
+static int
+users_add(struct users *u, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < u->n; i++)
+		if (strcmp(u->v[i], id) == 0)
+			return 0;
+	if (u->n == MAX_USERS || (u->v[u->n] = strdup(id)) == NULL)
+		return -1;
+	u->n++;
+	return 0;
+}
+
+static void
+users_release(struct users *u)
+{
+	size_t i;
+
+	for (i = 0; i < u->n; i++)
+		free(u->v[i]);
+	u->n = 0;
+}
+
+static int
+users_has(const struct users *u, const char *id)
+{
+	size_t i;
+
+	for (i = 0; id && i < u->n; i++)
+		if (strcmp(u->v[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+/* 1 if mention i came from a pill (its id is not typed in the body). */
+static int
+mention_is_pill(struct tlbot_ctx *ctx, const char *id)
+{
+	return strstr(tlbot_ctx_body(ctx), id) == NULL;
+}
+
+static int
+is_bot(struct tlbot_ctx *ctx, const char *id)
+{
+	const char *bot = tlbot_ctx_bot_user(ctx);
+
+	return bot && strcmp(bot, id) == 0;
+}
+
+/* The user a flag value names: a full id, or the one person mentioned with a
+ * pill whose display name (what Element puts in the body) matches. NULL if it
+ * cannot be told. */
+static const char *
+resolve_user(struct tlbot_ctx *ctx, const char *v)
+{
+	size_t i, n = tlbot_ctx_nmentions(ctx), hits = 0, pills = 0;
+	const char *hit = NULL, *pill = NULL;
+
+	if (tlbot_is_user_id(v))
+		return v;
+	if (*v == '@')
+		v++;
+	if (*v == '\0')
+		return NULL;
+	for (i = 0; i < n; i++) {
+		const char *u = tlbot_ctx_mention(ctx, i);
+
+		if (is_bot(ctx, u))
+			continue;
+		if (strncasecmp(u + 1, v, strlen(v)) == 0) {
+			hits++;
+			hit = u;
+		}
+		if (mention_is_pill(ctx, u)) {
+			pills++;
+			pill = u;
+		}
+	}
+	if (hits == 1)
+		return hit;
+	if (hits == 0 && pills == 1)
+		return pill;
+	return NULL;
+}
+
+/* The people named by positional arguments from index first: full user
+ * ids, and everyone mentioned with a pill (Element writes a pill's display
+ * name into the text, so a word that is not an id is accepted only when
+ * the message carries pills). Returns 0 or fails the command. */
+static int
+collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first,
+	      struct users *u)
+{
+	const char *bad = NULL;
+	size_t i, pills = 0;
+
+	for (i = first; i < args->argc; i++) {
+		if (tlbot_is_user_id(args->argv[i])) {
+			if (users_add(u, args->argv[i]) != 0)
+				goto full;
+		} else if (bad == NULL) {
+			bad = args->argv[i];
+		}
+	}
+	for (i = 0; i < tlbot_ctx_nmentions(ctx); i++) {
+		const char *m = tlbot_ctx_mention(ctx, i);
+
+		if (is_bot(ctx, m))
+			continue;
+		if (mention_is_pill(ctx, m))
+			pills++;
+		if (users_add(u, m) != 0)
+			goto full;
+	}
+	if (bad && pills == 0)
+		return tlbot_fail(ctx, "'%s' is not a user: mention people or write their full id"
+				  " (@name:server)", bad);
+	return 0;
+full:
+	return tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
+}
+
+/* Resolve a person flag (--lead, --sponsor). free_text: a value that is
+ * not a person is kept as text. Returns the id/text (borrowed) or NULL after
+ * failing the command. */
+static const char *
+person_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, int free_text)
+{
+	const char *u = resolve_user(ctx, v);
+
+	if (u)
+		return u;
+	if (free_text && *v != '@')
+		return v;
+	tlbot_fail(ctx, "--%s: cannot tell who '%s' is: mention them or write their full id"
+		   " (@name:server)", flag, v);
+	return NULL;
+}
+
+/* Join users as "a, b and c": mentions notify, pills do not. */
+static void
+append_users(struct tlbot_msg *m, const struct users *u, int mention)
+{
+	size_t i;
+
+	for (i = 0; i < u->n; i++) {
+		if (i > 0)
+			tlbot_msg_text(m, i + 1 == u->n ? " and " : ", ");
+		if (mention)
+			tlbot_msg_mention(m, u->v[i]);
+		else
+			tlbot_msg_user(m, u->v[i]);
+	}
+}
+
+/* --------------------------------------------------------------- jobs */
+
+/* Schedule this week's (or next) Monday overdue listing for room. */
+static int
+schedule_overdue(struct tlbot_ctx *ctx, const char *room)
+{
+	struct tm tm;
+	time_t now = tlbot_ctx_now(ctx), at = 0;
+	int64_t z;
+	int ahead;
+	char date[11], key[600];
+
+	if (tlbot_tz_local(tlbot_ctx_default_tz(ctx), now, &tm) != 0)
+		return -1;
+	z = days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	ahead = (8 - tm.tm_wday) % 7; /* days until Monday */
+	for (;;) {
+		if (at_remind_hour(ctx, z + ahead, &at) != 0)
+			return -1;
+		if (at > now)
+			break;
+		ahead += 7;
+	}
+	days_date(z + ahead, date);
+	snprintf(key, sizeof(key), "challenge.overdue.%s|%s", room, date);
+	return tlbot_job_schedule(ctx, "challenge.overdue", key, room, at, NULL) < 0 ? -1 : 0;
+}
+
+/* (Re)schedule the due reminders of challenge c: cancel the pending ones
+ * and, unless it is closed or has no due date, schedule 09:00 three days
+ * before and on the day (those still ahead). rev makes the keys new.
+ * Returns 0 or -1. */
+static int
+schedule_due(struct tlbot_ctx *ctx, const struct challenge *c, int64_t rev)
+{
+	static const int offsets[] = { 3, 0 };
+	char key[128], payload[128];
+	int64_t d;
+	time_t at;
+	size_t k;
+
+	snprintf(key, sizeof(key), "challenge.due.%lld.*", (long long)c->id);
+	if (tlbot_job_cancel(ctx, key) < 0)
+		return -1;
+	if (c->due == NULL || is_closed(c->status) || date_days(c->due, &d) != 0)
+		return 0;
+	for (k = 0; k < sizeof(offsets) / sizeof(offsets[0]); k++) {
+		if (at_remind_hour(ctx, d - offsets[k], &at) != 0)
+			return -1;
+		if (at <= tlbot_ctx_now(ctx))
+			continue;
+		snprintf(key, sizeof(key), "challenge.due.%lld.%lld.%dd", (long long)c->id,
+			 (long long)rev, offsets[k]);
+		snprintf(payload, sizeof(payload), "{\"id\":%lld,\"due\":\"%.10s\",\"days\":%d}",
+			 (long long)c->id, c->due, offsets[k]);
+		if (tlbot_job_schedule(ctx, "challenge.due", key, c->room_id, at, payload) < 0)
+			return -1;
+	}
+	return schedule_overdue(ctx, c->room_id);
+}
+
+/* Lead and assignees of c, distinct, lead first. Strings are owned by
+ * *store (free each). Returns the count, or -1. */
+static int
+recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
+{
+	sqlite3_stmt *s;
+	int n = 0, i;
+
+	if (c->lead && n < max)
+		out[n++] = strdup(c->lead);
+	s = prep(db, "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
+		 " ORDER BY assigned_at, user_id", "i", c->id);
+	if (s == NULL)
+		return -1;
+	while (sqlite3_step(s) == SQLITE_ROW && n < max) {
+		const char *u = col_str(s, 0);
+		int dup = 0;
+
+		for (i = 0; i < n; i++)
+			if (out[i] && strcmp(out[i], u) == 0)
+				dup = 1;
+		if (!dup)
+			out[n++] = strdup(u);
+	}
+	sqlite3_finalize(s);
+	for (i = 0; i < n; i++)
+		if (out[i] == NULL)
+			return -1;
+	return n;
+}
+
+static int
+due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	struct challenge c;
+	char *who[MAX_USERS], *due = NULL, when[64];
+	int64_t id = 0, days = 0;
+	int n = 0, i, rc = 0;
+	sqlite3_stmt *s;
+	struct tlbot_msg m;
+
+	s = prep(db, "SELECT json_extract(?1, '$.id'), json_extract(?1, '$.due'),"
+		 " json_extract(?1, '$.days')", "t", job->payload);
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		id = sqlite3_column_int64(s, 0);
+		due = col_dup(s, 1);
+		days = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_finalize(s);
+	if (job->missed || due == NULL) {
+		free(due);
+		return 0;
+	}
+	rc = challenge_load(db, id, &c);
+	if (rc != 0 || is_closed(c.status) || c.due == NULL || strcmp(c.due, due) != 0) {
+		/* gone, closed or moved since: nothing to remind */
+		challenge_release(&c);
+		free(due);
+		return rc < 0 ? -1 : 0;
+	}
+	n = recipients(db, &c, who, MAX_USERS);
+	if (n < 0) {
+		challenge_release(&c);
+		free(due);
+		return -1;
+	}
+	if (days == 0)
+		snprintf(when, sizeof(when), "is due today (%s)", due);
+	else
+		snprintf(when, sizeof(when), "is due in %lld days (%s)", (long long)days, due);
+
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "⏰ Reminder: ");
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, " ");
+	tlbot_msg_bold(&m, c.title);
+	tlbot_msg_textf(&m, " %s, status %s.", when, c.status);
+	if (n > 0) {
+		tlbot_msg_text(&m, " ");
+		for (i = 0; i < n; i++) {
+			if (i)
+				tlbot_msg_text(&m, ", ");
+			tlbot_msg_mention(&m, who[i]);
+		}
+	} else {
+		tlbot_msg_textf(&m, " Nobody is assigned: %schallenge assign C-%lld @name",
+				tlbot_ctx_prefix(ctx), (long long)c.id);
+	}
+	rc = tlbot_send_room(ctx, c.room_id, &m);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (!tlbot_ctx_dm_enabled(ctx, who[i]))
+			continue;
+		tlbot_msg_init(&m);
+		tlbot_msg_text(&m, "⏰ ");
+		append_ref(&m, ctx, c.id);
+		tlbot_msg_text(&m, " ");
+		tlbot_msg_bold(&m, c.title);
+		tlbot_msg_textf(&m, " %s. You are its %s. (Turn these messages off with"
+				" %snotify off.)", when,
+				c.lead && strcmp(c.lead, who[i]) == 0 ? "lead" : "assignee",
+				tlbot_ctx_prefix(ctx));
+		rc = tlbot_send_dm(ctx, who[i], &m);
+	}
+	for (i = 0; i < n; i++)
+		free(who[i]);
+	challenge_release(&c);
+	free(due);
+	return rc;
+}
+
+static int
+overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	const char *room = job->room_id;
+	int64_t now_day = today(ctx), more = 0;
+	char today_s[11], dtext[64];
+	sqlite3_stmt *s;
+	struct tlbot_msg m;
+	int n = 0, rc = 0;
+
+	if (room == NULL)
+		return 0;
+	days_date(now_day, today_s);
+	if (!job->missed) {
+		s = prep(db, "SELECT id, title, due, lead, status FROM challenges WHERE room_id = ?"
+			 " AND status IN ('open','active','paused') AND due IS NOT NULL AND due < ?"
+			 " ORDER BY due, id LIMIT 30", "tt", room, today_s);
+		if (s == NULL)
+			return -1;
+		tlbot_msg_init(&m);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			if (n++ == 0) {
+				tlbot_msg_bold(&m, "Overdue challenges");
+				tlbot_msg_text(&m, " (weekly check)");
+				tlbot_msg_html(&m, "<ul>");
+			}
+			tlbot_msg_plain(&m, "\n• ");
+			tlbot_msg_html(&m, "<li>");
+			append_ref(&m, ctx, sqlite3_column_int64(s, 0));
+			tlbot_msg_text(&m, " ");
+			tlbot_msg_text(&m, col_str(s, 1));
+			due_text(dtext, sizeof(dtext), col_str(s, 2), now_day, 0);
+			tlbot_msg_textf(&m, " — %s, due %s", col_str(s, 4), dtext);
+			if (col_str(s, 3)) {
+				tlbot_msg_text(&m, ", lead ");
+				tlbot_msg_user(&m, col_str(s, 3));
+			}
+			tlbot_msg_html(&m, "</li>");
+		}
+		sqlite3_finalize(s);
+		if (n > 0) {
+			tlbot_msg_html(&m, "</ul>");
+			tlbot_msg_plain(&m, "\n");
+			tlbot_msg_textf(&m, "Move a date with %schallenge edit C-N --due DATE, or close"
+					" one with %schallenge status C-N done.", tlbot_ctx_prefix(ctx),
+					tlbot_ctx_prefix(ctx));
+			rc = tlbot_send_room(ctx, room, &m);
+		} else {
+			tlbot_msg_release(&m);
+		}
+	}
+	if (rc != 0)
+		return -1;
+	/* next week, while the room has open challenges with a due date */
+	if (query_int(db, &more, "SELECT EXISTS (SELECT 1 FROM challenges WHERE room_id = ? AND"
+		      " status IN ('open','active','paused') AND due IS NOT NULL)", "t", room) < 0)
+		return -1;
+	return more ? schedule_overdue(ctx, room) : 0;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+/* Notify newly assigned people by direct message (the room reply already
+ * mentions them). Skips the sender and people with DMs off. */
+static int
+dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users *u)
+{
+	const char *sender = tlbot_ctx_sender(ctx);
+	char *team = NULL, dtext[64];
+	size_t i;
+	int rc = 0;
+
+	if (query_text(tlbot_ctx_db(ctx), &team, "SELECT name FROM teams WHERE room_id = ?", "t",
+		       c->room_id) < 0)
+		return -1;
+	for (i = 0; rc == 0 && i < u->n; i++) {
+		struct tlbot_msg m;
+
+		if ((sender && strcmp(sender, u->v[i]) == 0) || !tlbot_ctx_dm_enabled(ctx, u->v[i]))
+			continue;
+		tlbot_msg_init(&m);
+		if (sender) {
+			tlbot_msg_user(&m, sender);
+			tlbot_msg_text(&m, " assigned you to ");
+		} else {
+			tlbot_msg_text(&m, "You were assigned to ");
+		}
+		append_ref(&m, ctx, c->id);
+		tlbot_msg_text(&m, " ");
+		tlbot_msg_bold(&m, c->title);
+		tlbot_msg_text(&m, team ? " (team " : " (in ");
+		tlbot_msg_text(&m, team ? team : c->room_id);
+		tlbot_msg_text(&m, ")");
+		if (c->lead && strcmp(c->lead, u->v[i]) == 0)
+			tlbot_msg_text(&m, " as its lead");
+		tlbot_msg_text(&m, ".");
+		if (c->due) {
+			due_text(dtext, sizeof(dtext), c->due, today(ctx), 0);
+			tlbot_msg_textf(&m, " Due %s.", dtext);
+		}
+		tlbot_msg_textf(&m, " Details: %schallenge show C-%lld. Turn these messages off with"
+				" %snotify off.", tlbot_ctx_prefix(ctx), (long long)c->id,
+				tlbot_ctx_prefix(ctx));
+		rc = tlbot_send_dm(ctx, u->v[i], &m);
+	}
+	free(team);
+	return rc;
+}
+
+/* Assign the people in u (skipping those already on it) and set the lead
+ * when lead is not NULL. added receives who was newly assigned. Returns 0
+ * or -1 (database). */
+static int
+assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u,
+	     const char *lead, struct users *added, struct users *already)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	size_t i;
+
+	for (i = 0; i < u->n; i++) {
+		if (exec(db, "INSERT INTO challenge_assignees(challenge_id, user_id, assigned_by,"
+			 " assigned_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", "itti", c->id,
+			 u->v[i], tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0)
+			return -1;
+		if (sqlite3_changes(db) == 0) {
+			users_add(already, u->v[i]);
+			continue;
+		}
+		users_add(added, u->v[i]);
+		if (history_add(ctx, c, "assigned", "assignee", NULL, u->v[i]) < 0)
+			return -1;
+	}
+	if (lead && (c->lead == NULL || strcmp(c->lead, lead) != 0)) {
+		char *dup = strdup(lead);
+
+		if (dup == NULL)
+			return -1;
+		if (exec(db, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) != 0 ||
+		    history_add(ctx, c, "lead", "lead", c->lead, lead) < 0) {
+			free(dup);
+			return -1;
+		}
+		free(c->lead);
+		c->lead = dup;
+	}
+	return 0;
+}
+
+static int
+cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	const char *region = tlbot_args_get(args, "region"), *desc = tlbot_args_get(args, "desc");
+	const char *sponsor = NULL, *lead = NULL, *v;
+	struct tlbot_buf title;
+	struct challenge c;
+	struct users u = { 0 }, added = { 0 }, already = { 0 };
+	struct tlbot_msg m;
+	char due[11] = "", dtext[64];
+	char *team_region = NULL;
+	int64_t id, rev;
+	size_t i;
+	int rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	tlbot_buf_init(&title, 4 * TITLE_MAX + 64);
+	for (i = 0; i < args->argc; i++)
+		if (tlbot_buf_printf(&title, "%s%s", i ? " " : "", args->argv[i]) != 0)
+			break;
+	v = tlbot_buf_str(&title);
+	while (*v == ' ')
+		v++;
+	if (*v == '\0') {
+		rc = tlbot_fail(ctx, "missing title: usage: %schallenge new \"title\" [--region R]"
+				" [--due DATE]", tlbot_ctx_prefix(ctx));
+		goto out;
+	}
+	if (i < args->argc || check_text(ctx, "title", v, TITLE_MAX, 1) != 0) {
+		if (i < args->argc)
+			tlbot_fail(ctx, "the title is too long (at most %d characters)", TITLE_MAX);
+		goto out;
+	}
+	if ((v = tlbot_args_get(args, "due")) && parse_due(ctx, v, 0, due) != 0)
+		goto out;
+	if (region && (check_text(ctx, "region", region, FIELD_MAX, 1) != 0))
+		goto out;
+	if (desc && check_text(ctx, "description", desc, DESC_MAX, 0) != 0)
+		goto out;
+	if ((v = tlbot_args_get(args, "sponsor")) &&
+	    ((sponsor = person_flag(ctx, "sponsor", v, 1)) == NULL ||
+	     check_text(ctx, "sponsor", sponsor, FIELD_MAX, 1) != 0))
+		goto out;
+	if ((v = tlbot_args_get(args, "lead")) && (lead = person_flag(ctx, "lead", v, 0)) == NULL)
+		goto out;
+	if (region == NULL || *region == '\0') {
+		/* the team's region is the default */
+		if (query_text(db, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
+			       tlbot_ctx_room(ctx)) < 0) {
+			rc = db_fail(ctx);
+			goto out;
+		}
+		region = team_region;
+	}
+	id = tlbot_ctx_next_id(ctx, "challenge");
+	if (id < 0) {
+		rc = db_fail(ctx);
+		goto out;
+	}
+	if (exec(db, "INSERT INTO challenges(id, room_id, title, description, region, sponsor,"
+		 " due, status, created_by, created_at, created_event)"
+		 " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)", "itttttttit", id,
+		 tlbot_ctx_room(ctx), tlbot_buf_str(&title) + strspn(tlbot_buf_str(&title), " "),
+		 desc && *desc ? desc : NULL, region && *region ? region : NULL, sponsor,
+		 due[0] ? due : NULL, tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx),
+		 tlbot_ctx_event_id(ctx)) != 0 ||
+	    challenge_load(db, id, &c) != 0) {
+		rc = db_fail(ctx);
+		goto out;
+	}
+	rev = history_add(ctx, &c, "created", NULL, NULL, c.title);
+	if (rev < 0 || schedule_due(ctx, &c, rev) != 0) {
+		rc = db_fail(ctx);
+		goto out;
+	}
+	if (lead) {
+		users_add(&u, lead);
+		if (assign_users(ctx, &c, &u, lead, &added, &already) != 0) {
+			rc = db_fail(ctx);
+			goto out;
+		}
+	}
+
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Created ");
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, ": ");
+	tlbot_msg_bold(&m, c.title);
+	if (c.due) {
+		due_text(dtext, sizeof(dtext), c.due, today(ctx), 0);
+		tlbot_msg_textf(&m, " — due %s", dtext);
+	}
+	if (c.region) {
+		tlbot_msg_text(&m, c.due ? ", region " : " — region ");
+		tlbot_msg_text(&m, c.region);
+	}
+	tlbot_msg_text(&m, ".");
+	if (c.lead) {
+		tlbot_msg_text(&m, " Lead: ");
+		tlbot_msg_mention(&m, c.lead);
+		tlbot_msg_text(&m, ".");
+	}
+	if (c.sponsor) {
+		tlbot_msg_text(&m, " Sponsor: ");
+		append_person(&m, c.sponsor);
+		tlbot_msg_text(&m, ".");
+	}
+	if (c.lead == NULL)
+		tlbot_msg_textf(&m, " Assign people with %schallenge assign C-%lld @name.",
+				tlbot_ctx_prefix(ctx), (long long)c.id);
+	if (tlbot_reply(ctx, &m) != 0 || dm_assigned(ctx, &c, &added) != 0) {
+		rc = -1;
+		goto out;
+	}
+	rc = 0;
+out:
+	users_release(&u);
+	users_release(&added);
+	users_release(&already);
+	tlbot_buf_release(&title);
+	free(team_region);
+	challenge_release(&c);
+	return rc;
+}
+
+/* "open,active" or "all" -> ",open,active," in out. Returns 0 or fails. */
+static int
+status_filter(struct tlbot_ctx *ctx, const char *v, char *out, size_t len)
+{
+	char word[16];
+	const char *p = v;
+	size_t i, n, used;
+
+	if (v == NULL) {
+		snprintf(out, len, ",open,active,paused,");
+		return 0;
+	}
+	if (strcasecmp(v, "all") == 0) {
+		snprintf(out, len, ",open,active,paused,done,dropped,");
+		return 0;
+	}
+	if (strcasecmp(v, "closed") == 0) {
+		snprintf(out, len, ",done,dropped,");
+		return 0;
+	}
+	snprintf(out, len, ",");
+	used = 1;
+	while (*p) {
+		n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(word))
+			goto bad;
+		for (i = 0; i < n; i++)
+			word[i] = (char)tolower((unsigned char)p[i]);
+		word[n] = '\0';
+		for (i = 0; statuses[i]; i++)
+			if (strcmp(statuses[i], word) == 0)
+				break;
+		if (statuses[i] == NULL)
+			goto bad;
+		if (used + n + 2 > len)
+			goto bad;
+		memcpy(out + used, word, n);
+		used += n;
+		out[used++] = ',';
+		out[used] = '\0';
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (strcmp(out, ",") == 0)
+		goto bad;
+	return 0;
+bad:
+	return tlbot_fail(ctx, "--status '%s' is not a status: use open, active, paused, done,"
+			  " dropped (several with commas), closed or all", v);
+}
+
+/* --page N: 0 and *page, or fails. */
+static int
+page_arg(struct tlbot_ctx *ctx, const struct tlbot_args *args, int64_t *page)
+{
+	const char *v = tlbot_args_get(args, "page");
+	char *end;
+	long n;
+
+	*page = 1;
+	if (v == NULL)
+		return 0;
+	n = strtol(v, &end, 10);
+	if (end == v || *end != '\0' || n < 1 || n > 100000)
+		return tlbot_fail(ctx, "--page takes a page number like 2, not '%s'", v);
+	*page = n;
+	return 0;
+}
+
+static int
+page_check(struct tlbot_ctx *ctx, int64_t page, int64_t total, int64_t per)
+{
+	int64_t pages = (total + per - 1) / per;
+
+	if (total > 0 && page > pages)
+		return tlbot_fail(ctx, "there is no page %lld: the list has %lld page%s",
+				  (long long)page, (long long)pages, pages == 1 ? "" : "s");
+	return 0;
+}
+
+#define LIST_WHERE                                                                      \
+	" FROM challenges c LEFT JOIN teams t ON t.room_id = c.room_id"                 \
+	" WHERE (?1 IS NULL OR c.room_id = ?1)"                                         \
+	" AND instr(?2, ',' || c.status || ',') > 0"                                    \
+	" AND (?3 IS NULL OR lower(c.region) = lower(?3))"                              \
+	" AND (?4 IS NULL OR c.lead = ?4 OR EXISTS (SELECT 1 FROM challenge_assignees a"  \
+	"  WHERE a.challenge_id = c.id AND a.user_id = ?4))"
+
+static int
+cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	const char *region = tlbot_args_get(args, "region"), *status_v = tlbot_args_get(args, "status");
+	int mine = tlbot_args_has(args, "mine"), all = tlbot_args_has(args, "all-rooms");
+	const char *room = NULL, *who = NULL;
+	char filter[96], dtext[64];
+	int64_t page, total = 0, pages, now_day = today(ctx);
+	sqlite3_stmt *s;
+	struct tlbot_msg m;
+	int wide, n = 0;
+
+	if (status_filter(ctx, status_v, filter, sizeof(filter)) != 0 || page_arg(ctx, args, &page) != 0)
+		return -1;
+	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
+		return -1;
+	/* in a DM with the bot, "list" means your own challenges */
+	if (!all && !mine && tlbot_ctx_is_dm(ctx))
+		mine = 1;
+	if (mine)
+		who = tlbot_ctx_sender(ctx);
+	if (!all && !mine)
+		room = tlbot_ctx_room(ctx);
+	wide = room == NULL; /* listing across rooms: show the team */
+	if (query_int(db, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) < 0)
+		return db_fail(ctx);
+	if (page_check(ctx, page, total, PAGE_SIZE) != 0)
+		return -1;
+	pages = total ? (total + PAGE_SIZE - 1) / PAGE_SIZE : 1;
+
+	{
+		char st[96];
+		size_t k = strlen(filter);
+
+		snprintf(st, sizeof(st), "%.*s", (int)(k > 2 ? k - 2 : 0), filter + 1);
+		for (k = 0; st[k]; k++)
+			if (st[k] == ',')
+				st[k] = '/';
+		if (total == 0) {
+			if (mine)
+				return tlbot_replyf(ctx, "You lead or are assigned no %s challenges%s%s.",
+						    st, region ? " in region " : "", region ? region : "");
+			return tlbot_replyf(ctx, "No %s challenges %s%s%s. Create one with %schallenge"
+					    " new \"title\".", st, all ? "in any room" : "in this room",
+					    region ? " in region " : "", region ? region : "",
+					    tlbot_ctx_prefix(ctx));
+		}
+		tlbot_msg_init(&m);
+		tlbot_msg_bold(&m, mine ? "Your challenges" : "Challenges");
+		tlbot_msg_textf(&m, " %s%s%s (%s): %lld in all, page %lld of %lld",
+				mine ? "across rooms" : all ? "in all rooms" : "in this room",
+				region ? ", region " : "", region ? region : "", st,
+				(long long)total, (long long)page, (long long)pages);
+	}
+	s = prep(db, "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
+		 " (SELECT COUNT(*) FROM challenge_assignees a WHERE a.challenge_id = c.id)"
+		 LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6", "ttttii",
+		 room, filter, region, who, (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE));
+	if (s == NULL) {
+		tlbot_msg_release(&m);
+		return db_fail(ctx);
+	}
+	tlbot_msg_html(&m, "<table><thead><tr><th>ID</th><th>Title</th><th>Status</th>"
+		       "<th>Due</th><th>Lead</th><th>Assigned</th>");
+	if (wide)
+		tlbot_msg_html(&m, "<th>Team</th>");
+	tlbot_msg_html(&m, "</tr></thead><tbody>");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *due = col_str(s, 4), *lead = col_str(s, 5), *st = col_str(s, 3);
+		int64_t nassigned = sqlite3_column_int64(s, 7);
+
+		n++;
+		tlbot_msg_plain(&m, "\n• ");
+		tlbot_msg_html(&m, "<tr><td>");
+		append_ref(&m, ctx, sqlite3_column_int64(s, 0));
+		tlbot_msg_plain(&m, " ");
+		tlbot_msg_html(&m, "</td><td>");
+		tlbot_msg_text(&m, col_str(s, 2));
+		tlbot_msg_plain(&m, " — ");
+		tlbot_msg_html(&m, "</td><td>");
+		tlbot_msg_text(&m, st);
+		tlbot_msg_html(&m, "</td><td>");
+		if (due) {
+			due_text(dtext, sizeof(dtext), due, now_day, is_closed(st));
+			tlbot_msg_plain(&m, ", due ");
+			tlbot_msg_text(&m, dtext);
+		}
+		tlbot_msg_html(&m, "</td><td>");
+		if (lead) {
+			tlbot_msg_plain(&m, ", lead ");
+			tlbot_msg_user(&m, lead);
+		}
+		tlbot_msg_html(&m, "</td><td>");
+		if (nassigned > 0) {
+			tlbot_msg_plain(&m, ", ");
+			tlbot_msg_textf(&m, "%lld", (long long)nassigned);
+			tlbot_msg_plain(&m, " assigned");
+		}
+		tlbot_msg_html(&m, "</td>");
+		if (wide) {
+			const char *team = col_str(s, 6);
+
+			tlbot_msg_html(&m, "<td>");
+			tlbot_msg_plain(&m, team ? " — team " : " — room ");
+			tlbot_msg_text(&m, team ? team : col_str(s, 1));
+			tlbot_msg_html(&m, "</td>");
+		}
+		tlbot_msg_html(&m, "</tr>");
+	}
+	sqlite3_finalize(s);
+	tlbot_msg_html(&m, "</tbody></table>");
+	tlbot_msg_plain(&m, "\n");
+	if (page < pages)
+		tlbot_msg_textf(&m, "Next page: %schallenge list%s%s%s%s%s%s --page %lld. ",
+				tlbot_ctx_prefix(ctx), mine ? " --mine" : "", all ? " --all-rooms" : "",
+				status_v ? " --status " : "", status_v ? status_v : "",
+				region ? " --region " : "", region ? region : "", (long long)page + 1);
+	tlbot_msg_textf(&m, "Details: %schallenge show C-N.", tlbot_ctx_prefix(ctx));
+	return tlbot_reply(ctx, &m);
+}
+
+/* One history entry as a sentence after the actor. */
+static void
+append_change(struct tlbot_msg *m, const char *action, const char *field, const char *old,
+	      const char *nv)
+{
+	if (strcmp(action, "created") == 0) {
+		tlbot_msg_text(m, "created it");
+	} else if (strcmp(action, "assigned") == 0 && nv) {
+		tlbot_msg_text(m, "assigned ");
+		tlbot_msg_user(m, nv);
+	} else if (strcmp(action, "unassigned") == 0 && old) {
+		tlbot_msg_text(m, "unassigned ");
+		tlbot_msg_user(m, old);
+	} else if (strcmp(action, "lead") == 0) {
+		if (nv) {
+			tlbot_msg_text(m, "made ");
+			tlbot_msg_user(m, nv);
+			tlbot_msg_text(m, " the lead");
+		} else {
+			tlbot_msg_text(m, "removed the lead");
+		}
+		if (old) {
+			tlbot_msg_text(m, " (was ");
+			tlbot_msg_user(m, old);
+			tlbot_msg_text(m, ")");
+		}
+	} else if (field && strcmp(field, "outcome") == 0) {
+		tlbot_msg_text(m, "noted the outcome: ");
+		tlbot_msg_text(m, nv ? nv : "(none)");
+	} else if (field && strcmp(field, "description") == 0) {
+		tlbot_msg_text(m, nv ? "changed the description" : "removed the description");
+	} else if (field) {
+		if (old && nv) {
+			tlbot_msg_textf(m, "changed %s from ", field);
+			if (strcmp(field, "sponsor") == 0)
+				append_person(m, old);
+			else
+				tlbot_msg_text(m, old);
+			tlbot_msg_text(m, " to ");
+		} else if (nv) {
+			tlbot_msg_textf(m, "set %s to ", field);
+		} else {
+			tlbot_msg_textf(m, "cleared %s (was ", field);
+		}
+		if (nv && strcmp(field, "sponsor") == 0)
+			append_person(m, nv);
+		else
+			tlbot_msg_text(m, nv ? nv : old ? old : "");
+		if (!nv)
+			tlbot_msg_text(m, ")");
+	} else {
+		tlbot_msg_text(m, action);
+	}
+}
+
+/* Append history rows of challenge id from offset (limit rows) as a list. */
+static int
+append_history(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t offset,
+	       int64_t limit)
+{
+	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx), "SELECT at, actor, action, field, old, new"
+			       " FROM challenge_history WHERE challenge_id = ? ORDER BY id"
+			       " LIMIT ? OFFSET ?", "iii", id, limit, offset);
+	const char *tz = tlbot_ctx_default_tz(ctx);
+
+	if (s == NULL)
+		return -1;
+	tlbot_msg_html(m, "<ul>");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct tm tm;
+		char when[32] = "?";
+
+		if (tlbot_tz_local(tz, (time_t)sqlite3_column_int64(s, 0), &tm) == 0)
+			snprintf(when, sizeof(when), "%04d-%02d-%02d %02d:%02d",
+				 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+				 tm.tm_min);
+		tlbot_msg_plain(m, "\n• ");
+		tlbot_msg_html(m, "<li>");
+		tlbot_msg_text(m, when);
+		tlbot_msg_text(m, " ");
+		if (col_str(s, 1))
+			tlbot_msg_user(m, col_str(s, 1));
+		else
+			tlbot_msg_text(m, "someone");
+		tlbot_msg_text(m, " ");
+		append_change(m, col_str(s, 2), col_str(s, 3), col_str(s, 4), col_str(s, 5));
+		tlbot_msg_html(m, "</li>");
+	}
+	sqlite3_finalize(s);
+	tlbot_msg_html(m, "</ul>");
+	return 0;
+}
+
+/* Linked experiments, when the experiments family has its table. */
+static void
+append_experiments(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	sqlite3_stmt *s;
+	int64_t have = 0;
+	int n = 0;
+
+	if (query_int(db, &have, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'"
+		      " AND name = 'experiments')", NULL) != 0 || !have)
+		return;
+	s = prep(db, "SELECT id, title, status FROM experiments WHERE challenge_id = ?"
+		 " ORDER BY id LIMIT 50", "i", id);
+	if (s == NULL)
+		return; /* a different shape of the table: leave it out */
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char ref[32];
+
+		if (n++ == 0) {
+			tlbot_msg_br(m);
+			tlbot_msg_bold(m, "Experiments:");
+			tlbot_msg_text(m, " ");
+		} else {
+			tlbot_msg_text(m, "; ");
+		}
+		snprintf(ref, sizeof(ref), "E-%lld", (long long)sqlite3_column_int64(s, 0));
+		tlbot_msg_refs(m, ctx, ref);
+		tlbot_msg_text(m, " ");
+		tlbot_msg_text(m, col_str(s, 1) ? col_str(s, 1) : "");
+		if (col_str(s, 2))
+			tlbot_msg_textf(m, " (%s)", col_str(s, 2));
+	}
+	sqlite3_finalize(s);
+}
+
+static void
+field_line(struct tlbot_msg *m, const char *label)
+{
+	tlbot_msg_br(m);
+	tlbot_msg_bold(m, label);
+	tlbot_msg_text(m, " ");
+}
+
+static int
+cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	struct challenge c;
+	struct tlbot_msg m;
+	sqlite3_stmt *s;
+	char dtext[64], created[11] = "?";
+	char *team = NULL;
+	int64_t nhist = 0;
+	int n = 0;
+
+	if (load_arg(ctx, args->argv[0], &c) != 0)
+		return -1;
+	if (query_int(db, &nhist, "SELECT COUNT(*) FROM challenge_history WHERE challenge_id = ?",
+		      "i", c.id) < 0 ||
+	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", c.room_id) < 0) {
+		challenge_release(&c);
+		return db_fail(ctx);
+	}
+	tlbot_msg_init(&m);
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, " ");
+	tlbot_msg_bold(&m, c.title);
+	field_line(&m, "Status:");
+	tlbot_msg_text(&m, c.status);
+	if (c.due) {
+		due_text(dtext, sizeof(dtext), c.due, today(ctx), is_closed(c.status));
+		tlbot_msg_text(&m, " · ");
+		tlbot_msg_bold(&m, "Due:");
+		tlbot_msg_text(&m, " ");
+		tlbot_msg_text(&m, dtext);
+	}
+	if (c.region) {
+		tlbot_msg_text(&m, " · ");
+		tlbot_msg_bold(&m, "Region:");
+		tlbot_msg_text(&m, " ");
+		tlbot_msg_text(&m, c.region);
+	}
+	if (tlbot_ctx_room(ctx) == NULL || strcmp(tlbot_ctx_room(ctx), c.room_id) != 0) {
+		field_line(&m, "Room:");
+		tlbot_msg_text(&m, team ? team : c.room_id);
+	}
+	field_line(&m, "Lead:");
+	if (c.lead)
+		tlbot_msg_user(&m, c.lead);
+	else
+		tlbot_msg_text(&m, "none");
+	tlbot_msg_text(&m, " · ");
+	tlbot_msg_bold(&m, "Sponsor:");
+	tlbot_msg_text(&m, " ");
+	if (c.sponsor)
+		append_person(&m, c.sponsor);
+	else
+		tlbot_msg_text(&m, "none");
+	field_line(&m, "Assigned:");
+	s = prep(db, "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
+		 " ORDER BY assigned_at, user_id", "i", c.id);
+	while (s && sqlite3_step(s) == SQLITE_ROW) {
+		if (n++)
+			tlbot_msg_text(&m, ", ");
+		tlbot_msg_user(&m, col_str(s, 0));
+	}
+	sqlite3_finalize(s);
+	if (n == 0)
+		tlbot_msg_text(&m, "nobody yet");
+	if (c.description) {
+		field_line(&m, "Description:");
+		tlbot_msg_refs(&m, ctx, c.description);
+	}
+	if (c.outcome) {
+		field_line(&m, "Outcome:");
+		tlbot_msg_refs(&m, ctx, c.outcome);
+	}
+	append_experiments(&m, ctx, c.id);
+	tlbot_tz_date(tlbot_ctx_default_tz(ctx), (time_t)c.created_at, created);
+	field_line(&m, "Created");
+	tlbot_msg_text(&m, "by ");
+	if (c.created_by)
+		tlbot_msg_user(&m, c.created_by);
+	else
+		tlbot_msg_text(&m, "someone");
+	tlbot_msg_textf(&m, " on %s.", created);
+	field_line(&m, "History");
+	if (nhist > SHOW_HISTORY)
+		tlbot_msg_textf(&m, "(latest %d of %lld; %schallenge history C-%lld for all):",
+				SHOW_HISTORY, (long long)nhist, tlbot_ctx_prefix(ctx),
+				(long long)c.id);
+	else
+		tlbot_msg_text(&m, ":");
+	if (append_history(&m, ctx, c.id, nhist > SHOW_HISTORY ? nhist - SHOW_HISTORY : 0,
+			   SHOW_HISTORY) != 0) {
+		tlbot_msg_release(&m);
+		free(team);
+		challenge_release(&c);
+		return db_fail(ctx);
+	}
+	free(team);
+	challenge_release(&c);
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	struct challenge c;
+	struct tlbot_msg m;
+	int64_t page, total = 0, pages;
+
+	if (page_arg(ctx, args, &page) != 0 || load_arg(ctx, args->argv[0], &c) != 0)
+		return -1;
+	if (query_int(tlbot_ctx_db(ctx), &total, "SELECT COUNT(*) FROM challenge_history WHERE"
+		      " challenge_id = ?", "i", c.id) < 0) {
+		challenge_release(&c);
+		return db_fail(ctx);
+	}
+	if (page_check(ctx, page, total, HISTORY_PAGE) != 0) {
+		challenge_release(&c);
+		return -1;
+	}
+	pages = total ? (total + HISTORY_PAGE - 1) / HISTORY_PAGE : 1;
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "History of ");
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, " ");
+	tlbot_msg_bold(&m, c.title);
+	tlbot_msg_textf(&m, ": %lld change%s, page %lld of %lld", (long long)total,
+			total == 1 ? "" : "s", (long long)page, (long long)pages);
+	if (append_history(&m, ctx, c.id, (page - 1) * HISTORY_PAGE, HISTORY_PAGE) != 0) {
+		tlbot_msg_release(&m);
+		challenge_release(&c);
+		return db_fail(ctx);
+	}
+	if (page < pages) {
+		tlbot_msg_plain(&m, "\n");
+		tlbot_msg_textf(&m, "Next page: %schallenge history C-%lld --page %lld",
+				tlbot_ctx_prefix(ctx), (long long)c.id, (long long)page + 1);
+	}
+	challenge_release(&c);
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	struct users u = { 0 }, added = { 0 }, already = { 0 };
+	const char *lead = NULL, *v;
+	char *old_lead = NULL;
+	struct challenge c;
+	struct tlbot_msg m;
+	int rc = -1, team = tlbot_args_has(args, "team");
+
+	if (load_arg(ctx, args->argv[0], &c) != 0)
+		return -1;
+	if (require_here(ctx, &c) != 0)
+		goto out;
+	if (is_closed(c.status)) {
+		tlbot_fail(ctx, "C-%lld is %s: reopen it first with %schallenge status C-%lld active",
+			   (long long)c.id, c.status, tlbot_ctx_prefix(ctx), (long long)c.id);
+		goto out;
+	}
+	if ((v = tlbot_args_get(args, "lead")) && (lead = person_flag(ctx, "lead", v, 0)) == NULL)
+		goto out;
+	if (collect_users(ctx, args, 1, &u) != 0)
+		goto out;
+	if (lead && users_add(&u, lead) != 0) {
+		tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
+		goto out;
+	}
+	if (team) {
+		char today_s[11];
+		sqlite3_stmt *s;
+		int nteam = 0, full = 0;
+
+		days_date(today(ctx), today_s);
+		s = prep(db, "SELECT user_id FROM team_members WHERE room_id = ? AND"
+			 " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id", "tt",
+			 c.room_id, today_s);
+		if (s == NULL) {
+			db_fail(ctx);
+			goto out;
+		}
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			if (users_add(&u, col_str(s, 0)) != 0) {
+				full = 1;
+				break;
+			}
+			nteam++;
+		}
+		sqlite3_finalize(s);
+		if (full) {
+			tlbot_fail(ctx, "the team has more than %d people: assign them in smaller groups",
+				   MAX_USERS);
+			goto out;
+		}
+		if (nteam == 0) {
+			tlbot_fail(ctx, "the team roster is empty: add people with %steam add @name"
+				   " --role ROLE", tlbot_ctx_prefix(ctx));
+			goto out;
+		}
+	}
+	if (u.n == 0) {
+		tlbot_fail(ctx, "missing people: usage: %schallenge assign C-%lld @name... [--lead @name]"
+			   " [--team]", tlbot_ctx_prefix(ctx), (long long)c.id);
+		goto out;
+	}
+	if (c.lead && (old_lead = strdup(c.lead)) == NULL) {
+		db_fail(ctx);
+		goto out;
+	}
+	if (assign_users(ctx, &c, &u, lead, &added, &already) != 0) {
+		db_fail(ctx);
+		goto out;
+	}
+	if (added.n == 0 && (lead == NULL || (old_lead && strcmp(old_lead, lead) == 0))) {
+		tlbot_fail(ctx, "nothing to change: %s%s already assigned to C-%lld",
+			   already.n == 1 ? already.v[0] : "they",
+			   already.n == 1 ? " is" : " are", (long long)c.id);
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	if (added.n > 0) {
+		tlbot_msg_text(&m, "Assigned ");
+		append_ref(&m, ctx, c.id);
+		tlbot_msg_text(&m, " ");
+		tlbot_msg_bold(&m, c.title);
+		tlbot_msg_text(&m, " to ");
+		append_users(&m, &added, 1);
+		tlbot_msg_text(&m, ".");
+	}
+	if (lead && (old_lead == NULL || strcmp(old_lead, lead) != 0)) {
+		tlbot_msg_text(&m, added.n ? " Lead: " : "Lead of ");
+		if (!added.n) {
+			append_ref(&m, ctx, c.id);
+			tlbot_msg_text(&m, " is now ");
+		}
+		tlbot_msg_mention(&m, lead);
+		if (old_lead) {
+			tlbot_msg_text(&m, " (was ");
+			tlbot_msg_user(&m, old_lead);
+			tlbot_msg_text(&m, ")");
+		}
+		tlbot_msg_text(&m, ".");
+	}
+	if (already.n > 0) {
+		tlbot_msg_text(&m, " Already assigned: ");
+		append_users(&m, &already, 0);
+		tlbot_msg_text(&m, ".");
+	}
+	if (tlbot_reply(ctx, &m) != 0)
+		goto out;
+	/* a new lead who was already assigned hears about it too */
+	if (lead && (old_lead == NULL || strcmp(old_lead, lead) != 0) && !users_has(&added, lead))
+		users_add(&added, lead);
+	if (dm_assigned(ctx, &c, &added) != 0)
+		goto out;
+	rc = 0;
+out:
+	users_release(&u);
+	users_release(&added);
+	users_release(&already);
+	free(old_lead);
+	challenge_release(&c);
+	return rc;
+}
+
+static int
+cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	struct users u = { 0 }, removed = { 0 }, absent = { 0 };
+	struct challenge c;
+	struct tlbot_msg m;
+	int rc = -1, lead_cleared = 0;
+	size_t i;
+
+	if (load_arg(ctx, args->argv[0], &c) != 0)
+		return -1;
+	if (require_here(ctx, &c) != 0 || collect_users(ctx, args, 1, &u) != 0)
+		goto out;
+	if (u.n == 0) {
+		tlbot_fail(ctx, "missing people: usage: %schallenge unassign C-%lld @name...",
+			   tlbot_ctx_prefix(ctx), (long long)c.id);
+		goto out;
+	}
+	for (i = 0; i < u.n; i++) {
+		if (exec(db, "DELETE FROM challenge_assignees WHERE challenge_id = ? AND user_id = ?",
+			 "it", c.id, u.v[i]) != 0) {
+			db_fail(ctx);
+			goto out;
+		}
+		if (sqlite3_changes(db) == 0) {
+			users_add(&absent, u.v[i]);
+			continue;
+		}
+		users_add(&removed, u.v[i]);
+		if (history_add(ctx, &c, "unassigned", "assignee", u.v[i], NULL) < 0) {
+			db_fail(ctx);
+			goto out;
+		}
+		if (c.lead && strcmp(c.lead, u.v[i]) == 0) {
+			if (exec(db, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) != 0 ||
+			    history_add(ctx, &c, "lead", "lead", c.lead, NULL) < 0) {
+				db_fail(ctx);
+				goto out;
+			}
+			lead_cleared = 1;
+		}
+	}
+	if (removed.n == 0) {
+		tlbot_fail(ctx, "nothing to change: %s%s not assigned to C-%lld",
+			   absent.n == 1 ? absent.v[0] : "they", absent.n == 1 ? " is" : " are",
+			   (long long)c.id);
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Unassigned ");
+	append_users(&m, &removed, 0);
+	tlbot_msg_text(&m, " from ");
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, ".");
+	if (lead_cleared)
+		tlbot_msg_textf(&m, " It has no lead now: %schallenge assign C-%lld --lead @name.",
+				tlbot_ctx_prefix(ctx), (long long)c.id);
+	if (absent.n > 0) {
+		tlbot_msg_text(&m, " Not assigned: ");
+		append_users(&m, &absent, 0);
+		tlbot_msg_text(&m, ".");
+	}
+	rc = tlbot_reply(ctx, &m);
+out:
+	users_release(&u);
+	users_release(&removed);
+	users_release(&absent);
+	challenge_release(&c);
+	return rc;
+}
+
+static int
+cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	const char *note = tlbot_args_get(args, "note"), *want = NULL;
+	struct challenge c;
+	struct tlbot_msg m;
+	int64_t rev;
+	size_t i;
+	int rc = -1, was_closed;
+	char *old;
+
+	for (i = 0; statuses[i]; i++)
+		if (strcasecmp(statuses[i], args->argv[1]) == 0)
+			want = statuses[i];
+	if (want == NULL)
+		return tlbot_fail(ctx, "'%s' is not a status: use open, active, paused, done or dropped",
+				  args->argv[1]);
+	if (note && check_text(ctx, "note", note, NOTE_MAX, 0) != 0)
+		return -1;
+	if (load_arg(ctx, args->argv[0], &c) != 0)
+		return -1;
+	if (require_here(ctx, &c) != 0)
+		goto out;
+	if (strcmp(c.status, want) == 0) {
+		tlbot_fail(ctx, "C-%lld is already %s%s", (long long)c.id, want,
+			   note ? " (to change only the note, use --note with a different status)" : "");
+		goto out;
+	}
+	was_closed = is_closed(c.status);
+	if (exec(db, "UPDATE challenges SET status = ? WHERE id = ?", "ti", want, c.id) != 0 ||
+	    (rev = history_add(ctx, &c, "status", "status", c.status, want)) < 0) {
+		db_fail(ctx);
+		goto out;
+	}
+	if (note && *note) {
+		if (exec(db, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) != 0 ||
+		    history_add(ctx, &c, "status", "outcome", c.outcome, note) < 0) {
+			db_fail(ctx);
+			goto out;
+		}
+	}
+	old = c.status;
+	c.status = strdup(want);
+	if (c.status == NULL) {
+		c.status = old;
+		db_fail(ctx);
+		goto out;
+	}
+	if ((is_closed(want) || was_closed) && schedule_due(ctx, &c, rev) != 0) {
+		free(old);
+		db_fail(ctx);
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, " ");
+	tlbot_msg_bold(&m, c.title);
+	tlbot_msg_textf(&m, " is now %s (was %s).", want, old);
+	free(old);
+	if (note && *note) {
+		tlbot_msg_text(&m, " Outcome: ");
+		tlbot_msg_refs(&m, ctx, note);
+	}
+	if (is_closed(want) && c.due)
+		tlbot_msg_text(&m, " Its due-date reminders are off.");
+	rc = tlbot_reply(ctx, &m);
+out:
+	challenge_release(&c);
+	return rc;
+}
+
+/* Set one text field if it changes; records history. *changed counts.
+ * Returns 0 or -1 (database). */
+static int
+edit_field(struct tlbot_ctx *ctx, struct challenge *c, const char *column, const char *label,
+	   char **cur, const char *nv, int *changed, int64_t *rev)
+{
+	char sql[96];
+	int64_t h;
+
+	if ((*cur == NULL && nv == NULL) || (*cur && nv && strcmp(*cur, nv) == 0))
+		return 0;
+	/* column comes from the fixed list in cmd_edit, never from input */
+	snprintf(sql, sizeof(sql), "UPDATE challenges SET %s = ? WHERE id = ?", column);
+	if (exec(tlbot_ctx_db(ctx), sql, "ti", nv, c->id) != 0)
+		return -1;
+	h = history_add(ctx, c, "edited", label, *cur, nv);
+	if (h < 0)
+		return -1;
+	*rev = h;
+	free(*cur);
+	*cur = nv ? strdup(nv) : NULL;
+	if (nv && *cur == NULL)
+		return -1;
+	(*changed)++;
+	return 0;
+}
+
+static int
+cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	const char *title = tlbot_args_get(args, "title"), *due_v = tlbot_args_get(args, "due");
+	const char *desc = tlbot_args_get(args, "desc"), *region = tlbot_args_get(args, "region");
+	const char *sponsor_v = tlbot_args_get(args, "sponsor"), *sponsor = NULL;
+	char due[11] = "";
+	struct challenge c;
+	struct tlbot_msg m;
+	int changed = 0, due_changed = 0, rc = -1;
+	int64_t rev = 0;
+	char *old_due = NULL;
+
+	if (!title && !due_v && !desc && !region && !sponsor_v)
+		return tlbot_fail(ctx, "nothing to edit: give --title, --due, --desc, --region or"
+				  " --sponsor (none clears one)");
+	if (title && (*title == '\0' || check_text(ctx, "title", title, TITLE_MAX, 1) != 0))
+		return *title ? -1 : tlbot_fail(ctx, "the title cannot be empty");
+	if (due_v && parse_due(ctx, due_v, 1, due) != 0)
+		return -1;
+	if (desc && check_text(ctx, "description", desc, DESC_MAX, 0) != 0)
+		return -1;
+	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
+		return -1;
+	if (sponsor_v && !is_none(sponsor_v) &&
+	    ((sponsor = person_flag(ctx, "sponsor", sponsor_v, 1)) == NULL ||
+	     check_text(ctx, "sponsor", sponsor, FIELD_MAX, 1) != 0))
+		return -1;
+	if (load_arg(ctx, args->argv[0], &c) != 0)
+		return -1;
+	if (require_here(ctx, &c) != 0)
+		goto out;
+	if (c.due && (old_due = strdup(c.due)) == NULL)
+		goto dberr;
+	if (title && edit_field(ctx, &c, "title", "title", &c.title, title, &changed, &rev) != 0)
+		goto dberr;
+	if (due_v) {
+		int before = changed;
+
+		if (edit_field(ctx, &c, "due", "due", &c.due, due[0] ? due : NULL, &changed, &rev) != 0)
+			goto dberr;
+		due_changed = changed > before;
+		if (due_changed && schedule_due(ctx, &c, rev) != 0)
+			goto dberr;
+	}
+	if (desc && edit_field(ctx, &c, "description", "description", &c.description,
+			       is_none(desc) ? NULL : desc, &changed, &rev) != 0)
+		goto dberr;
+	if (region && edit_field(ctx, &c, "region", "region", &c.region,
+				 is_none(region) ? NULL : region, &changed, &rev) != 0)
+		goto dberr;
+	if (sponsor_v && edit_field(ctx, &c, "sponsor", "sponsor", &c.sponsor, sponsor, &changed,
+				    &rev) != 0)
+		goto dberr;
+	if (changed == 0) {
+		tlbot_fail(ctx, "nothing changed: C-%lld already has those values", (long long)c.id);
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Updated ");
+	append_ref(&m, ctx, c.id);
+	tlbot_msg_text(&m, " ");
+	tlbot_msg_bold(&m, c.title);
+	tlbot_msg_textf(&m, " (%d change%s).", changed, changed == 1 ? "" : "s");
+	if (due_changed) {
+		if (c.due) {
+			char dtext[64];
+
+			due_text(dtext, sizeof(dtext), c.due, today(ctx), is_closed(c.status));
+			tlbot_msg_textf(&m, " Due %s%s%s; reminders moved.", dtext,
+					old_due ? ", was " : "", old_due ? old_due : "");
+		} else {
+			tlbot_msg_text(&m, " No due date now; reminders cancelled.");
+		}
+	}
+	rc = tlbot_reply(ctx, &m);
+	goto out;
+dberr:
+	rc = db_fail(ctx);
+out:
+	free(old_due);
+	challenge_release(&c);
+	return rc;
+}
+
+static int
+ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, char **event_id)
+{
+	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx), "SELECT title, room_id, created_event FROM"
+			       " challenges WHERE id = ?", "i", num);
+	int rc;
+
+	*title = *room_id = *event_id = NULL;
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*title = col_dup(s, 0);
+		*room_id = col_dup(s, 1);
+		*event_id = col_dup(s, 2);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return *title ? 0 : -1;
+	return rc == SQLITE_DONE ? 1 : -1;
+}
+
+static const char *const aliases[] = { "challenges", "ch", NULL };
+static const char *const new_flags[] = { "region=", "due=", "sponsor=", "lead=", "desc=", NULL };
+static const char *const list_flags[] = { "mine", "status=", "region=", "all-rooms", "page=",
+					  NULL };
+static const char *const assign_flags[] = { "lead=", "team", NULL };
+static const char *const status_flags[] = { "note=", NULL };
+static const char *const edit_flags[] = { "title=", "due=", "desc=", "region=", "sponsor=",
+					  NULL };
+static const char *const page_flags[] = { "page=", NULL };
+
+static const struct tlbot_subcmd subcmds[] = {
+	{ "new", "new \"title\" [--region R] [--due DATE] [--sponsor @user] [--lead @user] [--desc \"...\"]",
+	  "record a new challenge for this room's team", TLBOT_PERM_WRITE, new_flags, 1, -1,
+	  cmd_new },
+	{ "list", "list [--mine] [--status S] [--region R] [--all-rooms] [--page N]",
+	  "list challenges (this room's open ones by default)", TLBOT_PERM_ANYONE, list_flags, 0,
+	  0, cmd_list },
+	{ "show", "show C-12", "details, people, linked experiments and recent history",
+	  TLBOT_PERM_ANYONE, NULL, 1, 1, cmd_show },
+	{ "history", "history C-12 [--page N]", "every change to a challenge: who, what, when",
+	  TLBOT_PERM_ANYONE, page_flags, 1, 1, cmd_history },
+	{ "assign", "assign C-12 @user... [--lead @user] [--team]",
+	  "assign people (or the whole team roster); they are mentioned and sent a DM",
+	  TLBOT_PERM_WRITE, assign_flags, 1, -1, cmd_assign },
+	{ "unassign", "unassign C-12 @user...", "take people off a challenge", TLBOT_PERM_WRITE,
+	  NULL, 2, -1, cmd_unassign },
+	{ "status", "status C-12 open|active|paused|done|dropped [--note \"...\"]",
+	  "change the status, with an outcome note", TLBOT_PERM_WRITE, status_flags, 2, 2,
+	  cmd_status },
+	{ "edit", "edit C-12 [--title T] [--due DATE] [--desc D] [--region R] [--sponsor S]",
+	  "change details (none clears a field)", TLBOT_PERM_WRITE, edit_flags, 1, 1, cmd_edit },
+	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL }
+};
+
+static const struct tlbot_job_kind jobs[] = {
+	{ "challenge.due", due_fire },
+	{ "challenge.overdue", overdue_fire },
+	{ NULL, NULL }
+};
+
+const struct tlbot_cmd tlbot_cmd_challenge = {
+	.name = "challenge",
+	.aliases = aliases,
+	.summary = "the team's challenges: create, assign, track status and history",
+	.help = "Ids are written C-12 (c-12 and 12 work too); C-12 in any message links to the"
+		" challenge. Dates: YYYY-MM-DD, today, tomorrow, +3d, +2w.\n"
+		"Examples:\n"
+		"  !challenge new \"Cut the cost of temporary accommodation\" --region Sheffield"
+		" --due +12w --sponsor @director:example.org\n"
+		"  !challenge assign C-12 @sam:example.org @ali:example.org --lead @sam:example.org\n"
+		"  !challenge assign C-12 --team   (everyone on the room's !team roster)\n"
+		"  !challenge status C-12 done --note \"saved 12% in the pilot\"\n"
+		"  !challenge edit C-12 --due 2027-03-31\n"
+		"  !challenge list --mine   (yours, across rooms)\n"
+		"The lead is also assigned. People who are assigned are mentioned in the room and sent"
+		" a direct message (!notify off stops those). The lead and assignees are reminded"
+		" at 09:00 three days before and on the due date; overdue challenges are listed in"
+		" the room on Monday mornings. Anyone can read; changes need the room's moderator"
+		" power level (or a tlbot admin).",
+	.subcmds = subcmds,
+	.schema = &(const struct tlbot_schema){ "challenge", migrations },
+	.jobs = jobs,
+	.ref_prefix = "C",
+	.ref_lookup = ref_lookup,
+};
