@@ -1,0 +1,475 @@
+/* !remind: one-off reminders delivered by DM (to a person) or in the room.
+ *	!remind @user|me|room in 2h|at 16:00|tomorrow 09:00|on 2026-12-01 [at HH:MM] "text"
+ *	!remind list
+ *	!remind cancel R-7
+ * Times are read in the requester's zone (!me tz), else the default. */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "standup.h"
+#include "tlbot/sched_time.h"
+#include "tlbot/tz.h"
+
+#define DEFAULT_MINUTE (9 * 60) /* "tomorrow" / "on DATE" without a time */
+#define TEXT_MAX 1000
+
+static const char *const schema_v1 =
+	"CREATE TABLE reminders (id INTEGER PRIMARY KEY, owner TEXT NOT NULL,"
+	"  target_user TEXT, target_room TEXT, room_id TEXT, due INTEGER NOT NULL,"
+	"  tz TEXT NOT NULL, text TEXT NOT NULL, event_id TEXT, created_at INTEGER NOT NULL,"
+	"  delivered INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER,"
+	"  missed INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
+	"  cancelled_by TEXT);"
+	"CREATE INDEX reminders_owner ON reminders(owner, delivered, cancelled);"
+	"CREATE INDEX reminders_target ON reminders(target_user, delivered, cancelled);";
+static const char *const migrations[] = { schema_v1, NULL };
+static const struct tlbot_schema schema = { "remind", migrations };
+
+static const char *
+user_zone(struct tlbot_ctx *ctx, char *buf, size_t len)
+{
+	su_user_tz(ctx, tlbot_ctx_sender(ctx),
+		   tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC", buf, len);
+	return buf;
+}
+
+/* "2h", "30m", "1d", "2h30m", "90" (minutes) -> seconds, or -1. */
+static long
+parse_duration(const char *s)
+{
+	long total = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	while (*s) {
+		char *end;
+		long n = strtol(s, &end, 10);
+
+		if (end == s || n > 100000)
+			return -1;
+		switch (*end) {
+		case 'd': n *= 86400; end++; break;
+		case 'h': n *= 3600; end++; break;
+		case 'm': n *= 60; end++; break;
+		case 's': end++; break;
+		case '\0': n *= 60; break;
+		default: return -1;
+		}
+		if (strncmp(end, "in", 2) == 0) /* "30min" */
+			end += 2;
+		total += n;
+		s = end;
+	}
+	return total > 0 && total <= 366L * 86400 ? total : -1;
+}
+
+/* "2 hours", "30 minutes", "1 day" (two tokens) -> seconds, or -1. */
+static long
+parse_duration2(const char *num, const char *unit)
+{
+	long n;
+	char *end;
+
+	n = strtol(num, &end, 10);
+	if (*num == '\0' || *end != '\0' || n <= 0 || n > 100000)
+		return -1;
+	if (strncasecmp(unit, "min", 3) == 0)
+		n *= 60;
+	else if (strncasecmp(unit, "hour", 4) == 0 || strcasecmp(unit, "hr") == 0 ||
+		 strcasecmp(unit, "hrs") == 0)
+		n *= 3600;
+	else if (strncasecmp(unit, "day", 3) == 0)
+		n *= 86400;
+	else if (strncasecmp(unit, "week", 4) == 0)
+		n *= 7 * 86400;
+	else
+		return -1;
+	return n <= 366L * 86400 ? n : -1;
+}
+
+/* Parse the time words at argv[*i...]. On success *due is set and *i
+ * points after them. 0, or -1 after tlbot_fail. */
+static int
+parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const char *tz,
+	   time_t *due)
+{
+	time_t now = tlbot_ctx_now(ctx);
+	const char *w = *i < a->argc ? a->argv[*i] : NULL;
+	char date[11];
+	int minute = -1;
+
+	if (w == NULL)
+		return tlbot_fail(ctx, "when? in 2h | at 16:00 | tomorrow 09:00 | on 2026-12-01 [at HH:MM]");
+	if (strcasecmp(w, "in") == 0) {
+		long secs = -1;
+
+		if (*i + 1 < a->argc)
+			secs = parse_duration(a->argv[*i + 1]);
+		if (secs > 0) {
+			*i += 2;
+		} else if (*i + 2 < a->argc &&
+			   (secs = parse_duration2(a->argv[*i + 1], a->argv[*i + 2])) > 0) {
+			*i += 3;
+		} else {
+			return tlbot_fail(ctx, "bad duration after 'in': use 2h, 30m, 1d, 1h30m or "
+					  "'2 hours'");
+		}
+		*due = now + secs;
+		return 0;
+	}
+	if (strcasecmp(w, "at") == 0) {
+		if (*i + 1 >= a->argc || (minute = tlbot_hhmm_parse(a->argv[*i + 1])) < 0)
+			return tlbot_fail(ctx, "bad time after 'at': use HH:MM on a 24-hour clock");
+		*i += 2;
+		if (tlbot_tz_date(tz, now, date) != 0 || tlbot_sched_at(tz, date, minute, due) != 0)
+			return tlbot_fail(ctx, "cannot compute the time in %s", tz);
+		if (*due <= now) { /* already past today: tomorrow */
+			char next[11];
+
+			if (tlbot_date_add(date, 1, next) != 0 ||
+			    tlbot_sched_at(tz, next, minute, due) != 0)
+				return tlbot_fail(ctx, "cannot compute the time in %s", tz);
+		}
+		return 0;
+	}
+	if (strcasecmp(w, "tomorrow") == 0 || strcasecmp(w, "today") == 0 ||
+	    strcasecmp(w, "on") == 0) {
+		const char *d = w;
+
+		if (strcasecmp(w, "on") == 0) {
+			if (*i + 1 >= a->argc)
+				return tlbot_fail(ctx, "on which date? %s", tlbot_date_forms);
+			d = a->argv[++*i];
+		}
+		if (tlbot_parse_date(d, now, tz, date) != 0)
+			return tlbot_fail(ctx, "bad date '%s': %s", d, tlbot_date_forms);
+		(*i)++;
+		minute = DEFAULT_MINUTE;
+		if (*i < a->argc && strcasecmp(a->argv[*i], "at") == 0) {
+			if (*i + 1 >= a->argc || (minute = tlbot_hhmm_parse(a->argv[*i + 1])) < 0)
+				return tlbot_fail(ctx, "bad time after 'at': use HH:MM on a 24-hour clock");
+			*i += 2;
+		} else if (*i < a->argc && (minute = tlbot_hhmm_parse(a->argv[*i])) >= 0) {
+			(*i)++;
+		} else {
+			minute = DEFAULT_MINUTE;
+		}
+		if (tlbot_sched_at(tz, date, minute, due) != 0)
+			return tlbot_fail(ctx, "cannot compute the time in %s", tz);
+		if (*due <= now)
+			return tlbot_fail(ctx, "%s %02d:%02d (%s) is in the past", date, minute / 60,
+					  minute % 60, tz);
+		return 0;
+	}
+	return tlbot_fail(ctx, "when? '%s' is not one of: in 2h | at 16:00 | tomorrow 09:00 | "
+			  "on 2026-12-01 [at HH:MM]", w);
+}
+
+static void
+when_text(time_t t, const char *tz, char *out, size_t len)
+{
+	struct tm tm;
+	char date[11], longdate[64];
+
+	if (tlbot_tz_local(tz, t, &tm) != 0 || tlbot_tz_date(tz, t, date) != 0) {
+		snprintf(out, len, "%lld", (long long)t);
+		return;
+	}
+	su_date_long(date, longdate, sizeof(longdate));
+	snprintf(out, len, "%s at %02d:%02d %s", longdate, tm.tm_hour, tm.tm_min, tz);
+}
+
+static int
+create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *who = a->argv[0], *target_user = NULL, *target_room = NULL;
+	char tz[128], key[64], payload[64], when[160];
+	struct tlbot_buf text;
+	struct tlbot_msg m;
+	sqlite3_stmt *s;
+	size_t i = 1;
+	int64_t id;
+	time_t due;
+
+	if (strcasecmp(who, "me") == 0)
+		target_user = tlbot_ctx_sender(ctx);
+	else if (strcasecmp(who, "room") == 0 || strcasecmp(who, "here") == 0)
+		target_room = tlbot_ctx_room(ctx);
+	else if (tlbot_is_user_id(who))
+		target_user = who;
+	else if (tlbot_ctx_nmentions(ctx) == 1)
+		target_user = tlbot_ctx_mention(ctx, 0);
+	else
+		return tlbot_fail(ctx, "remind whom? @user:server, me or room (usage: %sremind "
+				  "@user|me|room in 2h \"text\")", tlbot_ctx_prefix(ctx));
+	if (target_room && tlbot_ctx_is_dm(ctx))
+		target_user = tlbot_ctx_sender(ctx), target_room = NULL;
+	user_zone(ctx, tz, sizeof(tz));
+	if (parse_when(ctx, a, &i, tz, &due) != 0)
+		return -1;
+	if (i >= a->argc)
+		return tlbot_fail(ctx, "what should I say? add the text in quotes");
+	tlbot_buf_init(&text, TEXT_MAX);
+	for (; i < a->argc; i++)
+		if (tlbot_buf_printf(&text, "%s%s", text.len ? " " : "", a->argv[i]) != 0) {
+			tlbot_buf_release(&text);
+			return tlbot_fail(ctx, "the text is too long (at most %d bytes)", TEXT_MAX);
+		}
+	id = tlbot_ctx_next_id(ctx, "reminder");
+	if (id < 0) {
+		tlbot_buf_release(&text);
+		return -1;
+	}
+	s = su_prep(ctx, "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due, tz,"
+		    " text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (s == NULL) {
+		tlbot_buf_release(&text);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
+	su_bind_text(s, 3, target_user);
+	su_bind_text(s, 4, target_room);
+	su_bind_text(s, 5, tlbot_ctx_room(ctx));
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)due);
+	su_bind_text(s, 7, tz);
+	su_bind_text(s, 8, tlbot_buf_str(&text));
+	su_bind_text(s, 9, tlbot_ctx_event_id(ctx));
+	sqlite3_bind_int64(s, 10, (sqlite3_int64)tlbot_ctx_now(ctx));
+	tlbot_buf_release(&text);
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	snprintf(key, sizeof(key), "remind.R-%lld", (long long)id);
+	snprintf(payload, sizeof(payload), "{\"id\":%lld}", (long long)id);
+	if (tlbot_job_schedule(ctx, "remind.deliver", key, tlbot_ctx_room(ctx), due, payload) < 0)
+		return -1;
+	when_text(due, tz, when, sizeof(when));
+	tlbot_msg_init(&m);
+	tlbot_msg_textf(&m, "R-%lld: I will remind ", (long long)id);
+	if (target_room)
+		tlbot_msg_text(&m, "this room");
+	else if (strcmp(target_user, tlbot_ctx_sender(ctx)) == 0)
+		tlbot_msg_text(&m, "you");
+	else
+		tlbot_msg_user(&m, target_user);
+	tlbot_msg_textf(&m, " on %s%s. Cancel with %sremind cancel R-%lld.", when,
+			target_room ? "" : " by direct message", tlbot_ctx_prefix(ctx), (long long)id);
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+list(struct tlbot_ctx *ctx)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT id, owner, target_user, target_room, due, text"
+				  " FROM reminders WHERE delivered = 0 AND cancelled = 0 AND missed = 0"
+				  " AND (owner = ?1 OR target_user = ?1 OR target_room = ?2)"
+				  " ORDER BY due, id LIMIT 50");
+	char tz[128];
+	struct tlbot_msg m;
+	int n = 0;
+
+	if (s == NULL)
+		return -1;
+	user_zone(ctx, tz, sizeof(tz));
+	su_bind_text(s, 1, tlbot_ctx_sender(ctx));
+	su_bind_text(s, 2, tlbot_ctx_room(ctx));
+	tlbot_msg_init(&m);
+	tlbot_msg_bold(&m, "Pending reminders");
+	tlbot_msg_br(&m);
+	tlbot_msg_html(&m, "<ul>");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *owner = (const char *)sqlite3_column_text(s, 1);
+		const char *tu = (const char *)sqlite3_column_text(s, 2);
+		char when[160];
+
+		when_text((time_t)sqlite3_column_int64(s, 4), tz, when, sizeof(when));
+		tlbot_msg_html(&m, "<li>");
+		tlbot_msg_plain(&m, "• ");
+		tlbot_msg_textf(&m, "R-%lld — %s — ", (long long)sqlite3_column_int64(s, 0), when);
+		if (tu == NULL)
+			tlbot_msg_text(&m, "in the room");
+		else if (strcmp(tu, tlbot_ctx_sender(ctx)) == 0)
+			tlbot_msg_text(&m, "to you");
+		else {
+			tlbot_msg_text(&m, "to ");
+			tlbot_msg_user(&m, tu);
+		}
+		if (owner && strcmp(owner, tlbot_ctx_sender(ctx)) != 0) {
+			tlbot_msg_text(&m, ", from ");
+			tlbot_msg_user(&m, owner);
+		}
+		tlbot_msg_text(&m, ": ");
+		tlbot_msg_text(&m, (const char *)sqlite3_column_text(s, 5));
+		tlbot_msg_html(&m, "</li>");
+		tlbot_msg_plain(&m, "\n");
+		n++;
+	}
+	sqlite3_finalize(s);
+	tlbot_msg_html(&m, "</ul>");
+	if (n == 0) {
+		tlbot_msg_release(&m);
+		return tlbot_replyf(ctx, "No pending reminders for you or this room.");
+	}
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+cancel(struct tlbot_ctx *ctx, const char *ref)
+{
+	const char *p = ref;
+	char *end, key[64];
+	long long id;
+	sqlite3_stmt *s;
+	int found, allowed;
+
+	if ((*p == 'R' || *p == 'r') && p[1] == '-')
+		p += 2;
+	else if (*p == 'R' || *p == 'r')
+		p++;
+	id = strtoll(p, &end, 10);
+	if (*p == '\0' || *end != '\0' || id <= 0)
+		return tlbot_fail(ctx, "which reminder? give its number, e.g. R-7 (%sremind list)",
+				  tlbot_ctx_prefix(ctx));
+	s = su_prep(ctx, "SELECT owner = ?2 OR target_user = ?2, room_id FROM reminders WHERE"
+		    " id = ?1 AND delivered = 0 AND cancelled = 0 AND missed = 0");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
+	found = sqlite3_step(s) == SQLITE_ROW;
+	allowed = found && (sqlite3_column_int(s, 0) ||
+			    (sqlite3_column_text(s, 1) && tlbot_ctx_room(ctx) &&
+			     strcmp((const char *)sqlite3_column_text(s, 1), tlbot_ctx_room(ctx)) == 0 &&
+			     tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx))));
+	sqlite3_finalize(s);
+	if (!found)
+		return tlbot_fail(ctx, "no pending reminder R-%lld", id);
+	if (!allowed)
+		return tlbot_fail(ctx, "not allowed: R-%lld is someone else's reminder", id);
+	s = su_prep(ctx, "UPDATE reminders SET cancelled = 1, cancelled_by = ? WHERE id = ?");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, tlbot_ctx_sender(ctx));
+	sqlite3_bind_int64(s, 2, id);
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	snprintf(key, sizeof(key), "remind.R-%lld", id);
+	if (tlbot_job_cancel(ctx, key) < 0)
+		return -1;
+	return tlbot_replyf(ctx, "Cancelled R-%lld.", id);
+}
+
+static int
+remind(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	if (strcasecmp(args->argv[0], "list") == 0) {
+		if (args->argc > 1)
+			return tlbot_fail(ctx, "%sremind list takes no arguments", tlbot_ctx_prefix(ctx));
+		return list(ctx);
+	}
+	if (strcasecmp(args->argv[0], "cancel") == 0) {
+		if (args->argc != 2)
+			return tlbot_fail(ctx, "usage: %sremind cancel R-N", tlbot_ctx_prefix(ctx));
+		return cancel(ctx, args->argv[1]);
+	}
+	return create(ctx, args);
+}
+
+static int
+fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT owner, target_user, target_room, text, room_id"
+				  " FROM reminders WHERE id = ? AND delivered = 0 AND cancelled = 0"
+				  " AND missed = 0");
+	char *owner = NULL, *tu = NULL, *tr = NULL, *text = NULL, *room = NULL;
+	json_error_t jerr;
+	json_t *p = json_loads(job->payload, 0, &jerr);
+	int64_t id = json_integer_value(json_object_get(p, "id"));
+	struct tlbot_msg m;
+	int rc = 0;
+
+	json_decref(p);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return 0; /* cancelled or gone */
+	}
+	owner = su_col(s, 0);
+	tu = su_col(s, 1);
+	tr = su_col(s, 2);
+	text = su_col(s, 3);
+	room = su_col(s, 4);
+	sqlite3_finalize(s);
+	if (job->missed) {
+		s = su_prep(ctx, "UPDATE reminders SET missed = 1 WHERE id = ?");
+		if (s)
+			sqlite3_bind_int64(s, 1, id);
+		rc = su_exec(ctx, s);
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_bold(&m, "Reminder");
+	if (owner && tu && strcmp(owner, tu) == 0) {
+		tlbot_msg_text(&m, ": ");
+	} else {
+		tlbot_msg_text(&m, " from ");
+		tlbot_msg_user(&m, owner);
+		tlbot_msg_text(&m, ": ");
+	}
+	tlbot_msg_refs(&m, ctx, text ? text : "");
+	tlbot_msg_textf(&m, " (R-%lld)", (long long)id);
+	if (tr)
+		rc = tlbot_send_room(ctx, tr, &m);
+	else if (tu && (tlbot_ctx_dm_enabled(ctx, tu) || room == NULL))
+		rc = tlbot_send_dm(ctx, tu, &m);
+	else if (tu) {
+		/* DMs off: in the room it was set in, mentioning them */
+		tlbot_msg_text(&m, " ");
+		tlbot_msg_mention(&m, tu);
+		rc = tlbot_send_room(ctx, room, &m);
+	} else
+		tlbot_msg_release(&m);
+	if (rc != 0)
+		goto out;
+	s = su_prep(ctx, "UPDATE reminders SET delivered = 1, delivered_at = ? WHERE id = ?");
+	if (s) {
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));
+		sqlite3_bind_int64(s, 2, id);
+	}
+	rc = su_exec(ctx, s);
+out:
+	free(owner);
+	free(tu);
+	free(tr);
+	free(text);
+	free(room);
+	return rc;
+}
+
+static const struct tlbot_job_kind jobs[] = {
+	{ "remind.deliver", fire },
+	{ NULL, NULL },
+};
+
+const struct tlbot_cmd tlbot_cmd_remind = {
+	.name = "remind",
+	.aliases = NULL,
+	.usage = "@user|me|room in 2h|at 16:00|tomorrow 09:00|on DATE [at HH:MM] \"text\" "
+		 "| list | cancel R-N",
+	.summary = "a one-off reminder by direct message or in the room",
+	.help = "Examples: !remind me in 2h \"call the council\", !remind room at 16:00 \"retro\", "
+		"!remind @sam:example.org tomorrow 09:00 \"send the survey\", "
+		"!remind me on 2026-12-01 at 10:00 \"review E-34\", !remind list, "
+		"!remind cancel R-7. Times are in your zone (!me tz).",
+	.perm = TLBOT_PERM_ANYONE,
+	.min_args = 1,
+	.max_args = -1,
+	.handler = remind,
+	.schema = &schema,
+	.jobs = jobs,
+};

@@ -1,0 +1,107 @@
+/* Private to the stand-up family (commands/standup*.c): the room schedule,
+ * roster, answers, planning of the recurring jobs and the summary. */
+#ifndef TLBOT_COMMANDS_STANDUP_H
+#define TLBOT_COMMANDS_STANDUP_H
+
+#include "tlbot/command.h"
+
+#define SU_DEFAULT_SUMMARY_AFTER 45 /* minutes after the prompt */
+#define SU_DEFAULT_REMIND_LEAD 15   /* minutes before the summary */
+
+/* A room's stand-up settings as stored (strings owned). */
+struct su_room {
+	char *room_id;
+	int minute;          /* prompt time, minutes after local midnight */
+	char *tz;
+	unsigned days;       /* weekday bits, Monday = bit 0 */
+	int summary_minute;  /* resolved: explicit or minute + 45 */
+	int summary_explicit;
+	char *q[3];          /* questions: yesterday, today, blockers */
+	int enabled;
+	char *mode;          /* "dm" | "room" */
+	int remind_lead;     /* minutes before the summary; 0 = no reminder */
+	char *division;      /* bank holidays division or NULL */
+	int64_t gen;         /* bumped on every change; part of job keys */
+	char *next_date;     /* the planned stand-up date, or NULL */
+};
+
+/* A list of owned strings. */
+struct su_list {
+	size_t n, cap;
+	char **v;
+};
+
+void su_list_release(struct su_list *l);
+int su_list_add(struct su_list *l, const char *s);  /* 0 or -1; skips duplicates */
+int su_list_has(const struct su_list *l, const char *s);
+
+/* 0 (filled, release it), 1 when the room has no schedule, -1 error. */
+int su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r);
+void su_room_release(struct su_room *r);
+
+/* 1 if table exists in the database, else 0. */
+int su_table_exists(struct tlbot_ctx *ctx, const char *table);
+
+/* The people expected at the stand-up of room on date: the team roster
+ * (team_members) when there is one, else everyone who has answered in the
+ * room before. *from_roster tells which. 0 or -1. */
+int su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+	       struct su_list *out, int *from_roster);
+/* 1 if user is away from room on date (until date copied to until, 11
+ * bytes, when non-NULL), else 0. */
+int su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
+	       const char *date, char *until);
+/* The user's own zone (!me tz) or dflt, into out. */
+void su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
+		size_t outlen);
+
+/* Split answer text into yesterday / today / blockers (new strings, NULL
+ * when absent; caller frees). Markers: y: t: b:, yesterday: today:
+ * blockers:, or lines starting with the room's questions; without
+ * markers, lines in question order (one line alone is "today"). Returns
+ * the number of sections found (0 when text is empty). */
+int su_parse_answer(const char *text, char *const q[3], char **y, char **t, char **b);
+/* 1 if the blockers text means "no blockers" (none, n/a, nothing...). */
+int su_no_blocker(const char *b);
+/* 1 if text carries at least one section marker. */
+int su_has_marker(const char *text, char *const q[3]);
+
+/* Record an answer for (room, user, date); a previous current answer of
+ * that day is kept as history (replaced_by). Returns the new row id or -1. */
+int64_t su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
+			 const char *date, const char *y, const char *t, const char *b,
+			 const char *event_id, const char *source);
+
+/* Plan the next stand-up of r whose summary is after `after` (prompt,
+ * per-person prompts, reminder, summary jobs). 0 or -1. */
+int su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after);
+/* Settings changed: bump the generation, cancel pending jobs, plan again
+ * from now. 0 or -1. */
+int su_replan(struct tlbot_ctx *ctx, const char *room_id);
+/* Is date a day without stand-up for r (skip date or bank holiday)?
+ * 1 skip (reason into why when non-NULL), 0 no, -1 error. */
+int su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date,
+		    char *why, size_t whylen);
+
+/* Build the summary of room for date into m (initialised by the caller),
+ * covering challenge and experiment activity after since. r may be NULL
+ * (room without a schedule: default questions). 0 or -1. */
+int su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
+		     const char *date, time_t since, struct tlbot_msg *m);
+/* The time of the last scheduled summary posted in room before `before`,
+ * or 0 when none. */
+time_t su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before);
+
+/* Helpers shared by the files. */
+char *su_strdup(const char *s);
+/* A column as a new string (NULL for SQL NULL). */
+char *su_col(sqlite3_stmt *s, int i);
+/* Prepare or fail the ctx with the database message. NULL on failure. */
+sqlite3_stmt *su_prep(struct tlbot_ctx *ctx, const char *sql);
+/* Step a statement without rows and finalize. 0 or -1 (ctx failed). */
+int su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s);
+void su_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* "Wednesday 18 November 2026" */
+void su_date_long(const char *date, char *out, size_t outlen);
+
+#endif

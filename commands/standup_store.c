@@ -1,0 +1,640 @@
+/* Stand-up: settings, roster, away, answers and planning of the jobs.
+ * Private to the family (see standup.h). */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "standup.h"
+#include "tlbot/holidays.h"
+#include "tlbot/sched_time.h"
+#include "tlbot/tz.h"
+
+char *
+su_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *
+su_col(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+sqlite3_stmt *
+su_prep(struct tlbot_ctx *ctx, const char *sql)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		tlbot_fail(ctx, "stand-up: database error: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	return s;
+}
+
+int
+su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return tlbot_fail(ctx, "stand-up: database error: %s",
+				  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+	return 0;
+}
+
+void
+su_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+void
+su_date_long(const char *date, char *out, size_t outlen)
+{
+	static const char *const wd[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
+					  "Friday", "Saturday", "Sunday" };
+	static const char *const mn[] = { "January", "February", "March", "April", "May", "June",
+					  "July", "August", "September", "October", "November",
+					  "December" };
+	int y, m, d, w = tlbot_date_weekday(date);
+
+	if (w < 0 || tlbot_date_split(date, &y, &m, &d) != 0) {
+		snprintf(out, outlen, "%s", date ? date : "?");
+		return;
+	}
+	snprintf(out, outlen, "%s %d %s %d", wd[w], d, mn[m - 1], y);
+}
+
+/* ---- lists ---- */
+
+void
+su_list_release(struct su_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+int
+su_list_has(const struct su_list *l, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+int
+su_list_add(struct su_list *l, const char *s)
+{
+	if (s == NULL || su_list_has(l, s))
+		return 0;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+		char **nv = realloc(l->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n] = strdup(s);
+	if (l->v[l->n] == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+/* ---- settings ---- */
+
+void
+su_room_release(struct su_room *r)
+{
+	int i;
+
+	free(r->room_id);
+	free(r->tz);
+	for (i = 0; i < 3; i++)
+		free(r->q[i]);
+	free(r->mode);
+	free(r->division);
+	free(r->next_date);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT minute, tz, days, summary_minute, q_yesterday,"
+				  " q_today, q_blockers, enabled, mode, remind_lead, division, gen,"
+				  " next_date FROM standup_rooms WHERE room_id = ?");
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, room_id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return rc == SQLITE_DONE ? 1 : -1;
+	}
+	r->room_id = su_strdup(room_id);
+	r->minute = sqlite3_column_int(s, 0);
+	r->tz = su_col(s, 1);
+	r->days = (unsigned)sqlite3_column_int(s, 2);
+	r->summary_explicit = sqlite3_column_type(s, 3) != SQLITE_NULL;
+	r->summary_minute = r->summary_explicit ? sqlite3_column_int(s, 3)
+						: r->minute + SU_DEFAULT_SUMMARY_AFTER;
+	if (r->summary_minute > 1439)
+		r->summary_minute = 1439;
+	r->q[0] = su_col(s, 4);
+	r->q[1] = su_col(s, 5);
+	r->q[2] = su_col(s, 6);
+	r->enabled = sqlite3_column_int(s, 7);
+	r->mode = su_col(s, 8);
+	r->remind_lead = sqlite3_column_int(s, 9);
+	r->division = su_col(s, 10);
+	r->gen = sqlite3_column_int64(s, 11);
+	r->next_date = su_col(s, 12);
+	sqlite3_finalize(s);
+	if (r->room_id == NULL || r->tz == NULL || r->q[0] == NULL || r->q[1] == NULL ||
+	    r->q[2] == NULL || r->mode == NULL) {
+		su_room_release(r);
+		return -1;
+	}
+	return 0;
+}
+
+int
+su_table_exists(struct tlbot_ctx *ctx, const char *table)
+{
+	sqlite3_stmt *s = NULL;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+			       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1,
+			       &s, NULL) != SQLITE_OK)
+		return 0;
+	su_bind_text(s, 1, table);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return found;
+}
+
+/* ---- people ---- */
+
+int
+su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct su_list *out,
+	   int *from_roster)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*from_roster = 0;
+	if (su_table_exists(ctx, "team_members") &&
+	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+			       "SELECT user_id FROM team_members WHERE room_id = ?"
+			       " AND (from_date IS NULL OR from_date = '' OR from_date <= ?)"
+			       " AND (until_date IS NULL OR until_date = '' OR until_date >= ?)"
+			       " ORDER BY rowid", -1, &s, NULL) == SQLITE_OK) {
+		su_bind_text(s, 1, room_id);
+		su_bind_text(s, 2, date);
+		su_bind_text(s, 3, date);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			if (su_list_add(out, (const char *)sqlite3_column_text(s, 0)) != 0)
+				break;
+		sqlite3_finalize(s);
+		if (out->n > 0) {
+			*from_roster = 1;
+			return 0;
+		}
+	}
+	/* no roster: everyone who has answered here before */
+	s = su_prep(ctx, "SELECT user_id FROM standup_answers WHERE room_id = ?"
+		    " GROUP BY user_id ORDER BY MIN(id)");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, room_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (su_list_add(out, (const char *)sqlite3_column_text(s, 0)) != 0)
+			break;
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
+	   char *until)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT until_date FROM standup_away WHERE room_id = ?"
+				  " AND user_id = ? AND from_date <= ? AND until_date >= ?");
+	int away = 0;
+
+	if (s == NULL)
+		return 0;
+	su_bind_text(s, 1, room_id);
+	su_bind_text(s, 2, user_id);
+	su_bind_text(s, 3, date);
+	su_bind_text(s, 4, date);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		away = 1;
+		if (until)
+			snprintf(until, 11, "%s", (const char *)sqlite3_column_text(s, 0));
+	}
+	sqlite3_finalize(s);
+	return away;
+}
+
+void
+su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
+	   size_t outlen)
+{
+	sqlite3_stmt *s = NULL;
+
+	snprintf(out, outlen, "%s", dflt ? dflt : "UTC");
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT tz FROM me_prefs WHERE user_id = ?", -1,
+			       &s, NULL) != SQLITE_OK)
+		return;
+	su_bind_text(s, 1, user_id);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+	    tlbot_tz_valid((const char *)sqlite3_column_text(s, 0)))
+		snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+}
+
+/* ---- answers ---- */
+
+struct marker {
+	const char *word;
+	int section;
+};
+
+static const struct marker markers[] = {
+	{ "yesterday:", 0 }, { "today:", 1 }, { "blockers:", 2 }, { "blocker:", 2 },
+	{ "blocked:", 2 }, { "y:", 0 }, { "t:", 1 }, { "b:", 2 }, { NULL, 0 },
+};
+
+/* The section a marker at p starts (and its length), or -1. at_line: p is
+ * at the start of a line. */
+static int
+marker_at(const char *p, int at_line, char *const q[3], size_t *len)
+{
+	int i;
+
+	for (i = 0; markers[i].word; i++) {
+		size_t n = strlen(markers[i].word);
+
+		if (strncasecmp(p, markers[i].word, n) == 0) {
+			*len = n;
+			return markers[i].section;
+		}
+	}
+	if (!at_line)
+		return -1;
+	/* a line starting with one of the room's questions, or its keyword
+	 * followed by '?' ("Yesterday?") */
+	for (i = 0; i < 3; i++) {
+		static const char *const kw[] = { "yesterday?", "today?", "blockers?" };
+		size_t n;
+
+		if (q && q[i] && *q[i] && strncasecmp(p, q[i], strlen(q[i])) == 0) {
+			*len = strlen(q[i]);
+			return i;
+		}
+		n = strlen(kw[i]);
+		if (strncasecmp(p, kw[i], n) == 0) {
+			*len = n;
+			return i;
+		}
+	}
+	return -1;
+}
+
+int
+su_has_marker(const char *text, char *const q[3])
+{
+	const char *p;
+	size_t len;
+
+	for (p = text; *p; p++)
+		if ((p == text || isspace((unsigned char)p[-1])) &&
+		    marker_at(p, p == text || p[-1] == '\n', q, &len) >= 0)
+			return 1;
+	return 0;
+}
+
+/* Append s[0..n) trimmed to section *dst (joined by newlines). */
+static int
+add_section(char **dst, const char *s, size_t n)
+{
+	size_t have;
+	char *nv;
+
+	while (n && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (n == 0)
+		return 0;
+	have = *dst ? strlen(*dst) : 0;
+	nv = realloc(*dst, have + n + 2);
+	if (nv == NULL)
+		return -1;
+	if (have)
+		nv[have++] = '\n';
+	memcpy(nv + have, s, n);
+	nv[have + n] = '\0';
+	*dst = nv;
+	return 0;
+}
+
+int
+su_parse_answer(const char *text, char *const q[3], char **y, char **t, char **b)
+{
+	char *sec[3] = { NULL, NULL, NULL };
+	const char *p, *start = text;
+	int cur = -1, found = 0, i;
+	size_t len;
+
+	*y = *t = *b = NULL;
+	if (text == NULL)
+		return 0;
+	if (su_has_marker(text, q)) {
+		for (p = text; *p; p++) {
+			int k;
+
+			if (!(p == text || isspace((unsigned char)p[-1])))
+				continue;
+			k = marker_at(p, p == text || p[-1] == '\n', q, &len);
+			if (k < 0)
+				continue;
+			/* text before the first marker counts as "today" */
+			add_section(&sec[cur < 0 ? 1 : cur], start, (size_t)(p - start));
+			cur = k;
+			p += len - 1;
+			start = p + 1;
+		}
+		add_section(&sec[cur < 0 ? 1 : cur], start, strlen(start));
+	} else {
+		/* no markers: lines in the order of the questions; one line alone
+		 * is what the person does today */
+		const char *lines[64];
+		size_t lens[64], n = 0;
+
+		for (p = text; *p && n < 64;) {
+			const char *e = strchr(p, '\n');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+			size_t j = 0;
+
+			while (j < l && isspace((unsigned char)p[j]))
+				j++;
+			if (j < l) {
+				lines[n] = p;
+				lens[n++] = l;
+			}
+			p += l + (e ? 1 : 0);
+		}
+		if (n == 1) {
+			add_section(&sec[1], lines[0], lens[0]);
+		} else {
+			for (i = 0; (size_t)i < n; i++)
+				add_section(&sec[i < 2 ? i : 2], lines[i], lens[i]);
+		}
+	}
+	for (i = 0; i < 3; i++)
+		if (sec[i])
+			found++;
+	*y = sec[0];
+	*t = sec[1];
+	*b = sec[2];
+	return found;
+}
+
+int
+su_no_blocker(const char *b)
+{
+	static const char *const none[] = { "none", "no", "nope", "nothing", "n/a", "na", "-",
+					    "no blockers", "no blocker", "nil", "not blocked",
+					    "none.", "no.", "nothing.", "all good", NULL };
+	size_t i;
+
+	if (b == NULL || *b == '\0')
+		return 1;
+	for (i = 0; none[i]; i++)
+		if (strcasecmp(b, none[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int64_t
+su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
+		 const char *date, const char *y, const char *t, const char *b,
+		 const char *event_id, const char *source)
+{
+	sqlite3_stmt *s;
+	int64_t id;
+
+	s = su_prep(ctx, "INSERT INTO standup_answers(room_id, user_id, date, yesterday, today,"
+		    " blockers, event_id, source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, room_id);
+	su_bind_text(s, 2, user_id);
+	su_bind_text(s, 3, date);
+	su_bind_text(s, 4, y);
+	su_bind_text(s, 5, t);
+	su_bind_text(s, 6, b);
+	su_bind_text(s, 7, event_id);
+	su_bind_text(s, 8, source);
+	sqlite3_bind_int64(s, 9, (sqlite3_int64)tlbot_ctx_now(ctx));
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	id = sqlite3_last_insert_rowid(tlbot_ctx_db(ctx));
+	s = su_prep(ctx, "UPDATE standup_answers SET replaced_by = ? WHERE room_id = ?"
+		    " AND user_id = ? AND date = ? AND replaced_by IS NULL AND id <> ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	su_bind_text(s, 2, room_id);
+	su_bind_text(s, 3, user_id);
+	su_bind_text(s, 4, date);
+	sqlite3_bind_int64(s, 5, id);
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	return id;
+}
+
+/* ---- planning ---- */
+
+int
+su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date, char *why,
+		size_t whylen)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_skips WHERE room_id = ? AND date = ?");
+	char title[96];
+	int skip, h;
+
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, r->room_id);
+	su_bind_text(s, 2, date);
+	skip = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	if (skip) {
+		if (why)
+			snprintf(why, whylen, "skip date");
+		return 1;
+	}
+	if (r->division == NULL)
+		return 0;
+	h = tlbot_holidays_check(tlbot_ctx_bank_holidays_file(ctx), r->division, date, title,
+				 sizeof(title));
+	if (h == 1) {
+		if (why)
+			snprintf(why, whylen, "%s (bank holiday)", title);
+		return 1;
+	}
+	return 0; /* no data for the division: hold the stand-up */
+}
+
+struct skip_arg {
+	struct tlbot_ctx *ctx;
+	const struct su_room *r;
+};
+
+static int
+skip_cb(const char *date, void *arg)
+{
+	struct skip_arg *a = arg;
+
+	return su_date_skipped(a->ctx, a->r, date, NULL, 0);
+}
+
+static int
+schedule(struct tlbot_ctx *ctx, const struct su_room *r, const char *what, const char *kind,
+	 const char *date, const char *user, time_t due)
+{
+	char key[1024], *payload;
+	json_t *p;
+	int64_t id;
+
+	snprintf(key, sizeof(key), "standup.%s.%lld.%s.%s%s%s", r->room_id, (long long)r->gen,
+		 date, what, user ? "." : "", user ? user : "");
+	p = json_pack("{s:I, s:s}", "gen", (json_int_t)r->gen, "date", date);
+	if (p && user)
+		json_object_set_new(p, "user", json_string(user));
+	payload = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	if (payload == NULL)
+		return tlbot_fail(ctx, "stand-up: out of memory");
+	id = tlbot_job_schedule(ctx, kind, key, r->room_id, due, payload);
+	free(payload);
+	return id < 0 ? -1 : 0;
+}
+
+int
+su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
+{
+	struct skip_arg sa = { ctx, r };
+	struct su_list members = { 0 };
+	char date[11];
+	time_t summary, prompt;
+	int rc, roster;
+	size_t i;
+	sqlite3_stmt *s;
+
+	if (!r->enabled)
+		return 0;
+	rc = tlbot_sched_next(r->tz, r->summary_minute, r->days, after, skip_cb, &sa, &summary,
+			      date);
+	if (rc < 0)
+		return tlbot_fail(ctx, "stand-up: cannot compute the next stand-up in %s", r->tz);
+	if (rc == 1)
+		return 0; /* nothing within the horizon (every day skipped) */
+	if (tlbot_sched_at(r->tz, date, r->minute, &prompt) != 0)
+		return tlbot_fail(ctx, "stand-up: cannot compute the prompt time");
+	if (schedule(ctx, r, "prompt", "standup.prompt", date, NULL, prompt) != 0 ||
+	    schedule(ctx, r, "summary", "standup.summary", date, NULL, summary) != 0)
+		return -1;
+	if (r->remind_lead > 0 && summary - r->remind_lead * 60 > prompt &&
+	    schedule(ctx, r, "remind", "standup.remind", date, NULL,
+		     summary - r->remind_lead * 60) != 0)
+		return -1;
+	/* people in their own zone get their own prompt job when it comes
+	 * before the room's (after it, the room's prompt job plans theirs) */
+	if (strcmp(r->mode, "dm") == 0 && su_members(ctx, r->room_id, date, &members, &roster) == 0) {
+		for (i = 0; i < members.n; i++) {
+			char tz[128];
+			time_t own;
+
+			su_user_tz(ctx, members.v[i], r->tz, tz, sizeof(tz));
+			if (strcmp(tz, r->tz) == 0 || tlbot_sched_at(tz, date, r->minute, &own) != 0)
+				continue;
+			if (own < prompt && own > after &&
+			    schedule(ctx, r, "prompt", "standup.prompt", date, members.v[i], own) != 0) {
+				su_list_release(&members);
+				return -1;
+			}
+		}
+	}
+	su_list_release(&members);
+	s = su_prep(ctx, "UPDATE standup_rooms SET next_date = ? WHERE room_id = ?");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, date);
+	su_bind_text(s, 2, r->room_id);
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	free(r->next_date);
+	r->next_date = strdup(date);
+	return 0;
+}
+
+int
+su_replan(struct tlbot_ctx *ctx, const char *room_id)
+{
+	struct su_room r;
+	char key[600];
+	sqlite3_stmt *s;
+	int rc;
+
+	snprintf(key, sizeof(key), "standup.%s.*", room_id);
+	if (tlbot_job_cancel(ctx, key) < 0)
+		return -1;
+	s = su_prep(ctx, "UPDATE standup_rooms SET gen = gen + 1, next_date = NULL,"
+		    " updated_at = ? WHERE room_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));
+	su_bind_text(s, 2, room_id);
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	rc = su_room_load(ctx, room_id, &r);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	rc = su_plan(ctx, &r, tlbot_ctx_now(ctx));
+	su_room_release(&r);
+	return rc;
+}

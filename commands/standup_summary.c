@@ -1,0 +1,491 @@
+/* Stand-up: the summary posted to the room. Blockers first (with the
+ * challenge lead mentioned), then each person's answers, who was away,
+ * who did not answer, and what moved in the room's challenges and
+ * experiments since the last stand-up. Private to the family. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "standup.h"
+
+struct answer {
+	char *user, *y, *t, *b;
+};
+
+struct answers {
+	size_t n, cap;
+	struct answer *v;
+};
+
+static void
+answers_release(struct answers *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++) {
+		free(a->v[i].user);
+		free(a->v[i].y);
+		free(a->v[i].t);
+		free(a->v[i].b);
+	}
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+static int
+answers_load(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct answers *a)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT user_id, yesterday, today, blockers"
+				  " FROM standup_answers WHERE room_id = ? AND date = ?"
+				  " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, room_id);
+	su_bind_text(s, 2, date);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (a->n == a->cap) {
+			size_t ncap = a->cap ? a->cap * 2 : 8;
+			struct answer *nv = realloc(a->v, ncap * sizeof(*nv));
+
+			if (nv == NULL)
+				break;
+			a->v = nv;
+			a->cap = ncap;
+		}
+		a->v[a->n].user = su_col(s, 0);
+		a->v[a->n].y = su_col(s, 1);
+		a->v[a->n].t = su_col(s, 2);
+		a->v[a->n].b = su_col(s, 3);
+		a->n++;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static const struct answer *
+answer_of(const struct answers *a, const char *user)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].user, user) == 0)
+			return &a->v[i];
+	return NULL;
+}
+
+/* Label of question i: the room's question without its trailing '?'/':'. */
+static void
+label(const struct su_room *r, int i, char *out, size_t outlen)
+{
+	static const char *const dflt[] = { "Yesterday", "Today", "Blockers" };
+	const char *q = r && r->q[i] ? r->q[i] : dflt[i];
+	size_t n = strlen(q);
+
+	while (n && (q[n - 1] == '?' || q[n - 1] == ':' || isspace((unsigned char)q[n - 1])))
+		n--;
+	snprintf(out, outlen, "%.*s", (int)(n ? n : strlen(dflt[i])), n ? q : dflt[i]);
+}
+
+static void
+heading(struct tlbot_msg *m, const char *text)
+{
+	tlbot_msg_br(m);
+	tlbot_msg_bold(m, text);
+	tlbot_msg_br(m);
+}
+
+static void
+item_open(struct tlbot_msg *m)
+{
+	tlbot_msg_plain(m, "• ");
+}
+
+static void
+item_close(struct tlbot_msg *m)
+{
+	tlbot_msg_br(m);
+}
+
+/* The leads to mention for a blocker: the leads of the challenges the
+ * blocker names (C-n) in this room, else of the room's active challenges.
+ * Fills leads (user ids) and refs ("C-3") in parallel. */
+static void
+blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text,
+	      struct su_list *leads, struct su_list *refs)
+{
+	sqlite3_stmt *s = NULL;
+	const char *p;
+	int named = 0;
+
+	if (!su_table_exists(ctx, "challenges"))
+		return;
+	for (p = text; p && *p; p++) {
+		char ref[32];
+		long long n;
+
+		if (!((*p == 'C' || *p == 'c') && p[1] == '-' && isdigit((unsigned char)p[2])) ||
+		    (p > text && isalnum((unsigned char)p[-1])))
+			continue;
+		n = strtoll(p + 2, NULL, 10);
+		if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT lead FROM challenges WHERE id = ?"
+				       " AND room_id = ? AND lead IS NOT NULL AND lead <> ''", -1, &s,
+				       NULL) != SQLITE_OK)
+			return;
+		sqlite3_bind_int64(s, 1, n);
+		su_bind_text(s, 2, room_id);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			snprintf(ref, sizeof(ref), "C-%lld", n);
+			if (!su_list_has(leads, (const char *)sqlite3_column_text(s, 0))) {
+				su_list_add(leads, (const char *)sqlite3_column_text(s, 0));
+				su_list_add(refs, ref);
+			}
+			named = 1;
+		}
+		sqlite3_finalize(s);
+	}
+	if (named)
+		return;
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT id, lead FROM challenges WHERE room_id = ?"
+			       " AND lead IS NOT NULL AND lead <> '' AND lower(IFNULL(status, ''))"
+			       " NOT IN ('closed', 'done', 'archived', 'abandoned', 'cancelled',"
+			       " 'completed', 'complete', 'dropped') ORDER BY id", -1, &s,
+			       NULL) != SQLITE_OK)
+		return;
+	su_bind_text(s, 1, room_id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char ref[32];
+
+		snprintf(ref, sizeof(ref), "C-%lld", (long long)sqlite3_column_int64(s, 0));
+		if (!su_list_has(leads, (const char *)sqlite3_column_text(s, 1))) {
+			su_list_add(leads, (const char *)sqlite3_column_text(s, 1));
+			su_list_add(refs, ref);
+		}
+	}
+	sqlite3_finalize(s);
+}
+
+/* A value from a history row that may be a user id: a pill if it is one. */
+static void
+value(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *v)
+{
+	if (v == NULL || *v == '\0')
+		tlbot_msg_text(m, "(none)");
+	else if (tlbot_is_user_id(v))
+		tlbot_msg_user(m, v);
+	else
+		tlbot_msg_refs(m, ctx, v);
+}
+
+static int
+since_challenges(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, time_t since,
+		 time_t until)
+{
+	sqlite3_stmt *s = NULL;
+	int n = 0;
+
+	if (!su_table_exists(ctx, "challenge_history"))
+		return 0;
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+			       "SELECT h.challenge_id, h.action, h.old, h.new, c.title"
+			       " FROM challenge_history h LEFT JOIN challenges c ON c.id = h.challenge_id"
+			       " WHERE h.room_id = ? AND h.at > ? AND h.at <= ? AND h.action IN"
+			       " ('created', 'assigned', 'unassigned', 'status', 'lead')"
+			       " ORDER BY h.at, h.rowid", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	su_bind_text(s, 1, room_id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *action = (const char *)sqlite3_column_text(s, 1);
+		const char *old = (const char *)sqlite3_column_text(s, 2);
+		const char *new = (const char *)sqlite3_column_text(s, 3);
+		const char *title = (const char *)sqlite3_column_text(s, 4);
+		char ref[32];
+
+		if (action == NULL)
+			continue;
+		snprintf(ref, sizeof(ref), "C-%lld", (long long)sqlite3_column_int64(s, 0));
+		if (n++ == 0)
+			tlbot_msg_html(m, "<ul>");
+		tlbot_msg_html(m, "<li>");
+		item_open(m);
+		tlbot_msg_refs(m, ctx, ref);
+		if (title)
+			tlbot_msg_textf(m, " %s", title);
+		if (strcmp(action, "created") == 0) {
+			tlbot_msg_text(m, ": created");
+		} else if (strcmp(action, "assigned") == 0) {
+			tlbot_msg_text(m, ": assigned to ");
+			value(m, ctx, new);
+		} else if (strcmp(action, "unassigned") == 0) {
+			tlbot_msg_text(m, ": unassigned ");
+			value(m, ctx, old ? old : new);
+		} else if (strcmp(action, "status") == 0) {
+			tlbot_msg_text(m, ": status ");
+			value(m, ctx, old);
+			tlbot_msg_text(m, " → ");
+			value(m, ctx, new);
+		} else {
+			tlbot_msg_text(m, ": lead now ");
+			value(m, ctx, new);
+		}
+		tlbot_msg_html(m, "</li>");
+		item_close(m);
+	}
+	sqlite3_finalize(s);
+	if (n)
+		tlbot_msg_html(m, "</ul>");
+	return n;
+}
+
+static int
+since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
+		  const char *date, time_t since, time_t until)
+{
+	sqlite3_stmt *s = NULL;
+	int n = 0;
+
+	if (su_table_exists(ctx, "experiment_history") &&
+	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+			       "SELECT h.experiment_id, h.action, h.new, e.title, e.decision"
+			       " FROM experiment_history h LEFT JOIN experiments e"
+			       " ON e.id = h.experiment_id WHERE h.room_id = ? AND h.at > ?"
+			       " AND h.at <= ? AND h.action IN ('started', 'result', 'decided',"
+			       " 'abandoned', 'learned') ORDER BY h.at, h.rowid", -1, &s,
+			       NULL) == SQLITE_OK) {
+		su_bind_text(s, 1, room_id);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *action = (const char *)sqlite3_column_text(s, 1);
+			const char *new = (const char *)sqlite3_column_text(s, 2);
+			const char *title = (const char *)sqlite3_column_text(s, 3);
+			const char *decision = (const char *)sqlite3_column_text(s, 4);
+			char ref[32];
+
+			if (action == NULL)
+				continue;
+			snprintf(ref, sizeof(ref), "E-%lld", (long long)sqlite3_column_int64(s, 0));
+			if (n++ == 0)
+				tlbot_msg_html(m, "<ul>");
+			tlbot_msg_html(m, "<li>");
+			item_open(m);
+			tlbot_msg_refs(m, ctx, ref);
+			if (title)
+				tlbot_msg_textf(m, " %s", title);
+			if (strcmp(action, "started") == 0) {
+				tlbot_msg_text(m, ": started");
+			} else if (strcmp(action, "decided") == 0) {
+				tlbot_msg_text(m, ": concluded, decision: ");
+				tlbot_msg_refs(m, ctx, new && *new ? new : decision ? decision : "(none)");
+			} else if (strcmp(action, "result") == 0) {
+				tlbot_msg_text(m, ": result recorded");
+				if (new && *new) {
+					tlbot_msg_text(m, ": ");
+					tlbot_msg_refs(m, ctx, new);
+				}
+			} else if (strcmp(action, "abandoned") == 0) {
+				tlbot_msg_text(m, ": abandoned");
+			} else {
+				tlbot_msg_text(m, ": learning recorded");
+			}
+			tlbot_msg_html(m, "</li>");
+			item_close(m);
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+	}
+	/* overdue: still running past the end date */
+	if (su_table_exists(ctx, "experiments") &&
+	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+			       "SELECT id, title, end_date FROM experiments WHERE room_id = ?"
+			       " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
+			       " AND lower(IFNULL(status, '')) IN ('running', 'started', 'active',"
+			       " 'live', 'in progress', 'in-progress') ORDER BY end_date, id", -1, &s,
+			       NULL) == SQLITE_OK) {
+		su_bind_text(s, 1, room_id);
+		su_bind_text(s, 2, date);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			char ref[32];
+
+			snprintf(ref, sizeof(ref), "E-%lld", (long long)sqlite3_column_int64(s, 0));
+			if (n++ == 0)
+				tlbot_msg_html(m, "<ul>");
+			tlbot_msg_html(m, "<li>");
+			item_open(m);
+			tlbot_msg_refs(m, ctx, ref);
+			if (sqlite3_column_text(s, 1))
+				tlbot_msg_textf(m, " %s", (const char *)sqlite3_column_text(s, 1));
+			tlbot_msg_textf(m, ": overdue (end date %s)",
+					(const char *)sqlite3_column_text(s, 2));
+			tlbot_msg_html(m, "</li>");
+			item_close(m);
+		}
+		sqlite3_finalize(s);
+	}
+	if (n)
+		tlbot_msg_html(m, "</ul>");
+	return n;
+}
+
+time_t
+su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT MAX(at) FROM standup_summaries WHERE room_id = ?"
+				  " AND kind = 'scheduled' AND at < ?");
+	time_t t = 0;
+
+	if (s == NULL)
+		return 0;
+	su_bind_text(s, 1, room_id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)before);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		t = (time_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return t;
+}
+
+static void
+section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *lab, const char *text)
+{
+	if (text == NULL || *text == '\0')
+		return;
+	tlbot_msg_br(m);
+	tlbot_msg_textf(m, "    %s: ", lab);
+	tlbot_msg_refs(m, ctx, text);
+}
+
+int
+su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
+		 const char *date, time_t since, struct tlbot_msg *m)
+{
+	struct su_list members = { 0 }, away = { 0 }, missing = { 0 };
+	struct answers ans = { 0 };
+	char longdate[64], lab[3][128], until[11];
+	int roster = 0, nblock = 0, n, i;
+	time_t now = tlbot_ctx_now(ctx);
+	size_t k;
+
+	if (su_members(ctx, room_id, date, &members, &roster) != 0 ||
+	    answers_load(ctx, room_id, date, &ans) != 0) {
+		su_list_release(&members);
+		answers_release(&ans);
+		return -1;
+	}
+	for (i = 0; i < 3; i++)
+		label(r, i, lab[i], sizeof(lab[i]));
+	su_date_long(date, longdate, sizeof(longdate));
+	tlbot_msg_bold(m, "Stand-up summary");
+	tlbot_msg_textf(m, " — %s", longdate);
+	tlbot_msg_br(m);
+
+	/* blockers first, each with the lead of the challenge concerned */
+	for (k = 0; k < ans.n; k++) {
+		struct su_list leads = { 0 }, refs = { 0 };
+		size_t j;
+
+		if (su_no_blocker(ans.v[k].b))
+			continue;
+		if (nblock++ == 0) {
+			heading(m, "Blockers");
+			tlbot_msg_html(m, "<ul>");
+		}
+		tlbot_msg_html(m, "<li>");
+		item_open(m);
+		tlbot_msg_user(m, ans.v[k].user);
+		tlbot_msg_text(m, ": ");
+		tlbot_msg_refs(m, ctx, ans.v[k].b);
+		blocker_leads(ctx, room_id, ans.v[k].b, &leads, &refs);
+		for (j = 0; j < leads.n; j++) {
+			if (strcmp(leads.v[j], ans.v[k].user) == 0)
+				continue;
+			tlbot_msg_text(m, j ? ", " : " — ");
+			tlbot_msg_mention(m, leads.v[j]);
+			tlbot_msg_text(m, " (lead of ");
+			tlbot_msg_refs(m, ctx, refs.v[j]);
+			tlbot_msg_text(m, ")");
+		}
+		su_list_release(&leads);
+		su_list_release(&refs);
+		tlbot_msg_html(m, "</li>");
+		item_close(m);
+	}
+	if (nblock)
+		tlbot_msg_html(m, "</ul>");
+
+	/* answers, roster order first */
+	heading(m, "Answers");
+	n = 0;
+	for (k = 0; k < members.n + ans.n; k++) {
+		const char *user = k < members.n ? members.v[k] : ans.v[k - members.n].user;
+		const struct answer *a = answer_of(&ans, user);
+
+		if (k >= members.n && su_list_has(&members, user))
+			continue;
+		if (a == NULL) {
+			if (su_is_away(ctx, room_id, user, date, until))
+				su_list_add(&away, user);
+			else
+				su_list_add(&missing, user);
+			continue;
+		}
+		if (n++ == 0)
+			tlbot_msg_html(m, "<ul>");
+		tlbot_msg_html(m, "<li>");
+		item_open(m);
+		tlbot_msg_user(m, user);
+		section(m, ctx, lab[0], a->y);
+		section(m, ctx, lab[1], a->t);
+		section(m, ctx, lab[2], su_no_blocker(a->b) ? (a->b ? a->b : NULL) : a->b);
+		tlbot_msg_html(m, "</li>");
+		item_close(m);
+	}
+	if (n)
+		tlbot_msg_html(m, "</ul>");
+	else {
+		tlbot_msg_text(m, "No answers yet.");
+		tlbot_msg_br(m);
+	}
+	if (away.n) {
+		tlbot_msg_br(m);
+		tlbot_msg_bold(m, "Away:");
+		for (k = 0; k < away.n; k++) {
+			tlbot_msg_text(m, k ? ", " : " ");
+			tlbot_msg_user(m, away.v[k]);
+			if (su_is_away(ctx, room_id, away.v[k], date, until))
+				tlbot_msg_textf(m, " (until %s)", until);
+		}
+		tlbot_msg_br(m);
+	}
+	if (missing.n) {
+		tlbot_msg_br(m);
+		tlbot_msg_bold(m, "Not answered:");
+		for (k = 0; k < missing.n; k++) {
+			tlbot_msg_text(m, k ? ", " : " ");
+			tlbot_msg_user(m, missing.v[k]);
+		}
+		tlbot_msg_br(m);
+	}
+	if (!roster) {
+		tlbot_msg_br(m);
+		tlbot_msg_italic(m, "No team roster for this room: add people with "
+				    "!team add @user --role R so they are prompted.");
+		tlbot_msg_br(m);
+	}
+
+	/* what moved since the last stand-up */
+	heading(m, "Since the last stand-up");
+	if (since <= 0)
+		since = now - 86400;
+	n = since_experiments(ctx, m, room_id, date, since, now);
+	n += since_challenges(ctx, m, room_id, since, now);
+	if (n == 0)
+		tlbot_msg_text(m, "No challenge or experiment activity.");
+	su_list_release(&members);
+	su_list_release(&away);
+	su_list_release(&missing);
+	answers_release(&ans);
+	return m->failed ? tlbot_fail(ctx, "stand-up: the summary is too long to post") : 0;
+}
