@@ -942,12 +942,15 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
 {
 	const char *sender = tlbot_ctx_sender(ctx);
 	char *team = NULL, dtext[64];
+	struct tlbot_buf href;
 	size_t i;
 	int rc = 0;
 
 	if (query_text(tlbot_ctx_db(ctx), &team, "SELECT name FROM teams WHERE room_id = ?", "t",
 		       c->room_id) < 0)
 		return -1;
+	tlbot_buf_init(&href, 1024);
+	tlbot_buf_printf(&href, "https://matrix.to/#/%s", c->room_id);
 	for (i = 0; rc == 0 && i < u->n; i++) {
 		struct tlbot_msg m;
 
@@ -963,9 +966,8 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
 		append_ref(&m, ctx, c->id);
 		tlbot_msg_text(&m, " ");
 		tlbot_msg_bold(&m, c->title);
-		tlbot_msg_text(&m, team ? " (team " : " (in ");
-		tlbot_msg_text(&m, team ? team : c->room_id);
-		tlbot_msg_text(&m, ")");
+		tlbot_msg_text(&m, " in ");
+		tlbot_msg_link(&m, team ? team : "your team's room", tlbot_buf_str(&href), NULL);
 		if (c->lead && strcmp(c->lead, u->v[i]) == 0)
 			tlbot_msg_text(&m, " as its lead");
 		tlbot_msg_text(&m, ".");
@@ -978,6 +980,7 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
 				tlbot_ctx_prefix(ctx));
 		rc = tlbot_send_dm(ctx, u->v[i], &m);
 	}
+	tlbot_buf_release(&href);
 	free(team);
 	return rc;
 }
@@ -1578,13 +1581,12 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	else
 		tlbot_msg_text(&m, "someone");
 	tlbot_msg_textf(&m, " on %s.", created);
-	field_line(&m, "History");
+	tlbot_msg_br(&m);
+	tlbot_msg_bold(&m, "History:");
 	if (nhist > SHOW_HISTORY)
-		tlbot_msg_textf(&m, "(latest %d of %lld; %schallenge history C-%lld for all):",
+		tlbot_msg_textf(&m, " (latest %d of %lld; %schallenge history C-%lld for all)",
 				SHOW_HISTORY, (long long)nhist, tlbot_ctx_prefix(ctx),
 				(long long)c.id);
-	else
-		tlbot_msg_text(&m, ":");
 	if (append_history(&m, ctx, c.id, nhist > SHOW_HISTORY ? nhist - SHOW_HISTORY : 0,
 			   SHOW_HISTORY) != 0) {
 		tlbot_msg_release(&m);
