@@ -645,8 +645,10 @@ list_add(struct ctx *x, const struct key *k, struct tlbot_strlist *l, const char
 		problem(x, line, "%s", why);
 		return -1;
 	}
-	if (l->n == TLBOT_CONFIG_MAX_LIST) {
-		problem(x, line, "too many entries in %s (max %d)", k->name, TLBOT_CONFIG_MAX_LIST);
+	/* one slot stays NULL so l->v works as a NULL-terminated list */
+	if (l->n >= TLBOT_CONFIG_MAX_LIST - 1) {
+		problem(x, line, "too many entries in %s (max %d)", k->name,
+			TLBOT_CONFIG_MAX_LIST - 1);
 		return -1;
 	}
 	l->v[l->n++] = xstrdup(v);
@@ -680,7 +682,12 @@ did_you_mean(const char *name, char *out, size_t outlen)
 	for (i = 0; i <= n; i++)
 		lower[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
 	for (i = 0; i < NKEYS; i++) {
-		size_t d = tlbot_edit_distance(lower, keys[i].name);
+		size_t kl = strlen(keys[i].name), d;
+
+		/* the distance is at least the difference in length */
+		if ((n > kl ? n - kl : kl - n) > 3)
+			continue;
+		d = tlbot_edit_distance(lower, keys[i].name);
 
 		if (d < bestd) {
 			bestd = d;
@@ -1194,9 +1201,9 @@ tlbot_config_finish(struct tlbot_config *c, report_fn report, void *arg)
 		case K_LIST: {
 			const struct tlbot_strlist *l = list_field(c, k);
 
-			if (l->n > TLBOT_CONFIG_MAX_LIST) {
+			if (l->n >= TLBOT_CONFIG_MAX_LIST || l->v[l->n] != NULL) {
 				problem(&x, 0, "too many entries in %s (max %d)", k->name,
-					TLBOT_CONFIG_MAX_LIST);
+					TLBOT_CONFIG_MAX_LIST - 1);
 				break;
 			}
 			for (j = 0; j < l->n; j++) {

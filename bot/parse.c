@@ -521,7 +521,7 @@ unknown_flag(const char *name, size_t len, const char *const *spec, char *err, s
 			char cand[72];
 			size_t d, n = spec_name_len(spec[i]);
 
-			if (n >= sizeof(cand))
+			if (n >= sizeof(cand) || (len > n ? len - n : n - len) > 2)
 				continue;
 			memcpy(cand, spec[i], n);
 			cand[n] = '\0';

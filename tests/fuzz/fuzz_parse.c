@@ -98,15 +98,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_decref(ids);
 
 	(void)tlbot_is_user_id(body);
-	/* small inputs: distance and glob on the two halves */
+	/* small inputs: glob and (as used, on short words) edit distance on
+	 * the two halves */
 	if (size >= 1 && size <= 512) {
 		char *a = body, *b = body + size / 2, saved = *b;
-		size_t d;
 
 		*b = '\0';
-		d = tlbot_edit_distance(a, b + 1);
-		check(d <= size);
 		(void)tlbot_glob_match(a, b + 1);
+		if (size <= 48)
+			check(tlbot_edit_distance(a, b + 1) <= size);
 		*b = saved;
 	}
 	free(body);

@@ -30,7 +30,11 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
 	CC=${CC:-clang} cmake -S "$src" -B "$build" $gen -DTLBOT_FUZZ=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$build" --target "$target" >/dev/null
+buildlog=$build/fuzz-build-$name.log
+if ! cmake --build "$build" --target "$target" >"$buildlog" 2>&1; then
+	cat "$buildlog" >&2
+	exit 1
+fi
 
 corpus=$(mktemp -d "${TMPDIR:-/tmp}/tlbot-$target.XXXXXX")
 trap 'rm -rf "$corpus"' EXIT INT TERM

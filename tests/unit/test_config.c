@@ -493,16 +493,21 @@ TEST(list_limits)
 	size_t i, n = 0;
 
 	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "admins:\n");
-	for (i = 0; i < 65; i++)
+	for (i = 0; i < 64; i++)
 		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "  - '@u%zu:x.org'\n", i);
 	CHECK_INT(load(&c, &p, yaml), ==, 1);
-	CHECK_INT(line_of(&p, "too many entries in admins (max 64)"), ==, 66);
+	CHECK_INT(line_of(&p, "too many entries in admins (max 63)"), ==, 65);
 	CHECK_INT(c.admins.n, ==, 0);
 	tlbot_config_release(&c);
-	/* 64 fit */
-	yaml[n - strlen("  - '@u64:x.org'\n")] = '\0';
+	/* 63 fit, and the list stays NULL-terminated */
+	yaml[n - strlen("  - '@u63:x.org'\n")] = '\0';
 	CHECK_INT(load(&c, &p, yaml), ==, 0);
-	CHECK_INT(c.admins.n, ==, 64);
+	CHECK_INT(c.admins.n, ==, 63);
+	CHECK(c.admins.v[63] == NULL);
+	tlbot_config_release(&c);
+	/* prefixes are usable as the parser's NULL-terminated list */
+	CHECK_INT(load(&c, &p, "prefixes: ['tl!', '?']\n"), ==, 0);
+	CHECK(c.prefixes.v[2] == NULL);
 	tlbot_config_release(&c);
 }
 
