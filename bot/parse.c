@@ -824,12 +824,15 @@ static void
 scan_html(struct seen *s, const char *html)
 {
 	const char *p = html, *end = html + strlen(html);
+	const char *reply = ifind(p, end, "<mx-reply>");
 
 	while (p < end) {
-		const char *h = ifind(p, end, "href"), *v, *reply;
+		const char *h = ifind(p, end, "href"), *v;
 		char quote = 0;
 
-		reply = ifind(p, end, "<mx-reply>");
+		/* searched again only once passed, so the scan stays linear */
+		if (reply && reply < p)
+			reply = ifind(p, end, "<mx-reply>");
 		if (reply && (h == NULL || reply < h)) {
 			/* the reply fallback quotes someone else's message */
 			const char *close = ifind(reply, end, "</mx-reply>");
@@ -837,6 +840,7 @@ scan_html(struct seen *s, const char *html)
 			if (close == NULL)
 				return;
 			p = close + strlen("</mx-reply>");
+			reply = ifind(p, end, "<mx-reply>");
 			continue;
 		}
 		if (h == NULL)
