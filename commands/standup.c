@@ -1261,6 +1261,10 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			su_list_add(&here, u);
 			continue;
 		}
+		if (!tlbot_ctx_dm_enabled(ctx, u)) {
+			su_list_add(&here, u); /* direct messages off: asked in the room */
+			continue;
+		}
 		su_user_tz(ctx, u, r.tz, tz, sizeof(tz));
 		if (strcmp(tz, r.tz) != 0 && tlbot_sched_at(tz, p.date, r.minute, &own) == 0 &&
 		    own > tlbot_ctx_now(ctx) && own < summary) {
@@ -1279,7 +1283,7 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		}
 		rc = prompt_dm(ctx, &r, u, p.date);
 	}
-	if (rc == 0 && (strcmp(r.mode, "room") == 0 || members.n == 0))
+	if (rc == 0 && (strcmp(r.mode, "room") == 0 || members.n == 0 || here.n > 0))
 		rc = prompt_room(ctx, &r, &here, p.date, strcmp(r.mode, "dm") == 0 && members.n == 0);
 out:
 	su_list_release(&members);

@@ -148,9 +148,8 @@ blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text,
 	if (named)
 		return;
 	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT id, lead FROM challenges WHERE room_id = ?"
-			       " AND lead IS NOT NULL AND lead <> '' AND lower(IFNULL(status, ''))"
-			       " NOT IN ('closed', 'done', 'archived', 'abandoned', 'cancelled',"
-			       " 'completed', 'complete', 'dropped') ORDER BY id", -1, &s,
+			       " AND lead IS NOT NULL AND lead <> '' AND status IN ('open', 'active')"
+			       " ORDER BY id", -1, &s,
 			       NULL) != SQLITE_OK)
 		return;
 	su_bind_text(s, 1, room_id);
@@ -192,6 +191,7 @@ since_challenges(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id
 			       " FROM challenge_history h LEFT JOIN challenges c ON c.id = h.challenge_id"
 			       " WHERE h.room_id = ? AND h.at > ? AND h.at <= ? AND h.action IN"
 			       " ('created', 'assigned', 'unassigned', 'status', 'lead')"
+			       " AND (h.action <> 'status' OR h.field = 'status')"
 			       " ORDER BY h.at, h.rowid", -1, &s, NULL) != SQLITE_OK)
 		return 0;
 	su_bind_text(s, 1, room_id);
@@ -249,11 +249,15 @@ since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_i
 
 	if (su_table_exists(ctx, "experiment_history") &&
 	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       "SELECT h.experiment_id, h.action, h.new, e.title, e.decision"
+			       /* one row per changed field: one line per action */
+			       "SELECT h.experiment_id, h.action,"
+			       " MAX(CASE WHEN h.field IN ('decision', 'finding', 'learning',"
+			       " 'abandon_reason') THEN h.new END), e.title, e.decision"
 			       " FROM experiment_history h LEFT JOIN experiments e"
 			       " ON e.id = h.experiment_id WHERE h.room_id = ? AND h.at > ?"
 			       " AND h.at <= ? AND h.action IN ('started', 'result', 'decided',"
-			       " 'abandoned', 'learned') ORDER BY h.at, h.rowid", -1, &s,
+			       " 'abandoned', 'learned') GROUP BY h.experiment_id, h.action, h.at"
+			       " ORDER BY h.at, MIN(h.id)", -1, &s,
 			       NULL) == SQLITE_OK) {
 		su_bind_text(s, 1, room_id);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
@@ -278,10 +282,10 @@ since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_i
 			if (strcmp(action, "started") == 0) {
 				tlbot_msg_text(m, ": started");
 			} else if (strcmp(action, "decided") == 0) {
-				tlbot_msg_text(m, ": concluded, decision: ");
+				tlbot_msg_text(m, ": decision: ");
 				tlbot_msg_refs(m, ctx, new && *new ? new : decision ? decision : "(none)");
 			} else if (strcmp(action, "result") == 0) {
-				tlbot_msg_text(m, ": result recorded");
+				tlbot_msg_text(m, ": concluded");
 				if (new && *new) {
 					tlbot_msg_text(m, ": ");
 					tlbot_msg_refs(m, ctx, new);
@@ -302,8 +306,7 @@ since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_i
 	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
 			       "SELECT id, title, end_date FROM experiments WHERE room_id = ?"
 			       " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
-			       " AND lower(IFNULL(status, '')) IN ('running', 'started', 'active',"
-			       " 'live', 'in progress', 'in-progress') ORDER BY end_date, id", -1, &s,
+			       " AND status IN ('proposed', 'running') ORDER BY end_date, id", -1, &s,
 			       NULL) == SQLITE_OK) {
 		su_bind_text(s, 1, room_id);
 		su_bind_text(s, 2, date);
@@ -438,7 +441,7 @@ su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *roo
 		tlbot_msg_user(m, user);
 		section(m, ctx, lab[0], a->y);
 		section(m, ctx, lab[1], a->t);
-		section(m, ctx, lab[2], su_no_blocker(a->b) ? (a->b ? a->b : NULL) : a->b);
+		section(m, ctx, lab[2], a->b);
 		tlbot_msg_html(m, "</li>");
 		item_close(m);
 	}
@@ -470,8 +473,14 @@ su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *roo
 	}
 	if (!roster) {
 		tlbot_msg_br(m);
-		tlbot_msg_italic(m, "No team roster for this room: add people with "
-				    "!team add @user --role R so they are prompted.");
+		tlbot_msg_italic(m, "No team roster for this room: add people with ");
+		{
+			char hint[64];
+
+			snprintf(hint, sizeof(hint), "%steam add @user --role R", tlbot_ctx_prefix(ctx));
+			tlbot_msg_code(m, hint);
+		}
+		tlbot_msg_italic(m, " so they are prompted.");
 		tlbot_msg_br(m);
 	}
 
