@@ -5,12 +5,14 @@
 extern const struct tlbot_cmd tlbot_cmd_help;
 extern const struct tlbot_cmd tlbot_cmd_ping;
 extern const struct tlbot_cmd tlbot_cmd_challenge, tlbot_cmd_team, tlbot_cmd_notify;
+extern const struct tlbot_cmd tlbot_cmd_experiment;
 extern const struct tlbot_cmd tlbot_cmd_standup, tlbot_cmd_remind, tlbot_cmd_me;
 
 const struct tlbot_cmd *const tlbot_commands[] = {
 	&tlbot_cmd_help,
 	&tlbot_cmd_ping,
 	&tlbot_cmd_challenge, &tlbot_cmd_team, &tlbot_cmd_notify,
+	&tlbot_cmd_experiment,
 	&tlbot_cmd_standup, &tlbot_cmd_remind, &tlbot_cmd_me,
 	NULL,
 };

@@ -1,0 +1,2414 @@
+/* !experiment (!exp): the team's test-and-learn record, from hypothesis to
+ * decision. Every experiment belongs to a challenge (C-12), is E-<n>, goes
+ * proposed -> running -> concluded (or abandoned from any state), and
+ * every change is kept in experiment_history (who, what, when, old -> new).
+ *
+ * Reminders: when an experiment's end date passes without a result, its
+ * owner is reminded the next morning (09:00 local, DM and a room mention),
+ * then weekly until it is concluded or abandoned (job "exp.remind").
+ * Digests: each room with experiments gets a weekly learning digest, by
+ * default on Fridays at 16:00 in the configured time zone ("!exp digest"
+ * changes or stops it); when digest_room is configured, a cross-team digest
+ * of every room's learnings is posted there weekly as well ("exp.digest").
+ * The export lives in experiment_export.c. */
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tlbot/command.h"
+#include "tlbot/export.h"
+#include "tlbot/sched_time.h"
+#include "tlbot/tz.h"
+
+#include "experiment.h"
+
+#define MAX_TITLE 200
+#define MAX_SHORT 200   /* metric name */
+#define MAX_UNIT 40
+#define MAX_TEXT 2000   /* hypothesis parts, method, finding, reasons, notes, learnings */
+#define PAGE_SIZE 20
+#define REMIND_MINUTE (9 * 60)
+#define DIGEST_DEFAULT_WDAY 4  /* Friday (0 = Monday) */
+#define DIGEST_DEFAULT_MINUTE (16 * 60)
+#define DIGEST_MAX_ITEMS 20
+#define CROSS_ROOM "*"         /* experiment_digests row of the cross-team digest */
+
+static const char *const statuses[] = { "proposed", "running", "concluded", "abandoned", NULL };
+static const char *const decisions[] = { "persevere", "pivot", "stop", "scale", NULL };
+static const char *const day_names[] = { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+					 "Saturday", "Sunday" };
+
+/* ------------------------------------------------------------------------ */
+/* Schema                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE experiments (id INTEGER PRIMARY KEY, challenge_id INTEGER NOT NULL,"
+	"  room_id TEXT NOT NULL, title TEXT NOT NULL, owner TEXT NOT NULL, believe TEXT,"
+	"  result_in TEXT, know_when TEXT, method TEXT, metric TEXT, baseline REAL,"
+	"  target REAL, unit TEXT, start_date TEXT, end_date TEXT, status TEXT NOT NULL,"
+	"  result_value REAL, finding TEXT, decision TEXT, decision_reason TEXT,"
+	"  abandon_reason TEXT, created_by TEXT, created_at INTEGER, created_event TEXT,"
+	"  updated_at INTEGER);"
+	"CREATE INDEX experiments_room_status ON experiments(room_id, status, id);"
+	"CREATE INDEX experiments_room ON experiments(room_id, id);"
+	"CREATE INDEX experiments_challenge ON experiments(challenge_id, id);"
+	"CREATE INDEX experiments_owner ON experiments(owner, id);"
+	"CREATE TABLE experiment_learnings (id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL,"
+	"  text TEXT NOT NULL, by TEXT, at INTEGER);"
+	"CREATE INDEX experiment_learnings_exp ON experiment_learnings(experiment_id, id);"
+	"CREATE INDEX experiment_learnings_at ON experiment_learnings(at);"
+	"CREATE TABLE experiment_notes (id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL,"
+	"  text TEXT NOT NULL, by TEXT, at INTEGER);"
+	"CREATE INDEX experiment_notes_exp ON experiment_notes(experiment_id, id);"
+	/* one row per changed field; an action that changes several fields
+	 * (a result sets status, value and finding) writes several rows with
+	 * the same actor, action and time */
+	"CREATE TABLE experiment_history (id INTEGER PRIMARY KEY, experiment_id INTEGER,"
+	"  room_id TEXT, at INTEGER, actor TEXT, action TEXT, field TEXT, old TEXT, new TEXT);"
+	"CREATE INDEX experiment_history_room_at ON experiment_history(room_id, at);"
+	"CREATE INDEX experiment_history_exp ON experiment_history(experiment_id, id);"
+	"CREATE INDEX experiment_history_action_at ON experiment_history(action, at);"
+	/* weekly digests: one row per room, and CROSS_ROOM for the cross-team one */
+	"CREATE TABLE experiment_digests (room_id TEXT PRIMARY KEY, enabled INTEGER NOT NULL,"
+	"  wday INTEGER NOT NULL, minute INTEGER NOT NULL, tz TEXT NOT NULL, last_at INTEGER,"
+	"  job_key TEXT);",
+	NULL
+};
+
+static const struct tlbot_schema schema = { "experiment", migrations };
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+int
+tlbot_exp_db_fail(struct tlbot_ctx *ctx)
+{
+	return tlbot_fail(ctx, "database error (%s): nothing was changed",
+			  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+}
+
+static sqlite3_stmt *
+prep(struct tlbot_ctx *ctx, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	return s;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void
+bind_num(sqlite3_stmt *s, int i, int has, double v)
+{
+	if (has)
+		sqlite3_bind_double(s, i, v);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Step a statement that returns no rows and finalize it. 0 or -1. */
+static int
+step_done(sqlite3_stmt *s)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static int
+in_list(const char *const *list, const char *s)
+{
+	size_t i;
+
+	for (i = 0; list[i]; i++)
+		if (strcasecmp(list[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+static char *
+col_dup(sqlite3_stmt *s, int i, int *oom)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	char *d;
+
+	if (t == NULL)
+		return NULL;
+	d = strdup((const char *)t);
+	if (d == NULL)
+		*oom = 1;
+	return d;
+}
+
+int
+tlbot_exp_rec_read(sqlite3_stmt *s, struct exp_rec *r)
+{
+	int oom = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	r->challenge_id = sqlite3_column_int64(s, 1);
+	r->room_id = col_dup(s, 2, &oom);
+	r->title = col_dup(s, 3, &oom);
+	r->owner = col_dup(s, 4, &oom);
+	r->believe = col_dup(s, 5, &oom);
+	r->result_in = col_dup(s, 6, &oom);
+	r->know_when = col_dup(s, 7, &oom);
+	r->method = col_dup(s, 8, &oom);
+	r->metric = col_dup(s, 9, &oom);
+	r->unit = col_dup(s, 10, &oom);
+	r->start_date = col_dup(s, 11, &oom);
+	r->end_date = col_dup(s, 12, &oom);
+	r->status = col_dup(s, 13, &oom);
+	r->finding = col_dup(s, 14, &oom);
+	r->decision = col_dup(s, 15, &oom);
+	r->decision_reason = col_dup(s, 16, &oom);
+	r->abandon_reason = col_dup(s, 17, &oom);
+	r->created_by = col_dup(s, 18, &oom);
+	r->created_event = col_dup(s, 19, &oom);
+	r->has_baseline = sqlite3_column_type(s, 20) != SQLITE_NULL;
+	r->baseline = sqlite3_column_double(s, 20);
+	r->has_target = sqlite3_column_type(s, 21) != SQLITE_NULL;
+	r->target = sqlite3_column_double(s, 21);
+	r->has_result = sqlite3_column_type(s, 22) != SQLITE_NULL;
+	r->result_value = sqlite3_column_double(s, 22);
+	r->created_at = sqlite3_column_int64(s, 23);
+	r->updated_at = sqlite3_column_int64(s, 24);
+	if (oom || r->room_id == NULL || r->status == NULL) {
+		tlbot_exp_rec_release(r);
+		return -1;
+	}
+	return 0;
+}
+
+void
+tlbot_exp_rec_release(struct exp_rec *r)
+{
+	char **strs[] = { &r->room_id, &r->title, &r->owner, &r->believe, &r->result_in,
+			  &r->know_when, &r->method, &r->metric, &r->unit, &r->start_date,
+			  &r->end_date, &r->status, &r->finding, &r->decision,
+			  &r->decision_reason, &r->abandon_reason, &r->created_by,
+			  &r->created_event };
+	size_t i;
+
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+/* Load experiment id. Returns 0 (r filled), 1 when there is none, -1 on a
+ * database error. */
+static int
+load(struct tlbot_ctx *ctx, int64_t id, struct exp_rec *r)
+{
+	sqlite3_stmt *s = prep(ctx, "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e WHERE e.id = ?");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = tlbot_exp_rec_read(s, r) == 0 ? 0 : -1;
+	else
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+tlbot_exp_parse_ref(const char *s, char letter, int64_t *out)
+{
+	const char *p = s;
+	int64_t v = 0;
+
+	if (s == NULL)
+		return -1;
+	if (*p == '#')
+		p++;
+	else if (toupper((unsigned char)*p) == letter) {
+		p++;
+		if (*p == '-')
+			p++;
+	}
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > 100000000000000LL)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (*p != '\0' || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Byte length of at most max bytes of s, cut at a UTF-8 character start. */
+static size_t
+utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* Count characters (code points) of UTF-8 text. */
+static size_t
+utf8_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+/* User text with references linked, cut to max bytes with an ellipsis. */
+static void
+text_clip(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *s, size_t max)
+{
+	struct tlbot_buf b;
+	size_t n;
+
+	if (s == NULL)
+		return;
+	n = utf8_cut(s, max);
+	if (n == strlen(s)) {
+		tlbot_msg_refs(m, ctx, s);
+		return;
+	}
+	tlbot_buf_init(&b, max + 8);
+	tlbot_buf_add(&b, s, n);
+	tlbot_buf_adds(&b, "…");
+	tlbot_msg_refs(m, ctx, tlbot_buf_str(&b));
+	tlbot_buf_release(&b);
+}
+
+static void
+fmt_num(double v, char *out, size_t outlen)
+{
+	if (tlbot_fmt_double(v, out, outlen) != 0)
+		snprintf(out, outlen, "?");
+}
+
+/* "E-34" as a link to the message that created it, title on hover. */
+static void
+exp_link(struct tlbot_msg *m, const struct exp_rec *r)
+{
+	char label[32];
+
+	snprintf(label, sizeof(label), "E-%lld", (long long)r->id);
+	if (r->created_event && r->room_id) {
+		struct tlbot_buf href;
+
+		tlbot_buf_init(&href, 2048);
+		tlbot_buf_printf(&href, "https://matrix.to/#/%s/%s", r->room_id, r->created_event);
+		tlbot_msg_link(m, label, tlbot_buf_str(&href), r->title);
+		tlbot_buf_release(&href);
+	} else {
+		tlbot_msg_text(m, label);
+	}
+}
+
+static void
+challenge_ref(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t cid)
+{
+	char ref[32];
+
+	snprintf(ref, sizeof(ref), "C-%lld", (long long)cid);
+	tlbot_msg_refs(m, ctx, ref);
+}
+
+static const char *
+actor(struct tlbot_ctx *ctx)
+{
+	const char *s = tlbot_ctx_sender(ctx);
+
+	return s ? s : tlbot_ctx_bot_user(ctx);
+}
+
+static const char *
+tz_default(struct tlbot_ctx *ctx)
+{
+	const char *tz = tlbot_ctx_default_tz(ctx);
+
+	return tz && tlbot_tz_valid(tz) ? tz : "UTC";
+}
+
+static void
+today(struct tlbot_ctx *ctx, char out[11])
+{
+	if (tlbot_tz_date(tz_default(ctx), tlbot_ctx_now(ctx), out) != 0)
+		snprintf(out, 11, "1970-01-01");
+}
+
+/* Local "YYYY-MM-DD HH:MM" of t in the default zone. */
+static void
+local_time(struct tlbot_ctx *ctx, time_t t, char *out, size_t outlen)
+{
+	struct tm tm;
+
+	if (tlbot_tz_local(tz_default(ctx), t, &tm) != 0) {
+		snprintf(out, outlen, "?");
+		return;
+	}
+	snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min);
+}
+
+/* Append one history row. Returns 0 or -1. */
+static int
+hist(struct tlbot_ctx *ctx, const struct exp_rec *r, const char *action, const char *field,
+     const char *old, const char *new_)
+{
+	sqlite3_stmt *s = prep(ctx, "INSERT INTO experiment_history(experiment_id, room_id, at,"
+			       " actor, action, field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	bind_text(s, 2, r->room_id);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)tlbot_ctx_now(ctx));
+	bind_text(s, 4, actor(ctx));
+	bind_text(s, 5, action);
+	bind_text(s, 6, field);
+	bind_text(s, 7, old);
+	bind_text(s, 8, new_);
+	return step_done(s);
+}
+
+/* Set text column col (a constant of this file) to v, with a history row.
+ * *field is r's copy and is replaced. Returns 0 (also when unchanged) or
+ * -1 on a database error / out of memory. */
+static int
+set_text(struct tlbot_ctx *ctx, struct exp_rec *r, const char *col, char **field, const char *v,
+	 const char *action)
+{
+	char sql[160];
+	sqlite3_stmt *s;
+	char *copy = NULL;
+
+	if (str_eq(*field, v))
+		return 0;
+	if (v && (copy = strdup(v)) == NULL)
+		return -1;
+	snprintf(sql, sizeof(sql), "UPDATE experiments SET %s = ?, updated_at = ? WHERE id = ?", col);
+	s = prep(ctx, sql);
+	if (s == NULL) {
+		free(copy);
+		return -1;
+	}
+	bind_text(s, 1, v);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
+	sqlite3_bind_int64(s, 3, r->id);
+	if (step_done(s) != 0 || hist(ctx, r, action, col, *field, v) != 0) {
+		free(copy);
+		return -1;
+	}
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* Same for a REAL column. */
+static int
+set_num(struct tlbot_ctx *ctx, struct exp_rec *r, const char *col, int *has, double *field,
+	int nhas, double v, const char *action)
+{
+	char sql[160], oldt[40] = "", newt[40] = "";
+	sqlite3_stmt *s;
+
+	if (*has == nhas && (!nhas || *field == v))
+		return 0;
+	snprintf(sql, sizeof(sql), "UPDATE experiments SET %s = ?, updated_at = ? WHERE id = ?", col);
+	s = prep(ctx, sql);
+	if (s == NULL)
+		return -1;
+	bind_num(s, 1, nhas, v);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
+	sqlite3_bind_int64(s, 3, r->id);
+	if (*has)
+		fmt_num(*field, oldt, sizeof(oldt));
+	if (nhas)
+		fmt_num(v, newt, sizeof(newt));
+	if (step_done(s) != 0 ||
+	    hist(ctx, r, action, col, *has ? oldt : NULL, nhas ? newt : NULL) != 0)
+		return -1;
+	*has = nhas;
+	*field = v;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Input checks                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* A plain decimal number: sign, digits, fraction, exponent; finite, in
+ * range, nothing after it. 0 or -1. */
+static int
+parse_number(const char *s, double *out)
+{
+	const char *p = s;
+	char *end;
+	double v;
+
+	if (*p == '+' || *p == '-')
+		p++;
+	if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
+		return -1;
+	if (strpbrk(s, "xXpP") != NULL)
+		return -1; /* no hexadecimal floats */
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+fail_number(struct tlbot_ctx *ctx, const char *flag, const char *v)
+{
+	return tlbot_fail(ctx, "bad number '%s' for --%s: write a plain number such as 12, 0.75,"
+			  " -3.5 or 1e6 (no units, commas or %%; put the unit in --unit)", v, flag);
+}
+
+/* Check free text: max bytes, and (when required) not blank. 0 or -1. */
+static int
+check_text(struct tlbot_ctx *ctx, const char *what, const char *v, size_t max, int required)
+{
+	const char *p;
+
+	if (v == NULL)
+		return required ? tlbot_fail(ctx, "missing %s", what) : 0;
+	for (p = v; *p && isspace((unsigned char)*p); p++)
+		;
+	if (required && *p == '\0')
+		return tlbot_fail(ctx, "empty %s: it needs some text", what);
+	if (strlen(v) > max)
+		return tlbot_fail(ctx, "%s is too long (%zu characters; at most %zu bytes): shorten it"
+				  " or put the detail in a note", what, utf8_len(v), max);
+	return 0;
+}
+
+static int
+parse_date_arg(struct tlbot_ctx *ctx, const char *flag, const char *v, char out[11])
+{
+	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tz_default(ctx), out) != 0)
+		return tlbot_fail(ctx, "bad date '%s' for --%s: %s", v, flag, tlbot_date_forms);
+	return 0;
+}
+
+/* Owner from --owner: a user id, or the one person mentioned. */
+static int
+parse_owner(struct tlbot_ctx *ctx, const char *v, char **out)
+{
+	const char *id = NULL;
+
+	if (tlbot_is_user_id(v))
+		id = v;
+	else if (tlbot_ctx_nmentions(ctx) == 1)
+		id = tlbot_ctx_mention(ctx, 0);
+	if (id == NULL)
+		return tlbot_fail(ctx, "bad owner '%s': give a Matrix user id such as"
+				  " @alice:example.org, or mention the person", v);
+	*out = strdup(id);
+	return *out ? 0 : tlbot_fail(ctx, "out of memory");
+}
+
+/* Case-insensitive (ASCII) search for phrase as whole words in hay. */
+static const char *
+find_phrase(const char *hay, const char *phrase)
+{
+	size_t n = strlen(phrase);
+	const char *p;
+
+	for (p = hay; *p; p++) {
+		if (strncasecmp(p, phrase, n) != 0)
+			continue;
+		if (p != hay && !isspace((unsigned char)p[-1]) && !ispunct((unsigned char)p[-1]))
+			continue;
+		if (p[n] != '\0' && !isspace((unsigned char)p[n]) && !ispunct((unsigned char)p[n]))
+			continue;
+		return p;
+	}
+	return NULL;
+}
+
+/* A copy of [a, b) without surrounding space and trailing . , ; */
+static char *
+trimmed(const char *a, const char *b)
+{
+	char *out;
+
+	while (a < b && isspace((unsigned char)*a))
+		a++;
+	while (b > a && (isspace((unsigned char)b[-1]) || strchr(".,;", b[-1])))
+		b--;
+	if (b == a)
+		return NULL;
+	out = malloc((size_t)(b - a) + 1);
+	if (out) {
+		memcpy(out, a, (size_t)(b - a));
+		out[b - a] = '\0';
+	}
+	return out;
+}
+
+/* "We believe X will result in Y. We will know when Z." (case-insensitive)
+ * into three new strings. Returns 0 or -1. */
+static int
+parse_hypothesis(const char *s, char **x, char **y, char **z)
+{
+	const char *p = s, *will, *know;
+
+	*x = *y = *z = NULL;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (find_phrase(p, "we believe") != p)
+		return -1;
+	p += strlen("we believe");
+	will = find_phrase(p, "will result in");
+	if (will == NULL)
+		return -1;
+	know = find_phrase(will, "we will know when");
+	if (know == NULL)
+		return -1;
+	*x = trimmed(p, will);
+	*y = trimmed(will + strlen("will result in"), know);
+	*z = trimmed(know + strlen("we will know when"), know + strlen(know));
+	if (*x && *y && *z)
+		return 0;
+	free(*x);
+	free(*y);
+	free(*z);
+	*x = *y = *z = NULL;
+	return -1;
+}
+
+static const char hypothesis_forms[] =
+	"write one sentence \"We believe <change> will result in <outcome>. We will know when"
+	" <measure>.\" or give --believe, --result-in and --know-when";
+
+/* The hypothesis from a sentence (may be NULL) and/or the three flags, into
+ * new strings. required: all three must be there. Returns 0 or -1 (failed). */
+static int
+get_hypothesis(struct tlbot_ctx *ctx, const struct tlbot_args *a, const char *sentence,
+	       int required, char **x, char **y, char **z)
+{
+	const char *fb = tlbot_args_get(a, "believe"), *fr = tlbot_args_get(a, "result-in"),
+		   *fk = tlbot_args_get(a, "know-when");
+
+	*x = *y = *z = NULL;
+	if (sentence && (fb || fr || fk))
+		return tlbot_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
+	if (sentence) {
+		if (parse_hypothesis(sentence, x, y, z) != 0)
+			return tlbot_fail(ctx, "hypothesis not in the standard form: %s", hypothesis_forms);
+	} else if (fb || fr || fk) {
+		if (required && !fb)
+			return tlbot_fail(ctx, "missing --believe (the change you make): %s", hypothesis_forms);
+		if (required && !fr)
+			return tlbot_fail(ctx, "missing --result-in (the outcome you expect): %s", hypothesis_forms);
+		if (required && !fk)
+			return tlbot_fail(ctx, "missing --know-when (how you will measure it): %s", hypothesis_forms);
+		if ((fb && (*x = strdup(fb)) == NULL) || (fr && (*y = strdup(fr)) == NULL) ||
+		    (fk && (*z = strdup(fk)) == NULL))
+			goto oom;
+	} else if (required) {
+		return tlbot_fail(ctx, "missing hypothesis: %s", hypothesis_forms);
+	}
+	if (check_text(ctx, "--believe", *x, MAX_TEXT, fb != NULL || sentence) != 0 ||
+	    check_text(ctx, "--result-in", *y, MAX_TEXT, fr != NULL || sentence) != 0 ||
+	    check_text(ctx, "--know-when", *z, MAX_TEXT, fk != NULL || sentence) != 0)
+		goto fail;
+	return 0;
+oom:
+	tlbot_fail(ctx, "out of memory");
+fail:
+	free(*x);
+	free(*y);
+	free(*z);
+	*x = *y = *z = NULL;
+	return -1;
+}
+
+/* Check that challenge arg exists. 0 (*cid set) or -1 (failed). */
+static int
+check_challenge(struct tlbot_ctx *ctx, const char *arg, int64_t *cid)
+{
+	sqlite3 *db = tlbot_ctx_db(ctx);
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (tlbot_exp_parse_ref(arg, 'C', cid) != 0)
+		return tlbot_fail(ctx, "bad challenge '%s': give its id such as C-12 (%schallenge list"
+				  " shows them)", arg, tlbot_ctx_prefix(ctx));
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM challenges WHERE id = ?", -1, &s, NULL) != SQLITE_OK) {
+		if (strstr(sqlite3_errmsg(db), "no such table"))
+			return tlbot_fail(ctx, "cannot check challenge C-%lld: challenges are not set up"
+					  " in this tlbot (the challenge command is missing)",
+					  (long long)*cid);
+		return tlbot_exp_db_fail(ctx);
+	}
+	sqlite3_bind_int64(s, 1, *cid);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return tlbot_fail(ctx, "unknown challenge C-%lld: %schallenge list shows the challenges",
+				  (long long)*cid, tlbot_ctx_prefix(ctx));
+	if (rc != SQLITE_ROW)
+		return tlbot_exp_db_fail(ctx);
+	return 0;
+}
+
+enum access { ACCESS_READ, ACCESS_ROOM, ACCESS_OWNER };
+
+/* Load the experiment named by arg. ACCESS_READ: from any room;
+ * ACCESS_ROOM: it must be this room's; ACCESS_OWNER: also the sender must
+ * be its owner, its creator or have write permission. 0 or -1 (failed). */
+static int
+load_arg(struct tlbot_ctx *ctx, const char *arg, struct exp_rec *r, enum access how)
+{
+	const char *sender = tlbot_ctx_sender(ctx);
+	int64_t id;
+	int rc;
+
+	if (tlbot_exp_parse_ref(arg, 'E', &id) != 0)
+		return tlbot_fail(ctx, "bad experiment id '%s': write it as E-34 (%sexp list shows them)",
+				  arg, tlbot_ctx_prefix(ctx));
+	rc = load(ctx, id, r);
+	if (rc < 0)
+		return tlbot_exp_db_fail(ctx);
+	if (rc > 0)
+		return tlbot_fail(ctx, "unknown experiment E-%lld: %sexp list shows this room's experiments",
+				  (long long)id, tlbot_ctx_prefix(ctx));
+	if (how != ACCESS_READ && !str_eq(r->room_id, tlbot_ctx_room(ctx))) {
+		tlbot_exp_rec_release(r);
+		return tlbot_fail(ctx, "E-%lld belongs to another room: change it there",
+				  (long long)id);
+	}
+	if (how == ACCESS_OWNER && !str_eq(sender, r->owner) && !str_eq(sender, r->created_by) &&
+	    !tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, sender)) {
+		tlbot_fail(ctx, "not allowed: only E-%lld's owner (%s), its creator or a room"
+			   " moderator may change it", (long long)id, r->owner);
+		tlbot_exp_rec_release(r);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reminders                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Cancel E-id's pending reminders and, when it is still open and has an
+ * end date, schedule the next one. 0 or -1 (database). */
+static int
+schedule_reminder(struct tlbot_ctx *ctx, const struct exp_rec *r)
+{
+	const char *tz = tz_default(ctx);
+	char key[96], payload[64], date[11];
+	time_t due, now = tlbot_ctx_now(ctx);
+	int64_t seq;
+
+	snprintf(key, sizeof(key), "exp.remind.%lld.*", (long long)r->id);
+	if (tlbot_job_cancel(ctx, key) < 0)
+		return -1;
+	if (r->end_date == NULL || strcmp(r->status, "concluded") == 0 ||
+	    strcmp(r->status, "abandoned") == 0)
+		return 0;
+	/* the morning after the end date */
+	if (tlbot_date_add(r->end_date, 1, date) != 0 ||
+	    tlbot_sched_at(tz, date, REMIND_MINUTE, &due) != 0)
+		return 0;
+	if (due <= now && tlbot_sched_next(tz, REMIND_MINUTE, TLBOT_DAYS_ALL, now, NULL, NULL,
+					   &due, NULL) != 0)
+		return 0;
+	seq = tlbot_ctx_next_id(ctx, "experiment.job");
+	if (seq < 0)
+		return -1;
+	snprintf(key, sizeof(key), "exp.remind.%lld.%lld", (long long)r->id, (long long)seq);
+	snprintf(payload, sizeof(payload), "{\"id\":%lld}", (long long)r->id);
+	return tlbot_job_schedule(ctx, "exp.remind", key, r->room_id, due, payload) < 0 ? -1 : 0;
+}
+
+static int
+fire_reminder(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	const char *tz = tz_default(ctx), *p = tlbot_ctx_prefix(ctx);
+	json_error_t jerr;
+	json_t *pl = json_loads(job->payload, 0, &jerr);
+	int64_t id = json_integer_value(json_object_get(pl, "id"));
+	struct exp_rec r;
+	char date[11], key[96], payload[64], cmd[160];
+	time_t next, now = tlbot_ctx_now(ctx);
+	int64_t seq;
+	int rc;
+
+	json_decref(pl);
+	rc = load(ctx, id, &r);
+	if (rc != 0)
+		return rc > 0 ? 0 : -1;
+	if (strcmp(r.status, "concluded") == 0 || strcmp(r.status, "abandoned") == 0 ||
+	    r.end_date == NULL) {
+		tlbot_exp_rec_release(&r);
+		return 0;
+	}
+	if (!job->missed) {
+		struct tlbot_msg m;
+		int i;
+
+		for (i = 0; i < 2; i++) {
+			int dm = i == 1;
+
+			if (dm && !tlbot_ctx_dm_enabled(ctx, r.owner))
+				continue;
+			tlbot_msg_init(&m);
+			tlbot_msg_text(&m, "⏰ ");
+			if (!dm) {
+				tlbot_msg_mention(&m, r.owner);
+				tlbot_msg_text(&m, ": ");
+			}
+			exp_link(&m, &r);
+			tlbot_msg_text(&m, " “");
+			tlbot_msg_text(&m, r.title);
+			if (strcmp(r.status, "proposed") == 0)
+				tlbot_msg_textf(&m, "” was due to end on %s but was never started, and"
+						" has no result.", r.end_date);
+			else
+				tlbot_msg_textf(&m, "” ended on %s and has no result yet.", r.end_date);
+			tlbot_msg_br(&m);
+			tlbot_msg_text(&m, "Record it with ");
+			snprintf(cmd, sizeof(cmd), "%sexp result E-%lld --value N \"finding\"", p,
+				 (long long)r.id);
+			tlbot_msg_code(&m, cmd);
+			tlbot_msg_text(&m, ", extend it with ");
+			snprintf(cmd, sizeof(cmd), "%sexp edit E-%lld --until DATE", p, (long long)r.id);
+			tlbot_msg_code(&m, cmd);
+			tlbot_msg_text(&m, " or stop it with ");
+			snprintf(cmd, sizeof(cmd), "%sexp abandon E-%lld \"reason\"", p, (long long)r.id);
+			tlbot_msg_code(&m, cmd);
+			tlbot_msg_text(&m, ". I will remind you weekly until then.");
+			if ((dm ? tlbot_send_dm(ctx, r.owner, &m) : tlbot_send_room(ctx, r.room_id, &m)) != 0) {
+				tlbot_exp_rec_release(&r);
+				return -1;
+			}
+		}
+	}
+	/* weekly, at the same local time, from the due date (or from now when
+	 * the bot was down for longer than the grace period) */
+	next = 0;
+	if (tlbot_tz_date(tz, job->due, date) == 0 && tlbot_date_add(date, 7, date) == 0)
+		tlbot_sched_at(tz, date, REMIND_MINUTE, &next);
+	while (next != 0 && next <= now) {
+		if (tlbot_date_add(date, 7, date) != 0 || tlbot_sched_at(tz, date, REMIND_MINUTE, &next) != 0)
+			next = 0;
+	}
+	rc = 0;
+	if (next != 0) {
+		seq = tlbot_ctx_next_id(ctx, "experiment.job");
+		snprintf(key, sizeof(key), "exp.remind.%lld.%lld", (long long)r.id, (long long)seq);
+		snprintf(payload, sizeof(payload), "{\"id\":%lld}", (long long)r.id);
+		if (seq < 0 || tlbot_job_schedule(ctx, "exp.remind", key, r.room_id, next, payload) < 0)
+			rc = -1;
+	}
+	tlbot_exp_rec_release(&r);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Digests                                                                   */
+/* ------------------------------------------------------------------------ */
+
+struct digest_cfg {
+	int exists, enabled, wday, minute;
+	char tz[128];
+	int64_t last_at;
+	char key[160];
+};
+
+/* 0 (cfg filled; exists tells whether a row was there) or -1. */
+static int
+digest_get(struct tlbot_ctx *ctx, const char *room, struct digest_cfg *c)
+{
+	sqlite3_stmt *s = prep(ctx, "SELECT enabled, wday, minute, tz, last_at, job_key"
+			       " FROM experiment_digests WHERE room_id = ?");
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->enabled = 1;
+	c->wday = DIGEST_DEFAULT_WDAY;
+	c->minute = DIGEST_DEFAULT_MINUTE;
+	snprintf(c->tz, sizeof(c->tz), "%s", tz_default(ctx));
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *tz = sqlite3_column_text(s, 3), *key = sqlite3_column_text(s, 5);
+
+		c->exists = 1;
+		c->enabled = sqlite3_column_int(s, 0);
+		c->wday = sqlite3_column_int(s, 1);
+		c->minute = sqlite3_column_int(s, 2);
+		if (tz)
+			snprintf(c->tz, sizeof(c->tz), "%s", (const char *)tz);
+		c->last_at = sqlite3_column_int64(s, 4);
+		if (key)
+			snprintf(c->key, sizeof(c->key), "%s", (const char *)key);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Cancel the room's pending digest job and, when enabled, schedule the
+ * next one after `after`; store the settings. 0 or -1. */
+static int
+digest_put(struct tlbot_ctx *ctx, const char *room, struct digest_cfg *c, time_t after,
+	   time_t *next_out)
+{
+	sqlite3_stmt *s;
+	time_t next = 0;
+
+	if (c->key[0] && tlbot_job_cancel(ctx, c->key) < 0)
+		return -1;
+	c->key[0] = '\0';
+	if (c->enabled &&
+	    tlbot_sched_next(c->tz, c->minute, 1u << c->wday, after, NULL, NULL, &next, NULL) == 0) {
+		int64_t seq = tlbot_ctx_next_id(ctx, "experiment.job");
+		json_t *pl = json_pack("{s:s}", "room", room);
+		char *text = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
+		int64_t jid;
+
+		json_decref(pl);
+		if (seq < 0 || text == NULL) {
+			free(text);
+			return -1;
+		}
+		snprintf(c->key, sizeof(c->key), "exp.digest.%lld", (long long)seq);
+		jid = tlbot_job_schedule(ctx, "exp.digest", c->key,
+					 strcmp(room, CROSS_ROOM) == 0 ? tlbot_ctx_digest_room(ctx) : room,
+					 next, text);
+		free(text);
+		if (jid < 0)
+			return -1;
+	}
+	s = prep(ctx, "INSERT INTO experiment_digests(room_id, enabled, wday, minute, tz, last_at,"
+		 " job_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id) DO UPDATE SET"
+		 " enabled = excluded.enabled, wday = excluded.wday, minute = excluded.minute,"
+		 " tz = excluded.tz, last_at = excluded.last_at, job_key = excluded.job_key");
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room);
+	sqlite3_bind_int(s, 2, c->enabled);
+	sqlite3_bind_int(s, 3, c->wday);
+	sqlite3_bind_int(s, 4, c->minute);
+	bind_text(s, 5, c->tz);
+	if (c->last_at)
+		sqlite3_bind_int64(s, 6, c->last_at);
+	else
+		sqlite3_bind_null(s, 6);
+	bind_text(s, 7, c->key[0] ? c->key : NULL);
+	if (next_out)
+		*next_out = next;
+	return step_done(s);
+}
+
+/* Make sure this room's digest and (when configured) the cross-team digest
+ * exist, with their defaults. 0 or -1. */
+static int
+ensure_digests(struct tlbot_ctx *ctx, const char *room)
+{
+	struct digest_cfg c;
+
+	if (digest_get(ctx, room, &c) != 0)
+		return -1;
+	if (!c.exists && digest_put(ctx, room, &c, tlbot_ctx_now(ctx), NULL) != 0)
+		return -1;
+	if (tlbot_ctx_digest_room(ctx) == NULL)
+		return 0;
+	if (digest_get(ctx, CROSS_ROOM, &c) != 0)
+		return -1;
+	if (!c.exists || (c.enabled && c.key[0] == '\0'))
+		return digest_put(ctx, CROSS_ROOM, &c, tlbot_ctx_now(ctx), NULL);
+	return 0;
+}
+
+/* One digest line: "E-3 “title” (C-12) — @owner" */
+static void
+digest_item(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, int with_room)
+{
+	tlbot_msg_html(m, "<li>");
+	tlbot_msg_plain(m, "• ");
+	exp_link(m, r);
+	tlbot_msg_text(m, " “");
+	text_clip(m, ctx, r->title, MAX_TITLE);
+	tlbot_msg_text(m, "” (");
+	challenge_ref(m, ctx, r->challenge_id);
+	tlbot_msg_text(m, ")");
+	(void)with_room;
+}
+
+static void
+digest_end_item(struct tlbot_msg *m)
+{
+	tlbot_msg_html(m, "</li>");
+	tlbot_msg_plain(m, "\n");
+}
+
+/* Append the learnings of E-id recorded in [since, until) (all of them when
+ * since is 0) as " — learned: a; b". Returns the count, -1 on error. */
+static int
+digest_learnings(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, time_t since, time_t until)
+{
+	sqlite3_stmt *s = prep(ctx, "SELECT text FROM experiment_learnings WHERE experiment_id = ?"
+			       " AND at >= ? AND at < ? ORDER BY id LIMIT 10");
+	int n = 0, rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		tlbot_msg_text(m, n++ ? "; " : " — learned: ");
+		text_clip(m, ctx, (const char *)sqlite3_column_text(s, 0), 400);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? n : -1;
+}
+
+/* A section: experiments selected by sql (binding room, since, until as 1-3)
+ * with what to say about each. Returns the number listed, -1 on error. */
+enum section { SEC_STARTED, SEC_CONCLUDED, SEC_LEARNED, SEC_OVERDUE, SEC_CROSS };
+
+static int
+digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, const char *sql,
+	       const char *room, time_t since, time_t until, const char *date, enum section kind)
+{
+	sqlite3_stmt *s = prep(ctx, sql);
+	int n = 0, rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
+	bind_text(s, 4, date);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct exp_rec r;
+		char num[40];
+
+		if (n == 0) {
+			tlbot_msg_br(m);
+			tlbot_msg_bold(m, title);
+			tlbot_msg_plain(m, "\n");
+			tlbot_msg_html(m, "<ul>");
+		}
+		if (++n > DIGEST_MAX_ITEMS)
+			continue; /* counted, not listed */
+		if (tlbot_exp_rec_read(s, &r) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		digest_item(m, ctx, &r, kind == SEC_CROSS);
+		switch (kind) {
+		case SEC_STARTED:
+			tlbot_msg_text(m, " — ");
+			tlbot_msg_user(m, r.owner);
+			if (r.end_date)
+				tlbot_msg_textf(m, ", until %s", r.end_date);
+			break;
+		case SEC_CONCLUDED:
+		case SEC_CROSS:
+			if (r.has_result) {
+				fmt_num(r.result_value, num, sizeof(num));
+				tlbot_msg_textf(m, " — result %s%s%s", num, r.unit ? " " : "",
+						r.unit ? r.unit : "");
+			}
+			if (r.decision) {
+				tlbot_msg_text(m, " — decision: ");
+				tlbot_msg_bold(m, r.decision);
+				if (r.decision_reason) {
+					tlbot_msg_text(m, " (");
+					text_clip(m, ctx, r.decision_reason, 300);
+					tlbot_msg_text(m, ")");
+				}
+			} else if (strcmp(r.status, "concluded") == 0) {
+				tlbot_msg_text(m, " — no decision yet");
+			}
+			if (digest_learnings(m, ctx, r.id, kind == SEC_CROSS ? since : 0, until) < 0)
+				rc = SQLITE_ERROR;
+			break;
+		case SEC_LEARNED:
+			if (digest_learnings(m, ctx, r.id, since, until) < 0)
+				rc = SQLITE_ERROR;
+			break;
+		case SEC_OVERDUE:
+			tlbot_msg_textf(m, " — %s, ended %s, ", r.status, r.end_date);
+			tlbot_msg_user(m, r.owner);
+			break;
+		}
+		digest_end_item(m);
+		tlbot_exp_rec_release(&r);
+		if (rc == SQLITE_ERROR)
+			break;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (n > 0) {
+		if (n > DIGEST_MAX_ITEMS) {
+			tlbot_msg_html(m, "<li>");
+			tlbot_msg_textf(m, "… and %d more", n - DIGEST_MAX_ITEMS);
+			tlbot_msg_html(m, "</li>");
+			tlbot_msg_plain(m, "\n");
+		}
+		tlbot_msg_html(m, "</ul>");
+	}
+	return n;
+}
+
+#define SEL_EXP "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e "
+
+static const char sql_started[] =
+	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_history WHERE room_id = ?1"
+	" AND at >= ?2 AND at < ?3 AND action = 'started' AND field = 'status') AND ?4 IS NOT NULL"
+	" ORDER BY e.id";
+static const char sql_concluded[] =
+	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_history WHERE room_id = ?1"
+	" AND at >= ?2 AND at < ?3 AND ((action = 'result' AND field = 'status') OR action = 'decided'))"
+	" AND e.status = 'concluded' AND ?4 IS NOT NULL ORDER BY e.id";
+static const char sql_learned[] =
+	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_history WHERE room_id = ?1"
+	" AND at >= ?2 AND at < ?3 AND action = 'learned') AND e.id NOT IN (SELECT experiment_id"
+	" FROM experiment_history WHERE room_id = ?1 AND at >= ?2 AND at < ?3 AND"
+	" ((action = 'result' AND field = 'status') OR action = 'decided')) AND ?4 IS NOT NULL"
+	" ORDER BY e.id";
+static const char sql_overdue[] =
+	SEL_EXP "WHERE e.room_id = ?1 AND e.status IN ('proposed', 'running') AND e.end_date < ?4"
+	" AND ?2 IS NOT NULL AND ?3 IS NOT NULL ORDER BY e.end_date, e.id";
+static const char sql_cross[] =
+	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_learnings WHERE at >= ?2"
+	" AND at < ?3 UNION SELECT experiment_id FROM experiment_history WHERE action = 'decided'"
+	" AND at >= ?2 AND at < ?3) AND (?1 IS NULL OR ?1 IS NOT NULL) AND ?4 IS NOT NULL"
+	" ORDER BY e.challenge_id, e.room_id, e.id";
+
+static int
+fire_digest(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	json_error_t jerr;
+	json_t *pl = json_loads(job->payload, 0, &jerr);
+	const char *room = json_string_value(json_object_get(pl, "room"));
+	char roomcopy[512], date[11], from[11], to[11];
+	struct digest_cfg c;
+	time_t since, until = job->due;
+	int cross, rc = -1;
+
+	if (room == NULL || strlen(room) >= sizeof(roomcopy)) {
+		json_decref(pl);
+		return 0;
+	}
+	snprintf(roomcopy, sizeof(roomcopy), "%s", room);
+	json_decref(pl);
+	room = roomcopy;
+	cross = strcmp(room, CROSS_ROOM) == 0;
+	if (digest_get(ctx, room, &c) != 0)
+		return -1;
+	/* a stale job (settings changed since it was scheduled) does nothing */
+	if (!c.exists || !c.enabled || strcmp(c.key, job->key) != 0)
+		return 0;
+	if (cross && tlbot_ctx_digest_room(ctx) == NULL) {
+		/* no longer configured: stop until it is configured again */
+		c.enabled = 0;
+		c.key[0] = '\0';
+		return digest_put(ctx, room, &c, until, NULL);
+	}
+	since = c.last_at > 0 && c.last_at < until ? (time_t)c.last_at : until - 7 * 86400;
+	if (!job->missed) {
+		struct tlbot_msg m;
+		int n = 0, k;
+
+		if (tlbot_tz_date(c.tz, until, date) != 0 || tlbot_tz_date(c.tz, since, from) != 0 ||
+		    tlbot_tz_date(c.tz, until - 1, to) != 0)
+			return -1;
+		tlbot_msg_init(&m);
+		tlbot_msg_bold(&m, cross ? "Cross-team learning digest" : "Weekly learning digest");
+		tlbot_msg_textf(&m, " — %s to %s", from, to);
+		tlbot_msg_br(&m);
+		if (cross) {
+			k = digest_section(&m, ctx, "Learnings and decisions from every team", sql_cross,
+					   room, since, until, date, SEC_CROSS);
+			n = k;
+		} else {
+			k = digest_section(&m, ctx, "Started", sql_started, room, since, until, date,
+					   SEC_STARTED);
+			n += k;
+			if (k >= 0) {
+				k = digest_section(&m, ctx, "Concluded", sql_concluded, room, since,
+						   until, date, SEC_CONCLUDED);
+				n += k;
+			}
+			if (k >= 0) {
+				k = digest_section(&m, ctx, "New learnings", sql_learned, room, since,
+						   until, date, SEC_LEARNED);
+				n += k;
+			}
+			if (k >= 0) {
+				k = digest_section(&m, ctx, "Overdue (ended without a result)",
+						   sql_overdue, room, since, until, date, SEC_OVERDUE);
+				n += k;
+			}
+		}
+		if (k < 0) {
+			tlbot_msg_release(&m);
+			return -1;
+		}
+		if (n > 0) {
+			tlbot_msg_br(&m);
+			tlbot_msg_textf(&m, "%sexp show E-n has the full record; %sexp digest changes"
+					" the day and time.", tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
+			rc = tlbot_send_room(ctx, cross ? tlbot_ctx_digest_room(ctx) : room, &m);
+			if (rc != 0)
+				return -1;
+		} else {
+			tlbot_msg_release(&m); /* a quiet week: say nothing */
+		}
+		c.last_at = until;
+	}
+	rc = digest_put(ctx, room, &c, until > tlbot_ctx_now(ctx) ? until : tlbot_ctx_now(ctx), NULL);
+	return rc;
+}
+
+static const struct tlbot_job_kind jobs[] = {
+	{ "exp.remind", fire_reminder },
+	{ "exp.digest", fire_digest },
+	{ NULL, NULL },
+};
+
+/* ------------------------------------------------------------------------ */
+/* Commands                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int
+cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *title = a->argv[1], *sentence = a->argc > 2 ? a->argv[2] : tlbot_args_get(a, "hypothesis");
+	const char *method = tlbot_args_get(a, "method"), *metric = tlbot_args_get(a, "metric");
+	const char *unit = tlbot_args_get(a, "unit"), *v;
+	char *x = NULL, *y = NULL, *z = NULL, *owner = NULL, start[11] = "", until[11] = "";
+	double baseline = 0, target = 0;
+	int has_b = 0, has_t = 0, rc = -1;
+	int64_t cid, id;
+	struct exp_rec r;
+	sqlite3_stmt *s;
+	struct tlbot_msg m;
+
+	if (a->argc > 2 && tlbot_args_has(a, "hypothesis"))
+		return tlbot_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
+	if (check_text(ctx, "title", title, MAX_TITLE, 1) != 0 ||
+	    check_challenge(ctx, a->argv[0], &cid) != 0 ||
+	    get_hypothesis(ctx, a, sentence, 1, &x, &y, &z) != 0)
+		return -1;
+	if (check_text(ctx, "--method", method, MAX_TEXT, 0) != 0 ||
+	    check_text(ctx, "--metric", metric, MAX_SHORT, 0) != 0 ||
+	    check_text(ctx, "--unit", unit, MAX_UNIT, 0) != 0)
+		goto out;
+	if ((v = tlbot_args_get(a, "baseline")) != NULL) {
+		if (parse_number(v, &baseline) != 0) {
+			fail_number(ctx, "baseline", v);
+			goto out;
+		}
+		has_b = 1;
+	}
+	if ((v = tlbot_args_get(a, "target")) != NULL) {
+		if (parse_number(v, &target) != 0) {
+			fail_number(ctx, "target", v);
+			goto out;
+		}
+		has_t = 1;
+	}
+	if ((has_b || has_t || unit) && (metric == NULL || *metric == '\0')) {
+		tlbot_fail(ctx, "missing --metric: --baseline, --target and --unit describe a metric;"
+			   " name it with --metric \"...\"");
+		goto out;
+	}
+	if ((v = tlbot_args_get(a, "start")) != NULL && parse_date_arg(ctx, "start", v, start) != 0)
+		goto out;
+	if ((v = tlbot_args_get(a, "until")) != NULL && parse_date_arg(ctx, "until", v, until) != 0)
+		goto out;
+	if (start[0] && until[0] && strcmp(until, start) < 0) {
+		tlbot_fail(ctx, "the end date %s is before the start date %s", until, start);
+		goto out;
+	}
+	if ((v = tlbot_args_get(a, "owner")) != NULL) {
+		if (parse_owner(ctx, v, &owner) != 0)
+			goto out;
+	} else if ((owner = strdup(tlbot_ctx_sender(ctx))) == NULL) {
+		tlbot_fail(ctx, "out of memory");
+		goto out;
+	}
+	id = tlbot_ctx_next_id(ctx, "experiment");
+	if (id < 0) {
+		tlbot_exp_db_fail(ctx);
+		goto out;
+	}
+	s = prep(ctx, "INSERT INTO experiments(id, challenge_id, room_id, title, owner, believe,"
+		 " result_in, know_when, method, metric, baseline, target, unit, start_date, end_date,"
+		 " status, created_by, created_at, created_event, updated_at) VALUES (?, ?, ?, ?, ?, ?,"
+		 " ?, ?, ?, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?, ?)");
+	if (s == NULL) {
+		tlbot_exp_db_fail(ctx);
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, cid);
+	bind_text(s, 3, tlbot_ctx_room(ctx));
+	bind_text(s, 4, title);
+	bind_text(s, 5, owner);
+	bind_text(s, 6, x);
+	bind_text(s, 7, y);
+	bind_text(s, 8, z);
+	bind_text(s, 9, method && *method ? method : NULL);
+	bind_text(s, 10, metric && *metric ? metric : NULL);
+	bind_num(s, 11, has_b, baseline);
+	bind_num(s, 12, has_t, target);
+	bind_text(s, 13, unit && *unit ? unit : NULL);
+	bind_text(s, 14, start[0] ? start : NULL);
+	bind_text(s, 15, until[0] ? until : NULL);
+	bind_text(s, 16, tlbot_ctx_sender(ctx));
+	sqlite3_bind_int64(s, 17, (sqlite3_int64)tlbot_ctx_now(ctx));
+	bind_text(s, 18, tlbot_ctx_event_id(ctx));
+	sqlite3_bind_int64(s, 19, (sqlite3_int64)tlbot_ctx_now(ctx));
+	if (step_done(s) != 0 || load(ctx, id, &r) != 0) {
+		tlbot_exp_db_fail(ctx);
+		goto out;
+	}
+	if (hist(ctx, &r, "created", NULL, NULL, r.title) != 0 || schedule_reminder(ctx, &r) != 0 ||
+	    ensure_digests(ctx, r.room_id) != 0) {
+		tlbot_exp_rec_release(&r);
+		tlbot_exp_db_fail(ctx);
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Recorded ");
+	exp_link(&m, &r);
+	tlbot_msg_text(&m, " “");
+	tlbot_msg_text(&m, r.title);
+	tlbot_msg_text(&m, "” for ");
+	challenge_ref(&m, ctx, cid);
+	tlbot_msg_text(&m, " (proposed), owner ");
+	tlbot_msg_user(&m, r.owner);
+	if (r.end_date)
+		tlbot_msg_textf(&m, ", until %s", r.end_date);
+	tlbot_msg_text(&m, ".");
+	tlbot_msg_br(&m);
+	tlbot_msg_italic(&m, "We believe ");
+	tlbot_msg_text(&m, x);
+	tlbot_msg_italic(&m, " will result in ");
+	tlbot_msg_text(&m, y);
+	tlbot_msg_italic(&m, ". We will know when ");
+	tlbot_msg_text(&m, z);
+	tlbot_msg_text(&m, ".");
+	tlbot_msg_br(&m);
+	tlbot_msg_textf(&m, "Start it with %sexp start E-%lld.", tlbot_ctx_prefix(ctx), (long long)id);
+	tlbot_exp_rec_release(&r);
+	rc = tlbot_reply(ctx, &m);
+out:
+	free(x);
+	free(y);
+	free(z);
+	free(owner);
+	return rc;
+}
+
+static int
+cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *v = tlbot_args_get(a, "until");
+	char until[11] = "", day[11];
+	struct exp_rec r;
+	struct tlbot_msg m;
+	int rc;
+
+	if (v && parse_date_arg(ctx, "until", v, until) != 0)
+		return -1;
+	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+		return -1;
+	if (strcmp(r.status, "proposed") != 0) {
+		if (strcmp(r.status, "running") == 0)
+			tlbot_fail(ctx, "E-%lld is already running (since %s)", (long long)r.id,
+				   r.start_date ? r.start_date : "?");
+		else
+			tlbot_fail(ctx, "E-%lld is %s: only a proposed experiment can be started"
+				   " (to try again, record a new one with %sexp new)", (long long)r.id,
+				   r.status, tlbot_ctx_prefix(ctx));
+		tlbot_exp_rec_release(&r);
+		return -1;
+	}
+	today(ctx, day);
+	if (until[0] && strcmp(until, r.start_date && strcmp(r.start_date, day) < 0 ? r.start_date : day) < 0) {
+		tlbot_fail(ctx, "the end date %s is before the start date", until);
+		tlbot_exp_rec_release(&r);
+		return -1;
+	}
+	if (set_text(ctx, &r, "status", &r.status, "running", "started") != 0 ||
+	    ((r.start_date == NULL || strcmp(r.start_date, day) > 0) &&
+	     set_text(ctx, &r, "start_date", &r.start_date, day, "started") != 0) ||
+	    (until[0] && set_text(ctx, &r, "end_date", &r.end_date, until, "started") != 0) ||
+	    schedule_reminder(ctx, &r) != 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_msg_init(&m);
+	exp_link(&m, &r);
+	tlbot_msg_text(&m, " “");
+	tlbot_msg_text(&m, r.title);
+	tlbot_msg_textf(&m, "” is running since %s", r.start_date);
+	if (r.end_date)
+		tlbot_msg_textf(&m, " until %s", r.end_date);
+	tlbot_msg_textf(&m, ". Record the outcome with %sexp result E-%lld --value N \"finding\".",
+			tlbot_ctx_prefix(ctx), (long long)r.id);
+	tlbot_exp_rec_release(&r);
+	rc = tlbot_reply(ctx, &m);
+	return rc;
+}
+
+/* Add a row to experiment_notes or experiment_learnings (table is a
+ * constant of this file). */
+static int
+add_text_row(struct tlbot_ctx *ctx, const char *table, int64_t id, const char *text)
+{
+	char sql[160];
+	sqlite3_stmt *s;
+
+	snprintf(sql, sizeof(sql), "INSERT INTO %s(experiment_id, text, by, at) VALUES (?, ?, ?, ?)",
+		 table);
+	s = prep(ctx, sql);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, text);
+	bind_text(s, 3, actor(ctx));
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)tlbot_ctx_now(ctx));
+	return step_done(s);
+}
+
+static int
+touch(struct tlbot_ctx *ctx, int64_t id)
+{
+	sqlite3_stmt *s = prep(ctx, "UPDATE experiments SET updated_at = ? WHERE id = ?");
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));
+	sqlite3_bind_int64(s, 2, id);
+	return step_done(s);
+}
+
+static int
+cmd_note(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	struct exp_rec r;
+
+	if (check_text(ctx, "note", a->argv[1], MAX_TEXT, 1) != 0 ||
+	    load_arg(ctx, a->argv[0], &r, ACCESS_ROOM) != 0)
+		return -1;
+	if (add_text_row(ctx, "experiment_notes", r.id, a->argv[1]) != 0 || touch(ctx, r.id) != 0 ||
+	    hist(ctx, &r, "noted", "note", NULL, a->argv[1]) != 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_replyf(ctx, "Noted on E-%lld.", (long long)r.id);
+	tlbot_exp_rec_release(&r);
+	return 0;
+}
+
+static int
+cmd_learn(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	struct exp_rec r;
+	struct tlbot_msg m;
+
+	if (check_text(ctx, "learning", a->argv[1], MAX_TEXT, 1) != 0 ||
+	    load_arg(ctx, a->argv[0], &r, ACCESS_ROOM) != 0)
+		return -1;
+	if (add_text_row(ctx, "experiment_learnings", r.id, a->argv[1]) != 0 ||
+	    touch(ctx, r.id) != 0 || hist(ctx, &r, "learned", "learning", NULL, a->argv[1]) != 0 ||
+	    ensure_digests(ctx, r.room_id) != 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Learning recorded on ");
+	exp_link(&m, &r);
+	tlbot_msg_text(&m, ": ");
+	text_clip(&m, ctx, a->argv[1], 300);
+	tlbot_exp_rec_release(&r);
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+cmd_result(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *v = tlbot_args_get(a, "value");
+	const char *p = tlbot_ctx_prefix(ctx);
+	double value = 0;
+	struct exp_rec r;
+	struct tlbot_msg m;
+	char num[40];
+
+	if (v && parse_number(v, &value) != 0)
+		return fail_number(ctx, "value", v);
+	if (check_text(ctx, "finding", a->argv[1], MAX_TEXT, 1) != 0 ||
+	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+		return -1;
+	if (strcmp(r.status, "proposed") == 0) {
+		tlbot_fail(ctx, "E-%lld is proposed, not running: start it first with %sexp start"
+			   " E-%lld (a result comes from a running experiment)", (long long)r.id, p,
+			   (long long)r.id);
+		goto fail;
+	}
+	if (strcmp(r.status, "abandoned") == 0) {
+		tlbot_fail(ctx, "E-%lld was abandoned: it takes no result", (long long)r.id);
+		goto fail;
+	}
+	if (v == NULL && r.metric) {
+		tlbot_fail(ctx, "missing --value: E-%lld measures %s; write %sexp result E-%lld"
+			   " --value N \"finding\"", (long long)r.id, r.metric, p, (long long)r.id);
+		goto fail;
+	}
+	if (set_text(ctx, &r, "status", &r.status, "concluded", "result") != 0 ||
+	    set_num(ctx, &r, "result_value", &r.has_result, &r.result_value, v != NULL, value,
+		    "result") != 0 ||
+	    set_text(ctx, &r, "finding", &r.finding, a->argv[1], "result") != 0 ||
+	    schedule_reminder(ctx, &r) != 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_msg_init(&m);
+	exp_link(&m, &r);
+	tlbot_msg_text(&m, " concluded");
+	if (r.has_result) {
+		fmt_num(r.result_value, num, sizeof(num));
+		tlbot_msg_textf(&m, ": %s%s%s", num, r.unit ? " " : "", r.unit ? r.unit : "");
+		if (r.has_baseline || r.has_target) {
+			tlbot_msg_text(&m, " (");
+			if (r.has_baseline) {
+				fmt_num(r.baseline, num, sizeof(num));
+				tlbot_msg_textf(&m, "baseline %s", num);
+			}
+			if (r.has_target) {
+				fmt_num(r.target, num, sizeof(num));
+				tlbot_msg_textf(&m, "%starget %s", r.has_baseline ? ", " : "", num);
+			}
+			tlbot_msg_text(&m, ")");
+		}
+	}
+	tlbot_msg_text(&m, ". Finding: ");
+	text_clip(&m, ctx, r.finding, 300);
+	tlbot_msg_br(&m);
+	tlbot_msg_textf(&m, "Now decide: %sexp decide E-%lld persevere|pivot|stop|scale \"reason\"",
+			p, (long long)r.id);
+	tlbot_exp_rec_release(&r);
+	return tlbot_reply(ctx, &m);
+fail:
+	tlbot_exp_rec_release(&r);
+	return -1;
+}
+
+static int
+cmd_decide(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *p = tlbot_ctx_prefix(ctx);
+	struct exp_rec r;
+	char word[16];
+	int d = in_list(decisions, a->argv[1]);
+
+	if (d < 0)
+		return tlbot_fail(ctx, "unknown decision '%s': decide persevere, pivot, stop or scale",
+				  a->argv[1]);
+	snprintf(word, sizeof(word), "%s", decisions[d]);
+	if (check_text(ctx, "reason", a->argv[2], MAX_TEXT, 1) != 0 ||
+	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+		return -1;
+	if (strcmp(r.status, "concluded") != 0) {
+		if (strcmp(r.status, "abandoned") == 0)
+			tlbot_fail(ctx, "E-%lld was abandoned: there is nothing to decide", (long long)r.id);
+		else
+			tlbot_fail(ctx, "E-%lld has no result yet: record it first with %sexp result"
+				   " E-%lld --value N \"finding\" (decide comes after result)",
+				   (long long)r.id, p, (long long)r.id);
+		tlbot_exp_rec_release(&r);
+		return -1;
+	}
+	if (set_text(ctx, &r, "decision", &r.decision, word, "decided") != 0 ||
+	    set_text(ctx, &r, "decision_reason", &r.decision_reason, a->argv[2], "decided") != 0 ||
+	    ensure_digests(ctx, r.room_id) != 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_replyf(ctx, "E-%lld decision: %s. Add what the team learned with %sexp learn E-%lld"
+		     " \"learning\".", (long long)r.id, word, p, (long long)r.id);
+	tlbot_exp_rec_release(&r);
+	return 0;
+}
+
+static int
+cmd_abandon(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	struct exp_rec r;
+
+	if (check_text(ctx, "reason", a->argv[1], MAX_TEXT, 1) != 0 ||
+	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+		return -1;
+	if (strcmp(r.status, "abandoned") == 0) {
+		tlbot_fail(ctx, "E-%lld is already abandoned", (long long)r.id);
+		tlbot_exp_rec_release(&r);
+		return -1;
+	}
+	if (set_text(ctx, &r, "status", &r.status, "abandoned", "abandoned") != 0 ||
+	    set_text(ctx, &r, "abandon_reason", &r.abandon_reason, a->argv[1], "abandoned") != 0 ||
+	    schedule_reminder(ctx, &r) != 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_replyf(ctx, "E-%lld abandoned. Its record and history stay in the log.", (long long)r.id);
+	tlbot_exp_rec_release(&r);
+	return 0;
+}
+
+/* Fields !exp edit can change: flag, column, kind, maximum length. */
+enum fkind { F_TEXT, F_OPT, F_NUM, F_DATE, F_OWNER, F_CHALLENGE };
+static const struct edit_field {
+	const char *flag, *col;
+	enum fkind kind;
+	size_t max;
+} edit_fields[] = {
+	{ "title", "title", F_TEXT, MAX_TITLE },
+	{ "believe", "believe", F_TEXT, MAX_TEXT },
+	{ "result-in", "result_in", F_TEXT, MAX_TEXT },
+	{ "know-when", "know_when", F_TEXT, MAX_TEXT },
+	{ "method", "method", F_OPT, MAX_TEXT },
+	{ "metric", "metric", F_OPT, MAX_SHORT },
+	{ "baseline", "baseline", F_NUM, 0 },
+	{ "target", "target", F_NUM, 0 },
+	{ "unit", "unit", F_OPT, MAX_UNIT },
+	{ "start", "start_date", F_DATE, 0 },
+	{ "until", "end_date", F_DATE, 0 },
+	{ "owner", "owner", F_OWNER, 0 },
+	{ "challenge", "challenge_id", F_CHALLENGE, 0 },
+	{ NULL, NULL, 0, 0 },
+};
+
+static char **
+rec_text(struct exp_rec *r, const char *col)
+{
+	if (strcmp(col, "title") == 0) return &r->title;
+	if (strcmp(col, "believe") == 0) return &r->believe;
+	if (strcmp(col, "result_in") == 0) return &r->result_in;
+	if (strcmp(col, "know_when") == 0) return &r->know_when;
+	if (strcmp(col, "method") == 0) return &r->method;
+	if (strcmp(col, "metric") == 0) return &r->metric;
+	if (strcmp(col, "unit") == 0) return &r->unit;
+	if (strcmp(col, "start_date") == 0) return &r->start_date;
+	if (strcmp(col, "end_date") == 0) return &r->end_date;
+	if (strcmp(col, "owner") == 0) return &r->owner;
+	return NULL;
+}
+
+static int
+cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *hyp = tlbot_args_get(a, "hypothesis");
+	char *x = NULL, *y = NULL, *z = NULL, *owner = NULL, *old_end = NULL;
+	struct exp_rec r;
+	const struct edit_field *f;
+	int64_t changed_before, changed;
+	int given = 0, rc = -1;
+	struct tlbot_buf names;
+	struct tlbot_msg m;
+	sqlite3_stmt *s;
+
+	memset(&r, 0, sizeof(r));
+	for (f = edit_fields; f->flag; f++)
+		given |= tlbot_args_has(a, f->flag);
+	if (!given && !hyp) {
+		tlbot_buf_init(&names, 1024);
+		for (f = edit_fields; f->flag; f++)
+			tlbot_buf_printf(&names, "%s--%s", f == edit_fields ? "" : ", ", f->flag);
+		tlbot_fail(ctx, "nothing to change: give one or more of %s, --hypothesis \"We believe"
+			   " ...\" (an empty \"\" clears an optional field)", tlbot_buf_str(&names));
+		tlbot_buf_release(&names);
+		return -1;
+	}
+	if (get_hypothesis(ctx, a, hyp, 0, &x, &y, &z) != 0)
+		return -1;
+	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+		goto out;
+	old_end = r.end_date ? strdup(r.end_date) : NULL;
+	s = prep(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?");
+	if (s == NULL)
+		goto dbfail;
+	sqlite3_bind_int64(s, 1, r.id);
+	changed_before = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+	sqlite3_finalize(s);
+	/* the hypothesis parts first (from the sentence or the flags) */
+	if ((x && set_text(ctx, &r, "believe", &r.believe, x, "edited") != 0) ||
+	    (y && set_text(ctx, &r, "result_in", &r.result_in, y, "edited") != 0) ||
+	    (z && set_text(ctx, &r, "know_when", &r.know_when, z, "edited") != 0))
+		goto dbfail;
+	for (f = edit_fields; f->flag; f++) {
+		const char *v = tlbot_args_get(a, f->flag);
+		char date[11];
+		double num;
+		char **field;
+
+		if (v == NULL || (f->kind == F_TEXT && f != edit_fields))
+			continue; /* hypothesis parts were handled above */
+		field = rec_text(&r, f->col);
+		switch (f->kind) {
+		case F_TEXT:
+			if (check_text(ctx, "--title", v, f->max, 1) != 0)
+				goto out;
+			if (set_text(ctx, &r, f->col, field, v, "edited") != 0)
+				goto dbfail;
+			break;
+		case F_OPT:
+			if (check_text(ctx, f->flag, v, f->max, 0) != 0)
+				goto out;
+			if (set_text(ctx, &r, f->col, field, *v ? v : NULL, "edited") != 0)
+				goto dbfail;
+			break;
+		case F_NUM:
+			if (*v && parse_number(v, &num) != 0) {
+				fail_number(ctx, f->flag, v);
+				goto out;
+			}
+			if (strcmp(f->col, "baseline") == 0
+				    ? set_num(ctx, &r, "baseline", &r.has_baseline, &r.baseline, *v != 0, *v ? num : 0, "edited")
+				    : set_num(ctx, &r, "target", &r.has_target, &r.target, *v != 0, *v ? num : 0, "edited"))
+				goto dbfail;
+			break;
+		case F_DATE:
+			if (*v && parse_date_arg(ctx, f->flag, v, date) != 0)
+				goto out;
+			if (set_text(ctx, &r, f->col, field, *v ? date : NULL, "edited") != 0)
+				goto dbfail;
+			break;
+		case F_OWNER:
+			if (parse_owner(ctx, v, &owner) != 0)
+				goto out;
+			if (set_text(ctx, &r, f->col, field, owner, "edited") != 0)
+				goto dbfail;
+			break;
+		case F_CHALLENGE: {
+			int64_t cid;
+			char oldt[32], newt[32];
+
+			if (check_challenge(ctx, v, &cid) != 0)
+				goto out;
+			if (cid == r.challenge_id)
+				break;
+			s = prep(ctx, "UPDATE experiments SET challenge_id = ?, updated_at = ? WHERE id = ?");
+			if (s == NULL)
+				goto dbfail;
+			sqlite3_bind_int64(s, 1, cid);
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
+			sqlite3_bind_int64(s, 3, r.id);
+			snprintf(oldt, sizeof(oldt), "C-%lld", (long long)r.challenge_id);
+			snprintf(newt, sizeof(newt), "C-%lld", (long long)cid);
+			if (step_done(s) != 0 || hist(ctx, &r, "edited", "challenge_id", oldt, newt) != 0)
+				goto dbfail;
+			r.challenge_id = cid;
+			break;
+		}
+		}
+	}
+	/* the record as a whole must still make sense */
+	if (r.start_date && r.end_date && strcmp(r.end_date, r.start_date) < 0) {
+		tlbot_fail(ctx, "the end date %s would be before the start date %s", r.end_date,
+			   r.start_date);
+		goto out;
+	}
+	if ((r.has_baseline || r.has_target || r.unit) && r.metric == NULL) {
+		tlbot_fail(ctx, "missing --metric: a baseline, target or unit needs the metric's name");
+		goto out;
+	}
+	if (!str_eq(old_end, r.end_date) && schedule_reminder(ctx, &r) != 0)
+		goto dbfail;
+	s = prep(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?");
+	if (s == NULL)
+		goto dbfail;
+	sqlite3_bind_int64(s, 1, r.id);
+	changed = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+	sqlite3_finalize(s);
+	if (changed < 0 || changed_before < 0)
+		goto dbfail;
+	if (changed == changed_before) {
+		tlbot_replyf(ctx, "E-%lld unchanged: it already had those values.", (long long)r.id);
+		rc = 0;
+		goto out;
+	}
+	tlbot_msg_init(&m);
+	exp_link(&m, &r);
+	tlbot_msg_textf(&m, " updated (%lld change%s). ", (long long)(changed - changed_before),
+			changed - changed_before == 1 ? "" : "s");
+	tlbot_msg_textf(&m, "%sexp show E-%lld shows the record and its history.",
+			tlbot_ctx_prefix(ctx), (long long)r.id);
+	rc = tlbot_reply(ctx, &m);
+	goto out;
+dbfail:
+	tlbot_exp_db_fail(ctx);
+out:
+	if (r.room_id || r.status)
+		tlbot_exp_rec_release(&r);
+	free(x);
+	free(y);
+	free(z);
+	free(owner);
+	free(old_end);
+	return rc;
+}
+
+/* "• 2026-11-18 08:26 @alice edited target: 80 → 70" lines of E-id's
+ * history, newest last; page 0 = the last `limit` rows. */
+static int
+history_lines(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t offset, int limit,
+	      size_t clip)
+{
+	sqlite3_stmt *s = prep(ctx, "SELECT at, actor, action, field, old, new FROM"
+			       " experiment_history WHERE experiment_id = ? ORDER BY id LIMIT ? OFFSET ?");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int(s, 2, limit);
+	sqlite3_bind_int64(s, 3, offset);
+	tlbot_msg_html(m, "<ul>");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *who = (const char *)sqlite3_column_text(s, 1);
+		const char *action = (const char *)sqlite3_column_text(s, 2);
+		const char *field = (const char *)sqlite3_column_text(s, 3);
+		const char *old = (const char *)sqlite3_column_text(s, 4);
+		const char *new_ = (const char *)sqlite3_column_text(s, 5);
+		char when[40];
+
+		local_time(ctx, (time_t)sqlite3_column_int64(s, 0), when, sizeof(when));
+		tlbot_msg_html(m, "<li>");
+		tlbot_msg_plain(m, "• ");
+		tlbot_msg_textf(m, "%s ", when);
+		if (who)
+			tlbot_msg_user(m, who);
+		tlbot_msg_textf(m, " %s", action ? action : "?");
+		if (field && strcmp(field, "note") != 0 && strcmp(field, "learning") != 0) {
+			tlbot_msg_textf(m, " %s: ", field);
+			if (old)
+				text_clip(m, ctx, old, clip);
+			else
+				tlbot_msg_text(m, "(none)");
+			tlbot_msg_text(m, " → ");
+			if (new_)
+				text_clip(m, ctx, new_, clip);
+			else
+				tlbot_msg_text(m, "(none)");
+		} else if (new_) {
+			tlbot_msg_text(m, ": ");
+			text_clip(m, ctx, new_, clip);
+		}
+		tlbot_msg_html(m, "</li>");
+		tlbot_msg_plain(m, "\n");
+	}
+	tlbot_msg_html(m, "</ul>");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int64_t
+count_where(struct tlbot_ctx *ctx, const char *sql, int64_t id)
+{
+	sqlite3_stmt *s = prep(ctx, sql);
+	int64_t n = -1;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+static void
+label(struct tlbot_msg *m, const char *l)
+{
+	tlbot_msg_br(m);
+	tlbot_msg_bold(m, l);
+	tlbot_msg_text(m, " ");
+}
+
+/* Text rows (notes or learnings) of E-id: the last `limit`, oldest first. */
+static int
+text_rows(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *sql, int64_t id, int limit,
+	  size_t clip)
+{
+	sqlite3_stmt *s = prep(ctx, sql);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int(s, 2, limit);
+	tlbot_msg_html(m, "<ul>");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *by = (const char *)sqlite3_column_text(s, 1);
+		char day[11];
+
+		tlbot_msg_html(m, "<li>");
+		tlbot_msg_plain(m, "• ");
+		text_clip(m, ctx, (const char *)sqlite3_column_text(s, 0), clip);
+		if (tlbot_tz_date(tz_default(ctx), (time_t)sqlite3_column_int64(s, 2), day) != 0)
+			snprintf(day, sizeof(day), "?");
+		tlbot_msg_textf(m, " (%s, ", day);
+		if (by)
+			tlbot_msg_user(m, by);
+		tlbot_msg_text(m, ")");
+		tlbot_msg_html(m, "</li>");
+		tlbot_msg_plain(m, "\n");
+	}
+	tlbot_msg_html(m, "</ul>");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The full record, texts cut to clip bytes. 0, or -1 on a database error. */
+static int
+show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, size_t clip)
+{
+	const int hist_shown = 15, notes_shown = 5, learn_shown = 10;
+	int64_t nhist, nnotes, nlearn;
+	char num[40], day[11];
+
+	nhist = count_where(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?", r->id);
+	nnotes = count_where(ctx, "SELECT count(*) FROM experiment_notes WHERE experiment_id = ?", r->id);
+	nlearn = count_where(ctx, "SELECT count(*) FROM experiment_learnings WHERE experiment_id = ?", r->id);
+	if (nhist < 0 || nnotes < 0 || nlearn < 0)
+		return -1;
+	today(ctx, day);
+	exp_link(m, r);
+	tlbot_msg_text(m, " ");
+	tlbot_msg_html(m, "<b>");
+	text_clip(m, ctx, r->title, clip);
+	tlbot_msg_html(m, "</b>");
+	tlbot_msg_textf(m, " [%s]", r->status);
+	if (r->end_date && strcmp(r->end_date, day) < 0 &&
+	    (strcmp(r->status, "proposed") == 0 || strcmp(r->status, "running") == 0))
+		tlbot_msg_text(m, " — overdue: no result");
+	label(m, "Challenge:");
+	challenge_ref(m, ctx, r->challenge_id);
+	tlbot_msg_text(m, " · owner ");
+	tlbot_msg_user(m, r->owner);
+	if (r->created_by && !str_eq(r->created_by, r->owner)) {
+		tlbot_msg_text(m, " · recorded by ");
+		tlbot_msg_user(m, r->created_by);
+	}
+	label(m, "Hypothesis:");
+	tlbot_msg_text(m, "We believe ");
+	text_clip(m, ctx, r->believe ? r->believe : "?", clip);
+	tlbot_msg_text(m, " will result in ");
+	text_clip(m, ctx, r->result_in ? r->result_in : "?", clip);
+	tlbot_msg_text(m, ". We will know when ");
+	text_clip(m, ctx, r->know_when ? r->know_when : "?", clip);
+	tlbot_msg_text(m, ".");
+	if (r->method) {
+		label(m, "Method:");
+		text_clip(m, ctx, r->method, clip);
+	}
+	if (r->metric) {
+		label(m, "Metric:");
+		text_clip(m, ctx, r->metric, clip);
+		if (r->has_baseline) {
+			fmt_num(r->baseline, num, sizeof(num));
+			tlbot_msg_textf(m, " · baseline %s", num);
+		}
+		if (r->has_target) {
+			fmt_num(r->target, num, sizeof(num));
+			tlbot_msg_textf(m, " · target %s", num);
+		}
+		if (r->unit) {
+			tlbot_msg_text(m, " · unit ");
+			text_clip(m, ctx, r->unit, clip);
+		}
+	}
+	label(m, "Dates:");
+	tlbot_msg_textf(m, "start %s · end %s", r->start_date ? r->start_date : "not set",
+			r->end_date ? r->end_date : "not set");
+	if (r->finding || r->has_result) {
+		label(m, "Result:");
+		if (r->has_result) {
+			fmt_num(r->result_value, num, sizeof(num));
+			tlbot_msg_textf(m, "%s%s", num, r->unit ? " " : "");
+			if (r->unit)
+				text_clip(m, ctx, r->unit, clip);
+			tlbot_msg_text(m, " — ");
+		}
+		text_clip(m, ctx, r->finding ? r->finding : "", clip);
+	}
+	if (r->decision) {
+		label(m, "Decision:");
+		tlbot_msg_bold(m, r->decision);
+		if (r->decision_reason) {
+			tlbot_msg_text(m, " — ");
+			text_clip(m, ctx, r->decision_reason, clip);
+		}
+	}
+	if (r->abandon_reason && strcmp(r->status, "abandoned") == 0) {
+		label(m, "Abandoned:");
+		text_clip(m, ctx, r->abandon_reason, clip);
+	}
+	if (nlearn > 0) {
+		tlbot_msg_br(m);
+		tlbot_msg_bold(m, nlearn > learn_shown ? "Learnings (latest):" : "Learnings:");
+		tlbot_msg_plain(m, "\n");
+		if (text_rows(m, ctx, "SELECT text, by, at FROM (SELECT * FROM experiment_learnings"
+			      " WHERE experiment_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id", r->id,
+			      learn_shown, clip) != 0)
+			return -1;
+	}
+	if (nnotes > 0) {
+		char head[64];
+
+		tlbot_msg_br(m);
+		snprintf(head, sizeof(head), "Notes (%s%lld):", nnotes > notes_shown ? "latest of " : "",
+			 (long long)nnotes);
+		tlbot_msg_bold(m, head);
+		tlbot_msg_plain(m, "\n");
+		if (text_rows(m, ctx, "SELECT text, by, at FROM (SELECT * FROM experiment_notes"
+			      " WHERE experiment_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id", r->id,
+			      notes_shown, clip) != 0)
+			return -1;
+	}
+	tlbot_msg_br(m);
+	tlbot_msg_bold(m, "History:");
+	tlbot_msg_plain(m, "\n");
+	if (history_lines(m, ctx, r->id, nhist > hist_shown ? nhist - hist_shown : 0, hist_shown,
+			  clip < 120 ? clip : 120) != 0)
+		return -1;
+	if (nhist > hist_shown)
+		tlbot_msg_textf(m, "(%lld earlier changes: %sexp history E-%lld)",
+				(long long)(nhist - hist_shown), tlbot_ctx_prefix(ctx), (long long)r->id);
+	return 0;
+}
+
+static int
+cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	static const size_t clips[] = { MAX_TEXT, 400, 120 };
+	struct exp_rec r;
+	struct tlbot_msg m;
+	size_t i;
+
+	if (load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
+		return -1;
+	/* a record full of long text may not fit one event: cut it shorter */
+	for (i = 0; i < sizeof(clips) / sizeof(clips[0]); i++) {
+		tlbot_msg_init(&m);
+		if (show_msg(&m, ctx, &r, clips[i]) != 0) {
+			tlbot_msg_release(&m);
+			tlbot_exp_rec_release(&r);
+			return tlbot_exp_db_fail(ctx);
+		}
+		if (!m.failed)
+			break;
+		tlbot_msg_release(&m);
+	}
+	tlbot_exp_rec_release(&r);
+	if (i == sizeof(clips) / sizeof(clips[0]))
+		return tlbot_fail(ctx, "E-%lld is too large to show in one message", (long long)r.id);
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+parse_page(struct tlbot_ctx *ctx, const struct tlbot_args *a, int64_t *page)
+{
+	const char *v = tlbot_args_get(a, "page");
+
+	*page = 1;
+	if (v && (tlbot_exp_parse_ref(v, 'P', page) != 0 || !isdigit((unsigned char)v[0])))
+		return tlbot_fail(ctx, "bad page '%s': give a page number such as 2", v);
+	return 0;
+}
+
+static int
+cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	struct exp_rec r;
+	struct tlbot_msg m;
+	int64_t page, n, pages;
+
+	if (parse_page(ctx, a, &page) != 0 || load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
+		return -1;
+	n = count_where(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?", r.id);
+	if (n < 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	pages = (n + 29) / 30;
+	if (page > pages && pages > 0) {
+		tlbot_exp_rec_release(&r);
+		return tlbot_fail(ctx, "bad page %lld: E-%lld's history has %lld page%s", (long long)page,
+				  (long long)r.id, (long long)pages, pages == 1 ? "" : "s");
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "History of ");
+	exp_link(&m, &r);
+	tlbot_msg_textf(&m, " (page %lld of %lld, %lld changes)", (long long)page,
+			(long long)(pages ? pages : 1), (long long)n);
+	tlbot_msg_plain(&m, "\n");
+	if (history_lines(&m, ctx, r.id, (page - 1) * 30, 30, 300) != 0) {
+		tlbot_msg_release(&m);
+		tlbot_exp_rec_release(&r);
+		return tlbot_exp_db_fail(ctx);
+	}
+	tlbot_exp_rec_release(&r);
+	return tlbot_reply(ctx, &m);
+}
+
+static int
+cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *st = tlbot_args_get(a, "status"), *ch = tlbot_args_get(a, "challenge");
+	const char *ow = tlbot_args_get(a, "owner"), *p = tlbot_ctx_prefix(ctx);
+	char *owner = NULL, where[512], sql[1024], day[11], filt[256] = "";
+	int64_t cid = 0, page, total = -1, pages;
+	struct tlbot_msg m;
+	sqlite3_stmt *s = NULL;
+	int rc, n = 0, overdue_only = 0;
+
+	if (parse_page(ctx, a, &page) != 0)
+		return -1;
+	if (st && strcasecmp(st, "overdue") == 0)
+		overdue_only = 1;
+	else if (st && strcasecmp(st, "open") != 0 && in_list(statuses, st) < 0)
+		return tlbot_fail(ctx, "unknown status '%s': use proposed, running, concluded, abandoned,"
+				  " open (proposed or running) or overdue", st);
+	if (ch && tlbot_exp_parse_ref(ch, 'C', &cid) != 0)
+		return tlbot_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
+	if (tlbot_args_has(a, "mine") && ow)
+		return tlbot_fail(ctx, "--mine and --owner both name the owner: give one");
+	if (ow && parse_owner(ctx, ow, &owner) != 0)
+		return -1;
+	if (tlbot_args_has(a, "mine") && (owner = strdup(tlbot_ctx_sender(ctx))) == NULL)
+		return tlbot_fail(ctx, "out of memory");
+	today(ctx, day);
+	/* constant fragments only; every value is bound */
+	snprintf(where, sizeof(where), "e.room_id = ?1%s%s%s%s",
+		 st && !overdue_only && strcasecmp(st, "open") != 0 ? " AND e.status = ?2" : "",
+		 st && (overdue_only || strcasecmp(st, "open") == 0) ? " AND e.status IN ('proposed', 'running')" : "",
+		 overdue_only ? " AND e.end_date < ?5" : "",
+		 owner ? " AND e.owner = ?4" : "");
+	if (ch)
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND e.challenge_id = ?3");
+	for (rc = 0; rc < 2; rc++) {
+		if (rc == 0)
+			snprintf(sql, sizeof(sql), "SELECT count(*) FROM experiments e WHERE %s", where);
+		else
+			snprintf(sql, sizeof(sql), "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e"
+				 " WHERE %s ORDER BY e.id DESC LIMIT %d OFFSET ?6", where, PAGE_SIZE);
+		s = prep(ctx, sql);
+		if (s == NULL)
+			goto dbfail;
+		bind_text(s, 1, tlbot_ctx_room(ctx));
+		if (st && sqlite3_bind_parameter_index(s, "?2"))
+			bind_text(s, 2, statuses[in_list(statuses, st)]);
+		if (ch)
+			sqlite3_bind_int64(s, 3, cid);
+		if (owner)
+			bind_text(s, 4, owner);
+		if (overdue_only)
+			bind_text(s, 5, day);
+		if (rc == 0) {
+			if (sqlite3_step(s) != SQLITE_ROW)
+				goto dbfail;
+			total = sqlite3_column_int64(s, 0);
+			sqlite3_finalize(s);
+			s = NULL;
+		} else {
+			sqlite3_bind_int64(s, 6, (page - 1) * PAGE_SIZE);
+		}
+	}
+	if (st)
+		snprintf(filt + strlen(filt), sizeof(filt) - strlen(filt), " %s", st);
+	pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (total == 0) {
+		sqlite3_finalize(s);
+		free(owner);
+		return tlbot_replyf(ctx, "No%s experiments in this room%s. Record one with %sexp new"
+				    " C-12 \"title\" \"We believe ...\"", filt,
+				    ch || owner ? " matching that" : "", p);
+	}
+	if (page > pages) {
+		sqlite3_finalize(s);
+		free(owner);
+		return tlbot_fail(ctx, "bad page %lld: there %s %lld page%s", (long long)page,
+				  pages == 1 ? "is" : "are", (long long)pages, pages == 1 ? "" : "s");
+	}
+	tlbot_msg_init(&m);
+	tlbot_msg_bold(&m, "Experiments");
+	tlbot_msg_textf(&m, "%s — %lld in all", filt, (long long)total);
+	if (pages > 1)
+		tlbot_msg_textf(&m, ", page %lld of %lld", (long long)page, (long long)pages);
+	tlbot_msg_plain(&m, "\n");
+	tlbot_msg_html(&m, "<ul>");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct exp_rec r;
+
+		if (tlbot_exp_rec_read(s, &r) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n++;
+		tlbot_msg_html(&m, "<li>");
+		tlbot_msg_plain(&m, "• ");
+		exp_link(&m, &r);
+		tlbot_msg_textf(&m, " [%s] ", r.status);
+		text_clip(&m, ctx, r.title, 120);
+		tlbot_msg_text(&m, " — ");
+		challenge_ref(&m, ctx, r.challenge_id);
+		tlbot_msg_text(&m, ", ");
+		tlbot_msg_user(&m, r.owner);
+		if (r.decision)
+			tlbot_msg_textf(&m, ", decided: %s", r.decision);
+		else if (r.end_date) {
+			tlbot_msg_textf(&m, ", until %s", r.end_date);
+			if (strcmp(r.end_date, day) < 0 &&
+			    (strcmp(r.status, "running") == 0 || strcmp(r.status, "proposed") == 0))
+				tlbot_msg_text(&m, " (overdue)");
+		}
+		tlbot_msg_html(&m, "</li>");
+		tlbot_msg_plain(&m, "\n");
+		tlbot_exp_rec_release(&r);
+	}
+	tlbot_msg_html(&m, "</ul>");
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_DONE) {
+		tlbot_msg_release(&m);
+		goto dbfail;
+	}
+	if (page < pages)
+		tlbot_msg_textf(&m, "More: %sexp list --page %lld", p, (long long)page + 1);
+	free(owner);
+	return tlbot_reply(ctx, &m);
+dbfail:
+	sqlite3_finalize(s);
+	free(owner);
+	return tlbot_exp_db_fail(ctx);
+}
+
+/* Weekday index (0 = Monday) of "fri" / "friday", or -1. */
+static int
+parse_wday(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 3)
+		return -1;
+	for (i = 0; i < 7; i++)
+		if (strncasecmp(day_names[i], s, n) == 0 && (n == 3 || n == strlen(day_names[i])))
+			return (int)i;
+	return -1;
+}
+
+static int
+cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *room = tlbot_ctx_room(ctx), *p = tlbot_ctx_prefix(ctx);
+	struct digest_cfg c;
+	time_t next = 0;
+	char when[40];
+	int wday = -1, minute = -1;
+
+	if (digest_get(ctx, room, &c) != 0)
+		return tlbot_exp_db_fail(ctx);
+	if (a->argc == 0) {
+		if (!c.enabled)
+			return tlbot_replyf(ctx, "The weekly learning digest is off in this room. Turn it"
+					    " on with %sexp digest fri 16:00", p);
+		return tlbot_replyf(ctx, "The weekly learning digest is posted here on %ss at %02d:%02d"
+				    " (%s)%s. Change it with %sexp digest DAY HH:MM [ZONE], stop it with"
+				    " %sexp digest off.", day_names[c.wday], c.minute / 60, c.minute % 60,
+				    c.tz, c.exists ? "" : " once the room has experiments", p, p);
+	}
+	if (!tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)))
+		return tlbot_fail(ctx, "not allowed: changing the digest needs a room moderator"
+				  " (power level %s) or a tlbot admin", "50 or more");
+	if (a->argc == 1 && strcasecmp(a->argv[0], "off") == 0) {
+		c.enabled = 0;
+		if (digest_put(ctx, room, &c, tlbot_ctx_now(ctx), NULL) != 0)
+			return tlbot_exp_db_fail(ctx);
+		return tlbot_replyf(ctx, "The weekly learning digest is off in this room. Turn it on"
+				    " again with %sexp digest fri 16:00", p);
+	}
+	if (a->argc >= 1)
+		wday = parse_wday(a->argv[0]);
+	if (a->argc >= 2)
+		minute = tlbot_hhmm_parse(a->argv[1]);
+	if (wday < 0 || a->argc < 2)
+		return tlbot_fail(ctx, "bad digest day '%s': write %sexp digest DAY HH:MM [ZONE] with DAY"
+				  " mon..sun (e.g. %sexp digest fri 16:00), or %sexp digest off",
+				  a->argv[0], p, p, p);
+	if (minute < 0)
+		return tlbot_fail(ctx, "bad time '%s': write HH:MM in 24 hours, such as 16:00", a->argv[1]);
+	if (a->argc == 3) {
+		if (!tlbot_tz_valid(a->argv[2]))
+			return tlbot_fail(ctx, "unknown time zone '%s': use an IANA name such as"
+					  " Europe/London", a->argv[2]);
+		snprintf(c.tz, sizeof(c.tz), "%s", a->argv[2]);
+	}
+	c.enabled = 1;
+	c.wday = wday;
+	c.minute = minute;
+	if (digest_put(ctx, room, &c, tlbot_ctx_now(ctx), &next) != 0)
+		return tlbot_exp_db_fail(ctx);
+	local_time(ctx, next, when, sizeof(when));
+	return tlbot_replyf(ctx, "The weekly learning digest will be posted here on %ss at %02d:%02d"
+			    " (%s); the next one is due %s.", day_names[wday], minute / 60, minute % 60,
+			    c.tz, when);
+}
+
+static int
+ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, char **event_id)
+{
+	struct exp_rec r;
+	int rc = load(ctx, num, &r);
+
+	if (rc != 0)
+		return rc;
+	*title = r.title;
+	*room_id = r.room_id;
+	*event_id = r.created_event;
+	r.title = r.room_id = r.created_event = NULL;
+	tlbot_exp_rec_release(&r);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The table entry                                                           */
+/* ------------------------------------------------------------------------ */
+
+static const char *const aliases[] = { "exp", "experiments", NULL };
+static const char *const new_flags[] = { "believe=", "result-in=", "know-when=", "hypothesis=",
+					 "method=", "metric=", "baseline=", "target=", "unit=",
+					 "start=", "until=", "owner=", NULL };
+static const char *const start_flags[] = { "until=", NULL };
+static const char *const result_flags[] = { "value=", NULL };
+static const char *const list_flags[] = { "challenge=", "status=", "mine", "owner=", "page=", NULL };
+static const char *const page_flags[] = { "page=", NULL };
+static const char *const export_flags[] = { "challenge=", "status=", "format=", NULL };
+static const char *const edit_flags[] = { "title=", "believe=", "result-in=", "know-when=",
+					  "hypothesis=", "method=", "metric=", "baseline=",
+					  "target=", "unit=", "start=", "until=", "owner=",
+					  "challenge=", NULL };
+
+static const struct tlbot_subcmd subcmds[] = {
+	{ "new", "new C-12 \"title\" \"We believe X will result in Y. We will know when Z.\""
+	  " [--method \"...\"] [--metric \"...\" --baseline N --target N --unit U] [--start DATE]"
+	  " [--until DATE] [--owner @user]",
+	  "record a proposed experiment (or give --believe \"...\" --result-in \"...\""
+	  " --know-when \"...\" instead of the sentence)",
+	  TLBOT_PERM_ANYONE, new_flags, 2, 3, cmd_new },
+	{ "start", "start E-34 [--until DATE]", "start a proposed experiment", TLBOT_PERM_ANYONE,
+	  start_flags, 1, 1, cmd_start },
+	{ "note", "note E-34 \"text\"", "add a note at any time", TLBOT_PERM_ANYONE, NULL, 2, 2,
+	  cmd_note },
+	{ "result", "result E-34 [--value N] \"finding\"",
+	  "record the observed value and finding: the experiment is concluded", TLBOT_PERM_ANYONE,
+	  result_flags, 2, 2, cmd_result },
+	{ "decide", "decide E-34 persevere|pivot|stop|scale \"reason\"",
+	  "record the decision taken on the result", TLBOT_PERM_ANYONE, NULL, 3, 3, cmd_decide },
+	{ "learn", "learn E-34 \"learning\"", "add a learning (one short statement)",
+	  TLBOT_PERM_ANYONE, NULL, 2, 2, cmd_learn },
+	{ "abandon", "abandon E-34 \"reason\"", "abandon an experiment (from any state)",
+	  TLBOT_PERM_ANYONE, NULL, 2, 2, cmd_abandon },
+	{ "list", "list [--challenge C-12] [--status S] [--mine] [--owner @user] [--page N]",
+	  "list this room's experiments, newest first", TLBOT_PERM_ANYONE, list_flags, 0, 0,
+	  cmd_list },
+	{ "show", "show E-34", "the full record with its history", TLBOT_PERM_ANYONE, NULL, 1, 1,
+	  cmd_show },
+	{ "history", "history E-34 [--page N]", "every change to an experiment", TLBOT_PERM_ANYONE,
+	  page_flags, 1, 1, cmd_history },
+	{ "edit", "edit E-34 [--title \"...\"] [--believe ...] [--result-in ...] [--know-when ...]"
+	  " [--method ...] [--metric ...] [--baseline N] [--target N] [--unit U] [--start DATE]"
+	  " [--until DATE] [--owner @user] [--challenge C-12]",
+	  "change fields (kept in the history)", TLBOT_PERM_ANYONE, edit_flags, 1, 1, cmd_edit },
+	{ "export", "export [--challenge C-12] [--status S] [--format md|csv|json]",
+	  "export the log: a message when small, else an uploaded file", TLBOT_PERM_ANYONE,
+	  export_flags, 0, 0, tlbot_exp_export },
+	{ "digest", "digest [DAY HH:MM [ZONE] | off]",
+	  "show or set this room's weekly learning digest (default Fridays 16:00)",
+	  TLBOT_PERM_ANYONE, NULL, 0, 3, cmd_digest },
+	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL },
+};
+
+const struct tlbot_cmd tlbot_cmd_experiment = {
+	.name = "experiment",
+	.aliases = aliases,
+	.summary = "the experiment log: hypothesis, result, decision and learnings",
+	.help = "An experiment belongs to a challenge and goes proposed → running → concluded"
+		" (or abandoned). Example: !exp new C-12 \"Text reminders\" \"We believe a text"
+		" the day before will result in fewer missed visits. We will know when missed"
+		" visits fall below 10%.\" --metric \"missed visits\" --baseline 18 --target 10"
+		" --unit % --until +4w. Then !exp start E-1, !exp result E-1 --value 9 \"fell to"
+		" 9%\", !exp decide E-1 scale \"worked in both areas\", !exp learn E-1 \"people"
+		" answer texts, not letters\". The owner is reminded (DM and room) when the end"
+		" date passes without a result, then weekly. A weekly learning digest is posted"
+		" on Fridays at 16:00 (change with !exp digest DAY HH:MM, stop with !exp digest"
+		" off). Changes need the owner, the creator or a room moderator; notes and"
+		" learnings anyone. Exports: md (a table), csv (UTF-8 with BOM, RFC 4180; text"
+		" starting with = + - @ gets a leading ' so spreadsheets never run it), json.",
+	.perm = TLBOT_PERM_ANYONE,
+	.subcmds = subcmds,
+	.schema = &schema,
+	.jobs = jobs,
+	.ref_prefix = "E",
+	.ref_lookup = ref_lookup,
+};

@@ -1,0 +1,41 @@
+/* Private to the experiment family (commands/experiment*.c): the record as
+ * loaded from the store, shared between the commands and the export. */
+#ifndef TLBOT_COMMANDS_EXPERIMENT_H
+#define TLBOT_COMMANDS_EXPERIMENT_H
+
+#include "tlbot/command.h"
+
+struct exp_rec {
+	int64_t id, challenge_id;
+	char *room_id, *title, *owner, *believe, *result_in, *know_when, *method, *metric,
+		*unit, *start_date, *end_date, *status, *finding, *decision, *decision_reason,
+		*abandon_reason, *created_by, *created_event;
+	int has_baseline, has_target, has_result;
+	double baseline, target, result_value;
+	int64_t created_at, updated_at;
+};
+
+/* The column list tlbot_exp_rec_read expects, in order (prefix "e."). */
+#define TLBOT_EXP_COLUMNS                                                           \
+	"e.id, e.challenge_id, e.room_id, e.title, e.owner, e.believe, e.result_in,"  \
+	" e.know_when, e.method, e.metric, e.unit, e.start_date, e.end_date, e.status," \
+	" e.finding, e.decision, e.decision_reason, e.abandon_reason, e.created_by,"  \
+	" e.created_event, e.baseline, e.target, e.result_value, e.created_at,"       \
+	" e.updated_at"
+
+/* Fill r from the current row of s (selected with TLBOT_EXP_COLUMNS from
+ * column 0). Returns 0, or -1 when out of memory (r is then released). */
+int tlbot_exp_rec_read(sqlite3_stmt *s, struct exp_rec *r);
+void tlbot_exp_rec_release(struct exp_rec *r);
+
+/* "!exp export" (commands/experiment_export.c). */
+int tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *args);
+
+/* Parse "C-12", "c-12", "C12" or "12" (letter 'C'), likewise "E-34".
+ * Returns 0 and the number, or -1. */
+int tlbot_exp_parse_ref(const char *s, char letter, int64_t *out);
+
+/* Refuse with the database's message; always -1. */
+int tlbot_exp_db_fail(struct tlbot_ctx *ctx);
+
+#endif
