@@ -17,7 +17,9 @@
  *
  * Memory per connection is bounded: a client whose unsent data would exceed
  * --max-buffer-kb is a slow consumer and is disconnected (close 1008); it
- * reconnects and resumes from its own stored since. Queued requests are
+ * reconnects and resumes from its own stored since. (One batch is always
+ * accepted when nothing is pending, so the bound is the limit plus one
+ * batch, itself capped at MAX_UPSTREAM_BODY.) Queued requests are
  * bounded too (MAX_QUEUED_REQS).
  *
  * Threads: the libwebsockets service loop in main(); two threads per
@@ -261,7 +263,9 @@ queue_locked(struct conn *c, char *text, int bounded)
 		free(text);
 		return -1;
 	}
-	if (bounded && c->out_bytes + len > gw.max_buffer) {
+	/* one batch is always accepted when nothing is pending, so a batch
+	 * larger than the limit still gets through to a client that reads */
+	if (bounded && c->out_bytes > 0 && c->out_bytes + len > gw.max_buffer) {
 		log_warnx("conn %lu (%s): slow consumer: %zu bytes unsent, %zu more would pass the "
 			  "%zu byte limit; disconnecting", c->id, c->user_id, c->out_bytes, len,
 			  gw.max_buffer);
