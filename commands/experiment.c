@@ -29,7 +29,7 @@
 #define MAX_TITLE 200
 #define MAX_SHORT 200   /* metric name */
 #define MAX_UNIT 40
-#define MAX_TEXT 2000   /* hypothesis parts, method, finding, reasons, notes, learnings */
+#define MAX_TEXT 2000   /* characters: hypothesis parts, method, finding, reasons, notes, learnings */
 #define PAGE_SIZE 20
 #define REMIND_MINUTE (9 * 60)
 #define DIGEST_DEFAULT_WDAY 4  /* Friday (0 = Monday) */
@@ -521,8 +521,8 @@ check_text(struct tlbot_ctx *ctx, const char *what, const char *v, size_t max, i
 		;
 	if (required && *p == '\0')
 		return tlbot_fail(ctx, "empty %s: it needs some text", what);
-	if (strlen(v) > max)
-		return tlbot_fail(ctx, "%s is too long (%zu characters; at most %zu bytes): shorten it"
+	if (utf8_len(v) > max)
+		return tlbot_fail(ctx, "%s is too long (%zu characters; at most %zu): shorten it"
 				  " or put the detail in a note", what, utf8_len(v), max);
 	return 0;
 }
@@ -979,7 +979,7 @@ digest_item(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r,
 	tlbot_msg_plain(m, "• ");
 	exp_link(m, r);
 	tlbot_msg_text(m, " “");
-	text_clip(m, ctx, r->title, MAX_TITLE);
+	text_clip(m, ctx, r->title, 4 * MAX_TITLE);
 	tlbot_msg_text(m, "” (");
 	challenge_ref(m, ctx, r->challenge_id);
 	tlbot_msg_text(m, ")");
@@ -2041,7 +2041,7 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 static int
 cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
-	static const size_t clips[] = { MAX_TEXT, 400, 120 };
+	static const size_t clips[] = { 4 * MAX_TEXT, 400, 120 };
 	struct exp_rec r;
 	struct tlbot_msg m;
 	size_t i;
