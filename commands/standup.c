@@ -153,6 +153,8 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	sqlite3_stmt *s;
 	size_t i;
 
+	if (tlbot_ctx_is_dm(ctx))
+		return tlbot_fail(ctx, "set the stand-up up in the team's room, not in a direct message");
 	if (minute < 0)
 		return tlbot_fail(ctx, "bad time '%s': use HH:MM on a 24-hour clock, e.g. 09:30",
 				  args->argv[0]);
@@ -1134,6 +1136,24 @@ was_prompted(struct tlbot_ctx *ctx, const char *room, const char *user, const ch
 	return r;
 }
 
+static int
+was_reminded(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT reminded FROM standup_prompts WHERE room_id = ?"
+				  " AND user_id = ? AND date = ?");
+	int r = 0;
+
+	if (s == NULL)
+		return 0;
+	su_bind_text(s, 1, room);
+	su_bind_text(s, 2, user);
+	su_bind_text(s, 3, date);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		r = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return r;
+}
+
 static void
 room_link(struct tlbot_msg *m, const char *room)
 {
@@ -1283,8 +1303,14 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		}
 		rc = prompt_dm(ctx, &r, u, p.date);
 	}
-	if (rc == 0 && (strcmp(r.mode, "room") == 0 || members.n == 0 || here.n > 0))
+	/* one room message: for those asked in the room, or (once a day) to
+	 * say nobody can be asked yet; a re-planned prompt job finds everyone
+	 * already asked and posts nothing */
+	if (rc == 0 && (here.n > 0 || (members.n == 0 && !was_prompted(ctx, r.room_id, "*", p.date)))) {
 		rc = prompt_room(ctx, &r, &here, p.date, strcmp(r.mode, "dm") == 0 && members.n == 0);
+		if (rc == 0 && members.n == 0)
+			rc = mark_prompted(ctx, r.room_id, "*", p.date);
+	}
 out:
 	su_list_release(&members);
 	su_list_release(&here);
@@ -1313,9 +1339,13 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		su_room_release(&r);
 		return -1;
 	}
+	/* those asked, not yet reminded (a re-planned reminder job reminds
+	 * nobody twice), not away, without an answer */
 	for (i = 0; i < members.n; i++)
 		if (!su_is_away(ctx, r.room_id, members.v[i], p.date, NULL) &&
-		    !has_answer(ctx, r.room_id, members.v[i], p.date))
+		    !has_answer(ctx, r.room_id, members.v[i], p.date) &&
+		    was_prompted(ctx, r.room_id, members.v[i], p.date) == 1 &&
+		    !was_reminded(ctx, r.room_id, members.v[i], p.date))
 			su_list_add(&late, members.v[i]);
 	hhmm(r.summary_minute, sat);
 	rc = 0;

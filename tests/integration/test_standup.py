@@ -159,11 +159,16 @@ class Standup(unittest.TestCase):
         self.clock(utc(2026, 11, 23, 9, 30))
         dma = self.dm_room(self.alice)
         self.alice.wait_for(dma, lambda e: "Monday 23 November 2026" in body(e), timeout=20)
+        # alice answers, then deletes (redacts) her answer: it is withdrawn
+        cmd, r = self.ask("!standup y: a t: b b: secret blocker")
+        self.alice.redact(self.room, cmd)
+        self.bot.wait_idle()
         self.clock(utc(2026, 11, 23, 10, 15))
         s = self.alice.wait_for(self.room, lambda e: "Monday 23 November 2026" in body(e)
                                 and "Stand-up summary" in body(e), timeout=20)
         self.assertIn("Away: @bob:localhost (until 2026-11-23)", body(s))
         self.assertIn("Not answered: @alice:localhost", body(s))
+        self.assertNotIn("secret blocker", body(s))
         after = len([e for e in self.bob.events(dmb) if "Yesterday?" in body(e)])
         self.assertEqual(before, after)
 
