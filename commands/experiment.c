@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -87,10 +88,40 @@ static const struct tlbot_schema schema = { "experiment", migrations };
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
+static size_t utf8_cut(const char *s, size_t max);
+
+int
+tlbot_exp_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
+{
+	struct tlbot_buf b;
+	va_list ap;
+	size_t i, n;
+	int rc;
+
+	tlbot_buf_init(&b, 4096);
+	va_start(ap, fmt);
+	if (tlbot_buf_vprintf(&b, fmt, ap) != 0)
+		tlbot_buf_adds(&b, "the command was refused (its reason is too long to show)");
+	va_end(ap);
+	/* one line: user text echoed in the reason may hold line breaks */
+	for (i = 0; i < b.len; i++)
+		if (b.data[i] == '\n' || b.data[i] == '\r' || b.data[i] == '\t')
+			b.data[i] = ' ';
+	n = utf8_cut(tlbot_buf_str(&b), 700);
+	if (n < b.len) {
+		b.data[n] = '\0';
+		b.len = n;
+		tlbot_buf_adds(&b, "…");
+	}
+	rc = tlbot_fail(ctx, "%s", tlbot_buf_str(&b));
+	tlbot_buf_release(&b);
+	return rc;
+}
+
 int
 tlbot_exp_db_fail(struct tlbot_ctx *ctx)
 {
-	return tlbot_fail(ctx, "database error (%s): nothing was changed",
+	return tlbot_exp_fail(ctx, "database error (%s): nothing was changed",
 			  sqlite3_errmsg(tlbot_ctx_db(ctx)));
 }
 
@@ -505,7 +536,7 @@ parse_number(const char *s, double *out)
 static int
 fail_number(struct tlbot_ctx *ctx, const char *flag, const char *v)
 {
-	return tlbot_fail(ctx, "bad number '%s' for --%s: write a plain number such as 12, 0.75,"
+	return tlbot_exp_fail(ctx, "bad number '%s' for --%s: write a plain number such as 12, 0.75,"
 			  " -3.5 or 1e6 (no units, commas or %%; put the unit in --unit)", v, flag);
 }
 
@@ -516,13 +547,13 @@ check_text(struct tlbot_ctx *ctx, const char *what, const char *v, size_t max, i
 	const char *p;
 
 	if (v == NULL)
-		return required ? tlbot_fail(ctx, "missing %s", what) : 0;
+		return required ? tlbot_exp_fail(ctx, "missing %s", what) : 0;
 	for (p = v; *p && isspace((unsigned char)*p); p++)
 		;
 	if (required && *p == '\0')
-		return tlbot_fail(ctx, "empty %s: it needs some text", what);
+		return tlbot_exp_fail(ctx, "empty %s: it needs some text", what);
 	if (utf8_len(v) > max)
-		return tlbot_fail(ctx, "%s is too long (%zu characters; at most %zu): shorten it"
+		return tlbot_exp_fail(ctx, "%s is too long (%zu characters; at most %zu): shorten it"
 				  " or put the detail in a note", what, utf8_len(v), max);
 	return 0;
 }
@@ -531,7 +562,7 @@ static int
 parse_date_arg(struct tlbot_ctx *ctx, const char *flag, const char *v, char out[11])
 {
 	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tz_default(ctx), out) != 0)
-		return tlbot_fail(ctx, "bad date '%s' for --%s: %s", v, flag, tlbot_date_forms);
+		return tlbot_exp_fail(ctx, "bad date '%s' for --%s: %s", v, flag, tlbot_date_forms);
 	return 0;
 }
 
@@ -546,10 +577,10 @@ parse_owner(struct tlbot_ctx *ctx, const char *v, char **out)
 	else if (tlbot_ctx_nmentions(ctx) == 1)
 		id = tlbot_ctx_mention(ctx, 0);
 	if (id == NULL)
-		return tlbot_fail(ctx, "bad owner '%s': give a Matrix user id such as"
+		return tlbot_exp_fail(ctx, "bad owner '%s': give a Matrix user id such as"
 				  " @alice:example.org, or mention the person", v);
 	*out = strdup(id);
-	return *out ? 0 : tlbot_fail(ctx, "out of memory");
+	return *out ? 0 : tlbot_exp_fail(ctx, "out of memory");
 }
 
 /* Case-insensitive (ASCII) search for phrase as whole words in hay. */
@@ -637,22 +668,22 @@ get_hypothesis(struct tlbot_ctx *ctx, const struct tlbot_args *a, const char *se
 
 	*x = *y = *z = NULL;
 	if (sentence && (fb || fr || fk))
-		return tlbot_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
+		return tlbot_exp_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
 	if (sentence) {
 		if (parse_hypothesis(sentence, x, y, z) != 0)
-			return tlbot_fail(ctx, "hypothesis not in the standard form: %s", hypothesis_forms);
+			return tlbot_exp_fail(ctx, "hypothesis not in the standard form: %s", hypothesis_forms);
 	} else if (fb || fr || fk) {
 		if (required && !fb)
-			return tlbot_fail(ctx, "missing --believe (the change you make): %s", hypothesis_forms);
+			return tlbot_exp_fail(ctx, "missing --believe (the change you make): %s", hypothesis_forms);
 		if (required && !fr)
-			return tlbot_fail(ctx, "missing --result-in (the outcome you expect): %s", hypothesis_forms);
+			return tlbot_exp_fail(ctx, "missing --result-in (the outcome you expect): %s", hypothesis_forms);
 		if (required && !fk)
-			return tlbot_fail(ctx, "missing --know-when (how you will measure it): %s", hypothesis_forms);
+			return tlbot_exp_fail(ctx, "missing --know-when (how you will measure it): %s", hypothesis_forms);
 		if ((fb && (*x = strdup(fb)) == NULL) || (fr && (*y = strdup(fr)) == NULL) ||
 		    (fk && (*z = strdup(fk)) == NULL))
 			goto oom;
 	} else if (required) {
-		return tlbot_fail(ctx, "missing hypothesis: %s", hypothesis_forms);
+		return tlbot_exp_fail(ctx, "missing hypothesis: %s", hypothesis_forms);
 	}
 	if (check_text(ctx, "--believe", *x, MAX_TEXT, fb != NULL || sentence) != 0 ||
 	    check_text(ctx, "--result-in", *y, MAX_TEXT, fr != NULL || sentence) != 0 ||
@@ -660,7 +691,7 @@ get_hypothesis(struct tlbot_ctx *ctx, const struct tlbot_args *a, const char *se
 		goto fail;
 	return 0;
 oom:
-	tlbot_fail(ctx, "out of memory");
+	tlbot_exp_fail(ctx, "out of memory");
 fail:
 	free(*x);
 	free(*y);
@@ -678,11 +709,11 @@ check_challenge(struct tlbot_ctx *ctx, const char *arg, int64_t *cid)
 	int rc;
 
 	if (tlbot_exp_parse_ref(arg, 'C', cid) != 0)
-		return tlbot_fail(ctx, "bad challenge '%s': give its id such as C-12 (%schallenge list"
+		return tlbot_exp_fail(ctx, "bad challenge '%s': give its id such as C-12 (%schallenge list"
 				  " shows them)", arg, tlbot_ctx_prefix(ctx));
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM challenges WHERE id = ?", -1, &s, NULL) != SQLITE_OK) {
 		if (strstr(sqlite3_errmsg(db), "no such table"))
-			return tlbot_fail(ctx, "cannot check challenge C-%lld: challenges are not set up"
+			return tlbot_exp_fail(ctx, "cannot check challenge C-%lld: challenges are not set up"
 					  " in this tlbot (the challenge command is missing)",
 					  (long long)*cid);
 		return tlbot_exp_db_fail(ctx);
@@ -691,7 +722,7 @@ check_challenge(struct tlbot_ctx *ctx, const char *arg, int64_t *cid)
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_DONE)
-		return tlbot_fail(ctx, "unknown challenge C-%lld: %schallenge list shows the challenges",
+		return tlbot_exp_fail(ctx, "unknown challenge C-%lld: %schallenge list shows the challenges",
 				  (long long)*cid, tlbot_ctx_prefix(ctx));
 	if (rc != SQLITE_ROW)
 		return tlbot_exp_db_fail(ctx);
@@ -711,22 +742,22 @@ load_arg(struct tlbot_ctx *ctx, const char *arg, struct exp_rec *r, enum access 
 	int rc;
 
 	if (tlbot_exp_parse_ref(arg, 'E', &id) != 0)
-		return tlbot_fail(ctx, "bad experiment id '%s': write it as E-34 (%sexp list shows them)",
+		return tlbot_exp_fail(ctx, "bad experiment id '%s': write it as E-34 (%sexp list shows them)",
 				  arg, tlbot_ctx_prefix(ctx));
 	rc = load(ctx, id, r);
 	if (rc < 0)
 		return tlbot_exp_db_fail(ctx);
 	if (rc > 0)
-		return tlbot_fail(ctx, "unknown experiment E-%lld: %sexp list shows this room's experiments",
+		return tlbot_exp_fail(ctx, "unknown experiment E-%lld: %sexp list shows this room's experiments",
 				  (long long)id, tlbot_ctx_prefix(ctx));
 	if (how != ACCESS_READ && !str_eq(r->room_id, tlbot_ctx_room(ctx))) {
 		tlbot_exp_rec_release(r);
-		return tlbot_fail(ctx, "E-%lld belongs to another room: change it there",
+		return tlbot_exp_fail(ctx, "E-%lld belongs to another room: change it there",
 				  (long long)id);
 	}
 	if (how == ACCESS_OWNER && !str_eq(sender, r->owner) && !str_eq(sender, r->created_by) &&
 	    !tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, sender)) {
-		tlbot_fail(ctx, "not allowed: only E-%lld's owner (%s), its creator or a room"
+		tlbot_exp_fail(ctx, "not allowed: only E-%lld's owner (%s), its creator or a room"
 			   " moderator may change it", (long long)id, r->owner);
 		tlbot_exp_rec_release(r);
 		return -1;
@@ -1242,7 +1273,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct tlbot_msg m;
 
 	if (a->argc > 2 && tlbot_args_has(a, "hypothesis"))
-		return tlbot_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
+		return tlbot_exp_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
 	if (check_text(ctx, "title", title, MAX_TITLE, 1) != 0 ||
 	    check_challenge(ctx, a->argv[0], &cid) != 0 ||
 	    get_hypothesis(ctx, a, sentence, 1, &x, &y, &z) != 0)
@@ -1266,7 +1297,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		has_t = 1;
 	}
 	if ((has_b || has_t || unit) && (metric == NULL || *metric == '\0')) {
-		tlbot_fail(ctx, "missing --metric: --baseline, --target and --unit describe a metric;"
+		tlbot_exp_fail(ctx, "missing --metric: --baseline, --target and --unit describe a metric;"
 			   " name it with --metric \"...\"");
 		goto out;
 	}
@@ -1275,14 +1306,14 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if ((v = tlbot_args_get(a, "until")) != NULL && parse_date_arg(ctx, "until", v, until) != 0)
 		goto out;
 	if (start[0] && until[0] && strcmp(until, start) < 0) {
-		tlbot_fail(ctx, "the end date %s is before the start date %s", until, start);
+		tlbot_exp_fail(ctx, "the end date %s is before the start date %s", until, start);
 		goto out;
 	}
 	if ((v = tlbot_args_get(a, "owner")) != NULL) {
 		if (parse_owner(ctx, v, &owner) != 0)
 			goto out;
 	} else if ((owner = strdup(tlbot_ctx_sender(ctx))) == NULL) {
-		tlbot_fail(ctx, "out of memory");
+		tlbot_exp_fail(ctx, "out of memory");
 		goto out;
 	}
 	id = tlbot_ctx_next_id(ctx, "experiment");
@@ -1374,10 +1405,10 @@ cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		return -1;
 	if (strcmp(r.status, "proposed") != 0) {
 		if (strcmp(r.status, "running") == 0)
-			tlbot_fail(ctx, "E-%lld is already running (since %s)", (long long)r.id,
+			tlbot_exp_fail(ctx, "E-%lld is already running (since %s)", (long long)r.id,
 				   r.start_date ? r.start_date : "?");
 		else
-			tlbot_fail(ctx, "E-%lld is %s: only a proposed experiment can be started"
+			tlbot_exp_fail(ctx, "E-%lld is %s: only a proposed experiment can be started"
 				   " (to try again, record a new one with %sexp new)", (long long)r.id,
 				   r.status, tlbot_ctx_prefix(ctx));
 		tlbot_exp_rec_release(&r);
@@ -1385,7 +1416,7 @@ cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	}
 	today(ctx, day);
 	if (until[0] && strcmp(until, r.start_date && strcmp(r.start_date, day) < 0 ? r.start_date : day) < 0) {
-		tlbot_fail(ctx, "the end date %s is before the start date", until);
+		tlbot_exp_fail(ctx, "the end date %s is before the start date", until);
 		tlbot_exp_rec_release(&r);
 		return -1;
 	}
@@ -1501,17 +1532,17 @@ cmd_result(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "proposed") == 0) {
-		tlbot_fail(ctx, "E-%lld is proposed, not running: start it first with %sexp start"
+		tlbot_exp_fail(ctx, "E-%lld is proposed, not running: start it first with %sexp start"
 			   " E-%lld (a result comes from a running experiment)", (long long)r.id, p,
 			   (long long)r.id);
 		goto fail;
 	}
 	if (strcmp(r.status, "abandoned") == 0) {
-		tlbot_fail(ctx, "E-%lld was abandoned: it takes no result", (long long)r.id);
+		tlbot_exp_fail(ctx, "E-%lld was abandoned: it takes no result", (long long)r.id);
 		goto fail;
 	}
 	if (v == NULL && r.metric) {
-		tlbot_fail(ctx, "missing --value: E-%lld measures %s; write %sexp result E-%lld"
+		tlbot_exp_fail(ctx, "missing --value: E-%lld measures %s; write %sexp result E-%lld"
 			   " --value N \"finding\"", (long long)r.id, r.metric, p, (long long)r.id);
 		goto fail;
 	}
@@ -1563,7 +1594,7 @@ cmd_decide(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	int d = in_list(decisions, a->argv[1]);
 
 	if (d < 0)
-		return tlbot_fail(ctx, "unknown decision '%s': decide persevere, pivot, stop or scale",
+		return tlbot_exp_fail(ctx, "unknown decision '%s': decide persevere, pivot, stop or scale",
 				  a->argv[1]);
 	snprintf(word, sizeof(word), "%s", decisions[d]);
 	if (check_text(ctx, "reason", a->argv[2], MAX_TEXT, 1) != 0 ||
@@ -1571,9 +1602,9 @@ cmd_decide(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		return -1;
 	if (strcmp(r.status, "concluded") != 0) {
 		if (strcmp(r.status, "abandoned") == 0)
-			tlbot_fail(ctx, "E-%lld was abandoned: there is nothing to decide", (long long)r.id);
+			tlbot_exp_fail(ctx, "E-%lld was abandoned: there is nothing to decide", (long long)r.id);
 		else
-			tlbot_fail(ctx, "E-%lld has no result yet: record it first with %sexp result"
+			tlbot_exp_fail(ctx, "E-%lld has no result yet: record it first with %sexp result"
 				   " E-%lld --value N \"finding\" (decide comes after result)",
 				   (long long)r.id, p, (long long)r.id);
 		tlbot_exp_rec_release(&r);
@@ -1600,7 +1631,7 @@ cmd_abandon(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "abandoned") == 0) {
-		tlbot_fail(ctx, "E-%lld is already abandoned", (long long)r.id);
+		tlbot_exp_fail(ctx, "E-%lld is already abandoned", (long long)r.id);
 		tlbot_exp_rec_release(&r);
 		return -1;
 	}
@@ -1674,7 +1705,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_buf_init(&names, 1024);
 		for (f = edit_fields; f->flag; f++)
 			tlbot_buf_printf(&names, "%s--%s", f == edit_fields ? "" : ", ", f->flag);
-		tlbot_fail(ctx, "nothing to change: give one or more of %s, --hypothesis \"We believe"
+		tlbot_exp_fail(ctx, "nothing to change: give one or more of %s, --hypothesis \"We believe"
 			   " ...\" (an empty \"\" clears an optional field)", tlbot_buf_str(&names));
 		tlbot_buf_release(&names);
 		return -1;
@@ -1764,12 +1795,12 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	}
 	/* the record as a whole must still make sense */
 	if (r.start_date && r.end_date && strcmp(r.end_date, r.start_date) < 0) {
-		tlbot_fail(ctx, "the end date %s would be before the start date %s", r.end_date,
+		tlbot_exp_fail(ctx, "the end date %s would be before the start date %s", r.end_date,
 			   r.start_date);
 		goto out;
 	}
 	if ((r.has_baseline || r.has_target || r.unit) && r.metric == NULL) {
-		tlbot_fail(ctx, "missing --metric: a baseline, target or unit needs the metric's name");
+		tlbot_exp_fail(ctx, "missing --metric: a baseline, target or unit needs the metric's name");
 		goto out;
 	}
 	if (!str_eq(old_end, r.end_date) && schedule_reminder(ctx, &r) != 0)
@@ -2062,7 +2093,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	}
 	tlbot_exp_rec_release(&r);
 	if (i == sizeof(clips) / sizeof(clips[0]))
-		return tlbot_fail(ctx, "E-%lld is too large to show in one message", (long long)r.id);
+		return tlbot_exp_fail(ctx, "E-%lld is too large to show in one message", (long long)r.id);
 	return tlbot_reply(ctx, &m);
 }
 
@@ -2073,7 +2104,7 @@ parse_page(struct tlbot_ctx *ctx, const struct tlbot_args *a, int64_t *page)
 
 	*page = 1;
 	if (v && (tlbot_exp_parse_ref(v, 'P', page) != 0 || !isdigit((unsigned char)v[0])))
-		return tlbot_fail(ctx, "bad page '%s': give a page number such as 2", v);
+		return tlbot_exp_fail(ctx, "bad page '%s': give a page number such as 2", v);
 	return 0;
 }
 
@@ -2094,7 +2125,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	pages = (n + 29) / 30;
 	if (page > pages && pages > 0) {
 		tlbot_exp_rec_release(&r);
-		return tlbot_fail(ctx, "bad page %lld: E-%lld's history has %lld page%s", (long long)page,
+		return tlbot_exp_fail(ctx, "bad page %lld: E-%lld's history has %lld page%s", (long long)page,
 				  (long long)r.id, (long long)pages, pages == 1 ? "" : "s");
 	}
 	tlbot_msg_init(&m);
@@ -2128,16 +2159,16 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (st && strcasecmp(st, "overdue") == 0)
 		overdue_only = 1;
 	else if (st && strcasecmp(st, "open") != 0 && in_list(statuses, st) < 0)
-		return tlbot_fail(ctx, "unknown status '%s': use proposed, running, concluded, abandoned,"
+		return tlbot_exp_fail(ctx, "unknown status '%s': use proposed, running, concluded, abandoned,"
 				  " open (proposed or running) or overdue", st);
 	if (ch && tlbot_exp_parse_ref(ch, 'C', &cid) != 0)
-		return tlbot_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
+		return tlbot_exp_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
 	if (tlbot_args_has(a, "mine") && ow)
-		return tlbot_fail(ctx, "--mine and --owner both name the owner: give one");
+		return tlbot_exp_fail(ctx, "--mine and --owner both name the owner: give one");
 	if (ow && parse_owner(ctx, ow, &owner) != 0)
 		return -1;
 	if (tlbot_args_has(a, "mine") && (owner = strdup(tlbot_ctx_sender(ctx))) == NULL)
-		return tlbot_fail(ctx, "out of memory");
+		return tlbot_exp_fail(ctx, "out of memory");
 	today(ctx, day);
 	/* constant fragments only; every value is bound */
 	snprintf(where, sizeof(where), "e.room_id = ?1%s%s%s%s",
@@ -2188,7 +2219,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (page > pages) {
 		sqlite3_finalize(s);
 		free(owner);
-		return tlbot_fail(ctx, "bad page %lld: there %s %lld page%s", (long long)page,
+		return tlbot_exp_fail(ctx, "bad page %lld: there %s %lld page%s", (long long)page,
 				  pages == 1 ? "is" : "are", (long long)pages, pages == 1 ? "" : "s");
 	}
 	tlbot_msg_init(&m);
@@ -2279,8 +2310,8 @@ cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 				    c.tz, c.exists ? "" : " once the room has experiments", p, p);
 	}
 	if (!tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)))
-		return tlbot_fail(ctx, "not allowed: changing the digest needs a room moderator"
-				  " (power level %s) or a tlbot admin", "50 or more");
+		return tlbot_exp_fail(ctx, "not allowed: changing the digest needs a room moderator"
+				      " (the power level set for write commands) or a tlbot admin");
 	if (a->argc == 1 && strcasecmp(a->argv[0], "off") == 0) {
 		c.enabled = 0;
 		if (digest_put(ctx, room, &c, tlbot_ctx_now(ctx), NULL) != 0)
@@ -2293,14 +2324,14 @@ cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (a->argc >= 2)
 		minute = tlbot_hhmm_parse(a->argv[1]);
 	if (wday < 0 || a->argc < 2)
-		return tlbot_fail(ctx, "bad digest day '%s': write %sexp digest DAY HH:MM [ZONE] with DAY"
+		return tlbot_exp_fail(ctx, "bad digest day '%s': write %sexp digest DAY HH:MM [ZONE] with DAY"
 				  " mon..sun (e.g. %sexp digest fri 16:00), or %sexp digest off",
 				  a->argv[0], p, p, p);
 	if (minute < 0)
-		return tlbot_fail(ctx, "bad time '%s': write HH:MM in 24 hours, such as 16:00", a->argv[1]);
+		return tlbot_exp_fail(ctx, "bad time '%s': write HH:MM in 24 hours, such as 16:00", a->argv[1]);
 	if (a->argc == 3) {
 		if (!tlbot_tz_valid(a->argv[2]))
-			return tlbot_fail(ctx, "unknown time zone '%s': use an IANA name such as"
+			return tlbot_exp_fail(ctx, "unknown time zone '%s': use an IANA name such as"
 					  " Europe/London", a->argv[2]);
 		snprintf(c.tz, sizeof(c.tz), "%s", a->argv[2]);
 	}

@@ -35,6 +35,10 @@ int tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *args);
  * Returns 0 and the number, or -1. */
 int tlbot_exp_parse_ref(const char *s, char letter, int64_t *out);
 
+/* tlbot_fail, kept to one line (line breaks in echoed user text become
+ * spaces, and the reason is cut at 700 bytes); always -1. */
+int tlbot_exp_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Refuse with the database's message; always -1. */
 int tlbot_exp_db_fail(struct tlbot_ctx *ctx);
 

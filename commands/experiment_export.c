@@ -387,16 +387,16 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	else if (strcasecmp(fmtname, "json") == 0)
 		x.fmt = FMT_JSON;
 	else
-		return tlbot_fail(ctx, "unknown format '%s': use --format md, csv or json", fmtname);
+		return tlbot_exp_fail(ctx, "unknown format '%s': use --format md, csv or json", fmtname);
 	if (ch && tlbot_exp_parse_ref(ch, 'C', &cid) != 0)
-		return tlbot_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
+		return tlbot_exp_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
 	if (st && strcasecmp(st, "open") == 0)
 		open_only = 1;
 	else if (st) {
 		for (i = 0; statuses[i] && strcasecmp(statuses[i], st) != 0; i++)
 			;
 		if (statuses[i] == NULL)
-			return tlbot_fail(ctx, "unknown status '%s': use proposed, running, concluded,"
+			return tlbot_exp_fail(ctx, "unknown status '%s': use proposed, running, concluded,"
 					  " abandoned or open", st);
 		st = statuses[i];
 	}
@@ -434,7 +434,7 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			break;
 	}
 	if (x.full) {
-		rc = tlbot_fail(ctx, "the export is too large (over %u MB): narrow it with --challenge"
+		rc = tlbot_exp_fail(ctx, "the export is too large (over %u MB): narrow it with --challenge"
 				" C-12 or --status S", EXPORT_MAX / (1024 * 1024));
 		goto out;
 	}
@@ -443,7 +443,7 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		goto out;
 	}
 	if (x.full) {
-		rc = tlbot_fail(ctx, "the export is too large: narrow it with --challenge or --status");
+		rc = tlbot_exp_fail(ctx, "the export is too large: narrow it with --challenge or --status");
 		goto out;
 	}
 	if (x.n == 0) {
@@ -494,7 +494,7 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (rc == 0)
 		rc = tlbot_send_file(ctx, room, fname, mimes[x.fmt], x.out.data, k, caption);
 	if (rc != 0)
-		rc = tlbot_fail(ctx, "could not queue the export file");
+		rc = tlbot_exp_fail(ctx, "could not queue the export file");
 out:
 	sqlite3_finalize(s);
 	sqlite3_finalize(x.learn);

@@ -616,6 +616,55 @@ TEST(export_small_as_message)
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "\"title\": \"<i>Hub</i> | pipes\"");
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status concluded"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Nothing to export");
+	/* one-line refusals even when the echoed value has line breaks */
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!exp edit E-1 --target \"12\nabc\""), ==, 1);
+	CHECK_STR(cmdtest_reply(&t, 0), "bad number '12 abc' for --target: write a plain number such as"
+		  " 12, 0.75, -3.5 or 1e6 (no units, commas or %; put the unit in --unit)");
+	cmdtest_release(&t);
+}
+
+TEST(export_markdown_file)
+{
+	struct cmdtest t;
+	char cmd[512], *data, *meta = NULL;
+	int i, len;
+
+	setup(&t);
+	for (i = 0; i < 20; i++) {
+		snprintf(cmd, sizeof(cmd), "!exp new C-1 \"Trial %d with a | pipe and *stars*\""
+			 " --believe \"a fairly long change description number %d\" --result-in b"
+			 " --know-when c", i, i);
+		cmdtest_run(&t, ALICE, ROOM, cmd);
+	}
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --challenge C-1"), ==, 2);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Exported 20 experiments as experiments-C-1-2026-11-18.md");
+	data = last_file(&t, &len, &meta);
+	CHECK_OR_RETURN(data != NULL);
+	CHECK_CONTAINS(meta, "text/markdown");
+	CHECK(strncmp(data, "| E | Challenge | Title |", 24) == 0);
+	CHECK_CONTAINS(data, "\n|---|---|");
+	CHECK_CONTAINS(data, "| E-20 | C-1 | Trial 19 with a \\| pipe and \\*stars\\* |");
+	free(data);
+	free(meta);
+	cmdtest_release(&t);
+}
+
+TEST(export_status_filter)
+{
+	struct cmdtest t;
+
+	setup(&t);
+	cmdtest_run(&t, ALICE, ROOM, "!exp new C-1 x --believe a --result-in b --know-when c");
+	cmdtest_run(&t, ALICE, ROOM, "!exp new C-1 y --believe a --result-in b --know-when c");
+	cmdtest_run(&t, ALICE, ROOM, "!exp start E-2");
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status abandoned"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Nothing to export: no experiments in this room match that.");
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status running --format csv"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "1 experiment (CSV)");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "E-2,C-1,y,");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "E-1,");
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status open --format csv"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "2 experiments (CSV)");
 	cmdtest_release(&t);
 }
 
@@ -903,6 +952,8 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(export_csv_round_trip),
 	TEST_ENTRY(export_json_round_trip),
 	TEST_ENTRY(export_small_as_message),
+	TEST_ENTRY(export_markdown_file),
+	TEST_ENTRY(export_status_filter),
 	TEST_ENTRY(hostile_text_escaped),
 	TEST_ENTRY(references_link),
 	TEST_ENTRY(list_pages_and_filters),
