@@ -770,7 +770,10 @@ class Bot:
         self.config = {
             "homeserver": hs.url, "user_id": user_id, "password": password,
             "database": self.db_path, "allowed_users": ["@*:localhost"], "admins": [],
-            "log_level": "debug", "transport": "sync"}
+            "log_level": "debug",
+            # the transport under test: run any suite per transport with
+            # TLBOT_TEST_TRANSPORT=websocket (or auto); config_extra wins
+            "transport": os.environ.get("TLBOT_TEST_TRANSPORT") or "sync"}
         for k, v in (config_extra or {}).items():
             if v is None:
                 self.config.pop(k, None)     # None removes a default key
