@@ -92,6 +92,22 @@ int su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char 
  * or 0 when none. */
 time_t su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before);
 
+/* The room's zone (r may be NULL: the configured default). Borrowed. */
+const char *su_room_tz(struct tlbot_ctx *ctx, const struct su_room *r);
+/* "09:30" from minutes after midnight. */
+void su_hhmm(int minute, char out[6]);
+/* 1 if user has a current answer in room for date. */
+int su_has_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date);
+/* 1 if the scheduled summary of room for date was posted. */
+int su_summary_posted(struct tlbot_ctx *ctx, const char *room, const char *date);
+
+/* commands/standup_answer.c: the answer subcommands and non-command
+ * messages (DM replies, edits, redactions). */
+int su_cmd_answer(struct tlbot_ctx *ctx, const struct tlbot_args *args);
+int su_on_message(struct tlbot_ctx *ctx);
+/* commands/standup_jobs.c: prompt, reminder, summary. */
+extern const struct tlbot_job_kind su_jobs[];
+
 /* Helpers shared by the files. */
 char *su_strdup(const char *s);
 /* A column as a new string (NULL for SQL NULL). */

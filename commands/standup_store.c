@@ -79,6 +79,55 @@ su_date_long(const char *date, char *out, size_t outlen)
 	snprintf(out, outlen, "%s %d %s %d", wd[w], d, mn[m - 1], y);
 }
 
+const char *
+su_room_tz(struct tlbot_ctx *ctx, const struct su_room *r)
+{
+	if (r && r->tz)
+		return r->tz;
+	return tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC";
+}
+
+void
+su_hhmm(int minute, char out[6])
+{
+	unsigned m = minute < 0 ? 0u : (unsigned)minute % 1440u;
+
+	snprintf(out, 6, "%02u:%02u", m / 60u, m % 60u);
+}
+
+int
+su_has_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_answers WHERE room_id = ? AND"
+				  " user_id = ? AND date = ? AND replaced_by IS NULL AND withdrawn = 0");
+	int r;
+
+	if (s == NULL)
+		return 0;
+	su_bind_text(s, 1, room);
+	su_bind_text(s, 2, user);
+	su_bind_text(s, 3, date);
+	r = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+su_summary_posted(struct tlbot_ctx *ctx, const char *room, const char *date)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_summaries WHERE room_id = ?"
+				  " AND date = ? AND kind = 'scheduled'");
+	int r;
+
+	if (s == NULL)
+		return 0;
+	su_bind_text(s, 1, room);
+	su_bind_text(s, 2, date);
+	r = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return r;
+}
+
 /* ---- lists ---- */
 
 void

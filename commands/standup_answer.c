@@ -1,0 +1,289 @@
+/* Stand-up answers: `!standup y: ... t: ... b: ...` in the room or a DM,
+ * free-text DM replies to a prompt, edits (m.replace) and redactions of an
+ * answer. The latest answer of the day counts; earlier ones are kept as
+ * history (replaced_by). Private to the family (see standup.h). */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "standup.h"
+#include "tlbot/sched_time.h"
+#include "tlbot/tz.h"
+
+#define OPEN_PROMPT_S (20 * 3600) /* a DM reply within this of a prompt answers it */
+
+/* Open prompts of user (room, date), newest first; only those not yet
+ * summarised when some are, else the recent ones. 0 or -1. */
+static int
+open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room,
+	     struct su_list *rooms, struct su_list *dates, int *summarised)
+{
+	int pass;
+
+	*summarised = 0;
+	for (pass = 0; pass < 2 && rooms->n == 0; pass++) {
+		sqlite3_stmt *s = su_prep(ctx,
+			"SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
+			" AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
+			" (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
+			" AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC");
+
+		if (s == NULL)
+			return -1;
+		su_bind_text(s, 1, user);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)(tlbot_ctx_now(ctx) - OPEN_PROMPT_S));
+		su_bind_text(s, 3, only_room);
+		su_bind_text(s, 4, only_room);
+		sqlite3_bind_int(s, 5, pass);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *room = (const char *)sqlite3_column_text(s, 0);
+
+			if (su_list_has(rooms, room))
+				continue;
+			su_list_add(rooms, room);
+			su_list_add(dates, (const char *)sqlite3_column_text(s, 1));
+		}
+		sqlite3_finalize(s);
+		*summarised = pass == 1;
+	}
+	return 0;
+}
+
+/* Record text as user's answer in each (room, date). The acknowledgement
+ * names what was understood. 0 or -1. */
+static int
+record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct su_list *dates,
+	       const char *text, const char *event_id, const char *source, int ack, int late)
+{
+	const char *user = tlbot_ctx_sender(ctx);
+	struct tlbot_msg m;
+	size_t i;
+	int nsec = 0;
+
+	for (i = 0; i < rooms->n; i++) {
+		struct su_room r;
+		char *y, *t, *b;
+		int have = su_room_load(ctx, rooms->v[i], &r);
+
+		if (have < 0)
+			return -1;
+		nsec = su_parse_answer(text, have == 0 ? r.q : NULL, &y, &t, &b);
+		if (have == 0)
+			su_room_release(&r);
+		if (nsec == 0) {
+			free(y);
+			free(t);
+			free(b);
+			return tlbot_fail(ctx, "empty stand-up answer: give y: (yesterday) t: (today) "
+					  "b: (blockers)");
+		}
+		if (su_answer_record(ctx, rooms->v[i], user, dates->v[i], y, t, b, event_id,
+				     source) < 0) {
+			free(y);
+			free(t);
+			free(b);
+			return -1;
+		}
+		free(y);
+		free(t);
+		free(b);
+	}
+	if (!ack)
+		return 0;
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Thanks, your stand-up answer is recorded for ");
+	for (i = 0; i < rooms->n; i++) {
+		char longdate[64], href[600];
+
+		su_date_long(dates->v[i], longdate, sizeof(longdate));
+		if (i)
+			tlbot_msg_text(&m, " and ");
+		if (tlbot_ctx_is_dm(ctx) || strcmp(rooms->v[i], tlbot_ctx_room(ctx)) != 0) {
+			snprintf(href, sizeof(href), "https://matrix.to/#/%s", rooms->v[i]);
+			tlbot_msg_link(&m, rooms->v[i], href, NULL);
+			tlbot_msg_text(&m, ", ");
+		}
+		tlbot_msg_text(&m, longdate);
+		if (su_summary_posted(ctx, rooms->v[i], dates->v[i]))
+			late = 1;
+	}
+	tlbot_msg_text(&m, ". Edit your message to change it; your latest answer counts.");
+	if (late)
+		tlbot_msg_textf(&m, " The summary was already posted: %sstandup summary shows it "
+				"with your answer.", tlbot_ctx_prefix(ctx));
+	return tlbot_reply(ctx, &m);
+}
+
+/* The answer text of a "!standup y: ..." body: what follows the family
+ * word. */
+static const char *
+answer_text(struct tlbot_ctx *ctx, const char *body)
+{
+	const char *p = body, *pref = tlbot_ctx_prefix(ctx);
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (pref && strncmp(p, pref, strlen(pref)) == 0)
+		p += strlen(pref);
+	else if (*p == '!' || *p == '/')
+		p++;
+	if (strncasecmp(p, "standup", 7) == 0 || strncasecmp(p, "su", 2) == 0) {
+		while (*p && !isspace((unsigned char)*p))
+			p++;
+	}
+	while (isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+int
+su_cmd_answer(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	struct su_list rooms = { 0 }, dates = { 0 };
+	const char *text = answer_text(ctx, tlbot_ctx_body(ctx));
+	int summarised = 0, rc;
+
+	if (tlbot_ctx_is_dm(ctx)) {
+		if (open_prompts(ctx, tlbot_ctx_sender(ctx), NULL, &rooms, &dates, &summarised) != 0)
+			return -1;
+		if (rooms.n == 0) {
+			su_list_release(&rooms);
+			su_list_release(&dates);
+			return tlbot_fail(ctx, "I have not asked you for a stand-up lately: answer in "
+					  "your team's room with %sstandup y: ... t: ... b: ...",
+					  tlbot_ctx_prefix(ctx));
+		}
+	} else {
+		struct su_room r;
+		char today[11];
+		int have = su_room_load(ctx, tlbot_ctx_room(ctx), &r);
+
+		if (have < 0)
+			return -1;
+		if (tlbot_tz_date(su_room_tz(ctx, have == 0 ? &r : NULL), tlbot_ctx_now(ctx), today) != 0) {
+			if (have == 0)
+				su_room_release(&r);
+			return tlbot_fail(ctx, "cannot tell today's date");
+		}
+		if (have == 0)
+			su_room_release(&r);
+		su_list_add(&rooms, tlbot_ctx_room(ctx));
+		su_list_add(&dates, today);
+	}
+	rc = record_and_ack(ctx, &rooms, &dates, text, tlbot_ctx_event_id(ctx), "command", 1,
+			    summarised);
+	su_list_release(&rooms);
+	su_list_release(&dates);
+	return rc;
+}
+
+/* Strip a "!standup" (or alias) command prefix from an edited body. */
+static const char *
+edit_text(struct tlbot_ctx *ctx, const char *body)
+{
+	const char *p = body;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if ((*p == '!' || *p == '/') && (strncasecmp(p + 1, "standup", 7) == 0 ||
+					  strncasecmp(p + 1, "su ", 3) == 0))
+		return answer_text(ctx, p);
+	return p;
+}
+
+static int
+on_edit(struct tlbot_ctx *ctx)
+{
+	const char *orig = tlbot_ctx_replaces(ctx);
+	struct su_list rooms = { 0 }, dates = { 0 };
+	sqlite3_stmt *s = su_prep(ctx, "SELECT room_id, date FROM standup_answers WHERE"
+				  " event_id = ? AND user_id = ? AND replaced_by IS NULL"
+				  " AND withdrawn = 0");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, orig);
+	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		su_list_add(&rooms, (const char *)sqlite3_column_text(s, 0));
+		su_list_add(&dates, (const char *)sqlite3_column_text(s, 1));
+	}
+	sqlite3_finalize(s);
+	if (rooms.n == 0) {
+		su_list_release(&rooms);
+		su_list_release(&dates);
+		return 0; /* not an answer (or not the current one): not ours */
+	}
+	rc = record_and_ack(ctx, &rooms, &dates, edit_text(ctx, tlbot_ctx_body(ctx)), orig, "edit",
+			    tlbot_ctx_is_dm(ctx), 0);
+	su_list_release(&rooms);
+	su_list_release(&dates);
+	return rc < 0 ? -1 : 1;
+}
+
+static int
+on_redaction(struct tlbot_ctx *ctx)
+{
+	sqlite3_stmt *s = su_prep(ctx, "UPDATE standup_answers SET withdrawn = 1 WHERE"
+				  " event_id = ? AND user_id = ? AND replaced_by IS NULL");
+
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, tlbot_ctx_redacts(ctx));
+	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
+	if (su_exec(ctx, s) != 0)
+		return -1;
+	return sqlite3_changes(tlbot_ctx_db(ctx)) > 0 ? 1 : 0;
+}
+
+int
+su_on_message(struct tlbot_ctx *ctx)
+{
+	struct su_list rooms = { 0 }, dates = { 0 };
+	const char *body = tlbot_ctx_body(ctx);
+	int summarised = 0, rc = 0;
+	size_t i;
+
+	if (tlbot_ctx_redacts(ctx))
+		return on_redaction(ctx);
+	if (tlbot_ctx_replaces(ctx))
+		return on_edit(ctx);
+	if (tlbot_ctx_is_dm(ctx)) {
+		int answered = 1;
+
+		if (open_prompts(ctx, tlbot_ctx_sender(ctx), NULL, &rooms, &dates, &summarised) != 0)
+			return -1;
+		if (rooms.n == 0)
+			goto out;
+		for (i = 0; i < rooms.n; i++)
+			if (!su_has_answer(ctx, rooms.v[i], tlbot_ctx_sender(ctx), dates.v[i]))
+				answered = 0;
+		/* a chatty "thanks" after answering does not replace the answer */
+		if (answered && tlbot_ctx_in_reply_to(ctx) == NULL && !su_has_marker(body, NULL)) {
+			rc = tlbot_replyf(ctx, "I already have your stand-up answer. To replace it, "
+					  "reply to my question or start lines with y: t: b:; "
+					  "or edit your answer.") < 0 ? -1 : 1;
+			goto out;
+		}
+		rc = record_and_ack(ctx, &rooms, &dates, body, tlbot_ctx_event_id(ctx), "dm", 1,
+				    summarised) < 0 ? -1 : 1;
+		goto out;
+	}
+	/* in a room asked "in the room": a reply with y:/t:/b: from someone asked */
+	if (tlbot_ctx_in_reply_to(ctx) && su_has_marker(body, NULL)) {
+		if (open_prompts(ctx, tlbot_ctx_sender(ctx), tlbot_ctx_room(ctx), &rooms, &dates,
+				 &summarised) != 0)
+			return -1;
+		if (rooms.n == 0 || summarised)
+			goto out;
+		rc = record_and_ack(ctx, &rooms, &dates, body, tlbot_ctx_event_id(ctx), "reply", 1,
+				    0) < 0 ? -1 : 1;
+	}
+out:
+	su_list_release(&rooms);
+	su_list_release(&dates);
+	return rc;
+}
+
