@@ -3,7 +3,9 @@
 bot, time driven by the bot's test clock: a full day (prompt by DM, answers by
 DM reply, by command and by an edit, the reminder, the summary with blockers,
 the challenge lead mentioned and the since-last-stand-up section), a restart
-between prompt and summary, and a stand-up missed while the bot was down."""
+between prompt and summary, a stand-up missed while the bot was down, skip
+dates and away people, a redacted answer, and two people in different zones
+across both Europe/London daylight-saving changes."""
 
 import calendar
 import os
@@ -195,6 +197,24 @@ class Standup(unittest.TestCase):
         self.clock(utc(2027, 3, 29, 9, 15))
         self.alice.wait_for(self.room, lambda e: body(e).startswith("Stand-up summary — Monday 29"),
                             timeout=20)
+
+    def test_e_october_change(self):
+        # clocks go back on Sunday 31 October 2027: Monday 1 November's 09:30
+        # is 09:30 UTC in London and 08:30 UTC in Paris
+        self.bot.stop()
+        self.clock(utc(2027, 10, 29, 12, 0))
+        self.bot.start()
+        self.bot.wait_idle()
+        _, r = self.ask("!standup show")
+        self.assertIn("Next stand-up: Monday 1 November 2027", body(r))
+        dma, dmb = self.dm_room(self.alice), self.dm_room(self.bob)
+        self.clock(utc(2027, 11, 1, 8, 30))
+        self.bob.wait_for(dmb, lambda e: "Monday 1 November 2027" in body(e), timeout=20)
+        self.bot.wait_idle()
+        time.sleep(1.2)
+        self.assertFalse([e for e in self.alice.events(dma) if "Monday 1 November 2027" in body(e)])
+        self.clock(utc(2027, 11, 1, 9, 30))
+        self.alice.wait_for(dma, lambda e: "Monday 1 November 2027" in body(e), timeout=20)
 
 
 if __name__ == "__main__":
