@@ -347,6 +347,10 @@ def serve(handler, app, query, mx):
     handler.end_headers()
     handler.wfile.flush()
 
+    try:        # one frame per update/answer: no Nagle/delayed-ACK stalls
+        handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
     conn = Conn(handler, app, mx, user_id, device_id, tok)
     rd = threading.Thread(target=conn.reader, daemon=True)
     rd.start()
