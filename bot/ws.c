@@ -317,8 +317,10 @@ conn_down(struct tlbot_ws *ws, const char *why)
 		log_warnx("websocket: connection to %s lost (%s); reconnecting in %ld ms from the "
 			  "stored position", ws->display, why ? why : "closed", wait);
 	else
-		log_warnx("websocket: cannot connect to %s (%s); retrying in %ld ms", ws->display,
-			  why ? why : "failed", wait);
+		log_warnx("websocket: cannot connect to %s (%s)%s; retrying in %ld ms", ws->display,
+			  why ? why : "failed",
+			  why && strstr(why, "SSL") ? " (TLS: is the certificate valid for this host? "
+			  "set ca_file for a private CA)" : "", wait);
 }
 
 static void

@@ -10,6 +10,7 @@ import base64
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -304,6 +305,63 @@ class ThroughGateway(unittest.TestCase):
         self.gw.start()
         self.bot.wait_log(r"transport: websocket", timeout=30)
         self.ping_once(timeout=40)
+
+    def test_7_many_connections(self):
+        socks = [RawWS(self.gw.port, self.alice.token) for _ in range(40)]
+        try:
+            for ws in socks:
+                self.assertEqual(ws.status, 101)
+                self.assertEqual(ws.recv()[0], "text")        # initial batch
+            ev = self.alice.send_text(self.room, "to everyone")
+            for ws in socks:
+                while True:
+                    kind, obj = ws.recv()
+                    self.assertEqual(kind, "text")
+                    tl = obj.get("rooms", {}).get("join", {}).get(self.room, {}) \
+                        .get("timeline", {}).get("events", [])
+                    if any(e.get("event_id") == ev for e in tl):
+                        break
+        finally:
+            for ws in socks:
+                ws.close()
+        self.ping_once()
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
+class Tls(unittest.TestCase):
+    def test_wss_verified_with_ca_file(self):
+        d = mx.tmpdir()
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True,
+                       capture_output=True)
+        with mx.Homeserver(persist=False) as hs:
+            alice = hs.register("alice")
+            gw = Gateway(hs, "--tls-cert", cert, "--tls-key", key)
+            url = f"wss://localhost:{gw.port}"
+            try:
+                # without the CA the certificate is refused
+                bot = mx.Bot(hs, mx.tmpdir(), config_extra={"transport": "websocket",
+                                                            "websocket_url": url})
+                bot.start()
+                try:
+                    bot.wait_log(r"cannot connect to wss://.*set ca_file", timeout=10)
+                finally:
+                    bot.stop()
+                bot = mx.Bot(hs, mx.tmpdir(), config_extra={
+                    "transport": "websocket", "websocket_url": url, "ca_file": cert})
+                bot.start()
+                try:
+                    bot.wait_log(r"transport: websocket \(wss://", timeout=10)
+                    room = alice.create_room(name="tls", invite=[bot.user_id])
+                    alice.wait_membership(room, bot.user_id, "join", timeout=15)
+                    cmd = alice.send_text(room, "!ping")
+                    alice.wait_reply(room, cmd)
+                finally:
+                    bot.stop()
+            finally:
+                gw.stop()
 
 
 if __name__ == "__main__":
