@@ -86,7 +86,7 @@ static const struct key keys[] = {
 	{ "sync_timeout_ms", K_INT, F(sync_timeout_ms), NULL, 0, 600000 },
 	{ "timeline_limit", K_INT, F(timeline_limit), NULL, 1, 1000 },
 	{ "grace_period", K_DURATION, F(grace_period_s), NULL, 0, 30 * 86400 },
-	{ "rate_limit_per_min", K_INT, F(rate_limit_per_min), NULL, 1, 100000 },
+	{ "rate_limit_per_min", K_INT, F(rate_limit_per_min), NULL, 0, 100000 }, /* 0: off */
 	{ "handled_events_max", K_INT, F(handled_events_max), NULL, 100, 10000000 },
 	{ "dm_notifications", K_BOOL, F(dm_notifications), NULL, 0, 0 },
 	{ "digest_room", K_STR, F(digest_room), check_room_id, 0, 0 },

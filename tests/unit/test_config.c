@@ -368,6 +368,12 @@ TEST(types_and_values)
 	CHECK_STR(c.dm_notifications, "on");
 	tlbot_config_release(&c);
 
+	/* 0 turns the rate limit off */
+	CHECK_INT(load(&c, &p, "rate_limit_per_min: 0\n"), ==, 0);
+	CHECK_INT(c.rate_limit_per_min, ==, 0);
+	tlbot_config_release(&c);
+	CHECK_INT(load(&c, &p, "rate_limit_per_min: -1\n"), ==, 1);
+	tlbot_config_release(&c);
 	CHECK_INT(load(&c, &p, "power_level: -1\n"), ==, 1);
 	CHECK_STR(p.msg[0], "power_level out of range: -1 (expected 0 to 1000000)");
 	tlbot_config_release(&c);
