@@ -6,6 +6,9 @@
 
 #define TLBOT_CONFIG_MAX_LIST 64
 
+/* At most TLBOT_CONFIG_MAX_LIST - 1 entries: v[n] is always NULL, so v can
+ * be passed as a NULL-terminated list (e.g. prefixes to
+ * tlbot_cmdline_parse). */
 struct tlbot_strlist {
 	size_t n;
 	char *v[TLBOT_CONFIG_MAX_LIST]; /* owned */
