@@ -220,9 +220,19 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	}
 	rc = 0;
 	if (p.user[0]) {
-		/* a person's own prompt at their local time */
-		if (su_list_has(&members, p.user))
+		/* a person's own prompt at their local time (in the room when
+		 * they turned direct messages off since it was planned) */
+		if (!su_list_has(&members, p.user))
+			goto out;
+		if (tlbot_ctx_dm_enabled(ctx, p.user)) {
 			rc = prompt_dm(ctx, &r, p.user, p.date);
+			goto out;
+		}
+		if (su_is_away(ctx, r.room_id, p.user, p.date, NULL) ||
+		    was_prompted(ctx, r.room_id, p.user, p.date))
+			goto out;
+		su_list_add(&here, p.user);
+		rc = prompt_room(ctx, &r, &here, p.date, 0);
 		goto out;
 	}
 	if (tlbot_sched_at(r.tz, p.date, r.summary_minute, &summary) != 0)

@@ -501,7 +501,26 @@ TEST(dm_answer_without_prompt)
 	cmdtest_release(&t);
 }
 
+TEST(dm_off_asked_in_room)
+{
+	struct cmdtest t;
+
+	setup(&t, utc(2026, 11, 18, 8, 0));
+	roster(&t);
+	sql(&t, "INSERT INTO user_prefs(user_id, dm_enabled) VALUES ('" BOB "', 0)");
+	cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London mon-fri");
+	t.now = utc(2026, 11, 18, 9, 30);
+	CHECK_INT(cmdtest_jobs(&t), ==, 3);
+	CHECK_INT(out_to(&t, "dm", ALICE), >=, 0);
+	CHECK_INT(out_to(&t, "dm", CAROL), >=, 0);
+	CHECK_INT(out_to(&t, "dm", BOB), ==, -1);
+	CHECK_INT(out_to(&t, "send", ROOM), >=, 0);
+	CHECK_CONTAINS(t.out_content[out_to(&t, "send", ROOM)], "\"user_ids\":[\"@bob:test\"]");
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(dm_off_asked_in_room),
 	TEST_ENTRY(schedule_parsing),
 	TEST_ENTRY(next_across_dst),
 	TEST_ENTRY(skip_dates_and_bank_holidays),
