@@ -260,6 +260,26 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	return tlbot_reply(ctx, &m);
 }
 
+/* At most 200 bytes of text (cut on a character boundary), so fifty
+ * reminders always fit in one message. */
+static void
+short_text(struct tlbot_msg *m, const char *text)
+{
+	char buf[208];
+	size_t n = text ? strlen(text) : 0;
+
+	if (n <= 200) {
+		tlbot_msg_text(m, text ? text : "");
+		return;
+	}
+	n = 200;
+	while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(buf, text, n);
+	memcpy(buf + n, "…", sizeof("…"));
+	tlbot_msg_text(m, buf);
+}
+
 static int
 list(struct tlbot_ctx *ctx)
 {
@@ -302,7 +322,7 @@ list(struct tlbot_ctx *ctx)
 			tlbot_msg_user(&m, owner);
 		}
 		tlbot_msg_text(&m, ": ");
-		tlbot_msg_text(&m, (const char *)sqlite3_column_text(s, 5));
+		short_text(&m, (const char *)sqlite3_column_text(s, 5));
 		tlbot_msg_html(&m, "</li>");
 		tlbot_msg_plain(&m, "\n");
 		n++;

@@ -700,17 +700,15 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		const char *kind = (const char *)sqlite3_column_text(s, 1);
 		const char *text = (const char *)sqlite3_column_text(s, 2);
 		char longdate[64];
-		struct tlbot_msg probe;
 
 		su_date_long(date, longdate, sizeof(longdate));
 		/* stop before the message would overflow */
-		if (m.plain.len + (text ? strlen(text) : 0) * 3 + 512 > TLBOT_MSG_MAX) {
+		if (su_msg_too_big(&m) ||
+		    m.plain.len + m.html.len + (text ? strlen(text) : 0) * 3 + 1024 > TLBOT_MSG_MAX - 4096) {
 			tlbot_msg_br(&m);
 			tlbot_msg_textf(&m, "(older summaries left out: try a smaller --days)");
 			break;
 		}
-		tlbot_msg_init(&probe);
-		tlbot_msg_release(&probe);
 		tlbot_msg_br(&m);
 		tlbot_msg_bold(&m, longdate);
 		tlbot_msg_br(&m);

@@ -88,6 +88,8 @@ int su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *
  * (room without a schedule: default questions). 0 or -1. */
 int su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
 		     const char *date, time_t since, struct tlbot_msg *m);
+/* 1 if m is too large to send as one event (both parts together). */
+int su_msg_too_big(const struct tlbot_msg *m);
 /* The time of the last scheduled summary posted in room before `before`,
  * or 0 when none. */
 time_t su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before);

@@ -350,6 +350,29 @@ su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before)
 	return t;
 }
 
+#define CLIP 500 /* bytes of one answer section in the summary */
+
+/* User text with references linked, cut at CLIP bytes (on a character
+ * boundary) so one long answer cannot push the summary past the size of
+ * a Matrix event. */
+static void
+clipped(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *text)
+{
+	char buf[CLIP + 8];
+	size_t n = strlen(text);
+
+	if (n <= CLIP) {
+		tlbot_msg_refs(m, ctx, text);
+		return;
+	}
+	n = CLIP;
+	while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(buf, text, n);
+	memcpy(buf + n, "…", sizeof("…"));
+	tlbot_msg_refs(m, ctx, buf);
+}
+
 static void
 section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *lab, const char *text)
 {
@@ -357,12 +380,14 @@ section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *lab, const char 
 		return;
 	tlbot_msg_br(m);
 	tlbot_msg_textf(m, "    %s: ", lab);
-	tlbot_msg_refs(m, ctx, text);
+	clipped(m, ctx, text);
 }
 
-int
-su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
-		 const char *date, time_t since, struct tlbot_msg *m)
+/* compact: the answers section lists who answered without the answers
+ * (used when the full summary is too large for one message). */
+static int
+build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const char *date,
+      time_t since, struct tlbot_msg *m, int compact)
 {
 	struct su_list members = { 0 }, away = { 0 }, missing = { 0 };
 	struct answers ans = { 0 };
@@ -399,7 +424,7 @@ su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *roo
 		item_open(m);
 		tlbot_msg_user(m, ans.v[k].user);
 		tlbot_msg_text(m, ": ");
-		tlbot_msg_refs(m, ctx, ans.v[k].b);
+		clipped(m, ctx, ans.v[k].b);
 		blocker_leads(ctx, room_id, ans.v[k].b, &leads, &refs);
 		for (j = 0; j < leads.n; j++) {
 			if (strcmp(leads.v[j], ans.v[k].user) == 0)
@@ -434,6 +459,11 @@ su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *roo
 				su_list_add(&missing, user);
 			continue;
 		}
+		if (compact) {
+			tlbot_msg_text(m, n++ ? ", " : "Answered: ");
+			tlbot_msg_user(m, user);
+			continue;
+		}
 		if (n++ == 0)
 			tlbot_msg_html(m, "<ul>");
 		tlbot_msg_html(m, "<li>");
@@ -445,9 +475,13 @@ su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *roo
 		tlbot_msg_html(m, "</li>");
 		item_close(m);
 	}
-	if (n)
+	if (n && compact) {
+		tlbot_msg_text(m, " (too many long answers for one message: each person's "
+				  "answers are left out)");
+		tlbot_msg_br(m);
+	} else if (n) {
 		tlbot_msg_html(m, "</ul>");
-	else {
+	} else {
 		tlbot_msg_text(m, "No answers yet.");
 		tlbot_msg_br(m);
 	}
@@ -496,5 +530,29 @@ su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *roo
 	su_list_release(&away);
 	su_list_release(&missing);
 	answers_release(&ans);
-	return m->failed ? tlbot_fail(ctx, "stand-up: the summary is too long to post") : 0;
+	return 0;
+}
+
+int
+su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
+		 const char *date, time_t since, struct tlbot_msg *m)
+{
+	if (build(ctx, r, room_id, date, since, m, 0) != 0)
+		return -1;
+	if (!su_msg_too_big(m))
+		return 0;
+	tlbot_msg_release(m);
+	tlbot_msg_init(m);
+	if (build(ctx, r, room_id, date, since, m, 1) != 0)
+		return -1;
+	return su_msg_too_big(m) ? tlbot_fail(ctx, "stand-up: the summary is too long to post") : 0;
+}
+
+int
+su_msg_too_big(const struct tlbot_msg *m)
+{
+	/* body and formatted_body travel in one event (64 KiB in all), while
+	 * the builder caps each part on its own: keep both together well
+	 * inside, leaving room for JSON escaping */
+	return m->failed || m->plain.len + m->html.len + m->html.len / 8 > TLBOT_MSG_MAX - 4096;
 }

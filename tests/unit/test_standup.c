@@ -519,7 +519,36 @@ TEST(dm_off_asked_in_room)
 	cmdtest_release(&t);
 }
 
+TEST(long_answers_fit)
+{
+	struct cmdtest t;
+	char q[512];
+	int i;
+
+	setup(&t, utc(2026, 11, 18, 9, 40));
+	/* one long answer is clipped */
+	sql(&t, "INSERT INTO standup_answers(room_id, user_id, date, today, blockers, source, at)"
+		" VALUES ('" ROOM "', '" ALICE "', '2026-11-18', printf('%.2000c', 'x'), 'none',"
+		" 'command', 0)");
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup summary"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "xxx…");
+	CHECK_INT(strlen(cmdtest_reply(&t, 0)), <, 1500);
+	/* forty long answers: the answers are left out, the rest still posted */
+	for (i = 0; i < 40; i++) {
+		snprintf(q, sizeof(q), "INSERT INTO standup_answers(room_id, user_id, date, yesterday,"
+			 " today, blockers, source, at) VALUES ('" ROOM "', '@u%d:test', '2026-11-18',"
+			 " printf('%%.900c', 'y'), printf('%%.900c', 't'), 'none', 'command', 0)", i);
+		sql(&t, q);
+	}
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup summary"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Answered: @alice:test, @u0:test");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "answers are left out");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Since the last stand-up");
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(long_answers_fit),
 	TEST_ENTRY(dm_off_asked_in_room),
 	TEST_ENTRY(schedule_parsing),
 	TEST_ENTRY(next_across_dst),
