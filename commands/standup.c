@@ -573,6 +573,13 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	tlbot_tz_date(r.tz, tlbot_ctx_now(ctx), today);
+	if (r.enabled && (r.next_date == NULL || strcmp(r.next_date, today) < 0)) {
+		/* the plan is stale (a summary job that failed does not plan the
+		 * next one): plan again */
+		su_room_release(&r);
+		if (su_replan(ctx, tlbot_ctx_room(ctx)) != 0 || need_room(ctx, &r) != 0)
+			return -1;
+	}
 	su_hhmm(r.minute, at);
 	su_hhmm(r.summary_minute, sat);
 	tlbot_days_format(r.days, dtext, sizeof(dtext));

@@ -130,6 +130,12 @@ TEST(schedule_parsing)
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Questions: 1. Done? 2. Doing? 3. Stuck?");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "team add @user --role R");
 	/* off cancels everything, on plans again */
+	/* a lost plan (a failed summary job plans nothing) is repaired by show */
+	sql(&t, "UPDATE jobs SET state = 'failed'");
+	sql(&t, "UPDATE standup_rooms SET next_date = '2026-11-17'");
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup show"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Next stand-up: Wednesday 18 November 2026");
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==, 3);
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup off"), ==, 1);
 	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==, 0);
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup on"), ==, 1);
