@@ -336,21 +336,27 @@ handle_account_data(struct tlbot_router *rt, const json_t *batch)
 	return 0;
 }
 
+/* Is ev the bot's own join to the room? */
+static int
+is_own_join(struct tlbot_router *rt, const json_t *ev)
+{
+	const char *type = jstr(ev, "type"), *skey = jstr(ev, "state_key");
+	const char *ms = jstr(json_object_get(ev, "content"), "membership");
+
+	return type && skey && ms && strcmp(type, "m.room.member") == 0 &&
+	       strcmp(skey, rt->bot_user) == 0 && strcmp(ms, "join") == 0;
+}
+
 /* Does a gap page reach what we already know? (a handled event, or the
  * bot's own join, before which nothing is answered). */
 static int
 gap_boundary(struct tlbot_router *rt, const json_t *ev)
 {
-	const char *id = jstr(ev, "event_id"), *type = jstr(ev, "type");
-	const char *skey = jstr(ev, "state_key");
+	const char *id = jstr(ev, "event_id");
 
 	if (id && tlbot_store_event_seen(rt->st, id) == 1)
 		return 1;
-	if (type && skey && strcmp(type, "m.room.member") == 0 && strcmp(skey, rt->bot_user) == 0 &&
-	    json_string_value(json_object_get(json_object_get(ev, "content"), "membership")) &&
-	    strcmp(jstr(json_object_get(ev, "content"), "membership"), "join") == 0)
-		return 1;
-	return 0;
+	return is_own_join(rt, ev);
 }
 
 static int
@@ -362,7 +368,7 @@ handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *r
 	const json_t *state = json_object_get(json_object_get(room, "state"), "events");
 	json_t *gap = NULL;
 	char *membership = NULL, *dm_user = NULL;
-	int was_joined, had_row, answer, is_dm, rc = -1;
+	int was_joined, had_row, answer, is_dm, own_join_here, rc = -1;
 	size_t i;
 
 	if (tlbot_store_room_membership(rt->st, room_id, &membership) < 0)
@@ -389,7 +395,15 @@ handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *r
 	is_dm = tlbot_store_dm_user(rt->st, room_id, &dm_user) == 0;
 	free(dm_user);
 
-	if (!first_sync && was_joined && json_is_true(json_object_get(timeline, "limited")) &&
+	/* Where do answers start? After the bot's own join when it is in this
+	 * timeline; else everything is new (the join came in an earlier batch,
+	 * or lies in the gap before a limited timeline, where the gap filler
+	 * stops at it). */
+	own_join_here = 0;
+	for (i = 0; i < json_array_size(events); i++)
+		if (is_own_join(rt, json_array_get(events, i)))
+			own_join_here = 1;
+	if (!first_sync && !own_join_here && json_is_true(json_object_get(timeline, "limited")) &&
 	    rt->fill_gap && jstr(timeline, "prev_batch")) {
 		gap = rt->fill_gap(rt->fill_arg, room_id, jstr(timeline, "prev_batch"));
 		if (gap == NULL) {
@@ -410,14 +424,13 @@ handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *r
 	}
 	/* On a first sync, and in a room joined in this batch until the bot's
 	 * own join, events are history: marked handled, never answered. */
-	answer = !first_sync && was_joined;
+	answer = !first_sync && (was_joined || !own_join_here);
 	for (i = 0; i < json_array_size(events); i++) {
 		const json_t *ev = json_array_get(events, i);
 
 		if (handle_event(rt, room_id, ev, answer, is_dm) != 0)
 			goto out;
-		if (!answer && !first_sync && gap_boundary(rt, ev) &&
-		    jstr(ev, "state_key") && strcmp(jstr(ev, "state_key"), rt->bot_user) == 0)
+		if (!answer && !first_sync && is_own_join(rt, ev))
 			answer = 1;
 	}
 	rc = 0;

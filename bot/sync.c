@@ -161,10 +161,11 @@ tlbot_sync_run(struct tlbot_daemon *d)
 				tlbot_store_kv_del(&d->st, "filter_json");
 				setup_filter(d);
 			}
-			wait = r.retry_after_ms > 0 ? r.retry_after_ms : tlbot_backoff_ms(attempt, 500, 60000);
-			if (wait > 60000 && e != TLBOT_ERR_HTTP)
-				wait = 60000;
-			attempt++;
+			/* a rate limit says how long to wait; other failures back off */
+			if (r.retry_after_ms >= 0)
+				wait = r.retry_after_ms;
+			else
+				wait = tlbot_backoff_ms(attempt++, 500, 60000);
 			log_warnx("sync: %s: %s%s%s; retrying in %ld ms", tlbot_strerror(e), r.errcode,
 				  r.errcode[0] ? " " : "", r.error, wait);
 			tlbot_daemon_sleep(d, wait);

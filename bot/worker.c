@@ -176,10 +176,14 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 		tlbot_daemon_fail(w->d, 2);
 		done = -1;
 	} else if (tlbot_http_retryable(e, &r)) {
-		long wait = r.retry_after_ms >= 0 ? r.retry_after_ms
-			    : tlbot_backoff_ms(w->attempt, SEND_BACKOFF_BASE_MS, SEND_BACKOFF_CAP_MS);
+		long wait;
 
-		w->attempt++;
+		/* a rate limit says how long to wait: honour it without growing
+		 * the backoff, which is for failures whose end nobody announced */
+		if (r.retry_after_ms >= 0)
+			wait = r.retry_after_ms;
+		else
+			wait = tlbot_backoff_ms(w->attempt++, SEND_BACKOFF_BASE_MS, SEND_BACKOFF_CAP_MS);
 		tlbot_store_outbox_fail(&w->st, row->id, r.error, 0);
 		log_warnx("outbox %s: %s to %s failed (%s: %s%s%s, HTTP %ld); retrying in %ld ms",
 			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id,
