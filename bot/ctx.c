@@ -105,6 +105,39 @@ tlbot_ctx_set_dm_enabled(struct tlbot_ctx *ctx, const char *user_id, int on)
 	return 0;
 }
 
+int
+tlbot_db_error(struct tlbot_ctx *ctx, const char *what)
+{
+	log_error("database: %s failed (room %s, event %s): %s", what,
+		  ctx->room_id ? ctx->room_id : "-", ctx->event_id ? ctx->event_id : "-",
+		  sqlite3_errmsg(ctx->st->db));
+	ctx->db_failed = 1;
+	return -1;
+}
+
+int
+tlbot_ctx_power_needed(const struct tlbot_ctx *ctx)
+{
+	return ctx->cfg->power_level;
+}
+
+char *
+tlbot_ctx_room_name(struct tlbot_ctx *ctx, const char *room_id)
+{
+	char *content = NULL, *name = NULL;
+	json_error_t jerr;
+	json_t *j;
+
+	if (room_id == NULL || tlbot_store_state_get(ctx->st, room_id, "m.room.name", "", &content) != 0)
+		return NULL;
+	j = json_loads(content, 0, &jerr);
+	if (json_string_value(json_object_get(j, "name")) && *json_string_value(json_object_get(j, "name")))
+		name = strdup(json_string_value(json_object_get(j, "name")));
+	json_decref(j);
+	free(content);
+	return name;
+}
+
 int64_t
 tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter)
 {
@@ -248,9 +281,18 @@ enqueue_msg(struct tlbot_ctx *ctx, const char *kind, const char *room_id, const 
 
 	tlbot_msg_release(m);
 	if (text == NULL) {
-		log_error("room %s: reply too large or out of memory; not sent",
-			  room_id ? room_id : "-");
-		return -1;
+		struct tlbot_msg small;
+
+		/* say so in the room rather than fall silent */
+		log_error("room %s event %s: message over %d bytes; sent a short notice instead",
+			  room_id ? room_id : "-", ctx->event_id ? ctx->event_id : "-", TLBOT_MSG_MAX);
+		tlbot_msg_init(&small);
+		tlbot_msg_text(&small, "that answer is too long for one message: narrow it down "
+			       "(filters, --page N) and ask again");
+		text = tlbot_msg_content_json(&small, "m.notice");
+		tlbot_msg_release(&small);
+		if (text == NULL)
+			return -1;
 	}
 	if (as_reply) {
 		c = json_loads(text, 0, &jerr);
@@ -301,10 +343,16 @@ tlbot_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
+	size_t i;
+
 	tlbot_buf_reset(&ctx->err);
 	va_start(ap, fmt);
 	tlbot_buf_vprintf(&ctx->err, fmt, ap);
 	va_end(ap);
+	/* a refusal is one line */
+	for (i = 0; i < ctx->err.len; i++)
+		if (ctx->err.data[i] == '\n' || ctx->err.data[i] == '\r')
+			ctx->err.data[i] = ' ';
 	ctx->failed = 1;
 	return -1;
 }

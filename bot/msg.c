@@ -62,6 +62,12 @@ tlbot_msg_html(struct tlbot_msg *m, const char *html)
 }
 
 void
+tlbot_msg_html_text(struct tlbot_msg *m, const char *s)
+{
+	check(m, tlbot_buf_add_html(&m->html, s, 1));
+}
+
+void
 tlbot_msg_plain(struct tlbot_msg *m, const char *s)
 {
 	check(m, tlbot_buf_adds(&m->plain, s));

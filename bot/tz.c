@@ -45,41 +45,68 @@ tlbot_tz_local(const char *tz, time_t t, struct tm *out)
 	return rc;
 }
 
+/* Does t show the wall time y-m-d h:m in the current zone? Lock held. */
+static int
+shows(time_t t, int year, int mon, int mday, int hour, int min)
+{
+	struct tm tm;
+
+	return localtime_r(&t, &tm) && tm.tm_year == year - 1900 && tm.tm_mon == mon - 1 &&
+	       tm.tm_mday == mday && tm.tm_hour == hour && tm.tm_min == min;
+}
+
+/* UTC offset (seconds east) in force at t in the current zone. Lock held. */
+static long
+offset_at(time_t t)
+{
+	struct tm tm;
+
+	return localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
+}
+
+/* Without mktime, whose result in gaps depends on its own hidden state
+ * (glibc keeps a guess of the last offset between calls): the candidate
+ * instants are the wall time read with each offset in force within a day
+ * of it; those that show the wall time are its occurrences (the first
+ * wins); when none does, it is in a gap and is read with the offset from
+ * before the gap, which moves it forward by the gap. */
 int
 tlbot_tz_mktime(const char *tz, int year, int mon, int mday, int hour, int min, time_t *out)
 {
-	struct tm a, b;
-	time_t ta, tb;
+	struct tm w;
+	time_t wall, best = (time_t)-1;
+	long offs[3];
+	int i, found = 0;
 
-	if (!tlbot_tz_valid(tz))
+	if (!tlbot_tz_valid(tz) || mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour < 0 ||
+	    hour > 23 || min < 0 || min > 59)
 		return -1;
-	memset(&a, 0, sizeof(a));
-	a.tm_year = year - 1900;
-	a.tm_mon = mon - 1;
-	a.tm_mday = mday;
-	a.tm_hour = hour;
-	a.tm_min = min;
-	b = a;
-	a.tm_isdst = 1; /* summer reading: first occurrence of an ambiguous time */
-	b.tm_isdst = 0;
+	memset(&w, 0, sizeof(w));
+	w.tm_year = year - 1900;
+	w.tm_mon = mon - 1;
+	w.tm_mday = mday;
+	w.tm_hour = hour;
+	w.tm_min = min;
+	wall = timegm(&w); /* the wall time as if it were UTC */
+	if (wall == (time_t)-1 || w.tm_mday != mday)
+		return -1;
 	pthread_mutex_lock(&tz_lock);
 	use_zone(tz);
-	ta = mktime(&a);
-	tb = mktime(&b);
+	offs[0] = offset_at(wall - 86400);
+	offs[1] = offset_at(wall);
+	offs[2] = offset_at(wall + 86400);
+	for (i = 0; i < 3; i++) {
+		time_t t = wall - offs[i];
+
+		if (shows(t, year, mon, mday, hour, min) && (!found || t < best)) {
+			best = t;
+			found = 1;
+		}
+	}
+	if (!found)
+		best = wall - offs[0];
 	pthread_mutex_unlock(&tz_lock);
-	if (ta == (time_t)-1 && tb == (time_t)-1)
-		return -1;
-	/* Both readings land on the asked wall time when it is ambiguous: take
-	 * the earlier instant. In a gap neither lands on it: mktime moved it
-	 * forward; take the later normalised instant (the time after the gap). */
-	if (a.tm_hour == hour && a.tm_min == min && b.tm_hour == hour && b.tm_min == min)
-		*out = ta < tb ? ta : tb;
-	else if (a.tm_hour == hour && a.tm_min == min && a.tm_isdst > 0)
-		*out = ta;
-	else if (b.tm_hour == hour && b.tm_min == min && b.tm_isdst == 0)
-		*out = tb;
-	else
-		*out = ta > tb ? ta : tb;
+	*out = best;
 	return 0;
 }
 

@@ -232,6 +232,7 @@ tlbot_worker_main(void *arg)
 	struct worker w;
 	struct tlbot_daemon *d = arg;
 	time_t last_jobs = 0;
+	int64_t last_prune_ms = -3600 * 1000;
 
 	memset(&w, 0, sizeof(w));
 	w.d = d;
@@ -248,6 +249,15 @@ tlbot_worker_main(void *arg)
 		time_t now = tlbot_clock_now();
 		int rc;
 
+		if (tlbot_clock_mono_ms() - last_prune_ms > 3600 * 1000) {
+			/* keep the database bounded: what was sent or fired a month
+			 * ago is history nobody replays */
+			int n = tlbot_store_prune(&w.st, time(NULL) - 30 * 86400);
+
+			if (n > 0)
+				log_info("housekeeping: pruned %d old outbox rows and jobs", n);
+			last_prune_ms = tlbot_clock_mono_ms();
+		}
 		if (now != last_jobs) {
 			if (tlbot_router_run_jobs(&w.router, now) < 0) {
 				log_error("scheduler: database error; retrying in 1 s");

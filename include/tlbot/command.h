@@ -136,6 +136,15 @@ int tlbot_ctx_allowed(const struct tlbot_ctx *ctx, enum tlbot_perm perm, const c
 /* Borrowed. Use only bound parameters (sqlite3_bind_*), never build SQL from
  * input. Do not BEGIN/COMMIT: the caller owns the transaction. */
 sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
+/* Report a failed store call: logs what and SQLite's message, and marks
+ * the batch (or job) for a rollback and a retry later, since a database
+ * error is not the user's fault. Returns -1, for
+ * `return tlbot_db_error(ctx, "insert challenge");`. */
+int tlbot_db_error(struct tlbot_ctx *ctx, const char *what);
+/* The power level write commands need in this deployment (config). */
+int tlbot_ctx_power_needed(const struct tlbot_ctx *ctx);
+/* The room's name (m.room.name) as a new string, or NULL when it has none. */
+char *tlbot_ctx_room_name(struct tlbot_ctx *ctx, const char *room_id);
 /* Next value of a named counter (e.g. "challenge" -> 12 for C-12), stored
  * in the same transaction. Returns -1 on error. */
 int64_t tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter);
@@ -153,7 +162,7 @@ int tlbot_reply(struct tlbot_ctx *ctx, struct tlbot_msg *m);
 int tlbot_replyf(struct tlbot_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Fail the command: every store change it made is rolled back, and the
- * one-line reason is sent as the reply. Always returns -1, so handlers can
+ * one-line reason (newlines folded to spaces) is sent as the reply. Always returns -1, so handlers can
  * `return tlbot_fail(ctx, "unknown challenge %s", id);`. */
 int tlbot_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

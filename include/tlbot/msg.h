@@ -29,6 +29,9 @@ void tlbot_msg_textf(struct tlbot_msg *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Raw HTML only (trusted markup written by the bot, never user text). */
 void tlbot_msg_html(struct tlbot_msg *m, const char *html);
+/* User text escaped into the HTML only (e.g. table cells whose plain
+ * form is written separately with tlbot_msg_plain). */
+void tlbot_msg_html_text(struct tlbot_msg *m, const char *s);
 /* Plain only (e.g. list bullets the HTML renders with <li>). */
 void tlbot_msg_plain(struct tlbot_msg *m, const char *s);
 /* Text in <b>, <i> or <code>: the user text is escaped. */

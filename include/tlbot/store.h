@@ -9,10 +9,13 @@
 #include <stdint.h>
 #include <time.h>
 
+struct tlbot_stmt_cache;
+
 struct tlbot_store {
 	sqlite3 *db;
 	char *path;
 	int in_tx;
+	struct tlbot_stmt_cache *stmts; /* prepared statements (store.c) */
 };
 
 /* Open (creating) the database at path and, when migrate is set, apply the
@@ -107,6 +110,10 @@ int tlbot_store_job_next_due(struct tlbot_store *st, time_t now, struct tlbot_jo
 time_t tlbot_store_job_earliest(struct tlbot_store *st);
 void tlbot_store_job_row_release(struct tlbot_job_row *row);
 int tlbot_store_job_finish(struct tlbot_store *st, int64_t id, const char *state, time_t at);
+
+/* Housekeeping: delete sent/failed outbox rows and finished jobs older
+ * than before (epoch s). Returns rows deleted, or -1. */
+int tlbot_store_prune(struct tlbot_store *st, time_t before);
 
 /* User preferences kept by the core. */
 int tlbot_store_dm_enabled(struct tlbot_store *st, const char *user_id, int dflt);
