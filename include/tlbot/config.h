@@ -29,15 +29,16 @@ struct tlbot_config {
 	struct tlbot_strlist allowed_rooms;   /* room ids/globs; empty = any room */
 	struct tlbot_strlist admins;          /* user ids */
 	char *log_level;         /* "info" */
-	char *transport;         /* "sync" | "websocket" | "auto" */
+	char *transport;         /* "sync" | "websocket" | "auto", default "sync" */
 	char *websocket_url;     /* optional */
 	char *ca_file;           /* optional CA bundle for private CAs */
 	char *timezone;          /* default IANA zone, "Europe/London" */
 	int power_level;         /* power needed for write commands, default 50 */
 	int sync_timeout_ms;     /* long-poll timeout, default 30000 */
 	int timeline_limit;      /* sync filter timeline limit, default 50 */
-	int grace_period_s;      /* missed-job grace, default 7200 */
-	int rate_limit_per_min;  /* commands per user per minute, default 20 */
+	int grace_period_s;      /* missed-job grace, default 7200 (key grace_period:
+	                          * "2h", "90m", "45s", "1h30m" or seconds) */
+	int rate_limit_per_min;  /* commands per user per minute, default 20; 0 = off */
 	int handled_events_max;  /* remembered event ids, default 10000 */
 	char *dm_notifications;  /* "on" | "off", default on */
 	char *digest_room;       /* optional cross-team digest room id */
@@ -75,8 +76,11 @@ int tlbot_config_load_env(struct tlbot_config *c, char *(*getenv_fn)(const char 
 int tlbot_config_finish(struct tlbot_config *c,
 			void (*report)(int line, const char *msg, void *arg), void *arg);
 
-/* Allow-list checks (globs). Empty allowed_users and allowed_servers means
- * only the bot's own server is allowed. */
+/* Allow-list checks (globs, case-sensitive). A user is allowed when an
+ * allowed_users glob matches the whole user id or an allowed_servers glob
+ * matches its server part; with both lists empty, only users on the bot's
+ * own server (server part of user_id) are. Admins are always allowed. An
+ * empty allowed_rooms allows any room. is_admin: exact id or glob. */
 int tlbot_config_user_allowed(const struct tlbot_config *c, const char *user_id);
 int tlbot_config_room_allowed(const struct tlbot_config *c, const char *room_id);
 int tlbot_config_is_admin(const struct tlbot_config *c, const char *user_id);

@@ -25,12 +25,23 @@ struct tlbot_cmdline {
 	struct tlbot_token tok[TLBOT_PARSE_MAX_TOKENS];
 };
 
-/* Tokenise body. prefixes is a NULL-terminated list ("!", "/").
- * Returns 1 if body is a command (out filled; release with
- * tlbot_cmdline_release), 0 if it is not a command (no prefix, or prefix
- * followed by a space/nothing/non-letter: "! hi", "/", "//"), -1 on a
- * malformed command with a one-line reason in err (unbalanced quote, too
- * long, too many arguments, invalid UTF-8); out is then empty. */
+/* Tokenise body. prefixes is a NULL-terminated list ("!", "/"; NULL means
+ * those two; the longest matching prefix wins). Returns 1 if body is a
+ * command (out filled; release with tlbot_cmdline_release), 0 if it is not
+ * a command (no prefix, or prefix followed by a space/nothing/non-letter:
+ * "! hi", "/", "//", "> quote"), -1 on a malformed command with a one-line
+ * reason in err (unbalanced quote, too long, too many arguments, invalid
+ * UTF-8, control characters other than newline and tab); out is empty
+ * unless 1 is returned, so releasing it is always safe.
+ *
+ * Tokens are split on white space, Unicode spaces included (no-break
+ * spaces come with pills and phone keyboards). Quoting: "..." (with \"
+ * and \\ escapes), '...', and the typographic quotes phones insert:
+ * “...”, ”...”, „...“ and ‘...’. Quoted and unquoted parts join into one
+ * token (--note="a b"). A single quote opens only where a word starts
+ * (token start, after '=' or after another quoted part) and closes only
+ * where a word ends, so apostrophes (it's, don’t) are plain text. Outside
+ * quotes \" and \' are literal quotes. Newlines inside quotes are kept. */
 int tlbot_cmdline_parse(const char *body, const char *const *prefixes,
 			struct tlbot_cmdline *out, char *err, size_t errlen);
 void tlbot_cmdline_release(struct tlbot_cmdline *cl);
@@ -51,8 +62,10 @@ struct tlbot_args {
 };
 
 /* Bind the tokens from index first on into positionals and flags per spec.
- * Accepts "--flag value", "--flag=value", "--" (end of flags). A token
- * starting "--" that is quoted is positional. Returns 0, or -1 with a
+ * Accepts "--flag value", "--flag=value", "--" (end of flags); an em or
+ * en dash followed by a letter ("—mine", what iOS makes of "--mine")
+ * counts as "--". A token whose "--" is quoted is positional, and so is
+ * "-5". Flag names are case-sensitive. Returns 0, or -1 with a
  * one-line reason in err: unknown flag (naming it), a flag without its
  * value, a value given to a boolean flag, a non-repeatable flag given
  * twice. Borrowed pointers stay valid while cl lives. */
@@ -64,23 +77,33 @@ const char *tlbot_args_get(const struct tlbot_args *a, const char *name);
 /* 1 if the flag was given (boolean or with value), else 0. */
 int tlbot_args_has(const struct tlbot_args *a, const char *name);
 
-/* Is s a syntactically valid Matrix user id (@localpart:server)? */
+/* Is s a syntactically valid Matrix user id (@localpart:server)? Localpart
+ * a-z 0-9 . _ = - / + (upper case accepted for historical ids), server name
+ * per the spec's grammar (host, IPv4 or [IPv6], optional :port), at most 255
+ * bytes in all. */
 int tlbot_is_user_id(const char *s);
 
 /* Collect the user ids mentioned in a message: from the m.mentions
- * user_ids (may be NULL; a borrowed jansson array), from matrix.to pills in
- * formatted_body (may be NULL) and from plain @user:server ids in body.
- * Calls fn(user_id, arg) once per distinct id in order of appearance.
- * Returns the number of ids found. */
+ * user_ids (may be NULL; a borrowed jansson array; non-strings and invalid
+ * ids ignored), from matrix.to and matrix:u/ pills in formatted_body (may
+ * be NULL; percent-decoded) and from plain @user:server ids in body
+ * (trailing punctuation stripped). A reply fallback (<mx-reply> in the
+ * HTML, leading "> " lines in body) is skipped: it names the replied-to
+ * sender, who was not mentioned. Note that clients also put the replied-to
+ * sender in m.mentions. Calls fn(user_id, arg) once per distinct id, in
+ * that order of sources and of appearance within each; fn may be NULL.
+ * At most 256 distinct ids. Returns the number of ids found. */
 struct json_t;
 size_t tlbot_mentions_collect(const char *body, const char *formatted_body,
 			      const struct json_t *mentions_user_ids,
 			      void (*fn)(const char *user_id, void *arg), void *arg);
 
-/* Damerau-Levenshtein-ish edit distance, for "did you mean". */
+/* Optimal string alignment distance (Damerau-Levenshtein without editing
+ * a substring twice), in bytes, for "did you mean". O(len(a) * len(b)). */
 size_t tlbot_edit_distance(const char *a, const char *b);
 
-/* Glob match with '*' and '?' (for allow-lists like "@*:example.gov.uk"). */
+/* Glob match with '*' and '?' (for allow-lists like "@*:example.gov.uk"):
+ * byte-wise, case-sensitive, whole string, no escapes. NULL never matches. */
 int tlbot_glob_match(const char *pattern, const char *s);
 
 #endif
