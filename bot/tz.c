@@ -78,8 +78,7 @@ tlbot_tz_mktime(const char *tz, int year, int mon, int mday, int hour, int min, 
 	long offs[3];
 	int i, found = 0;
 
-	if (!tlbot_tz_valid(tz) || mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour < 0 ||
-	    hour > 23 || min < 0 || min > 59)
+	if (!tlbot_tz_valid(tz))
 		return -1;
 	memset(&w, 0, sizeof(w));
 	w.tm_year = year - 1900;
@@ -88,8 +87,14 @@ tlbot_tz_mktime(const char *tz, int year, int mon, int mday, int hour, int min, 
 	w.tm_hour = hour;
 	w.tm_min = min;
 	wall = timegm(&w); /* the wall time as if it were UTC */
-	if (wall == (time_t)-1 || w.tm_mday != mday)
+	if (wall == (time_t)-1)
 		return -1;
+	/* out-of-range fields normalise, as they did with mktime */
+	year = w.tm_year + 1900;
+	mon = w.tm_mon + 1;
+	mday = w.tm_mday;
+	hour = w.tm_hour;
+	min = w.tm_min;
 	pthread_mutex_lock(&tz_lock);
 	use_zone(tz);
 	offs[0] = offset_at(wall - 86400);

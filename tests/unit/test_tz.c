@@ -76,6 +76,20 @@ TEST(mktime_other_zones)
 	CHECK_INT(tlbot_tz_date("Pacific/Auckland", utc(2026, 11, 18, 12, 0), d), ==, 0);
 	CHECK_STR(d, "2026-11-19");
 	CHECK_INT(tlbot_tz_mktime("Nowhere/City", 2026, 1, 1, 0, 0, &t), ==, -1);
+	/* a 30-minute gap, a gap at midnight, and a whole skipped day */
+	CHECK_INT(tlbot_tz_mktime("Australia/Lord_Howe", 2026, 10, 4, 2, 15, &t), ==, 0);
+	CHECK_INT(tlbot_tz_date("Australia/Lord_Howe", t, d), ==, 0);
+	CHECK_INT(t, ==, utc(2026, 10, 3, 15, 45)); /* 02:45 +11:00 */
+	CHECK_INT(tlbot_tz_mktime("America/Santiago", 2026, 9, 6, 0, 0, &t), ==, 0);
+	CHECK_INT(t, ==, utc(2026, 9, 6, 4, 0)); /* 01:00 -03:00 */
+	/* Samoa skipped 30 December 2011: 09:00 that day moves a day forward */
+	CHECK_INT(tlbot_tz_mktime("Pacific/Apia", 2011, 12, 30, 9, 0, &t), ==, 0);
+	CHECK_INT(t, ==, utc(2011, 12, 30, 19, 0)); /* 2011-12-31 09:00 +14:00 */
+	CHECK_INT(tlbot_tz_date("Pacific/Apia", t, d), ==, 0);
+	CHECK_STR(d, "2011-12-31");
+	/* out-of-range fields normalise (32 November is 2 December) */
+	CHECK_INT(tlbot_tz_mktime("Europe/London", 2026, 11, 32, 9, 30, &t), ==, 0);
+	CHECK_INT(t, ==, utc(2026, 12, 2, 9, 30));
 }
 
 TEST(dates)
