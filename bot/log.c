@@ -100,7 +100,7 @@ tlbot_log_redact(const char *in, char *out, unsigned long outlen)
 	pthread_mutex_unlock(&lock);
 }
 
-static void
+__attribute__((format(printf, 4, 0))) static void
 vlog(enum tlbot_log_level l, const char *tag, int with_errno, const char *fmt, va_list ap)
 {
 	char raw[LINE_MAX_LEN], line[LINE_MAX_LEN], stamp[32];

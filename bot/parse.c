@@ -102,7 +102,7 @@ utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 static int
 is_space_cp(uint32_t c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == 0xa0 || c == 0x1680 ||
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xa0 || c == 0x1680 ||
 	       (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
 	       c == 0x202f || c == 0x205f || c == 0x3000;
 }
@@ -256,7 +256,7 @@ check_text(const char *body, size_t len, char *err, size_t errlen)
 			set_err(err, errlen, "invalid utf-8 at byte %zu", i);
 			return -1;
 		}
-		if ((c < 0x20 && c != '\n' && c != '\t') || (c >= 0x7f && c <= 0x9f)) {
+		if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r') || (c >= 0x7f && c <= 0x9f)) {
 			set_err(err, errlen, "control character U+%04X at byte %zu", (unsigned)c, i);
 			return -1;
 		}
