@@ -110,13 +110,18 @@ int su_on_message(struct tlbot_ctx *ctx);
 /* commands/standup_jobs.c: prompt, reminder, summary. */
 extern const struct tlbot_job_kind su_jobs[];
 
+/* A matrix.to link to the room, labelled with its name (else its id). */
+void su_room_link(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *room_id);
+
 /* Helpers shared by the files. */
 char *su_strdup(const char *s);
 /* A column as a new string (NULL for SQL NULL). */
 char *su_col(sqlite3_stmt *s, int i);
-/* Prepare or fail the ctx with the database message. NULL on failure. */
+/* Prepare, or report a database error (tlbot_db_error: the batch or job
+ * is rolled back and retried). NULL on failure. */
 sqlite3_stmt *su_prep(struct tlbot_ctx *ctx, const char *sql);
-/* Step a statement without rows and finalize. 0 or -1 (ctx failed). */
+/* Step a statement without rows and finalize. 0 or -1 (database error
+ * reported as above). */
 int su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s);
 void su_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* "Wednesday 18 November 2026" */

@@ -94,14 +94,13 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 	tlbot_msg_init(&m);
 	tlbot_msg_text(&m, "Thanks, your stand-up answer is recorded for ");
 	for (i = 0; i < rooms->n; i++) {
-		char longdate[64], href[600];
+		char longdate[64];
 
 		su_date_long(dates->v[i], longdate, sizeof(longdate));
 		if (i)
 			tlbot_msg_text(&m, " and ");
 		if (tlbot_ctx_is_dm(ctx) || strcmp(rooms->v[i], tlbot_ctx_room(ctx)) != 0) {
-			snprintf(href, sizeof(href), "https://matrix.to/#/%s", rooms->v[i]);
-			tlbot_msg_link(&m, rooms->v[i], href, NULL);
+			su_room_link(&m, ctx, rooms->v[i]);
 			tlbot_msg_text(&m, ", ");
 		}
 		tlbot_msg_text(&m, longdate);

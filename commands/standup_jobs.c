@@ -112,15 +112,6 @@ was_reminded(struct tlbot_ctx *ctx, const char *room, const char *user, const ch
 }
 
 static void
-room_link(struct tlbot_msg *m, const char *room)
-{
-	char href[600];
-
-	snprintf(href, sizeof(href), "https://matrix.to/#/%s", room);
-	tlbot_msg_link(m, room, href, NULL);
-}
-
-static void
 questions(struct tlbot_msg *m, const struct su_room *r)
 {
 	int i;
@@ -151,7 +142,7 @@ prompt_dm(struct tlbot_ctx *ctx, const struct su_room *r, const char *user, cons
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Stand-up");
 	tlbot_msg_text(&m, " for ");
-	room_link(&m, r->room_id);
+	su_room_link(&m, ctx, r->room_id);
 	tlbot_msg_textf(&m, " — %s", longdate);
 	tlbot_msg_br(&m);
 	questions(&m, r);
@@ -322,7 +313,7 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 
 			tlbot_msg_init(&m);
 			tlbot_msg_textf(&m, "Reminder: the stand-up summary for ");
-			room_link(&m, r.room_id);
+			su_room_link(&m, ctx, r.room_id);
 			tlbot_msg_textf(&m, " is posted at %s and I have no answer from you yet. "
 					"Reply to my question with y: t: b: lines.", sat);
 			rc = tlbot_send_dm(ctx, late.v[i], &m);

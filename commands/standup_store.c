@@ -28,11 +28,10 @@ su_col(sqlite3_stmt *s, int i)
 sqlite3_stmt *
 su_prep(struct tlbot_ctx *ctx, const char *sql)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	sqlite3_stmt *s = NULL;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-		tlbot_fail(ctx, "stand-up: database error: %s", sqlite3_errmsg(db));
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK) {
+		tlbot_db_error(ctx, "stand-up: prepare");
 		return NULL;
 	}
 	return s;
@@ -46,11 +45,23 @@ su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s)
 	if (s == NULL)
 		return -1;
 	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		tlbot_db_error(ctx, "stand-up: write");
+		sqlite3_finalize(s);
+		return -1;
+	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return tlbot_fail(ctx, "stand-up: database error: %s",
-				  sqlite3_errmsg(tlbot_ctx_db(ctx)));
 	return 0;
+}
+
+void
+su_room_link(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *room_id)
+{
+	char href[600], *name = tlbot_ctx_room_name(ctx, room_id);
+
+	snprintf(href, sizeof(href), "https://matrix.to/#/%s", room_id);
+	tlbot_msg_link(m, name ? name : room_id, href, name ? room_id : NULL);
+	free(name);
 }
 
 void
@@ -204,6 +215,8 @@ su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
 	su_bind_text(s, 1, room_id);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
+		if (rc != SQLITE_DONE)
+			tlbot_db_error(ctx, "stand-up: load settings");
 		sqlite3_finalize(s);
 		return rc == SQLITE_DONE ? 1 : -1;
 	}
@@ -229,7 +242,7 @@ su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
 	if (r->room_id == NULL || r->tz == NULL || r->q[0] == NULL || r->q[1] == NULL ||
 	    r->q[2] == NULL || r->mode == NULL) {
 		su_room_release(r);
-		return -1;
+		return tlbot_fail(ctx, "stand-up: out of memory");
 	}
 	return 0;
 }
@@ -288,7 +301,9 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 		if (su_list_add(out, (const char *)sqlite3_column_text(s, 0)) != 0)
 			break;
 	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	if (rc != SQLITE_DONE)
+		return tlbot_db_error(ctx, "stand-up: members");
+	return 0;
 }
 
 int

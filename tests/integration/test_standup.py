@@ -87,6 +87,7 @@ class Standup(unittest.TestCase):
         self.clock(utc(2026, 11, 18, 9, 30))
         dma, dmb = self.dm_room(a), self.dm_room(b)
         pa = a.wait_for(dma, lambda e: "Yesterday?" in body(e), timeout=20)
+        self.assertIn("Stand-up for Leeds family hubs", body(pa))
         b.wait_for(dmb, lambda e: "Yesterday?" in body(e), timeout=20)
 
         # alice answers by replying to the prompt in the DM
