@@ -135,8 +135,9 @@ prompt_dm(struct tlbot_ctx *ctx, const struct su_room *r, const char *user, cons
 	char longdate[64], sat[6];
 
 	if (was_prompted(ctx, r->room_id, user, date) ||
-	    su_is_away(ctx, r->room_id, user, date, NULL))
-		return 0;
+	    su_is_away(ctx, r->room_id, user, date, NULL) ||
+	    su_has_answer(ctx, r->room_id, user, date))
+		return 0; /* answered early: nothing to ask */
 	su_date_long(date, longdate, sizeof(longdate));
 	su_hhmm(r->summary_minute, sat);
 	tlbot_msg_init(&m);
@@ -233,7 +234,8 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		char tz[128];
 		time_t own;
 
-		if (su_is_away(ctx, r.room_id, u, p.date, NULL) || was_prompted(ctx, r.room_id, u, p.date))
+		if (su_is_away(ctx, r.room_id, u, p.date, NULL) || was_prompted(ctx, r.room_id, u, p.date) ||
+		    su_has_answer(ctx, r.room_id, u, p.date))
 			continue;
 		if (strcmp(r.mode, "room") == 0) {
 			su_list_add(&here, u);

@@ -553,7 +553,25 @@ TEST(long_answers_fit)
 	cmdtest_release(&t);
 }
 
+TEST(early_answer_not_asked)
+{
+	struct cmdtest t;
+
+	setup(&t, utc(2026, 11, 18, 8, 0));
+	roster(&t);
+	cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London mon-fri");
+	cmdtest_run(&t, ALICE, ROOM, "!standup y: early t: bird b: none");
+	t.now = utc(2026, 11, 18, 9, 30);
+	CHECK_INT(cmdtest_jobs(&t), ==, 2);
+	CHECK_INT(out_to(&t, "dm", ALICE), ==, -1);
+	t.now = utc(2026, 11, 18, 10, 0);
+	CHECK_INT(cmdtest_jobs(&t), ==, 2); /* bob and carol reminded, not alice */
+	CHECK_INT(out_to(&t, "dm", ALICE), ==, -1);
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(early_answer_not_asked),
 	TEST_ENTRY(long_answers_fit),
 	TEST_ENTRY(dm_off_asked_in_room),
 	TEST_ENTRY(schedule_parsing),
