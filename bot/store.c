@@ -199,7 +199,7 @@ migrate_component(struct tlbot_store *st, const char *component, const char *con
 		sqlite3_bind_int(s, 2, i + 1);
 		if (step_done(st, s) != 0 || exec_sql(st->db, "COMMIT") != 0)
 			goto fail;
-		log_info("database: migrated %s to version %d", component, i + 1);
+		log_debug("database: migrated %s to version %d", component, i + 1);
 	}
 	return 0;
 fail:
@@ -236,7 +236,7 @@ migrate(struct tlbot_store *st)
 		}
 		if (exec_sql(st->db, "COMMIT") != 0)
 			return -1;
-		log_info("database: migrated core to version %d", i + 1);
+		log_debug("database: migrated core to version %d", i + 1);
 	}
 	for (i = 0; tlbot_commands[i]; i++) {
 		const struct tlbot_schema *sc = tlbot_commands[i]->schema;
