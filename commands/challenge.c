@@ -770,7 +770,7 @@ recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
 	if (c->lead && n < max)
 		out[n++] = strdup(c->lead);
 	s = prep(db, "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
-		 " ORDER BY assigned_at, user_id", "i", c->id);
+		 " ORDER BY assigned_at, rowid", "i", c->id);
 	if (s == NULL)
 		return -1;
 	while (sqlite3_step(s) == SQLITE_ROW && n < max) {
@@ -1555,7 +1555,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_text(&m, "none");
 	field_line(&m, "Assigned:");
 	s = prep(db, "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
-		 " ORDER BY assigned_at, user_id", "i", c.id);
+		 " ORDER BY assigned_at, rowid", "i", c.id);
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
 		if (n++)
 			tlbot_msg_text(&m, ", ");
