@@ -10,6 +10,7 @@
  *
  *	bench_batch [--quick] [--dir DIR] [--cmd TEXT]... [--setup-cmd TEXT]...
  *
+ * --profile: one 1 MB batch and 200 one-command batches (for callgrind).
  * --cmd: command lines mixed into the chatter (default "!ping"); a command
  * text may contain %d, replaced by a sequence number. --setup-cmd: command
  * lines run once before measuring (e.g. to create E-1).
@@ -387,12 +388,14 @@ main(int argc, char **argv)
 	struct tlbot_router rt;
 	char dir[512] = "", path[600];
 	double ev1, mb1, ev10, mb10, evk, mbk, best_mb, best_ev;
-	int quick = 0, i, rc = 1, made_dir = 0, cmds_given = 0;
+	int quick = 0, profile = 0, i, rc = 1, made_dir = 0, cmds_given = 0;
 	char *join;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0)
 			quick = 1;
+		else if (strcmp(argv[i], "--profile") == 0)
+			profile = 1;
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			snprintf(dir, sizeof(dir), "%s", argv[++i]);
 		else if (strcmp(argv[i], "--cmd") == 0 && i + 1 < argc) {
@@ -404,7 +407,7 @@ main(int argc, char **argv)
 			if (nsetup < MAX_CMDS)
 				setup_cmds[nsetup++] = argv[++i];
 		} else {
-			fprintf(stderr, "usage: bench_batch [--quick] [--dir DIR] [--cmd TEXT]... "
+			fprintf(stderr, "usage: bench_batch [--quick|--profile] [--dir DIR] [--cmd TEXT]... "
 				"[--setup-cmd TEXT]...\n");
 			return 64;
 		}
@@ -457,6 +460,13 @@ main(int argc, char **argv)
 	}
 
 	printf("{\"database\": \"file (WAL, synchronous=NORMAL)\", \"command_every\": 10,\n  ");
+	if (profile) {
+		/* one 1 MB batch and 200 one-command batches: for valgrind */
+		rc = shape(&rt, "batch_1mb", 0, 1000000, 1, 10, 1, &ev1, &mb1) != 0 ||
+		     single(&rt, 200) != 0;
+		printf("}\n");
+		goto out;
+	}
 	if (shape(&rt, "batch_1mb", 0, 1000000, quick ? 3 : 7, 10, 1, &ev1, &mb1) != 0 ||
 	    shape(&rt, "batch_10mb", 0, 10000000, quick ? 1 : 3, 10, 0, &ev10, &mb10) != 0 ||
 	    shape(&rt, "batch_10k_events", 10000, 0, quick ? 1 : 3, 10, 0, &evk, &mbk) != 0 ||
