@@ -16,12 +16,11 @@
 #include "tlbot/log.h"
 #include "tlbot/sched_time.h"
 
-#define FEED_MAX (4u * 1024 * 1024) /* the real feed is ~60 KiB */
+#define FEED_MAX  (4u * 1024 * 1024) /* the real feed is ~60 KiB */
 #define TITLE_MAX 80
-#define NSLOTS 4
+#define NSLOTS    4
 
-static const char *const divisions[] = { "england-and-wales", "scotland", "northern-ireland",
-					 NULL };
+static const char *const divisions[] = {"england-and-wales", "scotland", "northern-ireland", NULL};
 
 struct holiday {
 	char date[11];
@@ -80,14 +79,14 @@ tlbot_holidays_shipped_path(void)
 {
 	static const char *const candidates[] = {
 #ifdef TLBOT_DATADIR
-		TLBOT_DATADIR "/bank-holidays.json",
+	        TLBOT_DATADIR "/bank-holidays.json",
 #endif
 #ifdef TLBOT_SOURCE_DIR
-		TLBOT_SOURCE_DIR "/config/bank-holidays.json",
+	        TLBOT_SOURCE_DIR "/config/bank-holidays.json",
 #endif
-		"/usr/local/share/tlbot/bank-holidays.json",
-		"/usr/share/tlbot/bank-holidays.json",
-		NULL,
+	        "/usr/local/share/tlbot/bank-holidays.json",
+	        "/usr/share/tlbot/bank-holidays.json",
+	        NULL,
 	};
 	size_t i;
 
@@ -150,7 +149,8 @@ parse_feed(const char *text, size_t len, struct holiday **out, size_t *nout)
 			}
 			memcpy(h[n].date, date, 11);
 			h[n].division = (unsigned char)d;
-			snprintf(h[n].title, sizeof(h[n].title), "%s", title ? title : "bank holiday");
+			snprintf(h[n].title, sizeof(h[n].title), "%s",
+			         title ? title : "bank holiday");
 			n++;
 		}
 	}
@@ -279,8 +279,8 @@ lower_bound(const struct slot *s, int d, const char *date)
 }
 
 int
-tlbot_holidays_check(const char *override_path, const char *division, const char *date,
-		     char *title, size_t titlelen)
+tlbot_holidays_check(const char *override_path, const char *division, const char *date, char *title,
+                     size_t titlelen)
 {
 	int d = division_index(division), y, m, dd, rc = -1;
 	struct slot *s;
@@ -301,8 +301,8 @@ tlbot_holidays_check(const char *override_path, const char *division, const char
 }
 
 int
-tlbot_holidays_next(const char *override_path, const char *division, const char *date,
-		    char out[11], char *title, size_t titlelen)
+tlbot_holidays_next(const char *override_path, const char *division, const char *date, char out[11],
+                    char *title, size_t titlelen)
 {
 	int d = division_index(division), y, m, dd, rc = -1;
 	struct slot *s;
@@ -441,10 +441,10 @@ tlbot_holidays_refresh(const char *dest_path)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK) {
 		log_warnx("bank holidays: fetching %s failed: %s; keeping the copy we have",
-			  TLBOT_HOLIDAYS_URL, curl_easy_strerror(cc));
+		          TLBOT_HOLIDAYS_URL, curl_easy_strerror(cc));
 	} else if (status != 200) {
 		log_warnx("bank holidays: %s answered HTTP %ld; keeping the copy we have",
-			  TLBOT_HOLIDAYS_URL, status);
+		          TLBOT_HOLIDAYS_URL, status);
 	} else if (tlbot_holidays_install(dest_path, tlbot_buf_str(&body), body.len) == 0) {
 		log_info("bank holidays: refreshed %s from %s", dest_path, TLBOT_HOLIDAYS_URL);
 		tlbot_holidays_set_cache_path(dest_path);

@@ -41,7 +41,7 @@ tlbot_date_civil(long z, int *y, int *m, int *d)
 static int
 month_days(int y, int m)
 {
-	static const int md[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
 	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return 29;
@@ -77,7 +77,7 @@ tlbot_date_add(const char *date, long n, char out[11])
 	if (y < 1970 || y > 9999)
 		return -1;
 	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
-		 (unsigned)d % 100u);
+	         (unsigned)d % 100u);
 	return 0;
 }
 
@@ -94,9 +94,9 @@ tlbot_date_weekday(const char *date)
 	return (int)(((days % 7) + 7 + 3) % 7);
 }
 
-static const char *const day_names[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
-static const char *const day_full[] = { "monday", "tuesday", "wednesday", "thursday",
-					"friday", "saturday", "sunday" };
+static const char *const day_names[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+static const char *const day_full[] = {"monday", "tuesday",  "wednesday", "thursday",
+                                       "friday", "saturday", "sunday"};
 
 /* Day index of the word s[0..n), or -1. */
 static int
@@ -198,12 +198,13 @@ tlbot_days_format(unsigned mask, char *out, size_t outlen)
 		for (j = i; j + 1 < 7 && (mask & (1u << (j + 1))); j++)
 			;
 		if (j - i >= 2)
-			len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0, "%s%s-%s",
-						len ? "," : "", day_names[i], day_names[j]);
+			len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0,
+			                        "%s%s-%s", len ? "," : "", day_names[i],
+			                        day_names[j]);
 		else
 			for (; i <= j; i++)
 				len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0,
-							"%s%s", len ? "," : "", day_names[i]);
+				                        "%s%s", len ? "," : "", day_names[i]);
 		i = j + 1;
 		if (len >= outlen)
 			return;
@@ -241,8 +242,8 @@ tlbot_sched_at(const char *tz, const char *date, int minute_of_day, time_t *out)
 }
 
 int
-tlbot_sched_next(const char *tz, int minute_of_day, unsigned days, time_t after,
-		 tlbot_skip_fn skip, void *arg, time_t *out, char date_out[11])
+tlbot_sched_next(const char *tz, int minute_of_day, unsigned days, time_t after, tlbot_skip_fn skip,
+                 void *arg, time_t *out, char date_out[11])
 {
 	char date[11], next[11];
 	int i;

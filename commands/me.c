@@ -9,16 +9,16 @@
 #include "tlbot/tz.h"
 
 static const char *const schema_v1 =
-	"CREATE TABLE me_prefs (user_id TEXT PRIMARY KEY, tz TEXT, updated_at INTEGER);";
-static const char *const migrations[] = { schema_v1, NULL };
-static const struct tlbot_schema schema = { "me", migrations };
+        "CREATE TABLE me_prefs (user_id TEXT PRIMARY KEY, tz TEXT, updated_at INTEGER);";
+static const char *const migrations[] = {schema_v1, NULL};
+static const struct tlbot_schema schema = {"me", migrations};
 
 /* Re-plan every stand-up so personal prompt times follow the new zone.
  * 0 or -1. */
 static int
 replan_all(struct tlbot_ctx *ctx)
 {
-	struct su_list rooms = { 0 };
+	struct su_list rooms = {0};
 	sqlite3_stmt *s = su_prep(ctx, "SELECT room_id FROM standup_rooms WHERE enabled = 1");
 	size_t i;
 	int rc = 0;
@@ -38,15 +38,17 @@ static int
 set_tz(struct tlbot_ctx *ctx, const char *tz)
 {
 	int reset = strcasecmp(tz, "default") == 0 || strcasecmp(tz, "reset") == 0 ||
-		    strcasecmp(tz, "none") == 0;
+	            strcasecmp(tz, "none") == 0;
 	sqlite3_stmt *s;
 
 	if (!reset && !tlbot_tz_valid(tz))
-		return tlbot_fail(ctx, "unknown time zone '%s': use an IANA name such as "
-				  "Europe/London, Europe/Paris or America/New_York", tz);
+		return tlbot_fail(ctx,
+		                  "unknown time zone '%s': use an IANA name such as "
+		                  "Europe/London, Europe/Paris or America/New_York",
+		                  tz);
 	s = su_prep(ctx, "INSERT INTO me_prefs(user_id, tz, updated_at) VALUES (?, ?, ?)"
-		    " ON CONFLICT(user_id) DO UPDATE SET tz = excluded.tz,"
-		    " updated_at = excluded.updated_at");
+	                 " ON CONFLICT(user_id) DO UPDATE SET tz = excluded.tz,"
+	                 " updated_at = excluded.updated_at");
 	if (s == NULL)
 		return -1;
 	su_bind_text(s, 1, tlbot_ctx_sender(ctx));
@@ -56,9 +58,11 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 		return -1;
 	if (reset)
 		return tlbot_replyf(ctx, "Your time zone is back to the default (%s).",
-				    tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC");
-	return tlbot_replyf(ctx, "Your time zone is now %s: stand-up prompts come at the stand-up "
-			    "time in it, and reminder times you give are read in it.", tz);
+		                    tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC");
+	return tlbot_replyf(ctx,
+	                    "Your time zone is now %s: stand-up prompts come at the stand-up "
+	                    "time in it, and reminder times you give are read in it.",
+	                    tz);
 }
 
 static int
@@ -86,17 +90,17 @@ show(struct tlbot_ctx *ctx)
 	tlbot_msg_textf(&m, "Direct messages: %s", tlbot_ctx_dm_enabled(ctx, user) ? "on" : "off");
 	tlbot_msg_br(&m);
 	s = su_prep(ctx, "SELECT COUNT(*) FROM reminders WHERE owner = ? AND delivered = 0"
-		    " AND cancelled = 0");
+	                 " AND cancelled = 0");
 	if (s) {
 		su_bind_text(s, 1, user);
 		if (sqlite3_step(s) == SQLITE_ROW)
 			tlbot_msg_textf(&m, "Pending reminders you set: %d (%sremind list)",
-					sqlite3_column_int(s, 0), tlbot_ctx_prefix(ctx));
+			                sqlite3_column_int(s, 0), tlbot_ctx_prefix(ctx));
 		sqlite3_finalize(s);
 		tlbot_msg_br(&m);
 	}
 	s = su_prep(ctx, "SELECT room_id, until_date FROM standup_away WHERE user_id = ?"
-		    " AND until_date >= ? ORDER BY until_date");
+	                 " AND until_date >= ? ORDER BY until_date");
 	if (s) {
 		char today[11];
 
@@ -105,14 +109,14 @@ show(struct tlbot_ctx *ctx)
 		su_bind_text(s, 2, today);
 		while (sqlite3_step(s) == SQLITE_ROW) {
 			tlbot_msg_textf(&m, "Away from the stand-up in %s until %s",
-					(const char *)sqlite3_column_text(s, 0),
-					(const char *)sqlite3_column_text(s, 1));
+			                (const char *)sqlite3_column_text(s, 0),
+			                (const char *)sqlite3_column_text(s, 1));
 			tlbot_msg_br(&m);
 		}
 		sqlite3_finalize(s);
 	}
 	tlbot_msg_textf(&m, "Change your zone with %sme tz Europe/Paris (or %sme tz default).",
-			tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
+	                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
 }
 
@@ -122,22 +126,23 @@ me(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (args->argc == 0)
 		return show(ctx);
 	if (strcasecmp(args->argv[0], "tz") != 0)
-		return tlbot_fail(ctx, "unknown setting '%s': %sme shows your settings, %sme tz ZONE "
-				  "sets your time zone", args->argv[0], tlbot_ctx_prefix(ctx),
-				  tlbot_ctx_prefix(ctx));
+		return tlbot_fail(ctx,
+		                  "unknown setting '%s': %sme shows your settings, %sme tz ZONE "
+		                  "sets your time zone",
+		                  args->argv[0], tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
 	if (args->argc == 1)
 		return show(ctx);
 	return set_tz(ctx, args->argv[1]);
 }
 
 const struct tlbot_cmd tlbot_cmd_me = {
-	.name = "me",
-	.usage = "[tz ZONE]",
-	.summary = "your own settings: time zone for stand-up prompts and reminders",
-	.help = "Examples: !me, !me tz Europe/Paris, !me tz default",
-	.perm = TLBOT_PERM_ANYONE,
-	.min_args = 0,
-	.max_args = 2,
-	.handler = me,
-	.schema = &schema,
+        .name = "me",
+        .usage = "[tz ZONE]",
+        .summary = "your own settings: time zone for stand-up prompts and reminders",
+        .help = "Examples: !me, !me tz Europe/Paris, !me tz default",
+        .perm = TLBOT_PERM_ANYONE,
+        .min_args = 0,
+        .max_args = 2,
+        .handler = me,
+        .schema = &schema,
 };

@@ -14,25 +14,25 @@
 #include "tlbot/tz.h"
 
 #define DEFAULT_MINUTE (9 * 60) /* "tomorrow" / "on DATE" without a time */
-#define TEXT_MAX 1000
+#define TEXT_MAX       1000
 
 static const char *const schema_v1 =
-	"CREATE TABLE reminders (id INTEGER PRIMARY KEY, owner TEXT NOT NULL,"
-	"  target_user TEXT, target_room TEXT, room_id TEXT, due INTEGER NOT NULL,"
-	"  tz TEXT NOT NULL, text TEXT NOT NULL, event_id TEXT, created_at INTEGER NOT NULL,"
-	"  delivered INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER,"
-	"  missed INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
-	"  cancelled_by TEXT);"
-	"CREATE INDEX reminders_owner ON reminders(owner, delivered, cancelled);"
-	"CREATE INDEX reminders_target ON reminders(target_user, delivered, cancelled);";
-static const char *const migrations[] = { schema_v1, NULL };
-static const struct tlbot_schema schema = { "remind", migrations };
+        "CREATE TABLE reminders (id INTEGER PRIMARY KEY, owner TEXT NOT NULL,"
+        "  target_user TEXT, target_room TEXT, room_id TEXT, due INTEGER NOT NULL,"
+        "  tz TEXT NOT NULL, text TEXT NOT NULL, event_id TEXT, created_at INTEGER NOT NULL,"
+        "  delivered INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER,"
+        "  missed INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
+        "  cancelled_by TEXT);"
+        "CREATE INDEX reminders_owner ON reminders(owner, delivered, cancelled);"
+        "CREATE INDEX reminders_target ON reminders(target_user, delivered, cancelled);";
+static const char *const migrations[] = {schema_v1, NULL};
+static const struct tlbot_schema schema = {"remind", migrations};
 
 static const char *
 user_zone(struct tlbot_ctx *ctx, char *buf, size_t len)
 {
 	su_user_tz(ctx, tlbot_ctx_sender(ctx),
-		   tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC", buf, len);
+	           tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC", buf, len);
 	return buf;
 }
 
@@ -51,12 +51,26 @@ parse_duration(const char *s)
 		if (end == s || n > 100000)
 			return -1;
 		switch (*end) {
-		case 'd': n *= 86400; end++; break;
-		case 'h': n *= 3600; end++; break;
-		case 'm': n *= 60; end++; break;
-		case 's': end++; break;
-		case '\0': n *= 60; break;
-		default: return -1;
+		case 'd':
+			n *= 86400;
+			end++;
+			break;
+		case 'h':
+			n *= 3600;
+			end++;
+			break;
+		case 'm':
+			n *= 60;
+			end++;
+			break;
+		case 's':
+			end++;
+			break;
+		case '\0':
+			n *= 60;
+			break;
+		default:
+			return -1;
 		}
 		if (strncmp(end, "in", 2) == 0) /* "30min" */
 			end += 2;
@@ -79,7 +93,7 @@ parse_duration2(const char *num, const char *unit)
 	if (strncasecmp(unit, "min", 3) == 0)
 		n *= 60;
 	else if (strncasecmp(unit, "hour", 4) == 0 || strcasecmp(unit, "hr") == 0 ||
-		 strcasecmp(unit, "hrs") == 0)
+	         strcasecmp(unit, "hrs") == 0)
 		n *= 3600;
 	else if (strncasecmp(unit, "day", 3) == 0)
 		n *= 86400;
@@ -94,7 +108,7 @@ parse_duration2(const char *num, const char *unit)
  * points after them. 0, or -1 after tlbot_fail. */
 static int
 parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const char *tz,
-	   time_t *due)
+           time_t *due)
 {
 	time_t now = tlbot_ctx_now(ctx);
 	const char *w = *i < a->argc ? a->argv[*i] : NULL;
@@ -102,7 +116,8 @@ parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const c
 	int minute = -1;
 
 	if (w == NULL)
-		return tlbot_fail(ctx, "when? in 2h | at 16:00 | tomorrow 09:00 | on 2026-12-01 [at HH:MM]");
+		return tlbot_fail(
+		        ctx, "when? in 2h | at 16:00 | tomorrow 09:00 | on 2026-12-01 [at HH:MM]");
 	if (strcasecmp(w, "in") == 0) {
 		long secs = -1;
 
@@ -111,11 +126,11 @@ parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const c
 		if (secs > 0) {
 			*i += 2;
 		} else if (*i + 2 < a->argc &&
-			   (secs = parse_duration2(a->argv[*i + 1], a->argv[*i + 2])) > 0) {
+		           (secs = parse_duration2(a->argv[*i + 1], a->argv[*i + 2])) > 0) {
 			*i += 3;
 		} else {
 			return tlbot_fail(ctx, "bad duration after 'in': use 2h, 30m, 1d, 1h30m or "
-					  "'2 hours'");
+			                       "'2 hours'");
 		}
 		*due = now + secs;
 		return 0;
@@ -150,7 +165,8 @@ parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const c
 		minute = DEFAULT_MINUTE;
 		if (*i < a->argc && strcasecmp(a->argv[*i], "at") == 0) {
 			if (*i + 1 >= a->argc || (minute = tlbot_hhmm_parse(a->argv[*i + 1])) < 0)
-				return tlbot_fail(ctx, "bad time after 'at': use HH:MM on a 24-hour clock");
+				return tlbot_fail(
+				        ctx, "bad time after 'at': use HH:MM on a 24-hour clock");
 			*i += 2;
 		} else if (*i < a->argc && (minute = tlbot_hhmm_parse(a->argv[*i])) >= 0) {
 			(*i)++;
@@ -160,12 +176,14 @@ parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const c
 		if (tlbot_sched_at(tz, date, minute, due) != 0)
 			return tlbot_fail(ctx, "cannot compute the time in %s", tz);
 		if (*due <= now)
-			return tlbot_fail(ctx, "%s %02d:%02d (%s) is in the past", date, minute / 60,
-					  minute % 60, tz);
+			return tlbot_fail(ctx, "%s %02d:%02d (%s) is in the past", date,
+			                  minute / 60, minute % 60, tz);
 		return 0;
 	}
-	return tlbot_fail(ctx, "when? '%s' is not one of: in 2h | at 16:00 | tomorrow 09:00 | "
-			  "on 2026-12-01 [at HH:MM]", w);
+	return tlbot_fail(ctx,
+	                  "when? '%s' is not one of: in 2h | at 16:00 | tomorrow 09:00 | "
+	                  "on 2026-12-01 [at HH:MM]",
+	                  w);
 }
 
 static void
@@ -203,8 +221,10 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	else if (tlbot_ctx_nmentions(ctx) == 1)
 		target_user = tlbot_ctx_mention(ctx, 0);
 	else
-		return tlbot_fail(ctx, "remind whom? @user:server, me or room (usage: %sremind "
-				  "@user|me|room in 2h \"text\")", tlbot_ctx_prefix(ctx));
+		return tlbot_fail(ctx,
+		                  "remind whom? @user:server, me or room (usage: %sremind "
+		                  "@user|me|room in 2h \"text\")",
+		                  tlbot_ctx_prefix(ctx));
 	if (target_room && tlbot_ctx_is_dm(ctx))
 		target_user = tlbot_ctx_sender(ctx), target_room = NULL;
 	user_zone(ctx, tz, sizeof(tz));
@@ -223,8 +243,9 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_buf_release(&text);
 		return -1;
 	}
-	s = su_prep(ctx, "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due, tz,"
-		    " text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	s = su_prep(ctx,
+	            "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due, tz,"
+	            " text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (s == NULL) {
 		tlbot_buf_release(&text);
 		return -1;
@@ -256,7 +277,8 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	else
 		tlbot_msg_user(&m, target_user);
 	tlbot_msg_textf(&m, " on %s%s. Cancel with %sremind cancel R-%lld.", when,
-			target_room ? "" : " by direct message", tlbot_ctx_prefix(ctx), (long long)id);
+	                target_room ? "" : " by direct message", tlbot_ctx_prefix(ctx),
+	                (long long)id);
 	return tlbot_reply(ctx, &m);
 }
 
@@ -283,10 +305,11 @@ short_text(struct tlbot_msg *m, const char *text)
 static int
 list(struct tlbot_ctx *ctx)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT id, owner, target_user, target_room, due, text"
-				  " FROM reminders WHERE delivered = 0 AND cancelled = 0 AND missed = 0"
-				  " AND (owner = ?1 OR target_user = ?1 OR target_room = ?2)"
-				  " ORDER BY due, id LIMIT 50");
+	sqlite3_stmt *s =
+	        su_prep(ctx, "SELECT id, owner, target_user, target_room, due, text"
+	                     " FROM reminders WHERE delivered = 0 AND cancelled = 0 AND missed = 0"
+	                     " AND (owner = ?1 OR target_user = ?1 OR target_room = ?2)"
+	                     " ORDER BY due, id LIMIT 50");
 	char tz[128];
 	struct tlbot_msg m;
 	int n = 0;
@@ -352,18 +375,19 @@ cancel(struct tlbot_ctx *ctx, const char *ref)
 	id = strtoll(p, &end, 10);
 	if (*p == '\0' || *end != '\0' || id <= 0)
 		return tlbot_fail(ctx, "which reminder? give its number, e.g. R-7 (%sremind list)",
-				  tlbot_ctx_prefix(ctx));
+		                  tlbot_ctx_prefix(ctx));
 	s = su_prep(ctx, "SELECT owner = ?2 OR target_user = ?2, room_id FROM reminders WHERE"
-		    " id = ?1 AND delivered = 0 AND cancelled = 0 AND missed = 0");
+	                 " id = ?1 AND delivered = 0 AND cancelled = 0 AND missed = 0");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
 	found = sqlite3_step(s) == SQLITE_ROW;
-	allowed = found && (sqlite3_column_int(s, 0) ||
-			    (sqlite3_column_text(s, 1) && tlbot_ctx_room(ctx) &&
-			     strcmp((const char *)sqlite3_column_text(s, 1), tlbot_ctx_room(ctx)) == 0 &&
-			     tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx))));
+	allowed = found &&
+	          (sqlite3_column_int(s, 0) ||
+	           (sqlite3_column_text(s, 1) && tlbot_ctx_room(ctx) &&
+	            strcmp((const char *)sqlite3_column_text(s, 1), tlbot_ctx_room(ctx)) == 0 &&
+	            tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx))));
 	sqlite3_finalize(s);
 	if (!found)
 		return tlbot_fail(ctx, "no pending reminder R-%lld", id);
@@ -387,7 +411,8 @@ remind(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	if (strcasecmp(args->argv[0], "list") == 0) {
 		if (args->argc > 1)
-			return tlbot_fail(ctx, "%sremind list takes no arguments", tlbot_ctx_prefix(ctx));
+			return tlbot_fail(ctx, "%sremind list takes no arguments",
+			                  tlbot_ctx_prefix(ctx));
 		return list(ctx);
 	}
 	if (strcasecmp(args->argv[0], "cancel") == 0) {
@@ -401,9 +426,10 @@ remind(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT owner, target_user, target_room, text, room_id"
-				  " FROM reminders WHERE id = ? AND delivered = 0 AND cancelled = 0"
-				  " AND missed = 0");
+	sqlite3_stmt *s =
+	        su_prep(ctx, "SELECT owner, target_user, target_room, text, room_id"
+	                     " FROM reminders WHERE id = ? AND delivered = 0 AND cancelled = 0"
+	                     " AND missed = 0");
 	char *owner = NULL, *tu = NULL, *tr = NULL, *text = NULL, *room = NULL;
 	json_error_t jerr;
 	json_t *p = json_loads(job->payload, 0, &jerr);
@@ -472,24 +498,24 @@ out:
 }
 
 static const struct tlbot_job_kind jobs[] = {
-	{ "remind.deliver", fire },
-	{ NULL, NULL },
+        {"remind.deliver", fire},
+        {NULL, NULL},
 };
 
 const struct tlbot_cmd tlbot_cmd_remind = {
-	.name = "remind",
-	.aliases = NULL,
-	.usage = "@user|me|room in 2h|at 16:00|tomorrow 09:00|on DATE [at HH:MM] \"text\" "
-		 "| list | cancel R-N",
-	.summary = "a one-off reminder by direct message or in the room",
-	.help = "Examples: !remind me in 2h \"call the council\", !remind room at 16:00 \"retro\", "
-		"!remind @sam:example.org tomorrow 09:00 \"send the survey\", "
-		"!remind me on 2026-12-01 at 10:00 \"review E-34\", !remind list, "
-		"!remind cancel R-7. Times are in your zone (!me tz).",
-	.perm = TLBOT_PERM_ANYONE,
-	.min_args = 1,
-	.max_args = -1,
-	.handler = remind,
-	.schema = &schema,
-	.jobs = jobs,
+        .name = "remind",
+        .aliases = NULL,
+        .usage = "@user|me|room in 2h|at 16:00|tomorrow 09:00|on DATE [at HH:MM] \"text\" "
+                 "| list | cancel R-N",
+        .summary = "a one-off reminder by direct message or in the room",
+        .help = "Examples: !remind me in 2h \"call the council\", !remind room at 16:00 \"retro\", "
+                "!remind @sam:example.org tomorrow 09:00 \"send the survey\", "
+                "!remind me on 2026-12-01 at 10:00 \"review E-34\", !remind list, "
+                "!remind cancel R-7. Times are in your zone (!me tz).",
+        .perm = TLBOT_PERM_ANYONE,
+        .min_args = 1,
+        .max_args = -1,
+        .handler = remind,
+        .schema = &schema,
+        .jobs = jobs,
 };

@@ -15,40 +15,40 @@
 #include "tlbot/tz.h"
 
 static const char *const schema_v1 =
-	"CREATE TABLE standup_rooms (room_id TEXT PRIMARY KEY, minute INTEGER NOT NULL,"
-	"  tz TEXT NOT NULL, days INTEGER NOT NULL, summary_minute INTEGER,"
-	"  q_yesterday TEXT NOT NULL DEFAULT 'Yesterday?',"
-	"  q_today TEXT NOT NULL DEFAULT 'Today?',"
-	"  q_blockers TEXT NOT NULL DEFAULT 'Blockers?',"
-	"  enabled INTEGER NOT NULL DEFAULT 1, mode TEXT NOT NULL DEFAULT 'dm',"
-	"  remind_lead INTEGER NOT NULL DEFAULT 15, division TEXT,"
-	"  gen INTEGER NOT NULL DEFAULT 0, next_date TEXT, updated_by TEXT,"
-	"  updated_at INTEGER);"
-	"CREATE TABLE standup_skips (room_id TEXT NOT NULL, date TEXT NOT NULL, added_by TEXT,"
-	"  PRIMARY KEY (room_id, date));"
-	"CREATE TABLE standup_away (room_id TEXT NOT NULL, user_id TEXT NOT NULL,"
-	"  from_date TEXT NOT NULL, until_date TEXT NOT NULL, set_by TEXT,"
-	"  PRIMARY KEY (room_id, user_id));"
-	"CREATE TABLE standup_answers (id INTEGER PRIMARY KEY, room_id TEXT NOT NULL,"
-	"  user_id TEXT NOT NULL, date TEXT NOT NULL, yesterday TEXT, today TEXT,"
-	"  blockers TEXT, event_id TEXT, source TEXT NOT NULL, at INTEGER NOT NULL,"
-	"  replaced_by INTEGER, withdrawn INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX standup_answers_day ON standup_answers(room_id, date, user_id);"
-	"CREATE INDEX standup_answers_event ON standup_answers(event_id);"
-	"CREATE TABLE standup_prompts (room_id TEXT NOT NULL, user_id TEXT NOT NULL,"
-	"  date TEXT NOT NULL, at INTEGER NOT NULL, reminded INTEGER NOT NULL DEFAULT 0,"
-	"  PRIMARY KEY (room_id, user_id, date));"
-	"CREATE INDEX standup_prompts_user ON standup_prompts(user_id, at);"
-	"CREATE TABLE standup_summaries (id INTEGER PRIMARY KEY, room_id TEXT NOT NULL,"
-	"  date TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL);"
-	"CREATE INDEX standup_summaries_room ON standup_summaries(room_id, at);";
+        "CREATE TABLE standup_rooms (room_id TEXT PRIMARY KEY, minute INTEGER NOT NULL,"
+        "  tz TEXT NOT NULL, days INTEGER NOT NULL, summary_minute INTEGER,"
+        "  q_yesterday TEXT NOT NULL DEFAULT 'Yesterday?',"
+        "  q_today TEXT NOT NULL DEFAULT 'Today?',"
+        "  q_blockers TEXT NOT NULL DEFAULT 'Blockers?',"
+        "  enabled INTEGER NOT NULL DEFAULT 1, mode TEXT NOT NULL DEFAULT 'dm',"
+        "  remind_lead INTEGER NOT NULL DEFAULT 15, division TEXT,"
+        "  gen INTEGER NOT NULL DEFAULT 0, next_date TEXT, updated_by TEXT,"
+        "  updated_at INTEGER);"
+        "CREATE TABLE standup_skips (room_id TEXT NOT NULL, date TEXT NOT NULL, added_by TEXT,"
+        "  PRIMARY KEY (room_id, date));"
+        "CREATE TABLE standup_away (room_id TEXT NOT NULL, user_id TEXT NOT NULL,"
+        "  from_date TEXT NOT NULL, until_date TEXT NOT NULL, set_by TEXT,"
+        "  PRIMARY KEY (room_id, user_id));"
+        "CREATE TABLE standup_answers (id INTEGER PRIMARY KEY, room_id TEXT NOT NULL,"
+        "  user_id TEXT NOT NULL, date TEXT NOT NULL, yesterday TEXT, today TEXT,"
+        "  blockers TEXT, event_id TEXT, source TEXT NOT NULL, at INTEGER NOT NULL,"
+        "  replaced_by INTEGER, withdrawn INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX standup_answers_day ON standup_answers(room_id, date, user_id);"
+        "CREATE INDEX standup_answers_event ON standup_answers(event_id);"
+        "CREATE TABLE standup_prompts (room_id TEXT NOT NULL, user_id TEXT NOT NULL,"
+        "  date TEXT NOT NULL, at INTEGER NOT NULL, reminded INTEGER NOT NULL DEFAULT 0,"
+        "  PRIMARY KEY (room_id, user_id, date));"
+        "CREATE INDEX standup_prompts_user ON standup_prompts(user_id, at);"
+        "CREATE TABLE standup_summaries (id INTEGER PRIMARY KEY, room_id TEXT NOT NULL,"
+        "  date TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL);"
+        "CREATE INDEX standup_summaries_room ON standup_summaries(room_id, at);";
 
-static const char *const migrations[] = { schema_v1, NULL };
+static const char *const migrations[] = {schema_v1, NULL};
 
-static const struct tlbot_schema schema = { "standup", migrations };
+static const struct tlbot_schema schema = {"standup", migrations};
 
-static const char *const away_flags[] = { "until=", "from=", NULL };
-static const char *const history_flags[] = { "days=", NULL };
+static const char *const away_flags[] = {"until=", "from=", NULL};
+static const char *const history_flags[] = {"days=", NULL};
 
 /* ---- helpers ---- */
 
@@ -61,8 +61,10 @@ need_room(struct tlbot_ctx *ctx, struct su_room *r)
 	if (rc < 0)
 		return -1;
 	if (rc == 1)
-		return tlbot_fail(ctx, "no stand-up here yet: start with %sstandup schedule 09:30 "
-				  "Europe/London mon-fri", tlbot_ctx_prefix(ctx));
+		return tlbot_fail(ctx,
+		                  "no stand-up here yet: start with %sstandup schedule 09:30 "
+		                  "Europe/London mon-fri",
+		                  tlbot_ctx_prefix(ctx));
 	return 0;
 }
 
@@ -97,11 +99,11 @@ replan_reply(struct tlbot_ctx *ctx, const char *what)
 	su_hhmm(r.summary_minute, sat);
 	if (!r.enabled)
 		tlbot_replyf(ctx, "%s. Stand-ups are off here (%sstandup on to resume).", what,
-			     tlbot_ctx_prefix(ctx));
+		             tlbot_ctx_prefix(ctx));
 	else if (r.next_date) {
 		su_date_long(r.next_date, next, sizeof(next));
 		tlbot_replyf(ctx, "%s. Next stand-up: %s, prompts at %s, summary at %s (%s).", what,
-			     next, at, sat, r.tz);
+		             next, at, sat, r.tz);
 	} else
 		tlbot_replyf(ctx, "%s. No stand-up day ahead: every day is skipped.", what);
 	su_room_release(&r);
@@ -135,10 +137,11 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	size_t i;
 
 	if (tlbot_ctx_is_dm(ctx))
-		return tlbot_fail(ctx, "set the stand-up up in the team's room, not in a direct message");
+		return tlbot_fail(
+		        ctx, "set the stand-up up in the team's room, not in a direct message");
 	if (minute < 0)
 		return tlbot_fail(ctx, "bad time '%s': use HH:MM on a 24-hour clock, e.g. 09:30",
-				  args->argv[0]);
+		                  args->argv[0]);
 	for (i = 1; i < args->argc; i++) {
 		const char *a = args->argv[i];
 		unsigned d = tlbot_days_parse(a);
@@ -148,11 +151,15 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		else if (tz == NULL && tlbot_tz_valid(a))
 			tz = a;
 		else if (strchr(a, '/') || strcasecmp(a, "utc") == 0)
-			return tlbot_fail(ctx, "unknown time zone '%s': use an IANA name such as "
-					  "Europe/London or Europe/Paris", a);
+			return tlbot_fail(ctx,
+			                  "unknown time zone '%s': use an IANA name such as "
+			                  "Europe/London or Europe/Paris",
+			                  a);
 		else
-			return tlbot_fail(ctx, "'%s' is neither a time zone (Europe/London) nor days "
-					  "(mon-fri, mon,wed,fri, daily)", a);
+			return tlbot_fail(ctx,
+			                  "'%s' is neither a time zone (Europe/London) nor days "
+			                  "(mon-fri, mon,wed,fri, daily)",
+			                  a);
 	}
 	have = su_room_load(ctx, tlbot_ctx_room(ctx), &old);
 	if (have < 0)
@@ -163,11 +170,13 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		days = have == 0 ? old.days : TLBOT_DAYS_WEEKDAYS;
 	if (have == 0 && old.summary_explicit && old.summary_minute <= minute)
 		cleared = 1;
-	s = su_prep(ctx, "INSERT INTO standup_rooms(room_id, minute, tz, days, updated_by, updated_at)"
-		    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(room_id) DO UPDATE SET"
-		    " minute = excluded.minute, tz = excluded.tz, days = excluded.days, enabled = 1,"
-		    " summary_minute = CASE WHEN ? THEN NULL ELSE summary_minute END,"
-		    " updated_by = excluded.updated_by, updated_at = excluded.updated_at");
+	s = su_prep(
+	        ctx,
+	        "INSERT INTO standup_rooms(room_id, minute, tz, days, updated_by, updated_at)"
+	        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(room_id) DO UPDATE SET"
+	        " minute = excluded.minute, tz = excluded.tz, days = excluded.days, enabled = 1,"
+	        " summary_minute = CASE WHEN ? THEN NULL ELSE summary_minute END,"
+	        " updated_by = excluded.updated_by, updated_at = excluded.updated_at");
 	if (s == NULL) {
 		if (have == 0)
 			su_room_release(&old);
@@ -187,8 +196,8 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	su_hhmm(minute, at);
 	tlbot_days_format(days, dtext, sizeof(dtext));
 	snprintf(what, sizeof(what), "Stand-up set for %s %s, %s%s", at, tz, dtext,
-		 cleared ? " (the summary time was not after it, so it is back to 45 minutes later)"
-			 : "");
+	         cleared ? " (the summary time was not after it, so it is back to 45 minutes later)"
+	                 : "");
 	return replan_reply(ctx, what);
 }
 
@@ -201,7 +210,7 @@ cmd_summary_at(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (minute < 0)
 		return tlbot_fail(ctx, "bad time '%s': use HH:MM on a 24-hour clock, e.g. 10:15",
-				  args->argv[0]);
+		                  args->argv[0]);
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	prompt = r.minute;
@@ -210,8 +219,10 @@ cmd_summary_at(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		su_hhmm(prompt, at);
 		return tlbot_fail(ctx, "the summary must come after the prompts (%s)", at);
 	}
-	if (set_field(ctx, "UPDATE standup_rooms SET summary_minute = ?, updated_by = ?,"
-		      " updated_at = ? WHERE room_id = ?", NULL, minute, 0) != 0)
+	if (set_field(ctx,
+	              "UPDATE standup_rooms SET summary_minute = ?, updated_by = ?,"
+	              " updated_at = ? WHERE room_id = ?",
+	              NULL, minute, 0) != 0)
 		return -1;
 	su_hhmm(minute, at);
 	snprintf(what, sizeof(what), "Summary at %s", at);
@@ -232,7 +243,7 @@ cmd_questions(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return -1;
 	su_room_release(&r);
 	s = su_prep(ctx, "UPDATE standup_rooms SET q_yesterday = ?, q_today = ?, q_blockers = ?,"
-		    " updated_by = ?, updated_at = ? WHERE room_id = ?");
+	                 " updated_by = ?, updated_at = ? WHERE room_id = ?");
 	if (s == NULL)
 		return -1;
 	for (i = 0; i < 3; i++)
@@ -243,7 +254,7 @@ cmd_questions(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (su_exec(ctx, s) != 0)
 		return -1;
 	return tlbot_replyf(ctx, "Questions set: 1. %s 2. %s 3. %s", args->argv[0], args->argv[1],
-			    args->argv[2]);
+	                    args->argv[2]);
 }
 
 static int
@@ -254,8 +265,10 @@ set_enabled(struct tlbot_ctx *ctx, int on)
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	su_room_release(&r);
-	if (set_field(ctx, "UPDATE standup_rooms SET enabled = ?, updated_by = ?, updated_at = ?"
-		      " WHERE room_id = ?", NULL, on, 0) != 0)
+	if (set_field(ctx,
+	              "UPDATE standup_rooms SET enabled = ?, updated_by = ?, updated_at = ?"
+	              " WHERE room_id = ?",
+	              NULL, on, 0) != 0)
 		return -1;
 	return replan_reply(ctx, on ? "Stand-ups on" : "Stand-ups off");
 }
@@ -279,16 +292,20 @@ cmd_mode(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *m = args->argv[0];
 
 	if (strcasecmp(m, "dm") != 0 && strcasecmp(m, "room") != 0)
-		return tlbot_fail(ctx, "mode is dm (each person asked by direct message) or room "
-				  "(one message in the room), not '%s'", m);
+		return tlbot_fail(ctx,
+		                  "mode is dm (each person asked by direct message) or room "
+		                  "(one message in the room), not '%s'",
+		                  m);
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	su_room_release(&r);
-	if (set_field(ctx, "UPDATE standup_rooms SET mode = ?, updated_by = ?, updated_at = ?"
-		      " WHERE room_id = ?", strcasecmp(m, "dm") == 0 ? "dm" : "room", 0, 1) != 0)
+	if (set_field(ctx,
+	              "UPDATE standup_rooms SET mode = ?, updated_by = ?, updated_at = ?"
+	              " WHERE room_id = ?",
+	              strcasecmp(m, "dm") == 0 ? "dm" : "room", 0, 1) != 0)
 		return -1;
 	return replan_reply(ctx, strcasecmp(m, "dm") == 0 ? "Prompts by direct message"
-							 : "Prompts in the room");
+	                                                  : "Prompts in the room");
 }
 
 /* "15", "15m", "1h", "1h30m" -> minutes, or -1. */
@@ -328,17 +345,23 @@ cmd_reminder(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (strcasecmp(args->argv[0], "off") == 0)
 		lead = 0;
 	else if ((lead = parse_minutes(args->argv[0])) < 0)
-		return tlbot_fail(ctx, "bad lead time '%s': minutes before the summary, e.g. 15, "
-				  "15m, 1h, or off", args->argv[0]);
+		return tlbot_fail(ctx,
+		                  "bad lead time '%s': minutes before the summary, e.g. 15, "
+		                  "15m, 1h, or off",
+		                  args->argv[0]);
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	su_room_release(&r);
-	if (set_field(ctx, "UPDATE standup_rooms SET remind_lead = ?, updated_by = ?,"
-		      " updated_at = ? WHERE room_id = ?", NULL, lead, 0) != 0)
+	if (set_field(ctx,
+	              "UPDATE standup_rooms SET remind_lead = ?, updated_by = ?,"
+	              " updated_at = ? WHERE room_id = ?",
+	              NULL, lead, 0) != 0)
 		return -1;
 	if (lead)
-		snprintf(what, sizeof(what), "Reminder %d minutes before the summary to those who "
-			 "have not answered", lead);
+		snprintf(what, sizeof(what),
+		         "Reminder %d minutes before the summary to those who "
+		         "have not answered",
+		         lead);
 	else
 		snprintf(what, sizeof(what), "No reminder before the summary");
 	return replan_reply(ctx, what);
@@ -353,20 +376,24 @@ cmd_holidays(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	int none = strcasecmp(d, "none") == 0 || strcasecmp(d, "off") == 0;
 
 	if (!none && !tlbot_holidays_division_valid(d))
-		return tlbot_fail(ctx, "unknown division '%s': use england-and-wales, scotland, "
-				  "northern-ireland or none", d);
+		return tlbot_fail(ctx,
+		                  "unknown division '%s': use england-and-wales, scotland, "
+		                  "northern-ireland or none",
+		                  d);
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	if (!none && tlbot_holidays_next(tlbot_ctx_bank_holidays_file(ctx), d,
-					 r.next_date ? r.next_date : "2000-01-01", next, title,
-					 sizeof(title)) < 0) {
+	                                 r.next_date ? r.next_date : "2000-01-01", next, title,
+	                                 sizeof(title)) < 0) {
 		su_room_release(&r);
 		return tlbot_fail(ctx, "no bank holidays data available (the shipped "
-				  "bank-holidays.json is missing)");
+		                       "bank-holidays.json is missing)");
 	}
 	su_room_release(&r);
-	if (set_field(ctx, "UPDATE standup_rooms SET division = ?, updated_by = ?, updated_at = ?"
-		      " WHERE room_id = ?", none ? NULL : d, 0, 1) != 0)
+	if (set_field(ctx,
+	              "UPDATE standup_rooms SET division = ?, updated_by = ?, updated_at = ?"
+	              " WHERE room_id = ?",
+	              none ? NULL : d, 0, 1) != 0)
 		return -1;
 	if (none)
 		snprintf(what, sizeof(what), "Bank holidays are no longer skipped");
@@ -400,7 +427,8 @@ date_range(struct tlbot_ctx *ctx, const struct tlbot_args *args, char from[11], 
 			snprintf(b, sizeof(b), "%s", dots + 2);
 		} else {
 			snprintf(a, sizeof(a), "%s", args->argv[0]);
-			snprintf(b, sizeof(b), "%s", args->argc > 1 ? args->argv[1] : args->argv[0]);
+			snprintf(b, sizeof(b), "%s",
+			         args->argc > 1 ? args->argv[1] : args->argv[0]);
 		}
 		if (tlbot_parse_date(a, tlbot_ctx_now(ctx), zone, from) != 0)
 			return tlbot_fail(ctx, "bad date '%s': %s", a, tlbot_date_forms);
@@ -438,10 +466,11 @@ skip_or_unskip(struct tlbot_ctx *ctx, const struct tlbot_args *args, int add)
 		return -1;
 	memcpy(date, from, sizeof(date));
 	for (;;) {
-		sqlite3_stmt *s = su_prep(ctx, add ? "INSERT OR IGNORE INTO standup_skips(room_id, date,"
-					  " added_by) VALUES (?, ?, ?)"
-					  : "DELETE FROM standup_skips WHERE room_id = ? AND date = ?"
-					  " AND ? IS NOT NULL");
+		sqlite3_stmt *s = su_prep(
+		        ctx, add ? "INSERT OR IGNORE INTO standup_skips(room_id, date,"
+		                   " added_by) VALUES (?, ?, ?)"
+		                 : "DELETE FROM standup_skips WHERE room_id = ? AND date = ?"
+		                   " AND ? IS NOT NULL");
 		char next[11];
 
 		if (s == NULL)
@@ -457,10 +486,12 @@ skip_or_unskip(struct tlbot_ctx *ctx, const struct tlbot_args *args, int add)
 		memcpy(date, next, sizeof(date));
 	}
 	if (strcmp(from, to) == 0)
-		snprintf(what, sizeof(what), add ? "No stand-up on %s" : "Stand-up back on %s", from);
+		snprintf(what, sizeof(what), add ? "No stand-up on %s" : "Stand-up back on %s",
+		         from);
 	else
-		snprintf(what, sizeof(what), add ? "No stand-ups from %s to %s"
-						 : "Stand-ups back from %s to %s", from, to);
+		snprintf(what, sizeof(what),
+		         add ? "No stand-ups from %s to %s" : "Stand-ups back from %s to %s", from,
+		         to);
 	if (!add && n == 0)
 		return tlbot_fail(ctx, "%s was not a skip date", from);
 	return replan_reply(ctx, what);
@@ -491,9 +522,10 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return tlbot_fail(ctx, "who is away? name them as @user:server (or me)");
 	if (strcmp(user, tlbot_ctx_sender(ctx)) != 0 &&
 	    !tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)))
-		return tlbot_fail(ctx, "not allowed: marking someone else away needs a moderator; "
-				  "anyone may mark themselves (%sstandup away me --until DATE)",
-				  tlbot_ctx_prefix(ctx));
+		return tlbot_fail(ctx,
+		                  "not allowed: marking someone else away needs a moderator; "
+		                  "anyone may mark themselves (%sstandup away me --until DATE)",
+		                  tlbot_ctx_prefix(ctx));
 	if (until == NULL)
 		return tlbot_fail(ctx, "until when? add --until DATE (%s)", tlbot_date_forms);
 	if (su_room_load(ctx, tlbot_ctx_room(ctx), &r) == 0) {
@@ -509,9 +541,9 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (strcmp(fd, ud) > 0)
 		return tlbot_fail(ctx, "--until %s is before --from %s", ud, fd);
 	s = su_prep(ctx, "INSERT INTO standup_away(room_id, user_id, from_date, until_date, set_by)"
-		    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id) DO UPDATE SET"
-		    " from_date = excluded.from_date, until_date = excluded.until_date,"
-		    " set_by = excluded.set_by");
+	                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id) DO UPDATE SET"
+	                 " from_date = excluded.from_date, until_date = excluded.until_date,"
+	                 " set_by = excluded.set_by");
 	if (s == NULL)
 		return -1;
 	su_bind_text(s, 1, tlbot_ctx_room(ctx));
@@ -526,8 +558,9 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 		tlbot_msg_init(&m);
 		tlbot_msg_user(&m, user);
-		tlbot_msg_textf(&m, " is away from %s until %s: no stand-up prompts, shown as away.",
-				fd, ud);
+		tlbot_msg_textf(&m,
+		                " is away from %s until %s: no stand-up prompts, shown as away.",
+		                fd, ud);
 		return tlbot_reply(ctx, &m);
 	}
 }
@@ -562,7 +595,7 @@ cmd_back(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	struct su_list members = { 0 };
+	struct su_list members = {0};
 	struct su_room r;
 	struct tlbot_msg m;
 	char at[6], sat[6], dtext[64], today[11], date[64], until[11];
@@ -590,8 +623,8 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_textf(&m, "Prompts at %s %s, %s; summary at %s.", at, r.tz, dtext, sat);
 	tlbot_msg_br(&m);
 	tlbot_msg_textf(&m, "Asked %s. Questions: 1. %s 2. %s 3. %s",
-			strcmp(r.mode, "dm") == 0 ? "by direct message" : "in the room", r.q[0],
-			r.q[1], r.q[2]);
+	                strcmp(r.mode, "dm") == 0 ? "by direct message" : "in the room", r.q[0],
+	                r.q[1], r.q[2]);
 	tlbot_msg_br(&m);
 	if (r.remind_lead)
 		tlbot_msg_textf(&m, "Reminder %d minutes before the summary.", r.remind_lead);
@@ -601,8 +634,10 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (r.division)
 		tlbot_msg_textf(&m, "Bank holidays skipped: %s (GOV.UK).", r.division);
 	else
-		tlbot_msg_textf(&m, "Bank holidays are not skipped (%sstandup holidays "
-				"england-and-wales|scotland|northern-ireland).", tlbot_ctx_prefix(ctx));
+		tlbot_msg_textf(&m,
+		                "Bank holidays are not skipped (%sstandup holidays "
+		                "england-and-wales|scotland|northern-ireland).",
+		                tlbot_ctx_prefix(ctx));
 	tlbot_msg_br(&m);
 	if (r.enabled && r.next_date) {
 		su_date_long(r.next_date, date, sizeof(date));
@@ -610,20 +645,21 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_br(&m);
 	}
 	s = su_prep(ctx, "SELECT date FROM standup_skips WHERE room_id = ? AND date >= ?"
-		    " ORDER BY date LIMIT 20");
+	                 " ORDER BY date LIMIT 20");
 	if (s) {
 		su_bind_text(s, 1, r.room_id);
 		su_bind_text(s, 2, today);
 		while (sqlite3_step(s) == SQLITE_ROW)
 			tlbot_msg_textf(&m, "%s%s", n++ ? ", " : "Skip dates: ",
-					(const char *)sqlite3_column_text(s, 0));
+			                (const char *)sqlite3_column_text(s, 0));
 		sqlite3_finalize(s);
 		if (n)
 			tlbot_msg_br(&m);
 	}
 	if (su_members(ctx, r.room_id, today, &members, &roster) == 0) {
 		if (members.n) {
-			tlbot_msg_text(&m, roster ? "Team: " : "Prompted (people who answered before): ");
+			tlbot_msg_text(&m, roster ? "Team: "
+			                          : "Prompted (people who answered before): ");
 			for (i = 0; i < members.n; i++) {
 				char tz[64];
 
@@ -639,8 +675,10 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			tlbot_msg_br(&m);
 		}
 		if (!roster)
-			tlbot_msg_textf(&m, "No team roster here: add people with %steam add @user "
-					"--role R so they are prompted.", tlbot_ctx_prefix(ctx));
+			tlbot_msg_textf(&m,
+			                "No team roster here: add people with %steam add @user "
+			                "--role R so they are prompted.",
+			                tlbot_ctx_prefix(ctx));
 	}
 	su_list_release(&members);
 	su_room_release(&r);
@@ -664,8 +702,8 @@ cmd_summary(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	tlbot_msg_init(&m);
 	if (su_summary_build(ctx, have == 0 ? &r : NULL, tlbot_ctx_room(ctx), today,
-			     su_last_summary_at(ctx, tlbot_ctx_room(ctx), tlbot_ctx_now(ctx)),
-			     &m) != 0) {
+	                     su_last_summary_at(ctx, tlbot_ctx_room(ctx), tlbot_ctx_now(ctx)),
+	                     &m) != 0) {
 		tlbot_msg_release(&m);
 		if (have == 0)
 			su_room_release(&r);
@@ -693,7 +731,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			return tlbot_fail(ctx, "--days takes a number of days from 1 to 366");
 	}
 	s = su_prep(ctx, "SELECT date, kind, text FROM standup_summaries WHERE room_id = ?"
-		    " AND at >= ? AND kind IN ('scheduled', 'missed') ORDER BY at DESC");
+	                 " AND at >= ? AND kind IN ('scheduled', 'missed') ORDER BY at DESC");
 	if (s == NULL)
 		return -1;
 	su_bind_text(s, 1, tlbot_ctx_room(ctx));
@@ -711,7 +749,8 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		su_date_long(date, longdate, sizeof(longdate));
 		/* stop before the message would overflow */
 		if (su_msg_too_big(&m) ||
-		    m.plain.len + m.html.len + (text ? strlen(text) : 0) * 3 + 1024 > TLBOT_MSG_MAX - 4096) {
+		    m.plain.len + m.html.len + (text ? strlen(text) : 0) * 3 + 1024 >
+		            TLBOT_MSG_MAX - 4096) {
 			tlbot_msg_br(&m);
 			tlbot_msg_textf(&m, "(older summaries left out: try a smaller --days)");
 			break;
@@ -734,59 +773,61 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 /* ---- the table entry ---- */
 
-static const char *const aliases[] = { "su", NULL };
+static const char *const aliases[] = {"su", NULL};
 
 static const struct tlbot_subcmd subcmds[] = {
-	{ "y:", "y: TEXT t: TEXT b: TEXT", "give your stand-up answer (yesterday, today, blockers)",
-	  TLBOT_PERM_ANYONE, NULL, 0, -1, su_cmd_answer },
-	{ "t:", "t: TEXT [b: TEXT]", "give your stand-up answer starting with today",
-	  TLBOT_PERM_ANYONE, NULL, 0, -1, su_cmd_answer },
-	{ "b:", "b: TEXT", "give your stand-up blockers", TLBOT_PERM_ANYONE, NULL, 0, -1,
-	  su_cmd_answer },
-	{ "schedule", "schedule HH:MM [ZONE] [DAYS]",
-	  "set the stand-up time, zone (IANA) and days (mon-fri, mon,wed,fri)", TLBOT_PERM_WRITE,
-	  NULL, 1, 3, cmd_schedule },
-	{ "summary-at", "summary-at HH:MM", "when the summary is posted (default 45 min after)",
-	  TLBOT_PERM_WRITE, NULL, 1, 1, cmd_summary_at },
-	{ "questions", "questions \"Q1\" \"Q2\" \"Q3\"", "set the three questions",
-	  TLBOT_PERM_WRITE, NULL, 3, 3, cmd_questions },
-	{ "on", "on", "resume stand-ups", TLBOT_PERM_WRITE, NULL, 0, 0, cmd_on },
-	{ "off", "off", "pause stand-ups", TLBOT_PERM_WRITE, NULL, 0, 0, cmd_off },
-	{ "mode", "mode dm|room", "ask each person by DM, or once in the room", TLBOT_PERM_WRITE,
-	  NULL, 1, 1, cmd_mode },
-	{ "reminder", "reminder MINUTES|off", "remind those who have not answered before the summary",
-	  TLBOT_PERM_WRITE, NULL, 1, 1, cmd_reminder },
-	{ "holidays", "holidays england-and-wales|scotland|northern-ireland|none",
-	  "skip that nation's bank holidays (GOV.UK)", TLBOT_PERM_WRITE, NULL, 1, 1, cmd_holidays },
-	{ "skip", "skip DATE [DATE]", "no stand-up on a date or a range (FROM TO, FROM..TO)",
-	  TLBOT_PERM_WRITE, NULL, 1, 2, cmd_skip },
-	{ "unskip", "unskip DATE [DATE]", "undo a skip", TLBOT_PERM_WRITE, NULL, 1, 2, cmd_unskip },
-	{ "away", "away @user|me --until DATE [--from DATE]",
-	  "someone is on leave: not prompted, shown as away", TLBOT_PERM_ANYONE, away_flags, 1, 1,
-	  cmd_away },
-	{ "back", "back @user|me", "end someone's away period", TLBOT_PERM_ANYONE, NULL, 1, 1,
-	  cmd_back },
-	{ "show", "show", "the stand-up settings, team and next date", TLBOT_PERM_ANYONE, NULL, 0, 0,
-	  cmd_show },
-	{ "summary", "summary", "post today's summary so far", TLBOT_PERM_ANYONE, NULL, 0, 0,
-	  cmd_summary },
-	{ "history", "history [--days N]", "past summaries (default 7 days)", TLBOT_PERM_ANYONE,
-	  history_flags, 0, 0, cmd_history },
-	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL },
+        {"y:", "y: TEXT t: TEXT b: TEXT", "give your stand-up answer (yesterday, today, blockers)",
+         TLBOT_PERM_ANYONE, NULL, 0, -1, su_cmd_answer},
+        {"t:", "t: TEXT [b: TEXT]", "give your stand-up answer starting with today",
+         TLBOT_PERM_ANYONE, NULL, 0, -1, su_cmd_answer},
+        {"b:", "b: TEXT", "give your stand-up blockers", TLBOT_PERM_ANYONE, NULL, 0, -1,
+         su_cmd_answer},
+        {"schedule", "schedule HH:MM [ZONE] [DAYS]",
+         "set the stand-up time, zone (IANA) and days (mon-fri, mon,wed,fri)", TLBOT_PERM_WRITE,
+         NULL, 1, 3, cmd_schedule},
+        {"summary-at", "summary-at HH:MM", "when the summary is posted (default 45 min after)",
+         TLBOT_PERM_WRITE, NULL, 1, 1, cmd_summary_at},
+        {"questions", "questions \"Q1\" \"Q2\" \"Q3\"", "set the three questions", TLBOT_PERM_WRITE,
+         NULL, 3, 3, cmd_questions},
+        {"on", "on", "resume stand-ups", TLBOT_PERM_WRITE, NULL, 0, 0, cmd_on},
+        {"off", "off", "pause stand-ups", TLBOT_PERM_WRITE, NULL, 0, 0, cmd_off},
+        {"mode", "mode dm|room", "ask each person by DM, or once in the room", TLBOT_PERM_WRITE,
+         NULL, 1, 1, cmd_mode},
+        {"reminder", "reminder MINUTES|off",
+         "remind those who have not answered before the summary", TLBOT_PERM_WRITE, NULL, 1, 1,
+         cmd_reminder},
+        {"holidays", "holidays england-and-wales|scotland|northern-ireland|none",
+         "skip that nation's bank holidays (GOV.UK)", TLBOT_PERM_WRITE, NULL, 1, 1, cmd_holidays},
+        {"skip", "skip DATE [DATE]", "no stand-up on a date or a range (FROM TO, FROM..TO)",
+         TLBOT_PERM_WRITE, NULL, 1, 2, cmd_skip},
+        {"unskip", "unskip DATE [DATE]", "undo a skip", TLBOT_PERM_WRITE, NULL, 1, 2, cmd_unskip},
+        {"away", "away @user|me --until DATE [--from DATE]",
+         "someone is on leave: not prompted, shown as away", TLBOT_PERM_ANYONE, away_flags, 1, 1,
+         cmd_away},
+        {"back", "back @user|me", "end someone's away period", TLBOT_PERM_ANYONE, NULL, 1, 1,
+         cmd_back},
+        {"show", "show", "the stand-up settings, team and next date", TLBOT_PERM_ANYONE, NULL, 0, 0,
+         cmd_show},
+        {"summary", "summary", "post today's summary so far", TLBOT_PERM_ANYONE, NULL, 0, 0,
+         cmd_summary},
+        {"history", "history [--days N]", "past summaries (default 7 days)", TLBOT_PERM_ANYONE,
+         history_flags, 0, 0, cmd_history},
+        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL},
 };
 
 const struct tlbot_cmd tlbot_cmd_standup = {
-	.name = "standup",
-	.aliases = aliases,
-	.summary = "daily stand-ups: prompts, answers, reminders and a summary that knows the "
-		   "team's challenges and experiments",
-	.help = "Examples: !standup schedule 09:30 Europe/London mon-fri, !standup summary-at 10:15, "
-		"!standup holidays england-and-wales, !standup skip 2026-12-24..2026-12-31, "
-		"!standup away @sam:example.org --until 2026-12-04, "
-		"!standup y: finished C-12 interviews t: start E-34 b: none. "
-		"Answer a DM prompt by replying to it; edit your answer to change it.",
-	.subcmds = subcmds,
-	.schema = &schema,
-	.jobs = su_jobs,
-	.on_message = su_on_message,
+        .name = "standup",
+        .aliases = aliases,
+        .summary = "daily stand-ups: prompts, answers, reminders and a summary that knows the "
+                   "team's challenges and experiments",
+        .help = "Examples: !standup schedule 09:30 Europe/London mon-fri, !standup summary-at "
+                "10:15, "
+                "!standup holidays england-and-wales, !standup skip 2026-12-24..2026-12-31, "
+                "!standup away @sam:example.org --until 2026-12-04, "
+                "!standup y: finished C-12 interviews t: start E-34 b: none. "
+                "Answer a DM prompt by replying to it; edit your answer to change it.",
+        .subcmds = subcmds,
+        .schema = &schema,
+        .jobs = su_jobs,
+        .on_message = su_on_message,
 };

@@ -6,23 +6,23 @@
 #include "tlbot/command.h"
 
 #define SU_DEFAULT_SUMMARY_AFTER 45 /* minutes after the prompt */
-#define SU_DEFAULT_REMIND_LEAD 15   /* minutes before the summary */
+#define SU_DEFAULT_REMIND_LEAD   15 /* minutes before the summary */
 
 /* A room's stand-up settings as stored (strings owned). */
 struct su_room {
 	char *room_id;
-	int minute;          /* prompt time, minutes after local midnight */
+	int minute; /* prompt time, minutes after local midnight */
 	char *tz;
-	unsigned days;       /* weekday bits, Monday = bit 0 */
-	int summary_minute;  /* resolved: explicit or minute + 45 */
+	unsigned days;      /* weekday bits, Monday = bit 0 */
+	int summary_minute; /* resolved: explicit or minute + 45 */
 	int summary_explicit;
-	char *q[3];          /* questions: yesterday, today, blockers */
+	char *q[3]; /* questions: yesterday, today, blockers */
 	int enabled;
-	char *mode;          /* "dm" | "room" */
-	int remind_lead;     /* minutes before the summary; 0 = no reminder */
-	char *division;      /* bank holidays division or NULL */
-	int64_t gen;         /* bumped on every change; part of job keys */
-	char *next_date;     /* the planned stand-up date, or NULL */
+	char *mode;      /* "dm" | "room" */
+	int remind_lead; /* minutes before the summary; 0 = no reminder */
+	char *division;  /* bank holidays division or NULL */
+	int64_t gen;     /* bumped on every change; part of job keys */
+	char *next_date; /* the planned stand-up date, or NULL */
 };
 
 /* A list of owned strings. */
@@ -32,7 +32,7 @@ struct su_list {
 };
 
 void su_list_release(struct su_list *l);
-int su_list_add(struct su_list *l, const char *s);  /* 0 or -1; skips duplicates */
+int su_list_add(struct su_list *l, const char *s); /* 0 or -1; skips duplicates */
 int su_list_has(const struct su_list *l, const char *s);
 
 /* 0 (filled, release it), 1 when the room has no schedule, -1 error. */
@@ -45,15 +45,15 @@ int su_table_exists(struct tlbot_ctx *ctx, const char *table);
 /* The people expected at the stand-up of room on date: the team roster
  * (team_members) when there is one, else everyone who has answered in the
  * room before. *from_roster tells which. 0 or -1. */
-int su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date,
-	       struct su_list *out, int *from_roster);
+int su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct su_list *out,
+               int *from_roster);
 /* 1 if user is away from room on date (until date copied to until, 11
  * bytes, when non-NULL), else 0. */
-int su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
-	       const char *date, char *until);
+int su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
+               char *until);
 /* The user's own zone (!me tz) or dflt, into out. */
 void su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
-		size_t outlen);
+                size_t outlen);
 
 /* Split answer text into yesterday / today / blockers (new strings, NULL
  * when absent; caller frees). Markers: y: t: b:, yesterday: today:
@@ -69,8 +69,8 @@ int su_has_marker(const char *text, char *const q[3]);
 /* Record an answer for (room, user, date); a previous current answer of
  * that day is kept as history (replaced_by). Returns the new row id or -1. */
 int64_t su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
-			 const char *date, const char *y, const char *t, const char *b,
-			 const char *event_id, const char *source);
+                         const char *date, const char *y, const char *t, const char *b,
+                         const char *event_id, const char *source);
 
 /* Plan the next stand-up of r whose summary is after `after` (prompt,
  * per-person prompts, reminder, summary jobs). 0 or -1. */
@@ -80,14 +80,14 @@ int su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after);
 int su_replan(struct tlbot_ctx *ctx, const char *room_id);
 /* Is date a day without stand-up for r (skip date or bank holiday)?
  * 1 skip (reason into why when non-NULL), 0 no, -1 error. */
-int su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date,
-		    char *why, size_t whylen);
+int su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date, char *why,
+                    size_t whylen);
 
 /* Build the summary of room for date into m (initialised by the caller),
  * covering challenge and experiment activity after since. r may be NULL
  * (room without a schedule: default questions). 0 or -1. */
 int su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
-		     const char *date, time_t since, struct tlbot_msg *m);
+                     const char *date, time_t since, struct tlbot_msg *m);
 /* 1 if m is too large to send as one event (both parts together). */
 int su_msg_too_big(const struct tlbot_msg *m);
 /* The time of the last scheduled summary posted in room before `before`,

@@ -16,18 +16,18 @@
 /* Open prompts of user (room, date), newest first; only those not yet
  * summarised when some are, else the recent ones. 0 or -1. */
 static int
-open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room,
-	     struct su_list *rooms, struct su_list *dates, int *summarised)
+open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room, struct su_list *rooms,
+             struct su_list *dates, int *summarised)
 {
 	int pass;
 
 	*summarised = 0;
 	for (pass = 0; pass < 2 && rooms->n == 0; pass++) {
-		sqlite3_stmt *s = su_prep(ctx,
-			"SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
-			" AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
-			" (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
-			" AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC");
+		sqlite3_stmt *s = su_prep(
+		        ctx, "SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
+		             " AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
+		             " (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
+		             " AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC");
 
 		if (s == NULL)
 			return -1;
@@ -54,7 +54,7 @@ open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room,
  * names what was understood. 0 or -1. */
 static int
 record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct su_list *dates,
-	       const char *text, const char *event_id, const char *source, int ack, int late)
+               const char *text, const char *event_id, const char *source, int ack, int late)
 {
 	const char *user = tlbot_ctx_sender(ctx);
 	struct tlbot_msg m;
@@ -75,11 +75,12 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 			free(y);
 			free(t);
 			free(b);
-			return tlbot_fail(ctx, "empty stand-up answer: give y: (yesterday) t: (today) "
-					  "b: (blockers)");
+			return tlbot_fail(ctx,
+			                  "empty stand-up answer: give y: (yesterday) t: (today) "
+			                  "b: (blockers)");
 		}
 		if (su_answer_record(ctx, rooms->v[i], user, dates->v[i], y, t, b, event_id,
-				     source) < 0) {
+		                     source) < 0) {
 			free(y);
 			free(t);
 			free(b);
@@ -109,8 +110,10 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 	}
 	tlbot_msg_text(&m, ". Edit your message to change it; your latest answer counts.");
 	if (late)
-		tlbot_msg_textf(&m, " The summary was already posted: %sstandup summary shows it "
-				"with your answer.", tlbot_ctx_prefix(ctx));
+		tlbot_msg_textf(&m,
+		                " The summary was already posted: %sstandup summary shows it "
+		                "with your answer.",
+		                tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
 }
 
@@ -139,19 +142,21 @@ answer_text(struct tlbot_ctx *ctx, const char *body)
 int
 su_cmd_answer(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	struct su_list rooms = { 0 }, dates = { 0 };
+	struct su_list rooms = {0}, dates = {0};
 	const char *text = answer_text(ctx, tlbot_ctx_body(ctx));
 	int summarised = 0, rc;
 
 	if (tlbot_ctx_is_dm(ctx)) {
-		if (open_prompts(ctx, tlbot_ctx_sender(ctx), NULL, &rooms, &dates, &summarised) != 0)
+		if (open_prompts(ctx, tlbot_ctx_sender(ctx), NULL, &rooms, &dates, &summarised) !=
+		    0)
 			return -1;
 		if (rooms.n == 0) {
 			su_list_release(&rooms);
 			su_list_release(&dates);
-			return tlbot_fail(ctx, "I have not asked you for a stand-up lately: answer in "
-					  "your team's room with %sstandup y: ... t: ... b: ...",
-					  tlbot_ctx_prefix(ctx));
+			return tlbot_fail(ctx,
+			                  "I have not asked you for a stand-up lately: answer in "
+			                  "your team's room with %sstandup y: ... t: ... b: ...",
+			                  tlbot_ctx_prefix(ctx));
 		}
 	} else {
 		struct su_room r;
@@ -160,7 +165,8 @@ su_cmd_answer(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 		if (have < 0)
 			return -1;
-		if (tlbot_tz_date(su_room_tz(ctx, have == 0 ? &r : NULL), tlbot_ctx_now(ctx), today) != 0) {
+		if (tlbot_tz_date(su_room_tz(ctx, have == 0 ? &r : NULL), tlbot_ctx_now(ctx),
+		                  today) != 0) {
 			if (have == 0)
 				su_room_release(&r);
 			return tlbot_fail(ctx, "cannot tell today's date");
@@ -171,7 +177,7 @@ su_cmd_answer(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		su_list_add(&dates, today);
 	}
 	rc = record_and_ack(ctx, &rooms, &dates, text, tlbot_ctx_event_id(ctx), "command", 1,
-			    summarised);
+	                    summarised);
 	su_list_release(&rooms);
 	su_list_release(&dates);
 	return rc;
@@ -185,8 +191,8 @@ edit_text(struct tlbot_ctx *ctx, const char *body)
 
 	while (isspace((unsigned char)*p))
 		p++;
-	if ((*p == '!' || *p == '/') && (strncasecmp(p + 1, "standup", 7) == 0 ||
-					  strncasecmp(p + 1, "su ", 3) == 0))
+	if ((*p == '!' || *p == '/') &&
+	    (strncasecmp(p + 1, "standup", 7) == 0 || strncasecmp(p + 1, "su ", 3) == 0))
 		return answer_text(ctx, p);
 	return p;
 }
@@ -195,10 +201,10 @@ static int
 on_edit(struct tlbot_ctx *ctx)
 {
 	const char *orig = tlbot_ctx_replaces(ctx);
-	struct su_list rooms = { 0 }, dates = { 0 };
+	struct su_list rooms = {0}, dates = {0};
 	sqlite3_stmt *s = su_prep(ctx, "SELECT room_id, date FROM standup_answers WHERE"
-				  " event_id = ? AND user_id = ? AND replaced_by IS NULL"
-				  " AND withdrawn = 0");
+	                               " event_id = ? AND user_id = ? AND replaced_by IS NULL"
+	                               " AND withdrawn = 0");
 	int rc;
 
 	if (s == NULL)
@@ -216,7 +222,7 @@ on_edit(struct tlbot_ctx *ctx)
 		return 0; /* not an answer (or not the current one): not ours */
 	}
 	rc = record_and_ack(ctx, &rooms, &dates, edit_text(ctx, tlbot_ctx_body(ctx)), orig, "edit",
-			    tlbot_ctx_is_dm(ctx), 0);
+	                    tlbot_ctx_is_dm(ctx), 0);
 	su_list_release(&rooms);
 	su_list_release(&dates);
 	return rc < 0 ? -1 : 1;
@@ -226,7 +232,7 @@ static int
 on_redaction(struct tlbot_ctx *ctx)
 {
 	sqlite3_stmt *s = su_prep(ctx, "UPDATE standup_answers SET withdrawn = 1 WHERE"
-				  " event_id = ? AND user_id = ? AND replaced_by IS NULL");
+	                               " event_id = ? AND user_id = ? AND replaced_by IS NULL");
 
 	if (s == NULL)
 		return -1;
@@ -240,7 +246,7 @@ on_redaction(struct tlbot_ctx *ctx)
 int
 su_on_message(struct tlbot_ctx *ctx)
 {
-	struct su_list rooms = { 0 }, dates = { 0 };
+	struct su_list rooms = {0}, dates = {0};
 	const char *body = tlbot_ctx_body(ctx);
 	int summarised = 0, rc = 0;
 	size_t i;
@@ -252,7 +258,8 @@ su_on_message(struct tlbot_ctx *ctx)
 	if (tlbot_ctx_is_dm(ctx)) {
 		int answered = 1;
 
-		if (open_prompts(ctx, tlbot_ctx_sender(ctx), NULL, &rooms, &dates, &summarised) != 0)
+		if (open_prompts(ctx, tlbot_ctx_sender(ctx), NULL, &rooms, &dates, &summarised) !=
+		    0)
 			return -1;
 		if (rooms.n == 0)
 			goto out;
@@ -261,28 +268,34 @@ su_on_message(struct tlbot_ctx *ctx)
 				answered = 0;
 		/* a chatty "thanks" after answering does not replace the answer */
 		if (answered && tlbot_ctx_in_reply_to(ctx) == NULL && !su_has_marker(body, NULL)) {
-			rc = tlbot_replyf(ctx, "I already have your stand-up answer. To replace it, "
-					  "reply to my question or start lines with y: t: b:; "
-					  "or edit your answer.") < 0 ? -1 : 1;
+			rc = tlbot_replyf(ctx,
+			                  "I already have your stand-up answer. To replace it, "
+			                  "reply to my question or start lines with y: t: b:; "
+			                  "or edit your answer.") < 0
+			             ? -1
+			             : 1;
 			goto out;
 		}
 		rc = record_and_ack(ctx, &rooms, &dates, body, tlbot_ctx_event_id(ctx), "dm", 1,
-				    summarised) < 0 ? -1 : 1;
+		                    summarised) < 0
+		             ? -1
+		             : 1;
 		goto out;
 	}
 	/* in a room asked "in the room": a reply with y:/t:/b: from someone asked */
 	if (tlbot_ctx_in_reply_to(ctx) && su_has_marker(body, NULL)) {
 		if (open_prompts(ctx, tlbot_ctx_sender(ctx), tlbot_ctx_room(ctx), &rooms, &dates,
-				 &summarised) != 0)
+		                 &summarised) != 0)
 			return -1;
 		if (rooms.n == 0 || summarised)
 			goto out;
 		rc = record_and_ack(ctx, &rooms, &dates, body, tlbot_ctx_event_id(ctx), "reply", 1,
-				    0) < 0 ? -1 : 1;
+		                    0) < 0
+		             ? -1
+		             : 1;
 	}
 out:
 	su_list_release(&rooms);
 	su_list_release(&dates);
 	return rc;
 }
-

@@ -44,8 +44,7 @@ payload_parse(const char *text, struct payload *p)
 /* Load the job's room when the job is still current. 0 (r filled), 1 stale
  * or gone, -1 error. */
 static int
-job_room(struct tlbot_ctx *ctx, const struct tlbot_job *job, struct payload *p,
-	 struct su_room *r)
+job_room(struct tlbot_ctx *ctx, const struct tlbot_job *job, struct payload *p, struct su_room *r)
 {
 	int rc;
 
@@ -65,7 +64,7 @@ static int
 mark_prompted(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
 	sqlite3_stmt *s = su_prep(ctx, "INSERT OR IGNORE INTO standup_prompts(room_id, user_id,"
-				  " date, at) VALUES (?, ?, ?, ?)");
+	                               " date, at) VALUES (?, ?, ?, ?)");
 
 	if (s == NULL)
 		return -1;
@@ -80,7 +79,7 @@ static int
 was_prompted(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
 	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_prompts WHERE room_id = ?"
-				  " AND user_id = ? AND date = ?");
+	                               " AND user_id = ? AND date = ?");
 	int r;
 
 	if (s == NULL)
@@ -97,7 +96,7 @@ static int
 was_reminded(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
 	sqlite3_stmt *s = su_prep(ctx, "SELECT reminded FROM standup_prompts WHERE room_id = ?"
-				  " AND user_id = ? AND date = ?");
+	                               " AND user_id = ? AND date = ?");
 	int r = 0;
 
 	if (s == NULL)
@@ -147,9 +146,10 @@ prompt_dm(struct tlbot_ctx *ctx, const struct su_room *r, const char *user, cons
 	tlbot_msg_textf(&m, " — %s", longdate);
 	tlbot_msg_br(&m);
 	questions(&m, r);
-	tlbot_msg_textf(&m, "Reply to this message: one line per question, or lines starting "
-			"y: t: b:. Edit your reply to change it. The summary is posted at %s (%s).",
-			sat, r->tz);
+	tlbot_msg_textf(&m,
+	                "Reply to this message: one line per question, or lines starting "
+	                "y: t: b:. Edit your reply to change it. The summary is posted at %s (%s).",
+	                sat, r->tz);
 	if (tlbot_send_dm(ctx, user, &m) != 0)
 		return -1;
 	return mark_prompted(ctx, r->room_id, user, date);
@@ -157,7 +157,7 @@ prompt_dm(struct tlbot_ctx *ctx, const struct su_room *r, const char *user, cons
 
 static int
 prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list *who,
-	    const char *date, int nobody_by_dm)
+            const char *date, int nobody_by_dm)
 {
 	struct tlbot_msg m;
 	char longdate[64], sat[6];
@@ -174,12 +174,16 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 	}
 	tlbot_msg_br(&m);
 	questions(&m, r);
-	tlbot_msg_textf(&m, "Answer with %sstandup y: ... t: ... b: ... (or reply to this message "
-			"with lines starting y: t: b:). Summary at %s.", tlbot_ctx_prefix(ctx), sat);
+	tlbot_msg_textf(&m,
+	                "Answer with %sstandup y: ... t: ... b: ... (or reply to this message "
+	                "with lines starting y: t: b:). Summary at %s.",
+	                tlbot_ctx_prefix(ctx), sat);
 	if (nobody_by_dm) {
 		tlbot_msg_br(&m);
-		tlbot_msg_textf(&m, "Nobody to ask by direct message yet: add the team with "
-				"%steam add @user --role R.", tlbot_ctx_prefix(ctx));
+		tlbot_msg_textf(&m,
+		                "Nobody to ask by direct message yet: add the team with "
+		                "%steam add @user --role R.",
+		                tlbot_ctx_prefix(ctx));
 	}
 	if (tlbot_send_room(ctx, r->room_id, &m) != 0)
 		return -1;
@@ -192,7 +196,7 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 static int
 fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	struct su_list members = { 0 }, here = { 0 };
+	struct su_list members = {0}, here = {0};
 	struct payload p;
 	struct su_room r;
 	int rc, roster;
@@ -234,7 +238,8 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		char tz[128];
 		time_t own;
 
-		if (su_is_away(ctx, r.room_id, u, p.date, NULL) || was_prompted(ctx, r.room_id, u, p.date) ||
+		if (su_is_away(ctx, r.room_id, u, p.date, NULL) ||
+		    was_prompted(ctx, r.room_id, u, p.date) ||
 		    su_has_answer(ctx, r.room_id, u, p.date))
 			continue;
 		if (strcmp(r.mode, "room") == 0) {
@@ -252,12 +257,14 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 
 			/* later in their own zone: their own job */
 			snprintf(key, sizeof(key), "standup.%s.%lld.%s.prompt.%s", r.room_id,
-				 (long long)r.gen, p.date, u);
-			snprintf(payload, sizeof(payload), "{\"gen\":%lld,\"date\":\"%s\",\"user\":\"%s\"}",
-				 (long long)r.gen, p.date, u);
+			         (long long)r.gen, p.date, u);
+			snprintf(payload, sizeof(payload),
+			         "{\"gen\":%lld,\"date\":\"%s\",\"user\":\"%s\"}", (long long)r.gen,
+			         p.date, u);
 			if (strchr(u, '"') || strchr(u, '\\'))
 				continue;
-			if (tlbot_job_schedule(ctx, "standup.prompt", key, r.room_id, own, payload) < 0)
+			if (tlbot_job_schedule(ctx, "standup.prompt", key, r.room_id, own,
+			                       payload) < 0)
 				rc = -1;
 			continue;
 		}
@@ -266,8 +273,10 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	/* one room message: for those asked in the room, or (once a day) to
 	 * say nobody can be asked yet; a re-planned prompt job finds everyone
 	 * already asked and posts nothing */
-	if (rc == 0 && (here.n > 0 || (members.n == 0 && !was_prompted(ctx, r.room_id, "*", p.date)))) {
-		rc = prompt_room(ctx, &r, &here, p.date, strcmp(r.mode, "dm") == 0 && members.n == 0);
+	if (rc == 0 &&
+	    (here.n > 0 || (members.n == 0 && !was_prompted(ctx, r.room_id, "*", p.date)))) {
+		rc = prompt_room(ctx, &r, &here, p.date,
+		                 strcmp(r.mode, "dm") == 0 && members.n == 0);
 		if (rc == 0 && members.n == 0)
 			rc = mark_prompted(ctx, r.room_id, "*", p.date);
 	}
@@ -281,7 +290,7 @@ out:
 static int
 fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	struct su_list members = { 0 }, late = { 0 };
+	struct su_list members = {0}, late = {0};
 	struct payload p;
 	struct su_room r;
 	char sat[6];
@@ -316,8 +325,10 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			tlbot_msg_init(&m);
 			tlbot_msg_textf(&m, "Reminder: the stand-up summary for ");
 			su_room_link(&m, ctx, r.room_id);
-			tlbot_msg_textf(&m, " is posted at %s and I have no answer from you yet. "
-					"Reply to my question with y: t: b: lines.", sat);
+			tlbot_msg_textf(&m,
+			                " is posted at %s and I have no answer from you yet. "
+			                "Reply to my question with y: t: b: lines.",
+			                sat);
 			rc = tlbot_send_dm(ctx, late.v[i], &m);
 		}
 	} else if (late.n) {
@@ -334,7 +345,7 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	}
 	for (i = 0; i < late.n && rc == 0; i++) {
 		sqlite3_stmt *s = su_prep(ctx, "UPDATE standup_prompts SET reminded = 1 WHERE"
-					  " room_id = ? AND user_id = ? AND date = ?");
+		                               " room_id = ? AND user_id = ? AND date = ?");
 
 		if (s == NULL)
 			rc = -1;
@@ -353,10 +364,11 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 
 static int
 record_summary(struct tlbot_ctx *ctx, const char *room, const char *date, const char *kind,
-	       const char *text)
+               const char *text)
 {
-	sqlite3_stmt *s = su_prep(ctx, "INSERT INTO standup_summaries(room_id, date, at, kind, text)"
-				  " VALUES (?, ?, ?, ?, ?)");
+	sqlite3_stmt *s =
+	        su_prep(ctx, "INSERT INTO standup_summaries(room_id, date, at, kind, text)"
+	                     " VALUES (?, ?, ?, ?, ?)");
 
 	if (s == NULL)
 		return -1;
@@ -387,7 +399,7 @@ fire_summary(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 
 		tlbot_msg_init(&m);
 		rc = su_summary_build(ctx, &r, r.room_id, p.date,
-				      su_last_summary_at(ctx, r.room_id, tlbot_ctx_now(ctx)), &m);
+		                      su_last_summary_at(ctx, r.room_id, tlbot_ctx_now(ctx)), &m);
 		text = rc == 0 ? strdup(tlbot_buf_str(&m.plain)) : NULL;
 		if (rc == 0 && text == NULL)
 			rc = tlbot_fail(ctx, "stand-up: out of memory");
@@ -408,9 +420,8 @@ fire_summary(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 }
 
 const struct tlbot_job_kind su_jobs[] = {
-	{ "standup.prompt", fire_prompt },
-	{ "standup.remind", fire_remind },
-	{ "standup.summary", fire_summary },
-	{ NULL, NULL },
+        {"standup.prompt", fire_prompt},
+        {"standup.remind", fire_remind},
+        {"standup.summary", fire_summary},
+        {NULL, NULL},
 };
-

@@ -76,11 +76,11 @@ su_bind_text(sqlite3_stmt *s, int i, const char *v)
 void
 su_date_long(const char *date, char *out, size_t outlen)
 {
-	static const char *const wd[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
-					  "Friday", "Saturday", "Sunday" };
-	static const char *const mn[] = { "January", "February", "March", "April", "May", "June",
-					  "July", "August", "September", "October", "November",
-					  "December" };
+	static const char *const wd[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+	                                 "Friday", "Saturday", "Sunday"};
+	static const char *const mn[] = {"January",   "February", "March",    "April",
+	                                 "May",       "June",     "July",     "August",
+	                                 "September", "October",  "November", "December"};
 	int y, m, d, w = tlbot_date_weekday(date);
 
 	if (w < 0 || tlbot_date_split(date, &y, &m, &d) != 0) {
@@ -109,8 +109,9 @@ su_hhmm(int minute, char out[6])
 int
 su_has_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_answers WHERE room_id = ? AND"
-				  " user_id = ? AND date = ? AND replaced_by IS NULL AND withdrawn = 0");
+	sqlite3_stmt *s =
+	        su_prep(ctx, "SELECT 1 FROM standup_answers WHERE room_id = ? AND"
+	                     " user_id = ? AND date = ? AND replaced_by IS NULL AND withdrawn = 0");
 	int r;
 
 	if (s == NULL)
@@ -127,7 +128,7 @@ int
 su_summary_posted(struct tlbot_ctx *ctx, const char *room, const char *date)
 {
 	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_summaries WHERE room_id = ?"
-				  " AND date = ? AND kind = 'scheduled'");
+	                               " AND date = ? AND kind = 'scheduled'");
 	int r;
 
 	if (s == NULL)
@@ -204,9 +205,10 @@ su_room_release(struct su_room *r)
 int
 su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT minute, tz, days, summary_minute, q_yesterday,"
-				  " q_today, q_blockers, enabled, mode, remind_lead, division, gen,"
-				  " next_date FROM standup_rooms WHERE room_id = ?");
+	sqlite3_stmt *s =
+	        su_prep(ctx, "SELECT minute, tz, days, summary_minute, q_yesterday,"
+	                     " q_today, q_blockers, enabled, mode, remind_lead, division, gen,"
+	                     " next_date FROM standup_rooms WHERE room_id = ?");
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -226,7 +228,7 @@ su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
 	r->days = (unsigned)sqlite3_column_int(s, 2);
 	r->summary_explicit = sqlite3_column_type(s, 3) != SQLITE_NULL;
 	r->summary_minute = r->summary_explicit ? sqlite3_column_int(s, 3)
-						: r->minute + SU_DEFAULT_SUMMARY_AFTER;
+	                                        : r->minute + SU_DEFAULT_SUMMARY_AFTER;
 	if (r->summary_minute > 1439)
 		r->summary_minute = 1439;
 	r->q[0] = su_col(s, 4);
@@ -254,8 +256,8 @@ su_table_exists(struct tlbot_ctx *ctx, const char *table)
 	int found = 0;
 
 	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1,
-			       &s, NULL) != SQLITE_OK)
+	                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1,
+	                       &s, NULL) != SQLITE_OK)
 		return 0;
 	su_bind_text(s, 1, table);
 	found = sqlite3_step(s) == SQLITE_ROW;
@@ -267,7 +269,7 @@ su_table_exists(struct tlbot_ctx *ctx, const char *table)
 
 int
 su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct su_list *out,
-	   int *from_roster)
+           int *from_roster)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
@@ -275,10 +277,11 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 	*from_roster = 0;
 	if (su_table_exists(ctx, "team_members") &&
 	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       "SELECT user_id FROM team_members WHERE room_id = ?"
-			       " AND (from_date IS NULL OR from_date = '' OR from_date <= ?)"
-			       " AND (until_date IS NULL OR until_date = '' OR until_date >= ?)"
-			       " ORDER BY rowid", -1, &s, NULL) == SQLITE_OK) {
+	                       "SELECT user_id FROM team_members WHERE room_id = ?"
+	                       " AND (from_date IS NULL OR from_date = '' OR from_date <= ?)"
+	                       " AND (until_date IS NULL OR until_date = '' OR until_date >= ?)"
+	                       " ORDER BY rowid",
+	                       -1, &s, NULL) == SQLITE_OK) {
 		su_bind_text(s, 1, room_id);
 		su_bind_text(s, 2, date);
 		su_bind_text(s, 3, date);
@@ -293,7 +296,7 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 	}
 	/* no roster: everyone who has answered here before */
 	s = su_prep(ctx, "SELECT user_id FROM standup_answers WHERE room_id = ?"
-		    " GROUP BY user_id ORDER BY MIN(id)");
+	                 " GROUP BY user_id ORDER BY MIN(id)");
 	if (s == NULL)
 		return -1;
 	su_bind_text(s, 1, room_id);
@@ -308,10 +311,10 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 
 int
 su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
-	   char *until)
+           char *until)
 {
 	sqlite3_stmt *s = su_prep(ctx, "SELECT until_date FROM standup_away WHERE room_id = ?"
-				  " AND user_id = ? AND from_date <= ? AND until_date >= ?");
+	                               " AND user_id = ? AND from_date <= ? AND until_date >= ?");
 	int away = 0;
 
 	if (s == NULL)
@@ -330,14 +333,13 @@ su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, cons
 }
 
 void
-su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
-	   size_t outlen)
+su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out, size_t outlen)
 {
 	sqlite3_stmt *s = NULL;
 
 	snprintf(out, outlen, "%s", dflt ? dflt : "UTC");
 	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT tz FROM me_prefs WHERE user_id = ?", -1,
-			       &s, NULL) != SQLITE_OK)
+	                       &s, NULL) != SQLITE_OK)
 		return;
 	su_bind_text(s, 1, user_id);
 	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
@@ -354,8 +356,8 @@ struct marker {
 };
 
 static const struct marker markers[] = {
-	{ "yesterday:", 0 }, { "today:", 1 }, { "blockers:", 2 }, { "blocker:", 2 },
-	{ "blocked:", 2 }, { "y:", 0 }, { "t:", 1 }, { "b:", 2 }, { NULL, 0 },
+        {"yesterday:", 0}, {"today:", 1}, {"blockers:", 2}, {"blocker:", 2}, {"blocked:", 2},
+        {"y:", 0},         {"t:", 1},     {"b:", 2},        {NULL, 0},
 };
 
 /* The section a marker at p starts (and its length), or -1. at_line: p is
@@ -378,7 +380,7 @@ marker_at(const char *p, int at_line, char *const q[3], size_t *len)
 	/* a line starting with one of the room's questions, or its keyword
 	 * followed by '?' ("Yesterday?") */
 	for (i = 0; i < 3; i++) {
-		static const char *const kw[] = { "yesterday?", "today?", "blockers?" };
+		static const char *const kw[] = {"yesterday?", "today?", "blockers?"};
 		size_t n;
 
 		if (q && q[i] && *q[i] && strncasecmp(p, q[i], strlen(q[i])) == 0) {
@@ -437,7 +439,7 @@ add_section(char **dst, const char *s, size_t n)
 int
 su_parse_answer(const char *text, char *const q[3], char **y, char **t, char **b)
 {
-	char *sec[3] = { NULL, NULL, NULL };
+	char *sec[3] = {NULL, NULL, NULL};
 	const char *p, *start = text;
 	int cur = -1, found = 0, i;
 	size_t len;
@@ -499,9 +501,10 @@ su_parse_answer(const char *text, char *const q[3], char **y, char **t, char **b
 int
 su_no_blocker(const char *b)
 {
-	static const char *const none[] = { "none", "no", "nope", "nothing", "n/a", "na", "-",
-					    "no blockers", "no blocker", "nil", "not blocked",
-					    "none.", "no.", "nothing.", "all good", NULL };
+	static const char *const none[] = {"none",       "no",       "nope",        "nothing",
+	                                   "n/a",        "na",       "-",           "no blockers",
+	                                   "no blocker", "nil",      "not blocked", "none.",
+	                                   "no.",        "nothing.", "all good",    NULL};
 	size_t i;
 
 	if (b == NULL || *b == '\0')
@@ -513,15 +516,15 @@ su_no_blocker(const char *b)
 }
 
 int64_t
-su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
-		 const char *date, const char *y, const char *t, const char *b,
-		 const char *event_id, const char *source)
+su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
+                 const char *y, const char *t, const char *b, const char *event_id,
+                 const char *source)
 {
 	sqlite3_stmt *s;
 	int64_t id;
 
 	s = su_prep(ctx, "INSERT INTO standup_answers(room_id, user_id, date, yesterday, today,"
-		    " blockers, event_id, source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	                 " blockers, event_id, source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (s == NULL)
 		return -1;
 	su_bind_text(s, 1, room_id);
@@ -537,7 +540,7 @@ su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id
 		return -1;
 	id = sqlite3_last_insert_rowid(tlbot_ctx_db(ctx));
 	s = su_prep(ctx, "UPDATE standup_answers SET replaced_by = ? WHERE room_id = ?"
-		    " AND user_id = ? AND date = ? AND replaced_by IS NULL AND id <> ?");
+	                 " AND user_id = ? AND date = ? AND replaced_by IS NULL AND id <> ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
@@ -554,9 +557,10 @@ su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id
 
 int
 su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date, char *why,
-		size_t whylen)
+                size_t whylen)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_skips WHERE room_id = ? AND date = ?");
+	sqlite3_stmt *s =
+	        su_prep(ctx, "SELECT 1 FROM standup_skips WHERE room_id = ? AND date = ?");
 	char title[96];
 	int skip, h;
 
@@ -574,7 +578,7 @@ su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date
 	if (r->division == NULL)
 		return 0;
 	h = tlbot_holidays_check(tlbot_ctx_bank_holidays_file(ctx), r->division, date, title,
-				 sizeof(title));
+	                         sizeof(title));
 	if (h == 1) {
 		if (why)
 			snprintf(why, whylen, "%s (bank holiday)", title);
@@ -598,14 +602,14 @@ skip_cb(const char *date, void *arg)
 
 static int
 schedule(struct tlbot_ctx *ctx, const struct su_room *r, const char *what, const char *kind,
-	 const char *date, const char *user, time_t due)
+         const char *date, const char *user, time_t due)
 {
 	char key[1024], *payload;
 	json_t *p;
 	int64_t id;
 
-	snprintf(key, sizeof(key), "standup.%s.%lld.%s.%s%s%s", r->room_id, (long long)r->gen,
-		 date, what, user ? "." : "", user ? user : "");
+	snprintf(key, sizeof(key), "standup.%s.%lld.%s.%s%s%s", r->room_id, (long long)r->gen, date,
+	         what, user ? "." : "", user ? user : "");
 	p = json_pack("{s:I, s:s}", "gen", (json_int_t)r->gen, "date", date);
 	if (p && user)
 		json_object_set_new(p, "user", json_string(user));
@@ -621,8 +625,8 @@ schedule(struct tlbot_ctx *ctx, const struct su_room *r, const char *what, const
 int
 su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
 {
-	struct skip_arg sa = { ctx, r };
-	struct su_list members = { 0 };
+	struct skip_arg sa = {ctx, r};
+	struct su_list members = {0};
 	char date[11];
 	time_t summary, prompt;
 	int rc, roster;
@@ -632,7 +636,7 @@ su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
 	if (!r->enabled)
 		return 0;
 	rc = tlbot_sched_next(r->tz, r->summary_minute, r->days, after, skip_cb, &sa, &summary,
-			      date);
+	                      date);
 	if (rc < 0)
 		return tlbot_fail(ctx, "stand-up: cannot compute the next stand-up in %s", r->tz);
 	if (rc == 1)
@@ -644,20 +648,23 @@ su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
 		return -1;
 	if (r->remind_lead > 0 && summary - r->remind_lead * 60 > prompt &&
 	    schedule(ctx, r, "remind", "standup.remind", date, NULL,
-		     summary - r->remind_lead * 60) != 0)
+	             summary - r->remind_lead * 60) != 0)
 		return -1;
 	/* people in their own zone get their own prompt job when it comes
 	 * before the room's (after it, the room's prompt job plans theirs) */
-	if (strcmp(r->mode, "dm") == 0 && su_members(ctx, r->room_id, date, &members, &roster) == 0) {
+	if (strcmp(r->mode, "dm") == 0 &&
+	    su_members(ctx, r->room_id, date, &members, &roster) == 0) {
 		for (i = 0; i < members.n; i++) {
 			char tz[128];
 			time_t own;
 
 			su_user_tz(ctx, members.v[i], r->tz, tz, sizeof(tz));
-			if (strcmp(tz, r->tz) == 0 || tlbot_sched_at(tz, date, r->minute, &own) != 0)
+			if (strcmp(tz, r->tz) == 0 ||
+			    tlbot_sched_at(tz, date, r->minute, &own) != 0)
 				continue;
 			if (own < prompt && own > after &&
-			    schedule(ctx, r, "prompt", "standup.prompt", date, members.v[i], own) != 0) {
+			    schedule(ctx, r, "prompt", "standup.prompt", date, members.v[i], own) !=
+			            0) {
 				su_list_release(&members);
 				return -1;
 			}
@@ -688,7 +695,7 @@ su_replan(struct tlbot_ctx *ctx, const char *room_id)
 	if (tlbot_job_cancel(ctx, key) < 0)
 		return -1;
 	s = su_prep(ctx, "UPDATE standup_rooms SET gen = gen + 1, next_date = NULL,"
-		    " updated_at = ? WHERE room_id = ?");
+	                 " updated_at = ? WHERE room_id = ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));

@@ -36,8 +36,8 @@ static int
 answers_load(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct answers *a)
 {
 	sqlite3_stmt *s = su_prep(ctx, "SELECT user_id, yesterday, today, blockers"
-				  " FROM standup_answers WHERE room_id = ? AND date = ?"
-				  " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id");
+	                               " FROM standup_answers WHERE room_id = ? AND date = ?"
+	                               " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id");
 	int rc;
 
 	if (s == NULL)
@@ -79,7 +79,7 @@ answer_of(const struct answers *a, const char *user)
 static void
 label(const struct su_room *r, int i, char *out, size_t outlen)
 {
-	static const char *const dflt[] = { "Yesterday", "Today", "Blockers" };
+	static const char *const dflt[] = {"Yesterday", "Today", "Blockers"};
 	const char *q = r && r->q[i] ? r->q[i] : dflt[i];
 	size_t n = strlen(q);
 
@@ -112,8 +112,8 @@ item_close(struct tlbot_msg *m)
  * blocker names (C-n) in this room, else of the room's active challenges.
  * Fills leads (user ids) and refs ("C-3") in parallel. */
 static void
-blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text,
-	      struct su_list *leads, struct su_list *refs)
+blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text, struct su_list *leads,
+              struct su_list *refs)
 {
 	sqlite3_stmt *s = NULL;
 	const char *p;
@@ -129,9 +129,10 @@ blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text,
 		    (p > text && isalnum((unsigned char)p[-1])))
 			continue;
 		n = strtoll(p + 2, NULL, 10);
-		if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT lead FROM challenges WHERE id = ?"
-				       " AND room_id = ? AND lead IS NOT NULL AND lead <> ''", -1, &s,
-				       NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+		                       "SELECT lead FROM challenges WHERE id = ?"
+		                       " AND room_id = ? AND lead IS NOT NULL AND lead <> ''",
+		                       -1, &s, NULL) != SQLITE_OK)
 			return;
 		sqlite3_bind_int64(s, 1, n);
 		su_bind_text(s, 2, room_id);
@@ -147,10 +148,12 @@ blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text,
 	}
 	if (named)
 		return;
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT id, lead FROM challenges WHERE room_id = ?"
-			       " AND lead IS NOT NULL AND lead <> '' AND status IN ('open', 'active')"
-			       " ORDER BY id", -1, &s,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	            tlbot_ctx_db(ctx),
+	            "SELECT id, lead FROM challenges WHERE room_id = ?"
+	            " AND lead IS NOT NULL AND lead <> '' AND status IN ('open', 'active')"
+	            " ORDER BY id",
+	            -1, &s, NULL) != SQLITE_OK)
 		return;
 	su_bind_text(s, 1, room_id);
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -179,20 +182,22 @@ value(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *v)
 
 static int
 since_challenges(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, time_t since,
-		 time_t until)
+                 time_t until)
 {
 	sqlite3_stmt *s = NULL;
 	int n = 0;
 
 	if (!su_table_exists(ctx, "challenge_history"))
 		return 0;
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       "SELECT h.challenge_id, h.action, h.old, h.new, c.title"
-			       " FROM challenge_history h LEFT JOIN challenges c ON c.id = h.challenge_id"
-			       " WHERE h.room_id = ? AND h.at > ? AND h.at <= ? AND h.action IN"
-			       " ('created', 'assigned', 'unassigned', 'status', 'lead')"
-			       " AND (h.action <> 'status' OR h.field = 'status')"
-			       " ORDER BY h.at, h.rowid", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	            tlbot_ctx_db(ctx),
+	            "SELECT h.challenge_id, h.action, h.old, h.new, c.title"
+	            " FROM challenge_history h LEFT JOIN challenges c ON c.id = h.challenge_id"
+	            " WHERE h.room_id = ? AND h.at > ? AND h.at <= ? AND h.action IN"
+	            " ('created', 'assigned', 'unassigned', 'status', 'lead')"
+	            " AND (h.action <> 'status' OR h.field = 'status')"
+	            " ORDER BY h.at, h.rowid",
+	            -1, &s, NULL) != SQLITE_OK)
 		return 0;
 	su_bind_text(s, 1, room_id);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
@@ -241,24 +246,24 @@ since_challenges(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id
 }
 
 static int
-since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
-		  const char *date, time_t since, time_t until)
+since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, const char *date,
+                  time_t since, time_t until)
 {
 	sqlite3_stmt *s = NULL;
 	int n = 0;
 
 	if (su_table_exists(ctx, "experiment_history") &&
 	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       /* one row per changed field: one line per action */
-			       "SELECT h.experiment_id, h.action,"
-			       " MAX(CASE WHEN h.field IN ('decision', 'finding', 'learning',"
-			       " 'abandon_reason') THEN h.new END), e.title, e.decision"
-			       " FROM experiment_history h LEFT JOIN experiments e"
-			       " ON e.id = h.experiment_id WHERE h.room_id = ? AND h.at > ?"
-			       " AND h.at <= ? AND h.action IN ('started', 'result', 'decided',"
-			       " 'abandoned', 'learned') GROUP BY h.experiment_id, h.action, h.at"
-			       " ORDER BY h.at, MIN(h.id)", -1, &s,
-			       NULL) == SQLITE_OK) {
+	                       /* one row per changed field: one line per action */
+	                       "SELECT h.experiment_id, h.action,"
+	                       " MAX(CASE WHEN h.field IN ('decision', 'finding', 'learning',"
+	                       " 'abandon_reason') THEN h.new END), e.title, e.decision"
+	                       " FROM experiment_history h LEFT JOIN experiments e"
+	                       " ON e.id = h.experiment_id WHERE h.room_id = ? AND h.at > ?"
+	                       " AND h.at <= ? AND h.action IN ('started', 'result', 'decided',"
+	                       " 'abandoned', 'learned') GROUP BY h.experiment_id, h.action, h.at"
+	                       " ORDER BY h.at, MIN(h.id)",
+	                       -1, &s, NULL) == SQLITE_OK) {
 		su_bind_text(s, 1, room_id);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
 		sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
@@ -283,10 +288,13 @@ since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_i
 				tlbot_msg_text(m, ": started");
 			} else if (strcmp(action, "decided") == 0) {
 				tlbot_msg_text(m, ": decision: ");
-				tlbot_msg_refs(m, ctx, new && *new ? new : decision ? decision : "(none)");
+				tlbot_msg_refs(m, ctx,
+				               new &&*new ? new
+				               : decision ? decision
+				                          : "(none)");
 			} else if (strcmp(action, "result") == 0) {
 				tlbot_msg_text(m, ": concluded");
-				if (new && *new) {
+				if (new &&*new) {
 					tlbot_msg_text(m, ": ");
 					tlbot_msg_refs(m, ctx, new);
 				}
@@ -304,10 +312,10 @@ since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_i
 	/* overdue: still running past the end date */
 	if (su_table_exists(ctx, "experiments") &&
 	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       "SELECT id, title, end_date FROM experiments WHERE room_id = ?"
-			       " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
-			       " AND status IN ('proposed', 'running') ORDER BY end_date, id", -1, &s,
-			       NULL) == SQLITE_OK) {
+	                       "SELECT id, title, end_date FROM experiments WHERE room_id = ?"
+	                       " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
+	                       " AND status IN ('proposed', 'running') ORDER BY end_date, id",
+	                       -1, &s, NULL) == SQLITE_OK) {
 		su_bind_text(s, 1, room_id);
 		su_bind_text(s, 2, date);
 		while (sqlite3_step(s) == SQLITE_ROW) {
@@ -322,7 +330,7 @@ since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_i
 			if (sqlite3_column_text(s, 1))
 				tlbot_msg_textf(m, " %s", (const char *)sqlite3_column_text(s, 1));
 			tlbot_msg_textf(m, ": overdue (end date %s)",
-					(const char *)sqlite3_column_text(s, 2));
+			                (const char *)sqlite3_column_text(s, 2));
 			tlbot_msg_html(m, "</li>");
 			item_close(m);
 		}
@@ -337,7 +345,7 @@ time_t
 su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before)
 {
 	sqlite3_stmt *s = su_prep(ctx, "SELECT MAX(at) FROM standup_summaries WHERE room_id = ?"
-				  " AND kind = 'scheduled' AND at < ?");
+	                               " AND kind = 'scheduled' AND at < ?");
 	time_t t = 0;
 
 	if (s == NULL)
@@ -389,8 +397,8 @@ static int
 build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const char *date,
       time_t since, struct tlbot_msg *m, int compact)
 {
-	struct su_list members = { 0 }, away = { 0 }, missing = { 0 };
-	struct answers ans = { 0 };
+	struct su_list members = {0}, away = {0}, missing = {0};
+	struct answers ans = {0};
 	char longdate[64], lab[3][128], until[11];
 	int roster = 0, nblock = 0, n, i;
 	time_t now = tlbot_ctx_now(ctx);
@@ -411,7 +419,7 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 
 	/* blockers first, each with the lead of the challenge concerned */
 	for (k = 0; k < ans.n; k++) {
-		struct su_list leads = { 0 }, refs = { 0 };
+		struct su_list leads = {0}, refs = {0};
 		size_t j;
 
 		if (su_no_blocker(ans.v[k].b))
@@ -477,7 +485,7 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 	}
 	if (n && compact) {
 		tlbot_msg_text(m, " (too many long answers for one message: each person's "
-				  "answers are left out)");
+		                  "answers are left out)");
 		tlbot_msg_br(m);
 	} else if (n) {
 		tlbot_msg_html(m, "</ul>");
@@ -511,7 +519,8 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 		{
 			char hint[64];
 
-			snprintf(hint, sizeof(hint), "%steam add @user --role R", tlbot_ctx_prefix(ctx));
+			snprintf(hint, sizeof(hint), "%steam add @user --role R",
+			         tlbot_ctx_prefix(ctx));
 			tlbot_msg_code(m, hint);
 		}
 		tlbot_msg_italic(m, " so they are prompted.");
@@ -535,7 +544,7 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 
 int
 su_summary_build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id,
-		 const char *date, time_t since, struct tlbot_msg *m)
+                 const char *date, time_t since, struct tlbot_msg *m)
 {
 	if (build(ctx, r, room_id, date, since, m, 0) != 0)
 		return -1;

@@ -31,12 +31,12 @@ const char *tlbot_holidays_shipped_path(void);
  * when title is non-NULL), 0 if not, -1 when no valid feed file is
  * available or the arguments are invalid. */
 int tlbot_holidays_check(const char *override_path, const char *division, const char *date,
-			 char *title, size_t titlelen);
+                         char *title, size_t titlelen);
 
 /* The next bank holiday in division on or after date: 0 and its date in
  * out (11 bytes) and name in title; 1 if none in the data; -1 error. */
 int tlbot_holidays_next(const char *override_path, const char *division, const char *date,
-			char out[11], char *title, size_t titlelen);
+                        char out[11], char *title, size_t titlelen);
 
 /* The path of the file lookups use now (borrowed until the next call from
  * any thread; copy it), or NULL. */

@@ -9,7 +9,7 @@
 
 /* Weekday bits: Monday = 1 << 0 ... Sunday = 1 << 6. */
 #define TLBOT_DAYS_WEEKDAYS 0x1fu
-#define TLBOT_DAYS_ALL 0x7fu
+#define TLBOT_DAYS_ALL      0x7fu
 
 /* Days since 1970-01-01 of a civil date, and back. */
 long tlbot_date_days(int y, int m, int d);
@@ -44,7 +44,7 @@ typedef int (*tlbot_skip_fn)(const char *date, void *arg);
  * (11 bytes, may be NULL). Returns 0, 1 if no date qualifies within the
  * horizon, -1 on error (bad zone, skip error). */
 int tlbot_sched_next(const char *tz, int minute_of_day, unsigned days, time_t after,
-		     tlbot_skip_fn skip, void *arg, time_t *out, char date_out[11]);
+                     tlbot_skip_fn skip, void *arg, time_t *out, char date_out[11]);
 
 /* The instant of minute_of_day on date in tz (gaps move forward, repeats
  * take the first occurrence). 0 or -1. */

@@ -18,12 +18,14 @@ TEST(england_and_wales)
 {
 	char title[80];
 
-	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2026-12-25", title, sizeof(title)),
-		  ==, 1);
+	CHECK_INT(
+	        tlbot_holidays_check(NULL, "england-and-wales", "2026-12-25", title, sizeof(title)),
+	        ==, 1);
 	CHECK_STR(title, "Christmas Day");
 	/* Boxing Day falls on a Saturday: the substitute is Monday 28th */
-	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2026-12-28", title, sizeof(title)),
-		  ==, 1);
+	CHECK_INT(
+	        tlbot_holidays_check(NULL, "england-and-wales", "2026-12-28", title, sizeof(title)),
+	        ==, 1);
 	CHECK_STR(title, "Boxing Day");
 	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2026-12-26", NULL, 0), ==, 0);
 	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2026-11-18", NULL, 0), ==, 0);
@@ -34,20 +36,25 @@ TEST(scotland_and_ni)
 {
 	char title[80], date[11];
 
-	CHECK_INT(tlbot_holidays_check(NULL, "scotland", "2026-01-02", title, sizeof(title)), ==, 1);
+	CHECK_INT(tlbot_holidays_check(NULL, "scotland", "2026-01-02", title, sizeof(title)), ==,
+	          1);
 	CHECK_STR(title, "2nd January");
 	/* 2 January 2027 is a Saturday: substitute Monday 4th */
 	CHECK_INT(tlbot_holidays_check(NULL, "scotland", "2027-01-04", NULL, 0), ==, 1);
 	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2027-01-04", NULL, 0), ==, 0);
-	CHECK_INT(tlbot_holidays_check(NULL, "scotland", "2026-11-30", title, sizeof(title)), ==, 1);
+	CHECK_INT(tlbot_holidays_check(NULL, "scotland", "2026-11-30", title, sizeof(title)), ==,
+	          1);
 	CHECK_CONTAINS(title, "Andrew");
-	CHECK_INT(tlbot_holidays_check(NULL, "northern-ireland", "2026-03-17", title, sizeof(title)),
-		  ==, 1);
+	CHECK_INT(
+	        tlbot_holidays_check(NULL, "northern-ireland", "2026-03-17", title, sizeof(title)),
+	        ==, 1);
 	CHECK_CONTAINS(title, "Patrick");
 	CHECK_INT(tlbot_holidays_next(NULL, "england-and-wales", "2026-11-18", date, title,
-				      sizeof(title)), ==, 0);
+	                              sizeof(title)),
+	          ==, 0);
 	CHECK_STR(date, "2026-12-25");
-	CHECK_INT(tlbot_holidays_next(NULL, "england-and-wales", "2099-01-01", date, NULL, 0), ==, 1);
+	CHECK_INT(tlbot_holidays_next(NULL, "england-and-wales", "2099-01-01", date, NULL, 0), ==,
+	          1);
 }
 
 TEST(bad_arguments)
@@ -62,11 +69,13 @@ TEST(bad_arguments)
 TEST(validate_and_install)
 {
 	char path[128], tmpl[] = "/tmp/tlbot-hol-XXXXXX", title[80];
-	const char *bad = "{\"england-and-wales\":{\"division\":\"england-and-wales\",\"events\":[]}}";
+	const char *bad =
+	        "{\"england-and-wales\":{\"division\":\"england-and-wales\",\"events\":[]}}";
 	const char *one =
-		"{\"england-and-wales\":{\"events\":[{\"title\":\"Test Day\",\"date\":\"2026-11-18\"}]},"
-		"\"scotland\":{\"events\":[{\"title\":\"S\",\"date\":\"2026-11-19\"}]},"
-		"\"northern-ireland\":{\"events\":[{\"title\":\"N\",\"date\":\"2026-11-20\"}]}}";
+	        "{\"england-and-wales\":{\"events\":[{\"title\":\"Test "
+	        "Day\",\"date\":\"2026-11-18\"}]},"
+	        "\"scotland\":{\"events\":[{\"title\":\"S\",\"date\":\"2026-11-19\"}]},"
+	        "\"northern-ireland\":{\"events\":[{\"title\":\"N\",\"date\":\"2026-11-20\"}]}}";
 	FILE *f;
 
 	CHECK_OR_RETURN(mkdtemp(tmpl) != NULL);
@@ -78,8 +87,9 @@ TEST(validate_and_install)
 	CHECK_INT(tlbot_holidays_install(path, one, strlen(one)), ==, 0);
 	/* the cache wins over the shipped copy once set */
 	tlbot_holidays_set_cache_path(path);
-	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2026-11-18", title, sizeof(title)),
-		  ==, 1);
+	CHECK_INT(
+	        tlbot_holidays_check(NULL, "england-and-wales", "2026-11-18", title, sizeof(title)),
+	        ==, 1);
 	CHECK_STR(title, "Test Day");
 	CHECK_INT(tlbot_holidays_check(NULL, "england-and-wales", "2026-12-25", NULL, 0), ==, 0);
 	/* a broken cache falls back to the shipped copy */
@@ -99,12 +109,9 @@ TEST(validate_and_install)
 }
 
 static const struct tap_test tests[] = {
-	TEST_ENTRY(shipped_copy_found),
-	TEST_ENTRY(england_and_wales),
-	TEST_ENTRY(scotland_and_ni),
-	TEST_ENTRY(bad_arguments),
-	TEST_ENTRY(validate_and_install),
-	TEST_END,
+        TEST_ENTRY(shipped_copy_found),   TEST_ENTRY(england_and_wales),
+        TEST_ENTRY(scotland_and_ni),      TEST_ENTRY(bad_arguments),
+        TEST_ENTRY(validate_and_install), TEST_END,
 };
 
 TAP_MAIN(tests)

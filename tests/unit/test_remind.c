@@ -5,10 +5,10 @@
 #include "tap.h"
 #include "tlbot/sched_time.h"
 
-#define ROOM "!team:test"
+#define ROOM  "!team:test"
 #define ALICE "@alice:test"
-#define BOB "@bob:test"
-#define MOD "@mod:test"
+#define BOB   "@bob:test"
+#define MOD   "@mod:test"
 
 static time_t
 utc(int y, int mo, int d, int h, int mi)
@@ -30,21 +30,26 @@ TEST(time_forms)
 	t.now = utc(2026, 11, 18, 10, 0); /* Wednesday, GMT */
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me in 2h \"call the council\""), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "R-1: I will remind you on Wednesday 18 November 2026 "
-		       "at 12:00 Europe/London by direct message");
+	                                     "at 12:00 Europe/London by direct message");
 	CHECK_INT(due_of(&t, "1"), ==, utc(2026, 11, 18, 12, 0));
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me in 90 minutes stretch"), ==, 1);
 	CHECK_INT(due_of(&t, "2"), ==, utc(2026, 11, 18, 11, 30));
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind room at 16:00 \"retro in 5\""), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "R-3: I will remind this room on Wednesday 18 November "
-		       "2026 at 16:00");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0),
+	               "R-3: I will remind this room on Wednesday 18 November "
+	               "2026 at 16:00");
 	CHECK_INT(due_of(&t, "3"), ==, utc(2026, 11, 18, 16, 0));
 	/* at a time already past today: tomorrow */
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me at 09:00 standup notes"), ==, 1);
 	CHECK_INT(due_of(&t, "4"), ==, utc(2026, 11, 19, 9, 0));
-	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind " BOB " tomorrow 09:00 \"send the survey\""), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "I will remind @bob:test on Thursday 19 November 2026");
+	CHECK_INT(
+	        cmdtest_run(&t, ALICE, ROOM, "!remind " BOB " tomorrow 09:00 \"send the survey\""),
+	        ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0),
+	               "I will remind @bob:test on Thursday 19 November 2026");
 	CHECK_INT(due_of(&t, "5"), ==, utc(2026, 11, 19, 9, 0));
-	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me on 2026-12-01 at 10:30 \"review E-3\""), ==, 1);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me on 2026-12-01 at 10:30 \"review E-3\""),
+	          ==, 1);
 	CHECK_INT(due_of(&t, "6"), ==, utc(2026, 12, 1, 10, 30));
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me on 2026-12-01 \"default time\""), ==, 1);
 	CHECK_INT(due_of(&t, "7"), ==, utc(2026, 12, 1, 9, 0));
@@ -66,7 +71,9 @@ TEST(time_forms)
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind somebody in 2h x"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "remind whom");
 	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM reminders", NULL), ==, 8);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE kind = 'remind.deliver'", NULL), ==, 8);
+	CHECK_INT(
+	        cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE kind = 'remind.deliver'", NULL),
+	        ==, 8);
 	cmdtest_release(&t);
 }
 
@@ -128,7 +135,8 @@ TEST(list_cancel_deliver)
 	CHECK_STR(t.out_target[0], ROOM);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "third");
 	CHECK_INT(cmdtest_jobs(&t), ==, 0);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM reminders WHERE delivered = 1", NULL), ==, 2);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM reminders WHERE delivered = 1", NULL), ==,
+	          2);
 	cmdtest_release(&t);
 }
 
@@ -140,7 +148,7 @@ TEST(dm_off_delivers_in_room)
 	t.now = utc(2026, 11, 18, 10, 0);
 	cmdtest_run(&t, ALICE, ROOM, "!remind " BOB " in 1h \"hello\"");
 	sqlite3_exec(t.st.db, "INSERT INTO user_prefs(user_id, dm_enabled) VALUES ('" BOB "', 0)",
-		     NULL, NULL, NULL);
+	             NULL, NULL, NULL);
 	t.now = utc(2026, 11, 18, 11, 0);
 	CHECK_INT(cmdtest_jobs(&t), ==, 1);
 	CHECK_STR(t.out_kind[0], "send");
@@ -162,17 +170,15 @@ TEST(missed_past_grace)
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "on time");
 	CHECK_INT(cmdtest_count(&t, "SELECT missed FROM reminders WHERE id = 1", NULL), ==, 1);
 	CHECK_INT(cmdtest_count(&t, "SELECT delivered FROM reminders WHERE id = 2", NULL), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'missed'", NULL), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'missed'", NULL), ==,
+	          1);
 	cmdtest_release(&t);
 }
 
 static const struct tap_test tests[] = {
-	TEST_ENTRY(time_forms),
-	TEST_ENTRY(requester_zone),
-	TEST_ENTRY(list_cancel_deliver),
-	TEST_ENTRY(dm_off_delivers_in_room),
-	TEST_ENTRY(missed_past_grace),
-	TEST_END,
+        TEST_ENTRY(time_forms),          TEST_ENTRY(requester_zone),
+        TEST_ENTRY(list_cancel_deliver), TEST_ENTRY(dm_off_delivers_in_room),
+        TEST_ENTRY(missed_past_grace),   TEST_END,
 };
 
 TAP_MAIN(tests)

@@ -6,12 +6,12 @@
 #include "tlbot/sched_time.h"
 #include "../../commands/standup.h"
 
-#define ROOM "!team:test"
-#define MOD "@mod:test"
+#define ROOM  "!team:test"
+#define MOD   "@mod:test"
 #define ALICE "@alice:test"
-#define BOB "@bob:test"
+#define BOB   "@bob:test"
 #define CAROL "@carol:test"
-#define LEAD "@lead:test"
+#define LEAD  "@lead:test"
 
 static time_t
 utc(int y, int mo, int d, int h, int mi)
@@ -45,8 +45,10 @@ job_due(struct cmdtest *t, const char *kind, const char *part)
 	sqlite3_stmt *s;
 	long long v = -1;
 
-	if (sqlite3_prepare_v2(t->st.db, "SELECT due FROM jobs WHERE state = 'pending' AND kind = ?"
-			       " AND instr(key, ?) > 0 ORDER BY due LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(t->st.db,
+	                       "SELECT due FROM jobs WHERE state = 'pending' AND kind = ?"
+	                       " AND instr(key, ?) > 0 ORDER BY due LIMIT 1",
+	                       -1, &s, NULL) != SQLITE_OK)
 		return -2;
 	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, part ? part : "", -1, SQLITE_STATIC);
@@ -86,7 +88,8 @@ TEST(schedule_parsing)
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "bad time '25:00'");
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Mars/Olympus"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "unknown time zone 'Mars/Olympus'");
-	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London funday"), ==, 1);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London funday"), ==,
+	          1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "neither a time zone");
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 mon-"), ==, 1);
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup schedule 09:30"), ==, 1);
@@ -97,18 +100,21 @@ TEST(schedule_parsing)
 	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs", NULL), ==, 0);
 
 	/* a good one; zone and days in either order */
-	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 mon,wed,fri Europe/Paris"), ==, 1);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 mon,wed,fri Europe/Paris"),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "09:30 Europe/Paris, mon,wed,fri");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Next stand-up: Wednesday 18 November 2026");
 	CHECK_INT(cmdtest_count(&t, "SELECT days FROM standup_rooms", NULL), ==, 0x15);
-	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London mon-fri"), ==, 1);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London mon-fri"), ==,
+	          1);
 	CHECK_INT(cmdtest_count(&t, "SELECT days FROM standup_rooms", NULL), ==, 0x1f);
 	/* prompt 09:30 GMT, summary 45 minutes later, reminder 15 before that */
 	CHECK_INT(job_due(&t, "standup.prompt", "2026-11-18"), ==, utc(2026, 11, 18, 9, 30));
 	CHECK_INT(job_due(&t, "standup.summary", "2026-11-18"), ==, utc(2026, 11, 18, 10, 15));
 	CHECK_INT(job_due(&t, "standup.remind", "2026-11-18"), ==, utc(2026, 11, 18, 10, 0));
 	/* only the current plan is pending after a change */
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==, 3);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==,
+	          3);
 
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup summary-at 09:00"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "must come after the prompts");
@@ -118,7 +124,8 @@ TEST(schedule_parsing)
 	CHECK_INT(job_due(&t, "standup.remind", "2026-11-18"), ==, utc(2026, 11, 18, 10, 30));
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup reminder soon"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "bad lead time");
-	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup questions \"Done?\" \"Doing?\" \"Stuck?\""), ==, 1);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup questions \"Done?\" \"Doing?\" \"Stuck?\""),
+	          ==, 1);
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup questions \"Done?\" \"Doing?\""), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "missing");
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup mode carrier-pigeon"), ==, 1);
@@ -126,7 +133,8 @@ TEST(schedule_parsing)
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup holidays wales"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "unknown division 'wales'");
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup show"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Prompts at 09:30 Europe/London, mon-fri; summary at 11:00");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0),
+	               "Prompts at 09:30 Europe/London, mon-fri; summary at 11:00");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Questions: 1. Done? 2. Doing? 3. Stuck?");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "team add @user --role R");
 	/* off cancels everything, on plans again */
@@ -135,11 +143,14 @@ TEST(schedule_parsing)
 	sql(&t, "UPDATE standup_rooms SET next_date = '2026-11-17'");
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup show"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Next stand-up: Wednesday 18 November 2026");
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==, 3);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==,
+	          3);
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup off"), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==,
+	          0);
 	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup on"), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==, 3);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'pending'", NULL), ==,
+	          3);
 	cmdtest_release(&t);
 }
 
@@ -215,7 +226,7 @@ TEST(full_day)
 	setup(&t, utc(2026, 11, 18, 8, 0));
 	roster(&t);
 	sql(&t, "INSERT INTO challenges(id, room_id, title, lead, status) VALUES"
-		" (1, '" ROOM "', 'Temporary accommodation costs', '" LEAD "', 'active')");
+	        " (1, '" ROOM "', 'Temporary accommodation costs', '" LEAD "', 'active')");
 	cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London mon-fri");
 	CHECK_INT(cmdtest_run(&t, CAROL, ROOM, "!standup away me --until 2026-11-20"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "is away from 2026-11-18 until 2026-11-20");
@@ -228,21 +239,28 @@ TEST(full_day)
 	{
 		char q[512];
 
-		snprintf(q, sizeof(q), "INSERT INTO challenge_history(challenge_id, room_id, at, actor,"
-			 " action, field, old, new) VALUES (1, '" ROOM "', %lld, '" MOD "', 'status',"
-			 " 'status', 'open', 'active'), (1, '" ROOM "', %lld, '" MOD "', 'status',"
-			 " 'outcome', NULL, 'x')", (long long)utc(2026, 11, 18, 9, 0),
-			 (long long)utc(2026, 11, 18, 9, 0));
+		snprintf(q, sizeof(q),
+		         "INSERT INTO challenge_history(challenge_id, room_id, at, actor,"
+		         " action, field, old, new) VALUES (1, '" ROOM "', %lld, '" MOD
+		         "', 'status',"
+		         " 'status', 'open', 'active'), (1, '" ROOM "', %lld, '" MOD "', 'status',"
+		         " 'outcome', NULL, 'x')",
+		         (long long)utc(2026, 11, 18, 9, 0), (long long)utc(2026, 11, 18, 9, 0));
 		sql(&t, q);
-		snprintf(q, sizeof(q), "INSERT INTO experiments(id, challenge_id, room_id, title, owner,"
-			 " status, end_date) VALUES (9, 1, '" ROOM "', 'Text message nudges', '" ALICE "',"
-			 " 'running', '2026-11-10')");
+		snprintf(q, sizeof(q),
+		         "INSERT INTO experiments(id, challenge_id, room_id, title, owner,"
+		         " status, end_date) VALUES (9, 1, '" ROOM
+		         "', 'Text message nudges', '" ALICE "',"
+		         " 'running', '2026-11-10')");
 		sql(&t, q);
-		snprintf(q, sizeof(q), "INSERT INTO experiment_history(experiment_id, room_id, at, actor,"
-			 " action, field, old, new) VALUES (9, '" ROOM "', %lld, '" ALICE "', 'started',"
-			 " 'status', 'proposed', 'running'), (9, '" ROOM "', %lld, '" ALICE "', 'started',"
-			 " 'start_date', NULL, '2026-11-01')", (long long)utc(2026, 11, 18, 8, 0),
-			 (long long)utc(2026, 11, 18, 8, 0));
+		snprintf(q, sizeof(q),
+		         "INSERT INTO experiment_history(experiment_id, room_id, at, actor,"
+		         " action, field, old, new) VALUES (9, '" ROOM "', %lld, '" ALICE
+		         "', 'started',"
+		         " 'status', 'proposed', 'running'), (9, '" ROOM "', %lld, '" ALICE
+		         "', 'started',"
+		         " 'start_date', NULL, '2026-11-01')",
+		         (long long)utc(2026, 11, 18, 8, 0), (long long)utc(2026, 11, 18, 8, 0));
 		sql(&t, q);
 	}
 
@@ -259,31 +277,47 @@ TEST(full_day)
 	/* alice replies to the prompt in her DM room */
 	cmdtest_dm_room(&t, "!dm-alice:test", ALICE);
 	t.now += 60;
-	CHECK_INT(cmdtest_event(&t, ALICE, "!dm-alice:test",
-				"y: interviews for C-1\nt: write up\nb: none",
-				"{\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$prompt:test\"}}}",
-				NULL, 0), ==, 1);
+	CHECK_INT(cmdtest_event(
+	                  &t, ALICE, "!dm-alice:test",
+	                  "y: interviews for C-1\nt: write up\nb: none",
+	                  "{\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$prompt:test\"}}}",
+	                  NULL, 0),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "your stand-up answer is recorded");
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", ALICE), ==, 1);
+	CHECK_INT(
+	        cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", ALICE),
+	        ==, 1);
 	/* a chatty message afterwards does not replace it */
 	CHECK_INT(cmdtest_run(&t, ALICE, "!dm-alice:test", "thanks!"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "already have your stand-up answer");
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", ALICE), ==, 1);
+	CHECK_INT(
+	        cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", ALICE),
+	        ==, 1);
 
 	/* bob answers by command in the room, then edits it */
-	CHECK_INT(cmdtest_event(&t, BOB, ROOM, "!standup y: survey t: analysis b: waiting for the data",
-				NULL, ev, sizeof(ev)), ==, 1);
+	CHECK_INT(cmdtest_event(&t, BOB, ROOM,
+	                        "!standup y: survey t: analysis b: waiting for the data", NULL, ev,
+	                        sizeof(ev)),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "recorded for Wednesday 18 November 2026");
-	snprintf(extra, sizeof(extra), "{\"m.new_content\":{\"msgtype\":\"m.text\",\"body\":"
-		 "\"!standup y: survey t: analysis of E-9 b: waiting for the data sharing agreement\"},"
-		 "\"m.relates_to\":{\"rel_type\":\"m.replace\",\"event_id\":\"%s\"}}", ev);
+	snprintf(extra, sizeof(extra),
+	         "{\"m.new_content\":{\"msgtype\":\"m.text\",\"body\":"
+	         "\"!standup y: survey t: analysis of E-9 b: waiting for the data sharing "
+	         "agreement\"},"
+	         "\"m.relates_to\":{\"rel_type\":\"m.replace\",\"event_id\":\"%s\"}}",
+	         ev);
 	CHECK_INT(cmdtest_event(&t, BOB, ROOM, "* edited", extra, NULL, 0), ==, 0);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", BOB), ==, 2);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?"
-				" AND replaced_by IS NULL AND blockers LIKE '%sharing%'", BOB), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", BOB),
+	          ==, 2);
+	CHECK_INT(cmdtest_count(&t,
+	                        "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?"
+	                        " AND replaced_by IS NULL AND blockers LIKE '%sharing%'",
+	                        BOB),
+	          ==, 1);
 	/* someone else's edit of bob's answer changes nothing */
 	CHECK_INT(cmdtest_event(&t, ALICE, ROOM, "* x", extra, NULL, 0), ==, 0);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", BOB), ==, 2);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE user_id = ?", BOB),
+	          ==, 2);
 
 	/* 10:00 reminder: everyone present answered: nobody reminded */
 	t.now = utc(2026, 11, 18, 10, 0);
@@ -300,7 +334,8 @@ TEST(full_day)
 		const char *pw = strstr(b, "Away:"), *ps = strstr(b, "Since the last stand-up");
 
 		CHECK(pb && pa && pw && ps && pb < pa && pa < pw && pw < ps);
-		CHECK_CONTAINS(b, "@bob:test: waiting for the data sharing agreement — @lead:test (lead of C-1)");
+		CHECK_CONTAINS(b, "@bob:test: waiting for the data sharing agreement — @lead:test "
+		                  "(lead of C-1)");
 		CHECK_CONTAINS(b, "Today: analysis of E-9");
 		CHECK_CONTAINS(b, "Yesterday: interviews for C-1");
 		CHECK_CONTAINS(b, "@carol:test (until 2026-11-20)");
@@ -311,8 +346,10 @@ TEST(full_day)
 		CHECK_CONTAINS(b, "E-9 Text message nudges: overdue (end date 2026-11-10)");
 		CHECK_NOT_CONTAINS(b, "outcome");
 	}
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_summaries WHERE kind = 'scheduled'",
-				NULL), ==, 1);
+	CHECK_INT(cmdtest_count(&t,
+	                        "SELECT COUNT(*) FROM standup_summaries WHERE kind = 'scheduled'",
+	                        NULL),
+	          ==, 1);
 	/* and tomorrow is planned */
 	CHECK_INT(job_due(&t, "standup.summary", "2026-11-19"), ==, utc(2026, 11, 19, 10, 15));
 	/* history */
@@ -359,9 +396,11 @@ TEST(missed_past_grace)
 	/* the bot was down from 09:00 to 13:00: past the 2 h grace for all three */
 	t.now = utc(2026, 11, 18, 13, 0);
 	CHECK_INT(cmdtest_jobs(&t), ==, 0);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'missed'", NULL), ==, 3);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM jobs WHERE state = 'missed'", NULL), ==,
+	          3);
 	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_summaries WHERE kind = 'missed'",
-				NULL), ==, 1);
+	                        NULL),
+	          ==, 1);
 	CHECK_INT(job_due(&t, "standup.summary", "2026-11-19"), ==, utc(2026, 11, 19, 10, 15));
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup history"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Not posted");
@@ -397,14 +436,18 @@ TEST(room_mode_and_fallback_roster)
 	CHECK_INT(cmdtest_jobs(&t), ==, 1);
 	CHECK_CONTAINS(t.out_content[0], "\"user_ids\":[\"@alice:test\"]");
 	CHECK_INT(cmdtest_event(&t, ALICE, ROOM, "y: x\nt: y\nb: none",
-				"{\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$p:test\"}}}", NULL,
-				0), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE date = '2026-11-19'",
-				NULL), ==, 1);
+	                        "{\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$p:test\"}}}",
+	                        NULL, 0),
+	          ==, 1);
+	CHECK_INT(cmdtest_count(&t,
+	                        "SELECT COUNT(*) FROM standup_answers WHERE date = '2026-11-19'",
+	                        NULL),
+	          ==, 1);
 	/* a reply from someone not asked is left alone */
 	CHECK_INT(cmdtest_event(&t, BOB, ROOM, "t: hello",
-				"{\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$p:test\"}}}", NULL,
-				0), ==, 0);
+	                        "{\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$p:test\"}}}",
+	                        NULL, 0),
+	          ==, 0);
 	cmdtest_release(&t);
 }
 
@@ -435,21 +478,25 @@ TEST(own_zone_prompt)
 TEST(answer_parsing)
 {
 	char *y, *tt, *b;
-	char *q[3] = { "What did you do yesterday?", "What will you do today?", "Anything blocking?" };
+	char *q[3] = {"What did you do yesterday?", "What will you do today?",
+	              "Anything blocking?"};
 
 	CHECK_INT(su_parse_answer("y: a\nt: b\nb: c", NULL, &y, &tt, &b), ==, 3);
 	CHECK_STR(y, "a");
 	CHECK_STR(tt, "b");
 	CHECK_STR(b, "c");
 	free(y), free(tt), free(b);
-	CHECK_INT(su_parse_answer("Y: fixed the key: value bug T: more b: none", NULL, &y, &tt, &b), ==, 3);
+	CHECK_INT(su_parse_answer("Y: fixed the key: value bug T: more b: none", NULL, &y, &tt, &b),
+	          ==, 3);
 	CHECK_STR(y, "fixed the key: value bug");
 	CHECK_STR(tt, "more");
 	CHECK_STR(b, "none");
 	CHECK_INT(su_no_blocker(b), ==, 1);
 	free(y), free(tt), free(b);
 	CHECK_INT(su_parse_answer("What did you do yesterday? met the council\n"
-				  "What will you do today? survey\nAnything blocking? no", q, &y, &tt, &b), ==, 3);
+	                          "What will you do today? survey\nAnything blocking? no",
+	                          q, &y, &tt, &b),
+	          ==, 3);
 	CHECK_STR(y, "met the council");
 	CHECK_STR(tt, "survey");
 	CHECK_STR(b, "no");
@@ -484,7 +531,9 @@ TEST(withdrawn_answer_hidden)
 
 	setup(&t, utc(2026, 11, 18, 9, 40));
 	cmdtest_run(&t, BOB, ROOM, "!standup y: a t: b b: stuck");
-	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE withdrawn = 0", NULL), ==, 1);
+	CHECK_INT(
+	        cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE withdrawn = 0", NULL),
+	        ==, 1);
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup summary"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "stuck");
 	sql(&t, "UPDATE standup_answers SET withdrawn = 1 WHERE user_id = '" BOB "'");
@@ -534,16 +583,19 @@ TEST(long_answers_fit)
 	setup(&t, utc(2026, 11, 18, 9, 40));
 	/* one long answer is clipped */
 	sql(&t, "INSERT INTO standup_answers(room_id, user_id, date, today, blockers, source, at)"
-		" VALUES ('" ROOM "', '" ALICE "', '2026-11-18', printf('%.2000c', 'x'), 'none',"
-		" 'command', 0)");
+	        " VALUES ('" ROOM "', '" ALICE "', '2026-11-18', printf('%.2000c', 'x'), 'none',"
+	        " 'command', 0)");
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup summary"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "xxx…");
 	CHECK_INT(strlen(cmdtest_reply(&t, 0)), <, 1500);
 	/* forty long answers: the answers are left out, the rest still posted */
 	for (i = 0; i < 40; i++) {
-		snprintf(q, sizeof(q), "INSERT INTO standup_answers(room_id, user_id, date, yesterday,"
-			 " today, blockers, source, at) VALUES ('" ROOM "', '@u%d:test', '2026-11-18',"
-			 " printf('%%.900c', 'y'), printf('%%.900c', 't'), 'none', 'command', 0)", i);
+		snprintf(q, sizeof(q),
+		         "INSERT INTO standup_answers(room_id, user_id, date, yesterday,"
+		         " today, blockers, source, at) VALUES ('" ROOM
+		         "', '@u%d:test', '2026-11-18',"
+		         " printf('%%.900c', 'y'), printf('%%.900c', 't'), 'none', 'command', 0)",
+		         i);
 		sql(&t, q);
 	}
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup summary"), ==, 1);
@@ -571,20 +623,20 @@ TEST(early_answer_not_asked)
 }
 
 static const struct tap_test tests[] = {
-	TEST_ENTRY(early_answer_not_asked),
-	TEST_ENTRY(long_answers_fit),
-	TEST_ENTRY(dm_off_asked_in_room),
-	TEST_ENTRY(schedule_parsing),
-	TEST_ENTRY(next_across_dst),
-	TEST_ENTRY(skip_dates_and_bank_holidays),
-	TEST_ENTRY(full_day),
-	TEST_ENTRY(missed_past_grace),
-	TEST_ENTRY(room_mode_and_fallback_roster),
-	TEST_ENTRY(own_zone_prompt),
-	TEST_ENTRY(answer_parsing),
-	TEST_ENTRY(withdrawn_answer_hidden),
-	TEST_ENTRY(dm_answer_without_prompt),
-	TEST_END,
+        TEST_ENTRY(early_answer_not_asked),
+        TEST_ENTRY(long_answers_fit),
+        TEST_ENTRY(dm_off_asked_in_room),
+        TEST_ENTRY(schedule_parsing),
+        TEST_ENTRY(next_across_dst),
+        TEST_ENTRY(skip_dates_and_bank_holidays),
+        TEST_ENTRY(full_day),
+        TEST_ENTRY(missed_past_grace),
+        TEST_ENTRY(room_mode_and_fallback_roster),
+        TEST_ENTRY(own_zone_prompt),
+        TEST_ENTRY(answer_parsing),
+        TEST_ENTRY(withdrawn_answer_hidden),
+        TEST_ENTRY(dm_answer_without_prompt),
+        TEST_END,
 };
 
 TAP_MAIN(tests)

@@ -155,12 +155,14 @@ TEST(next_across_march)
 
 	/* after Friday 27 March's 09:30 GMT: next is Monday 30 March 09:30 BST */
 	CHECK_INT(tlbot_sched_next("Europe/London", 570, 0x1f, utc(2026, 3, 27, 9, 30), NULL, NULL,
-				   &t, date), ==, 0);
+	                           &t, date),
+	          ==, 0);
 	CHECK_STR(date, "2026-03-30");
 	CHECK_INT(t, ==, utc(2026, 3, 30, 8, 30));
 	/* daily 01:30: on the change day it moves to 02:30 BST (01:30 UTC) */
 	CHECK_INT(tlbot_sched_next("Europe/London", 90, 0x7f, utc(2026, 3, 28, 12, 0), NULL, NULL,
-				   &t, date), ==, 0);
+	                           &t, date),
+	          ==, 0);
 	CHECK_STR(date, "2026-03-29");
 	CHECK_INT(t, ==, utc(2026, 3, 29, 1, 30));
 }
@@ -171,12 +173,14 @@ TEST(next_across_october)
 	time_t t;
 
 	CHECK_INT(tlbot_sched_next("Europe/London", 570, 0x1f, utc(2026, 10, 23, 8, 30), NULL, NULL,
-				   &t, date), ==, 0);
+	                           &t, date),
+	          ==, 0);
 	CHECK_STR(date, "2026-10-26");
 	CHECK_INT(t, ==, utc(2026, 10, 26, 9, 30));
 	/* daily 01:30 on the repeat day: once, the first occurrence */
 	CHECK_INT(tlbot_sched_next("Europe/London", 90, 0x7f, utc(2026, 10, 24, 12, 0), NULL, NULL,
-				   &t, date), ==, 0);
+	                           &t, date),
+	          ==, 0);
 	CHECK_STR(date, "2026-10-25");
 	CHECK_INT(t, ==, utc(2026, 10, 25, 0, 30));
 	/* after the first 01:30, the next is the 26th, not the repeat */
@@ -190,19 +194,23 @@ TEST(next_skips_and_zones)
 	char date[11];
 	time_t t;
 
-	CHECK_INT(tlbot_sched_next("Europe/London", 570, 0x1f, utc(2026, 12, 24, 10, 0),
-				   skip_dec25, NULL, &t, date), ==, 0);
+	CHECK_INT(tlbot_sched_next("Europe/London", 570, 0x1f, utc(2026, 12, 24, 10, 0), skip_dec25,
+	                           NULL, &t, date),
+	          ==, 0);
 	CHECK_STR(date, "2026-12-28");
 	/* same minute, later in the day: strictly after */
-	CHECK_INT(tlbot_sched_next("UTC", 570, 0x7f, utc(2026, 11, 18, 9, 30), NULL, NULL, &t, date),
-		  ==, 0);
+	CHECK_INT(
+	        tlbot_sched_next("UTC", 570, 0x7f, utc(2026, 11, 18, 9, 30), NULL, NULL, &t, date),
+	        ==, 0);
 	CHECK_STR(date, "2026-11-19");
-	CHECK_INT(tlbot_sched_next("UTC", 570, 0x7f, utc(2026, 11, 18, 9, 29), NULL, NULL, &t, date),
-		  ==, 0);
+	CHECK_INT(
+	        tlbot_sched_next("UTC", 570, 0x7f, utc(2026, 11, 18, 9, 29), NULL, NULL, &t, date),
+	        ==, 0);
 	CHECK_STR(date, "2026-11-18");
 	/* Auckland is ahead: 09:30 on its 19th is 20:30 UTC on the 18th */
 	CHECK_INT(tlbot_sched_next("Pacific/Auckland", 570, 0x7f, utc(2026, 11, 18, 12, 0), NULL,
-				   NULL, &t, date), ==, 0);
+	                           NULL, &t, date),
+	          ==, 0);
 	CHECK_STR(date, "2026-11-19");
 	CHECK_INT(t, ==, utc(2026, 11, 18, 20, 30));
 	CHECK_INT(tlbot_sched_next("Bad/Zone", 570, 0x7f, 0, NULL, NULL, &t, date), ==, -1);
@@ -210,16 +218,16 @@ TEST(next_skips_and_zones)
 }
 
 static const struct tap_test tests[] = {
-	TEST_ENTRY(valid_zones),
-	TEST_ENTRY(mktime_march_gap),
-	TEST_ENTRY(mktime_october_repeat),
-	TEST_ENTRY(mktime_other_zones),
-	TEST_ENTRY(dates),
-	TEST_ENTRY(days_and_hhmm),
-	TEST_ENTRY(next_across_march),
-	TEST_ENTRY(next_across_october),
-	TEST_ENTRY(next_skips_and_zones),
-	TEST_END,
+        TEST_ENTRY(valid_zones),
+        TEST_ENTRY(mktime_march_gap),
+        TEST_ENTRY(mktime_october_repeat),
+        TEST_ENTRY(mktime_other_zones),
+        TEST_ENTRY(dates),
+        TEST_ENTRY(days_and_hhmm),
+        TEST_ENTRY(next_across_march),
+        TEST_ENTRY(next_across_october),
+        TEST_ENTRY(next_skips_and_zones),
+        TEST_END,
 };
 
 TAP_MAIN(tests)
