@@ -535,9 +535,11 @@ TEST(linked_experiments)
 	run(MOD, "!challenge new \"Alpha\"");
 	if (count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'experiments'") == 0)
 		tlbot_store_exec(&T.st, "CREATE TABLE experiments (id INTEGER PRIMARY KEY, challenge_id"
-				 " INTEGER, title TEXT, status TEXT)");
-	tlbot_store_exec(&T.st, "INSERT INTO experiments(id, challenge_id, title, status)"
-			 " VALUES (41, 1, 'Text reminders', 'running')");
+				 " INTEGER, room_id TEXT, title TEXT, owner TEXT, status TEXT)");
+	/* the columns the experiments family's table has and show reads */
+	CHECK_INT(tlbot_store_exec(&T.st, "INSERT INTO experiments(id, challenge_id, room_id, title,"
+				   " owner, status) VALUES (41, 1, '!team:test', 'Text reminders',"
+				   " '@mod:test', 'running')"), ==, 0);
 	CHECK_INT(run(USER, "!challenge show C-1"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Experiments: E-41 Text reminders (running)");
 	cmdtest_release(&T);
