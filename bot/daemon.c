@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "tlbot/daemon.h"
+#include "tlbot/holidays.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
 
@@ -162,4 +163,42 @@ out:
 	free(who);
 	free(dev);
 	return rc;
+}
+
+void
+tlbot_holidays_cache_for(const char *database, char *out, size_t outlen)
+{
+	const char *slash = strrchr(database, '/');
+
+	if (slash == NULL)
+		snprintf(out, outlen, "bank-holidays.json");
+	else
+		snprintf(out, outlen, "%.*s/bank-holidays.json", (int)(slash - database), database);
+}
+
+void *
+tlbot_housekeeping_main(void *arg)
+{
+	struct tlbot_daemon *d = arg;
+	char cache[4200];
+
+	tlbot_holidays_cache_for(d->cfg->database, cache, sizeof(cache));
+	/* a first refresh a minute after start, then daily; a failure keeps
+	 * the copy we have (cached or shipped) and is retried in an hour */
+	if (tlbot_daemon_sleep(d, 60 * 1000))
+		return NULL;
+	while (!*d->stop) {
+		long next_ms = 24L * 3600 * 1000;
+
+		if (tlbot_holidays_refresh(cache) == 0) {
+			log_info("bank holidays: refreshed from GOV.UK into %s", cache);
+		} else {
+			log_warnx("bank holidays: GOV.UK not reachable; keeping %s; retrying in an hour",
+				  tlbot_holidays_source(d->cfg->bank_holidays_file));
+			next_ms = 3600L * 1000;
+		}
+		if (tlbot_daemon_sleep(d, next_ms))
+			break;
+	}
+	return NULL;
 }

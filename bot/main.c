@@ -10,6 +10,7 @@
 #include "tlbot/clock.h"
 #include "tlbot/config.h"
 #include "tlbot/daemon.h"
+#include "tlbot/holidays.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
 #include "tlbot/ws.h"
@@ -89,7 +90,7 @@ main(int argc, char **argv)
 	const char *config_path = NULL;
 	enum tlbot_log_level lvl;
 	struct sigaction sa;
-	pthread_t worker;
+	pthread_t worker, housekeeper;
 	int ch, check_only = 0, problems = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:nhV", opts, NULL)) != -1) {
@@ -160,6 +161,12 @@ main(int argc, char **argv)
 		 cfg.transport);
 
 	{
+		char cache[4200];
+
+		tlbot_holidays_cache_for(cfg.database, cache, sizeof(cache));
+		tlbot_holidays_set_cache_path(cache);
+	}
+	{
 		mode_t old = umask(077); /* the database holds the access token */
 		int rc = tlbot_store_open(&d.st, cfg.database, 1);
 
@@ -188,6 +195,8 @@ main(int argc, char **argv)
 	}
 	if (pthread_create(&worker, NULL, tlbot_worker_main, &d) != 0)
 		fatal("cannot start the worker thread");
+	if (pthread_create(&housekeeper, NULL, tlbot_housekeeping_main, &d) != 0)
+		fatal("cannot start the housekeeping thread");
 	if (d.ws)
 		tlbot_ws_transport_run(&d);
 	else
@@ -195,6 +204,7 @@ main(int argc, char **argv)
 	stopping = 1;
 	tlbot_daemon_wake(&d);
 	pthread_join(worker, NULL);
+	pthread_join(housekeeper, NULL);
 	log_info("stopped cleanly");
 done:
 	tlbot_ws_free(d.ws);

@@ -178,5 +178,10 @@ tlbot_msg_content_json(const struct tlbot_msg *m, const char *msgtype)
 		json_object_set_new(json_object_get(c, "m.mentions"), "room", json_true());
 	out = json_dumps(c, JSON_COMPACT);
 	json_decref(c);
+	/* the whole event must fit in 64 KiB with its relation and envelope */
+	if (out && strlen(out) > TLBOT_MSG_MAX + 2048) {
+		free(out);
+		return NULL;
+	}
 	return out;
 }

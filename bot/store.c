@@ -762,8 +762,8 @@ tlbot_store_job_schedule(struct tlbot_store *st, const char *kind, const char *k
 	sqlite3_stmt *s = prep(st, "INSERT INTO jobs(kind, key, room_id, due, payload)"
 			       " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
 			       " due = excluded.due, payload = excluded.payload,"
-			       " room_id = excluded.room_id, kind = excluded.kind"
-			       " WHERE jobs.state = 'pending' RETURNING id");
+			       " room_id = excluded.room_id, kind = excluded.kind, state = 'pending'"
+			       " WHERE jobs.state IN ('pending', 'cancelled') RETURNING id");
 	int64_t id = -1;
 	int rc;
 

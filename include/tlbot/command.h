@@ -55,8 +55,11 @@ struct tlbot_job {
 
 struct tlbot_job_kind {
 	const char *kind;      /* "challenge.due" */
-	/* Runs inside the job's transaction; return 0 (job done) or -1 (rolled
-	 * back; retried on the next tick, with a logged error). */
+	/* Runs inside the job's transaction; return 0 (job done) or -1 after
+	 * tlbot_fail (rolled back; the job is recorded as failed and logged,
+	 * not retried, so one broken job never blocks the others). A database
+	 * error reported with tlbot_db_error rolls back and is retried on a
+	 * later tick. */
 	int (*fire)(struct tlbot_ctx *ctx, const struct tlbot_job *job);
 };
 
@@ -181,9 +184,10 @@ int tlbot_ctx_set_dm_enabled(struct tlbot_ctx *ctx, const char *user_id, int on)
 
 /* ---- scheduler ---- */
 /* Schedule a job of kind at due (epoch s). key is unique: scheduling an
- * existing key replaces its due time and payload if it has not fired yet
- * (returns 0), and is a no-op if it has fired. payload is JSON text or NULL.
- * Returns the job id, or -1. */
+ * existing key that has not fired replaces its due time and payload (and
+ * revives it if it was cancelled), returning its id; a key that has fired
+ * (or was missed) is never fired again: that is a no-op returning 0.
+ * payload is JSON text or NULL. Returns the job id, 0, or -1. */
 int64_t tlbot_job_schedule(struct tlbot_ctx *ctx, const char *kind, const char *key,
 			   const char *room_id, time_t due, const char *payload);
 /* Cancel pending jobs whose key equals key (or starts with key when key

@@ -56,6 +56,13 @@ int tlbot_sync_run(struct tlbot_daemon *d);
 /* The worker thread body (arg: struct tlbot_daemon *). */
 void *tlbot_worker_main(void *arg);
 
+/* The housekeeping thread body (arg: struct tlbot_daemon *): refreshes the
+ * GOV.UK bank-holidays copy next to the database once a day. Slow network
+ * work lives here so it never delays replies or scheduled jobs. */
+void *tlbot_housekeeping_main(void *arg);
+/* Where the refreshed bank-holidays copy lives: next to the database. */
+void tlbot_holidays_cache_for(const char *database, char *out, size_t outlen);
+
 /* The sync filter JSON the bot uses (static string). */
 const char *tlbot_sync_filter_json(int timeline_limit, char *buf, size_t buflen);
 
