@@ -24,59 +24,58 @@
 #include "tlbot/command.h"
 #include "tlbot/tz.h"
 
-#define PAGE_SIZE 10       /* challenges per page of !challenge list */
-#define SHOW_HISTORY 10    /* history entries in !challenge show */
-#define HISTORY_PAGE 20    /* entries per page of !challenge history */
-#define TITLE_MAX 200      /* characters */
-#define DESC_MAX 4000
-#define FIELD_MAX 100      /* region, sponsor */
-#define NOTE_MAX 1000
-#define MAX_USERS 32       /* people in one assign/unassign */
-#define REMIND_HOUR 9      /* local time of reminders */
+#define PAGE_SIZE    10  /* challenges per page of !challenge list */
+#define SHOW_HISTORY 10  /* history entries in !challenge show */
+#define HISTORY_PAGE 20  /* entries per page of !challenge history */
+#define TITLE_MAX    200 /* characters */
+#define DESC_MAX     4000
+#define FIELD_MAX    100 /* region, sponsor */
+#define NOTE_MAX     1000
+#define MAX_USERS    32 /* people in one assign/unassign */
+#define REMIND_HOUR  9  /* local time of reminders */
 
 static const char *const migrations[] = {
-	/* 1 */
-	"CREATE TABLE challenges ("
-	"  id INTEGER PRIMARY KEY," /* the N of C-N */
-	"  room_id TEXT NOT NULL,"
-	"  title TEXT NOT NULL,"
-	"  description TEXT,"
-	"  region TEXT,"
-	"  sponsor TEXT,"           /* a user id or free text */
-	"  lead TEXT,"              /* a user id */
-	"  due TEXT,"               /* YYYY-MM-DD */
-	"  status TEXT NOT NULL DEFAULT 'open'"
-	"    CHECK (status IN ('open','active','paused','done','dropped')),"
-	"  outcome TEXT,"
-	"  created_by TEXT,"
-	"  created_at INTEGER,"
-	"  created_event TEXT);"
-	"CREATE INDEX challenges_room ON challenges(room_id, status, due);"
-	"CREATE INDEX challenges_status_due ON challenges(status, due);"
-	"CREATE INDEX challenges_lead ON challenges(lead);"
-	"CREATE TABLE challenge_assignees ("
-	"  challenge_id INTEGER NOT NULL,"
-	"  user_id TEXT NOT NULL,"
-	"  assigned_by TEXT,"
-	"  assigned_at INTEGER,"
-	"  PRIMARY KEY (challenge_id, user_id));"
-	"CREATE INDEX challenge_assignees_user ON challenge_assignees(user_id);"
-	"CREATE TABLE challenge_history ("
-	"  id INTEGER PRIMARY KEY,"
-	"  challenge_id INTEGER NOT NULL,"
-	"  room_id TEXT NOT NULL,"
-	"  at INTEGER NOT NULL,"    /* epoch seconds */
-	"  actor TEXT,"
-	"  action TEXT NOT NULL,"   /* created assigned unassigned status edited lead */
-	"  field TEXT,"
-	"  old TEXT,"
-	"  new TEXT);"
-	"CREATE INDEX challenge_history_challenge ON challenge_history(challenge_id, id);"
-	"CREATE INDEX challenge_history_room ON challenge_history(room_id, at);",
-	NULL
-};
+        /* 1 */
+        "CREATE TABLE challenges ("
+        "  id INTEGER PRIMARY KEY," /* the N of C-N */
+        "  room_id TEXT NOT NULL,"
+        "  title TEXT NOT NULL,"
+        "  description TEXT,"
+        "  region TEXT,"
+        "  sponsor TEXT," /* a user id or free text */
+        "  lead TEXT,"    /* a user id */
+        "  due TEXT,"     /* YYYY-MM-DD */
+        "  status TEXT NOT NULL DEFAULT 'open'"
+        "    CHECK (status IN ('open','active','paused','done','dropped')),"
+        "  outcome TEXT,"
+        "  created_by TEXT,"
+        "  created_at INTEGER,"
+        "  created_event TEXT);"
+        "CREATE INDEX challenges_room ON challenges(room_id, status, due);"
+        "CREATE INDEX challenges_status_due ON challenges(status, due);"
+        "CREATE INDEX challenges_lead ON challenges(lead);"
+        "CREATE TABLE challenge_assignees ("
+        "  challenge_id INTEGER NOT NULL,"
+        "  user_id TEXT NOT NULL,"
+        "  assigned_by TEXT,"
+        "  assigned_at INTEGER,"
+        "  PRIMARY KEY (challenge_id, user_id));"
+        "CREATE INDEX challenge_assignees_user ON challenge_assignees(user_id);"
+        "CREATE TABLE challenge_history ("
+        "  id INTEGER PRIMARY KEY,"
+        "  challenge_id INTEGER NOT NULL,"
+        "  room_id TEXT NOT NULL,"
+        "  at INTEGER NOT NULL," /* epoch seconds */
+        "  actor TEXT,"
+        "  action TEXT NOT NULL," /* created assigned unassigned status edited lead */
+        "  field TEXT,"
+        "  old TEXT,"
+        "  new TEXT);"
+        "CREATE INDEX challenge_history_challenge ON challenge_history(challenge_id, id);"
+        "CREATE INDEX challenge_history_room ON challenge_history(room_id, at);",
+        NULL};
 
-static const char *const statuses[] = { "open", "active", "paused", "done", "dropped", NULL };
+static const char *const statuses[] = {"open", "active", "paused", "done", "dropped", NULL};
 
 /* ------------------------------------------------------------------ store */
 
@@ -205,7 +204,7 @@ static int
 db_fail(struct tlbot_ctx *ctx)
 {
 	return tlbot_fail(ctx, "database error (%s): nothing was changed, please try again",
-			  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+	                  sqlite3_errmsg(tlbot_ctx_db(ctx)));
 }
 
 /* -------------------------------------------------------------- records */
@@ -237,9 +236,11 @@ challenge_release(struct challenge *c)
 static int
 challenge_load(sqlite3 *db, int64_t id, struct challenge *c)
 {
-	sqlite3_stmt *s = prep(db, "SELECT id, room_id, title, description, region, sponsor, lead,"
-			       " due, status, outcome, created_by, created_at, created_event"
-			       " FROM challenges WHERE id = ?", "i", id);
+	sqlite3_stmt *s = prep(db,
+	                       "SELECT id, room_id, title, description, region, sponsor, lead,"
+	                       " due, status, outcome, created_by, created_at, created_event"
+	                       " FROM challenges WHERE id = ?",
+	                       "i", id);
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -293,8 +294,10 @@ parse_id(struct tlbot_ctx *ctx, const char *s, int64_t *id)
 		return tlbot_fail(ctx, "'%s' is not a challenge id: write C-12, c-12 or 12", s);
 	for (; isdigit((unsigned char)*p); p++) {
 		if (++n > 15)
-			return tlbot_fail(ctx, "'%.40s' is out of range: challenge ids are numbers"
-					  " like C-12", s);
+			return tlbot_fail(ctx,
+			                  "'%.40s' is out of range: challenge ids are numbers"
+			                  " like C-12",
+			                  s);
 		v = v * 10 + (*p - '0');
 	}
 	if (*p != '\0')
@@ -320,8 +323,10 @@ load_arg(struct tlbot_ctx *ctx, const char *arg, struct challenge *c)
 	if (rc < 0)
 		return db_fail(ctx);
 	if (rc > 0)
-		return tlbot_fail(ctx, "no challenge C-%lld: %schallenge list shows this room's"
-				  " challenges", (long long)id, tlbot_ctx_prefix(ctx));
+		return tlbot_fail(ctx,
+		                  "no challenge C-%lld: %schallenge list shows this room's"
+		                  " challenges",
+		                  (long long)id, tlbot_ctx_prefix(ctx));
 	return 0;
 }
 
@@ -333,23 +338,25 @@ require_here(struct tlbot_ctx *ctx, const struct challenge *c)
 	const char *room = tlbot_ctx_room(ctx);
 
 	if (room == NULL || strcmp(room, c->room_id) != 0)
-		return tlbot_fail(ctx, "C-%lld belongs to another room: change it there"
-				  " (%schallenge show C-%lld shows where)", (long long)c->id,
-				  tlbot_ctx_prefix(ctx), (long long)c->id);
+		return tlbot_fail(ctx,
+		                  "C-%lld belongs to another room: change it there"
+		                  " (%schallenge show C-%lld shows where)",
+		                  (long long)c->id, tlbot_ctx_prefix(ctx), (long long)c->id);
 	return 0;
 }
 
 /* Record a change. Returns the history row id, or -1. */
 static int64_t
-history_add(struct tlbot_ctx *ctx, const struct challenge *c, const char *action,
-	    const char *field, const char *old, const char *nv)
+history_add(struct tlbot_ctx *ctx, const struct challenge *c, const char *action, const char *field,
+            const char *old, const char *nv)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 
-	if (exec(db, "INSERT INTO challenge_history(challenge_id, room_id, at, actor, action,"
-		 " field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "itittttt", c->id,
-		 c->room_id, (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_sender(ctx), action, field,
-		 old, nv) != 0)
+	if (exec(db,
+	         "INSERT INTO challenge_history(challenge_id, room_id, at, actor, action,"
+	         " field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	         "itittttt", c->id, c->room_id, (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_sender(ctx),
+	         action, field, old, nv) != 0)
 		return -1;
 	return sqlite3_last_insert_rowid(db);
 }
@@ -411,7 +418,7 @@ days_date(int64_t z, char out[11])
 		return;
 	}
 	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
-		 (unsigned)d % 100u);
+	         (unsigned)d % 100u);
 }
 
 static int64_t
@@ -472,10 +479,12 @@ parse_due(struct tlbot_ctx *ctx, const char *v, int allow_none, char out[11])
 	}
 	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tlbot_ctx_default_tz(ctx), out) != 0)
 		return tlbot_fail(ctx, "'%s' is not a date: %s%s", v, tlbot_date_forms,
-				  allow_none ? ", or none to clear it" : "");
+		                  allow_none ? ", or none to clear it" : "");
 	if (date_days(out, &d) == 0 && d < today(ctx))
-		return tlbot_fail(ctx, "the due date %s is in the past: give today or a later date"
-				  " (%s)", out, tlbot_date_forms);
+		return tlbot_fail(ctx,
+		                  "the due date %s is in the past: give today or a later date"
+		                  " (%s)",
+		                  out, tlbot_date_forms);
 	return 0;
 }
 
@@ -501,7 +510,7 @@ check_text(struct tlbot_ctx *ctx, const char *what, const char *s, size_t max, i
 
 	if (n > max)
 		return tlbot_fail(ctx, "the %s is too long (%zu characters, at most %zu)", what, n,
-				  max);
+		                  max);
 	for (p = s; one_line && *p; p++)
 		if (*p == '\n' || *p == '\r')
 			return tlbot_fail(ctx, "the %s must be one line", what);
@@ -633,8 +642,7 @@ resolve_user(struct tlbot_ctx *ctx, const char *v)
  * name into the text, so a word that is not an id is accepted only when
  * the message carries pills). Returns 0 or fails the command. */
 static int
-collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first,
-	      struct users *u)
+collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first, struct users *u)
 {
 	const char *bad = NULL;
 	size_t i, pills = 0;
@@ -658,8 +666,10 @@ collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first
 			goto full;
 	}
 	if (bad && pills == 0)
-		return tlbot_fail(ctx, "'%s' is not a user: mention people or write their full id"
-				  " (@name:server)", bad);
+		return tlbot_fail(ctx,
+		                  "'%s' is not a user: mention people or write their full id"
+		                  " (@name:server)",
+		                  bad);
 	return 0;
 full:
 	return tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
@@ -677,8 +687,10 @@ person_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, int free_tex
 		return u;
 	if (free_text && *v != '@')
 		return v;
-	tlbot_fail(ctx, "--%s: cannot tell who '%s' is: mention them or write their full id"
-		   " (@name:server)", flag, v);
+	tlbot_fail(ctx,
+	           "--%s: cannot tell who '%s' is: mention them or write their full id"
+	           " (@name:server)",
+	           flag, v);
 	return NULL;
 }
 
@@ -733,7 +745,7 @@ schedule_overdue(struct tlbot_ctx *ctx, const char *room)
 static int
 schedule_due(struct tlbot_ctx *ctx, const struct challenge *c, int64_t rev)
 {
-	static const int offsets[] = { 3, 0 };
+	static const int offsets[] = {3, 0};
 	char key[128], payload[128];
 	int64_t d;
 	time_t at;
@@ -750,9 +762,9 @@ schedule_due(struct tlbot_ctx *ctx, const struct challenge *c, int64_t rev)
 		if (at <= tlbot_ctx_now(ctx))
 			continue;
 		snprintf(key, sizeof(key), "challenge.due.%lld.%lld.%dd", (long long)c->id,
-			 (long long)rev, offsets[k]);
+		         (long long)rev, offsets[k]);
 		snprintf(payload, sizeof(payload), "{\"id\":%lld,\"due\":\"%.10s\",\"days\":%d}",
-			 (long long)c->id, c->due, offsets[k]);
+		         (long long)c->id, c->due, offsets[k]);
 		if (tlbot_job_schedule(ctx, "challenge.due", key, c->room_id, at, payload) < 0)
 			return -1;
 	}
@@ -769,8 +781,10 @@ recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
 
 	if (c->lead && n < max)
 		out[n++] = strdup(c->lead);
-	s = prep(db, "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
-		 " ORDER BY assigned_at, rowid", "i", c->id);
+	s = prep(db,
+	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
+	         " ORDER BY assigned_at, rowid",
+	         "i", c->id);
 	if (s == NULL)
 		return -1;
 	while (sqlite3_step(s) == SQLITE_ROW && n < max) {
@@ -801,8 +815,10 @@ due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	sqlite3_stmt *s;
 	struct tlbot_msg m;
 
-	s = prep(db, "SELECT json_extract(?1, '$.id'), json_extract(?1, '$.due'),"
-		 " json_extract(?1, '$.days')", "t", job->payload);
+	s = prep(db,
+	         "SELECT json_extract(?1, '$.id'), json_extract(?1, '$.due'),"
+	         " json_extract(?1, '$.days')",
+	         "t", job->payload);
 	if (s == NULL)
 		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW) {
@@ -848,7 +864,7 @@ due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		}
 	} else {
 		tlbot_msg_textf(&m, " Nobody is assigned: %schallenge assign C-%lld @name",
-				tlbot_ctx_prefix(ctx), (long long)c.id);
+		                tlbot_ctx_prefix(ctx), (long long)c.id);
 	}
 	rc = tlbot_send_room(ctx, c.room_id, &m);
 	for (i = 0; rc == 0 && i < n; i++) {
@@ -859,10 +875,11 @@ due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		append_ref(&m, ctx, c.id);
 		tlbot_msg_text(&m, " ");
 		tlbot_msg_bold(&m, c.title);
-		tlbot_msg_textf(&m, " %s. You are its %s. (Turn these messages off with"
-				" %snotify off.)", when,
-				c.lead && strcmp(c.lead, who[i]) == 0 ? "lead" : "assignee",
-				tlbot_ctx_prefix(ctx));
+		tlbot_msg_textf(&m,
+		                " %s. You are its %s. (Turn these messages off with"
+		                " %snotify off.)",
+		                when, c.lead && strcmp(c.lead, who[i]) == 0 ? "lead" : "assignee",
+		                tlbot_ctx_prefix(ctx));
 		rc = tlbot_send_dm(ctx, who[i], &m);
 	}
 	for (i = 0; i < n; i++)
@@ -887,9 +904,11 @@ overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		return 0;
 	days_date(now_day, today_s);
 	if (!job->missed) {
-		s = prep(db, "SELECT id, title, due, lead, status FROM challenges WHERE room_id = ?"
-			 " AND status IN ('open','active','paused') AND due IS NOT NULL AND due < ?"
-			 " ORDER BY due, id LIMIT 30", "tt", room, today_s);
+		s = prep(db,
+		         "SELECT id, title, due, lead, status FROM challenges WHERE room_id = ?"
+		         " AND status IN ('open','active','paused') AND due IS NOT NULL AND due < ?"
+		         " ORDER BY due, id LIMIT 30",
+		         "tt", room, today_s);
 		if (s == NULL)
 			return -1;
 		tlbot_msg_init(&m);
@@ -916,9 +935,10 @@ overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		if (n > 0) {
 			tlbot_msg_html(&m, "</ul>");
 			tlbot_msg_plain(&m, "\n");
-			tlbot_msg_textf(&m, "Move a date with %schallenge edit C-N --due DATE, or close"
-					" one with %schallenge status C-N done.", tlbot_ctx_prefix(ctx),
-					tlbot_ctx_prefix(ctx));
+			tlbot_msg_textf(&m,
+			                "Move a date with %schallenge edit C-N --due DATE, or close"
+			                " one with %schallenge status C-N done.",
+			                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
 			rc = tlbot_send_room(ctx, room, &m);
 		} else {
 			tlbot_msg_release(&m);
@@ -927,8 +947,10 @@ overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	if (rc != 0)
 		return -1;
 	/* next week, while the room has open challenges with a due date */
-	if (query_int(db, &more, "SELECT EXISTS (SELECT 1 FROM challenges WHERE room_id = ? AND"
-		      " status IN ('open','active','paused') AND due IS NOT NULL)", "t", room) < 0)
+	if (query_int(db, &more,
+	              "SELECT EXISTS (SELECT 1 FROM challenges WHERE room_id = ? AND"
+	              " status IN ('open','active','paused') AND due IS NOT NULL)",
+	              "t", room) < 0)
 		return -1;
 	return more ? schedule_overdue(ctx, room) : 0;
 }
@@ -947,7 +969,7 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
 	int rc = 0;
 
 	if (query_text(tlbot_ctx_db(ctx), &team, "SELECT name FROM teams WHERE room_id = ?", "t",
-		       c->room_id) < 0)
+	               c->room_id) < 0)
 		return -1;
 	tlbot_buf_init(&href, 1024);
 	tlbot_buf_printf(&href, "https://matrix.to/#/%s", c->room_id);
@@ -975,9 +997,10 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
 			due_text(dtext, sizeof(dtext), c->due, today(ctx), 0);
 			tlbot_msg_textf(&m, " Due %s.", dtext);
 		}
-		tlbot_msg_textf(&m, " Details: %schallenge show C-%lld. Turn these messages off with"
-				" %snotify off.", tlbot_ctx_prefix(ctx), (long long)c->id,
-				tlbot_ctx_prefix(ctx));
+		tlbot_msg_textf(&m,
+		                " Details: %schallenge show C-%lld. Turn these messages off with"
+		                " %snotify off.",
+		                tlbot_ctx_prefix(ctx), (long long)c->id, tlbot_ctx_prefix(ctx));
 		rc = tlbot_send_dm(ctx, u->v[i], &m);
 	}
 	tlbot_buf_release(&href);
@@ -989,16 +1012,18 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
  * when lead is not NULL. added receives who was newly assigned. Returns 0
  * or -1 (database). */
 static int
-assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u,
-	     const char *lead, struct users *added, struct users *already)
+assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u, const char *lead,
+             struct users *added, struct users *already)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	size_t i;
 
 	for (i = 0; i < u->n; i++) {
-		if (exec(db, "INSERT INTO challenge_assignees(challenge_id, user_id, assigned_by,"
-			 " assigned_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", "itti", c->id,
-			 u->v[i], tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0)
+		if (exec(db,
+		         "INSERT INTO challenge_assignees(challenge_id, user_id, assigned_by,"
+		         " assigned_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		         "itti", c->id, u->v[i], tlbot_ctx_sender(ctx),
+		         (int64_t)tlbot_ctx_now(ctx)) != 0)
 			return -1;
 		if (sqlite3_changes(db) == 0) {
 			users_add(already, u->v[i]);
@@ -1013,7 +1038,8 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u,
 
 		if (dup == NULL)
 			return -1;
-		if (exec(db, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) != 0 ||
+		if (exec(db, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) !=
+		            0 ||
 		    history_add(ctx, c, "lead", "lead", c->lead, lead) < 0) {
 			free(dup);
 			return -1;
@@ -1032,7 +1058,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *sponsor = NULL, *lead = NULL, *v;
 	struct tlbot_buf title;
 	struct challenge c;
-	struct users u = { 0 }, added = { 0 }, already = { 0 };
+	struct users u = {0}, added = {0}, already = {0};
 	struct tlbot_msg m;
 	char due[11] = "", dtext[64];
 	char *team_region = NULL;
@@ -1049,8 +1075,10 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	while (*v == ' ')
 		v++;
 	if (*v == '\0') {
-		rc = tlbot_fail(ctx, "missing title: usage: %schallenge new \"title\" [--region R]"
-				" [--due DATE]", tlbot_ctx_prefix(ctx));
+		rc = tlbot_fail(ctx,
+		                "missing title: usage: %schallenge new \"title\" [--region R]"
+		                " [--due DATE]",
+		                tlbot_ctx_prefix(ctx));
 		goto out;
 	}
 	if (i < args->argc || check_text(ctx, "title", v, TITLE_MAX, 1) != 0) {
@@ -1073,7 +1101,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (region == NULL || *region == '\0') {
 		/* the team's region is the default */
 		if (query_text(db, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
-			       tlbot_ctx_room(ctx)) < 0) {
+		               tlbot_ctx_room(ctx)) < 0) {
 			rc = db_fail(ctx);
 			goto out;
 		}
@@ -1084,13 +1112,15 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		rc = db_fail(ctx);
 		goto out;
 	}
-	if (exec(db, "INSERT INTO challenges(id, room_id, title, description, region, sponsor,"
-		 " due, status, created_by, created_at, created_event)"
-		 " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)", "itttttttit", id,
-		 tlbot_ctx_room(ctx), tlbot_buf_str(&title) + strspn(tlbot_buf_str(&title), " "),
-		 desc && *desc ? desc : NULL, region && *region ? region : NULL, sponsor,
-		 due[0] ? due : NULL, tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx),
-		 tlbot_ctx_event_id(ctx)) != 0 ||
+	if (exec(db,
+	         "INSERT INTO challenges(id, room_id, title, description, region, sponsor,"
+	         " due, status, created_by, created_at, created_event)"
+	         " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+	         "itttttttit", id, tlbot_ctx_room(ctx),
+	         tlbot_buf_str(&title) + strspn(tlbot_buf_str(&title), " "),
+	         desc && *desc ? desc : NULL, region && *region ? region : NULL, sponsor,
+	         due[0] ? due : NULL, tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx),
+	         tlbot_ctx_event_id(ctx)) != 0 ||
 	    challenge_load(db, id, &c) != 0) {
 		rc = db_fail(ctx);
 		goto out;
@@ -1134,7 +1164,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (c.lead == NULL)
 		tlbot_msg_textf(&m, " Assign people with %schallenge assign C-%lld @name.",
-				tlbot_ctx_prefix(ctx), (long long)c.id);
+		                tlbot_ctx_prefix(ctx), (long long)c.id);
 	if (tlbot_reply(ctx, &m) != 0 || dm_assigned(ctx, &c, &added) != 0) {
 		rc = -1;
 		goto out;
@@ -1198,8 +1228,10 @@ status_filter(struct tlbot_ctx *ctx, const char *v, char *out, size_t len)
 		goto bad;
 	return 0;
 bad:
-	return tlbot_fail(ctx, "--status '%s' is not a status: use open, active, paused, done,"
-			  " dropped (several with commas), closed or all", v);
+	return tlbot_fail(ctx,
+	                  "--status '%s' is not a status: use open, active, paused, done,"
+	                  " dropped (several with commas), closed or all",
+	                  v);
 }
 
 /* --page N: 0 and *page, or fails. */
@@ -1227,23 +1259,24 @@ page_check(struct tlbot_ctx *ctx, int64_t page, int64_t total, int64_t per)
 
 	if (total > 0 && page > pages)
 		return tlbot_fail(ctx, "there is no page %lld: the list has %lld page%s",
-				  (long long)page, (long long)pages, pages == 1 ? "" : "s");
+		                  (long long)page, (long long)pages, pages == 1 ? "" : "s");
 	return 0;
 }
 
-#define LIST_WHERE                                                                      \
-	" FROM challenges c LEFT JOIN teams t ON t.room_id = c.room_id"                 \
-	" WHERE (?1 IS NULL OR c.room_id = ?1)"                                         \
-	" AND instr(?2, ',' || c.status || ',') > 0"                                    \
-	" AND (?3 IS NULL OR lower(c.region) = lower(?3))"                              \
-	" AND (?4 IS NULL OR c.lead = ?4 OR EXISTS (SELECT 1 FROM challenge_assignees a"  \
+#define LIST_WHERE                                                                                 \
+	" FROM challenges c LEFT JOIN teams t ON t.room_id = c.room_id"                            \
+	" WHERE (?1 IS NULL OR c.room_id = ?1)"                                                    \
+	" AND instr(?2, ',' || c.status || ',') > 0"                                               \
+	" AND (?3 IS NULL OR lower(c.region) = lower(?3))"                                         \
+	" AND (?4 IS NULL OR c.lead = ?4 OR EXISTS (SELECT 1 FROM challenge_assignees a"           \
 	"  WHERE a.challenge_id = c.id AND a.user_id = ?4))"
 
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
-	const char *region = tlbot_args_get(args, "region"), *status_v = tlbot_args_get(args, "status");
+	const char *region = tlbot_args_get(args, "region"),
+	           *status_v = tlbot_args_get(args, "status");
 	int mine = tlbot_args_has(args, "mine"), all = tlbot_args_has(args, "all-rooms");
 	const char *room = NULL, *who = NULL;
 	char filter[96], dtext[64];
@@ -1252,7 +1285,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_msg m;
 	int wide, n = 0;
 
-	if (status_filter(ctx, status_v, filter, sizeof(filter)) != 0 || page_arg(ctx, args, &page) != 0)
+	if (status_filter(ctx, status_v, filter, sizeof(filter)) != 0 ||
+	    page_arg(ctx, args, &page) != 0)
 		return -1;
 	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
 		return -1;
@@ -1264,7 +1298,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (!all && !mine)
 		room = tlbot_ctx_room(ctx);
 	wide = room == NULL; /* listing across rooms: show the team */
-	if (query_int(db, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) < 0)
+	if (query_int(db, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) <
+	    0)
 		return db_fail(ctx);
 	if (page_check(ctx, page, total, PAGE_SIZE) != 0)
 		return -1;
@@ -1280,30 +1315,37 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 				st[k] = '/';
 		if (total == 0) {
 			if (mine)
-				return tlbot_replyf(ctx, "You lead or are assigned no %s challenges%s%s.",
-						    st, region ? " in region " : "", region ? region : "");
-			return tlbot_replyf(ctx, "No %s challenges %s%s%s. Create one with %schallenge"
-					    " new \"title\".", st, all ? "in any room" : "in this room",
-					    region ? " in region " : "", region ? region : "",
-					    tlbot_ctx_prefix(ctx));
+				return tlbot_replyf(
+				        ctx, "You lead or are assigned no %s challenges%s%s.", st,
+				        region ? " in region " : "", region ? region : "");
+			return tlbot_replyf(ctx,
+			                    "No %s challenges %s%s%s. Create one with %schallenge"
+			                    " new \"title\".",
+			                    st, all ? "in any room" : "in this room",
+			                    region ? " in region " : "", region ? region : "",
+			                    tlbot_ctx_prefix(ctx));
 		}
 		tlbot_msg_init(&m);
 		tlbot_msg_bold(&m, mine ? "Your challenges" : "Challenges");
 		tlbot_msg_textf(&m, " %s%s%s (%s): %lld in all, page %lld of %lld",
-				mine ? "across rooms" : all ? "in all rooms" : "in this room",
-				region ? ", region " : "", region ? region : "", st,
-				(long long)total, (long long)page, (long long)pages);
+		                mine  ? "across rooms"
+		                : all ? "in all rooms"
+		                      : "in this room",
+		                region ? ", region " : "", region ? region : "", st,
+		                (long long)total, (long long)page, (long long)pages);
 	}
-	s = prep(db, "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
-		 " (SELECT COUNT(*) FROM challenge_assignees a WHERE a.challenge_id = c.id)"
-		 LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6", "ttttii",
-		 room, filter, region, who, (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE));
+	s = prep(db,
+	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
+	         " (SELECT COUNT(*) FROM challenge_assignees a WHERE a.challenge_id = "
+	         "c.id)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
+	         "ttttii", room, filter, region, who, (int64_t)PAGE_SIZE,
+	         (int64_t)((page - 1) * PAGE_SIZE));
 	if (s == NULL) {
 		tlbot_msg_release(&m);
 		return db_fail(ctx);
 	}
 	tlbot_msg_html(&m, "<table><thead><tr><th>ID</th><th>Title</th><th>Status</th>"
-		       "<th>Due</th><th>Lead</th><th>Assigned</th>");
+	                   "<th>Due</th><th>Lead</th><th>Assigned</th>");
 	if (wide)
 		tlbot_msg_html(&m, "<th>Team</th>");
 	tlbot_msg_html(&m, "</tr></thead><tbody>");
@@ -1354,9 +1396,10 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_plain(&m, "\n");
 	if (page < pages)
 		tlbot_msg_textf(&m, "Next page: %schallenge list%s%s%s%s%s%s --page %lld. ",
-				tlbot_ctx_prefix(ctx), mine ? " --mine" : "", all ? " --all-rooms" : "",
-				status_v ? " --status " : "", status_v ? status_v : "",
-				region ? " --region " : "", region ? region : "", (long long)page + 1);
+		                tlbot_ctx_prefix(ctx), mine ? " --mine" : "",
+		                all ? " --all-rooms" : "", status_v ? " --status " : "",
+		                status_v ? status_v : "", region ? " --region " : "",
+		                region ? region : "", (long long)page + 1);
 	tlbot_msg_textf(&m, "Details: %schallenge show C-N.", tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
 }
@@ -1364,7 +1407,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 /* One history entry as a sentence after the actor. */
 static void
 append_change(struct tlbot_msg *m, const char *action, const char *field, const char *old,
-	      const char *nv)
+              const char *nv)
 {
 	if (strcmp(action, "created") == 0) {
 		tlbot_msg_text(m, "created it");
@@ -1419,11 +1462,13 @@ append_change(struct tlbot_msg *m, const char *action, const char *field, const 
 /* Append history rows of challenge id from offset (limit rows) as a list. */
 static int
 append_history(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t offset,
-	       int64_t limit)
+               int64_t limit)
 {
-	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx), "SELECT at, actor, action, field, old, new"
-			       " FROM challenge_history WHERE challenge_id = ? ORDER BY id"
-			       " LIMIT ? OFFSET ?", "iii", id, limit, offset);
+	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx),
+	                       "SELECT at, actor, action, field, old, new"
+	                       " FROM challenge_history WHERE challenge_id = ? ORDER BY id"
+	                       " LIMIT ? OFFSET ?",
+	                       "iii", id, limit, offset);
 	const char *tz = tlbot_ctx_default_tz(ctx);
 
 	if (s == NULL)
@@ -1435,8 +1480,8 @@ append_history(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t o
 
 		if (tlbot_tz_local(tz, (time_t)sqlite3_column_int64(s, 0), &tm) == 0)
 			snprintf(when, sizeof(when), "%04d-%02d-%02d %02d:%02d",
-				 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-				 tm.tm_min);
+			         (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			         tm.tm_min);
 		tlbot_msg_plain(m, "\n• ");
 		tlbot_msg_html(m, "<li>");
 		tlbot_msg_text(m, when);
@@ -1463,11 +1508,16 @@ append_experiments(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
 	int64_t have = 0;
 	int n = 0;
 
-	if (query_int(db, &have, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'"
-		      " AND name = 'experiments')", NULL) != 0 || !have)
+	if (query_int(db, &have,
+	              "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'"
+	              " AND name = 'experiments')",
+	              NULL) != 0 ||
+	    !have)
 		return;
-	s = prep(db, "SELECT id, title, status FROM experiments WHERE challenge_id = ?"
-		 " ORDER BY id LIMIT 50", "i", id);
+	s = prep(db,
+	         "SELECT id, title, status FROM experiments WHERE challenge_id = ?"
+	         " ORDER BY id LIMIT 50",
+	         "i", id);
 	if (s == NULL)
 		return; /* a different shape of the table: leave it out */
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -1513,7 +1563,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
 	if (query_int(db, &nhist, "SELECT COUNT(*) FROM challenge_history WHERE challenge_id = ?",
-		      "i", c.id) < 0 ||
+	              "i", c.id) < 0 ||
 	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", c.room_id) < 0) {
 		challenge_release(&c);
 		return db_fail(ctx);
@@ -1554,8 +1604,10 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	else
 		tlbot_msg_text(&m, "none");
 	field_line(&m, "Assigned:");
-	s = prep(db, "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
-		 " ORDER BY assigned_at, rowid", "i", c.id);
+	s = prep(db,
+	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
+	         " ORDER BY assigned_at, rowid",
+	         "i", c.id);
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
 		if (n++)
 			tlbot_msg_text(&m, ", ");
@@ -1585,10 +1637,10 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_bold(&m, "History:");
 	if (nhist > SHOW_HISTORY)
 		tlbot_msg_textf(&m, " (latest %d of %lld; %schallenge history C-%lld for all)",
-				SHOW_HISTORY, (long long)nhist, tlbot_ctx_prefix(ctx),
-				(long long)c.id);
+		                SHOW_HISTORY, (long long)nhist, tlbot_ctx_prefix(ctx),
+		                (long long)c.id);
 	if (append_history(&m, ctx, c.id, nhist > SHOW_HISTORY ? nhist - SHOW_HISTORY : 0,
-			   SHOW_HISTORY) != 0) {
+	                   SHOW_HISTORY) != 0) {
 		tlbot_msg_release(&m);
 		free(team);
 		challenge_release(&c);
@@ -1608,8 +1660,10 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (page_arg(ctx, args, &page) != 0 || load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
-	if (query_int(tlbot_ctx_db(ctx), &total, "SELECT COUNT(*) FROM challenge_history WHERE"
-		      " challenge_id = ?", "i", c.id) < 0) {
+	if (query_int(tlbot_ctx_db(ctx), &total,
+	              "SELECT COUNT(*) FROM challenge_history WHERE"
+	              " challenge_id = ?",
+	              "i", c.id) < 0) {
 		challenge_release(&c);
 		return db_fail(ctx);
 	}
@@ -1624,7 +1678,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_text(&m, " ");
 	tlbot_msg_bold(&m, c.title);
 	tlbot_msg_textf(&m, ": %lld change%s, page %lld of %lld", (long long)total,
-			total == 1 ? "" : "s", (long long)page, (long long)pages);
+	                total == 1 ? "" : "s", (long long)page, (long long)pages);
 	if (append_history(&m, ctx, c.id, (page - 1) * HISTORY_PAGE, HISTORY_PAGE) != 0) {
 		tlbot_msg_release(&m);
 		challenge_release(&c);
@@ -1633,7 +1687,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (page < pages) {
 		tlbot_msg_plain(&m, "\n");
 		tlbot_msg_textf(&m, "Next page: %schallenge history C-%lld --page %lld",
-				tlbot_ctx_prefix(ctx), (long long)c.id, (long long)page + 1);
+		                tlbot_ctx_prefix(ctx), (long long)c.id, (long long)page + 1);
 	}
 	challenge_release(&c);
 	return tlbot_reply(ctx, &m);
@@ -1643,7 +1697,7 @@ static int
 cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
-	struct users u = { 0 }, added = { 0 }, already = { 0 };
+	struct users u = {0}, added = {0}, already = {0};
 	const char *lead = NULL, *v;
 	char *old_lead = NULL;
 	struct challenge c;
@@ -1655,8 +1709,9 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (require_here(ctx, &c) != 0)
 		goto out;
 	if (is_closed(c.status)) {
-		tlbot_fail(ctx, "C-%lld is %s: reopen it first with %schallenge status C-%lld active",
-			   (long long)c.id, c.status, tlbot_ctx_prefix(ctx), (long long)c.id);
+		tlbot_fail(ctx,
+		           "C-%lld is %s: reopen it first with %schallenge status C-%lld active",
+		           (long long)c.id, c.status, tlbot_ctx_prefix(ctx), (long long)c.id);
 		goto out;
 	}
 	if ((v = tlbot_args_get(args, "lead")) && (lead = person_flag(ctx, "lead", v, 0)) == NULL)
@@ -1673,9 +1728,10 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		int nteam = 0, full = 0;
 
 		days_date(today(ctx), today_s);
-		s = prep(db, "SELECT user_id FROM team_members WHERE room_id = ? AND"
-			 " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id", "tt",
-			 c.room_id, today_s);
+		s = prep(db,
+		         "SELECT user_id FROM team_members WHERE room_id = ? AND"
+		         " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id",
+		         "tt", c.room_id, today_s);
 		if (s == NULL) {
 			db_fail(ctx);
 			goto out;
@@ -1689,19 +1745,26 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		sqlite3_finalize(s);
 		if (full) {
-			tlbot_fail(ctx, "the team has more than %d people: assign them in smaller groups",
-				   MAX_USERS);
+			tlbot_fail(
+			        ctx,
+			        "the team has more than %d people: assign them in smaller groups",
+			        MAX_USERS);
 			goto out;
 		}
 		if (nteam == 0) {
-			tlbot_fail(ctx, "the team roster is empty: add people with %steam add @name"
-				   " --role ROLE", tlbot_ctx_prefix(ctx));
+			tlbot_fail(ctx,
+			           "the team roster is empty: add people with %steam add @name"
+			           " --role ROLE",
+			           tlbot_ctx_prefix(ctx));
 			goto out;
 		}
 	}
 	if (u.n == 0) {
-		tlbot_fail(ctx, "missing people: usage: %schallenge assign C-%lld @name... [--lead @name]"
-			   " [--team]", tlbot_ctx_prefix(ctx), (long long)c.id);
+		tlbot_fail(
+		        ctx,
+		        "missing people: usage: %schallenge assign C-%lld @name... [--lead @name]"
+		        " [--team]",
+		        tlbot_ctx_prefix(ctx), (long long)c.id);
 		goto out;
 	}
 	if (c.lead && (old_lead = strdup(c.lead)) == NULL) {
@@ -1714,8 +1777,8 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (added.n == 0 && (lead == NULL || (old_lead && strcmp(old_lead, lead) == 0))) {
 		tlbot_fail(ctx, "nothing to change: %s%s already assigned to C-%lld",
-			   already.n == 1 ? already.v[0] : "they",
-			   already.n == 1 ? " is" : " are", (long long)c.id);
+		           already.n == 1 ? already.v[0] : "they", already.n == 1 ? " is" : " are",
+		           (long long)c.id);
 		goto out;
 	}
 	tlbot_msg_init(&m);
@@ -1768,7 +1831,7 @@ static int
 cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
-	struct users u = { 0 }, removed = { 0 }, absent = { 0 };
+	struct users u = {0}, removed = {0}, absent = {0};
 	struct challenge c;
 	struct tlbot_msg m;
 	int rc = -1, lead_cleared = 0;
@@ -1780,12 +1843,13 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	if (u.n == 0) {
 		tlbot_fail(ctx, "missing people: usage: %schallenge unassign C-%lld @name...",
-			   tlbot_ctx_prefix(ctx), (long long)c.id);
+		           tlbot_ctx_prefix(ctx), (long long)c.id);
 		goto out;
 	}
 	for (i = 0; i < u.n; i++) {
-		if (exec(db, "DELETE FROM challenge_assignees WHERE challenge_id = ? AND user_id = ?",
-			 "it", c.id, u.v[i]) != 0) {
+		if (exec(db,
+		         "DELETE FROM challenge_assignees WHERE challenge_id = ? AND user_id = ?",
+		         "it", c.id, u.v[i]) != 0) {
 			db_fail(ctx);
 			goto out;
 		}
@@ -1799,7 +1863,8 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			goto out;
 		}
 		if (c.lead && strcmp(c.lead, u.v[i]) == 0) {
-			if (exec(db, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) != 0 ||
+			if (exec(db, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) !=
+			            0 ||
 			    history_add(ctx, &c, "lead", "lead", c.lead, NULL) < 0) {
 				db_fail(ctx);
 				goto out;
@@ -1809,8 +1874,8 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (removed.n == 0) {
 		tlbot_fail(ctx, "nothing to change: %s%s not assigned to C-%lld",
-			   absent.n == 1 ? absent.v[0] : "they", absent.n == 1 ? " is" : " are",
-			   (long long)c.id);
+		           absent.n == 1 ? absent.v[0] : "they", absent.n == 1 ? " is" : " are",
+		           (long long)c.id);
 		goto out;
 	}
 	tlbot_msg_init(&m);
@@ -1821,7 +1886,7 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_text(&m, ".");
 	if (lead_cleared)
 		tlbot_msg_textf(&m, " It has no lead now: %schallenge assign C-%lld --lead @name.",
-				tlbot_ctx_prefix(ctx), (long long)c.id);
+		                tlbot_ctx_prefix(ctx), (long long)c.id);
 	if (absent.n > 0) {
 		tlbot_msg_text(&m, " Not assigned: ");
 		append_users(&m, &absent, 0);
@@ -1852,8 +1917,9 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		if (strcasecmp(statuses[i], args->argv[1]) == 0)
 			want = statuses[i];
 	if (want == NULL)
-		return tlbot_fail(ctx, "'%s' is not a status: use open, active, paused, done or dropped",
-				  args->argv[1]);
+		return tlbot_fail(ctx,
+		                  "'%s' is not a status: use open, active, paused, done or dropped",
+		                  args->argv[1]);
 	if (note && check_text(ctx, "note", note, NOTE_MAX, 0) != 0)
 		return -1;
 	if (load_arg(ctx, args->argv[0], &c) != 0)
@@ -1862,7 +1928,8 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	if (strcmp(c.status, want) == 0) {
 		tlbot_fail(ctx, "C-%lld is already %s%s", (long long)c.id, want,
-			   note ? " (to change only the note, use --note with a different status)" : "");
+		           note ? " (to change only the note, use --note with a different status)"
+		                : "");
 		goto out;
 	}
 	was_closed = is_closed(c.status);
@@ -1872,7 +1939,8 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	if (note && *note) {
-		if (exec(db, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) != 0 ||
+		if (exec(db, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) !=
+		            0 ||
 		    history_add(ctx, &c, "status", "outcome", c.outcome, note) < 0) {
 			db_fail(ctx);
 			goto out;
@@ -1912,7 +1980,7 @@ out:
  * Returns 0 or -1 (database). */
 static int
 edit_field(struct tlbot_ctx *ctx, struct challenge *c, const char *column, const char *label,
-	   char **cur, const char *nv, int *changed, int64_t *rev)
+           char **cur, const char *nv, int *changed, int64_t *rev)
 {
 	char sql[96];
 	int64_t h;
@@ -1950,7 +2018,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (!title && !due_v && !desc && !region && !sponsor_v)
 		return tlbot_fail(ctx, "nothing to edit: give --title, --due, --desc, --region or"
-				  " --sponsor (none clears one)");
+		                       " --sponsor (none clears one)");
 	if (title && (*title == '\0' || check_text(ctx, "title", title, TITLE_MAX, 1) != 0))
 		return *title ? -1 : tlbot_fail(ctx, "the title cannot be empty");
 	if (due_v && parse_due(ctx, due_v, 1, due) != 0)
@@ -1974,23 +2042,25 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (due_v) {
 		int before = changed;
 
-		if (edit_field(ctx, &c, "due", "due", &c.due, due[0] ? due : NULL, &changed, &rev) != 0)
+		if (edit_field(ctx, &c, "due", "due", &c.due, due[0] ? due : NULL, &changed,
+		               &rev) != 0)
 			goto dberr;
 		due_changed = changed > before;
 		if (due_changed && schedule_due(ctx, &c, rev) != 0)
 			goto dberr;
 	}
 	if (desc && edit_field(ctx, &c, "description", "description", &c.description,
-			       is_none(desc) ? NULL : desc, &changed, &rev) != 0)
+	                       is_none(desc) ? NULL : desc, &changed, &rev) != 0)
 		goto dberr;
 	if (region && edit_field(ctx, &c, "region", "region", &c.region,
-				 is_none(region) ? NULL : region, &changed, &rev) != 0)
+	                         is_none(region) ? NULL : region, &changed, &rev) != 0)
 		goto dberr;
-	if (sponsor_v && edit_field(ctx, &c, "sponsor", "sponsor", &c.sponsor, sponsor, &changed,
-				    &rev) != 0)
+	if (sponsor_v &&
+	    edit_field(ctx, &c, "sponsor", "sponsor", &c.sponsor, sponsor, &changed, &rev) != 0)
 		goto dberr;
 	if (changed == 0) {
-		tlbot_fail(ctx, "nothing changed: C-%lld already has those values", (long long)c.id);
+		tlbot_fail(ctx, "nothing changed: C-%lld already has those values",
+		           (long long)c.id);
 		goto out;
 	}
 	tlbot_msg_init(&m);
@@ -2005,7 +2075,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 			due_text(dtext, sizeof(dtext), c.due, today(ctx), is_closed(c.status));
 			tlbot_msg_textf(&m, " Due %s%s%s; reminders moved.", dtext,
-					old_due ? ", was " : "", old_due ? old_due : "");
+			                old_due ? ", was " : "", old_due ? old_due : "");
 		} else {
 			tlbot_msg_text(&m, " No due date now; reminders cancelled.");
 		}
@@ -2023,8 +2093,10 @@ out:
 static int
 ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, char **event_id)
 {
-	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx), "SELECT title, room_id, created_event FROM"
-			       " challenges WHERE id = ?", "i", num);
+	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx),
+	                       "SELECT title, room_id, created_event FROM"
+	                       " challenges WHERE id = ?",
+	                       "i", num);
 	int rc;
 
 	*title = *room_id = *event_id = NULL;
@@ -2042,68 +2114,66 @@ ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, cha
 	return rc == SQLITE_DONE ? 1 : -1;
 }
 
-static const char *const aliases[] = { "challenges", "ch", NULL };
-static const char *const new_flags[] = { "region=", "due=", "sponsor=", "lead=", "desc=", NULL };
-static const char *const list_flags[] = { "mine", "status=", "region=", "all-rooms", "page=",
-					  NULL };
-static const char *const assign_flags[] = { "lead=", "team", NULL };
-static const char *const status_flags[] = { "note=", NULL };
-static const char *const edit_flags[] = { "title=", "due=", "desc=", "region=", "sponsor=",
-					  NULL };
-static const char *const page_flags[] = { "page=", NULL };
+static const char *const aliases[] = {"challenges", "ch", NULL};
+static const char *const new_flags[] = {"region=", "due=", "sponsor=", "lead=", "desc=", NULL};
+static const char *const list_flags[] = {"mine", "status=", "region=", "all-rooms", "page=", NULL};
+static const char *const assign_flags[] = {"lead=", "team", NULL};
+static const char *const status_flags[] = {"note=", NULL};
+static const char *const edit_flags[] = {"title=", "due=", "desc=", "region=", "sponsor=", NULL};
+static const char *const page_flags[] = {"page=", NULL};
 
 static const struct tlbot_subcmd subcmds[] = {
-	{ "new", "new \"title\" [--region R] [--due DATE] [--sponsor @user] [--lead @user] [--desc \"...\"]",
-	  "record a new challenge for this room's team", TLBOT_PERM_WRITE, new_flags, 1, -1,
-	  cmd_new },
-	{ "list", "list [--mine] [--status S] [--region R] [--all-rooms] [--page N]",
-	  "list challenges (this room's open ones by default)", TLBOT_PERM_ANYONE, list_flags, 0,
-	  0, cmd_list },
-	{ "show", "show C-12", "details, people, linked experiments and recent history",
-	  TLBOT_PERM_ANYONE, NULL, 1, 1, cmd_show },
-	{ "history", "history C-12 [--page N]", "every change to a challenge: who, what, when",
-	  TLBOT_PERM_ANYONE, page_flags, 1, 1, cmd_history },
-	{ "assign", "assign C-12 @user... [--lead @user] [--team]",
-	  "assign people (or the whole team roster); they are mentioned and sent a DM",
-	  TLBOT_PERM_WRITE, assign_flags, 1, -1, cmd_assign },
-	{ "unassign", "unassign C-12 @user...", "take people off a challenge", TLBOT_PERM_WRITE,
-	  NULL, 2, -1, cmd_unassign },
-	{ "status", "status C-12 open|active|paused|done|dropped [--note \"...\"]",
-	  "change the status, with an outcome note", TLBOT_PERM_WRITE, status_flags, 2, 2,
-	  cmd_status },
-	{ "edit", "edit C-12 [--title T] [--due DATE] [--desc D] [--region R] [--sponsor S]",
-	  "change details (none clears a field)", TLBOT_PERM_WRITE, edit_flags, 1, 1, cmd_edit },
-	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL }
-};
+        {"new",
+         "new \"title\" [--region R] [--due DATE] [--sponsor @user] [--lead @user] [--desc "
+         "\"...\"]",
+         "record a new challenge for this room's team", TLBOT_PERM_WRITE, new_flags, 1, -1,
+         cmd_new},
+        {"list", "list [--mine] [--status S] [--region R] [--all-rooms] [--page N]",
+         "list challenges (this room's open ones by default)", TLBOT_PERM_ANYONE, list_flags, 0, 0,
+         cmd_list},
+        {"show", "show C-12", "details, people, linked experiments and recent history",
+         TLBOT_PERM_ANYONE, NULL, 1, 1, cmd_show},
+        {"history", "history C-12 [--page N]", "every change to a challenge: who, what, when",
+         TLBOT_PERM_ANYONE, page_flags, 1, 1, cmd_history},
+        {"assign", "assign C-12 @user... [--lead @user] [--team]",
+         "assign people (or the whole team roster); they are mentioned and sent a DM",
+         TLBOT_PERM_WRITE, assign_flags, 1, -1, cmd_assign},
+        {"unassign", "unassign C-12 @user...", "take people off a challenge", TLBOT_PERM_WRITE,
+         NULL, 2, -1, cmd_unassign},
+        {"status", "status C-12 open|active|paused|done|dropped [--note \"...\"]",
+         "change the status, with an outcome note", TLBOT_PERM_WRITE, status_flags, 2, 2,
+         cmd_status},
+        {"edit", "edit C-12 [--title T] [--due DATE] [--desc D] [--region R] [--sponsor S]",
+         "change details (none clears a field)", TLBOT_PERM_WRITE, edit_flags, 1, 1, cmd_edit},
+        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL}};
 
 static const struct tlbot_job_kind jobs[] = {
-	{ "challenge.due", due_fire },
-	{ "challenge.overdue", overdue_fire },
-	{ NULL, NULL }
-};
+        {"challenge.due", due_fire}, {"challenge.overdue", overdue_fire}, {NULL, NULL}};
 
 const struct tlbot_cmd tlbot_cmd_challenge = {
-	.name = "challenge",
-	.aliases = aliases,
-	.summary = "the team's challenges: create, assign, track status and history",
-	.help = "Ids are written C-12 (c-12 and 12 work too); C-12 in any message links to the"
-		" challenge. Dates: YYYY-MM-DD, today, tomorrow, +3d, +2w.\n"
-		"Examples:\n"
-		"  !challenge new \"Cut the cost of temporary accommodation\" --region Sheffield"
-		" --due +12w --sponsor @director:example.org\n"
-		"  !challenge assign C-12 @sam:example.org @ali:example.org --lead @sam:example.org\n"
-		"  !challenge assign C-12 --team   (everyone on the room's !team roster)\n"
-		"  !challenge status C-12 done --note \"saved 12% in the pilot\"\n"
-		"  !challenge edit C-12 --due 2027-03-31\n"
-		"  !challenge list --mine   (yours, across rooms)\n"
-		"The lead is also assigned. People who are assigned are mentioned in the room and sent"
-		" a direct message (!notify off stops those). The lead and assignees are reminded"
-		" at 09:00 three days before and on the due date; overdue challenges are listed in"
-		" the room on Monday mornings. Anyone can read; changes need the room's moderator"
-		" power level (or a tlbot admin).",
-	.subcmds = subcmds,
-	.schema = &(const struct tlbot_schema){ "challenge", migrations },
-	.jobs = jobs,
-	.ref_prefix = "C",
-	.ref_lookup = ref_lookup,
+        .name = "challenge",
+        .aliases = aliases,
+        .summary = "the team's challenges: create, assign, track status and history",
+        .help = "Ids are written C-12 (c-12 and 12 work too); C-12 in any message links to the"
+                " challenge. Dates: YYYY-MM-DD, today, tomorrow, +3d, +2w.\n"
+                "Examples:\n"
+                "  !challenge new \"Cut the cost of temporary accommodation\" --region Sheffield"
+                " --due +12w --sponsor @director:example.org\n"
+                "  !challenge assign C-12 @sam:example.org @ali:example.org --lead "
+                "@sam:example.org\n"
+                "  !challenge assign C-12 --team   (everyone on the room's !team roster)\n"
+                "  !challenge status C-12 done --note \"saved 12% in the pilot\"\n"
+                "  !challenge edit C-12 --due 2027-03-31\n"
+                "  !challenge list --mine   (yours, across rooms)\n"
+                "The lead is also assigned. People who are assigned are mentioned in the room and "
+                "sent"
+                " a direct message (!notify off stops those). The lead and assignees are reminded"
+                " at 09:00 three days before and on the due date; overdue challenges are listed in"
+                " the room on Monday mornings. Anyone can read; changes need the room's moderator"
+                " power level (or a tlbot admin).",
+        .subcmds = subcmds,
+        .schema = &(const struct tlbot_schema){"challenge", migrations},
+        .jobs = jobs,
+        .ref_prefix = "C",
+        .ref_lookup = ref_lookup,
 };

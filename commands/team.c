@@ -23,35 +23,34 @@
 #include "tlbot/command.h"
 #include "tlbot/tz.h"
 
-#define PAGE_SIZE 20
-#define ROLE_MAX 40
+#define PAGE_SIZE      20
+#define ROLE_MAX       40
 #define NAME_MAX_CHARS 100
-#define MAX_USERS 32
+#define MAX_USERS      32
 #define TOUR_WARN_DAYS 14
-#define REMIND_HOUR 9
+#define REMIND_HOUR    9
 
 static const char *const migrations[] = {
-	/* 1 */
-	"CREATE TABLE teams ("
-	"  room_id TEXT PRIMARY KEY,"
-	"  name TEXT,"
-	"  region TEXT,"
-	"  updated_at INTEGER,"
-	"  lead TEXT);"
-	"CREATE TABLE team_members ("
-	"  room_id TEXT NOT NULL,"
-	"  user_id TEXT NOT NULL,"
-	"  role TEXT,"
-	"  from_date TEXT,"   /* YYYY-MM-DD */
-	"  until_date TEXT,"  /* YYYY-MM-DD */
-	"  added_by TEXT,"
-	"  added_at INTEGER,"
-	"  PRIMARY KEY (room_id, user_id));"
-	"CREATE INDEX team_members_user ON team_members(user_id);",
-	NULL
-};
+        /* 1 */
+        "CREATE TABLE teams ("
+        "  room_id TEXT PRIMARY KEY,"
+        "  name TEXT,"
+        "  region TEXT,"
+        "  updated_at INTEGER,"
+        "  lead TEXT);"
+        "CREATE TABLE team_members ("
+        "  room_id TEXT NOT NULL,"
+        "  user_id TEXT NOT NULL,"
+        "  role TEXT,"
+        "  from_date TEXT,"  /* YYYY-MM-DD */
+        "  until_date TEXT," /* YYYY-MM-DD */
+        "  added_by TEXT,"
+        "  added_at INTEGER,"
+        "  PRIMARY KEY (room_id, user_id));"
+        "CREATE INDEX team_members_user ON team_members(user_id);",
+        NULL};
 
-static const char *const known_roles[] = { "data", "digital", "policy", "frontline", NULL };
+static const char *const known_roles[] = {"data", "digital", "policy", "frontline", NULL};
 
 /* ------------------------------------------------------------------ store */
 
@@ -150,7 +149,7 @@ static int
 db_fail(struct tlbot_ctx *ctx)
 {
 	return tlbot_fail(ctx, "database error (%s): nothing was changed, please try again",
-			  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+	                  sqlite3_errmsg(tlbot_ctx_db(ctx)));
 }
 
 /* ----------------------------------------------------------------- dates */
@@ -270,8 +269,7 @@ mention_is_pill(struct tlbot_ctx *ctx, const char *id)
  * is not an id is accepted only when the message carries pills). Returns 0
  * or fails the command. */
 static int
-collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first,
-	      struct users *u)
+collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first, struct users *u)
 {
 	const char *bad = NULL;
 	size_t i, pills = 0;
@@ -295,8 +293,10 @@ collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first
 			goto full;
 	}
 	if (bad && pills == 0)
-		return tlbot_fail(ctx, "'%s' is not a user: mention people or write their full id"
-				  " (@name:server)", bad);
+		return tlbot_fail(ctx,
+		                  "'%s' is not a user: mention people or write their full id"
+		                  " (@name:server)",
+		                  bad);
 	return 0;
 full:
 	return tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
@@ -355,7 +355,7 @@ check_text(struct tlbot_ctx *ctx, const char *what, const char *s, size_t max)
 
 	if (n > max)
 		return tlbot_fail(ctx, "the %s is too long (%zu characters, at most %zu)", what, n,
-				  max);
+		                  max);
 	if (strpbrk(s, "\r\n"))
 		return tlbot_fail(ctx, "the %s must be one line", what);
 	return 0;
@@ -383,8 +383,10 @@ team_lead(sqlite3 *db, const char *room, char **out)
 		return -1;
 	if (*out)
 		return 0;
-	s = prep(db, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
-		 " name = 'challenges')", NULL);
+	s = prep(db,
+	         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+	         " name = 'challenges')",
+	         NULL);
 	if (s == NULL)
 		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW)
@@ -392,8 +394,10 @@ team_lead(sqlite3 *db, const char *room, char **out)
 	sqlite3_finalize(s);
 	if (!have)
 		return 0;
-	rc = query_text(db, out, "SELECT lead FROM challenges WHERE room_id = ? AND status = 'active'"
-			" AND lead IS NOT NULL ORDER BY id DESC LIMIT 1", "t", room);
+	rc = query_text(db, out,
+	                "SELECT lead FROM challenges WHERE room_id = ? AND status = 'active'"
+	                " AND lead IS NOT NULL ORDER BY id DESC LIMIT 1",
+	                "t", room);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -430,7 +434,8 @@ schedule_tour(struct tlbot_ctx *ctx, const char *room, const char *user, const c
 		return -1;
 	snprintf(key, sizeof(key), "team.tour.%s|%s|%lld", room, user, (long long)n);
 	if (query_text(tlbot_ctx_db(ctx), &payload, "SELECT json_object('user', ?, 'until', ?)",
-		       "tt", user, until) != 0 || payload == NULL) {
+	               "tt", user, until) != 0 ||
+	    payload == NULL) {
 		free(payload);
 		return -1;
 	}
@@ -452,7 +457,7 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	if (job->missed || job->room_id == NULL)
 		return 0;
 	s = prep(db, "SELECT json_extract(?1, '$.user'), json_extract(?1, '$.until')", "t",
-		 job->payload);
+	         job->payload);
 	if (s == NULL)
 		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW && col_str(s, 0) && col_str(s, 1)) {
@@ -465,8 +470,10 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		goto out;
 	}
 	/* still on the team with the same end date? */
-	s = prep(db, "SELECT role FROM team_members WHERE room_id = ? AND user_id = ? AND"
-		 " until_date = ?", "ttt", job->room_id, user, until);
+	s = prep(db,
+	         "SELECT role FROM team_members WHERE room_id = ? AND user_id = ? AND"
+	         " until_date = ?",
+	         "ttt", job->room_id, user, until);
 	if (s == NULL)
 		goto out;
 	if (sqlite3_step(s) == SQLITE_ROW) {
@@ -479,8 +486,8 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		goto out;
 	}
 	if (team_lead(db, job->room_id, &lead) != 0 ||
-	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t",
-		       job->room_id) < 0)
+	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
+	            0)
 		goto out;
 	date_days(until, &end);
 	left = end - today(ctx);
@@ -499,8 +506,10 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		tlbot_msg_text(&m, ", tomorrow");
 	else
 		tlbot_msg_text(&m, ", today");
-	tlbot_msg_textf(&m, ". Plan the hand-over, or extend it with %steam add %s --role %s"
-			" --until DATE.", tlbot_ctx_prefix(ctx), user, role ? role : "ROLE");
+	tlbot_msg_textf(&m,
+	                ". Plan the hand-over, or extend it with %steam add %s --role %s"
+	                " --until DATE.",
+	                tlbot_ctx_prefix(ctx), user, role ? role : "ROLE");
 	if (lead && tlbot_ctx_dm_enabled(ctx, lead)) {
 		rc = tlbot_send_dm(ctx, lead, &m);
 	} else {
@@ -508,8 +517,10 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			tlbot_msg_text(&m, " ");
 			tlbot_msg_mention(&m, lead);
 		} else {
-			tlbot_msg_textf(&m, " (This team has no lead to tell: set one with %steam set"
-					" --lead @name.)", tlbot_ctx_prefix(ctx));
+			tlbot_msg_textf(&m,
+			                " (This team has no lead to tell: set one with %steam set"
+			                " --lead @name.)",
+			                tlbot_ctx_prefix(ctx));
 		}
 		rc = tlbot_send_room(ctx, job->room_id, &m);
 	}
@@ -535,7 +546,7 @@ date_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, char out[11])
 	}
 	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tlbot_ctx_default_tz(ctx), out) != 0)
 		return tlbot_fail(ctx, "--%s '%s' is not a date: %s, or none", flag, v,
-				  tlbot_date_forms);
+		                  tlbot_date_forms);
 	return 0;
 }
 
@@ -546,16 +557,18 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *role_v = tlbot_args_get(args, "role"), *from_v = tlbot_args_get(args, "from");
 	const char *until_v = tlbot_args_get(args, "until"), *room = tlbot_ctx_room(ctx);
 	char role[4 * ROLE_MAX + 1], from[11] = "", until[11] = "";
-	struct users u = { 0 }, added = { 0 }, updated = { 0 };
+	struct users u = {0}, added = {0}, updated = {0};
 	struct tlbot_msg m;
 	int64_t d_from, d_until;
 	size_t i;
 	int rc = -1;
 
 	if (role_v == NULL || *role_v == '\0')
-		return tlbot_fail(ctx, "missing --role: give data, digital, policy, frontline or any"
-				  " short text: usage: %steam add @user --role ROLE [--from DATE]"
-				  " [--until DATE]", tlbot_ctx_prefix(ctx));
+		return tlbot_fail(ctx,
+		                  "missing --role: give data, digital, policy, frontline or any"
+		                  " short text: usage: %steam add @user --role ROLE [--from DATE]"
+		                  " [--until DATE]",
+		                  tlbot_ctx_prefix(ctx));
 	if (check_text(ctx, "role", role_v, ROLE_MAX) != 0)
 		return -1;
 	snprintf(role, sizeof(role), "%s", role_v);
@@ -566,16 +579,20 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	    (until_v && date_flag(ctx, "until", until_v, until) != 0))
 		return -1;
 	if (until[0] && date_days(until, &d_until) == 0 && d_until < today(ctx))
-		return tlbot_fail(ctx, "--until %s is in the past: a tour of duty ends today or later"
-				  " (%s)", until, tlbot_date_forms);
+		return tlbot_fail(ctx,
+		                  "--until %s is in the past: a tour of duty ends today or later"
+		                  " (%s)",
+		                  until, tlbot_date_forms);
 	if (from[0] && until[0] && date_days(from, &d_from) == 0 &&
 	    date_days(until, &d_until) == 0 && d_until < d_from)
 		return tlbot_fail(ctx, "--until %s is before --from %s", until, from);
 	if (collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	if (u.n == 0) {
-		tlbot_fail(ctx, "missing user: usage: %steam add @user --role ROLE [--from DATE]"
-			   " [--until DATE]", tlbot_ctx_prefix(ctx));
+		tlbot_fail(ctx,
+		           "missing user: usage: %steam add @user --role ROLE [--from DATE]"
+		           " [--until DATE]",
+		           tlbot_ctx_prefix(ctx));
 		goto out;
 	}
 	for (i = 0; i < u.n; i++) {
@@ -584,8 +601,10 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		int64_t have = 0;
 		sqlite3_stmt *s;
 
-		s = prep(db, "SELECT from_date, until_date FROM team_members WHERE room_id = ? AND"
-			 " user_id = ?", "tt", room, u.v[i]);
+		s = prep(db,
+		         "SELECT from_date, until_date FROM team_members WHERE room_id = ? AND"
+		         " user_id = ?",
+		         "tt", room, u.v[i]);
 		if (s == NULL)
 			goto dberr;
 		if (sqlite3_step(s) == SQLITE_ROW) {
@@ -599,17 +618,20 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		nu = until_v ? (until[0] ? until : NULL) : cur_until;
 		if (nf && nu && date_days(nf, &d_from) == 0 && date_days(nu, &d_until) == 0 &&
 		    d_until < d_from) {
-			tlbot_fail(ctx, "the tour of %s would end (%s) before it starts (%s)", u.v[i],
-				   nu, nf);
+			tlbot_fail(ctx, "the tour of %s would end (%s) before it starts (%s)",
+			           u.v[i], nu, nf);
 			free(cur_from);
 			free(cur_until);
 			goto out;
 		}
-		if (exec(db, "INSERT INTO team_members(room_id, user_id, role, from_date, until_date,"
-			 " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id)"
-			 " DO UPDATE SET role = excluded.role, from_date = excluded.from_date,"
-			 " until_date = excluded.until_date", "tttttti", room, u.v[i], role, nf, nu,
-			 tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0 ||
+		if (exec(db,
+		         "INSERT INTO team_members(room_id, user_id, role, from_date, until_date,"
+		         " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, "
+		         "user_id)"
+		         " DO UPDATE SET role = excluded.role, from_date = excluded.from_date,"
+		         " until_date = excluded.until_date",
+		         "tttttti", room, u.v[i], role, nf, nu, tlbot_ctx_sender(ctx),
+		         (int64_t)tlbot_ctx_now(ctx)) != 0 ||
 		    schedule_tour(ctx, room, u.v[i], nu) != 0) {
 			free(cur_from);
 			free(cur_until);
@@ -655,7 +677,7 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *room = tlbot_ctx_room(ctx);
-	struct users u = { 0 }, removed = { 0 }, absent = { 0 };
+	struct users u = {0}, removed = {0}, absent = {0};
 	struct tlbot_msg m;
 	size_t i;
 	int rc = -1;
@@ -663,8 +685,8 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	for (i = 0; i < u.n; i++) {
-		if (exec(db, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt", room,
-			 u.v[i]) != 0)
+		if (exec(db, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
+		         room, u.v[i]) != 0)
 			goto dberr;
 		if (sqlite3_changes(db) == 0) {
 			if (users_add(&absent, u.v[i]) != 0)
@@ -676,7 +698,8 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (removed.n == 0) {
 		tlbot_fail(ctx, "%s %s not on this team: %steam list shows who is",
-			   u.n == 1 ? u.v[0] : "they", u.n == 1 ? "is" : "are", tlbot_ctx_prefix(ctx));
+		           u.n == 1 ? u.v[0] : "they", u.n == 1 ? "is" : "are",
+		           tlbot_ctx_prefix(ctx));
 		goto out;
 	}
 	tlbot_msg_init(&m);
@@ -743,7 +766,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	pages = total ? (total + PAGE_SIZE - 1) / PAGE_SIZE : 1;
 	if (total > 0 && page > pages) {
 		tlbot_fail(ctx, "there is no page %lld: the list has %lld page%s", (long long)page,
-			   (long long)pages, pages == 1 ? "" : "s");
+		           (long long)pages, pages == 1 ? "" : "s");
 		goto fail;
 	}
 	tlbot_msg_init(&m);
@@ -762,23 +785,25 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (total == 0) {
 		tlbot_msg_br(&m);
-		tlbot_msg_textf(&m, "Nobody is on the team yet: %steam add @name --role data"
-				" --until 2027-03-31 (%shelp team shows how)", tlbot_ctx_prefix(ctx),
-				tlbot_ctx_prefix(ctx));
+		tlbot_msg_textf(&m,
+		                "Nobody is on the team yet: %steam add @name --role data"
+		                " --until 2027-03-31 (%shelp team shows how)",
+		                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
 		goto send;
 	}
 	tlbot_msg_textf(&m, " · %lld member%s", (long long)total, total == 1 ? "" : "s");
 	if (pages > 1)
 		tlbot_msg_textf(&m, ", page %lld of %lld", (long long)page, (long long)pages);
-	s = prep(db, "SELECT user_id, role, from_date, until_date FROM team_members WHERE room_id = ?"
-		 " ORDER BY role, user_id LIMIT ? OFFSET ?", "tii", room, (int64_t)PAGE_SIZE,
-		 (int64_t)((page - 1) * PAGE_SIZE));
+	s = prep(db,
+	         "SELECT user_id, role, from_date, until_date FROM team_members WHERE room_id = ?"
+	         " ORDER BY role, user_id LIMIT ? OFFSET ?",
+	         "tii", room, (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE));
 	if (s == NULL) {
 		tlbot_msg_release(&m);
 		goto dberr;
 	}
 	tlbot_msg_html(&m, "<table><thead><tr><th>Member</th><th>Role</th><th>From</th>"
-		       "<th>Until</th></tr></thead><tbody>");
+	                   "<th>Until</th></tr></thead><tbody>");
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *role = col_str(s, 1), *from = col_str(s, 2), *until = col_str(s, 3);
 		int64_t end;
@@ -803,8 +828,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 					tlbot_msg_text(&m, " (ended)");
 				else if (end - now_day <= TOUR_WARN_DAYS)
 					tlbot_msg_textf(&m, " (⚠ ends in %lld day%s)",
-							(long long)(end - now_day),
-							end - now_day == 1 ? "" : "s");
+					                (long long)(end - now_day),
+					                end - now_day == 1 ? "" : "s");
 			}
 		}
 		tlbot_msg_html(&m, "</td></tr>");
@@ -814,7 +839,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (page < pages) {
 		tlbot_msg_plain(&m, "\n");
 		tlbot_msg_textf(&m, "Next page: %steam list --page %lld", tlbot_ctx_prefix(ctx),
-				(long long)page + 1);
+		                (long long)page + 1);
 	}
 send:
 	free(name);
@@ -841,26 +866,30 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_msg m;
 
 	if (!name && !region && !lead_v)
-		return tlbot_fail(ctx, "nothing to set: give --name, --region or --lead (none clears"
-				  " one): usage: %steam set [--name \"...\"] [--region R] [--lead @user]",
-				  tlbot_ctx_prefix(ctx));
+		return tlbot_fail(
+		        ctx,
+		        "nothing to set: give --name, --region or --lead (none clears"
+		        " one): usage: %steam set [--name \"...\"] [--region R] [--lead @user]",
+		        tlbot_ctx_prefix(ctx));
 	if (name && check_text(ctx, "name", name, NAME_MAX_CHARS) != 0)
 		return -1;
 	if (region && check_text(ctx, "region", region, NAME_MAX_CHARS) != 0)
 		return -1;
 	if (lead_v && !is_none(lead_v) && (lead = resolve_user(ctx, lead_v)) == NULL)
-		return tlbot_fail(ctx, "--lead: cannot tell who '%s' is: mention them or write their"
-				  " full id (@name:server)", lead_v);
+		return tlbot_fail(ctx,
+		                  "--lead: cannot tell who '%s' is: mention them or write their"
+		                  " full id (@name:server)",
+		                  lead_v);
 	if (exec(db, "INSERT INTO teams(room_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-		 "ti", tlbot_ctx_room(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0 ||
+	         "ti", tlbot_ctx_room(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0 ||
 	    (name && exec(db, "UPDATE teams SET name = ? WHERE room_id = ?", "tt",
-			  is_none(name) ? NULL : name, tlbot_ctx_room(ctx)) != 0) ||
+	                  is_none(name) ? NULL : name, tlbot_ctx_room(ctx)) != 0) ||
 	    (region && exec(db, "UPDATE teams SET region = ? WHERE room_id = ?", "tt",
-			    is_none(region) ? NULL : region, tlbot_ctx_room(ctx)) != 0) ||
+	                    is_none(region) ? NULL : region, tlbot_ctx_room(ctx)) != 0) ||
 	    (lead_v && exec(db, "UPDATE teams SET lead = ? WHERE room_id = ?", "tt", lead,
-			    tlbot_ctx_room(ctx)) != 0) ||
+	                    tlbot_ctx_room(ctx)) != 0) ||
 	    exec(db, "UPDATE teams SET updated_at = ? WHERE room_id = ?", "it",
-		 (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx)) != 0)
+	         (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx)) != 0)
 		return db_fail(ctx);
 	tlbot_msg_init(&m);
 	tlbot_msg_text(&m, "Team updated:");
@@ -886,45 +915,42 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return tlbot_reply(ctx, &m);
 }
 
-static const char *const aliases[] = { "teams", NULL };
-static const char *const add_flags[] = { "role=", "from=", "until=", NULL };
-static const char *const list_flags[] = { "page=", NULL };
-static const char *const set_flags[] = { "name=", "region=", "lead=", NULL };
+static const char *const aliases[] = {"teams", NULL};
+static const char *const add_flags[] = {"role=", "from=", "until=", NULL};
+static const char *const list_flags[] = {"page=", NULL};
+static const char *const set_flags[] = {"name=", "region=", "lead=", NULL};
 
 static const struct tlbot_subcmd subcmds[] = {
-	{ "add", "add @user... --role ROLE [--from DATE] [--until DATE]",
-	  "put people on the team (or change their role or tour of duty)", TLBOT_PERM_WRITE,
-	  add_flags, 0, -1, cmd_add },
-	{ "remove", "remove @user...", "take people off the team", TLBOT_PERM_WRITE, NULL, 1, -1,
-	  cmd_remove },
-	{ "list", "list [--page N]", "the team: name, region, lead, members and their tours",
-	  TLBOT_PERM_ANYONE, list_flags, 0, 0, cmd_list },
-	{ "set", "set [--name \"...\"] [--region R] [--lead @user]",
-	  "name the team, give its region and lead (none clears one)", TLBOT_PERM_WRITE, set_flags,
-	  0, 0, cmd_set },
-	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL }
-};
+        {"add", "add @user... --role ROLE [--from DATE] [--until DATE]",
+         "put people on the team (or change their role or tour of duty)", TLBOT_PERM_WRITE,
+         add_flags, 0, -1, cmd_add},
+        {"remove", "remove @user...", "take people off the team", TLBOT_PERM_WRITE, NULL, 1, -1,
+         cmd_remove},
+        {"list", "list [--page N]", "the team: name, region, lead, members and their tours",
+         TLBOT_PERM_ANYONE, list_flags, 0, 0, cmd_list},
+        {"set", "set [--name \"...\"] [--region R] [--lead @user]",
+         "name the team, give its region and lead (none clears one)", TLBOT_PERM_WRITE, set_flags,
+         0, 0, cmd_set},
+        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL}};
 
-static const struct tlbot_job_kind jobs[] = {
-	{ "team.tour", tour_fire },
-	{ NULL, NULL }
-};
+static const struct tlbot_job_kind jobs[] = {{"team.tour", tour_fire}, {NULL, NULL}};
 
 const struct tlbot_cmd tlbot_cmd_team = {
-	.name = "team",
-	.aliases = aliases,
-	.summary = "who is on this room's team, their roles and tours of duty",
-	.help = "Roles: data, digital, policy, frontline or any short text. Dates: YYYY-MM-DD,"
-		" today, tomorrow, +3d, +2w (none clears one).\n"
-		"Examples:\n"
-		"  !team set --name \"Sheffield TA\" --region Sheffield --lead @sam:example.org\n"
-		"  !team add @ali:example.org --role data --from 2026-09-01 --until 2027-02-28\n"
-		"  !team remove @ali:example.org\n"
-		"The team's lead is the one set with !team set --lead; when none is set, the lead of"
-		" the room's most recent active challenge. The lead gets a direct message (or a"
-		" mention here when their DMs are off) 14 days before someone's tour of duty ends."
-		" !challenge assign C-12 --team assigns everyone on the roster.",
-	.subcmds = subcmds,
-	.schema = &(const struct tlbot_schema){ "team", migrations },
-	.jobs = jobs,
+        .name = "team",
+        .aliases = aliases,
+        .summary = "who is on this room's team, their roles and tours of duty",
+        .help = "Roles: data, digital, policy, frontline or any short text. Dates: YYYY-MM-DD,"
+                " today, tomorrow, +3d, +2w (none clears one).\n"
+                "Examples:\n"
+                "  !team set --name \"Sheffield TA\" --region Sheffield --lead @sam:example.org\n"
+                "  !team add @ali:example.org --role data --from 2026-09-01 --until 2027-02-28\n"
+                "  !team remove @ali:example.org\n"
+                "The team's lead is the one set with !team set --lead; when none is set, the lead "
+                "of"
+                " the room's most recent active challenge. The lead gets a direct message (or a"
+                " mention here when their DMs are off) 14 days before someone's tour of duty ends."
+                " !challenge assign C-12 --team assigns everyone on the roster.",
+        .subcmds = subcmds,
+        .schema = &(const struct tlbot_schema){"team", migrations},
+        .jobs = jobs,
 };

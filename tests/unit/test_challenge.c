@@ -4,12 +4,12 @@
 #include "cmdtest.h"
 #include "tap.h"
 
-#define ROOM "!team:test"
+#define ROOM  "!team:test"
 #define ROOM2 "!other:test"
-#define MOD "@mod:test"
-#define USER "@user:test"
-#define ALI "@ali:test"
-#define SAM "@sam:test"
+#define MOD   "@mod:test"
+#define USER  "@user:test"
+#define ALI   "@ali:test"
+#define SAM   "@sam:test"
 
 static struct cmdtest T;
 
@@ -66,24 +66,31 @@ TEST(new_creates_and_schedules)
 {
 	setup();
 	CHECK_INT(run(MOD, "!challenge new \"Cut the cost of temporary accommodation\" --region"
-		      " Sheffield --due 2026-12-10 --desc \"Pilot in two wards\""), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Created C-1: Cut the cost of temporary accommodation");
+	                   " Sheffield --due 2026-12-10 --desc \"Pilot in two wards\""),
+	          ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "Created C-1: Cut the cost of temporary accommodation");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "due 2026-12-10 (in 22 days)");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "region Sheffield");
 	CHECK_CONTAINS(T.out_content[0], "\"m.in_reply_to\"");
 	CHECK_CONTAINS(T.out_content[0], "\"msgtype\":\"m.notice\"");
 	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE id = 1 AND status = 'open' AND"
-			" due = '2026-12-10' AND region = 'Sheffield' AND created_by = '@mod:test'"
-			" AND created_event IS NOT NULL"), ==, 1);
+	                " due = '2026-12-10' AND region = 'Sheffield' AND created_by = '@mod:test'"
+	                " AND created_event IS NOT NULL"),
+	          ==, 1);
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'created'"), ==, 1);
 	/* 3 days before and on the day, at 09:00 London (UTC in winter) */
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"
-			" AND due IN (1796634000, 1796893200)"), ==, 2);
+	CHECK_INT(
+	        count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"
+	              " AND due IN (1796634000, 1796893200)"),
+	        ==, 2);
 	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.overdue' AND"
-			" state = 'pending'"), ==, 1);
+	                " state = 'pending'"),
+	          ==, 1);
 	/* unquoted words make the title too; ids count up */
 	CHECK_INT(run(MOD, "!challenge new Family hubs for disadvantaged households"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Created C-2: Family hubs for disadvantaged households");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "Created C-2: Family hubs for disadvantaged households");
 	/* the alias */
 	CHECK_INT(run(MOD, "!ch new third"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-3");
@@ -134,8 +141,8 @@ TEST(html_escaping)
 	char body[256];
 
 	setup();
-	snprintf(body, sizeof(body), "!challenge new \"%s\" --desc \"<img src=x onerror=alert(1)>\"",
-		 evil);
+	snprintf(body, sizeof(body),
+	         "!challenge new \"%s\" --desc \"<img src=x onerror=alert(1)>\"", evil);
 	CHECK_INT(run(MOD, body), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "<script>alert(\"x\")</script> & 'q'");
 	CHECK_NOT_CONTAINS(cmdtest_html(&T, 0), "<script>");
@@ -178,7 +185,8 @@ TEST(show_ids_and_refusals)
 	CHECK_INT(run(USER, "!challenge show C-7"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "no challenge C-7");
 	CHECK_INT(run(USER, "!challenge show banana"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "'banana' is not a challenge id: write C-12, c-12 or 12");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "'banana' is not a challenge id: write C-12, c-12 or 12");
 	CHECK_INT(run(USER, "!challenge show"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "missing C-12");
 	CHECK_INT(run(USER, "!challenge show C-1 C-2"), ==, 1);
@@ -198,7 +206,8 @@ TEST(assign_mentions_and_dms)
 	CHECK_INT(run(MOD, "!challenge assign C-1 @sam:test @ali:test --lead @sam:test"), ==, 2);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Assigned C-1 Alpha to @sam:test and @ali:test.");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Lead: @sam:test");
-	CHECK_CONTAINS(T.out_content[0], "\"m.mentions\":{\"user_ids\":[\"@sam:test\",\"@ali:test\"]}");
+	CHECK_CONTAINS(T.out_content[0],
+	               "\"m.mentions\":{\"user_ids\":[\"@sam:test\",\"@ali:test\"]}");
 	CHECK_CONTAINS(cmdtest_html(&T, 0), "<a href=\"https://matrix.to/#/@sam:test\">");
 	/* the DM goes to sam only */
 	CHECK_INT(find_out("dm", SAM), ==, 1);
@@ -216,9 +225,11 @@ TEST(assign_mentions_and_dms)
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "nothing to change: @sam:test is already assigned");
 	/* a pill: the body holds the display name, m.mentions the id */
 	CHECK_INT(cmdtest_event(&T, MOD, ROOM, "!challenge assign C-1 Jo Bloggs",
-				"{\"m.mentions\":{\"user_ids\":[\"@jo:test\"]},"
-				"\"formatted_body\":\"!challenge assign C-1 <a href=\\\"https://matrix.to/#/@jo:test\\\">Jo Bloggs</a>\"}",
-				NULL, 0), ==, 2);
+	                        "{\"m.mentions\":{\"user_ids\":[\"@jo:test\"]},"
+	                        "\"formatted_body\":\"!challenge assign C-1 <a "
+	                        "href=\\\"https://matrix.to/#/@jo:test\\\">Jo Bloggs</a>\"}",
+	                        NULL, 0),
+	          ==, 2);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Assigned C-1 Alpha to @jo:test.");
 	CHECK_INT(find_out("dm", "@jo:test"), ==, 1);
 	/* self-assignment sends no DM */
@@ -297,31 +308,36 @@ TEST(status_changes)
 {
 	setup();
 	run(MOD, "!challenge new \"Alpha\" --due +10d");
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"),
-		  ==, 2);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
+	                "'pending'"),
+	          ==, 2);
 	CHECK_INT(run(MOD, "!challenge status C-1 active"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-1 Alpha is now active (was open).");
 	CHECK_INT(run(MOD, "!challenge status C-1 ACTIVE"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-1 is already active");
 	CHECK_INT(run(MOD, "!challenge status C-1 finished"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "'finished' is not a status: use open, active, paused,"
-		       " done or dropped");
+	                                     " done or dropped");
 	CHECK_INT(run(MOD, "!challenge status C-1"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "missing open|active|paused|done|dropped");
 	CHECK_INT(run(USER, "!challenge status C-1 done"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "not allowed");
 	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE status = 'active'"), ==, 1);
-	CHECK_INT(run(MOD, "!challenge status C-1 done --note \"Saved 12% & more, see C-1\""), ==, 1);
+	CHECK_INT(run(MOD, "!challenge status C-1 done --note \"Saved 12% & more, see C-1\""), ==,
+	          1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "is now done (was active). Outcome: Saved 12% & more");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "reminders are off");
-	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE outcome = 'Saved 12% & more, see C-1'"),
-		  ==, 1);
+	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE outcome = 'Saved 12% & more, see "
+	                "C-1'"),
+	          ==, 1);
 	/* closing cancels the reminders; reopening schedules them again */
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"),
-		  ==, 0);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
+	                "'pending'"),
+	          ==, 0);
 	CHECK_INT(run(MOD, "!challenge status C-1 open"), ==, 1);
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"),
-		  ==, 2);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
+	                "'pending'"),
+	          ==, 2);
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'status'"), ==, 4);
 	cmdtest_release(&T);
 }
@@ -333,25 +349,32 @@ TEST(edit_and_history)
 	T.now += 60;
 	CHECK_INT(run(MOD, "!challenge edit C-1 --title \"Alpha two\" --due 2026-12-20"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Updated C-1 Alpha two (2 changes). Due 2026-12-20"
-		       " (in 32 days), was 2026-12-10; reminders moved.");
+	                                     " (in 32 days), was 2026-12-10; reminders moved.");
 	/* the reminders moved to the new date */
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"
-			" AND payload LIKE '%2026-12-20%'"), ==, 2);
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"),
-		  ==, 2);
+	CHECK_INT(
+	        count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"
+	              " AND payload LIKE '%2026-12-20%'"),
+	        ==, 2);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
+	                "'pending'"),
+	          ==, 2);
 	T.now += 60;
-	CHECK_INT(run(MOD, "!challenge edit C-1 --desc \"Why & how\" --region Essex --sponsor @dir:test"),
-		  ==, 1);
+	CHECK_INT(
+	        run(MOD,
+	            "!challenge edit C-1 --desc \"Why & how\" --region Essex --sponsor @dir:test"),
+	        ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "(3 changes)");
 	T.now += 60;
 	CHECK_INT(run(MOD, "!challenge edit C-1 --due none --region none"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "No due date now; reminders cancelled.");
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"),
-		  ==, 0);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
+	                "'pending'"),
+	          ==, 0);
 	/* refusals */
 	CHECK_INT(run(MOD, "!challenge edit C-1"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "nothing to edit: give --title, --due, --desc, --region"
-		       " or --sponsor");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "nothing to edit: give --title, --due, --desc, --region"
+	               " or --sponsor");
 	CHECK_INT(run(MOD, "!challenge edit C-1 --title \"Alpha two\""), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "nothing changed");
 	CHECK_INT(run(MOD, "!challenge edit C-1 --due next-week"), ==, 1);
@@ -364,12 +387,14 @@ TEST(edit_and_history)
 	/* history: created + 2 + 3 + 2 edits, in order, with who and what */
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE challenge_id = 1"), ==, 8);
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'edited' AND"
-			" field = 'due' AND old = '2026-12-10' AND new = '2026-12-20'"), ==, 1);
+	                " field = 'due' AND old = '2026-12-10' AND new = '2026-12-20'"),
+	          ==, 1);
 	CHECK_INT(run(USER, "!challenge history C-1"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "History of C-1 Alpha two: 8 changes, page 1 of 1");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "2026-11-18 11:06 @mod:test created it");
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "2026-11-18 11:07 @mod:test changed title from Alpha to"
-		       " Alpha two");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "2026-11-18 11:07 @mod:test changed title from Alpha to"
+	               " Alpha two");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "changed due from 2026-12-10 to 2026-12-20");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "set sponsor to @dir:test");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "changed the description");
@@ -413,13 +438,14 @@ TEST(list_paging_and_filters)
 	CHECK_INT(run(USER, "!challenge list"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "No open/active/paused challenges in this room");
 	for (i = 1; i <= 23; i++) {
-		snprintf(body, sizeof(body), "!challenge new \"Challenge number %d\" --due +%dd%s", i,
-			 i, i % 2 ? " --region Essex" : "");
+		snprintf(body, sizeof(body), "!challenge new \"Challenge number %d\" --due +%dd%s",
+		         i, i, i % 2 ? " --region Essex" : "");
 		run(MOD, body);
 	}
 	CHECK_INT(run(USER, "!challenge list"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "23 in all, page 1 of 3");
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "• C-1 Challenge number 1 — open, due 2026-11-19 (tomorrow)");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "• C-1 Challenge number 1 — open, due 2026-11-19 (tomorrow)");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-10 ");
 	CHECK_NOT_CONTAINS(cmdtest_reply(&T, 0), "C-11 ");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Next page: !challenge list --page 2");
@@ -453,12 +479,14 @@ TEST(list_paging_and_filters)
 	cmdtest_run(&T, MOD, ROOM2, "!challenge assign C-24 @user:test");
 	run(MOD, "!challenge assign C-5 @user:test");
 	CHECK_INT(run(USER, "!challenge list --mine"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Your challenges across rooms (open/active/paused): 2 in all");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "Your challenges across rooms (open/active/paused): 2 in all");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-24 Elsewhere");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "room !other:test");
 	CHECK_CONTAINS(cmdtest_html(&T, 0), "<th>Team</th>");
 	CHECK_INT(run(USER, "!challenge list --all-rooms --page 3"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "in all rooms (open/active/paused): 23 in all, page 3 of 3");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "in all rooms (open/active/paused): 23 in all, page 3 of 3");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-24 Elsewhere");
 	CHECK_INT(run(USER, "!challenge list --bogus"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "bogus");
@@ -507,8 +535,9 @@ TEST(due_reminder_skipped_when_done_or_missed)
 	run(MOD, "!challenge status C-1 active");
 	T.now = 1795770000 + 86400; /* a day after the 3-day reminder */
 	CHECK_INT(cmdtest_jobs(&T), ==, 0);
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'missed'"),
-		  ==, 1);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
+	                "'missed'"),
+	          ==, 1);
 	cmdtest_release(&T);
 }
 
@@ -521,11 +550,14 @@ TEST(overdue_weekly)
 	T.now = 1795424400;
 	CHECK_INT(cmdtest_jobs(&T), >=, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, T.nout - 1), "Overdue challenges (weekly check)");
-	CHECK_CONTAINS(cmdtest_reply(&T, T.nout - 1), "C-1 Late one — open, due 2026-11-19 (4 days overdue)");
+	CHECK_CONTAINS(cmdtest_reply(&T, T.nout - 1),
+	               "C-1 Late one — open, due 2026-11-19 (4 days overdue)");
 	CHECK_NOT_CONTAINS(cmdtest_reply(&T, T.nout - 1), "On time");
 	/* and again next Monday */
-	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.overdue' AND state = 'pending'"
-			" AND due = 1796029200"), ==, 1);
+	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.overdue' AND state = "
+	                "'pending'"
+	                " AND due = 1796029200"),
+	          ==, 1);
 	cmdtest_release(&T);
 }
 
@@ -534,12 +566,15 @@ TEST(linked_experiments)
 	setup();
 	run(MOD, "!challenge new \"Alpha\"");
 	if (count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'experiments'") == 0)
-		tlbot_store_exec(&T.st, "CREATE TABLE experiments (id INTEGER PRIMARY KEY, challenge_id"
-				 " INTEGER, room_id TEXT, title TEXT, owner TEXT, status TEXT)");
+		tlbot_store_exec(&T.st,
+		                 "CREATE TABLE experiments (id INTEGER PRIMARY KEY, challenge_id"
+		                 " INTEGER, room_id TEXT, title TEXT, owner TEXT, status TEXT)");
 	/* the columns the experiments family's table has and show reads */
-	CHECK_INT(tlbot_store_exec(&T.st, "INSERT INTO experiments(id, challenge_id, room_id, title,"
-				   " owner, status) VALUES (41, 1, '!team:test', 'Text reminders',"
-				   " '@mod:test', 'running')"), ==, 0);
+	CHECK_INT(tlbot_store_exec(&T.st,
+	                           "INSERT INTO experiments(id, challenge_id, room_id, title,"
+	                           " owner, status) VALUES (41, 1, '!team:test', 'Text reminders',"
+	                           " '@mod:test', 'running')"),
+	          ==, 0);
 	CHECK_INT(run(USER, "!challenge show C-1"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Experiments: E-41 Text reminders (running)");
 	cmdtest_release(&T);
@@ -566,7 +601,8 @@ TEST(help_lists_families)
 {
 	setup();
 	CHECK_INT(run(USER, "!help challenge"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "!challenge assign C-12 @user... [--lead @user] [--team]");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "!challenge assign C-12 @user... [--lead @user] [--team]");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "!notify off");
 	CHECK_INT(run(USER, "!help"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "!team");
@@ -574,26 +610,24 @@ TEST(help_lists_families)
 	cmdtest_release(&T);
 }
 
-static const struct tap_test tests[] = {
-	TEST_ENTRY(new_creates_and_schedules),
-	TEST_ENTRY(new_refusals_store_nothing),
-	TEST_ENTRY(html_escaping),
-	TEST_ENTRY(show_ids_and_refusals),
-	TEST_ENTRY(assign_mentions_and_dms),
-	TEST_ENTRY(assign_refusals),
-	TEST_ENTRY(assign_whole_team),
-	TEST_ENTRY(unassign),
-	TEST_ENTRY(status_changes),
-	TEST_ENTRY(edit_and_history),
-	TEST_ENTRY(history_paging),
-	TEST_ENTRY(list_paging_and_filters),
-	TEST_ENTRY(due_reminders_fire),
-	TEST_ENTRY(due_reminder_skipped_when_done_or_missed),
-	TEST_ENTRY(overdue_weekly),
-	TEST_ENTRY(linked_experiments),
-	TEST_ENTRY(notify_command),
-	TEST_ENTRY(help_lists_families),
-	TEST_END
-};
+static const struct tap_test tests[] = {TEST_ENTRY(new_creates_and_schedules),
+                                        TEST_ENTRY(new_refusals_store_nothing),
+                                        TEST_ENTRY(html_escaping),
+                                        TEST_ENTRY(show_ids_and_refusals),
+                                        TEST_ENTRY(assign_mentions_and_dms),
+                                        TEST_ENTRY(assign_refusals),
+                                        TEST_ENTRY(assign_whole_team),
+                                        TEST_ENTRY(unassign),
+                                        TEST_ENTRY(status_changes),
+                                        TEST_ENTRY(edit_and_history),
+                                        TEST_ENTRY(history_paging),
+                                        TEST_ENTRY(list_paging_and_filters),
+                                        TEST_ENTRY(due_reminders_fire),
+                                        TEST_ENTRY(due_reminder_skipped_when_done_or_missed),
+                                        TEST_ENTRY(overdue_weekly),
+                                        TEST_ENTRY(linked_experiments),
+                                        TEST_ENTRY(notify_command),
+                                        TEST_ENTRY(help_lists_families),
+                                        TEST_END};
 
 TAP_MAIN(tests)

@@ -5,10 +5,10 @@
 #include "tap.h"
 
 #define ROOM "!team:test"
-#define MOD "@mod:test"
+#define MOD  "@mod:test"
 #define USER "@user:test"
-#define ALI "@ali:test"
-#define SAM "@sam:test"
+#define ALI  "@ali:test"
+#define SAM  "@sam:test"
 #define LEAD "@lead:test"
 
 /* t->now is 2026-11-18 11:06:40 UTC (Europe/London is UTC in winter) */
@@ -57,16 +57,19 @@ pending_tours(void)
 TEST(add_members)
 {
 	setup();
-	CHECK_INT(run(MOD, "!team add @ali:test --role Data --from 2026-09-01 --until 2026-12-10"), ==, 1);
+	CHECK_INT(run(MOD, "!team add @ali:test --role Data --from 2026-09-01 --until 2026-12-10"),
+	          ==, 1);
 	CHECK_STR(cmdtest_reply(&T, 0),
-		  "Added @ali:test to the team as data, from 2026-09-01, until 2026-12-10.");
+	          "Added @ali:test to the team as data, from 2026-09-01, until 2026-12-10.");
 	CHECK_CONTAINS(T.out_content[0], "\"user_ids\":[]");
 	CHECK_INT(count("SELECT COUNT(*) FROM team_members WHERE room_id = '!team:test' AND"
-			" user_id = '@ali:test' AND role = 'data' AND from_date = '2026-09-01' AND"
-			" until_date = '2026-12-10' AND added_by = '@mod:test'"), ==, 1);
+	                " user_id = '@ali:test' AND role = 'data' AND from_date = '2026-09-01' AND"
+	                " until_date = '2026-12-10' AND added_by = '@mod:test'"),
+	          ==, 1);
 	/* flagged 14 days before the end, at 09:00 */
 	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'team.tour' AND state = 'pending'"
-			" AND due = 1795683600"), ==, 1);
+	                " AND due = 1795683600"),
+	          ==, 1);
 	/* several at once, free-text role, no dates */
 	CHECK_INT(run(MOD, "!team add @sam:test @jo:test --role \"service design\""), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Added @sam:test to the team as service design.");
@@ -77,18 +80,21 @@ TEST(add_members)
 	CHECK_INT(run(MOD, "!team add @ali:test --role policy"), ==, 1);
 	CHECK_STR(cmdtest_reply(&T, 0), "Updated @ali:test: policy.");
 	CHECK_INT(count("SELECT COUNT(*) FROM team_members WHERE user_id = '@ali:test' AND"
-			" role = 'policy' AND until_date = '2026-12-10'"), ==, 1);
+	                " role = 'policy' AND until_date = '2026-12-10'"),
+	          ==, 1);
 	CHECK_INT(pending_tours(), ==, 1);
 	/* a new end date moves the flag; none clears it */
 	CHECK_INT(run(MOD, "!team add @ali:test --role policy --until 2027-01-31"), ==, 1);
 	CHECK_INT(pending_tours(), ==, 1);
 	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'team.tour' AND state = 'pending'"
-			" AND payload LIKE '%2027-01-31%'"), ==, 1);
+	                " AND payload LIKE '%2027-01-31%'"),
+	          ==, 1);
 	CHECK_INT(run(MOD, "!team add @ali:test --role policy --until none"), ==, 1);
 	CHECK_INT(pending_tours(), ==, 0);
 	/* Element pill: display name in the body, the id in m.mentions */
 	CHECK_INT(cmdtest_event(&T, MOD, ROOM, "!team add Kim Lee --role frontline",
-				"{\"m.mentions\":{\"user_ids\":[\"@kim:test\"]}}", NULL, 0), ==, 1);
+	                        "{\"m.mentions\":{\"user_ids\":[\"@kim:test\"]}}", NULL, 0),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Added @kim:test to the team as frontline.");
 	cmdtest_release(&T);
 }
@@ -97,9 +103,11 @@ TEST(add_refusals_store_nothing)
 {
 	setup();
 	CHECK_INT(run(USER, "!team add @ali:test --role data"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "not allowed: !team add needs a power level of at least 50");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "not allowed: !team add needs a power level of at least 50");
 	CHECK_INT(run(MOD, "!team add @ali:test"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "missing --role: give data, digital, policy, frontline");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "missing --role: give data, digital, policy, frontline");
 	CHECK_INT(run(MOD, "!team add --role data"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "missing user");
 	CHECK_INT(run(MOD, "!team add ali --role data"), ==, 1);
@@ -109,12 +117,14 @@ TEST(add_refusals_store_nothing)
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), tlbot_date_forms);
 	CHECK_INT(run(MOD, "!team add @ali:test --role data --until 2026-01-01"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "is in the past");
-	CHECK_INT(run(MOD, "!team add @ali:test --role data --from 2027-03-01 --until 2027-01-01"), ==, 1);
+	CHECK_INT(run(MOD, "!team add @ali:test --role data --from 2027-03-01 --until 2027-01-01"),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "--until 2027-01-01 is before --from 2027-03-01");
 	CHECK_INT(run(MOD, "!team add @ali:test --role data --from"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "usage: !team add");
-	CHECK_INT(run(MOD, "!team add @ali:test --role \"a very long role name that goes on and on and on\""),
-		  ==, 1);
+	CHECK_INT(run(MOD, "!team add @ali:test --role \"a very long role name that goes on and on "
+	                   "and on\""),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "the role is too long");
 	CHECK_INT(count("SELECT COUNT(*) FROM team_members"), ==, 0);
 	CHECK_INT(count("SELECT COUNT(*) FROM jobs"), ==, 0);
@@ -134,12 +144,13 @@ TEST(remove_members)
 	CHECK_INT(count("SELECT COUNT(*) FROM team_members"), ==, 1);
 	CHECK_INT(pending_tours(), ==, 1);
 	CHECK_INT(run(MOD, "!team remove @ali:test"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "@ali:test is not on this team: !team list shows who is");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "@ali:test is not on this team: !team list shows who is");
 	CHECK_INT(run(MOD, "!team remove"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "missing @user");
 	CHECK_INT(run(MOD, "!team remove @sam:test @nobody:test"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Removed @sam:test from the team. Not on the team:"
-		       " @nobody:test.");
+	                                     " @nobody:test.");
 	CHECK_INT(count("SELECT COUNT(*) FROM team_members"), ==, 0);
 	CHECK_INT(pending_tours(), ==, 0);
 	cmdtest_release(&T);
@@ -154,17 +165,20 @@ TEST(list_and_set)
 	CHECK_INT(run(USER, "!team list"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "This room's team · lead not set");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Nobody is on the team yet");
-	CHECK_INT(run(MOD, "!team set --name \"Sheffield <TA> & co\" --region Sheffield --lead @lead:test"),
-		  ==, 1);
+	CHECK_INT(run(MOD, "!team set --name \"Sheffield <TA> & co\" --region Sheffield --lead "
+	                   "@lead:test"),
+	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Team updated: name Sheffield <TA> & co; region"
-		       " Sheffield; lead @lead:test;");
+	                                     " Sheffield; lead @lead:test;");
 	CHECK_CONTAINS(T.out_content[0], "\"user_ids\":[\"@lead:test\"]");
 	CHECK_NOT_CONTAINS(cmdtest_html(&T, 0), "<TA>");
 	run(MOD, "!team add @ali:test --role data --until +10d");
 	run(MOD, "!team add @sam:test --role policy --until 2027-06-30");
 	CHECK_INT(run(USER, "!team list"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Sheffield <TA> & co · region Sheffield · lead @lead:test · 2 members");
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "• @ali:test — data, until 2026-11-28 (⚠ ends in 10 days)");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "Sheffield <TA> & co · region Sheffield · lead @lead:test · 2 members");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "• @ali:test — data, until 2026-11-28 (⚠ ends in 10 days)");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "• @sam:test — policy, until 2027-06-30");
 	CHECK_CONTAINS(cmdtest_html(&T, 0), "<table><thead><tr><th>Member</th>");
 	CHECK_CONTAINS(cmdtest_html(&T, 0), "&lt;TA&gt; &amp; co");
@@ -179,7 +193,8 @@ TEST(list_and_set)
 	CHECK_INT(run(MOD, "!team set --lead nobody"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "--lead: cannot tell who 'nobody' is");
 	CHECK_INT(count("SELECT COUNT(*) FROM teams WHERE name = 'Sheffield <TA> & co' AND"
-			" lead = '@lead:test'"), ==, 1);
+	                " lead = '@lead:test'"),
+	          ==, 1);
 	CHECK_INT(run(MOD, "!team set --lead none --region none"), ==, 1);
 	CHECK_INT(count("SELECT COUNT(*) FROM teams WHERE lead IS NULL AND region IS NULL"), ==, 1);
 	/* paging */
@@ -208,8 +223,9 @@ TEST(tour_flag_to_lead_by_dm)
 	CHECK_INT(cmdtest_jobs(&T), ==, 1);
 	CHECK_STR(T.out_kind[0], "dm");
 	CHECK_STR(T.out_target[0], LEAD);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Heads-up: the tour of duty of @ali:test (data) with Essex"
-		       " ends on 2026-12-10, in 14 days.");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "Heads-up: the tour of duty of @ali:test (data) with Essex"
+	               " ends on 2026-12-10, in 14 days.");
 	CHECK_INT(cmdtest_jobs(&T), ==, 0);
 	cmdtest_release(&T);
 }
@@ -248,7 +264,8 @@ TEST(tour_flag_in_room_when_dms_off_or_no_lead)
 	T.now = NOV19_0900;
 	CHECK_INT(cmdtest_jobs(&T), ==, 1);
 	CHECK_STR(T.out_target[0], ROOM);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "no lead to tell: set one with !team set --lead @name");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "no lead to tell: set one with !team set --lead @name");
 	cmdtest_release(&T);
 }
 
@@ -266,15 +283,13 @@ TEST(tour_flag_dropped_when_removed_or_changed)
 	cmdtest_release(&T);
 }
 
-static const struct tap_test tests[] = {
-	TEST_ENTRY(add_members),
-	TEST_ENTRY(add_refusals_store_nothing),
-	TEST_ENTRY(remove_members),
-	TEST_ENTRY(list_and_set),
-	TEST_ENTRY(tour_flag_to_lead_by_dm),
-	TEST_ENTRY(tour_flag_in_room_when_dms_off_or_no_lead),
-	TEST_ENTRY(tour_flag_dropped_when_removed_or_changed),
-	TEST_END
-};
+static const struct tap_test tests[] = {TEST_ENTRY(add_members),
+                                        TEST_ENTRY(add_refusals_store_nothing),
+                                        TEST_ENTRY(remove_members),
+                                        TEST_ENTRY(list_and_set),
+                                        TEST_ENTRY(tour_flag_to_lead_by_dm),
+                                        TEST_ENTRY(tour_flag_in_room_when_dms_off_or_no_lead),
+                                        TEST_ENTRY(tour_flag_dropped_when_removed_or_changed),
+                                        TEST_END};
 
 TAP_MAIN(tests)
