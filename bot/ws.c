@@ -25,20 +25,20 @@
 #include "tlbot/log.h"
 #include "tlbot/ws.h"
 
-#define STREAM_PATH "/_matrix/client/unstable/stream"
-#define SUBPROTOCOL "m.json"
-#define TICK_US (200 * LWS_US_PER_MS)
+#define STREAM_PATH       "/_matrix/client/unstable/stream"
+#define SUBPROTOCOL       "m.json"
+#define TICK_US           (200 * LWS_US_PER_MS)
 #define RECONNECT_BASE_MS 500
-#define RECONNECT_CAP_MS 30000
+#define RECONNECT_CAP_MS  30000
 
 enum req_state { REQ_QUEUED, REQ_SENT, REQ_DONE, REQ_LOST };
 
 struct ws_req {
 	struct ws_req *next;
-	const char *id;         /* borrowed from the caller (the txnId) */
-	char *text;             /* the request JSON (owned by the caller) */
+	const char *id; /* borrowed from the caller (the txnId) */
+	char *text;     /* the request JSON (owned by the caller) */
 	enum req_state state;
-	json_t *answer;         /* the response object (new reference) */
+	json_t *answer; /* the response object (new reference) */
 };
 
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_UP };
@@ -46,24 +46,24 @@ enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_UP };
 struct tlbot_ws {
 	struct tlbot_daemon *d;
 	/* where to connect (fixed at tlbot_ws_new) */
-	char *address;          /* host name or IP, no brackets */
-	char *host_header;      /* host[:port] */
-	char *path_base;        /* absolute path of the stream endpoint */
-	char *display;          /* ws[s]://host:port/path, never with a token */
+	char *address;     /* host name or IP, no brackets */
+	char *host_header; /* host[:port] */
+	char *path_base;   /* absolute path of the stream endpoint */
+	char *display;     /* ws[s]://host:port/path, never with a token */
 	int port;
 	int tls;
 	int token_in_query;
-	long ping_ms;           /* silence after which the connection is dead */
+	long ping_ms; /* silence after which the connection is dead */
 	long reprobe_ms;
 	int is_auto;
 
 	/* shared with the worker, under lock */
-	int sync_inited;        /* lock and cond initialised */
+	int sync_inited; /* lock and cond initialised */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct lws_context *ctx; /* NULL while the loop is not running */
 	int up;
-	struct ws_req *reqs;     /* queued and sent requests, oldest first */
+	struct ws_req *reqs; /* queued and sent requests, oldest first */
 
 	/* lws thread only */
 	struct lws *wsi;
@@ -71,19 +71,19 @@ struct tlbot_ws {
 	enum conn_state state;
 	int64_t next_connect_ms, last_rx_ms, last_ping_ms;
 	int attempt;
-	int want_ping;           /* 1: ping frame next, 2: ping request next */
+	int want_ping; /* 1: ping frame next, 2: ping request next */
 	unsigned ping_seq;
-	int refused;             /* auto: the handshake was refused: fall back */
+	int refused; /* auto: the handshake was refused: fall back */
 	char refused_why[160];
 	int destroying;
 	struct tlbot_buf rx;
 	int rx_too_big;
-	char *since;             /* the position the current stream continues from */
-	char *auth_header;       /* "Bearer <token>" */
-	char *path;              /* path + query of the current attempt (may hold the token) */
+	char *since;       /* the position the current stream continues from */
+	char *auth_header; /* "Bearer <token>" */
+	char *path;        /* path + query of the current attempt (may hold the token) */
 	unsigned char *tx;
 	size_t txcap;
-	const char *logged;      /* transport last logged: "websocket" or "sync" */
+	const char *logged; /* transport last logged: "websocket" or "sync" */
 };
 
 static long
@@ -131,7 +131,7 @@ parse_url(struct tlbot_ws *ws, const char *url)
 		return -1;
 	p = strstr(url, "://") + 3;
 	path = p + strcspn(p, "/?#");
-	if (*p == '[') {              /* [IPv6]:port */
+	if (*p == '[') { /* [IPv6]:port */
 		host = p + 1;
 		hend = memchr(host, ']', (size_t)(path - host));
 		if (hend == NULL)
@@ -203,13 +203,15 @@ tlbot_ws_new(struct tlbot_daemon *d)
 		return NULL;
 	ws->d = d;
 	if (parse_url(ws, url) != 0) {
-		log_error("websocket: cannot use the URL %s (expected ws[s]://host[:port][/path])", url);
+		log_error("websocket: cannot use the URL %s (expected ws[s]://host[:port][/path])",
+		          url);
 		tlbot_ws_free(ws);
 		return NULL;
 	}
 	/* Test and tuning overrides until these are configuration keys. */
 	ws->ping_ms = env_long("TLBOT_WS_PING_S", TLBOT_WS_PING_S_DEFAULT, 1, 3600) * 1000;
-	ws->reprobe_ms = env_long("TLBOT_WS_REPROBE_S", TLBOT_WS_REPROBE_S_DEFAULT, 1, 86400) * 1000;
+	ws->reprobe_ms =
+	        env_long("TLBOT_WS_REPROBE_S", TLBOT_WS_REPROBE_S_DEFAULT, 1, 86400) * 1000;
 	ws->token_in_query = env_long("TLBOT_WS_TOKEN_IN_QUERY", 0, 0, 1) != 0;
 	ws->is_auto = strcmp(d->cfg->transport, "auto") == 0;
 	tlbot_buf_init(&b, 4096);
@@ -315,12 +317,16 @@ conn_down(struct tlbot_ws *ws, const char *why)
 	ws->next_connect_ms = tlbot_clock_mono_ms() + wait;
 	if (was_up)
 		log_warnx("websocket: connection to %s lost (%s); reconnecting in %ld ms from the "
-			  "stored position", ws->display, why ? why : "closed", wait);
+		          "stored position",
+		          ws->display, why ? why : "closed", wait);
 	else
 		log_warnx("websocket: cannot connect to %s (%s)%s; retrying in %ld ms", ws->display,
-			  why ? why : "failed",
-			  why && strstr(why, "SSL") ? " (TLS: is the certificate valid for this host? "
-			  "set ca_file for a private CA)" : "", wait);
+		          why ? why : "failed",
+		          why && strstr(why, "SSL")
+		                  ? " (TLS: is the certificate valid for this host? "
+		                    "set ca_file for a private CA)"
+		                  : "",
+		          wait);
 }
 
 static void
@@ -376,7 +382,7 @@ conn_start(struct tlbot_ws *ws, struct lws_context *ctx)
 	ci.local_protocol_name = SUBPROTOCOL;
 	ws->state = CONN_CONNECTING;
 	log_debug("websocket: connecting to %s (%s)", ws->display,
-		  ws->since ? "from the stored position" : "fresh");
+	          ws->since ? "from the stored position" : "fresh");
 	ws->wsi = lws_client_connect_via_info(&ci);
 	if (ws->wsi == NULL && ws->state == CONN_CONNECTING)
 		conn_down(ws, "cannot start the connection");
@@ -429,7 +435,8 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 	const char *id, *next, *method;
 
 	if (!json_is_object(msg)) {
-		log_warnx("websocket: ignoring a message that is not a JSON object (%s)", jerr.text);
+		log_warnx("websocket: ignoring a message that is not a JSON object (%s)",
+		          jerr.text);
 		json_decref(msg);
 		return 0;
 	}
@@ -451,11 +458,13 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 		if (errcode) {
 			const char *etext = json_string_value(json_object_get(err, "error"));
 
-			log_warnx("websocket: the server reported %s: %s", errcode, etext ? etext : "");
+			log_warnx("websocket: the server reported %s: %s", errcode,
+			          etext ? etext : "");
 			if (strcmp(errcode, "M_UNKNOWN_TOKEN") == 0) {
 				log_error("websocket: the homeserver rejected the access token "
-					  "(M_UNKNOWN_TOKEN); restart tlbot to log in again, or give it "
-					  "a new access token");
+				          "(M_UNKNOWN_TOKEN); restart tlbot to log in again, or "
+				          "give it "
+				          "a new access token");
 				tlbot_daemon_fail(d, 2);
 			}
 		} else {
@@ -466,7 +475,7 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 	}
 	if (tlbot_router_apply(&d->router, batch, ws->since) != 0) {
 		log_error("websocket: could not apply an update (see above); nothing of it was "
-			  "kept; reconnecting from the stored position");
+		          "kept; reconnecting from the stored position");
 		json_decref(msg);
 		return -1;
 	}
@@ -492,8 +501,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 			unsigned char **p = in, *end = *p + len;
 
 			if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-							 (unsigned char *)ws->auth_header,
-							 (int)strlen(ws->auth_header), p, end))
+			                                 (unsigned char *)ws->auth_header,
+			                                 (int)strlen(ws->auth_header), p, end))
 				return -1;
 		}
 		break;
@@ -518,7 +527,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		}
 		if (!ws->rx_too_big && tlbot_buf_add(&ws->rx, in, len) != 0) {
 			log_error("websocket: a message exceeds %u bytes; dropping the connection",
-				  TLBOT_WS_MAX_MESSAGE);
+			          TLBOT_WS_MAX_MESSAGE);
 			ws->rx_too_big = 1;
 			return -1;
 		}
@@ -546,8 +555,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		}
 		if (ws->want_ping == 2) {
 			char text[64];
-			int n = snprintf(text, sizeof(text), "{\"id\":\"ping-%u\",\"method\":\"ping\"}",
-					 ++ws->ping_seq);
+			int n = snprintf(text, sizeof(text),
+			                 "{\"id\":\"ping-%u\",\"method\":\"ping\"}",
+			                 ++ws->ping_seq);
 
 			ws->want_ping = 0;
 			lws_callback_on_writable(wsi);
@@ -615,8 +625,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 }
 
 static const struct lws_protocols protocols[] = {
-	{ SUBPROTOCOL, callback, 0, 16 * 1024, 0, NULL, 0 },
-	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+        {SUBPROTOCOL, callback, 0, 16 * 1024, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* The timer: stop flag, reconnects, keepalive. */
@@ -635,11 +645,14 @@ on_tick(lws_sorted_usec_list_t *sul)
 		if (now - ws->last_rx_ms >= ws->ping_ms) {
 			struct lws *dead = ws->wsi;
 
-			log_warnx("websocket: nothing received from %s for %ld s: the connection is "
-				  "dead", ws->display, ws->ping_ms / 1000);
+			log_warnx(
+			        "websocket: nothing received from %s for %ld s: the connection is "
+			        "dead",
+			        ws->display, ws->ping_ms / 1000);
 			conn_down(ws, "keepalive timeout");
 			lws_set_timeout(dead, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		} else if (now - ws->last_rx_ms >= ping_every && now - ws->last_ping_ms >= ping_every) {
+		} else if (now - ws->last_rx_ms >= ping_every &&
+		           now - ws->last_ping_ms >= ping_every) {
 			ws->last_ping_ms = now;
 			ws->want_ping = 1;
 			lws_callback_on_writable(ws->wsi);
@@ -680,7 +693,7 @@ ws_loop(struct tlbot_ws *ws)
 	info.timeout_secs = 10;
 	info.client_ssl_ca_filepath = d->cfg->ca_file;
 	lws_set_log_level(tlbot_log_get_level() >= TLBOT_LOG_DEBUG ? LLL_ERR | LLL_WARN : 0,
-			  lws_log_emit);
+	                  lws_log_emit);
 	ctx = lws_create_context(&info);
 	if (ctx == NULL) {
 		log_error("websocket: cannot create the libwebsockets context; retrying in 5 s");
@@ -724,8 +737,10 @@ tlbot_ws_transport_run(struct tlbot_daemon *d)
 
 		if (!ws_loop(ws))
 			continue; /* stopping, or the context failed and we retry */
-		snprintf(why, sizeof(why), "the WebSocket handshake at %s was refused: %s; "
-			 "re-probing every %ld s", ws->display, ws->refused_why, ws->reprobe_ms / 1000);
+		snprintf(why, sizeof(why),
+		         "the WebSocket handshake at %s was refused: %s; "
+		         "re-probing every %ld s",
+		         ws->display, ws->refused_why, ws->reprobe_ms / 1000);
 		log_transport(ws, "sync", why);
 		d->sync_until_ms = tlbot_clock_mono_ms() + ws->reprobe_ms;
 		tlbot_sync_run(d);
@@ -753,11 +768,14 @@ unlink_req_locked(struct tlbot_ws *ws, struct ws_req *req)
 static long
 status_for(const char *errcode)
 {
-	static const struct { const char *code; long status; } map[] = {
-		{ "M_LIMIT_EXCEEDED", 429 }, { "M_FORBIDDEN", 403 }, { "M_NOT_FOUND", 404 },
-		{ "M_UNKNOWN_TOKEN", 401 }, { "M_MISSING_TOKEN", 401 }, { "M_BAD_JSON", 400 },
-		{ "M_NOT_JSON", 400 }, { "M_INVALID_PARAM", 400 }, { "M_MISSING_PARAM", 400 },
-		{ "M_TOO_LARGE", 413 }, { "M_UNRECOGNIZED", 400 },
+	static const struct {
+		const char *code;
+		long status;
+	} map[] = {
+	        {"M_LIMIT_EXCEEDED", 429}, {"M_FORBIDDEN", 403},     {"M_NOT_FOUND", 404},
+	        {"M_UNKNOWN_TOKEN", 401},  {"M_MISSING_TOKEN", 401}, {"M_BAD_JSON", 400},
+	        {"M_NOT_JSON", 400},       {"M_INVALID_PARAM", 400}, {"M_MISSING_PARAM", 400},
+	        {"M_TOO_LARGE", 413},      {"M_UNRECOGNIZED", 400},
 	};
 	size_t i;
 
@@ -768,9 +786,9 @@ status_for(const char *errcode)
 }
 
 int
-tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type,
-	      const char *txn_id, const char *content_json, char **event_id,
-	      struct tlbot_http_resp *r, enum tlbot_err *e)
+tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type, const char *txn_id,
+              const char *content_json, char **event_id, struct tlbot_http_resp *r,
+              enum tlbot_err *e)
 {
 	struct ws_req req;
 	json_error_t jerr;
@@ -785,7 +803,7 @@ tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type,
 	if (content == NULL)
 		return 1; /* let REST report it */
 	msg = json_pack("{s:s, s:s, s:{s:s, s:s, s:o}}", "id", txn_id, "method", "send", "params",
-			"room_id", room_id, "event_type", event_type, "content", content);
+	                "room_id", room_id, "event_type", event_type, "content", content);
 	memset(&req, 0, sizeof(req));
 	req.id = txn_id;
 	req.text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
@@ -835,13 +853,16 @@ tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type,
 		return -1;
 	}
 	if (req.state == REQ_LOST) {
-		log_info("outbox %s: the WebSocket went down during the send; sending over REST with "
-			 "the same txnId", txn_id);
+		log_info("outbox %s: the WebSocket went down during the send; sending over REST "
+		         "with "
+		         "the same txnId",
+		         txn_id);
 		return 1;
 	}
 	if (req.state != REQ_DONE) {
 		log_warnx("outbox %s: no answer over the WebSocket within %d ms; sending over REST "
-			  "with the same txnId", txn_id, TLBOT_WS_SEND_TIMEOUT_MS);
+		          "with the same txnId",
+		          txn_id, TLBOT_WS_SEND_TIMEOUT_MS);
 		return 1;
 	}
 	err = json_object_get(req.answer, "error");
@@ -852,13 +873,15 @@ tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type,
 		json_t *st = json_object_get(err, "status");
 
 		snprintf(r->errcode, sizeof(r->errcode), "%s", errcode ? errcode : "M_UNKNOWN");
-		snprintf(r->error, sizeof(r->error), "%s", error ? error : "error over the WebSocket");
-		r->status = json_is_integer(st) ? (long)json_integer_value(st) : status_for(r->errcode);
+		snprintf(r->error, sizeof(r->error), "%s",
+		         error ? error : "error over the WebSocket");
+		r->status =
+		        json_is_integer(st) ? (long)json_integer_value(st) : status_for(r->errcode);
 		r->retry_after_ms = json_is_integer(ra) ? (long)json_integer_value(ra) : -1;
 		*e = TLBOT_ERR_HTTP;
 	} else {
 		const char *id = json_string_value(
-			json_object_get(json_object_get(req.answer, "result"), "event_id"));
+		        json_object_get(json_object_get(req.answer, "result"), "event_id"));
 
 		r->status = 200;
 		*event_id = id ? strdup(id) : NULL;

@@ -43,40 +43,40 @@
 #include "tlbot/http.h"
 #include "tlbot/log.h"
 
-#define STREAM_PATH "/_matrix/client/unstable/stream"
-#define API "/_matrix/client/v3"
-#define FRAME_BYTES (16 * 1024)
+#define STREAM_PATH        "/_matrix/client/unstable/stream"
+#define API                "/_matrix/client/v3"
+#define FRAME_BYTES        (16 * 1024)
 #define MAX_CLIENT_MESSAGE (1024 * 1024)
-#define MAX_UPSTREAM_BODY (64u * 1024 * 1024)
-#define MAX_QUEUED_REQS 64
-#define SYNC_TIMEOUT_MS 30000L
-#define TICK_US (200 * LWS_US_PER_MS)
+#define MAX_UPSTREAM_BODY  (64u * 1024 * 1024)
+#define MAX_QUEUED_REQS    64
+#define SYNC_TIMEOUT_MS    30000L
+#define TICK_US            (200 * LWS_US_PER_MS)
 
 struct msg {
 	struct msg *next;
-	size_t len, off;        /* bytes, bytes already written */
-	char *text;             /* owned */
+	size_t len, off; /* bytes, bytes already written */
+	char *text;      /* owned */
 };
 
 struct req {
 	struct req *next;
-	json_t *obj;            /* the request (new reference) */
+	json_t *obj; /* the request (new reference) */
 };
 
 struct conn {
-	struct conn *next;              /* gw.conns, while the socket is open */
-	int refs;                       /* loop + sync thread + request thread */
+	struct conn *next; /* gw.conns, while the socket is open */
+	int refs;          /* loop + sync thread + request thread */
 	unsigned long id;
-	struct lws *wsi;                /* NULL once closed */
-	int closing;                    /* threads: stop */
-	volatile sig_atomic_t abort;    /* curl: abort transfers */
+	struct lws *wsi;             /* NULL once closed */
+	int closing;                 /* threads: stop */
+	volatile sig_atomic_t abort; /* curl: abort transfers */
 	int started;
 	char *token, *user_id, *since, *filter;
 	char peer[64];
 	/* to the client, under gw.lock */
 	struct msg *out_head, *out_tail;
 	size_t out_bytes;
-	int kick;                       /* close: 1 = with a close frame, 2 = at once */
+	int kick; /* close: 1 = with a close frame, 2 = at once */
 	int close_code;
 	char close_reason[64];
 	/* from the client, under gw.lock */
@@ -92,7 +92,7 @@ struct pss {
 };
 
 static struct {
-	char *upstream;                 /* http(s)://host:port, no trailing slash */
+	char *upstream; /* http(s)://host:port, no trailing slash */
 	char *listen_host;
 	int listen_port;
 	char *tls_cert, *tls_key, *ca_file;
@@ -100,7 +100,7 @@ static struct {
 	size_t max_buffer;
 	pthread_mutex_t lock;
 	pthread_cond_t threads_cond;
-	struct lws_context *ctx;        /* under lock for the threads */
+	struct lws_context *ctx; /* under lock for the threads */
 	struct conn *conns;
 	int nconns, nthreads;
 	unsigned long next_id;
@@ -148,8 +148,8 @@ struct upload {
 /* One request to upstream + path. Returns 0 when an HTTP answer arrived
  * (any status, r->status and r->body set), -1 on a network error or abort. */
 static int
-up_request(struct conn *c, const char *method, const char *path, const char *body,
-	   long timeout_ms, struct up_resp *r)
+up_request(struct conn *c, const char *method, const char *path, const char *body, long timeout_ms,
+           struct up_resp *r)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
@@ -267,8 +267,8 @@ queue_locked(struct conn *c, char *text, int bounded)
 	 * larger than the limit still gets through to a client that reads */
 	if (bounded && c->out_bytes > 0 && c->out_bytes + len > gw.max_buffer) {
 		log_warnx("conn %lu (%s): slow consumer: %zu bytes unsent, %zu more would pass the "
-			  "%zu byte limit; disconnecting", c->id, c->user_id, c->out_bytes, len,
-			  gw.max_buffer);
+		          "%zu byte limit; disconnecting",
+		          c->id, c->user_id, c->out_bytes, len, gw.max_buffer);
 		c->kick = 2;
 		c->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
 		snprintf(c->close_reason, sizeof(c->close_reason), "slow consumer");
@@ -339,7 +339,7 @@ static void
 sleep_abortable(struct conn *c, long ms)
 {
 	while (ms > 0 && !closing(c)) {
-		struct timespec ts = { 0, 100 * 1000000L };
+		struct timespec ts = {0, 100 * 1000000L};
 
 		nanosleep(&ts, NULL);
 		ms -= 100;
@@ -350,8 +350,8 @@ sleep_abortable(struct conn *c, long ms)
 static int
 batch_empty(const json_t *b)
 {
-	static const char *const sections[] = { "join", "invite", "leave", "knock" };
-	static const char *const lists[] = { "account_data", "presence", "to_device" };
+	static const char *const sections[] = {"join", "invite", "leave", "knock"};
+	static const char *const lists[] = {"account_data", "presence", "to_device"};
 	const json_t *rooms = json_object_get(b, "rooms"), *dl;
 	size_t i;
 
@@ -378,9 +378,9 @@ error_from(const struct up_resp *r, int ok)
 	if (!json_is_object(e) || !json_is_string(json_object_get(e, "errcode"))) {
 		json_decref(e);
 		e = ok ? json_pack("{s:s, s:s}", "errcode", "M_UNKNOWN", "error",
-				   "unexpected answer from the homeserver")
+		                   "unexpected answer from the homeserver")
 		       : json_pack("{s:s, s:s}", "errcode", "M_UNKNOWN", "error",
-				   "the homeserver could not be reached");
+		                   "the homeserver could not be reached");
 	}
 	if (e)
 		json_object_set_new(e, "status", json_integer(ok ? r->status : 502));
@@ -403,12 +403,14 @@ sync_thread(void *arg)
 		int ok;
 
 		tlbot_buf_init(&path, 64 * 1024);
-		tlbot_buf_printf(&path, API "/sync?timeout=%ld%s%s%s%s", c->since ? SYNC_TIMEOUT_MS : 0,
-				 c->since ? "&since=" : "", c->since ? s : "",
-				 c->filter ? "&filter=" : "", c->filter ? f : "");
+		tlbot_buf_printf(&path, API "/sync?timeout=%ld%s%s%s%s",
+		                 c->since ? SYNC_TIMEOUT_MS : 0, c->since ? "&since=" : "",
+		                 c->since ? s : "", c->filter ? "&filter=" : "",
+		                 c->filter ? f : "");
 		curl_free(s);
 		curl_free(f);
-		ok = up_request(c, "GET", tlbot_buf_str(&path), NULL, SYNC_TIMEOUT_MS + 30000, &r) == 0;
+		ok = up_request(c, "GET", tlbot_buf_str(&path), NULL, SYNC_TIMEOUT_MS + 30000,
+		                &r) == 0;
 		tlbot_buf_release(&path);
 		if (closing(c)) {
 			tlbot_buf_release(&r.body);
@@ -420,7 +422,7 @@ sync_thread(void *arg)
 			long wait = tlbot_backoff_ms(attempt++, 500, 30000);
 
 			if (ok && (r.status == 401 || r.status == 403 ||
-				   (code && strcmp(code, "M_UNKNOWN_TOKEN") == 0))) {
+			           (code && strcmp(code, "M_UNKNOWN_TOKEN") == 0))) {
 				/* tell the client why, then close */
 				pthread_mutex_lock(&gw.lock);
 				queue_json_locked(c, json_pack("{s:O}", "error", e));
@@ -435,14 +437,16 @@ sync_thread(void *arg)
 				 * must start again; tell it and close */
 				pthread_mutex_lock(&gw.lock);
 				queue_json_locked(c, json_pack("{s:O}", "error", e));
-				kick_locked(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "sync refused");
+				kick_locked(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+				            "sync refused");
 				pthread_mutex_unlock(&gw.lock);
 				json_decref(e);
 				tlbot_buf_release(&r.body);
 				break;
 			}
-			log_warnx("conn %lu (%s): upstream /sync failed (HTTP %ld); retrying in %ld ms",
-				  c->id, c->user_id, r.status, wait);
+			log_warnx("conn %lu (%s): upstream /sync failed (HTTP %ld); retrying in "
+			          "%ld ms",
+			          c->id, c->user_id, r.status, wait);
 			json_decref(e);
 			tlbot_buf_release(&r.body);
 			sleep_abortable(c, wait);
@@ -452,7 +456,8 @@ sync_thread(void *arg)
 		b = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &jerr);
 		next = json_string_value(json_object_get(b, "next_batch"));
 		if (next == NULL) {
-			log_warnx("conn %lu: upstream /sync answer without next_batch; retrying", c->id);
+			log_warnx("conn %lu: upstream /sync answer without next_batch; retrying",
+			          c->id);
 			json_decref(b);
 			tlbot_buf_release(&r.body);
 			sleep_abortable(c, 1000);
@@ -501,10 +506,11 @@ run_request(struct conn *c, const json_t *rq)
 	type = json_string_value(json_object_get(params, "event_type"));
 	key = json_string_value(json_object_get(params, "state_key"));
 	content = json_object_get(params, "content");
-	if (room == NULL || type == NULL || (strcmp(method, "send") == 0 && !json_is_object(content)))
+	if (room == NULL || type == NULL ||
+	    (strcmp(method, "send") == 0 && !json_is_object(content)))
 		return json_pack("{s:s, s:{s:s, s:s, s:i}}", "id", id, "error", "errcode",
-				 "M_MISSING_PARAM", "error", "room_id, event_type (and content) required",
-				 "status", 400);
+		                 "M_MISSING_PARAM", "error",
+		                 "room_id, event_type (and content) required", "status", 400);
 	r.status = 0;
 	tlbot_buf_init(&r.body, 1);
 	er = esc(room);
@@ -520,15 +526,16 @@ run_request(struct conn *c, const json_t *rq)
 		tlbot_buf_printf(&path, API "/rooms/%s/state/%s/%s", er, et, ek);
 		if (json_is_object(content)) {
 			body = json_dumps(content, JSON_COMPACT);
-			ok = body && up_request(c, "PUT", tlbot_buf_str(&path), body, 60000, &r) == 0;
+			ok = body &&
+			     up_request(c, "PUT", tlbot_buf_str(&path), body, 60000, &r) == 0;
 		} else {
 			ok = up_request(c, "GET", tlbot_buf_str(&path), NULL, 60000, &r) == 0;
 		}
 	}
 	if (ok && r.status >= 200 && r.status < 300) {
 		json_error_t jerr;
-		json_t *res = json_loadb(r.body.data ? r.body.data : "{}", r.body.len ? r.body.len : 2,
-					 0, &jerr);
+		json_t *res = json_loadb(r.body.data ? r.body.data : "{}",
+		                         r.body.len ? r.body.len : 2, 0, &jerr);
 
 		answer = json_pack("{s:s, s:o}", "id", id, "result", res ? res : json_object());
 	} else {
@@ -613,7 +620,8 @@ admit(struct lws *wsi)
 	ok = gw.nconns < gw.max_conns;
 	pthread_mutex_unlock(&gw.lock);
 	if (!ok) {
-		log_warnx("refusing a connection: %d connections open (--max-connections)", gw.max_conns);
+		log_warnx("refusing a connection: %d connections open (--max-connections)",
+		          gw.max_conns);
 		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
 		return NULL;
 	}
@@ -638,17 +646,18 @@ admit(struct lws *wsi)
 	tlbot_buf_init(&c->rx, MAX_CLIENT_MESSAGE);
 	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
 	ok = up_request(c, "GET", API "/account/whoami", NULL, 15000, &r) == 0;
-	who = ok && r.status == 200 ? json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &jerr)
-				    : NULL;
+	who = ok && r.status == 200
+	              ? json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &jerr)
+	              : NULL;
 	if (json_string_value(json_object_get(who, "user_id")))
 		c->user_id = strdup(json_string_value(json_object_get(who, "user_id")));
 	json_decref(who);
 	tlbot_buf_release(&r.body);
 	if (c->user_id == NULL) {
 		log_info("refusing %s: the homeserver did not accept the token (HTTP %ld)", c->peer,
-			 r.status);
-		lws_return_http_status(wsi, ok && r.status ? (unsigned)r.status : HTTP_STATUS_BAD_GATEWAY,
-				       NULL);
+		         r.status);
+		lws_return_http_status(
+		        wsi, ok && r.status ? (unsigned)r.status : HTTP_STATUS_BAD_GATEWAY, NULL);
 		conn_free(c);
 		return NULL;
 	}
@@ -671,25 +680,26 @@ on_client_message(struct conn *c, const char *text, size_t len)
 	pthread_mutex_lock(&gw.lock);
 	if (!json_is_object(rq) || method == NULL) {
 		queue_json_locked(c, json_pack("{s:o, s:{s:s, s:s, s:i}}", "id",
-					       id ? json_string(id) : json_null(), "error",
-					       "errcode", "M_BAD_JSON", "error",
-					       "expected {\"id\", \"method\", \"params\"}", "status", 400));
+		                               id ? json_string(id) : json_null(), "error",
+		                               "errcode", "M_BAD_JSON", "error",
+		                               "expected {\"id\", \"method\", \"params\"}",
+		                               "status", 400));
 	} else if (strcmp(method, "ping") == 0) {
-		queue_json_locked(c, json_pack("{s:o, s:{}}", "id", id ? json_string(id) : json_null(),
-					       "result"));
+		queue_json_locked(c, json_pack("{s:o, s:{}}", "id",
+		                               id ? json_string(id) : json_null(), "result"));
 	} else if (id == NULL || *id == '\0') {
 		queue_json_locked(c, json_pack("{s:n, s:{s:s, s:s, s:i}}", "id", "error", "errcode",
-					       "M_BAD_JSON", "error", "id (string) required",
-					       "status", 400));
+		                               "M_BAD_JSON", "error", "id (string) required",
+		                               "status", 400));
 	} else if (strcmp(method, "send") != 0 && strcmp(method, "state") != 0) {
-		queue_json_locked(c, json_pack("{s:s, s:{s:s, s:s, s:i}}", "id", id, "error", "errcode",
-					       "M_UNRECOGNIZED", "error", "unknown method", "status",
-					       400));
+		queue_json_locked(c, json_pack("{s:s, s:{s:s, s:s, s:i}}", "id", id, "error",
+		                               "errcode", "M_UNRECOGNIZED", "error",
+		                               "unknown method", "status", 400));
 	} else if (c->nreqs >= MAX_QUEUED_REQS) {
 		queue_json_locked(c, json_pack("{s:s, s:{s:s, s:s, s:i, s:i}}", "id", id, "error",
-					       "errcode", "M_LIMIT_EXCEEDED", "error",
-					       "too many requests in flight", "retry_after_ms", 1000,
-					       "status", 429));
+		                               "errcode", "M_LIMIT_EXCEEDED", "error",
+		                               "too many requests in flight", "retry_after_ms",
+		                               1000, "status", 429));
 	} else {
 		struct req *q = calloc(1, sizeof(*q));
 
@@ -776,7 +786,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		pthread_mutex_unlock(&gw.lock);
 		c->started = 1;
 		log_info("conn %lu (%s, %s): streaming %s", c->id, c->user_id, c->peer,
-			 c->since ? "from the client's position" : "from the start (initial sync)");
+		         c->since ? "from the client's position" : "from the start (initial sync)");
 		if (start_threads(c) != 0)
 			return -1;
 		break;
@@ -787,7 +797,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 			tlbot_buf_reset(&c->rx);
 		if (tlbot_buf_add(&c->rx, in, len) != 0) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-					 (unsigned char *)"message too big", 15);
+			                 (unsigned char *)"message too big", 15);
 			return -1;
 		}
 		if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
@@ -809,8 +819,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 
 			snprintf(reason_text, sizeof(reason_text), "%s", c->close_reason);
 			pthread_mutex_unlock(&gw.lock);
-			lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason_text,
-					 strlen(reason_text));
+			lws_close_reason(wsi, (enum lws_close_status)code,
+			                 (unsigned char *)reason_text, strlen(reason_text));
 			return -1;
 		}
 		m = c->out_head;
@@ -822,9 +832,11 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 			unsigned char frame[LWS_PRE + FRAME_BYTES];
 
 			n = m->len - m->off > FRAME_BYTES ? FRAME_BYTES : m->len - m->off;
-			flags = lws_write_ws_flags(LWS_WRITE_TEXT, m->off == 0, m->off + n == m->len);
+			flags = lws_write_ws_flags(LWS_WRITE_TEXT, m->off == 0,
+			                           m->off + n == m->len);
 			memcpy(frame + LWS_PRE, m->text + m->off, n);
-			if (lws_write(wsi, frame + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
+			if (lws_write(wsi, frame + LWS_PRE, n, (enum lws_write_protocol)flags) <
+			    (int)n)
 				return -1;
 		}
 		pthread_mutex_lock(&gw.lock);
@@ -885,8 +897,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 }
 
 static const struct lws_protocols protocols[] = {
-	{ "m.json", callback, sizeof(struct pss), 16 * 1024, 0, NULL, 0 },
-	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+        {"m.json", callback, sizeof(struct pss), 16 * 1024, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 static void
@@ -913,40 +925,41 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: tlbot-wsgateway --upstream URL [--listen HOST:PORT] [--tls-cert FILE\n"
-		"                       --tls-key FILE] [--ca-file FILE] [--max-connections N]\n"
-		"                       [--max-buffer-kb N] [--log-level LEVEL]\n"
-		"\n"
-		"Serves the Matrix WebSockets API draft (GET %s, subprotocol\n"
-		"m.json) in front of the homeserver at URL: each connection long-polls its /sync\n"
-		"and receives the batches as messages; send and state requests become REST calls.\n"
-		"\n"
-		"  --upstream URL        the homeserver's client API base, e.g. http://127.0.0.1:8008\n"
-		"  --listen HOST:PORT    where to listen (default 127.0.0.1:8009)\n"
-		"  --tls-cert, --tls-key serve wss:// with this certificate and key (optional;\n"
-		"                        usually a reverse proxy terminates TLS)\n"
-		"  --ca-file FILE        CA bundle to verify an https upstream\n"
-		"  --max-connections N   concurrent streams (default 256)\n"
-		"  --max-buffer-kb N     unsent data per connection before it is disconnected as\n"
-		"                        a slow consumer (default 8192)\n"
-		"  --log-level LEVEL     error, warn, info (default) or debug\n",
-		STREAM_PATH);
+	        "usage: tlbot-wsgateway --upstream URL [--listen HOST:PORT] [--tls-cert FILE\n"
+	        "                       --tls-key FILE] [--ca-file FILE] [--max-connections N]\n"
+	        "                       [--max-buffer-kb N] [--log-level LEVEL]\n"
+	        "\n"
+	        "Serves the Matrix WebSockets API draft (GET %s, subprotocol\n"
+	        "m.json) in front of the homeserver at URL: each connection long-polls its /sync\n"
+	        "and receives the batches as messages; send and state requests become REST calls.\n"
+	        "\n"
+	        "  --upstream URL        the homeserver's client API base, e.g. "
+	        "http://127.0.0.1:8008\n"
+	        "  --listen HOST:PORT    where to listen (default 127.0.0.1:8009)\n"
+	        "  --tls-cert, --tls-key serve wss:// with this certificate and key (optional;\n"
+	        "                        usually a reverse proxy terminates TLS)\n"
+	        "  --ca-file FILE        CA bundle to verify an https upstream\n"
+	        "  --max-connections N   concurrent streams (default 256)\n"
+	        "  --max-buffer-kb N     unsent data per connection before it is disconnected as\n"
+	        "                        a slow consumer (default 8192)\n"
+	        "  --log-level LEVEL     error, warn, info (default) or debug\n",
+	        STREAM_PATH);
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "upstream", required_argument, NULL, 'u' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "tls-cert", required_argument, NULL, 'c' },
-		{ "tls-key", required_argument, NULL, 'k' },
-		{ "ca-file", required_argument, NULL, 'a' },
-		{ "max-connections", required_argument, NULL, 'm' },
-		{ "max-buffer-kb", required_argument, NULL, 'b' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	        {"upstream", required_argument, NULL, 'u'},
+	        {"listen", required_argument, NULL, 'l'},
+	        {"tls-cert", required_argument, NULL, 'c'},
+	        {"tls-key", required_argument, NULL, 'k'},
+	        {"ca-file", required_argument, NULL, 'a'},
+	        {"max-connections", required_argument, NULL, 'm'},
+	        {"max-buffer-kb", required_argument, NULL, 'b'},
+	        {"log-level", required_argument, NULL, 'L'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct lws_context_creation_info info;
 	struct sigaction sa;
@@ -958,13 +971,27 @@ main(int argc, char **argv)
 	gw.max_conns = 256;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'u': gw.upstream = strdup(optarg); break;
-		case 'l': listen_arg = optarg; break;
-		case 'c': gw.tls_cert = optarg; break;
-		case 'k': gw.tls_key = optarg; break;
-		case 'a': gw.ca_file = optarg; break;
-		case 'm': gw.max_conns = atoi(optarg); break;
-		case 'b': max_kb = atol(optarg); break;
+		case 'u':
+			gw.upstream = strdup(optarg);
+			break;
+		case 'l':
+			listen_arg = optarg;
+			break;
+		case 'c':
+			gw.tls_cert = optarg;
+			break;
+		case 'k':
+			gw.tls_key = optarg;
+			break;
+		case 'a':
+			gw.ca_file = optarg;
+			break;
+		case 'm':
+			gw.max_conns = atoi(optarg);
+			break;
+		case 'b':
+			max_kb = atol(optarg);
+			break;
 		case 'L':
 			if (tlbot_log_parse_level(optarg, &lvl) != 0) {
 				fprintf(stderr, "tlbot-wsgateway: bad --log-level '%s'\n", optarg);
@@ -972,8 +999,12 @@ main(int argc, char **argv)
 			}
 			tlbot_log_set_level(lvl);
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 64;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 64;
 		}
 	}
 	if (gw.upstream == NULL || optind < argc || gw.max_conns <= 0 || max_kb <= 0 ||
@@ -1036,9 +1067,10 @@ main(int argc, char **argv)
 	if (gw.ctx == NULL)
 		fatalx("cannot listen on %s (see above)", listen_arg);
 	log_info("tlbot-wsgateway %s: %s://%s:%d%s -> %s (max %d connections, %ld KiB each)",
-		 TLBOT_VERSION, gw.tls_cert ? "wss" : "ws", gw.listen_host, gw.listen_port, STREAM_PATH,
-		 gw.upstream, gw.max_conns, max_kb);
-	printf("LISTENING %s://%s:%d\n", gw.tls_cert ? "wss" : "ws", gw.listen_host, gw.listen_port);
+	         TLBOT_VERSION, gw.tls_cert ? "wss" : "ws", gw.listen_host, gw.listen_port,
+	         STREAM_PATH, gw.upstream, gw.max_conns, max_kb);
+	printf("LISTENING %s://%s:%d\n", gw.tls_cert ? "wss" : "ws", gw.listen_host,
+	       gw.listen_port);
 	fflush(stdout);
 	lws_sul_schedule(gw.ctx, 0, &gw.tick, on_tick, TICK_US);
 	while (!stopping)

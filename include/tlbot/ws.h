@@ -21,10 +21,10 @@ struct tlbot_ws;
 
 /* Defaults until they are configuration keys (see ws.c for the test
  * overrides read from the environment). */
-#define TLBOT_WS_PING_S_DEFAULT 60      /* a silent connection is dead after this */
-#define TLBOT_WS_REPROBE_S_DEFAULT 600  /* auto: re-probe the WebSocket this often */
-#define TLBOT_WS_SEND_TIMEOUT_MS 10000  /* wait for a send's answer, then use REST */
-#define TLBOT_WS_MAX_MESSAGE (64u * 1024 * 1024) /* cap on one reassembled message */
+#define TLBOT_WS_PING_S_DEFAULT    60                  /* a silent connection is dead after this */
+#define TLBOT_WS_REPROBE_S_DEFAULT 600                 /* auto: re-probe the WebSocket this often */
+#define TLBOT_WS_SEND_TIMEOUT_MS   10000               /* wait for a send's answer, then use REST */
+#define TLBOT_WS_MAX_MESSAGE       (64u * 1024 * 1024) /* cap on one reassembled message */
 
 /* New transport state for d (d->cfg, d->base_url, d->token must be set).
  * Returns NULL on out of memory or a bad websocket_url (logged). Caller
@@ -45,8 +45,8 @@ int tlbot_ws_transport_run(struct tlbot_daemon *d);
  * (connection dropped, timeout): the caller sends over REST with the same
  * txn_id, which the homeserver de-duplicates. Returns -1 when stopping. */
 int tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type,
-		  const char *txn_id, const char *content_json, char **event_id,
-		  struct tlbot_http_resp *r, enum tlbot_err *e);
+                  const char *txn_id, const char *content_json, char **event_id,
+                  struct tlbot_http_resp *r, enum tlbot_err *e);
 
 /* Whether the socket is up now (for logs and tests). */
 int tlbot_ws_connected(struct tlbot_ws *ws);
