@@ -200,11 +200,25 @@ col_str(sqlite3_stmt *s, int i)
 	return (const char *)sqlite3_column_text(s, i);
 }
 
+/* A store error is not the user's fault: the core rolls the batch back and
+ * retries it later. */
 static int
 db_fail(struct tlbot_ctx *ctx)
 {
-	return tlbot_fail(ctx, "database error (%s): nothing was changed, please try again",
-	                  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+	return tlbot_db_error(ctx, "challenge");
+}
+
+/* A name for room: the team's name, else the room's m.room.name, else NULL.
+ * New string (caller frees). */
+static char *
+room_label(struct tlbot_ctx *ctx, const char *room)
+{
+	char *name = NULL;
+
+	if (query_text(tlbot_ctx_db(ctx), &name, "SELECT name FROM teams WHERE room_id = ?", "t",
+	               room) < 0)
+		name = NULL;
+	return name ? name : tlbot_ctx_room_name(ctx, room);
 }
 
 /* -------------------------------------------------------------- records */
@@ -330,19 +344,23 @@ load_arg(struct tlbot_ctx *ctx, const char *arg, struct challenge *c)
 	return 0;
 }
 
-/* Changes are made in the challenge's own room, where the power levels that
- * allowed them apply. Returns 0, or fails the command. */
+/* The power levels of the challenge's own room govern changes to it: from
+ * another room (or a DM with the bot) the sender needs the write power
+ * there too. Returns 0, or fails the command. */
 static int
 require_here(struct tlbot_ctx *ctx, const struct challenge *c)
 {
-	const char *room = tlbot_ctx_room(ctx);
+	const char *room = tlbot_ctx_room(ctx), *sender = tlbot_ctx_sender(ctx);
 
-	if (room == NULL || strcmp(room, c->room_id) != 0)
-		return tlbot_fail(ctx,
-		                  "C-%lld belongs to another room: change it there"
-		                  " (%schallenge show C-%lld shows where)",
-		                  (long long)c->id, tlbot_ctx_prefix(ctx), (long long)c->id);
-	return 0;
+	if (room && strcmp(room, c->room_id) == 0)
+		return 0;
+	if (sender && (tlbot_ctx_is_admin(ctx, sender) ||
+	               tlbot_ctx_power(ctx, c->room_id, sender) >= tlbot_ctx_power_needed(ctx)))
+		return 0;
+	return tlbot_fail(ctx,
+	                  "not allowed: C-%lld belongs to another room, and changing it needs a"
+	                  " power level of at least %d there (or to be a tlbot admin)",
+	                  (long long)c->id, tlbot_ctx_power_needed(ctx));
 }
 
 /* Record a change. Returns the history row id, or -1. */
@@ -805,7 +823,7 @@ recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
 }
 
 static int
-due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	struct challenge c;
@@ -890,7 +908,7 @@ due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 }
 
 static int
-overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *room = job->room_id;
@@ -955,6 +973,20 @@ overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	return more ? schedule_overdue(ctx, room) : 0;
 }
 
+/* Job entry points: every failure inside is a store (or memory) error, so
+ * the core rolls back and retries the job on a later tick. */
+static int
+due_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	return due_fire_(ctx, job) != 0 ? tlbot_db_error(ctx, "challenge.due reminder") : 0;
+}
+
+static int
+overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	return overdue_fire_(ctx, job) != 0 ? tlbot_db_error(ctx, "challenge.overdue listing") : 0;
+}
+
 /* ------------------------------------------------------------ handlers */
 
 /* Notify newly assigned people by direct message (the room reply already
@@ -968,9 +1000,7 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
 	size_t i;
 	int rc = 0;
 
-	if (query_text(tlbot_ctx_db(ctx), &team, "SELECT name FROM teams WHERE room_id = ?", "t",
-	               c->room_id) < 0)
-		return -1;
+	team = room_label(ctx, c->room_id);
 	tlbot_buf_init(&href, 1024);
 	tlbot_buf_printf(&href, "https://matrix.to/#/%s", c->room_id);
 	for (i = 0; rc == 0 && i < u->n; i++) {
@@ -1382,12 +1412,14 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		tlbot_msg_html(&m, "</td>");
 		if (wide) {
-			const char *team = col_str(s, 6);
+			char *name = col_str(s, 6) ? NULL : tlbot_ctx_room_name(ctx, col_str(s, 1));
+			const char *team = col_str(s, 6) ? col_str(s, 6) : name;
 
 			tlbot_msg_html(&m, "<td>");
 			tlbot_msg_plain(&m, team ? " — team " : " — room ");
 			tlbot_msg_text(&m, team ? team : col_str(s, 1));
 			tlbot_msg_html(&m, "</td>");
+			free(name);
 		}
 		tlbot_msg_html(&m, "</tr>");
 	}
@@ -1563,8 +1595,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
 	if (query_int(db, &nhist, "SELECT COUNT(*) FROM challenge_history WHERE challenge_id = ?",
-	              "i", c.id) < 0 ||
-	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", c.room_id) < 0) {
+	              "i", c.id) < 0) {
 		challenge_release(&c);
 		return db_fail(ctx);
 	}
@@ -1588,6 +1619,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_text(&m, c.region);
 	}
 	if (tlbot_ctx_room(ctx) == NULL || strcmp(tlbot_ctx_room(ctx), c.room_id) != 0) {
+		team = room_label(ctx, c.room_id);
 		field_line(&m, "Room:");
 		tlbot_msg_text(&m, team ? team : c.room_id);
 	}

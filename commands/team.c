@@ -145,11 +145,12 @@ col_str(sqlite3_stmt *s, int i)
 	return (const char *)sqlite3_column_text(s, i);
 }
 
+/* A store error is not the user's fault: the core rolls the batch back and
+ * retries it later. */
 static int
 db_fail(struct tlbot_ctx *ctx)
 {
-	return tlbot_fail(ctx, "database error (%s): nothing was changed, please try again",
-	                  sqlite3_errmsg(tlbot_ctx_db(ctx)));
+	return tlbot_db_error(ctx, "team");
 }
 
 /* ----------------------------------------------------------------- dates */
@@ -445,7 +446,7 @@ schedule_tour(struct tlbot_ctx *ctx, const char *room, const char *user, const c
 }
 
 static int
-tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	char *user = NULL, *until = NULL, *lead = NULL, *role = NULL, *team = NULL;
@@ -489,6 +490,8 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
 	            0)
 		goto out;
+	if (team == NULL)
+		team = tlbot_ctx_room_name(ctx, job->room_id);
 	date_days(until, &end);
 	left = end - today(ctx);
 
@@ -531,6 +534,14 @@ out:
 	free(role);
 	free(team);
 	return rc;
+}
+
+/* Job entry point: failures inside are store (or memory) errors, so the
+ * core rolls back and retries on a later tick. */
+static int
+tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
+{
+	return tour_fire_(ctx, job) != 0 ? tlbot_db_error(ctx, "team.tour flag") : 0;
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -770,6 +781,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto fail;
 	}
 	tlbot_msg_init(&m);
+	if (name == NULL)
+		name = tlbot_ctx_room_name(ctx, room);
 	tlbot_msg_bold(&m, name ? name : "This room's team");
 	if (region) {
 		tlbot_msg_text(&m, " · region ");

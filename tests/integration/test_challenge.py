@@ -121,7 +121,7 @@ class Challenge(unittest.TestCase):
         dm = self.dm_room_of(self.sam)
         ev = self.sam.wait_for(dm, mx.body_contains(f"assigned you to {cid} Family hubs"), timeout=20)
         self.assertEqual(ev["sender"], self.bot.user_id)
-        self.assertIn("as its lead", body(ev))
+        self.assertIn("in Sheffield TA as its lead", body(ev))   # the room's name, linked
         self.assertIn("!notify off", body(ev))
         # an Element pill: the body has the display name, m.mentions the id
         self.kim.set_displayname("Kim Lee")

@@ -257,14 +257,20 @@ TEST(assign_refusals)
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_assignees"), ==, 0);
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history"), ==, 1);
 	CHECK_INT(count("SELECT COUNT(*) FROM outbox WHERE kind = 'dm'"), ==, 0);
-	/* changes happen in the challenge's own room */
-	CHECK_INT(cmdtest_run(&T, MOD, ROOM2, "!challenge assign C-1 @sam:test"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-1 belongs to another room");
+	/* from another room, the power levels of the challenge's room apply */
+	cmdtest_power(&T, ROOM2, "@mod2:test", 50);
+	CHECK_INT(cmdtest_run(&T, "@mod2:test", ROOM2, "!challenge assign C-1 @sam:test"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0),
+	               "not allowed: C-1 belongs to another room, and changing"
+	               " it needs a power level of at least 50 there");
 	/* a closed challenge is reopened first */
 	run(MOD, "!challenge status C-1 dropped");
 	CHECK_INT(run(MOD, "!challenge assign C-1 @sam:test"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-1 is dropped: reopen it first");
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_assignees"), ==, 0);
+	/* a moderator of both rooms may change it from either */
+	CHECK_INT(cmdtest_run(&T, MOD, ROOM2, "!challenge status C-1 active"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "is now active (was dropped)");
 	cmdtest_release(&T);
 }
 
