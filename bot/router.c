@@ -251,7 +251,17 @@ handle_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int
 			  sender);
 		return 0;
 	}
-	return handle_message(rt, room_id, ev, is_dm);
+	if (!rt->isolate)
+		return handle_message(rt, room_id, ev, is_dm);
+	if (tlbot_store_exec(rt->st, "SAVEPOINT ev") != 0)
+		return -1;
+	if (handle_message(rt, room_id, ev, is_dm) != 0) {
+		log_error("room %s event %s from %s: handling failed again; skipped so the "
+			  "other events go on (the event stays marked handled)", room_id, event_id, sender);
+		if (tlbot_store_exec(rt->st, "ROLLBACK TO ev") != 0)
+			return -1;
+	}
+	return tlbot_store_exec(rt->st, "RELEASE ev");
 }
 
 /* An invite: join when the inviter and the room are allowed, else decline. */

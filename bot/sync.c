@@ -126,7 +126,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 {
 	struct tlbot_http_resp r;
 	char *since = NULL;
-	int attempt = 0;
+	int attempt = 0, apply_failures = 0;
 
 	tlbot_sync_prepare(d);
 	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
@@ -171,14 +171,20 @@ tlbot_sync_run(struct tlbot_daemon *d)
 			tlbot_daemon_sleep(d, wait);
 			continue;
 		}
+		/* after repeated failures, isolate each event so one poison
+		 * event is skipped instead of stalling every room */
+		d->router.isolate = apply_failures >= 3;
 		if (tlbot_router_apply(&d->router, r.json, since) != 0) {
 			long wait = tlbot_backoff_ms(attempt++, 500, 60000);
 
+			apply_failures++;
 			log_error("sync: could not apply a batch (see above); nothing of it was kept; "
-				  "retrying in %ld ms", wait);
+				  "retrying in %ld ms%s", wait, apply_failures >= 3 ?
+				  ", event by event" : "");
 			tlbot_daemon_sleep(d, wait);
 			continue;
 		}
+		apply_failures = 0;
 		if (attempt > 0)
 			log_info("sync: recovered after %d failed attempts", attempt);
 		attempt = 0;

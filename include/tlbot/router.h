@@ -30,6 +30,12 @@ struct tlbot_router {
 	 * committed and is retried). NULL callback: no gap filling. */
 	json_t *(*fill_gap)(void *arg, const char *room_id, const char *prev_batch);
 	void *fill_arg;
+	/* Set by the transport after a batch failed several times in a row:
+	 * each message then runs in its own savepoint, and one whose handling
+	 * fails is logged and skipped (marked handled), so a single poison
+	 * event cannot stall the bot. A store that cannot write at all (disk
+	 * full) still fails the whole batch, which is retried. */
+	int isolate;
 	struct tlbot_rate rate[TLBOT_RATE_SLOTS];
 	/* figures */
 	uint64_t batches, events, commands, replies;

@@ -227,7 +227,34 @@ TEST(power_levels_and_creator_rule)
 	cmdtest_release(&t);
 }
 
+TEST(poison_event_isolated_after_failures)
+{
+	struct cmdtest t;
+	struct tlbot_router rt;
+	json_t *b;
+
+	setup(&t);
+	/* a store that refuses one particular reply, as a latent bug would */
+	tlbot_store_exec(&t.st, "CREATE TEMP TRIGGER poison BEFORE INSERT ON outbox"
+			 " WHEN NEW.content LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+	b = batch("s2", "!r:test", json_pack("[o,o,o]", msg("$1", "@a:test", "!ping", "m.text"),
+					      msg("$2", "@a:test", "!help poison", "m.text"),
+					      msg("$3", "@a:test", "!ping", "m.text")), 0);
+	tlbot_router_init(&rt, &t.cfg, t.cfg.user_id, &t.st);
+	CHECK_INT(tlbot_router_apply(&rt, b, "s1"), ==, -1); /* all or nothing */
+	cmdtest_collect(&t);
+	CHECK_INT((int)t.nout, ==, 0);
+	rt.isolate = 1;
+	CHECK_INT(tlbot_router_apply(&rt, b, "s1"), ==, 0); /* the others go on */
+	json_decref(b);
+	cmdtest_collect(&t);
+	CHECK_INT((int)t.nout, ==, 2);
+	CHECK_INT(tlbot_store_event_seen(&t.st, "$2"), ==, 1);
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(poison_event_isolated_after_failures),
 	TEST_ENTRY(first_sync_marks_history_handled),
 	TEST_ENTRY(answers_once_and_ignores_own_notice_outsider),
 	TEST_ENTRY(malformed_events_skipped),
