@@ -107,7 +107,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	const char *type = jstr(ev, "type");
 	struct tlbot_ctx ctx;
 	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
-	char txn_base[300];
+	char txn_base[300], *pilled = NULL;
 	int rc = 0, r;
 	size_t i;
 
@@ -139,10 +139,21 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	} else if (body == NULL) {
 		goto out;
 	}
+	/* display-name pills become user ids, so "assign C-1 Kim Lee" reads
+	 * as the id Element linked */
+	if (ctx.redacts == NULL) {
+		const char *html = ctx.replaces ? jstr(json_object_get(content, "m.new_content"), "formatted_body")
+						: jstr(content, "formatted_body");
+
+		pilled = tlbot_pills_to_ids(body, html);
+		if (pilled)
+			body = pilled;
+	}
 	ctx.body = body;
-	tlbot_mentions_collect(body, jstr(content, "formatted_body"),
-			       json_object_get(json_object_get(content, "m.mentions"), "user_ids"),
-			       collect_mention, &ctx);
+	/* Mentions come from the text itself (pills and plain ids). m.mentions
+	 * alone is not trusted: clients add the sender of the message replied
+	 * to, who must not be assigned by accident. */
+	tlbot_mentions_collect(body, jstr(content, "formatted_body"), NULL, collect_mention, &ctx);
 
 	if (ctx.replaces == NULL && ctx.redacts == NULL) {
 		struct tlbot_cmdline probe;
@@ -206,6 +217,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 			break;
 	}
 out:
+	free(pilled);
 	tlbot_ctx_release(&ctx);
 	return rc;
 }

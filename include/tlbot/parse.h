@@ -98,6 +98,12 @@ size_t tlbot_mentions_collect(const char *body, const char *formatted_body,
 			      const struct json_t *mentions_user_ids,
 			      void (*fn)(const char *user_id, void *arg), void *arg);
 
+/* Element writes a mention pill as the display name in the plain body and
+ * a matrix.to link in formatted_body. Returns a new body (caller frees)
+ * where each pill's display name is replaced by its user id, in order, or
+ * NULL when there is nothing to replace. */
+char *tlbot_pills_to_ids(const char *body, const char *formatted_body);
+
 /* Optimal string alignment distance (Damerau-Levenshtein without editing
  * a substring twice), in bytes, for "did you mean". O(len(a) * len(b)). */
 size_t tlbot_edit_distance(const char *a, const char *b);

@@ -123,7 +123,29 @@ TEST(backoff_bounds)
 	}
 }
 
+TEST(pills_become_ids)
+{
+	char *b;
+
+	b = tlbot_pills_to_ids("!challenge assign C-1 Kim Lee and Jo",
+			       "!challenge assign C-1 <a href=\"https://matrix.to/#/@kim:test\">Kim Lee</a>"
+			       " and <a href='https://matrix.to/#/%40jo%3Aexample.org?via=x'>Jo</a>");
+	CHECK_STR(b, "!challenge assign C-1 @kim:test and @jo:example.org");
+	free(b);
+	/* entities in the display name; a non-user link is left alone */
+	b = tlbot_pills_to_ids("ask Tom & Jerry about https://gov.uk",
+			       "ask <a href=\"https://matrix.to/#/@tj:test\">Tom &amp; Jerry</a> about "
+			       "<a href=\"https://gov.uk\">https://gov.uk</a>");
+	CHECK_STR(b, "ask @tj:test about https://gov.uk");
+	free(b);
+	CHECK(tlbot_pills_to_ids("no pills here", "no <b>pills</b> here") == NULL);
+	CHECK(tlbot_pills_to_ids("x", NULL) == NULL);
+	/* a pill whose text is not in the body (edited elsewhere) changes nothing */
+	CHECK(tlbot_pills_to_ids("plain", "<a href=\"https://matrix.to/#/@a:b\">Someone</a>") == NULL);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(pills_become_ids),
 	TEST_ENTRY(escapes_user_text_and_builds_mentions),
 	TEST_ENTRY(empty_mentions_always_present),
 	TEST_ENTRY(overflow_is_an_error_not_a_cut),

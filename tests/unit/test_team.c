@@ -91,9 +91,13 @@ TEST(add_members)
 	          ==, 1);
 	CHECK_INT(run(MOD, "!team add @ali:test --role policy --until none"), ==, 1);
 	CHECK_INT(pending_tours(), ==, 0);
-	/* Element pill: display name in the body, the id in m.mentions */
+	/* Element pill: display name in the body, a matrix.to link in the HTML
+	 * and the id in m.mentions */
 	CHECK_INT(cmdtest_event(&T, MOD, ROOM, "!team add Kim Lee --role frontline",
-	                        "{\"m.mentions\":{\"user_ids\":[\"@kim:test\"]}}", NULL, 0),
+	                        "{\"m.mentions\":{\"user_ids\":[\"@kim:test\"]},"
+	                        "\"format\":\"org.matrix.custom.html\",\"formatted_body\":"
+	                        "\"!team add <a href=\\\"https://matrix.to/#/@kim:test\\\">Kim Lee</a> --role frontline\"}",
+	                        NULL, 0),
 	          ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "Added @kim:test to the team as frontline.");
 	cmdtest_release(&T);
