@@ -129,7 +129,7 @@ def proc_mem_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[k] = int(v.split()[0])
     return out
 
@@ -414,6 +414,8 @@ class LatencyBench:
         floor, reply, added, missing = self.collect(sent)
         cpu = proc_cpu_s(self.pid) - cpu0
         res = {"command": kind, "mode": mode, "rate": rate, "commands": len(sent),
+               "added_minus_floor_p50_ms": (summary(added).get("p50") or 0) -
+               (summary(floor).get("p50") or 0),
                "seconds": round(secs, 2), "achieved_rate": round(len(sent) / secs, 1) if secs else None,
                "missing_replies": missing, "max_schedule_lag_ms": round(lag, 2),
                "floor_ms": summary(floor), "reply_ms": summary(reply),
@@ -488,6 +490,8 @@ class LatencyBench:
             "reply_p99_ms": head["reply_ms"]["p99"],
             "added_p50_ms": head["added_ms"]["p50"],
             "added_p99_ms": head["added_ms"]["p99"],
+            # the bot's own share, roughly: added minus one more homeserver hop
+            "added_minus_floor_p50_ms": head["added_minus_floor_p50_ms"],
             "cpu_s_per_10k_commands": cost["cpu_s_per_10k_commands"],
             "rss_peak_kb_10k_commands": cost["rss_peak_kb"],
         })
@@ -534,7 +538,10 @@ def rss_bench(args, out):
             hs.ensure_user(local, "botpass")
             setup = hs.login(local, "botpass")
             t = time.monotonic()
-            bulk_rooms(hs.url, setup.token, n, [alice.user_id])
+            # full: each room also has alice invited (a member event in its
+            # state and timeline); quick/smoke: the bot alone, 5x faster to make
+            invite = [] if args.quick else [alice.user_id]
+            bulk_rooms(hs.url, setup.token, n, invite)
             made = time.monotonic() - t
             bot = mx.Bot(hs, os.path.join(args.work, f"bot-rooms-{n}"),
                          user_id=f"@{local}:localhost", config_extra=bot_config())
@@ -551,12 +558,16 @@ def rss_bench(args, out):
             time.sleep(args.settle_s)
             m2 = proc_mem_kb(bot.proc.pid)
             bot.stop()
-            res[str(n)] = {"rooms": n, "create_rooms_s": round(made, 1),
+            res[str(n)] = {"rooms": n, "members": "bot" + (" + 1 invited" if invite else ""),
+                           "create_rooms_s": round(made, 1),
                            "first_sync_to_idle_s": round(ready, 2),
                            "rss_idle_kb": m1.get("VmRSS"), "rss_peak_kb": m1.get("VmHWM"),
+                           "rss_anon_idle_kb": m1.get("RssAnon"),
+                           "rss_file_idle_kb": m1.get("RssFile"),
                            "restart_rss_idle_kb": m2.get("VmRSS"),
                            "restart_rss_peak_kb": m2.get("VmHWM")}
-            log(f"rss: {n} rooms (made in {made:.1f} s): idle {m1.get('VmRSS')} kB, peak "
+            log(f"rss: {n} rooms (made in {made:.1f} s): idle {m1.get('VmRSS')} kB (anon "
+                f"{m1.get('RssAnon')}, file {m1.get('RssFile')}), peak "
                 f"{m1.get('VmHWM')} kB; after a restart idle {m2.get('VmRSS')} kB, peak "
                 f"{m2.get('VmHWM')} kB")
     finally:
@@ -777,10 +788,11 @@ def table(out):
     rs = out.get("rss")
     if rs:
         lines.append("")
-        lines.append(f"{'rooms':>6s}{'idle kB':>10s}{'peak kB':>10s}{'restart idle':>14s}"
-                     f"{'restart peak':>14s}{'to idle s':>11s}")
+        lines.append(f"{'rooms':>6s}{'idle kB':>10s}{'anon kB':>10s}{'file kB':>10s}"
+                     f"{'peak kB':>10s}{'restart idle':>14s}{'restart peak':>14s}{'to idle s':>11s}")
         for n, r in rs.items():
-            lines.append(f"{n:>6s}{r['rss_idle_kb']:>10d}{r['rss_peak_kb']:>10d}"
+            lines.append(f"{n:>6s}{r['rss_idle_kb']:>10d}{r['rss_anon_idle_kb']:>10d}"
+                         f"{r['rss_file_idle_kb']:>10d}{r['rss_peak_kb']:>10d}"
                          f"{r['restart_rss_idle_kb']:>14d}{r['restart_rss_peak_kb']:>14d}"
                          f"{r['first_sync_to_idle_s']:>11.2f}")
     s = out.get("startup")
