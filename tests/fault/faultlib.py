@@ -1,0 +1,77 @@
+"""Helpers shared by the fault tests (tests/fault/test_*.py): who answered
+what, read from the homeserver's own record of every room event."""
+
+import calendar
+import collections
+import os
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mx  # noqa: E402,F401
+
+
+def utc(y, mo, d, h, mi, s=0):
+    return calendar.timegm((y, mo, d, h, mi, s))
+
+
+def body(ev):
+    return (ev.get("content") or {}).get("body") or ""
+
+
+def in_reply_to(ev):
+    rel = (ev.get("content") or {}).get("m.relates_to") or {}
+    return (rel.get("m.in_reply_to") or {}).get("event_id")
+
+
+def bot_messages(hs, room, bot_user):
+    """Every m.room.message the bot sent in room, oldest first."""
+    return [e for e in hs.all_events(room)
+            if e.get("sender") == bot_user and e.get("type") == "m.room.message"]
+
+
+def replies_by_command(hs, room, bot_user):
+    """{command event id: [reply events]} for every bot reply in room."""
+    out = collections.defaultdict(list)
+    for ev in bot_messages(hs, room, bot_user):
+        target = in_reply_to(ev)
+        if target:
+            out[target].append(ev)
+    return out
+
+
+def unprompted(hs, room, bot_user):
+    """The bot's messages in room that answer no command (jobs: reminders,
+    stand-up prompts and summaries...)."""
+    return [e for e in bot_messages(hs, room, bot_user) if not in_reply_to(e)]
+
+
+def count_replies(hs, rooms, bot_user, cmds):
+    """cmds: [(room, event_id)] -> (lost, duplicated) lists of (room, event_id)."""
+    per_room = {r: replies_by_command(hs, r, bot_user) for r in set(r for r, _ in cmds)}
+    lost = [(r, e) for r, e in cmds if len(per_room[r].get(e, [])) == 0]
+    dup = [(r, e) for r, e in cmds if len(per_room[r].get(e, [])) > 1]
+    return lost, dup
+
+
+def wait_all_replied(hs, bot_user, cmds, timeout, poll=0.3):
+    """Wait until every (room, event_id) in cmds has at least one reply.
+    -> the lost list (empty on success)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lost, _ = count_replies(hs, None, bot_user, cmds)
+        if not lost or time.monotonic() > deadline:
+            return lost
+        time.sleep(poll)
+
+
+def db_ro(path):
+    """The bot's database, read-only (the bot may be running)."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+
+
+def figures(name, **kw):
+    """Print one line of figures for the CI log."""
+    parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in kw.items())
+    print(f"\n[{name}] {parts}", file=sys.stderr, flush=True)
