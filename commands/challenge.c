@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "tlbot/command.h"
+#include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
 
 #define PAGE_SIZE    10  /* challenges per page of !challenge list */
@@ -79,121 +80,6 @@ static const char *const statuses[] = {"open", "active", "paused", "done", "drop
 
 /* ------------------------------------------------------------------ store */
 
-/* Prepare sql and bind one parameter per letter of types: 't' text (a NULL
- * pointer binds NULL), 'i' int64_t. Returns the statement (caller
- * finalizes) or NULL. */
-static sqlite3_stmt *
-prepv(sqlite3 *db, const char *sql, const char *types, va_list ap)
-{
-	sqlite3_stmt *s;
-	int i;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		return NULL;
-	for (i = 0; types && types[i]; i++) {
-		int rc;
-
-		if (types[i] == 'i') {
-			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
-		} else {
-			const char *v = va_arg(ap, const char *);
-
-			rc = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT)
-			       : sqlite3_bind_null(s, i + 1);
-		}
-		if (rc != SQLITE_OK) {
-			sqlite3_finalize(s);
-			return NULL;
-		}
-	}
-	return s;
-}
-
-static sqlite3_stmt *
-prep(sqlite3 *db, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	return s;
-}
-
-/* Run a statement to completion. Returns 0 or -1. */
-static int
-exec(sqlite3 *db, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	if (s == NULL)
-		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		;
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* The first column of the first row as an integer: 0 and *out, 1 if no
- * row, -1 on error. */
-static int
-query_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-}
-
-/* The first column of the first row as a new string (NULL for SQL NULL):
- * 0, 1 if no row, -1 on error. */
-static int
-query_text(sqlite3 *db, char **out, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-	int rc;
-
-	*out = NULL;
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-		*out = strdup((const char *)sqlite3_column_text(s, 0));
-		if (*out == NULL)
-			rc = SQLITE_NOMEM;
-	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-}
-
-static char *
-col_dup(sqlite3_stmt *s, int i)
-{
-	const unsigned char *t = sqlite3_column_text(s, i);
-
-	return t ? strdup((const char *)t) : NULL;
-}
-
 static const char *
 col_str(sqlite3_stmt *s, int i)
 {
@@ -215,7 +101,7 @@ room_label(struct tlbot_ctx *ctx, const char *room)
 {
 	char *name = NULL;
 
-	if (query_text(tlbot_ctx_db(ctx), &name, "SELECT name FROM teams WHERE room_id = ?", "t",
+	if (tlbot_db_text(tlbot_ctx_db(ctx), &name, "SELECT name FROM teams WHERE room_id = ?", "t",
 	               room) < 0)
 		name = NULL;
 	return name ? name : tlbot_ctx_room_name(ctx, room);
@@ -250,7 +136,7 @@ challenge_release(struct challenge *c)
 static int
 challenge_load(sqlite3 *db, int64_t id, struct challenge *c)
 {
-	sqlite3_stmt *s = prep(db,
+	sqlite3_stmt *s = tlbot_db_prep(db,
 	                       "SELECT id, room_id, title, description, region, sponsor, lead,"
 	                       " due, status, outcome, created_by, created_at, created_event"
 	                       " FROM challenges WHERE id = ?",
@@ -263,18 +149,18 @@ challenge_load(sqlite3 *db, int64_t id, struct challenge *c)
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		c->id = sqlite3_column_int64(s, 0);
-		c->room_id = col_dup(s, 1);
-		c->title = col_dup(s, 2);
-		c->description = col_dup(s, 3);
-		c->region = col_dup(s, 4);
-		c->sponsor = col_dup(s, 5);
-		c->lead = col_dup(s, 6);
-		c->due = col_dup(s, 7);
-		c->status = col_dup(s, 8);
-		c->outcome = col_dup(s, 9);
-		c->created_by = col_dup(s, 10);
+		c->room_id = tlbot_db_col_dup(s, 1);
+		c->title = tlbot_db_col_dup(s, 2);
+		c->description = tlbot_db_col_dup(s, 3);
+		c->region = tlbot_db_col_dup(s, 4);
+		c->sponsor = tlbot_db_col_dup(s, 5);
+		c->lead = tlbot_db_col_dup(s, 6);
+		c->due = tlbot_db_col_dup(s, 7);
+		c->status = tlbot_db_col_dup(s, 8);
+		c->outcome = tlbot_db_col_dup(s, 9);
+		c->created_by = tlbot_db_col_dup(s, 10);
 		c->created_at = sqlite3_column_int64(s, 11);
-		c->created_event = col_dup(s, 12);
+		c->created_event = tlbot_db_col_dup(s, 12);
 	}
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
@@ -370,7 +256,7 @@ history_add(struct tlbot_ctx *ctx, const struct challenge *c, const char *action
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 
-	if (exec(db,
+	if (tlbot_db_exec(db,
 	         "INSERT INTO challenge_history(challenge_id, room_id, at, actor, action,"
 	         " field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	         "itittttt", c->id, c->room_id, (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_sender(ctx),
@@ -380,35 +266,6 @@ history_add(struct tlbot_ctx *ctx, const struct challenge *c, const char *action
 }
 
 /* ----------------------------------------------------------------- dates */
-
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
-}
 
 /* Days since the epoch of a YYYY-MM-DD date. Returns 0 or -1. */
 static int
@@ -421,7 +278,7 @@ date_days(const char *s, int64_t *out)
 	for (i = 0; i < 10; i++)
 		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
 			return -1;
-	*out = days_from_civil(atoi(s), atoi(s + 5), atoi(s + 8));
+	*out = tlbot_date_days(atoi(s), atoi(s + 5), atoi(s + 8));
 	return 0;
 }
 
@@ -430,7 +287,7 @@ days_date(int64_t z, char out[11])
 {
 	int y, m, d;
 
-	civil_from_days(z, &y, &m, &d);
+	tlbot_date_civil(z, &y, &m, &d);
 	if (y < 0 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31) {
 		snprintf(out, 11, "0000-00-00");
 		return;
@@ -457,7 +314,7 @@ at_remind_hour(struct tlbot_ctx *ctx, int64_t z, time_t *out)
 {
 	int y, m, d;
 
-	civil_from_days(z, &y, &m, &d);
+	tlbot_date_civil(z, &y, &m, &d);
 	return tlbot_tz_mktime(tlbot_ctx_default_tz(ctx), y, m, d, REMIND_HOUR, 0, out);
 }
 
@@ -742,7 +599,7 @@ schedule_overdue(struct tlbot_ctx *ctx, const char *room)
 
 	if (tlbot_tz_local(tlbot_ctx_default_tz(ctx), now, &tm) != 0)
 		return -1;
-	z = days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	z = tlbot_date_days(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 	ahead = (8 - tm.tm_wday) % 7; /* days until Monday */
 	for (;;) {
 		if (at_remind_hour(ctx, z + ahead, &at) != 0)
@@ -799,7 +656,7 @@ recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
 
 	if (c->lead && n < max)
 		out[n++] = strdup(c->lead);
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
 	         " ORDER BY assigned_at, rowid",
 	         "i", c->id);
@@ -833,7 +690,7 @@ due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	sqlite3_stmt *s;
 	struct tlbot_msg m;
 
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT json_extract(?1, '$.id'), json_extract(?1, '$.due'),"
 	         " json_extract(?1, '$.days')",
 	         "t", job->payload);
@@ -841,7 +698,7 @@ due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		id = sqlite3_column_int64(s, 0);
-		due = col_dup(s, 1);
+		due = tlbot_db_col_dup(s, 1);
 		days = sqlite3_column_int64(s, 2);
 	}
 	sqlite3_finalize(s);
@@ -922,7 +779,7 @@ overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		return 0;
 	days_date(now_day, today_s);
 	if (!job->missed) {
-		s = prep(db,
+		s = tlbot_db_prep(db,
 		         "SELECT id, title, due, lead, status FROM challenges WHERE room_id = ?"
 		         " AND status IN ('open','active','paused') AND due IS NOT NULL AND due < ?"
 		         " ORDER BY due, id LIMIT 30",
@@ -965,7 +822,7 @@ overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	if (rc != 0)
 		return -1;
 	/* next week, while the room has open challenges with a due date */
-	if (query_int(db, &more,
+	if (tlbot_db_int(db, &more,
 	              "SELECT EXISTS (SELECT 1 FROM challenges WHERE room_id = ? AND"
 	              " status IN ('open','active','paused') AND due IS NOT NULL)",
 	              "t", room) < 0)
@@ -1049,7 +906,7 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u, 
 	size_t i;
 
 	for (i = 0; i < u->n; i++) {
-		if (exec(db,
+		if (tlbot_db_exec(db,
 		         "INSERT INTO challenge_assignees(challenge_id, user_id, assigned_by,"
 		         " assigned_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		         "itti", c->id, u->v[i], tlbot_ctx_sender(ctx),
@@ -1068,7 +925,7 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u, 
 
 		if (dup == NULL)
 			return -1;
-		if (exec(db, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) !=
+		if (tlbot_db_exec(db, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) !=
 		            0 ||
 		    history_add(ctx, c, "lead", "lead", c->lead, lead) < 0) {
 			free(dup);
@@ -1130,7 +987,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	if (region == NULL || *region == '\0') {
 		/* the team's region is the default */
-		if (query_text(db, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
+		if (tlbot_db_text(db, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
 		               tlbot_ctx_room(ctx)) < 0) {
 			rc = db_fail(ctx);
 			goto out;
@@ -1142,7 +999,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		rc = db_fail(ctx);
 		goto out;
 	}
-	if (exec(db,
+	if (tlbot_db_exec(db,
 	         "INSERT INTO challenges(id, room_id, title, description, region, sponsor,"
 	         " due, status, created_by, created_at, created_event)"
 	         " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
@@ -1328,7 +1185,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (!all && !mine)
 		room = tlbot_ctx_room(ctx);
 	wide = room == NULL; /* listing across rooms: show the team */
-	if (query_int(db, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) <
+	if (tlbot_db_int(db, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) <
 	    0)
 		return db_fail(ctx);
 	if (page_check(ctx, page, total, PAGE_SIZE) != 0)
@@ -1364,7 +1221,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                region ? ", region " : "", region ? region : "", st,
 		                (long long)total, (long long)page, (long long)pages);
 	}
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
 	         " (SELECT COUNT(*) FROM challenge_assignees a WHERE a.challenge_id = "
 	         "c.id)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
@@ -1496,7 +1353,7 @@ static int
 append_history(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t offset,
                int64_t limit)
 {
-	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx),
+	sqlite3_stmt *s = tlbot_db_prep(tlbot_ctx_db(ctx),
 	                       "SELECT at, actor, action, field, old, new"
 	                       " FROM challenge_history WHERE challenge_id = ? ORDER BY id"
 	                       " LIMIT ? OFFSET ?",
@@ -1540,13 +1397,13 @@ append_experiments(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
 	int64_t have = 0;
 	int n = 0;
 
-	if (query_int(db, &have,
+	if (tlbot_db_int(db, &have,
 	              "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'"
 	              " AND name = 'experiments')",
 	              NULL) != 0 ||
 	    !have)
 		return;
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT id, title, status FROM experiments WHERE challenge_id = ?"
 	         " ORDER BY id LIMIT 50",
 	         "i", id);
@@ -1594,7 +1451,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
-	if (query_int(db, &nhist, "SELECT COUNT(*) FROM challenge_history WHERE challenge_id = ?",
+	if (tlbot_db_int(db, &nhist, "SELECT COUNT(*) FROM challenge_history WHERE challenge_id = ?",
 	              "i", c.id) < 0) {
 		challenge_release(&c);
 		return db_fail(ctx);
@@ -1636,7 +1493,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	else
 		tlbot_msg_text(&m, "none");
 	field_line(&m, "Assigned:");
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
 	         " ORDER BY assigned_at, rowid",
 	         "i", c.id);
@@ -1692,7 +1549,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (page_arg(ctx, args, &page) != 0 || load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
-	if (query_int(tlbot_ctx_db(ctx), &total,
+	if (tlbot_db_int(tlbot_ctx_db(ctx), &total,
 	              "SELECT COUNT(*) FROM challenge_history WHERE"
 	              " challenge_id = ?",
 	              "i", c.id) < 0) {
@@ -1760,7 +1617,7 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		int nteam = 0, full = 0;
 
 		days_date(today(ctx), today_s);
-		s = prep(db,
+		s = tlbot_db_prep(db,
 		         "SELECT user_id FROM team_members WHERE room_id = ? AND"
 		         " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id",
 		         "tt", c.room_id, today_s);
@@ -1879,7 +1736,7 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	for (i = 0; i < u.n; i++) {
-		if (exec(db,
+		if (tlbot_db_exec(db,
 		         "DELETE FROM challenge_assignees WHERE challenge_id = ? AND user_id = ?",
 		         "it", c.id, u.v[i]) != 0) {
 			db_fail(ctx);
@@ -1895,7 +1752,7 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			goto out;
 		}
 		if (c.lead && strcmp(c.lead, u.v[i]) == 0) {
-			if (exec(db, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) !=
+			if (tlbot_db_exec(db, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) !=
 			            0 ||
 			    history_add(ctx, &c, "lead", "lead", c.lead, NULL) < 0) {
 				db_fail(ctx);
@@ -1965,13 +1822,13 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	was_closed = is_closed(c.status);
-	if (exec(db, "UPDATE challenges SET status = ? WHERE id = ?", "ti", want, c.id) != 0 ||
+	if (tlbot_db_exec(db, "UPDATE challenges SET status = ? WHERE id = ?", "ti", want, c.id) != 0 ||
 	    (rev = history_add(ctx, &c, "status", "status", c.status, want)) < 0) {
 		db_fail(ctx);
 		goto out;
 	}
 	if (note && *note) {
-		if (exec(db, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) !=
+		if (tlbot_db_exec(db, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) !=
 		            0 ||
 		    history_add(ctx, &c, "status", "outcome", c.outcome, note) < 0) {
 			db_fail(ctx);
@@ -2021,7 +1878,7 @@ edit_field(struct tlbot_ctx *ctx, struct challenge *c, const char *column, const
 		return 0;
 	/* column comes from the fixed list in cmd_edit, never from input */
 	snprintf(sql, sizeof(sql), "UPDATE challenges SET %s = ? WHERE id = ?", column);
-	if (exec(tlbot_ctx_db(ctx), sql, "ti", nv, c->id) != 0)
+	if (tlbot_db_exec(tlbot_ctx_db(ctx), sql, "ti", nv, c->id) != 0)
 		return -1;
 	h = history_add(ctx, c, "edited", label, *cur, nv);
 	if (h < 0)
@@ -2125,7 +1982,7 @@ out:
 static int
 ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, char **event_id)
 {
-	sqlite3_stmt *s = prep(tlbot_ctx_db(ctx),
+	sqlite3_stmt *s = tlbot_db_prep(tlbot_ctx_db(ctx),
 	                       "SELECT title, room_id, created_event FROM"
 	                       " challenges WHERE id = ?",
 	                       "i", num);
@@ -2136,9 +1993,9 @@ ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, cha
 		return -1;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		*title = col_dup(s, 0);
-		*room_id = col_dup(s, 1);
-		*event_id = col_dup(s, 2);
+		*title = tlbot_db_col_dup(s, 0);
+		*room_id = tlbot_db_col_dup(s, 1);
+		*event_id = tlbot_db_col_dup(s, 2);
 	}
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)

@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "tlbot/command.h"
+#include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
 
 #define PAGE_SIZE      20
@@ -54,91 +55,6 @@ static const char *const known_roles[] = {"data", "digital", "policy", "frontlin
 
 /* ------------------------------------------------------------------ store */
 
-/* Prepare sql and bind one parameter per letter of types: 't' text (a NULL
- * pointer binds NULL), 'i' int64_t. Returns the statement or NULL. */
-static sqlite3_stmt *
-prepv(sqlite3 *db, const char *sql, const char *types, va_list ap)
-{
-	sqlite3_stmt *s;
-	int i;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		return NULL;
-	for (i = 0; types && types[i]; i++) {
-		int rc;
-
-		if (types[i] == 'i') {
-			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
-		} else {
-			const char *v = va_arg(ap, const char *);
-
-			rc = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT)
-			       : sqlite3_bind_null(s, i + 1);
-		}
-		if (rc != SQLITE_OK) {
-			sqlite3_finalize(s);
-			return NULL;
-		}
-	}
-	return s;
-}
-
-static sqlite3_stmt *
-prep(sqlite3 *db, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	return s;
-}
-
-/* Run a statement to completion. Returns 0 or -1. */
-static int
-exec(sqlite3 *db, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	if (s == NULL)
-		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		;
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* The first column of the first row as a new string (NULL for SQL NULL):
- * 0, 1 if no row, -1 on error. */
-static int
-query_text(sqlite3 *db, char **out, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-	int rc;
-
-	*out = NULL;
-	va_start(ap, types);
-	s = prepv(db, sql, types, ap);
-	va_end(ap);
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-		*out = strdup((const char *)sqlite3_column_text(s, 0));
-		if (*out == NULL)
-			rc = SQLITE_NOMEM;
-	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-}
-
 static const char *
 col_str(sqlite3_stmt *s, int i)
 {
@@ -155,35 +71,6 @@ db_fail(struct tlbot_ctx *ctx)
 
 /* ----------------------------------------------------------------- dates */
 
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 static int
 date_days(const char *s, int64_t *out)
 {
@@ -194,7 +81,7 @@ date_days(const char *s, int64_t *out)
 	for (i = 0; i < 10; i++)
 		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
 			return -1;
-	*out = days_from_civil(atoi(s), atoi(s + 5), atoi(s + 8));
+	*out = tlbot_date_days(atoi(s), atoi(s + 5), atoi(s + 8));
 	return 0;
 }
 
@@ -215,7 +102,7 @@ at_remind_hour(struct tlbot_ctx *ctx, int64_t z, time_t *out)
 {
 	int y, m, d;
 
-	civil_from_days(z, &y, &m, &d);
+	tlbot_date_civil(z, &y, &m, &d);
 	return tlbot_tz_mktime(tlbot_ctx_default_tz(ctx), y, m, d, REMIND_HOUR, 0, out);
 }
 
@@ -376,7 +263,7 @@ is_none(const char *v)
 static int
 team_lead(sqlite3 *db, const char *room, char **out)
 {
-	int rc = query_text(db, out, "SELECT lead FROM teams WHERE room_id = ?", "t", room);
+	int rc = tlbot_db_text(db, out, "SELECT lead FROM teams WHERE room_id = ?", "t", room);
 	int64_t have = 0;
 	sqlite3_stmt *s;
 
@@ -384,7 +271,7 @@ team_lead(sqlite3 *db, const char *room, char **out)
 		return -1;
 	if (*out)
 		return 0;
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
 	         " name = 'challenges')",
 	         NULL);
@@ -395,7 +282,7 @@ team_lead(sqlite3 *db, const char *room, char **out)
 	sqlite3_finalize(s);
 	if (!have)
 		return 0;
-	rc = query_text(db, out,
+	rc = tlbot_db_text(db, out,
 	                "SELECT lead FROM challenges WHERE room_id = ? AND status = 'active'"
 	                " AND lead IS NOT NULL ORDER BY id DESC LIMIT 1",
 	                "t", room);
@@ -434,7 +321,7 @@ schedule_tour(struct tlbot_ctx *ctx, const char *room, const char *user, const c
 	if (n < 0)
 		return -1;
 	snprintf(key, sizeof(key), "team.tour.%s|%s|%lld", room, user, (long long)n);
-	if (query_text(tlbot_ctx_db(ctx), &payload, "SELECT json_object('user', ?, 'until', ?)",
+	if (tlbot_db_text(tlbot_ctx_db(ctx), &payload, "SELECT json_object('user', ?, 'until', ?)",
 	               "tt", user, until) != 0 ||
 	    payload == NULL) {
 		free(payload);
@@ -457,7 +344,7 @@ tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 
 	if (job->missed || job->room_id == NULL)
 		return 0;
-	s = prep(db, "SELECT json_extract(?1, '$.user'), json_extract(?1, '$.until')", "t",
+	s = tlbot_db_prep(db, "SELECT json_extract(?1, '$.user'), json_extract(?1, '$.until')", "t",
 	         job->payload);
 	if (s == NULL)
 		return -1;
@@ -471,7 +358,7 @@ tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		goto out;
 	}
 	/* still on the team with the same end date? */
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT role FROM team_members WHERE room_id = ? AND user_id = ? AND"
 	         " until_date = ?",
 	         "ttt", job->room_id, user, until);
@@ -487,7 +374,7 @@ tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		goto out;
 	}
 	if (team_lead(db, job->room_id, &lead) != 0 ||
-	    query_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
+	    tlbot_db_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
 	            0)
 		goto out;
 	if (team == NULL)
@@ -612,7 +499,7 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		int64_t have = 0;
 		sqlite3_stmt *s;
 
-		s = prep(db,
+		s = tlbot_db_prep(db,
 		         "SELECT from_date, until_date FROM team_members WHERE room_id = ? AND"
 		         " user_id = ?",
 		         "tt", room, u.v[i]);
@@ -635,7 +522,7 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			free(cur_until);
 			goto out;
 		}
-		if (exec(db,
+		if (tlbot_db_exec(db,
 		         "INSERT INTO team_members(room_id, user_id, role, from_date, until_date,"
 		         " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, "
 		         "user_id)"
@@ -696,7 +583,7 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	for (i = 0; i < u.n; i++) {
-		if (exec(db, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
+		if (tlbot_db_exec(db, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
 		         room, u.v[i]) != 0)
 			goto dberr;
 		if (sqlite3_changes(db) == 0) {
@@ -759,7 +646,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			return tlbot_fail(ctx, "--page takes a page number like 2, not '%s'", pv);
 		page = n;
 	}
-	s = prep(db, "SELECT name, region, lead FROM teams WHERE room_id = ?", "t", room);
+	s = tlbot_db_prep(db, "SELECT name, region, lead FROM teams WHERE room_id = ?", "t", room);
 	if (s == NULL)
 		return db_fail(ctx);
 	if (sqlite3_step(s) == SQLITE_ROW) {
@@ -768,7 +655,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		set_lead = col_str(s, 2) ? strdup(col_str(s, 2)) : NULL;
 	}
 	sqlite3_finalize(s);
-	s = prep(db, "SELECT COUNT(*) FROM team_members WHERE room_id = ?", "t", room);
+	s = tlbot_db_prep(db, "SELECT COUNT(*) FROM team_members WHERE room_id = ?", "t", room);
 	if (s && sqlite3_step(s) == SQLITE_ROW)
 		total = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
@@ -807,7 +694,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_textf(&m, " · %lld member%s", (long long)total, total == 1 ? "" : "s");
 	if (pages > 1)
 		tlbot_msg_textf(&m, ", page %lld of %lld", (long long)page, (long long)pages);
-	s = prep(db,
+	s = tlbot_db_prep(db,
 	         "SELECT user_id, role, from_date, until_date FROM team_members WHERE room_id = ?"
 	         " ORDER BY role, user_id LIMIT ? OFFSET ?",
 	         "tii", room, (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE));
@@ -893,15 +780,15 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  "--lead: cannot tell who '%s' is: mention them or write their"
 		                  " full id (@name:server)",
 		                  lead_v);
-	if (exec(db, "INSERT INTO teams(room_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+	if (tlbot_db_exec(db, "INSERT INTO teams(room_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 	         "ti", tlbot_ctx_room(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0 ||
-	    (name && exec(db, "UPDATE teams SET name = ? WHERE room_id = ?", "tt",
+	    (name && tlbot_db_exec(db, "UPDATE teams SET name = ? WHERE room_id = ?", "tt",
 	                  is_none(name) ? NULL : name, tlbot_ctx_room(ctx)) != 0) ||
-	    (region && exec(db, "UPDATE teams SET region = ? WHERE room_id = ?", "tt",
+	    (region && tlbot_db_exec(db, "UPDATE teams SET region = ? WHERE room_id = ?", "tt",
 	                    is_none(region) ? NULL : region, tlbot_ctx_room(ctx)) != 0) ||
-	    (lead_v && exec(db, "UPDATE teams SET lead = ? WHERE room_id = ?", "tt", lead,
+	    (lead_v && tlbot_db_exec(db, "UPDATE teams SET lead = ? WHERE room_id = ?", "tt", lead,
 	                    tlbot_ctx_room(ctx)) != 0) ||
-	    exec(db, "UPDATE teams SET updated_at = ? WHERE room_id = ?", "it",
+	    tlbot_db_exec(db, "UPDATE teams SET updated_at = ? WHERE room_id = ?", "it",
 	         (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx)) != 0)
 		return db_fail(ctx);
 	tlbot_msg_init(&m);

@@ -6,6 +6,7 @@
 #define TLBOT_COMMAND_H
 
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -139,6 +140,20 @@ int tlbot_ctx_allowed(const struct tlbot_ctx *ctx, enum tlbot_perm perm, const c
 /* Borrowed. Use only bound parameters (sqlite3_bind_*), never build SQL from
  * input. Do not BEGIN/COMMIT: the caller owns the transaction. */
 sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
+/* Bound-parameter helpers. sql is a string literal; types has one letter
+ * per parameter: 't' text (a NULL pointer binds NULL), 'i' int64_t,
+ * 'd' double. tlbot_db_prep returns a statement the caller finalizes, or
+ * NULL; tlbot_db_exec runs it to completion (0 or -1); tlbot_db_int and
+ * tlbot_db_text give the first column of the first row (0, 1 when there is
+ * no row, -1 on error; the text is a new string, NULL for SQL NULL). */
+sqlite3_stmt *tlbot_db_prepv(sqlite3 *db, const char *sql, const char *types, va_list ap);
+sqlite3_stmt *tlbot_db_prep(sqlite3 *db, const char *sql, const char *types, ...);
+int tlbot_db_exec(sqlite3 *db, const char *sql, const char *types, ...);
+int tlbot_db_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...);
+int tlbot_db_text(sqlite3 *db, char **out, const char *sql, const char *types, ...);
+/* Column i as a new string, NULL for SQL NULL. */
+char *tlbot_db_col_dup(sqlite3_stmt *s, int i);
+
 /* Report a failed store call: logs what and SQLite's message, and marks
  * the batch (or job) for a rollback and a retry later, since a database
  * error is not the user's fault. Returns -1, for
