@@ -473,6 +473,8 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 		json_decref(msg);
 		return 0;
 	}
+	log_debug("websocket: update from %s to %s (%zu bytes)", ws->since ? ws->since : "the start",
+		  next, len);
 	if (tlbot_router_apply(&d->router, batch, ws->since) != 0) {
 		log_error("websocket: could not apply an update (see above); nothing of it was "
 		          "kept; reconnecting from the stored position");

@@ -50,6 +50,7 @@
 #define MAX_UPSTREAM_BODY  (64u * 1024 * 1024)
 #define MAX_QUEUED_REQS    64
 #define SYNC_TIMEOUT_MS    30000L
+#define SYNC_RETRY_CAP_MS  5000L
 #define TICK_US            (200 * LWS_US_PER_MS)
 
 struct msg {
@@ -419,7 +420,8 @@ sync_thread(void *arg)
 		if (!ok || r.status != 200) {
 			json_t *e = error_from(&r, ok);
 			const char *code = json_string_value(json_object_get(e, "errcode"));
-			long wait = tlbot_backoff_ms(attempt++, 500, 30000);
+			/* next to the homeserver: retry soon, the client waits */
+			long wait = tlbot_backoff_ms(attempt++, 250, SYNC_RETRY_CAP_MS);
 
 			if (ok && (r.status == 401 || r.status == 403 ||
 			           (code && strcmp(code, "M_UNKNOWN_TOKEN") == 0))) {
@@ -444,6 +446,9 @@ sync_thread(void *arg)
 				tlbot_buf_release(&r.body);
 				break;
 			}
+			if (json_is_integer(json_object_get(e, "retry_after_ms")))
+				wait = (long)json_integer_value(
+				        json_object_get(e, "retry_after_ms"));
 			log_warnx("conn %lu (%s): upstream /sync failed (HTTP %ld); retrying in "
 			          "%ld ms",
 			          c->id, c->user_id, r.status, wait);

@@ -24,7 +24,10 @@ Faults, through mxhs's fault list (hs.fault(...) with method="WS"):
                              connection (drop mid-stream); "status" sends a
                              close frame 1008 "slow consumer" (what a gateway
                              does to a slow client) and closes.
-  path "/_ws/send/<txnId>"   a send request: "drop" closes without running it,
+  path "/_ws/send/<txnId>"   a send request (faults on the REST PUT .../send/...
+                             path apply too, so a suite's REST faults hit
+                             the send over either transport): "drop" closes
+                             without running it,
                              "drop" + execute=True runs it then closes without
                              answering; "status" answers an error (errcode,
                              retry_after_ms); "delay" waits delay_ms first.
@@ -211,7 +214,15 @@ class Conn:
                                               "id (string) and params (object) required"))
         q = lambda s: urllib.parse.quote(str(s), safe="")
         if method == "send":
-            fault = app.take_fault("WS", "/_ws/send/" + rid, self.user_id)
+            room, etype = params.get("room_id"), params.get("event_type")
+            path = f"{mx.C}/rooms/{q(room)}/send/{q(etype)}/{q(rid)}"
+            # WS faults first, then the REST ones for the same send: a test's
+            # fault on PUT .../send/ hits the request whichever transport
+            # carries it ("truncate" = executed, answer lost)
+            fault = app.take_fault("WS", "/_ws/send/" + rid, self.user_id) or \
+                app.take_fault("PUT", path, self.user_id)
+            if fault and fault["kind"] == "truncate":
+                fault = dict(fault, kind="drop", execute=True)
             if fault and fault["kind"] == "delay":
                 time.sleep(fault["delay_ms"] / 1000.0)
             if fault and fault["kind"] == "drop" and not fault["execute"]:
@@ -225,13 +236,11 @@ class Conn:
                 return self.send_json(self._error(rid, st, fault.get("errcode") or default,
                                                   fault.get("error") or "Injected fault",
                                                   **extra))
-            room, etype = params.get("room_id"), params.get("event_type")
             content = params.get("content")
             if not isinstance(room, str) or not isinstance(etype, str) or \
                     not isinstance(content, dict):
                 return self.send_json(self._error(rid, 400, "M_MISSING_PARAM",
                                                   "room_id, event_type and content required"))
-            path = f"{mx.C}/rooms/{q(room)}/send/{q(etype)}/{q(rid)}"
             try:
                 status, result = self._rest("PUT", path, content)
             except mx.MxError as e:
