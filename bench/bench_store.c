@@ -4,8 +4,8 @@
  * tenth of them in the measured room, the rest over 99 other rooms): one
  * challenge and one experiment are made through the commands themselves,
  * then copied row by row in SQL (every column of the template, with ids,
- * rooms, titles, owners and statuses varied), so the rows are what the
- * commands write. Then each measured command runs as the daemon runs it: a
+ * rooms, titles, owners and statuses varied; their history rows too, spread
+ * over a year), so the rows are what the commands write. Then each measured command runs as the daemon runs it: a
  * one-event batch through tlbot_router_apply(), including its transaction
  * and the reply in the outbox.
  *
@@ -164,7 +164,7 @@ column_expr(const char *table, const char *c, char *out, size_t len)
 		snprintf(out, len, "CASE i %% 4 WHEN 0 THEN 'proposed' WHEN 1 THEN 'running'"
 			 " WHEN 2 THEN 'concluded' ELSE 'abandoned' END");
 	else if (strcmp(c, "status") == 0)
-		snprintf(out, len, "CASE i %% 5 WHEN 0 THEN 'open' WHEN 1 THEN 'active' WHEN 2"
+		snprintf(out, len, "CASE (i / 10) %% 5 WHEN 0 THEN 'open' WHEN 1 THEN 'active' WHEN 2"
 			 " THEN 'paused' WHEN 3 THEN 'done' ELSE 'dropped' END");
 	else if (strcmp(c, "owner") == 0 || strcmp(c, "lead") == 0 || strcmp(c, "created_by") == 0)
 		snprintf(out, len, "printf('@user%%02d:bench', i %% 20)");
@@ -193,6 +193,40 @@ copy_rows(const char *table, long n)
 	sql = sqlite3_mprintf("WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n"
 			      " WHERE i < %ld) INSERT INTO %s(id, %s) SELECT i, %s FROM n, %s t"
 			      " WHERE t.id = 1", n, table, cols, sel, table);
+	rc = tlbot_store_exec(&st, "BEGIN") || tlbot_store_exec(&st, sql) ||
+	     tlbot_store_exec(&st, "COMMIT");
+	sqlite3_free(sql);
+	return rc ? -1 : 0;
+}
+
+/* Give each copy 2..n of the parent row 1 the history rows of row 1:
+ * fk = i, the copy's room, times spread over the past year. 0 or -1. */
+static int
+copy_history(const char *table, const char *fk, const char *parent, long n)
+{
+	char cols[2048], sel[8192], buf[2048], *save = NULL, *c, *sql;
+	size_t k = 0;
+	int rc;
+
+	if (columns(table, cols, sizeof(cols)) != 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", cols);
+	for (c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+		char expr[256];
+
+		if (strcmp(c, fk) == 0)
+			snprintf(expr, sizeof(expr), "i");
+		else if (strcmp(c, "room_id") == 0)
+			snprintf(expr, sizeof(expr), "(SELECT room_id FROM %s WHERE id = i)", parent);
+		else if (strcmp(c, "at") == 0)
+			snprintf(expr, sizeof(expr), "t.at - (i %% 365) * 86400 - i %% 86400");
+		else
+			snprintf(expr, sizeof(expr), "t.%s", c);
+		k += (size_t)snprintf(sel + k, sizeof(sel) - k, "%s%s", k ? ", " : "", expr);
+	}
+	sql = sqlite3_mprintf("WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n"
+			      " WHERE i < %ld) INSERT INTO %s(%s) SELECT %s FROM n, %s t"
+			      " WHERE t.%s = 1", n, table, cols, sel, table, fk);
 	rc = tlbot_store_exec(&st, "BEGIN") || tlbot_store_exec(&st, sql) ||
 	     tlbot_store_exec(&st, "COMMIT");
 	sqlite3_free(sql);
@@ -333,7 +367,9 @@ main(int argc, char **argv)
 	if (have_ch) {
 		run(ROOM0, ME, "!challenge new \"Template challenge\" --region Sheffield --due +12w",
 		    reply, sizeof(reply));
-		if (count("SELECT COUNT(*) FROM challenges") != 1 || copy_rows("challenges", nchal) != 0) {
+		if (count("SELECT COUNT(*) FROM challenges") != 1 || copy_rows("challenges", nchal) != 0 ||
+		    (table_exists("challenge_history") &&
+		     copy_history("challenge_history", "challenge_id", "challenges", nchal) != 0)) {
 			fprintf(stderr, "bench_store: could not make the challenges (reply: %s)\n", reply);
 			have_ch = 0;
 		}
@@ -344,7 +380,9 @@ main(int argc, char **argv)
 		    " 10%.\" --metric \"missed visits\" --baseline 18 --target 10 --unit %",
 		    reply, sizeof(reply));
 		if (count("SELECT COUNT(*) FROM experiments") != 1 ||
-		    copy_rows("experiments", nexp) != 0) {
+		    copy_rows("experiments", nexp) != 0 ||
+		    (table_exists("experiment_history") &&
+		     copy_history("experiment_history", "experiment_id", "experiments", nexp) != 0)) {
 			fprintf(stderr, "bench_store: could not make the experiments (reply: %s)\n",
 				reply);
 			have_exp = 0;
@@ -358,10 +396,12 @@ main(int argc, char **argv)
 		tlbot_store_exec(&st, "UPDATE counters SET value = (SELECT MAX(id) FROM experiments)"
 				 " WHERE name LIKE 'exp%'");
 	tlbot_store_exec(&st, "ANALYZE");
-	fprintf(stderr, "bench_store: %ld challenges, %ld experiments (%ld in the measured room) "
-		"made in %.1f s\n", have_ch ? count("SELECT COUNT(*) FROM challenges") : 0,
+	fprintf(stderr, "bench_store: %ld challenges, %ld experiments (%ld in the measured room), "
+		"%ld + %ld history rows, made in %.1f s\n", have_ch ? count("SELECT COUNT(*) FROM challenges") : 0,
 		have_exp ? count("SELECT COUNT(*) FROM experiments") : 0,
 		have_exp ? count("SELECT COUNT(*) FROM experiments WHERE room_id = '" ROOM0 "'") : 0,
+		table_exists("challenge_history") ? count("SELECT COUNT(*) FROM challenge_history") : 0,
+		table_exists("experiment_history") ? count("SELECT COUNT(*) FROM experiment_history") : 0,
 		(now_ms() - t0) / 1e3);
 
 	printf("{\"challenges\": %ld, \"experiments\": %ld, \"rooms\": %d, \"measured_room\": "
@@ -404,7 +444,21 @@ main(int argc, char **argv)
 				 i * 100 + 1, i + 1, i * 100 + 2);
 			run(ROOM0, who, ans, NULL, 0);
 		}
-		v = measure(ROOM0, ME, "!standup summary", reps, "headline");
+		/* the first summary in a room covers its whole history (here a
+		 * year of it); after that, only what changed since the last
+		 * scheduled summary: yesterday's, the steady state (headline) */
+		measure(ROOM0, ME, "!standup summary", reps, "first summary: a year of history");
+		{
+			char *sql = sqlite3_mprintf("INSERT INTO standup_summaries(room_id, date, at,"
+						    " kind, text) VALUES ('%q', date('now', '-1 day'),"
+						    " %lld, 'scheduled', 'yesterday')", ROOM0,
+						    (long long)time(NULL) - 86400);
+
+			tlbot_store_exec(&st, sql);
+			sqlite3_free(sql);
+		}
+		v = measure(ROOM0, ME, "!standup summary", reps,
+			    "headline: last scheduled summary yesterday");
 		if (v < 0)
 			pending[npending++] = "!standup summary (not available in this build)";
 		HEAD(v);
