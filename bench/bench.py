@@ -250,8 +250,8 @@ class Observer(threading.Thread):
 
 
 class LatencyBench:
-    def __init__(self, args, out):
-        self.args, self.out = args, out
+    def __init__(self, args, out, transport="sync"):
+        self.args, self.out, self.transport = args, out, transport
         self.nsenders = 4
         self.nrooms = 4
 
@@ -261,9 +261,16 @@ class LatencyBench:
         url = self.hs.url
         self.senders = [self.hs.register(f"sender{i}") for i in range(self.nsenders)]
         self.obs_user = self.hs.register("observer")
-        self.bot = mx.Bot(self.hs, os.path.join(a.work, "bot-latency"), config_extra=bot_config(
-            {"admins": [s.user_id for s in self.senders]}))
+        self.bot = mx.Bot(self.hs, os.path.join(a.work, f"bot-latency-{self.transport}"),
+                          config_extra=bot_config({"admins": [s.user_id for s in self.senders],
+                                                   "transport": self.transport}))
         self.bot.start()
+        # the transport in use, as the bot logs it
+        m = self.bot.wait_log(r"transport: (\w+)|starting /sync|sync: starting", timeout=15)
+        self.transport_used = m.group(1) or "sync"
+        if self.transport_used != self.transport:
+            raise RuntimeError(f"asked for transport {self.transport}, the bot uses "
+                               f"{self.transport_used}")
         self.rooms = []
         for i in range(self.nrooms):
             r = self.senders[0].create_room(
@@ -467,22 +474,32 @@ class LatencyBench:
         a = self.args
         self.setup()
         runs = []
-        kinds = ["ping"] + (["write"] if self.write_cmd else [])
+        main = self.transport == "sync"
+        kinds = ["ping"] + (["write"] if self.write_cmd and (main or not a.quick) else [])
         mem0 = proc_mem_kb(self.pid)
         for kind in kinds:
             runs.append(self.run_mode(kind, "closed", per_sender=a.closed_n))
             for rate in (20, 100):
                 runs.append(self.run_mode(kind, "open", rate=rate,
                                           duration=a.open_s_20 if rate == 20 else a.open_s_100))
-        cost = self.cost(a.cost_n)
+        cost = self.cost(a.cost_n) if main else None
         self.obs.stop = True
         self.obs.join(5)
         self.bot.stop()
         self.hs.stop()
         head = next(r for r in runs if r["command"] == "ping" and r["rate"] == 100)
-        self.out["latency"] = {"senders": self.nsenders, "rooms": self.nrooms,
-                               "write_command": self.write_cmd, "runs": runs,
-                               "rss_kb_before": mem0}
+        self.out["latency" if main else f"latency_{self.transport}"] = {
+            "transport": self.transport, "senders": self.nsenders, "rooms": self.nrooms,
+            "write_command": self.write_cmd, "runs": runs, "rss_kb_before": mem0}
+        if not main:
+            p = self.transport
+            self.out["keys"].update({
+                f"{p}_floor_p50_ms": head["floor_ms"]["p50"],
+                f"{p}_reply_p50_ms": head["reply_ms"]["p50"],
+                f"{p}_reply_p99_ms": head["reply_ms"]["p99"],
+                f"{p}_added_p50_ms": head["added_ms"]["p50"],
+                f"{p}_added_p99_ms": head["added_ms"]["p99"]})
+            return
         self.out["cost"] = cost
         self.out["keys"].update({
             "floor_p50_ms": head["floor_ms"]["p50"],
@@ -495,6 +512,12 @@ class LatencyBench:
             "cpu_s_per_10k_commands": cost["cpu_s_per_10k_commands"],
             "rss_peak_kb_10k_commands": cost["rss_peak_kb"],
         })
+
+
+def websocket_bench(args, out):
+    """The same latency runs over the WebSocket transport (mxhs serves the
+    stream), when this build has it."""
+    LatencyBench(args, out, transport="websocket").run()
 
 
 # --------------------------------------------------------------------------
@@ -755,7 +778,8 @@ def table(out):
     lines = []
     k = out["keys"]
     lines.append(f"tlbot benchmarks ({out['mode']}), {out['host']['cpus']} CPUs, "
-                 f"{out['host']['platform']}")
+                 f"{out['host']['platform']}, load average {out['host']['loadavg_start'][0]} at "
+                 f"the start, {out['host'].get('loadavg_end', ['?'])[0]} at the end")
     lines.append("")
     lines.append(f"{'key':34s} {'value':>12s}   target")
     for key in sorted(k):
@@ -765,11 +789,13 @@ def table(out):
             ok = k[key] <= tgt[1] if tgt[0] == "<=" else k[key] >= tgt[1]
             note = f"{tgt[0]} {fmt(tgt[1])}  {'met' if ok else 'MISSED'}"
         lines.append(f"{key:34s} {fmt(k[key]):>12s}   {note}")
-    lat = out.get("latency")
-    if lat:
+    for lat in [out.get("latency"), out.get("latency_websocket")]:
+        if not lat:
+            continue
         lines.append("")
-        lines.append(f"latency (ms; {lat['senders']} senders in {lat['rooms']} rooms; floor = the "
-                     "command seen by another user, added = reply seen minus command seen)")
+        lines.append(f"latency over {lat.get('transport', 'sync')} (ms; {lat['senders']} senders in "
+                     f"{lat['rooms']} rooms; floor = the command seen by another user, added = "
+                     "reply seen minus command seen)")
         lines.append(f"{'command':8s}{'mode':8s}{'rate':>6s}{'n':>6s}{'miss':>5s}"
                      f"{'floor50':>9s}{'floor99':>9s}{'reply50':>9s}{'reply95':>9s}"
                      f"{'reply99':>9s}{'replymax':>9s}{'add50':>8s}{'add95':>8s}{'add99':>8s}"
@@ -844,7 +870,7 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
-    ap.add_argument("--only", default="latency,rss,startup,batch,store")
+    ap.add_argument("--only", default="latency,websocket,rss,startup,batch,store")
     a = ap.parse_args()
     if a.smoke:
         a.quick = True
@@ -863,7 +889,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     out = {"mode": mode, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "loadavg_start": [round(x, 2) for x in os.getloadavg()]},
            "bot": os.environ["TLBOT_BIN"], "keys": {}, "errors": []}
     try:
         out["git"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
@@ -871,7 +898,8 @@ def main():
     except OSError:
         pass
     steps = [("batch", batch_bench), ("store", store_bench), ("startup", startup_bench),
-             ("rss", rss_bench), ("latency", lambda x, o: LatencyBench(x, o).run())]
+             ("rss", rss_bench), ("latency", lambda x, o: LatencyBench(x, o).run()),
+             ("websocket", websocket_bench)]
     only = set(a.only.split(","))
     t = time.monotonic()
     for name, fn in steps:
@@ -885,6 +913,7 @@ def main():
             traceback.print_exc()
             out["errors"].append(f"{name}: {e}")
     out["seconds"] = round(time.monotonic() - t, 1)
+    out["host"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     for key in ("floor_p50_ms", "reply_p50_ms", "reply_p99_ms", "added_p50_ms", "added_p99_ms",
                 "cpu_s_per_10k_commands", "rss_peak_kb_100_rooms", "rss_peak_kb_5000_rooms",
                 "batch_mb_per_s", "batch_events_per_s", "startup_ms", "list_query_ms_100k"):
