@@ -416,7 +416,8 @@ on_answer(struct tlbot_ws *ws, const char *id, json_t *msg)
 		if (q->state == REQ_SENT && strcmp(q->id, id) == 0)
 			break;
 	if (q) {
-		q->answer = json_incref(msg);
+		/* a copy: jansson reference counts are not shared across threads */
+		q->answer = json_deep_copy(msg);
 		q->state = REQ_DONE;
 		pthread_cond_broadcast(&ws->cond);
 	}
@@ -473,8 +474,8 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 		json_decref(msg);
 		return 0;
 	}
-	log_debug("websocket: update from %s to %s (%zu bytes)", ws->since ? ws->since : "the start",
-		  next, len);
+	log_debug("websocket: update from %s to %s (%zu bytes)",
+	          ws->since ? ws->since : "the start", next, len);
 	if (tlbot_router_apply(&d->router, batch, ws->since) != 0) {
 		log_error("websocket: could not apply an update (see above); nothing of it was "
 		          "kept; reconnecting from the stored position");

@@ -33,6 +33,7 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +69,9 @@ struct conn {
 	struct conn *next; /* gw.conns, while the socket is open */
 	int refs;          /* loop + sync thread + request thread */
 	unsigned long id;
-	struct lws *wsi;             /* NULL once closed */
-	int closing;                 /* threads: stop */
-	volatile sig_atomic_t abort; /* curl: abort transfers */
+	struct lws *wsi;  /* NULL once closed */
+	int closing;      /* threads: stop */
+	atomic_int abort; /* curl: abort transfers */
 	int started;
 	char *token, *user_id, *since, *filter;
 	char peer[64];
@@ -108,7 +109,7 @@ static struct {
 	lws_sorted_usec_list_t tick;
 } gw;
 
-static volatile sig_atomic_t stopping;
+static atomic_int stopping; /* lock-free: set from the signal handler */
 
 static void
 on_signal(int sig)
@@ -135,7 +136,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
 static int
 on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
-	const volatile sig_atomic_t *abort_flag = arg;
+	atomic_int *abort_flag = arg;
 
 	(void)a, (void)b, (void)c, (void)d;
 	return *abort_flag || stopping;
@@ -184,7 +185,7 @@ up_request(struct conn *c, const char *method, const char *path, const char *bod
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)&c->abort);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &c->abort);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -709,7 +710,8 @@ on_client_message(struct conn *c, const char *text, size_t len)
 		struct req *q = calloc(1, sizeof(*q));
 
 		if (q) {
-			q->obj = json_incref(rq);
+			q->obj = rq; /* handed over: no reference shared across threads */
+			rq = NULL;
 			if (c->req_tail)
 				c->req_tail->next = q;
 			else
