@@ -10,6 +10,135 @@
 
 static volatile sig_atomic_t *abort_flag;
 
+static int
+hexval(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* A copy of a JSON text with what jansson refuses but a homeserver may
+ * relay from any room member replaced by U+FFFD: lone UTF-16 surrogate
+ * escapes (\ud800) and invalid UTF-8. One such message must not make every
+ * later /sync answer unreadable. Returns 0, or -1 (out of memory). */
+static int
+json_sanitize(const char *in, size_t len, struct tlbot_buf *out)
+{
+	static const char fffd[] = "\\ufffd";
+	size_t i = 0;
+	int in_str = 0;
+
+	while (i < len) {
+		unsigned char c = (unsigned char)in[i];
+		unsigned hi, lo;
+		size_t n;
+
+		if (in_str && c == '\\' && i + 1 < len) {
+			if (in[i + 1] == 'u' && i + 6 <= len && hexval(in + i + 2, &hi) == 0 &&
+			    hi >= 0xd800 && hi <= 0xdfff) {
+				if (hi <= 0xdbff && i + 12 <= len && in[i + 6] == '\\' &&
+				    in[i + 7] == 'u' && hexval(in + i + 8, &lo) == 0 && lo >= 0xdc00 &&
+				    lo <= 0xdfff) {
+					if (tlbot_buf_add(out, in + i, 12) != 0)
+						return -1;
+					i += 12;
+					continue;
+				}
+				if (tlbot_buf_adds(out, fffd) != 0)
+					return -1;
+				i += 6;
+				continue;
+			}
+			if (tlbot_buf_add(out, in + i, 2) != 0)
+				return -1;
+			i += 2;
+			continue;
+		}
+		if (c == '"')
+			in_str = !in_str;
+		n = utf8_len((const unsigned char *)in + i, len - i);
+		if (n == 0) {
+			if (tlbot_buf_adds(out, in_str ? fffd : " ") != 0)
+				return -1;
+			i++;
+			continue;
+		}
+		if (tlbot_buf_add(out, in + i, n) != 0)
+			return -1;
+		i += n;
+	}
+	return 0;
+}
+
+/* Decode a response body. NUL escapes are allowed (C code sees the string
+ * up to the NUL); a body jansson refuses is decoded once more sanitized. */
+static json_t *
+decode_body(const char *data, size_t len, json_error_t *jerr)
+{
+	struct tlbot_buf clean;
+	json_t *j = json_loadb(data, len, JSON_ALLOW_NUL, jerr);
+
+	if (j)
+		return j;
+	tlbot_buf_init(&clean, len * 3 + 16);
+	if (json_sanitize(data, len, &clean) == 0) {
+		json_error_t again;
+
+		j = json_loadb(tlbot_buf_str(&clean), clean.len, JSON_ALLOW_NUL, &again);
+		if (j)
+			log_warnx("a response held invalid Unicode (%s): read with U+FFFD in its place",
+				  jerr->text);
+	}
+	tlbot_buf_release(&clean);
+	return j;
+}
+
 const char *
 tlbot_strerror(enum tlbot_err e)
 {
@@ -224,7 +353,7 @@ tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
 		goto out;
 	}
 	if (r->body.len > 0 && (r->body.data[0] == '{' || r->body.data[0] == '['))
-		r->json = json_loadb(r->body.data, r->body.len, 0, &jerr);
+		r->json = decode_body(r->body.data, r->body.len, &jerr);
 	if (r->json && json_is_object(r->json)) {
 		const char *ec = json_string_value(json_object_get(r->json, "errcode"));
 		const char *em = json_string_value(json_object_get(r->json, "error"));
