@@ -52,12 +52,15 @@ rate_check(struct tlbot_router *rt, const char *user)
 		slot->last_ms = now;
 	}
 	slot->tokens += (double)(now - slot->last_ms) * cap / 60000.0;
-	if (slot->tokens > cap)
+	if (slot->tokens >= cap) {
+		/* quiet long enough to fill the bucket: the next flood is warned
+		 * about again; during one flood, one warning only */
 		slot->tokens = cap;
+		slot->warned = 0;
+	}
 	slot->last_ms = now;
 	if (slot->tokens >= 1.0) {
 		slot->tokens -= 1.0;
-		slot->warned = 0;
 		return 1;
 	}
 	if (slot->warned)
