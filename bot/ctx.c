@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -347,7 +348,25 @@ tlbot_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
 
 	tlbot_buf_reset(&ctx->err);
 	va_start(ap, fmt);
-	tlbot_buf_vprintf(&ctx->err, fmt, ap);
+	if (tlbot_buf_vprintf(&ctx->err, fmt, ap) != 0) {
+		/* longer than the buffer (it quotes a huge argument): cut it
+		 * at a character boundary rather than answer nothing */
+		char line[512];
+		size_t n;
+
+		va_end(ap);
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line) - 4, fmt, ap);
+		n = strlen(line);
+		/* drop the last, perhaps incomplete, UTF-8 character */
+		while (n > 0 && ((unsigned char)line[n - 1] & 0xc0) == 0x80)
+			n--;
+		if (n > 0 && (unsigned char)line[n - 1] >= 0xc0)
+			n--;
+		memcpy(line + n, "\xe2\x80\xa6", 4); /* ... */
+		tlbot_buf_reset(&ctx->err);
+		tlbot_buf_adds(&ctx->err, line);
+	}
 	va_end(ap);
 	/* a refusal is one line */
 	for (i = 0; i < ctx->err.len; i++)
