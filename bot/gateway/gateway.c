@@ -1014,6 +1014,8 @@ main(int argc, char **argv)
 			return 64;
 		}
 	}
+	if (gw.upstream == NULL)
+		fprintf(stderr, "tlbot-wsgateway: --upstream URL is required\n");
 	if (gw.upstream == NULL || optind < argc || gw.max_conns <= 0 || max_kb <= 0 ||
 	    (!gw.tls_cert != !gw.tls_key) ||
 	    (strncmp(gw.upstream, "http://", 7) != 0 && strncmp(gw.upstream, "https://", 8) != 0)) {
