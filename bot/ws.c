@@ -13,6 +13,9 @@
  * to REST with the same txnId. */
 #include <ctype.h>
 #include <libwebsockets.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@
 #define TICK_US           (200 * LWS_US_PER_MS)
 #define RECONNECT_BASE_MS 500
 #define RECONNECT_CAP_MS  30000
+#define TRIM_AFTER_BYTES  (1024 * 1024)
 
 enum req_state { REQ_QUEUED, REQ_SENT, REQ_DONE, REQ_LOST };
 
@@ -78,9 +82,10 @@ struct tlbot_ws {
 	int destroying;
 	struct tlbot_buf rx;
 	int rx_too_big;
-	char *since;       /* the position the current stream continues from */
-	char *auth_header; /* "Bearer <token>" */
-	char *path;        /* path + query of the current attempt (may hold the token) */
+	int apply_failures; /* consecutive failures to apply an update */
+	char *since;        /* the position the current stream continues from */
+	char *auth_header;  /* "Bearer <token>" */
+	char *path;         /* path + query of the current attempt (may hold the token) */
 	unsigned char *tx;
 	size_t txcap;
 	const char *logged; /* transport last logged: "websocket" or "sync" */
@@ -476,12 +481,19 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 	}
 	log_debug("websocket: update from %s to %s (%zu bytes)",
 	          ws->since ? ws->since : "the start", next, len);
+	/* as in sync.c: after repeated failures at the same update (it comes
+	 * again after the reconnect), handle its events one by one so one
+	 * poison event is skipped instead of stalling every room */
+	d->router.isolate = ws->apply_failures >= 3;
 	if (tlbot_router_apply(&d->router, batch, ws->since) != 0) {
+		ws->apply_failures++;
 		log_error("websocket: could not apply an update (see above); nothing of it was "
-		          "kept; reconnecting from the stored position");
+		          "kept; reconnecting from the stored position%s",
+		          ws->apply_failures >= 3 ? ", then event by event" : "");
 		json_decref(msg);
 		return -1;
 	}
+	ws->apply_failures = 0;
 	free(ws->since);
 	ws->since = strdup(next);
 	ws->attempt = 0;
@@ -537,6 +549,15 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
 			int rc = on_message(ws, ws->rx.data ? ws->rx.data : "", ws->rx.len);
 
+			if (ws->rx.alloc > TRIM_AFTER_BYTES) {
+				/* a large update (a first sync in many rooms): give the
+				 * buffer and the freed JSON tree back, as sync.c does */
+				tlbot_buf_release(&ws->rx);
+				tlbot_buf_init(&ws->rx, TLBOT_WS_MAX_MESSAGE);
+#ifdef __GLIBC__
+				malloc_trim(0);
+#endif
+			}
 			tlbot_buf_reset(&ws->rx);
 			if (rc != 0)
 				return -1;
