@@ -79,6 +79,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE experiment_digests (room_id TEXT PRIMARY KEY, enabled INTEGER NOT NULL,"
 	"  wday INTEGER NOT NULL, minute INTEGER NOT NULL, tz TEXT NOT NULL, last_at INTEGER,"
 	"  job_key TEXT);",
+	/* 2: the stand-up's overdue check and `!exp list --mine` scanned a
+	 * room's rows (bench/run: 29 ms and 54 ms at 100,000 experiments) */
+	"CREATE INDEX experiments_room_status_end ON experiments(room_id, status, end_date);"
+	"CREATE INDEX experiments_room_owner ON experiments(room_id, owner, id);",
 	NULL
 };
 
