@@ -780,7 +780,7 @@ class App:
             evs = [e for e in self.room_events(room, lo, hi) if event_filter_ok(tf, e)
                    and room_filter_ok(tf, room["room_id"])]
             limited = len(evs) > limit
-            evs = evs[len(evs) - limit:] if limit else []
+            evs = evs[max(0, len(evs) - limit):] if limit else []
             prev = self.tok(evs[0]["_pos"] - 1) if evs else self.tok(hi)
             return evs, limited, prev
 
