@@ -178,6 +178,8 @@ tlbot_sync_run(struct tlbot_daemon *d)
 		/* after repeated failures, isolate each event so one poison
 		 * event is skipped instead of stalling every room */
 		d->router.isolate = apply_failures >= 3;
+		log_debug("sync: batch %s -> %s", since ? since : "(start)",
+			  json_string_value(json_object_get(r.json, "next_batch")));
 		if (tlbot_router_apply(&d->router, r.json, since) != 0) {
 			long wait = tlbot_backoff_ms(attempt++, 500, 60000);
 
