@@ -66,9 +66,11 @@ def wait_all_replied(hs, bot_user, cmds, timeout, poll=0.3):
         time.sleep(poll)
 
 
-def db_ro(path):
-    """The bot's database, read-only (the bot may be running)."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+def db_ro(path, immutable=False):
+    """The bot's database, read-only (the bot may be running).  immutable:
+    on a read-only filesystem, where not even the -shm file can be made."""
+    return sqlite3.connect(f"file:{path}?mode=ro{'&immutable=1' if immutable else ''}", uri=True,
+                           timeout=10)
 
 
 def figures(name, **kw):
