@@ -116,10 +116,8 @@ json_sanitize(const char *in, size_t len, struct tlbot_buf *out)
 	return 0;
 }
 
-/* Decode a response body. NUL escapes are allowed (C code sees the string
- * up to the NUL); a body jansson refuses is decoded once more sanitized. */
-static json_t *
-decode_body(const char *data, size_t len, json_error_t *jerr)
+json_t *
+tlbot_json_decode(const char *data, size_t len, json_error_t *jerr)
 {
 	struct tlbot_buf clean;
 	json_t *j = json_loadb(data, len, JSON_ALLOW_NUL, jerr);
@@ -353,7 +351,7 @@ tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
 		goto out;
 	}
 	if (r->body.len > 0 && (r->body.data[0] == '{' || r->body.data[0] == '['))
-		r->json = decode_body(r->body.data, r->body.len, &jerr);
+		r->json = tlbot_json_decode(r->body.data, r->body.len, &jerr);
 	if (r->json && json_is_object(r->json)) {
 		const char *ec = json_string_value(json_object_get(r->json, "errcode"));
 		const char *em = json_string_value(json_object_get(r->json, "error"));

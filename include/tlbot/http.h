@@ -66,6 +66,14 @@ enum tlbot_err tlbot_http_request(struct tlbot_http *h, const char *method, cons
  * frees with free(). NULL on OOM. */
 char *tlbot_http_escape(const char *s);
 
+/* Decode JSON from the homeserver (an HTTP body or a WebSocket message).
+ * \u0000 escapes are allowed (C code sees a string up to its NUL); a text
+ * jansson refuses for lone UTF-16 surrogates (\ud800) or invalid UTF-8 is
+ * read again with U+FFFD in their place, so one such message from any room
+ * member cannot make every later batch unreadable. Returns a new
+ * reference, or NULL with jerr set. */
+json_t *tlbot_json_decode(const char *data, size_t len, json_error_t *jerr);
+
 /* Retry classification: 1 if the same request may succeed later (network,
  * 5xx, 429/M_LIMIT_EXCEEDED, parse), 0 if it is permanent. */
 int tlbot_http_retryable(enum tlbot_err e, const struct tlbot_http_resp *r);
