@@ -437,7 +437,7 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 {
 	struct tlbot_daemon *d = ws->d;
 	json_error_t jerr;
-	json_t *msg = json_loadb(text, len, 0, &jerr), *batch;
+	json_t *msg = tlbot_json_decode(text, len, &jerr), *batch;
 	const char *id, *next, *method;
 
 	if (!json_is_object(msg)) {
