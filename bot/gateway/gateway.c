@@ -147,13 +147,36 @@ struct upload {
 	size_t left;
 };
 
+/* Each thread keeps one curl handle, so its requests reuse the connection
+ * to the homeserver (keep-alive, as the bot's own REST client does); reset
+ * between requests, which keeps live connections. NULL on OOM. */
+static _Thread_local CURL *curl_of_thread;
+
+static CURL *
+thread_curl(void)
+{
+	if (curl_of_thread == NULL)
+		curl_of_thread = curl_easy_init();
+	else
+		curl_easy_reset(curl_of_thread);
+	return curl_of_thread;
+}
+
+static void
+thread_curl_release(void)
+{
+	if (curl_of_thread)
+		curl_easy_cleanup(curl_of_thread);
+	curl_of_thread = NULL;
+}
+
 /* One request to upstream + path. Returns 0 when an HTTP answer arrived
  * (any status, r->status and r->body set), -1 on a network error or abort. */
 static int
 up_request(struct conn *c, const char *method, const char *path, const char *body, long timeout_ms,
            struct up_resp *r)
 {
-	CURL *h = curl_easy_init();
+	CURL *h = thread_curl();
 	struct curl_slist *hdrs = NULL;
 	struct tlbot_buf url, auth;
 	CURLcode rc;
@@ -166,7 +189,6 @@ up_request(struct conn *c, const char *method, const char *path, const char *bod
 	tlbot_buf_init(&auth, 8192);
 	if (tlbot_buf_printf(&url, "%s%s", gw.upstream, path) != 0 ||
 	    tlbot_buf_printf(&auth, "Authorization: Bearer %s", c->token) != 0) {
-		curl_easy_cleanup(h);
 		tlbot_buf_release(&url);
 		tlbot_buf_release(&auth);
 		return -1;
@@ -198,7 +220,6 @@ up_request(struct conn *c, const char *method, const char *path, const char *bod
 	else if (rc != CURLE_ABORTED_BY_CALLBACK)
 		log_debug("conn %lu: upstream %s: %s", c->id, method, curl_easy_strerror(rc));
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
 	tlbot_buf_release(&url);
 	tlbot_buf_release(&auth);
 	return rc == CURLE_OK ? 0 : -1;
@@ -319,6 +340,7 @@ kick_locked(struct conn *c, int code, const char *reason)
 static void
 thread_exit(struct conn *c)
 {
+	thread_curl_release();
 	pthread_mutex_lock(&gw.lock);
 	conn_unref_locked(c);
 	gw.nthreads--;
@@ -1120,6 +1142,7 @@ main(int argc, char **argv)
 		lws_sul_cancel(&gw.tick);
 		lws_context_destroy(ctx);
 	}
+	thread_curl_release(); /* the loop thread's (whoami at handshakes) */
 	curl_global_cleanup();
 	log_info("stopped cleanly");
 	free(gw.upstream);
