@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build (if needed) and run one libFuzzer target for a while.
 #
-#   tests/fuzz/run.sh parse 60     # or: config, fuzz_parse, fuzz_config
+#   tests/fuzz/run.sh parse 60     # or: config, batch (fuzz_ prefix optional)
 #
 # The seed corpus (tests/data/fuzz/NAME) is copied to a temporary
 # directory, so the checked-in seeds are never changed; the dictionary is
@@ -11,12 +11,12 @@
 # the source tree; extra libFuzzer options may follow SECONDS.
 set -eu
 
-usage() { echo "usage: $0 parse|config SECONDS [libFuzzer options...]" >&2; exit 64; }
+usage() { echo "usage: $0 parse|config|batch SECONDS [libFuzzer options...]" >&2; exit 64; }
 [ $# -ge 2 ] || usage
 name=${1#fuzz_}
 secs=$2
 shift 2
-case $name in parse|config) ;; *) usage ;; esac
+case $name in parse|config|batch) ;; *) usage ;; esac
 case $secs in ''|*[!0-9]*) usage ;; esac
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
