@@ -22,6 +22,10 @@
  * batch, itself capped at MAX_UPSTREAM_BODY.) Queued requests are
  * bounded too (MAX_QUEUED_REQS).
  *
+ * Bodies from the homeserver are decoded with tlbot_json_decode (tolerant
+ * of \u0000 and lone surrogates, like the bot), and batches are forwarded
+ * as the homeserver sent them.
+ *
  * Threads: the libwebsockets service loop in main(); two threads per
  * connection. The threads never call libwebsockets except
  * lws_cancel_service(); they hand data over under gw.lock and the loop picks
@@ -398,7 +402,7 @@ error_from(const struct up_resp *r, int ok)
 	json_t *e = NULL;
 
 	if (ok)
-		e = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+		e = tlbot_json_decode(r->body.data ? r->body.data : "", r->body.len, &jerr);
 	if (!json_is_object(e) || !json_is_string(json_object_get(e, "errcode"))) {
 		json_decref(e);
 		e = ok ? json_pack("{s:s, s:s}", "errcode", "M_UNKNOWN", "error",
@@ -481,7 +485,7 @@ sync_thread(void *arg)
 			continue;
 		}
 		attempt = 0;
-		b = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &jerr);
+		b = tlbot_json_decode(r.body.data ? r.body.data : "", r.body.len, &jerr);
 		next = json_string_value(json_object_get(b, "next_batch"));
 		if (next == NULL) {
 			log_warnx("conn %lu: upstream /sync answer without next_batch; retrying",
@@ -562,8 +566,8 @@ run_request(struct conn *c, const json_t *rq)
 	}
 	if (ok && r.status >= 200 && r.status < 300) {
 		json_error_t jerr;
-		json_t *res = json_loadb(r.body.data ? r.body.data : "{}",
-		                         r.body.len ? r.body.len : 2, 0, &jerr);
+		json_t *res = tlbot_json_decode(r.body.data ? r.body.data : "{}",
+		                                r.body.len ? r.body.len : 2, &jerr);
 
 		answer = json_pack("{s:s, s:o}", "id", id, "result", res ? res : json_object());
 	} else {
@@ -675,7 +679,7 @@ admit(struct lws *wsi)
 	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
 	ok = up_request(c, "GET", API "/account/whoami", NULL, 15000, &r) == 0;
 	who = ok && r.status == 200
-	              ? json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &jerr)
+	              ? tlbot_json_decode(r.body.data ? r.body.data : "", r.body.len, &jerr)
 	              : NULL;
 	if (json_string_value(json_object_get(who, "user_id")))
 		c->user_id = strdup(json_string_value(json_object_get(who, "user_id")));
@@ -701,7 +705,7 @@ static void
 on_client_message(struct conn *c, const char *text, size_t len)
 {
 	json_error_t jerr;
-	json_t *rq = json_loadb(text, len, 0, &jerr);
+	json_t *rq = tlbot_json_decode(text, len, &jerr);
 	const char *id = json_string_value(json_object_get(rq, "id"));
 	const char *method = json_string_value(json_object_get(rq, "method"));
 
