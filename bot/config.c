@@ -91,6 +91,9 @@ static const struct key keys[] = {
 	{ "dm_notifications", K_BOOL, F(dm_notifications), NULL, 0, 0 },
 	{ "digest_room", K_STR, F(digest_room), check_room_id, 0, 0 },
 	{ "bank_holidays_file", K_STR, F(bank_holidays_file), check_path, 0, 0 },
+	{ "websocket_ping_s", K_INT, F(websocket_ping_s), NULL, 1, 3600 },
+	{ "websocket_reprobe_s", K_INT, F(websocket_reprobe_s), NULL, 1, 86400 },
+	{ "websocket_token_in_query", K_BOOL, F(websocket_token_in_query), NULL, 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -1246,6 +1249,9 @@ tlbot_config_init(struct tlbot_config *c)
 	c->rate_limit_per_min = 20;
 	c->handled_events_max = 10000;
 	c->dm_notifications = xstrdup("on");
+	c->websocket_ping_s = 60;
+	c->websocket_reprobe_s = 600;
+	c->websocket_token_in_query = xstrdup("off");
 }
 
 /* Overwrite a secret before freeing it. */

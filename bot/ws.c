@@ -213,11 +213,15 @@ tlbot_ws_new(struct tlbot_daemon *d)
 		tlbot_ws_free(ws);
 		return NULL;
 	}
-	/* Test and tuning overrides until these are configuration keys. */
-	ws->ping_ms = env_long("TLBOT_WS_PING_S", TLBOT_WS_PING_S_DEFAULT, 1, 3600) * 1000;
-	ws->reprobe_ms =
-	        env_long("TLBOT_WS_REPROBE_S", TLBOT_WS_REPROBE_S_DEFAULT, 1, 86400) * 1000;
-	ws->token_in_query = env_long("TLBOT_WS_TOKEN_IN_QUERY", 0, 0, 1) != 0;
+	/* From the configuration (websocket_ping_s, websocket_reprobe_s,
+	 * websocket_token_in_query; TLBOT_WEBSOCKET_* in the environment); the
+	 * short TLBOT_WS_* variables stay as overrides for the tests. */
+	ws->ping_ms = env_long("TLBOT_WS_PING_S", d->cfg->websocket_ping_s, 1, 3600) * 1000;
+	ws->reprobe_ms = env_long("TLBOT_WS_REPROBE_S", d->cfg->websocket_reprobe_s, 1, 86400) * 1000;
+	ws->token_in_query = env_long("TLBOT_WS_TOKEN_IN_QUERY",
+	                              d->cfg->websocket_token_in_query &&
+	                                      strcmp(d->cfg->websocket_token_in_query, "on") == 0,
+	                              0, 1) != 0;
 	ws->is_auto = strcmp(d->cfg->transport, "auto") == 0;
 	tlbot_buf_init(&b, 4096);
 	if (tlbot_buf_printf(&b, "Bearer %s", d->token ? d->token : "") != 0) {

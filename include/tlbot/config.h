@@ -43,6 +43,9 @@ struct tlbot_config {
 	char *dm_notifications;  /* "on" | "off", default on */
 	char *digest_room;       /* optional cross-team digest room id */
 	char *bank_holidays_file;/* optional path; default the shipped copy */
+	int websocket_ping_s;    /* silence after which a WebSocket is dead, default 60 */
+	int websocket_reprobe_s; /* auto: re-probe the WebSocket after, default 600 */
+	char *websocket_token_in_query; /* "on" | "off": token as ?access_token=, default off */
 	char *source_path;       /* file it was loaded from, or NULL */
 	unsigned long long refused; /* internal: keys whose value a loader
 	                             * refused and reported; finish does not

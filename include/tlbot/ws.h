@@ -21,8 +21,6 @@ struct tlbot_ws;
 
 /* Defaults until they are configuration keys (see ws.c for the test
  * overrides read from the environment). */
-#define TLBOT_WS_PING_S_DEFAULT    60                  /* a silent connection is dead after this */
-#define TLBOT_WS_REPROBE_S_DEFAULT 600                 /* auto: re-probe the WebSocket this often */
 #define TLBOT_WS_SEND_TIMEOUT_MS   10000               /* wait for a send's answer, then use REST */
 #define TLBOT_WS_MAX_MESSAGE       (64u * 1024 * 1024) /* cap on one reassembled message */
 
