@@ -231,48 +231,26 @@ run(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl)
 }
 
 int
-tlbot_dispatch(struct tlbot_ctx *ctx, const char *body)
+tlbot_dispatch(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl, const char *parse_err)
 {
-	const char *const *prefixes = (const char *const *)ctx->cfg->prefixes.v;
-	struct tlbot_cmdline cl;
-	char err[512];
-	int rc;
-
-	rc = tlbot_cmdline_parse(body, prefixes, &cl, err, sizeof(err));
-	if (rc == 0)
-		return 1; /* not a command */
-	if (tlbot_store_savepoint(ctx->st) != 0) {
-		if (rc > 0)
-			tlbot_cmdline_release(&cl);
+	if (tlbot_store_savepoint(ctx->st) != 0)
 		return -1;
-	}
 	ctx->failed = 0;
-	if (rc < 0) {
-		tlbot_fail(ctx, "%s", err);
+	if (cl == NULL) {
+		tlbot_fail(ctx, "%s", parse_err);
 	} else {
-		ctx->prefix = cl.prefix;
-		run(ctx, &cl);
+		ctx->prefix = cl->prefix;
+		run(ctx, cl);
 	}
-	if (ctx->db_failed) {
-		tlbot_store_rollback_to(ctx->st);
-		if (rc > 0)
-			tlbot_cmdline_release(&cl);
-		return -1;
-	}
-	if (ctx->failed) {
+	if (!ctx->db_failed && ctx->failed) {
 		/* nothing the command did is kept; only the one-line reason */
 		tlbot_store_rollback_to(ctx->st);
-		if (tlbot_store_savepoint(ctx->st) != 0) {
-			if (rc > 0)
-				tlbot_cmdline_release(&cl);
+		if (tlbot_store_savepoint(ctx->st) != 0)
 			return -1;
-		}
 		log_info("room %s event %s: command refused: %s", ctx->room_id, ctx->event_id,
 			 tlbot_buf_str(&ctx->err));
 		tlbot_replyf(ctx, "%s", tlbot_buf_str(&ctx->err));
 	}
-	if (rc > 0)
-		tlbot_cmdline_release(&cl);
 	if (ctx->db_failed) {
 		tlbot_store_rollback_to(ctx->st);
 		return -1;

@@ -159,33 +159,31 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	tlbot_mentions_collect(body, jstr(content, "formatted_body"), NULL, collect_mention, &ctx);
 
 	if (ctx.replaces == NULL && ctx.redacts == NULL) {
-		struct tlbot_cmdline probe;
-		char err[8];
+		struct tlbot_cmdline cl;
+		char err[512];
 		int isc = tlbot_cmdline_parse(body, (const char *const *)rt->cfg->prefixes.v,
-					      &probe, err, sizeof(err));
+					      &cl, err, sizeof(err));
 
-		if (isc > 0)
-			tlbot_cmdline_release(&probe);
 		if (isc != 0) {
 			r = rate_check(rt, ctx.sender);
 			if (r == 0) {
 				log_debug("room %s event %s: rate limited %s", room_id, ctx.event_id, ctx.sender);
-				goto out;
-			}
-			if (r == 2) {
+			} else if (r == 2) {
 				log_warnx("room %s: %s is over the command rate limit (%d per minute)",
 					  room_id, ctx.sender, rt->cfg->rate_limit_per_min);
 				if (tlbot_replyf(&ctx, "you are sending commands faster than I take them (%d a minute); "
 						 "I will ignore your commands for a moment",
 						 rt->cfg->rate_limit_per_min) != 0)
 					rc = -1;
-				goto out;
+			} else {
+				rt->commands++;
+				log_debug("room %s event %s: command from %s", room_id, ctx.event_id, ctx.sender);
+				if (tlbot_dispatch(&ctx, isc > 0 ? &cl : NULL, err) < 0)
+					rc = -1;
+				rt->replies += (uint64_t)ctx.msg_index;
 			}
-			rt->commands++;
-			log_debug("room %s event %s: command from %s", room_id, ctx.event_id, ctx.sender);
-			if (tlbot_dispatch(&ctx, body) < 0)
-				rc = -1;
-			rt->replies += (uint64_t)ctx.msg_index;
+			if (isc > 0)
+				tlbot_cmdline_release(&cl);
 			goto out;
 		}
 	}

@@ -48,8 +48,10 @@ void tlbot_ctx_add_mention(struct tlbot_ctx *ctx, const char *user_id);
 int tlbot_ctx_enqueue(struct tlbot_ctx *ctx, const char *kind, const char *room_id,
 		      const char *user_id, const char *content_json);
 
-/* Parse and run one command message in ctx. Returns 0 when handled (reply
- * enqueued), -1 on a database failure (roll back the batch). */
-int tlbot_dispatch(struct tlbot_ctx *ctx, const char *body);
+/* Run one parsed command in ctx, in a savepoint: cl is the parsed command,
+ * or NULL when parsing failed with the one-line reason parse_err (sent as
+ * the reply). Returns 0 when handled (reply enqueued), -1 on a database
+ * failure (roll back the batch). cl stays the caller's. */
+int tlbot_dispatch(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl, const char *parse_err);
 
 #endif
