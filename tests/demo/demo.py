@@ -94,7 +94,7 @@ def main():
                 print()
             except mx.WaitTimeout:
                 pass
-            print(f"bot log: {bot.log_path}")
+            print(f"bot log: {bot.log_path} (removed on exit; keep it with TLBOT_KEEP_TMP=1)")
             if interactive:
                 print(f"\nStill running. Homeserver: {hs.url} — log in as alice / alicepw or "
                       f"bob / bobpw with any Matrix client and talk to tlbot in \"Sheffield TA\".\n"
