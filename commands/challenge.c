@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "people.h"
 #include "tlbot/command.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
@@ -32,7 +33,6 @@
 #define DESC_MAX     4000
 #define FIELD_MAX    100 /* region, sponsor */
 #define NOTE_MAX     1000
-#define MAX_USERS    32 /* people in one assign/unassign */
 #define REMIND_HOUR  9  /* local time of reminders */
 
 static const char *const migrations[] = {
@@ -365,23 +365,12 @@ parse_due(struct tlbot_ctx *ctx, const char *v, int allow_none, char out[11])
 
 /* ----------------------------------------------------------------- text */
 
-static size_t
-utf8_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 /* Check user text for a field. Returns 0 or fails the command. */
 static int
 check_text(struct tlbot_ctx *ctx, const char *what, const char *s, size_t max, int one_line)
 {
 	const char *p;
-	size_t n = utf8_len(s);
+	size_t n = tlbot_utf8_len(s);
 
 	if (n > max)
 		return tlbot_fail(ctx, "the %s is too long (%zu characters, at most %zu)", what, n,
@@ -420,143 +409,13 @@ append_ref(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
 
 /* ------------------------------------------------------------- people */
 
-struct users {
-	size_t n;
-	char *v[MAX_USERS]; /* owned */
-};
-
-/* Add a copy of id unless present. Returns 0, or -1 when full (or OOM). */
-static int
-users_add(struct users *u, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < u->n; i++)
-		if (strcmp(u->v[i], id) == 0)
-			return 0;
-	if (u->n == MAX_USERS || (u->v[u->n] = strdup(id)) == NULL)
-		return -1;
-	u->n++;
-	return 0;
-}
-
-static void
-users_release(struct users *u)
-{
-	size_t i;
-
-	for (i = 0; i < u->n; i++)
-		free(u->v[i]);
-	u->n = 0;
-}
-
-static int
-users_has(const struct users *u, const char *id)
-{
-	size_t i;
-
-	for (i = 0; id && i < u->n; i++)
-		if (strcmp(u->v[i], id) == 0)
-			return 1;
-	return 0;
-}
-
-/* 1 if mention i came from a pill (its id is not typed in the body). */
-static int
-mention_is_pill(struct tlbot_ctx *ctx, const char *id)
-{
-	return strstr(tlbot_ctx_body(ctx), id) == NULL;
-}
-
-static int
-is_bot(struct tlbot_ctx *ctx, const char *id)
-{
-	const char *bot = tlbot_ctx_bot_user(ctx);
-
-	return bot && strcmp(bot, id) == 0;
-}
-
-/* The user a flag value names: a full id, or the one person mentioned with a
- * pill whose display name (what Element puts in the body) matches. NULL if it
- * cannot be told. */
-static const char *
-resolve_user(struct tlbot_ctx *ctx, const char *v)
-{
-	size_t i, n = tlbot_ctx_nmentions(ctx), hits = 0, pills = 0;
-	const char *hit = NULL, *pill = NULL;
-
-	if (tlbot_is_user_id(v))
-		return v;
-	if (*v == '@')
-		v++;
-	if (*v == '\0')
-		return NULL;
-	for (i = 0; i < n; i++) {
-		const char *u = tlbot_ctx_mention(ctx, i);
-
-		if (is_bot(ctx, u))
-			continue;
-		if (strncasecmp(u + 1, v, strlen(v)) == 0) {
-			hits++;
-			hit = u;
-		}
-		if (mention_is_pill(ctx, u)) {
-			pills++;
-			pill = u;
-		}
-	}
-	if (hits == 1)
-		return hit;
-	if (hits == 0 && pills == 1)
-		return pill;
-	return NULL;
-}
-
-/* The people named by positional arguments from index first: full user
- * ids, and everyone mentioned with a pill (Element writes a pill's display
- * name into the text, so a word that is not an id is accepted only when
- * the message carries pills). Returns 0 or fails the command. */
-static int
-collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first, struct users *u)
-{
-	const char *bad = NULL;
-	size_t i, pills = 0;
-
-	for (i = first; i < args->argc; i++) {
-		if (tlbot_is_user_id(args->argv[i])) {
-			if (users_add(u, args->argv[i]) != 0)
-				goto full;
-		} else if (bad == NULL) {
-			bad = args->argv[i];
-		}
-	}
-	for (i = 0; i < tlbot_ctx_nmentions(ctx); i++) {
-		const char *m = tlbot_ctx_mention(ctx, i);
-
-		if (is_bot(ctx, m))
-			continue;
-		if (mention_is_pill(ctx, m))
-			pills++;
-		if (users_add(u, m) != 0)
-			goto full;
-	}
-	if (bad && pills == 0)
-		return tlbot_fail(ctx,
-		                  "'%s' is not a user: mention people or write their full id"
-		                  " (@name:server)",
-		                  bad);
-	return 0;
-full:
-	return tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
-}
-
 /* Resolve a person flag (--lead, --sponsor). free_text: a value that is
  * not a person is kept as text. Returns the id/text (borrowed) or NULL after
  * failing the command. */
 static const char *
 person_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, int free_text)
 {
-	const char *u = resolve_user(ctx, v);
+	const char *u = tlbot_resolve_user(ctx, v);
 
 	if (u)
 		return u;
@@ -571,7 +430,7 @@ person_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, int free_tex
 
 /* Join users as "a, b and c": mentions notify, pills do not. */
 static void
-append_users(struct tlbot_msg *m, const struct users *u, int mention)
+append_users(struct tlbot_msg *m, const struct tlbot_users *u, int mention)
 {
 	size_t i;
 
@@ -684,7 +543,7 @@ due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	struct challenge c;
-	char *who[MAX_USERS], *due = NULL, when[64];
+	char *who[TLBOT_MAX_USERS], *due = NULL, when[64];
 	int64_t id = 0, days = 0;
 	int n = 0, i, rc = 0;
 	sqlite3_stmt *s;
@@ -713,7 +572,7 @@ due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		free(due);
 		return rc < 0 ? -1 : 0;
 	}
-	n = recipients(db, &c, who, MAX_USERS);
+	n = recipients(db, &c, who, TLBOT_MAX_USERS);
 	if (n < 0) {
 		challenge_release(&c);
 		free(due);
@@ -849,7 +708,7 @@ overdue_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 /* Notify newly assigned people by direct message (the room reply already
  * mentions them). Skips the sender and people with DMs off. */
 static int
-dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users *u)
+dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct tlbot_users *u)
 {
 	const char *sender = tlbot_ctx_sender(ctx);
 	char *team = NULL, dtext[64];
@@ -899,8 +758,8 @@ dm_assigned(struct tlbot_ctx *ctx, const struct challenge *c, const struct users
  * when lead is not NULL. added receives who was newly assigned. Returns 0
  * or -1 (database). */
 static int
-assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u, const char *lead,
-             struct users *added, struct users *already)
+assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct tlbot_users *u, const char *lead,
+             struct tlbot_users *added, struct tlbot_users *already)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	size_t i;
@@ -913,10 +772,10 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct users *u, 
 		         (int64_t)tlbot_ctx_now(ctx)) != 0)
 			return -1;
 		if (sqlite3_changes(db) == 0) {
-			users_add(already, u->v[i]);
+			tlbot_users_add(already, u->v[i]);
 			continue;
 		}
-		users_add(added, u->v[i]);
+		tlbot_users_add(added, u->v[i]);
 		if (history_add(ctx, c, "assigned", "assignee", NULL, u->v[i]) < 0)
 			return -1;
 	}
@@ -945,7 +804,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *sponsor = NULL, *lead = NULL, *v;
 	struct tlbot_buf title;
 	struct challenge c;
-	struct users u = {0}, added = {0}, already = {0};
+	struct tlbot_users u = {0}, added = {0}, already = {0};
 	struct tlbot_msg m;
 	char due[11] = "", dtext[64];
 	char *team_region = NULL;
@@ -1018,7 +877,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	if (lead) {
-		users_add(&u, lead);
+		tlbot_users_add(&u, lead);
 		if (assign_users(ctx, &c, &u, lead, &added, &already) != 0) {
 			rc = db_fail(ctx);
 			goto out;
@@ -1058,9 +917,9 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	rc = 0;
 out:
-	users_release(&u);
-	users_release(&added);
-	users_release(&already);
+	tlbot_users_release(&u);
+	tlbot_users_release(&added);
+	tlbot_users_release(&already);
 	tlbot_buf_release(&title);
 	free(team_region);
 	challenge_release(&c);
@@ -1586,7 +1445,7 @@ static int
 cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
-	struct users u = {0}, added = {0}, already = {0};
+	struct tlbot_users u = {0}, added = {0}, already = {0};
 	const char *lead = NULL, *v;
 	char *old_lead = NULL;
 	struct challenge c;
@@ -1605,10 +1464,10 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if ((v = tlbot_args_get(args, "lead")) && (lead = person_flag(ctx, "lead", v, 0)) == NULL)
 		goto out;
-	if (collect_users(ctx, args, 1, &u) != 0)
+	if (tlbot_collect_users(ctx, args, 1, &u) != 0)
 		goto out;
-	if (lead && users_add(&u, lead) != 0) {
-		tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
+	if (lead && tlbot_users_add(&u, lead) != 0) {
+		tlbot_fail(ctx, "too many people in one command (at most %d)", TLBOT_MAX_USERS);
 		goto out;
 	}
 	if (team) {
@@ -1626,7 +1485,7 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			goto out;
 		}
 		while (sqlite3_step(s) == SQLITE_ROW) {
-			if (users_add(&u, col_str(s, 0)) != 0) {
+			if (tlbot_users_add(&u, col_str(s, 0)) != 0) {
 				full = 1;
 				break;
 			}
@@ -1637,7 +1496,7 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			tlbot_fail(
 			        ctx,
 			        "the team has more than %d people: assign them in smaller groups",
-			        MAX_USERS);
+			        TLBOT_MAX_USERS);
 			goto out;
 		}
 		if (nteam == 0) {
@@ -1702,15 +1561,15 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (tlbot_reply(ctx, &m) != 0)
 		goto out;
 	/* a new lead who was already assigned hears about it too */
-	if (lead && (old_lead == NULL || strcmp(old_lead, lead) != 0) && !users_has(&added, lead))
-		users_add(&added, lead);
+	if (lead && (old_lead == NULL || strcmp(old_lead, lead) != 0) && !tlbot_users_has(&added, lead))
+		tlbot_users_add(&added, lead);
 	if (dm_assigned(ctx, &c, &added) != 0)
 		goto out;
 	rc = 0;
 out:
-	users_release(&u);
-	users_release(&added);
-	users_release(&already);
+	tlbot_users_release(&u);
+	tlbot_users_release(&added);
+	tlbot_users_release(&already);
 	free(old_lead);
 	challenge_release(&c);
 	return rc;
@@ -1720,7 +1579,7 @@ static int
 cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
-	struct users u = {0}, removed = {0}, absent = {0};
+	struct tlbot_users u = {0}, removed = {0}, absent = {0};
 	struct challenge c;
 	struct tlbot_msg m;
 	int rc = -1, lead_cleared = 0;
@@ -1728,7 +1587,7 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
-	if (require_here(ctx, &c) != 0 || collect_users(ctx, args, 1, &u) != 0)
+	if (require_here(ctx, &c) != 0 || tlbot_collect_users(ctx, args, 1, &u) != 0)
 		goto out;
 	if (u.n == 0) {
 		tlbot_fail(ctx, "missing people: usage: %schallenge unassign C-%lld @name...",
@@ -1743,10 +1602,10 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			goto out;
 		}
 		if (sqlite3_changes(db) == 0) {
-			users_add(&absent, u.v[i]);
+			tlbot_users_add(&absent, u.v[i]);
 			continue;
 		}
-		users_add(&removed, u.v[i]);
+		tlbot_users_add(&removed, u.v[i]);
 		if (history_add(ctx, &c, "unassigned", "assignee", u.v[i], NULL) < 0) {
 			db_fail(ctx);
 			goto out;
@@ -1783,9 +1642,9 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	rc = tlbot_reply(ctx, &m);
 out:
-	users_release(&u);
-	users_release(&removed);
-	users_release(&absent);
+	tlbot_users_release(&u);
+	tlbot_users_release(&removed);
+	tlbot_users_release(&absent);
 	challenge_release(&c);
 	return rc;
 }

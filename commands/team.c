@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "people.h"
 #include "tlbot/command.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
@@ -27,7 +28,6 @@
 #define PAGE_SIZE      20
 #define ROLE_MAX       40
 #define NAME_MAX_CHARS 100
-#define MAX_USERS      32
 #define TOUR_WARN_DAYS 14
 #define REMIND_HOUR    9
 
@@ -108,138 +108,10 @@ at_remind_hour(struct tlbot_ctx *ctx, int64_t z, time_t *out)
 
 /* ------------------------------------------------------------- people */
 
-struct users {
-	size_t n;
-	char *v[MAX_USERS]; /* owned */
-};
-
-static int
-users_add(struct users *u, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < u->n; i++)
-		if (strcmp(u->v[i], id) == 0)
-			return 0;
-	if (u->n == MAX_USERS || (u->v[u->n] = strdup(id)) == NULL)
-		return -1;
-	u->n++;
-	return 0;
-}
-
-static void
-users_release(struct users *u)
-{
-	size_t i;
-
-	for (i = 0; i < u->n; i++)
-		free(u->v[i]);
-	u->n = 0;
-}
-
-static int
-is_bot(struct tlbot_ctx *ctx, const char *id)
-{
-	const char *bot = tlbot_ctx_bot_user(ctx);
-
-	return bot && strcmp(bot, id) == 0;
-}
-
-/* 1 if a mention came from a pill (its id is not typed in the body). */
-static int
-mention_is_pill(struct tlbot_ctx *ctx, const char *id)
-{
-	return strstr(tlbot_ctx_body(ctx), id) == NULL;
-}
-
-/* The people named by positional arguments from index first: full ids and
- * everyone mentioned (a pill's display name is in the text, so a word that
- * is not an id is accepted only when the message carries pills). Returns 0
- * or fails the command. */
-static int
-collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first, struct users *u)
-{
-	const char *bad = NULL;
-	size_t i, pills = 0;
-
-	for (i = first; i < args->argc; i++) {
-		if (tlbot_is_user_id(args->argv[i])) {
-			if (users_add(u, args->argv[i]) != 0)
-				goto full;
-		} else if (bad == NULL) {
-			bad = args->argv[i];
-		}
-	}
-	for (i = 0; i < tlbot_ctx_nmentions(ctx); i++) {
-		const char *m = tlbot_ctx_mention(ctx, i);
-
-		if (is_bot(ctx, m))
-			continue;
-		if (mention_is_pill(ctx, m))
-			pills++;
-		if (users_add(u, m) != 0)
-			goto full;
-	}
-	if (bad && pills == 0)
-		return tlbot_fail(ctx,
-		                  "'%s' is not a user: mention people or write their full id"
-		                  " (@name:server)",
-		                  bad);
-	return 0;
-full:
-	return tlbot_fail(ctx, "too many people in one command (at most %d)", MAX_USERS);
-}
-
-/* A flag value naming one person: a full id, or the one pill-mentioned
- * person whose id starts with the name. NULL if it cannot be told. */
-static const char *
-resolve_user(struct tlbot_ctx *ctx, const char *v)
-{
-	size_t i, n = tlbot_ctx_nmentions(ctx), hits = 0, pills = 0;
-	const char *hit = NULL, *pill = NULL;
-
-	if (tlbot_is_user_id(v))
-		return v;
-	if (*v == '@')
-		v++;
-	if (*v == '\0')
-		return NULL;
-	for (i = 0; i < n; i++) {
-		const char *u = tlbot_ctx_mention(ctx, i);
-
-		if (is_bot(ctx, u))
-			continue;
-		if (strncasecmp(u + 1, v, strlen(v)) == 0) {
-			hits++;
-			hit = u;
-		}
-		if (mention_is_pill(ctx, u)) {
-			pills++;
-			pill = u;
-		}
-	}
-	if (hits == 1)
-		return hit;
-	if (hits == 0 && pills == 1)
-		return pill;
-	return NULL;
-}
-
-static size_t
-utf8_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 static int
 check_text(struct tlbot_ctx *ctx, const char *what, const char *s, size_t max)
 {
-	size_t n = utf8_len(s);
+	size_t n = tlbot_utf8_len(s);
 
 	if (n > max)
 		return tlbot_fail(ctx, "the %s is too long (%zu characters, at most %zu)", what, n,
@@ -455,7 +327,7 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *role_v = tlbot_args_get(args, "role"), *from_v = tlbot_args_get(args, "from");
 	const char *until_v = tlbot_args_get(args, "until"), *room = tlbot_ctx_room(ctx);
 	char role[4 * ROLE_MAX + 1], from[11] = "", until[11] = "";
-	struct users u = {0}, added = {0}, updated = {0};
+	struct tlbot_users u = {0}, added = {0}, updated = {0};
 	struct tlbot_msg m;
 	int64_t d_from, d_until;
 	size_t i;
@@ -484,7 +356,7 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (from[0] && until[0] && date_days(from, &d_from) == 0 &&
 	    date_days(until, &d_until) == 0 && d_until < d_from)
 		return tlbot_fail(ctx, "--until %s is before --from %s", until, from);
-	if (collect_users(ctx, args, 0, &u) != 0)
+	if (tlbot_collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	if (u.n == 0) {
 		tlbot_fail(ctx,
@@ -537,7 +409,7 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		free(cur_from);
 		free(cur_until);
-		if (users_add(have ? &updated : &added, u.v[i]) != 0)
+		if (tlbot_users_add(have ? &updated : &added, u.v[i]) != 0)
 			goto dberr;
 	}
 	tlbot_msg_init(&m);
@@ -564,9 +436,9 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 dberr:
 	rc = db_fail(ctx);
 out:
-	users_release(&u);
-	users_release(&added);
-	users_release(&updated);
+	tlbot_users_release(&u);
+	tlbot_users_release(&added);
+	tlbot_users_release(&updated);
 	return rc;
 }
 
@@ -575,23 +447,23 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *room = tlbot_ctx_room(ctx);
-	struct users u = {0}, removed = {0}, absent = {0};
+	struct tlbot_users u = {0}, removed = {0}, absent = {0};
 	struct tlbot_msg m;
 	size_t i;
 	int rc = -1;
 
-	if (collect_users(ctx, args, 0, &u) != 0)
+	if (tlbot_collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	for (i = 0; i < u.n; i++) {
 		if (tlbot_db_exec(db, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
 		         room, u.v[i]) != 0)
 			goto dberr;
 		if (sqlite3_changes(db) == 0) {
-			if (users_add(&absent, u.v[i]) != 0)
+			if (tlbot_users_add(&absent, u.v[i]) != 0)
 				goto dberr;
 			continue;
 		}
-		if (users_add(&removed, u.v[i]) != 0 || schedule_tour(ctx, room, u.v[i], NULL) != 0)
+		if (tlbot_users_add(&removed, u.v[i]) != 0 || schedule_tour(ctx, room, u.v[i], NULL) != 0)
 			goto dberr;
 	}
 	if (removed.n == 0) {
@@ -622,9 +494,9 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 dberr:
 	rc = db_fail(ctx);
 out:
-	users_release(&u);
-	users_release(&removed);
-	users_release(&absent);
+	tlbot_users_release(&u);
+	tlbot_users_release(&removed);
+	tlbot_users_release(&absent);
 	return rc;
 }
 
@@ -775,7 +647,7 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return -1;
 	if (region && check_text(ctx, "region", region, NAME_MAX_CHARS) != 0)
 		return -1;
-	if (lead_v && !is_none(lead_v) && (lead = resolve_user(ctx, lead_v)) == NULL)
+	if (lead_v && !is_none(lead_v) && (lead = tlbot_resolve_user(ctx, lead_v)) == NULL)
 		return tlbot_fail(ctx,
 		                  "--lead: cannot tell who '%s' is: mention them or write their"
 		                  " full id (@name:server)",
