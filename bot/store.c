@@ -1,4 +1,5 @@
 /* SQLite store: open, migrations, transactions, core tables. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,34 @@ col_dup(sqlite3_stmt *s, int i)
 	const unsigned char *t = sqlite3_column_text(s, i);
 
 	return t ? strdup((const char *)t) : NULL;
+}
+
+/* The first column of the one row sql (a literal with nargs text
+ * parameters) selects: 0 and a new string in *out (NULL for SQL NULL),
+ * 1 when there is no row, -1 on error. */
+static int
+get_text(struct tlbot_store *st, char **out, const char *sql, int nargs, ...)
+{
+	sqlite3_stmt *s = prep(st, sql);
+	va_list ap;
+	int rc, i;
+
+	*out = NULL;
+	if (s == NULL)
+		return -1;
+	va_start(ap, nargs);
+	for (i = 1; i <= nargs; i++)
+		bind_text(s, i, va_arg(ap, const char *));
+	va_end(ap);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = col_dup(s, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	unprep(st, s);
+	return rc;
 }
 
 /* Step a statement that returns no rows; release it. 0 or -1. */
@@ -350,22 +379,9 @@ tlbot_store_rollback_to(struct tlbot_store *st)
 int
 tlbot_store_kv_get(struct tlbot_store *st, const char *key, char **out)
 {
-	sqlite3_stmt *s = prep(st, "SELECT value FROM kv WHERE key = ?");
-	int rc;
+	int rc = get_text(st, out, "SELECT value FROM kv WHERE key = ?", 1, key);
 
-	*out = NULL;
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = col_dup(s, 0);
-		rc = *out ? 0 : -1;
-	} else {
-		rc = rc == SQLITE_DONE ? 1 : -1;
-	}
-	unprep(st, s);
-	return rc;
+	return rc == 0 && *out == NULL ? -1 : rc; /* value is NOT NULL: out of memory */
 }
 
 int
@@ -457,22 +473,7 @@ tlbot_store_room_set(struct tlbot_store *st, const char *room_id, const char *me
 int
 tlbot_store_room_membership(struct tlbot_store *st, const char *room_id, char **out)
 {
-	sqlite3_stmt *s = prep(st, "SELECT membership FROM rooms WHERE room_id = ?");
-	int rc;
-
-	*out = NULL;
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, room_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = col_dup(s, 0);
-		rc = 0;
-	} else {
-		rc = rc == SQLITE_DONE ? 1 : -1;
-	}
-	unprep(st, s);
-	return rc;
+	return get_text(st, out, "SELECT membership FROM rooms WHERE room_id = ?", 1, room_id);
 }
 
 int
@@ -511,85 +512,34 @@ int
 tlbot_store_state_sender(struct tlbot_store *st, const char *room_id, const char *type,
 			 const char *state_key, char **sender)
 {
-	sqlite3_stmt *s = prep(st, "SELECT sender FROM room_state"
-			       " WHERE room_id = ? AND type = ? AND state_key = ?");
-	int rc;
+	int rc = get_text(st, sender, "SELECT sender FROM room_state"
+			  " WHERE room_id = ? AND type = ? AND state_key = ?", 3, room_id, type,
+			  state_key);
 
-	*sender = NULL;
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, room_id);
-	bind_text(s, 2, type);
-	bind_text(s, 3, state_key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*sender = col_dup(s, 0);
-		rc = *sender ? 0 : 1;
-	} else {
-		rc = rc == SQLITE_DONE ? 1 : -1;
-	}
-	unprep(st, s);
-	return rc;
+	return rc == 0 && *sender == NULL ? 1 : rc;
 }
 
 int
 tlbot_store_state_get(struct tlbot_store *st, const char *room_id, const char *type,
 		      const char *state_key, char **content_json)
 {
-	sqlite3_stmt *s = prep(st, "SELECT content FROM room_state"
-			       " WHERE room_id = ? AND type = ? AND state_key = ?");
-	int rc;
-
-	*content_json = NULL;
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, room_id);
-	bind_text(s, 2, type);
-	bind_text(s, 3, state_key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*content_json = col_dup(s, 0);
-		rc = 0;
-	} else {
-		rc = rc == SQLITE_DONE ? 1 : -1;
-	}
-	unprep(st, s);
-	return rc;
+	return get_text(st, content_json, "SELECT content FROM room_state"
+			" WHERE room_id = ? AND type = ? AND state_key = ?", 3, room_id, type,
+			state_key);
 }
 
 /* ---- DM rooms ---- */
 
-static int
-get_one(struct tlbot_store *st, const char *sql, const char *arg, char **out)
-{
-	sqlite3_stmt *s = prep(st, sql);
-	int rc;
-
-	*out = NULL;
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, arg);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = col_dup(s, 0);
-		rc = 0;
-	} else {
-		rc = rc == SQLITE_DONE ? 1 : -1;
-	}
-	unprep(st, s);
-	return rc;
-}
-
 int
 tlbot_store_dm_get(struct tlbot_store *st, const char *user_id, char **room_id)
 {
-	return get_one(st, "SELECT room_id FROM dm_rooms WHERE user_id = ?", user_id, room_id);
+	return get_text(st, room_id, "SELECT room_id FROM dm_rooms WHERE user_id = ?", 1, user_id);
 }
 
 int
 tlbot_store_dm_user(struct tlbot_store *st, const char *room_id, char **user_id)
 {
-	return get_one(st, "SELECT user_id FROM dm_rooms WHERE room_id = ?", room_id, user_id);
+	return get_text(st, user_id, "SELECT user_id FROM dm_rooms WHERE room_id = ?", 1, room_id);
 }
 
 int
