@@ -30,7 +30,7 @@ struct tlbot_daemon {
 	struct tlbot_http http;
 	struct tlbot_router router;
 	char *filter;                 /* filter id or inline JSON */
-	/* WebSocket transport (bot/ws.c): NULL with transport sync. Lives from
+	/* WebSocket transport (bot/transport/ws.c): NULL with transport sync. Lives from
 	 * before the worker starts until after it is joined. */
 	struct tlbot_ws *ws;
 	/* auto transport: tlbot_sync_run returns once this monotonic time (ms)

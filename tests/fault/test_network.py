@@ -23,7 +23,7 @@ from faultlib import body, count_replies, figures, mx  # noqa: E402
 
 BACKOFF_CAP_S = 60
 SYNC_TIMEOUT_MS = 2000          # the bot's client timeout for /sync is this + 20 s
-SEND_CLIENT_TIMEOUT_S = 30      # bot/matrix.c SHORT_TIMEOUT_MS
+SEND_CLIENT_TIMEOUT_S = 30      # bot/transport/matrix.c SHORT_TIMEOUT_MS
 
 
 @unittest.skipIf(os.environ.get("TLBOT_TEST_TRANSPORT", "sync") != "sync",

@@ -1,4 +1,4 @@
-/* Tests for bot/buf.c: the capped growable buffer. */
+/* Tests for bot/util/buf.c: the capped growable buffer. */
 #include <stdlib.h>
 #include <string.h>
 

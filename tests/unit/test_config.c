@@ -1,4 +1,4 @@
-/* Tests for bot/config.c: YAML loading with line numbers, environment
+/* Tests for bot/core/config.c: YAML loading with line numbers, environment
  * overlay, secret files, checks and allow-lists. Data in tests/data/config;
  * time zones come from tests/data/config/zoneinfo through TZDIR. */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* bot/export.c: CSV writer and reader (RFC 4180), formula guard, exact
+/* bot/util/export.c: CSV writer and reader (RFC 4180), formula guard, exact
  * numbers, Markdown cells. */
 #include <math.h>
 #include <stdlib.h>

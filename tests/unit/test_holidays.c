@@ -1,4 +1,4 @@
-/* GOV.UK bank holidays (bot/holidays.c) against the shipped copy. */
+/* GOV.UK bank holidays (bot/util/holidays.c) against the shipped copy. */
 #include <stdio.h>
 #include <unistd.h>
 

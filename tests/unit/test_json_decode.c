@@ -1,4 +1,4 @@
-/* tlbot_json_decode (bot/http.c): what any room member can put in a message
+/* tlbot_json_decode (bot/transport/http.c): what any room member can put in a message
  * must not make a /sync batch (or a WebSocket message) unreadable.
  * Regression tests for test_hostile's \u0000 and \ud800 findings. */
 #include <string.h>

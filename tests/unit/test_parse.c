@@ -1,4 +1,4 @@
-/* Tests for bot/parse.c: command lines, quoting, flags, mentions, user
+/* Tests for bot/core/parse.c: command lines, quoting, flags, mentions, user
  * ids, edit distance and globs. */
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* Time zones and schedule arithmetic across the Europe/London DST changes
- * (bot/tz.c, bot/sched_time.c). 2026: clocks go forward on Sunday 29 March
+ * (bot/util/tz.c, bot/util/sched_time.c). 2026: clocks go forward on Sunday 29 March
  * at 01:00 GMT, back on Sunday 25 October at 02:00 BST. */
 #include "tap.h"
 #include "tlbot/sched_time.h"
