@@ -1,4 +1,5 @@
-/* IANA time zones (tzdata via the C library), thread-safe. */
+/* IANA time zones, read from the TZif files of tzdata (RFC 8536) once per
+ * zone; thread-safe, and never touches the environment (TZ). */
 #ifndef TLBOT_TZ_H
 #define TLBOT_TZ_H
 

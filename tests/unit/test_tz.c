@@ -1,6 +1,10 @@
 /* Time zones and schedule arithmetic across the Europe/London DST changes
  * (bot/util/tz.c, bot/util/sched_time.c). 2026: clocks go forward on Sunday 29 March
  * at 01:00 GMT, back on Sunday 25 October at 02:00 BST. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "tap.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
@@ -217,6 +221,147 @@ TEST(next_skips_and_zones)
 	CHECK_INT(tlbot_sched_next("UTC", 570, 0, 0, NULL, NULL, &t, date), ==, -1);
 }
 
+/* The TZif reader against the C library as an oracle: every zone of
+ * zone1970.tab, an instant every 3 days and 7 hours from 1970 to 2060
+ * (past the last transition, where the footer's POSIX rule takes over).
+ * The oracle swaps TZ, which is fine here: this test is one thread. */
+TEST(agrees_with_libc)
+{
+	FILE *f = fopen("/usr/share/zoneinfo/zone1970.tab", "r");
+	char line[512];
+	int zones = 0, bad = 0;
+	long checks = 0;
+
+	if (f == NULL) {
+		printf("# no /usr/share/zoneinfo/zone1970.tab: nothing to compare\n");
+		CHECK(0);
+		return;
+	}
+	unsetenv("TZDIR");
+	while (fgets(line, sizeof(line), f)) {
+		char *name, *tab;
+		time_t t;
+
+		if (line[0] == '#' || (tab = strchr(line, '\t')) == NULL ||
+		    (tab = strchr(tab + 1, '\t')) == NULL)
+			continue;
+		name = tab + 1;
+		name[strcspn(name, "\t\n")] = '\0';
+		if (!tlbot_tz_valid(name)) {
+			printf("# %s not readable\n", name);
+			bad++;
+			continue;
+		}
+		setenv("TZ", name, 1);
+		tzset();
+		zones++;
+		for (t = 0; t < (time_t)2840140800LL; t += 3 * 86400 + 7 * 3600) {
+			struct tm a, b;
+
+			if (localtime_r(&t, &a) == NULL || tlbot_tz_local(name, t, &b) != 0) {
+				bad++;
+				continue;
+			}
+			checks++;
+			if (a.tm_gmtoff != b.tm_gmtoff || a.tm_hour != b.tm_hour ||
+			    a.tm_mday != b.tm_mday || a.tm_isdst != b.tm_isdst ||
+			    strcmp(a.tm_zone, b.tm_zone) != 0) {
+				if (bad++ < 10)
+					printf("# %s at %lld: libc %ld %s, ours %ld %s\n", name,
+					       (long long)t, a.tm_gmtoff, a.tm_zone, b.tm_gmtoff,
+					       b.tm_zone);
+			}
+		}
+	}
+	fclose(f);
+	unsetenv("TZ");
+	tzset();
+	printf("# %d zones, %ld instants compared\n", zones, checks);
+	CHECK(zones > 300);
+	CHECK_INT(bad, ==, 0);
+}
+
+/* Footer rules of the forms tzcode writes: M, J and zero-based days,
+ * negative and > 24 h transition times, permanent DST, no DST. */
+TEST(posix_footers)
+{
+	struct tm tm;
+	time_t t;
+
+	/* Europe/London beyond its table, e.g. 2090: BST from the last
+	 * Sunday of March */
+	CHECK_INT(tlbot_tz_mktime("Europe/London", 2090, 7, 1, 12, 0, &t), ==, 0);
+	CHECK_INT(tlbot_tz_local("Europe/London", t, &tm), ==, 0);
+	CHECK_INT(tm.tm_gmtoff, ==, 3600);
+	CHECK_STR(tm.tm_zone, "BST");
+	CHECK_INT(tlbot_tz_mktime("Europe/London", 2090, 12, 1, 12, 0, &t), ==, 0);
+	CHECK_INT(tlbot_tz_local("Europe/London", t, &tm), ==, 0);
+	CHECK_INT(tm.tm_gmtoff, ==, 0);
+	CHECK_STR(tm.tm_zone, "GMT");
+	/* the southern hemisphere wraps the year */
+	CHECK_INT(tlbot_tz_mktime("Australia/Sydney", 2090, 1, 15, 12, 0, &t), ==, 0);
+	CHECK_INT(tlbot_tz_local("Australia/Sydney", t, &tm), ==, 0);
+	CHECK_INT(tm.tm_gmtoff, ==, 11 * 3600);
+	CHECK_INT(tlbot_tz_mktime("Australia/Sydney", 2090, 7, 15, 12, 0, &t), ==, 0);
+	CHECK_INT(tlbot_tz_local("Australia/Sydney", t, &tm), ==, 0);
+	CHECK_INT(tm.tm_gmtoff, ==, 10 * 3600);
+	/* not zones */
+	CHECK_INT(tlbot_tz_valid("Europe"), ==, 0);
+	CHECK_INT(tlbot_tz_valid("zone.tab"), ==, 0);
+	CHECK_INT(tlbot_tz_valid("iso3166.tab"), ==, 0);
+}
+
+/* Many threads converting in different zones at once, while another
+ * thread reads the environment as libcurl does: with the old
+ * setenv/tzset swap this raced (run under ThreadSanitizer to see it). */
+static const char *const thread_zones[] = { "Europe/London", "America/New_York",
+					    "Australia/Lord_Howe", "Asia/Kolkata" };
+static const long thread_offsets[] = { 0, -5 * 3600, 39600, 19800 }; /* on 1 Dec 2026 */
+static int thread_bad;
+
+static void *
+convert_loop(void *arg)
+{
+	int k = (int)(long)arg, i;
+
+	for (i = 0; i < 20000; i++) {
+		struct tm tm;
+		time_t t = (time_t)1796083200 + i; /* 2026-12-01 */
+
+		if (tlbot_tz_local(thread_zones[k], t, &tm) != 0 ||
+		    tm.tm_gmtoff != thread_offsets[k])
+			__atomic_add_fetch(&thread_bad, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *
+read_env_loop(void *arg)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 20000; i++)
+		if (getenv("NO_PROXY_TLBOT_TEST") != NULL)
+			__atomic_add_fetch(&thread_bad, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+TEST(threads)
+{
+	pthread_t th[5];
+	int i;
+
+	thread_bad = 0;
+	for (i = 0; i < 4; i++)
+		CHECK_INT(pthread_create(&th[i], NULL, convert_loop, (void *)(long)i), ==, 0);
+	CHECK_INT(pthread_create(&th[4], NULL, read_env_loop, NULL), ==, 0);
+	for (i = 0; i < 5; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT(thread_bad, ==, 0);
+	CHECK(getenv("TZ") == NULL);
+}
+
 static const struct tap_test tests[] = {
         TEST_ENTRY(valid_zones),
         TEST_ENTRY(mktime_march_gap),
@@ -227,6 +372,9 @@ static const struct tap_test tests[] = {
         TEST_ENTRY(next_across_march),
         TEST_ENTRY(next_across_october),
         TEST_ENTRY(next_skips_and_zones),
+        TEST_ENTRY(agrees_with_libc),
+        TEST_ENTRY(posix_footers),
+        TEST_ENTRY(threads),
         TEST_END,
 };
 
