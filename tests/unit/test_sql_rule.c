@@ -1,4 +1,4 @@
-/* The rule "SQL only through bound parameters" (CONVENTIONS.md, 4), checked
+/* The rule "SQL only through bound parameters" (docs/conventions.md, habit 4), checked
  * on the source text of bot/ and commands/:
  *
  *   1. no printf-style SQL builders: sqlite3_mprintf, sqlite3_vmprintf,
