@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tlbot/command.h"
 #include "tlbot/config.h"
 #include "tlbot/log.h"
 #include "tlbot/router.h"
@@ -354,7 +355,7 @@ main(int argc, char **argv)
 	tlbot_config_init(&cfg);
 	cfg.user_id = strdup(BOT);
 	cfg.rate_limit_per_min = 100000;
-	if (tlbot_store_open(&st, path, 1) != 0)
+	if (tlbot_store_open(&st, path, tlbot_command_schemas()) != 0)
 		return 1;
 	tlbot_router_init(&rt, &cfg, BOT, &st);
 	if (join_rooms() != 0)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tlbot/clock.h"
+#include "tlbot/command.h"
 #include "tlbot/config.h"
 #include "tlbot/daemon.h"
 #include "tlbot/holidays.h"
@@ -168,7 +169,7 @@ main(int argc, char **argv)
 	}
 	{
 		mode_t old = umask(077); /* the database holds the access token */
-		int rc = tlbot_store_open(&d.st, cfg.database, 1);
+		int rc = tlbot_store_open(&d.st, cfg.database, tlbot_command_schemas());
 
 		umask(old);
 		if (rc != 0)

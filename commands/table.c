@@ -16,3 +16,16 @@ const struct tlbot_cmd *const tlbot_commands[] = {
 	&tlbot_cmd_standup, &tlbot_cmd_remind, &tlbot_cmd_me,
 	NULL,
 };
+
+const struct tlbot_schema *const *
+tlbot_command_schemas(void)
+{
+	static const struct tlbot_schema *list[sizeof(tlbot_commands) / sizeof(tlbot_commands[0])];
+	size_t i, n = 0;
+
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->schema)
+			list[n++] = tlbot_commands[i]->schema;
+	list[n] = NULL;
+	return list;
+}

@@ -236,7 +236,7 @@ tlbot_worker_main(void *arg)
 
 	memset(&w, 0, sizeof(w));
 	w.d = d;
-	if (tlbot_store_open(&w.st, d->cfg->database, 0) != 0 ||
+	if (tlbot_store_open(&w.st, d->cfg->database, NULL) != 0 ||
 	    tlbot_http_init(&w.http, d->base_url, d->cfg->ca_file) != 0 ||
 	    tlbot_http_set_token(&w.http, d->token) != 0) {
 		log_error("worker: cannot start");

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "tlbot/command.h"
 #include "tlbot/log.h"
 #include "tlbot/store.h"
 
@@ -237,7 +236,7 @@ fail:
 }
 
 static int
-migrate(struct tlbot_store *st)
+migrate(struct tlbot_store *st, const struct tlbot_schema *const *components)
 {
 	sqlite3_stmt *s;
 	int have = 0, n, i;
@@ -267,17 +266,15 @@ migrate(struct tlbot_store *st)
 			return -1;
 		log_debug("database: migrated core to version %d", i + 1);
 	}
-	for (i = 0; tlbot_commands[i]; i++) {
-		const struct tlbot_schema *sc = tlbot_commands[i]->schema;
-
-		if (sc && migrate_component(st, sc->component, sc->migrations) != 0)
+	for (i = 0; components[i]; i++)
+		if (migrate_component(st, components[i]->component, components[i]->migrations) != 0)
 			return -1;
-	}
 	return 0;
 }
 
 int
-tlbot_store_open(struct tlbot_store *st, const char *path, int do_migrate)
+tlbot_store_open(struct tlbot_store *st, const char *path,
+		 const struct tlbot_schema *const *components)
 {
 	memset(st, 0, sizeof(*st));
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -297,7 +294,7 @@ tlbot_store_open(struct tlbot_store *st, const char *path, int do_migrate)
 	if (exec_sql(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		     "PRAGMA foreign_keys=ON;") != 0)
 		goto fail;
-	if (do_migrate && migrate(st) != 0)
+	if (components && migrate(st, components) != 0)
 		goto fail;
 	return 0;
 fail:

@@ -14,6 +14,7 @@
 
 #include "tlbot/msg.h"
 #include "tlbot/parse.h"
+#include "tlbot/schema.h"
 
 struct tlbot_ctx;
 
@@ -35,12 +36,6 @@ struct tlbot_subcmd {
 	tlbot_handler_fn handler;
 };
 
-/* A schema component: migrations applied in order, version tracked per
- * component in the store, so each command family owns its tables. */
-struct tlbot_schema {
-	const char *component;
-	const char *const *migrations; /* NULL-terminated SQL scripts */
-};
 
 /* A scheduled job as the handler sees it (borrowed). */
 struct tlbot_job {
@@ -94,6 +89,9 @@ struct tlbot_cmd {
 
 /* The registry (commands/table.c): NULL-terminated. */
 extern const struct tlbot_cmd *const tlbot_commands[];
+/* The schema components of the table's families, NULL-terminated, for
+ * tlbot_store_open (a static list, rebuilt on each call). */
+const struct tlbot_schema *const *tlbot_command_schemas(void);
 /* Find by name or alias (case-insensitive); NULL if none. */
 const struct tlbot_cmd *tlbot_command_find(const char *name);
 

@@ -1,13 +1,15 @@
 /* The SQLite store: one connection per thread, WAL, versioned migrations.
  * Core tables: kv, handled events, rooms and their state, outbox, jobs,
  * counters, user preferences; command families add their own through
- * struct tlbot_schema (see command.h). */
+ * struct tlbot_schema (schema.h), handed in by whoever opens the store. */
 #ifndef TLBOT_STORE_H
 #define TLBOT_STORE_H
 
 #include <sqlite3.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "tlbot/schema.h"
 
 struct tlbot_stmt_cache;
 
@@ -18,9 +20,11 @@ struct tlbot_store {
 	struct tlbot_stmt_cache *stmts; /* prepared statements (store.c) */
 };
 
-/* Open (creating) the database at path and, when migrate is set, apply the
- * core and every command family's migrations. Returns 0 or -1 (logged). */
-int tlbot_store_open(struct tlbot_store *st, const char *path, int migrate);
+/* Open (creating) the database at path and, when components is not NULL,
+ * apply the core migrations and then each component's (a NULL-terminated
+ * list, e.g. tlbot_command_schemas()). Returns 0 or -1 (logged). */
+int tlbot_store_open(struct tlbot_store *st, const char *path,
+		     const struct tlbot_schema *const *components);
 void tlbot_store_close(struct tlbot_store *st);
 
 /* Transactions (BEGIN IMMEDIATE). Return 0 or -1 (logged). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tlbot/command.h"
 #include "tlbot/config.h"
 #include "tlbot/http.h"
 #include "tlbot/log.h"
@@ -25,7 +26,7 @@ setup(void)
 	tlbot_config_init(&cfg);
 	cfg.user_id = strdup("@tlbot:test");
 	cfg.rate_limit_per_min = 0;
-	if (tlbot_store_open(&st, ":memory:", 1) != 0)
+	if (tlbot_store_open(&st, ":memory:", tlbot_command_schemas()) != 0)
 		abort();
 	/* the rooms the seeds talk in are joined */
 	tlbot_store_room_set(&st, "!r:test", "join", NULL);

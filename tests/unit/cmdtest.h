@@ -100,7 +100,7 @@ cmdtest_init(struct cmdtest *t)
 	t->cfg.user_id = strdup("@tlbot:test");
 	t->cfg.rate_limit_per_min = 0; /* no rate limit in unit tests */
 	t->now = 1795000000; /* 2026-11-18T11:06:40Z, a Wednesday */
-	return tlbot_store_open(&t->st, ":memory:", 1);
+	return tlbot_store_open(&t->st, ":memory:", tlbot_command_schemas());
 }
 
 static inline void

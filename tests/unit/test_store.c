@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "tlbot/command.h"
 #include "tlbot/store.h"
 
 static char dbpath[256];
@@ -15,7 +16,7 @@ fresh(struct tlbot_store *st)
 {
 	snprintf(dbpath, sizeof(dbpath), "/tmp/tlbot-test-store-%d.db", (int)getpid());
 	unlink(dbpath);
-	CHECK(tlbot_store_open(st, dbpath, 1) == 0);
+	CHECK(tlbot_store_open(st, dbpath, tlbot_command_schemas()) == 0);
 }
 
 static void
@@ -66,7 +67,7 @@ TEST(migrations_wal_and_reopen)
 	free(mode);
 	tlbot_store_close(&st);
 	/* reopening applies nothing twice */
-	CHECK(tlbot_store_open(&st, dbpath, 1) == 0);
+	CHECK(tlbot_store_open(&st, dbpath, tlbot_command_schemas()) == 0);
 	CHECK_INT(one_int(&st, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'kv'"), ==, 1);
 	cleanup(&st);
 }
@@ -109,7 +110,7 @@ TEST(rolled_back_batch_leaves_nothing)
 	tlbot_store_event_mark(&st, "$a", "!r");
 	CHECK_INT(tlbot_store_commit(&st), ==, 0);
 	tlbot_store_close(&st);
-	CHECK(tlbot_store_open(&st, dbpath, 1) == 0);
+	CHECK(tlbot_store_open(&st, dbpath, tlbot_command_schemas()) == 0);
 	CHECK_INT(tlbot_store_kv_get(&st, "next_batch", &v), ==, 0);
 	CHECK_STR(v, "s9");
 	free(v);
