@@ -10,19 +10,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402,F401
+from fixtures import body, in_reply_to  # noqa: E402,F401
 
 
 def utc(y, mo, d, h, mi, s=0):
     return calendar.timegm((y, mo, d, h, mi, s))
-
-
-def body(ev):
-    return (ev.get("content") or {}).get("body") or ""
-
-
-def in_reply_to(ev):
-    rel = (ev.get("content") or {}).get("m.relates_to") or {}
-    return (rel.get("m.in_reply_to") or {}).get("event_id")
 
 
 def bot_messages(hs, room, bot_user):

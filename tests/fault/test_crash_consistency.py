@@ -29,6 +29,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultlib import (body, bot_messages, count_replies, db_ro, figures, in_reply_to,  # noqa: E402
                       mx, replies_by_command, unprompted, utc)
+import fixtures  # noqa: E402
 
 N_COMMANDS = int(os.environ.get("TLBOT_CRASH_COMMANDS", "520"))
 MIN_KILLS = int(os.environ.get("TLBOT_CRASH_KILLS", "50"))
@@ -408,4 +409,4 @@ class CrashConsistency(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -16,6 +16,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultlib import body, count_replies, db_ro, figures, mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks  # noqa: E402
 
 
 def mount_tmpfs(path, size):
@@ -48,9 +50,7 @@ def fill(path):
     return filler
 
 
-@unittest.skipIf(os.environ.get("TLBOT_TEST_TRANSPORT", "sync") != "sync",
-                 "disk faults do not depend on the transport: run once, over /sync")
-class Disk(unittest.TestCase):
+class Disk(Asks, unittest.TestCase):
     def setUp(self):
         self.mnt = mx.tmpdir("tlbot-disk-")
         if os.geteuid() != 0:
@@ -79,10 +79,6 @@ class Disk(unittest.TestCase):
         self.room = self.alice.create_room(name="disk", invite=[self.bot.user_id])
         self.alice.wait_membership(self.room, self.bot.user_id, "join", timeout=20)
 
-    def ask(self, text):
-        ev = self.alice.send_text(self.room, text)
-        return ev, self.alice.wait_reply(self.room, ev, timeout=20)
-
     def integrity(self, immutable=False):
         db = db_ro(self.bot.db_path, immutable)
         try:
@@ -104,7 +100,7 @@ class Disk(unittest.TestCase):
     def test_full_filesystem(self):
         self.join()
         for i in range(3):
-            self.assertIn("Created C-", body(self.ask(f'!challenge new "before the disk filled {i}"')[1]))
+            self.assertIn("Created C-", body(self.ask(f'!challenge new "before the disk filled {i}"')))
         self.bot.wait_idle()
         mark = self.bot.log_mark()
         filler = fill(self.mnt)
@@ -141,7 +137,7 @@ class Disk(unittest.TestCase):
 
     def test_read_only_filesystem_at_start(self):
         self.join()
-        self.assertIn("Created C-1", body(self.ask('!challenge new "before read-only"')[1]))
+        self.assertIn("Created C-1", body(self.ask('!challenge new "before read-only"')))
         self.bot.wait_idle()
         self.bot.stop()
         remount(self.mnt, "ro")
@@ -173,4 +169,4 @@ class Disk(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -20,14 +20,13 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultlib import body, count_replies, figures, mx  # noqa: E402
+import fixtures  # noqa: E402
 
 BACKOFF_CAP_S = 60
 SYNC_TIMEOUT_MS = 2000          # the bot's client timeout for /sync is this + 20 s
 SEND_CLIENT_TIMEOUT_S = 30      # bot/transport/matrix.c SHORT_TIMEOUT_MS
 
 
-@unittest.skipIf(os.environ.get("TLBOT_TEST_TRANSPORT", "sync") != "sync",
-                 "HTTP faults test the /sync transport; WebSocket faults are in test_websocket")
 class Network(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -234,4 +233,4 @@ class Network(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -13,6 +13,7 @@ import urllib.error
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
 
 C = "/_matrix/client/v3"
 SEND = "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"
@@ -611,4 +612,4 @@ class TestLibrary(Base):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=1)
+    fixtures.main(verbosity=1)

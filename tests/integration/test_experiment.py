@@ -19,6 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks, ask, body, html  # noqa: E402
 
 
 def utc(y, mo, d, h=0, mi=0, s=0):
@@ -29,15 +31,7 @@ def utc(y, mo, d, h=0, mi=0, s=0):
 T0 = utc(2026, 11, 18, 11, 0)
 
 
-def body(ev):
-    return ev["content"].get("body", "")
-
-
-def html(ev):
-    return ev["content"].get("formatted_body", "")
-
-
-class Experiment(unittest.TestCase):
+class Experiment(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -55,21 +49,13 @@ class Experiment(unittest.TestCase):
         cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=15)
         cls.alice.wait_membership(cls.digest, cls.bot.user_id, "join", timeout=15)
         cls.bot.wait_idle(timeout=15)
-        r = cls.ask_in(cls.alice, cls.room, '!challenge new "Temporary accommodation costs"')
+        r = ask(cls.alice, cls.room, '!challenge new "Temporary accommodation costs"')
         assert "C-1" in body(r), body(r)
 
     @classmethod
     def tearDownClass(cls):
         cls.bot.stop()
         cls.hs.stop()
-
-    @staticmethod
-    def ask_in(user, room, text):
-        ev = user.send_text(room, text)
-        return user.wait_reply(room, ev, timeout=20)
-
-    def ask(self, text, user=None):
-        return self.ask_in(user or self.alice, self.room, text)
 
     def new(self, title, extra="", user=None):
         r = self.ask(f'!exp new C-1 "{title}" "We believe {title.lower()} will result in fewer'
@@ -250,4 +236,4 @@ class Experiment(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -22,6 +22,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
 
 STREAM = "/_matrix/client/unstable/stream"
 SEND = "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"
@@ -365,4 +366,4 @@ class Tls(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

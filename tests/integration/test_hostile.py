@@ -18,20 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
-
-
-def body(ev):
-    return (ev.get("content") or {}).get("body") or ""
-
-
-def html(ev):
-    return (ev.get("content") or {}).get("formatted_body") or ""
-
-
-def in_reply_to(ev):
-    rel = (ev.get("content") or {}).get("m.relates_to")
-    irt = rel.get("m.in_reply_to") if isinstance(rel, dict) else None
-    return irt.get("event_id") if isinstance(irt, dict) else None
+import fixtures  # noqa: E402
+from fixtures import Asks, ask, body, html, in_reply_to  # noqa: E402
 
 
 def replies(hs, room, bot_user, event_id):
@@ -39,7 +27,7 @@ def replies(hs, room, bot_user, event_id):
             in_reply_to(e) == event_id]
 
 
-class Hostile(unittest.TestCase):
+class Hostile(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -56,17 +44,8 @@ class Hostile(unittest.TestCase):
         cls.bob.join(cls.room)
         cls.eve.join(cls.room)
         cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=20)
-        r = cls.ask_cls('!challenge new "Baseline challenge" --region Leeds')
+        r = ask(cls.alice, cls.room, '!challenge new "Baseline challenge" --region Leeds')
         assert "Created C-1" in body(r), body(r)
-
-    @classmethod
-    def ask_cls(cls, text, user=None):
-        user = user or cls.alice
-        ev = user.send_text(cls.room, text)
-        return user.wait_reply(cls.room, ev, timeout=20)
-
-    def ask(self, text, user=None):
-        return self.ask_cls(text, user)
 
     def snapshot(self):
         """What hostile input must not change: every user table's rows."""
@@ -358,4 +337,4 @@ class Flood(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -12,17 +12,15 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks, body  # noqa: E402
 
 
 def utc(y, mo, d, h, mi):
     return calendar.timegm((y, mo, d, h, mi, 0))
 
 
-def body(ev):
-    return (ev.get("content") or {}).get("body") or ""
-
-
-class Remind(unittest.TestCase):
+class Remind(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -42,11 +40,6 @@ class Remind(unittest.TestCase):
         cls.bot.stop()
         cls.hs.stop()
 
-    def ask(self, text, user=None):
-        user = user or self.alice
-        ev = user.send_text(self.room, text)
-        return ev, user.wait_reply(self.room, ev, timeout=20)
-
     def dm_room(self, user):
         if user.user_id not in self.dm:
             room = user.wait_for_invite(timeout=20, inviter=self.bot.user_id)
@@ -56,27 +49,27 @@ class Remind(unittest.TestCase):
 
     def test_forms_delivery_cancel(self):
         a, b = self.alice, self.bob
-        _, r = self.ask('!remind me in 2h "call the council"')
+        _, r = self.ask_ev('!remind me in 2h "call the council"')
         self.assertIn("R-1: I will remind you on Wednesday 18 November 2026 at 12:00 "
                       "Europe/London by direct message", body(r))
-        _, r = self.ask('!remind room at 16:00 "retro in five minutes"')
+        _, r = self.ask_ev('!remind room at 16:00 "retro in five minutes"')
         self.assertIn("at 16:00 Europe/London", body(r))
-        _, r = self.ask('!remind @bob:localhost tomorrow 09:00 "send the survey"')
+        _, r = self.ask_ev('!remind @bob:localhost tomorrow 09:00 "send the survey"')
         self.assertIn("Thursday 19 November 2026 at 09:00", body(r))
-        _, r = self.ask('!remind me on 2026-12-01 at 10:30 "review the pilot"')
+        _, r = self.ask_ev('!remind me on 2026-12-01 at 10:30 "review the pilot"')
         self.assertIn("Tuesday 1 December 2026 at 10:30", body(r))
         # bob works in Paris: his 11:00 is 10:00 UTC
-        self.ask("!me tz Europe/Paris", user=b)
-        _, r = self.ask('!remind me at 11:30 "paris time"', user=b)
+        self.ask_ev("!me tz Europe/Paris", user=b)
+        _, r = self.ask_ev('!remind me at 11:30 "paris time"', user=b)
         self.assertIn("11:30 Europe/Paris", body(r))
-        _, r = self.ask("!remind me in a while x")
+        _, r = self.ask_ev("!remind me in a while x")
         self.assertIn("bad duration", body(r))
-        _, r = self.ask("!remind list")
+        _, r = self.ask_ev("!remind list")
         for n in ("R-1", "R-2", "R-3", "R-4"):
             self.assertIn(n, body(r))
-        _, r = self.ask("!remind cancel R-4")
+        _, r = self.ask_ev("!remind cancel R-4")
         self.assertEqual(body(r), "Cancelled R-4.")
-        _, r = self.ask("!remind cancel R-1", user=b)
+        _, r = self.ask_ev("!remind cancel R-1", user=b)
         self.assertIn("not allowed", body(r))
 
         # 10:30 UTC: bob's Paris reminder, by DM
@@ -101,7 +94,7 @@ class Remind(unittest.TestCase):
         self.assertEqual(len([e for e in a.events(dma) if "call the council" in body(e)]), 1)
 
         # missed while down: more than the grace period late, not delivered
-        _, r = self.ask('!remind me in 1h "too late"')
+        _, r = self.ask_ev('!remind me in 1h "too late"')
         self.bot.stop()
         self.bot.set_clock(utc(2026, 11, 19, 13, 30))
         mark = self.bot.log_mark()
@@ -113,9 +106,9 @@ class Remind(unittest.TestCase):
         time.sleep(1.2)
         texts = [body(e) for e in a.events(dma)]
         self.assertFalse([t for t in texts if "too late" in t or "review the pilot" in t])
-        _, r = self.ask("!remind list")
+        _, r = self.ask_ev("!remind list")
         self.assertIn("No pending reminders", body(r))
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -18,19 +18,11 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks, body, in_reply_to  # noqa: E402
 
 
-def body(ev):
-    return (ev.get("content") or {}).get("body") or ""
-
-
-def in_reply_to(ev):
-    rel = (ev.get("content") or {}).get("m.relates_to")
-    irt = rel.get("m.in_reply_to") if isinstance(rel, dict) else None
-    return irt.get("event_id") if isinstance(irt, dict) else None
-
-
-class Security(unittest.TestCase):
+class Security(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -49,11 +41,6 @@ class Security(unittest.TestCase):
         for u in (cls.bob, cls.carol, cls.eve):
             u.join(cls.room)
         cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=20)
-
-    def ask(self, text, user=None, room=None):
-        user, room = user or self.alice, room or self.room
-        ev = user.send_text(room, text)
-        return user.wait_reply(room, ev, timeout=20)
 
     def no_reply(self, user, text, room=None):
         room = room or self.room
@@ -207,7 +194,7 @@ class Security(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, f"{key} accepted")
             self.assertIn(key, r.stderr)
             self.assertNotIn("abcdefgh", r.stderr + r.stdout)
-        with open(os.path.join(mx.REPO, "bot", "http.c")) as f:
+        with open(os.path.join(mx.REPO, "bot", "transport", "http.c")) as f:
             src = f.read()
         self.assertIn("CURLOPT_SSL_VERIFYPEER, 1L", src)
         self.assertNotRegex(src, r"CURLOPT_SSL_VERIFY(PEER|HOST),\s*0")
@@ -239,4 +226,4 @@ class ServerGlob(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -14,6 +14,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks  # noqa: E402
 
 
 def replies_by_command(hs, room, bot_user):
@@ -29,7 +31,7 @@ def replies_by_command(hs, room, bot_user):
     return out
 
 
-class Spine(unittest.TestCase):
+class Spine(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -52,13 +54,8 @@ class Spine(unittest.TestCase):
         if not self.bot.alive():
             self.bot.start()
 
-    def ask(self, text, user=None, **kw):
-        user = user or self.alice
-        ev = user.send_text(self.room, text, **kw)
-        return ev, user.wait_reply(self.room, ev, timeout=20)
-
     def test_ping(self):
-        ev, r = self.ask("!ping")
+        ev, r = self.ask_ev("!ping")
         self.assertEqual(r["content"]["body"], "pong")
         self.assertEqual(r["content"]["msgtype"], "m.notice")
         self.assertIn("m.mentions", r["content"])
@@ -68,32 +65,32 @@ class Spine(unittest.TestCase):
         self.assertEqual(len(replies_by_command(self.hs, self.room, self.bot.user_id)[ev]), 1)
 
     def test_slash_prefix_and_case(self):
-        _, r = self.ask("/PING")
+        _, r = self.ask_ev("/PING")
         self.assertEqual(r["content"]["body"], "pong")
 
     def test_help(self):
-        _, r = self.ask("!help")
+        _, r = self.ask_ev("!help")
         body = r["content"]["body"]
         self.assertIn("!ping", body)
         self.assertIn("!help", body)
         self.assertIn("<ul>", r["content"]["formatted_body"])
-        _, r = self.ask("!help ping")
+        _, r = self.ask_ev("!help ping")
         self.assertIn("Usage: !ping", r["content"]["body"])
-        _, r = self.ask("!help nosuch")
+        _, r = self.ask_ev("!help nosuch")
         self.assertIn("no command named 'nosuch'", r["content"]["body"])
 
     def test_unknown_command_suggests(self):
-        _, r = self.ask("!pign")
+        _, r = self.ask_ev("!pign")
         self.assertIn("unknown command !pign", r["content"]["body"])
         self.assertIn("did you mean !ping", r["content"]["body"])
-        _, r = self.ask("!zzzzzzzz")
+        _, r = self.ask_ev("!zzzzzzzz")
         self.assertIn("!help lists all commands", r["content"]["body"])
 
     def test_parse_error_is_one_line(self):
-        _, r = self.ask('!help "unbalanced')
+        _, r = self.ask_ev('!help "unbalanced')
         self.assertIn("unbalanced quote", r["content"]["body"])
         self.assertNotIn("\n", r["content"]["body"])
-        _, r = self.ask("!ping extra")
+        _, r = self.ask_ev("!ping extra")
         self.assertIn("unexpected argument 'extra'", r["content"]["body"])
 
     def test_thread_reply_stays_in_thread(self):
@@ -107,7 +104,7 @@ class Spine(unittest.TestCase):
         self.assertEqual(rel["m.in_reply_to"]["event_id"], ev)
 
     def test_html_escaped(self):
-        _, r = self.ask("!help <b>x</b>")
+        _, r = self.ask_ev("!help <b>x</b>")
         self.assertNotIn("<b>x</b>", r["content"]["formatted_body"])
         self.assertIn("&lt;b&gt;", r["content"]["formatted_body"])
 
@@ -182,7 +179,7 @@ class Spine(unittest.TestCase):
         self.bot.start()
 
     def test_secrets_never_logged(self):
-        _, _ = self.ask("!ping")
+        _, _ = self.ask_ev("!ping")
         log = self.bot.log()
         token = self.hs.login("tlbot", "botpass").token  # a fresh token proves nothing; use the db
         del token
@@ -293,4 +290,4 @@ class Startup(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -15,14 +15,12 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks, body  # noqa: E402
 
 
 def utc(y, mo, d, h, mi):
     return calendar.timegm((y, mo, d, h, mi, 0))
-
-
-def body(ev):
-    return (ev.get("content") or {}).get("body") or ""
 
 
 def summaries(hs, room):
@@ -31,7 +29,7 @@ def summaries(hs, room):
             and "m.relates_to" not in e.get("content", {})]
 
 
-class Standup(unittest.TestCase):
+class Standup(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -53,11 +51,6 @@ class Standup(unittest.TestCase):
         cls.bot.stop()
         cls.hs.stop()
 
-    def ask(self, text, user=None):
-        user = user or self.alice
-        ev = user.send_text(self.room, text)
-        return ev, user.wait_reply(self.room, ev, timeout=20)
-
     def clock(self, t):
         self.bot.set_clock(t)
 
@@ -71,17 +64,17 @@ class Standup(unittest.TestCase):
 
     def test_a_full_day(self):
         a, b = self.alice, self.bob
-        _, r = self.ask("!team add @alice:localhost --role data")
-        _, r = self.ask("!team add @bob:localhost --role policy")
-        _, r = self.ask('!challenge new "Family hub footfall" --lead @alice:localhost')
+        _, r = self.ask_ev("!team add @alice:localhost --role data")
+        _, r = self.ask_ev("!team add @bob:localhost --role policy")
+        _, r = self.ask_ev('!challenge new "Family hub footfall" --lead @alice:localhost')
         self.assertIn("C-1", body(r))
-        _, r = self.ask("!standup schedule 09:30 Europe/London mon-fri")
+        _, r = self.ask_ev("!standup schedule 09:30 Europe/London mon-fri")
         self.assertIn("Next stand-up: Wednesday 18 November 2026", body(r))
-        _, r = self.ask("!standup show")
+        _, r = self.ask_ev("!standup show")
         self.assertIn("summary at 10:15", body(r))
         # something happens to the challenge before the stand-up
         self.clock(utc(2026, 11, 18, 9, 0))
-        _, r = self.ask("!challenge status C-1 active")
+        _, r = self.ask_ev("!challenge status C-1 active")
 
         # 09:30: both asked by DM
         self.clock(utc(2026, 11, 18, 9, 30))
@@ -106,14 +99,14 @@ class Standup(unittest.TestCase):
         b.wait_for(dmb, lambda e: "no answer from you yet" in body(e), timeout=20)
         # bob answers by command in the room, then edits the answer
         self.clock(utc(2026, 11, 18, 10, 5))
-        cmd, r = self.ask("!standup y: read the survey t: draft questions b: waiting on data",
+        cmd, r = self.ask_ev("!standup y: read the survey t: draft questions b: waiting on data",
                           user=b)
         self.assertIn("recorded for Wednesday 18 November 2026", body(r))
         b.edit(self.room, cmd, "!standup y: read the survey t: draft questions "
                                "b: waiting on the footfall data from the council")
         # the bot handles a room's events in order: once this is answered,
         # the edit has been applied (an edit gets no reply of its own)
-        _, r = self.ask("!standup summary")
+        _, r = self.ask_ev("!standup summary")
         self.assertIn("waiting on the footfall data from the council", body(r))
 
         # 10:15: the summary in the room
@@ -135,7 +128,7 @@ class Standup(unittest.TestCase):
         self.bot.wait_idle()
         time.sleep(1.5)
         self.assertEqual(len(summaries(self.hs, self.room)), 1)
-        _, r = self.ask("!standup history")
+        _, r = self.ask_ev("!standup history")
         self.assertIn("Wednesday 18 November 2026", body(r))
 
     def test_b_missed_while_down(self):
@@ -147,18 +140,18 @@ class Standup(unittest.TestCase):
         self.bot.start()
         self.bot.wait_log(r"standup\.summary.*missed", timeout=20, since=mark)
         self.bot.wait_idle()
-        _, r = self.ask("!standup history")
+        _, r = self.ask_ev("!standup history")
         self.assertIn("Thursday 19 November 2026", body(r))
         self.assertIn("Not posted", body(r))
-        _, r = self.ask("!standup show")
+        _, r = self.ask_ev("!standup show")
         self.assertIn("Next stand-up: Friday 20 November 2026", body(r))
         self.assertEqual(len(summaries(self.hs, self.room)), 1)
 
     def test_c_skip_and_away(self):
         # Friday is skipped; bob is away on Monday: only alice is asked
-        _, r = self.ask("!standup skip 2026-11-20")
+        _, r = self.ask_ev("!standup skip 2026-11-20")
         self.assertIn("Next stand-up: Monday 23 November 2026", body(r))
-        _, r = self.ask("!standup away @bob:localhost --until 2026-11-23")
+        _, r = self.ask_ev("!standup away @bob:localhost --until 2026-11-23")
         self.assertIn("is away", body(r))
         dmb = self.dm_room(self.bob)
         before = len([e for e in self.bob.events(dmb) if "Yesterday?" in body(e)])
@@ -166,9 +159,9 @@ class Standup(unittest.TestCase):
         dma = self.dm_room(self.alice)
         self.alice.wait_for(dma, lambda e: "Monday 23 November 2026" in body(e), timeout=20)
         # alice answers, then deletes (redacts) her answer: it is withdrawn
-        cmd, r = self.ask("!standup y: a t: b b: secret blocker")
+        cmd, r = self.ask_ev("!standup y: a t: b b: secret blocker")
         self.alice.redact(self.room, cmd)
-        _, r = self.ask("!standup summary")
+        _, r = self.ask_ev("!standup summary")
         self.assertNotIn("secret blocker", body(r))
         self.clock(utc(2026, 11, 23, 10, 15))
         s = self.alice.wait_for(self.room, lambda e: "Monday 23 November 2026" in body(e)
@@ -183,13 +176,13 @@ class Standup(unittest.TestCase):
         # bob works from Paris; after the clocks go forward (29 March 2027 is
         # the first Monday in summer time) 09:30 is 07:30 UTC in Paris and
         # 08:30 UTC in London
-        _, r = self.ask("!me tz Europe/Paris", user=self.bob)
+        _, r = self.ask_ev("!me tz Europe/Paris", user=self.bob)
         self.assertIn("Europe/Paris", body(r))
         self.bot.stop()
         self.clock(utc(2027, 3, 26, 12, 0))
         self.bot.start()
         self.bot.wait_idle()
-        _, r = self.ask("!standup show")
+        _, r = self.ask_ev("!standup show")
         self.assertIn("Next stand-up: Monday 29 March 2027", body(r))
         dma, dmb = self.dm_room(self.alice), self.dm_room(self.bob)
         self.clock(utc(2027, 3, 29, 7, 30))
@@ -210,7 +203,7 @@ class Standup(unittest.TestCase):
         self.clock(utc(2027, 10, 29, 12, 0))
         self.bot.start()
         self.bot.wait_idle()
-        _, r = self.ask("!standup show")
+        _, r = self.ask_ev("!standup show")
         self.assertIn("Next stand-up: Monday 1 November 2027", body(r))
         dma, dmb = self.dm_room(self.alice), self.dm_room(self.bob)
         self.clock(utc(2027, 11, 1, 8, 30))
@@ -223,4 +216,4 @@ class Standup(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

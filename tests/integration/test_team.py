@@ -14,20 +14,14 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks, body, html  # noqa: E402
 
 T0 = 1794999600          # Wed 2026-11-18 11:00 UTC (Europe/London is UTC in winter)
 DAY = 86400
 
 
-def body(ev):
-    return ev["content"].get("body", "")
-
-
-def html(ev):
-    return ev["content"].get("formatted_body", "")
-
-
-class Team(unittest.TestCase):
+class Team(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -46,11 +40,6 @@ class Team(unittest.TestCase):
             u.join(cls.room)
         cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=15)
         cls.bot.wait_idle(timeout=15)
-
-    def ask(self, text, user=None, **kw):
-        user = user or self.alice
-        ev = user.send_text(self.room, text, **kw)
-        return user.wait_reply(self.room, ev, timeout=20)
 
     def test_add_list_remove(self):
         r = self.ask("!team add @sam:localhost --role data --from 2026-09-01 --until 2027-03-31")
@@ -125,4 +114,4 @@ class Team(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

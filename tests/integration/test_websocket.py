@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
 
 SEND = "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"
 
@@ -243,4 +244,4 @@ class Auto(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)
