@@ -14,6 +14,8 @@
 #include "tlbot/holidays.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
+#include "tlbot/metrics.h"
+#include "tlbot/metrics_http.h"
 #include "tlbot/ws.h"
 
 static volatile sig_atomic_t stopping;
@@ -92,6 +94,7 @@ main(int argc, char **argv)
 	enum tlbot_log_level lvl;
 	struct sigaction sa;
 	pthread_t worker, housekeeper;
+	struct tlbot_metrics_server *metrics = NULL;
 	int ch, check_only = 0, problems = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:nhV", opts, NULL)) != -1) {
@@ -134,6 +137,7 @@ main(int argc, char **argv)
 	}
 	if (tlbot_log_parse_level(cfg.log_level, &lvl) == 0)
 		tlbot_log_set_level(lvl);
+	tlbot_log_set_json(cfg.log_format && strcmp(cfg.log_format, "json") == 0);
 	tlbot_log_add_secret(cfg.password);
 	tlbot_log_add_secret(cfg.access_token);
 	check_permissions(config_path, &cfg);
@@ -175,6 +179,9 @@ main(int argc, char **argv)
 		if (rc != 0)
 			fatalx("cannot open the database %s (see above)", cfg.database);
 	}
+	tlbot_metrics_init();
+	if (tlbot_metrics_server_start(&cfg, &metrics) != 0)
+		fatalx("cannot start the metrics listener (metrics_listen: %s)", cfg.metrics_listen);
 	while (tlbot_mx_discover(cfg.homeserver, cfg.ca_file, &d.base_url) != TLBOT_OK) {
 		log_warnx("cannot resolve homeserver %s yet; retrying in 5 s", cfg.homeserver);
 		if (tlbot_daemon_sleep(&d, 5000))
@@ -208,6 +215,7 @@ main(int argc, char **argv)
 	pthread_join(housekeeper, NULL);
 	log_info("stopped cleanly");
 done:
+	tlbot_metrics_server_stop(metrics);
 	tlbot_ws_free(d.ws);
 	tlbot_http_release(&d.http);
 	tlbot_store_close(&d.st);

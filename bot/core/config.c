@@ -60,6 +60,8 @@ static int check_transport(const char *, const char *, char *, size_t);
 static int check_ws_url(const char *, const char *, char *, size_t);
 static int check_timezone(const char *, const char *, char *, size_t);
 static int check_room_id(const char *, const char *, char *, size_t);
+static int check_listen(const char *, const char *, char *, size_t);
+static int check_log_format(const char *, const char *, char *, size_t);
 
 #define F(field) offsetof(struct tlbot_config, field)
 
@@ -94,6 +96,10 @@ static const struct key keys[] = {
 	{ "websocket_ping_s", K_INT, F(websocket_ping_s), NULL, 1, 3600 },
 	{ "websocket_reprobe_s", K_INT, F(websocket_reprobe_s), NULL, 1, 86400 },
 	{ "websocket_token_in_query", K_BOOL, F(websocket_token_in_query), NULL, 0, 0 },
+	{ "metrics_listen", K_STR, F(metrics_listen), check_listen, 0, 0 },
+	{ "health_max_sync_age_s", K_INT, F(health_max_sync_age_s), NULL, 5, 86400 },
+	{ "health_max_outbox_age_s", K_INT, F(health_max_outbox_age_s), NULL, 5, 86400 },
+	{ "log_format", K_STR, F(log_format), check_log_format, 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -413,6 +419,37 @@ check_transport(const char *key, const char *v, char *why, size_t whylen)
 		return 0;
 	echo(v, strlen(v), e, sizeof(e));
 	snprintf(why, whylen, "invalid %s '%s' (expected sync, websocket or auto)", key, e);
+	return -1;
+}
+
+/* metrics_listen: "PORT" or "HOST:PORT" ("[v6]:PORT"), port 1..65535. */
+static int
+check_listen(const char *key, const char *v, char *why, size_t whylen)
+{
+	const char *colon = strrchr(v, ':'), *port = colon ? colon + 1 : v;
+	char e[ECHO_MAX + 8], *end = NULL;
+	long n;
+
+	errno = 0;
+	n = *port ? strtol(port, &end, 10) : 0;
+	if (errno == 0 && end && *end == '\0' && n >= 1 && n <= 65535 &&
+	    (colon == NULL || colon > v))
+		return 0;
+	echo(v, strlen(v), e, sizeof(e));
+	snprintf(why, whylen, "invalid %s '%s' (expected PORT or HOST:PORT, e.g. 127.0.0.1:9464)",
+		 key, e);
+	return -1;
+}
+
+static int
+check_log_format(const char *key, const char *v, char *why, size_t whylen)
+{
+	char e[ECHO_MAX + 8];
+
+	if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0)
+		return 0;
+	echo(v, strlen(v), e, sizeof(e));
+	snprintf(why, whylen, "invalid %s '%s' (expected text or json)", key, e);
 	return -1;
 }
 
@@ -1252,6 +1289,9 @@ tlbot_config_init(struct tlbot_config *c)
 	c->websocket_ping_s = 60;
 	c->websocket_reprobe_s = 600;
 	c->websocket_token_in_query = xstrdup("off");
+	c->health_max_sync_age_s = 90;
+	c->health_max_outbox_age_s = 300;
+	c->log_format = xstrdup("text");
 }
 
 /* Overwrite a secret before freeing it. */

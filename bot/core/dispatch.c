@@ -7,6 +7,7 @@
 
 #include "tlbot/ctx.h"
 #include "tlbot/log.h"
+#include "tlbot/metrics.h"
 
 const struct tlbot_cmd *
 tlbot_command_find(const char *name)
@@ -251,6 +252,7 @@ tlbot_dispatch(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl, const char
 			 tlbot_buf_str(&ctx->err));
 		tlbot_replyf(ctx, "%s", tlbot_buf_str(&ctx->err));
 	}
+	tlbot_metrics_command(cl ? cl->name : NULL, ctx->db_failed ? TLBOT_OUTCOME_FAILED : ctx->failed ? TLBOT_OUTCOME_REFUSED : TLBOT_OUTCOME_OK);
 	if (ctx->db_failed) {
 		tlbot_store_rollback_to(ctx->st);
 		return -1;

@@ -6,6 +6,7 @@
 #include "tlbot/clock.h"
 #include "tlbot/ctx.h"
 #include "tlbot/log.h"
+#include "tlbot/metrics.h"
 #include "tlbot/router.h"
 
 void
@@ -469,6 +470,7 @@ tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *sin
 	const char *next = jstr(batch, "next_batch"), *room_id;
 	json_t *room;
 	int first_sync = since == NULL;
+	uint64_t events_before = rt->events;
 
 	if (next == NULL) {
 		log_warnx("sync batch without next_batch: ignored");
@@ -493,6 +495,7 @@ tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *sin
 	if (tlbot_store_commit(rt->st) != 0)
 		return -1;
 	rt->batches++;
+	tlbot_metrics_batch(rt->events - events_before);
 	return 0;
 fail:
 	tlbot_store_rollback(rt->st);
@@ -556,6 +559,7 @@ tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 			log_error("job %lld (%s, room %s): failed: %s", (long long)row.id, row.kind,
 				  row.room_id ? row.room_id : "-",
 				  ctx.failed ? tlbot_buf_str(&ctx.err) : "handler error");
+			tlbot_metrics_job(row.kind, "failed", (long)(now - row.due));
 			tlbot_ctx_release(&ctx);
 			tlbot_store_job_row_release(&row);
 			if (tlbot_store_begin(rt->st) != 0)
@@ -575,6 +579,7 @@ tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 			log_info("job %lld (%s, room %s) fired", (long long)row.id, row.kind,
 				 row.room_id ? row.room_id : "-");
 		rc = tlbot_store_job_finish(rt->st, row.id, state, now);
+		tlbot_metrics_job(row.kind, state, (long)(now - row.due));
 		tlbot_ctx_release(&ctx);
 		tlbot_store_job_row_release(&row);
 		if (rc != 0 || tlbot_store_commit(rt->st) != 0) {

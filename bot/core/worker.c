@@ -9,6 +9,7 @@
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
+#include "tlbot/metrics.h"
 #include "tlbot/ws.h"
 
 #define SEND_BACKOFF_BASE_MS 250
@@ -168,6 +169,7 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 			  row->room_id ? row->room_id : row->user_id, event_id ? " as " : "",
 			  event_id ? event_id : "");
 		w->attempt = 0;
+		tlbot_metrics_send("ok", "");
 	} else if (e == TLBOT_ERR_ABORT) {
 		done = -1;
 	} else if (e == TLBOT_ERR_HTTP && strcmp(r.errcode, "M_UNKNOWN_TOKEN") == 0) {
@@ -185,6 +187,9 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 		else
 			wait = tlbot_backoff_ms(w->attempt++, SEND_BACKOFF_BASE_MS, SEND_BACKOFF_CAP_MS);
 		tlbot_store_outbox_fail(&w->st, row->id, r.error, 0);
+		tlbot_metrics_send("retry", r.errcode[0] ? r.errcode : r.status > 0 ? "HTTP" : tlbot_strerror(e));
+		if (r.status == 429)
+			tlbot_metrics_rate_limited(wait);
 		log_warnx("outbox %s: %s to %s failed (%s: %s%s%s, HTTP %ld); retrying in %ld ms",
 			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id,
 			  tlbot_strerror(e), r.errcode, r.errcode[0] ? " " : "", r.error, r.status, wait);
@@ -194,6 +199,7 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id,
 			  r.errcode, r.error, r.status);
 		tlbot_store_outbox_fail(&w->st, row->id, r.errcode[0] ? r.errcode : r.error, 1);
+		tlbot_metrics_send("failed", r.errcode[0] ? r.errcode : r.status > 0 ? "HTTP" : tlbot_strerror(e));
 		if (strcmp(row->kind, "join") == 0)
 			tlbot_store_room_set(&w->st, row->room_id, "leave", NULL);
 		w->attempt = 0;

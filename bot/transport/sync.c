@@ -10,6 +10,7 @@
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
+#include "tlbot/metrics.h"
 
 #define GAP_PAGE 100
 #define TRIM_AFTER_BYTES (1024 * 1024)
@@ -133,6 +134,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 	int attempt = 0, apply_failures = 0;
 
 	tlbot_sync_prepare(d);
+	tlbot_metrics_transport("sync");
 	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
 		since = NULL;
 	log_info("sync: starting %s", since ? "from the stored position" :

@@ -26,6 +26,7 @@
 #include "tlbot/clock.h"
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
+#include "tlbot/metrics.h"
 #include "tlbot/ws.h"
 
 #define STREAM_PATH       "/_matrix/client/unstable/stream"
@@ -325,6 +326,8 @@ conn_down(struct tlbot_ws *ws, const char *why)
 	wait = tlbot_backoff_ms(ws->attempt++, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
 	ws->next_connect_ms = tlbot_clock_mono_ms() + wait;
 	if (was_up)
+		tlbot_metrics_reconnect();
+	if (was_up)
 		log_warnx("websocket: connection to %s lost (%s); reconnecting in %ld ms from the "
 		          "stored position",
 		          ws->display, why ? why : "closed", wait);
@@ -534,6 +537,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		ws->state = CONN_UP;
 		ws->last_rx_ms = ws->last_ping_ms = tlbot_clock_mono_ms();
 		log_transport(ws, "websocket", ws->display);
+		tlbot_metrics_transport("websocket");
 		pthread_mutex_lock(&ws->lock);
 		ws->up = 1;
 		pthread_mutex_unlock(&ws->lock);
@@ -569,6 +573,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		ws->last_rx_ms = tlbot_clock_mono_ms();
+		tlbot_metrics_sync_ok(); /* the stream is alive, just quiet */
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE: {
 		struct ws_req *q;

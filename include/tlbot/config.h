@@ -46,6 +46,12 @@ struct tlbot_config {
 	int websocket_ping_s;    /* silence after which a WebSocket is dead, default 60 */
 	int websocket_reprobe_s; /* auto: re-probe the WebSocket after, default 600 */
 	char *websocket_token_in_query; /* "on" | "off": token as ?access_token=, default off */
+	/* operations (bot/core/metrics_http.c, log.c, the housekeeping thread) */
+	char *metrics_listen;    /* "[HOST:]PORT" for /healthz and /metrics; NULL = off;
+	                          * a bare port listens on 127.0.0.1 only */
+	int health_max_sync_age_s;   /* /healthz: 503 when the last sync is older, default 90 */
+	int health_max_outbox_age_s; /* /healthz: 503 when a pending outbox row is older, default 300 */
+	char *log_format;        /* "text" | "json", default text */
 	char *source_path;       /* file it was loaded from, or NULL */
 	unsigned long long refused; /* internal: keys whose value a loader
 	                             * refused and reported; finish does not

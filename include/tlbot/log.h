@@ -8,6 +8,10 @@ void tlbot_log_set_level(enum tlbot_log_level level);
 enum tlbot_log_level tlbot_log_get_level(void);
 /* Parse "error|warn|info|debug"; returns 0 or -1. */
 int tlbot_log_parse_level(const char *s, enum tlbot_log_level *out);
+/* Line format: 0 text (default), 1 JSON: one object a line with time,
+ * level, module, room, event and message (room/event null when the line
+ * names none), for log shippers. Redaction applies to both. */
+void tlbot_log_set_json(int on);
 /* Register a secret (access token, password) that must never be printed:
  * any occurrence in a log line is replaced by "[redacted]". The string is
  * copied. Up to 8 secrets. */
