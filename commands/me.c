@@ -1,6 +1,7 @@
 /* !me: a person's own settings: their time zone (stand-up prompts at their
  * local time, reminder times read in it) and what the bot knows about
  * them. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,18 +35,94 @@ replan_all(struct tlbot_ctx *ctx)
 	return rc;
 }
 
+/* A zone for what people type instead of an IANA name ("london", "new
+ * york", "uk", "bst"): the one Region/City that exists, into out. 0 found,
+ * -1 none. */
+static int
+suggest_tz(const char *typed, char *out, size_t outlen)
+{
+	static const char *const regions[] = {"Europe",   "America", "Asia",     "Africa",
+	                                      "Australia", "Pacific", "Atlantic", "Indian", NULL};
+	static const struct {
+		const char *word, *zone;
+	} known[] = {{"uk", "Europe/London"},      {"gb", "Europe/London"},
+	             {"bst", "Europe/London"},     {"england", "Europe/London"},
+	             {"scotland", "Europe/London"}, {"wales", "Europe/London"},
+	             {"britain", "Europe/London"}, {"ireland", "Europe/Dublin"},
+	             {"cet", "Europe/Paris"},      {"cest", "Europe/Paris"},
+	             {"est", "America/New_York"},  {"pst", "America/Los_Angeles"},
+	             {NULL, NULL}};
+	char city[128], cand[192];
+	size_t i, j = 0;
+	int up = 1;
+
+	for (i = 0; known[i].word; i++)
+		if (strcasecmp(typed, known[i].word) == 0) {
+			snprintf(out, outlen, "%s", known[i].zone);
+			return 0;
+		}
+	for (i = 0; typed[i] && j + 1 < sizeof(city); i++) {
+		unsigned char c = (unsigned char)typed[i];
+
+		if (c == ' ' || c == '_' || c == '-') {
+			city[j++] = c == '-' ? '-' : '_';
+			up = 1;
+		} else if (isalpha(c)) {
+			city[j++] = (char)(up ? toupper(c) : tolower(c));
+			up = 0;
+		} else {
+			return -1;
+		}
+	}
+	city[j] = '\0';
+	if (j == 0)
+		return -1;
+	for (i = 0; regions[i]; i++) {
+		snprintf(cand, sizeof(cand), "%s/%s", regions[i], city);
+		if (tlbot_tz_valid(cand)) {
+			snprintf(out, outlen, "%s", cand);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* 1 for zones without the UK's summer time that people in the UK pick by
+ * mistake. */
+static int
+fixed_uk_like(const char *tz)
+{
+	static const char *const fixed[] = {"GMT",     "UTC",     "Etc/GMT", "Etc/UTC", "GMT0",
+	                                    "Etc/GMT0", "Etc/UCT", "UCT",     "Zulu",    "Etc/Zulu",
+	                                    "Universal", "Etc/Universal", "Etc/Greenwich",
+	                                    "Greenwich", NULL};
+	size_t i;
+
+	for (i = 0; fixed[i]; i++)
+		if (strcasecmp(tz, fixed[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 set_tz(struct tlbot_ctx *ctx, const char *tz)
 {
 	int reset = strcasecmp(tz, "default") == 0 || strcasecmp(tz, "reset") == 0 ||
 	            strcasecmp(tz, "none") == 0;
+	char warn[256] = "";
 	sqlite3_stmt *s;
 
-	if (!reset && !tlbot_tz_valid(tz))
+	if (!reset && !tlbot_tz_valid(tz)) {
+		char sug[192];
+
+		if (suggest_tz(tz, sug, sizeof(sug)) == 0)
+			return tlbot_fail(ctx, "unknown time zone '%s': did you mean %s? (%sme tz %s)",
+			                  tz, sug, tlbot_ctx_prefix(ctx), sug);
 		return tlbot_fail(ctx,
 		                  "unknown time zone '%s': use an IANA name such as "
 		                  "Europe/London, Europe/Paris or America/New_York",
 		                  tz);
+	}
 	s = su_prep(ctx, "INSERT INTO me_prefs(user_id, tz, updated_at) VALUES (?, ?, ?)"
 	                 " ON CONFLICT(user_id) DO UPDATE SET tz = excluded.tz,"
 	                 " updated_at = excluded.updated_at");
@@ -59,10 +136,15 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 	if (reset)
 		return tlbot_replyf(ctx, "Your time zone is back to the default (%s).",
 		                    tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC");
+	if (fixed_uk_like(tz))
+		snprintf(warn, sizeof(warn),
+		         " Note: %s has no summer time, while the UK follows Europe/London (GMT in "
+		         "winter, BST in summer): in the UK, use %sme tz Europe/London.",
+		         tz, tlbot_ctx_prefix(ctx));
 	return tlbot_replyf(ctx,
 	                    "Your time zone is now %s: stand-up prompts come at the stand-up "
-	                    "time in it, and reminder times you give are read in it.",
-	                    tz);
+	                    "time in it, and reminder times you give are read in it.%s",
+	                    tz, warn);
 }
 
 static int

@@ -101,9 +101,18 @@ replan_reply(struct tlbot_ctx *ctx, const char *what)
 		tlbot_replyf(ctx, "%s. Stand-ups are off here (%sstandup on to resume).", what,
 		             tlbot_ctx_prefix(ctx));
 	else if (r.next_date) {
+		char today[11] = "";
+
 		su_date_long(r.next_date, next, sizeof(next));
-		tlbot_replyf(ctx, "%s. Next stand-up: %s, prompts at %s, summary at %s (%s).", what,
-		             next, at, sat, r.tz);
+		tlbot_tz_date(r.tz, tlbot_ctx_now(ctx), today);
+		tlbot_replyf(ctx, "%s. Next stand-up: %s%s, prompts at %s, summary at %s (%s)%s.",
+		             what, next, strcmp(r.next_date, today) == 0 ? " (today)" : "", at, sat,
+		             r.tz,
+		             strcmp(r.next_date, today) != 0 &&
+		                             su_summary_posted(ctx, r.room_id, today)
+		                     ? "; today's stand-up has already run, so the new time starts "
+		                       "with the next one"
+		                     : "");
 	} else
 		tlbot_replyf(ctx, "%s. No stand-up day ahead: every day is skipped.", what);
 	su_room_release(&r);
@@ -261,16 +270,24 @@ static int
 set_enabled(struct tlbot_ctx *ctx, int on)
 {
 	struct su_room r;
+	int was;
 
 	if (need_room(ctx, &r) != 0)
 		return -1;
+	was = r.enabled;
 	su_room_release(&r);
 	if (set_field(ctx,
 	              "UPDATE standup_rooms SET enabled = ?, updated_by = ?, updated_at = ?"
 	              " WHERE room_id = ?",
 	              NULL, on, 0) != 0)
 		return -1;
-	return replan_reply(ctx, on ? "Stand-ups on" : "Stand-ups off");
+	if (on)
+		return replan_reply(ctx, was ? "Stand-ups were already on" : "Stand-ups on");
+	/* off: said once, with the way back */
+	if (su_replan(ctx, tlbot_ctx_room(ctx)) != 0)
+		return -1;
+	return tlbot_replyf(ctx, "Stand-ups %s here: no prompts or summaries until %sstandup on.",
+	                    was ? "paused" : "were already paused", tlbot_ctx_prefix(ctx));
 }
 
 static int
@@ -652,6 +669,28 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		while (sqlite3_step(s) == SQLITE_ROW)
 			tlbot_msg_textf(&m, "%s%s", n++ ? ", " : "Skip dates: ",
 			                (const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+		if (n)
+			tlbot_msg_br(&m);
+	}
+	s = su_prep(ctx, "SELECT user_id, from_date, until_date FROM standup_away"
+	                 " WHERE room_id = ? AND until_date >= ? ORDER BY from_date, user_id"
+	                 " LIMIT 20");
+	if (s) {
+		n = 0;
+		su_bind_text(s, 1, r.room_id);
+		su_bind_text(s, 2, today);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *fd = (const char *)sqlite3_column_text(s, 1);
+			const char *ud = (const char *)sqlite3_column_text(s, 2);
+
+			tlbot_msg_text(&m, n++ ? "; " : "Leave: ");
+			tlbot_msg_user(&m, (const char *)sqlite3_column_text(s, 0));
+			if (fd && strcmp(fd, today) <= 0)
+				tlbot_msg_textf(&m, " away until %s", ud);
+			else
+				tlbot_msg_textf(&m, " away %s to %s", fd, ud);
+		}
 		sqlite3_finalize(s);
 		if (n)
 			tlbot_msg_br(&m);

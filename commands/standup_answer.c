@@ -50,50 +50,130 @@ open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room, str
 	return 0;
 }
 
-/* Record text as user's answer in each (room, date). The acknowledgement
- * names what was understood. 0 or -1. */
+/* The user's current answer in (room, date): 0 (y, t, b filled, new
+ * strings or NULL), 1 when there is none, -1 on error. */
+static int
+current_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date,
+               char **y, char **t, char **b)
+{
+	sqlite3_stmt *s = su_prep(ctx, "SELECT yesterday, today, blockers FROM standup_answers"
+	                               " WHERE room_id = ? AND user_id = ? AND date = ?"
+	                               " AND replaced_by IS NULL AND withdrawn = 0"
+	                               " ORDER BY id DESC LIMIT 1");
+	int rc;
+
+	*y = *t = *b = NULL;
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, room);
+	su_bind_text(s, 2, user);
+	su_bind_text(s, 3, date);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*y = su_col(s, 0);
+		*t = su_col(s, 1);
+		*b = su_col(s, 2);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return tlbot_db_error(ctx, "stand-up: current answer");
+	return rc == SQLITE_ROW ? 0 : 1;
+}
+
+/* The answer as it now stands, as a short list. */
+static void
+answer_list(struct tlbot_msg *m, char *const sec[3])
+{
+	static const char *const label[] = {"Yesterday", "Today", "Blockers"};
+	int i;
+
+	tlbot_msg_html(m, "<ul>");
+	for (i = 0; i < 3; i++) {
+		tlbot_msg_html(m, "<li>");
+		tlbot_msg_plain(m, "\n- ");
+		tlbot_msg_bold(m, label[i]);
+		tlbot_msg_text(m, ": ");
+		if (sec[i] && *sec[i])
+			tlbot_msg_text(m, sec[i]);
+		else
+			tlbot_msg_italic(m, "(nothing yet)");
+		tlbot_msg_html(m, "</li>");
+	}
+	tlbot_msg_html(m, "</ul>");
+}
+
+/* Record text as user's answer in each (room, date). A part ("b: none",
+ * or one line) after an answer of the same day replaces only that part:
+ * the others are kept from the current answer (the earlier rows stay as
+ * history). The acknowledgement names what was understood and, for a
+ * part, what the whole answer now is. 0 or -1. */
 static int
 record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct su_list *dates,
                const char *text, const char *event_id, const char *source, int ack, int late)
 {
 	const char *user = tlbot_ctx_sender(ctx);
+	char *now_sec[3] = {NULL, NULL, NULL};
 	struct tlbot_msg m;
 	size_t i;
-	int nsec = 0;
+	int nsec = 0, merged = 0, k;
 
 	for (i = 0; i < rooms->n; i++) {
 		struct su_room r;
-		char *y, *t, *b;
-		int have = su_room_load(ctx, rooms->v[i], &r);
+		char *sec[3], *old[3];
+		int have = su_room_load(ctx, rooms->v[i], &r), cur;
 
 		if (have < 0)
 			return -1;
-		nsec = su_parse_answer(text, have == 0 ? r.q : NULL, &y, &t, &b);
+		nsec = su_parse_answer(text, have == 0 ? r.q : NULL, &sec[0], &sec[1], &sec[2]);
 		if (have == 0)
 			su_room_release(&r);
 		if (nsec == 0) {
-			free(y);
-			free(t);
-			free(b);
+			for (k = 0; k < 3; k++)
+				free(sec[k]);
 			return tlbot_fail(ctx,
 			                  "empty stand-up answer: give y: (yesterday) t: (today) "
 			                  "b: (blockers)");
 		}
-		if (su_answer_record(ctx, rooms->v[i], user, dates->v[i], y, t, b, event_id,
-		                     source) < 0) {
-			free(y);
-			free(t);
-			free(b);
+		cur = nsec < 3 ? current_answer(ctx, rooms->v[i], user, dates->v[i], &old[0],
+		                                &old[1], &old[2])
+		               : 1;
+		if (cur < 0) {
+			for (k = 0; k < 3; k++)
+				free(sec[k]);
 			return -1;
 		}
-		free(y);
-		free(t);
-		free(b);
+		if (cur == 0) {
+			for (k = 0; k < 3; k++) {
+				if (sec[k] == NULL) {
+					sec[k] = old[k];
+					old[k] = NULL;
+				}
+				free(old[k]);
+			}
+			merged = 1;
+		}
+		if (su_answer_record(ctx, rooms->v[i], user, dates->v[i], sec[0], sec[1], sec[2],
+		                     event_id, source) < 0) {
+			for (k = 0; k < 3; k++)
+				free(sec[k]);
+			return -1;
+		}
+		for (k = 0; k < 3; k++) {
+			if (i == 0) {
+				now_sec[k] = sec[k];
+				sec[k] = NULL;
+			}
+			free(sec[k]);
+		}
 	}
-	if (!ack)
+	if (!ack) {
+		for (k = 0; k < 3; k++)
+			free(now_sec[k]);
 		return 0;
+	}
 	tlbot_msg_init(&m);
-	tlbot_msg_text(&m, "Thanks, your stand-up answer is recorded for ");
+	tlbot_msg_text(&m, merged ? "Thanks, your stand-up answer is updated for "
+	                          : "Thanks, your stand-up answer is recorded for ");
 	for (i = 0; i < rooms->n; i++) {
 		char longdate[64];
 
@@ -108,7 +188,16 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 		if (su_summary_posted(ctx, rooms->v[i], dates->v[i]))
 			late = 1;
 	}
-	tlbot_msg_text(&m, ". Edit your message to change it; your latest answer counts.");
+	if (merged) {
+		tlbot_msg_text(&m, ". Your answer now:");
+		answer_list(&m, now_sec);
+		tlbot_msg_plain(&m, "\n");
+		tlbot_msg_text(&m, "Give another part (y: t: b:) to change just that part.");
+	} else {
+		tlbot_msg_text(&m, ". Edit your message to change it; your latest answer counts.");
+	}
+	for (k = 0; k < 3; k++)
+		free(now_sec[k]);
 	if (late)
 		tlbot_msg_textf(&m,
 		                " The summary was already posted: %sstandup summary shows it "

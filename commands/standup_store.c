@@ -498,20 +498,63 @@ su_parse_answer(const char *text, char *const q[3], char **y, char **t, char **b
 	return found;
 }
 
+/* Does text (after leading space) start with word w, followed by the end
+ * or by something that is not a letter or digit? Returns the length. */
+static size_t
+word_at(const char *text, const char *w)
+{
+	size_t n = strlen(w);
+
+	if (strncasecmp(text, w, n) != 0)
+		return 0;
+	if (text[n] == '\0' || !(isalnum((unsigned char)text[n]) || text[n] == '/' ||
+	                         (unsigned char)text[n] >= 0x80))
+		return n;
+	return 0;
+}
+
 int
 su_no_blocker(const char *b)
 {
-	static const char *const none[] = {"none",       "no",       "nope",        "nothing",
-	                                   "n/a",        "na",       "-",           "no blockers",
-	                                   "no blocker", "nil",      "not blocked", "none.",
-	                                   "no.",        "nothing.", "all good",    NULL};
+	/* words that mean "nothing blocks me" at the start of the answer,
+	 * whatever follows ("none now - signed this morning", "n/a.", "-");
+	 * "no" only alone or before punctuation, since "no access to the
+	 * data" is a blocker */
+	static const char *const none[] = {"none",         "nothing",     "nope",        "n/a",
+	                                   "na",           "nil",         "nada",        "no blockers",
+	                                   "no blocker",   "no blocks",   "not blocked", "nothing blocking",
+	                                   "all good",     "all clear",   "not really",  "no issues",
+	                                   "no problems",  "no worries",  "zero",        NULL};
+	const unsigned char *p = (const unsigned char *)b;
 	size_t i;
 
-	if (b == NULL || *b == '\0')
+	if (b == NULL)
 		return 1;
-	for (i = 0; none[i]; i++)
-		if (strcasecmp(b, none[i]) == 0)
+	while (*p && (isspace(*p) || *p == '*' || *p == '_'))
+		p++;
+	if (*p == '\0')
+		return 1;
+	/* a dash alone (-, --, en or em dash), or followed by space */
+	if (*p == '-' || (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x93 || p[2] == 0x94))) {
+		const unsigned char *q = p;
+
+		while (*q == '-' || (q[0] == 0xe2 && q[1] == 0x80 && (q[2] == 0x93 || q[2] == 0x94)))
+			q += *q == '-' ? 1 : 3;
+		if (*q == '\0' || isspace(*q))
 			return 1;
+	}
+	for (i = 0; none[i]; i++)
+		if (word_at((const char *)p, none[i]))
+			return 1;
+	if (word_at((const char *)p, "no")) {
+		const unsigned char *q = p + 2;
+
+		while (*q == ' ')
+			q++;
+		if (*q == '\0' || *q == '.' || *q == ',' || *q == '!' || *q == ';' || *q == '-' ||
+		    *q == ':' || *q == 0xe2)
+			return 1;
+	}
 	return 0;
 }
 
@@ -596,8 +639,13 @@ static int
 skip_cb(const char *date, void *arg)
 {
 	struct skip_arg *a = arg;
+	int rc = su_date_skipped(a->ctx, a->r, date, NULL, 0);
 
-	return su_date_skipped(a->ctx, a->r, date, NULL, 0);
+	/* a day whose summary is already posted has had its stand-up: moving
+	 * the time later that day plans the next day, not a second one */
+	if (rc == 0 && su_summary_posted(a->ctx, a->r->room_id, date))
+		return 1;
+	return rc;
 }
 
 static int

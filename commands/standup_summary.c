@@ -130,19 +130,22 @@ blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text, stru
 			continue;
 		n = strtoll(p + 2, NULL, 10);
 		if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-		                       "SELECT lead FROM challenges WHERE id = ?"
-		                       " AND room_id = ? AND lead IS NOT NULL AND lead <> ''",
+		                       "SELECT lead FROM challenges WHERE id = ? AND room_id = ?",
 		                       -1, &s, NULL) != SQLITE_OK)
 			return;
 		sqlite3_bind_int64(s, 1, n);
 		su_bind_text(s, 2, room_id);
-		if (sqlite3_step(s) == SQLITE_ROW) {
+		/* a challenge named here: its current lead only (none when the
+		 * lead was unassigned), never the leads of the others */
+		if (sqlite3_step(s) == SQLITE_ROW)
+			named = 1;
+		if (named && sqlite3_data_count(s) > 0 && sqlite3_column_text(s, 0) &&
+		    *sqlite3_column_text(s, 0)) {
 			snprintf(ref, sizeof(ref), "C-%lld", n);
 			if (!su_list_has(leads, (const char *)sqlite3_column_text(s, 0))) {
 				su_list_add(leads, (const char *)sqlite3_column_text(s, 0));
 				su_list_add(refs, ref);
 			}
-			named = 1;
 		}
 		sqlite3_finalize(s);
 	}
