@@ -43,7 +43,13 @@ static const char *const schema_v1 =
         "  date TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL);"
         "CREATE INDEX standup_summaries_room ON standup_summaries(room_id, at);";
 
-static const char *const migrations[] = {schema_v1, NULL};
+/* v2: the room prompts as sent (outbox txn ids), so a plain reply to one
+ * in the room is an answer for its date. */
+static const char *const schema_v2 =
+        "CREATE TABLE standup_prompt_msgs (txn_id TEXT PRIMARY KEY, room_id TEXT NOT NULL,"
+        "  date TEXT NOT NULL);";
+
+static const char *const migrations[] = {schema_v1, schema_v2, NULL};
 
 static const struct tlbot_schema schema = {"standup", migrations};
 
@@ -697,8 +703,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (su_members(ctx, r.room_id, today, &members, &roster) == 0) {
 		if (members.n) {
-			tlbot_msg_text(&m, roster ? "Team: "
-			                          : "Prompted (people who answered before): ");
+			tlbot_msg_text(&m, roster ? "Team: " : "Prompted (the room's members): ");
 			for (i = 0; i < members.n; i++) {
 				char tz[64];
 
@@ -715,8 +720,9 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		if (!roster)
 			tlbot_msg_textf(&m,
-			                "No team roster here: add people with %steam add @user "
-			                "--role R so they are prompted.",
+			                "No team roster here, so everyone in the room is asked; "
+			                "%steam add @user --role R makes a roster that is asked "
+			                "instead.",
 			                tlbot_ctx_prefix(ctx));
 	}
 	su_list_release(&members);

@@ -43,10 +43,13 @@ void su_room_release(struct su_room *r);
 int su_table_exists(struct tlbot_ctx *ctx, const char *table);
 
 /* The people expected at the stand-up of room on date: the team roster
- * (team_members) when there is one, else everyone who has answered in the
- * room before. *from_roster tells which. 0 or -1. */
+ * (team_members) when there is one, else the people joined to the room
+ * (not bots) and those who answered there before and have not left. *from_roster tells which. 0 or -1. */
 int su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct su_list *out,
                int *from_roster);
+/* 1 if user_id is the bot or another bot (a "bot" segment in the
+ * localpart, or seen sending m.notice), else 0. */
+int su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id);
 /* 1 if user is away from room on date (until date copied to until, 11
  * bytes, when non-NULL), else 0. */
 int su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,

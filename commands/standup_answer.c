@@ -332,6 +332,31 @@ on_redaction(struct tlbot_ctx *ctx)
 	return sqlite3_changes(tlbot_ctx_db(ctx)) > 0 ? 1 : 0;
 }
 
+/* The date of the stand-up prompt posted in room as event_id: 1 (date
+ * filled), 0 when event_id is not one, -1 on error. */
+static int
+prompt_date(struct tlbot_ctx *ctx, const char *room, const char *event_id, char date[11])
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (event_id == NULL)
+		return 0;
+	s = su_prep(ctx, "SELECT p.date FROM standup_prompt_msgs p JOIN outbox o"
+	                 " ON o.txn_id = p.txn_id WHERE o.event_id = ? AND p.room_id = ?");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, event_id);
+	su_bind_text(s, 2, room);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		snprintf(date, 11, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return tlbot_db_error(ctx, "stand-up: prompt lookup");
+	return rc == SQLITE_ROW;
+}
+
 int
 su_on_message(struct tlbot_ctx *ctx)
 {
@@ -371,7 +396,29 @@ su_on_message(struct tlbot_ctx *ctx)
 		             : 1;
 		goto out;
 	}
-	/* in a room asked "in the room": a reply with y:/t:/b: from someone asked */
+	/* in the room: a reply to the prompt posted here (people with direct
+	 * messages off, rooms in mode room) is an answer for its date, exactly
+	 * as a reply to a DM prompt; plain lines or y: t: b: */
+	if (tlbot_ctx_in_reply_to(ctx) || tlbot_ctx_thread_root(ctx)) {
+		char date[11];
+		int found = prompt_date(ctx, tlbot_ctx_room(ctx), tlbot_ctx_in_reply_to(ctx), date);
+
+		if (found == 0)
+			found = prompt_date(ctx, tlbot_ctx_room(ctx), tlbot_ctx_thread_root(ctx),
+			                    date);
+		if (found < 0)
+			return -1;
+		if (found == 1) {
+			su_list_add(&rooms, tlbot_ctx_room(ctx));
+			su_list_add(&dates, date);
+			rc = record_and_ack(ctx, &rooms, &dates, body, tlbot_ctx_event_id(ctx),
+			                    "reply", 1, 0) < 0
+			             ? -1
+			             : 1;
+			goto out;
+		}
+	}
+	/* a reply with y:/t:/b: from someone asked in the room */
 	if (tlbot_ctx_in_reply_to(ctx) && su_has_marker(body, NULL)) {
 		if (open_prompts(ctx, tlbot_ctx_sender(ctx), tlbot_ctx_room(ctx), &rooms, &dates,
 		                 &summarised) != 0)

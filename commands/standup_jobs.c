@@ -161,6 +161,7 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 {
 	struct tlbot_msg m;
 	char longdate[64], sat[6];
+	sqlite3_stmt *s;
 	size_t i;
 
 	su_date_long(date, longdate, sizeof(longdate));
@@ -175,8 +176,8 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 	tlbot_msg_br(&m);
 	questions(&m, r);
 	tlbot_msg_textf(&m,
-	                "Answer with %sstandup y: ... t: ... b: ... (or reply to this message "
-	                "with lines starting y: t: b:). Summary at %s.",
+	                "Answer with %sstandup y: ... t: ... b: ..., or reply to this message "
+	                "(one line per question, or lines starting y: t: b:). Summary at %s.",
 	                tlbot_ctx_prefix(ctx), sat);
 	if (nobody_by_dm) {
 		tlbot_msg_br(&m);
@@ -186,6 +187,17 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 		                tlbot_ctx_prefix(ctx));
 	}
 	if (tlbot_send_room(ctx, r->room_id, &m) != 0)
+		return -1;
+	/* remember the prompt just enqueued: the worker records its event id
+	 * in the outbox once sent, and a reply to it is an answer */
+	s = su_prep(ctx, "INSERT OR IGNORE INTO standup_prompt_msgs(txn_id, room_id, date)"
+	                 " SELECT txn_id, room_id, ? FROM outbox WHERE room_id = ?"
+	                 " AND kind = 'send' ORDER BY id DESC LIMIT 1");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, date);
+	su_bind_text(s, 2, r->room_id);
+	if (su_exec(ctx, s) != 0)
 		return -1;
 	for (i = 0; i < who->n; i++)
 		if (mark_prompted(ctx, r->room_id, who->v[i], date) != 0)

@@ -294,9 +294,31 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 			return 0;
 		}
 	}
-	/* no roster: everyone who has answered here before */
-	s = su_prep(ctx, "SELECT user_id FROM standup_answers WHERE room_id = ?"
-	                 " GROUP BY user_id ORDER BY MIN(id)");
+	/* no roster: the people joined to the room (from /sync and the
+	 * /joined_members the worker asks when the bot joins), not the bot nor
+	 * other bots; then anyone who answered here before and is still in the
+	 * room or its membership is unknown */
+	s = su_prep(ctx, "SELECT state_key FROM room_state WHERE room_id = ?"
+	                 " AND type = 'm.room.member' AND state_key <> ?"
+	                 " AND json_extract(content, '$.membership') = 'join' ORDER BY rowid");
+	if (s == NULL)
+		return -1;
+	su_bind_text(s, 1, room_id);
+	su_bind_text(s, 2, tlbot_ctx_bot_user(ctx));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(s, 0);
+
+		if (u && !su_is_other_bot(ctx, u) && su_list_add(out, u) != 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return tlbot_db_error(ctx, "stand-up: members");
+	s = su_prep(ctx, "SELECT a.user_id FROM standup_answers a WHERE a.room_id = ?"
+	                 " AND NOT EXISTS (SELECT 1 FROM room_state m WHERE m.room_id = a.room_id"
+	                 " AND m.type = 'm.room.member' AND m.state_key = a.user_id"
+	                 " AND json_extract(m.content, '$.membership') <> 'join')"
+	                 " GROUP BY a.user_id ORDER BY MIN(a.id)");
 	if (s == NULL)
 		return -1;
 	su_bind_text(s, 1, room_id);
@@ -307,6 +329,34 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 	if (rc != SQLITE_DONE)
 		return tlbot_db_error(ctx, "stand-up: members");
 	return 0;
+}
+
+int
+su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id)
+{
+	const char *p = user_id + 1, *end = strchr(user_id, ':');
+	char key[300], *v = NULL;
+	int r;
+
+	if (tlbot_ctx_bot_user(ctx) && strcmp(user_id, tlbot_ctx_bot_user(ctx)) == 0)
+		return 1;
+	/* a localpart with a segment "bot" (ci-bot, bot.github, my_bot) */
+	if (end == NULL)
+		end = user_id + strlen(user_id);
+	while (p < end) {
+		const char *q = p;
+
+		while (q < end && isalnum((unsigned char)*q))
+			q++;
+		if (q - p == 3 && strncasecmp(p, "bot", 3) == 0)
+			return 1;
+		p = q < end ? q + 1 : q;
+	}
+	/* seen talking in notices, as bots do (the router notes them) */
+	snprintf(key, sizeof(key), "notice_sender.%s", user_id);
+	r = tlbot_db_text(tlbot_ctx_db(ctx), &v, "SELECT value FROM kv WHERE key = ?", "t", key);
+	free(v);
+	return r == 0;
 }
 
 int

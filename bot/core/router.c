@@ -224,6 +224,21 @@ out:
 	return rc;
 }
 
+/* Someone else sends notices: a bot, not asked to stand-ups. 0 or -1. */
+static int
+note_notice_sender(struct tlbot_router *rt, const char *sender)
+{
+	char key[300], *v = NULL;
+	int r;
+
+	snprintf(key, sizeof(key), "notice_sender.%s", sender);
+	r = tlbot_store_kv_get(rt->st, key, &v);
+	free(v);
+	if (r < 0)
+		return -1;
+	return r == 1 ? tlbot_store_kv_set(rt->st, key, "1") : 0;
+}
+
 /* Process one timeline event. answer: 0 while replaying history that must
  * only be marked handled. Returns 0 or -1 (database). */
 static int
@@ -257,7 +272,7 @@ handle_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int
 		return 0;
 	msgtype = jstr(content, "msgtype");
 	if (msgtype && strcmp(msgtype, "m.notice") == 0)
-		return 0; /* bots talk in notices: never answer one */
+		return note_notice_sender(rt, sender); /* bots talk in notices: never answer one */
 	if (strcmp(type, "m.room.message") == 0 && msgtype == NULL)
 		return 0;
 	if (!tlbot_config_user_allowed(rt->cfg, sender)) {
@@ -383,6 +398,68 @@ gap_boundary(struct tlbot_router *rt, const json_t *ev)
 	return is_own_join(rt, ev);
 }
 
+/* The one welcome in a team room: the three first commands, in order. */
+static int
+post_welcome(struct tlbot_ctx *ctx, const char *room_id)
+{
+	static const char *const steps[][2] = {
+		{"team add @name --role ROLE", "who is on the team"},
+		{"challenge new \"title\" --lead @name", "what the team works on"},
+		{"standup schedule 09:30 Europe/London mon-fri", "a daily stand-up"},
+	};
+	const char *prefix = tlbot_ctx_prefix(ctx);
+	struct tlbot_msg m;
+	char line[256];
+	size_t i;
+
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Hello! I keep this team's challenges, experiments and stand-ups. "
+			   "Start with:");
+	tlbot_msg_html(&m, "<ol>");
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		tlbot_msg_html(&m, "<li>");
+		snprintf(line, sizeof(line), "\n%zu. ", i + 1);
+		tlbot_msg_plain(&m, line);
+		snprintf(line, sizeof(line), "%s%s", prefix, steps[i][0]);
+		tlbot_msg_code(&m, line);
+		tlbot_msg_textf(&m, " — %s", steps[i][1]);
+		tlbot_msg_html(&m, "</li>");
+	}
+	tlbot_msg_html(&m, "</ol>");
+	tlbot_msg_plain(&m, "\n");
+	snprintf(line, sizeof(line), "%shelp", prefix);
+	tlbot_msg_code(&m, line);
+	tlbot_msg_text(&m, " lists everything.");
+	return tlbot_send_room(ctx, room_id, &m);
+}
+
+/* A room the bot is newly in: ask the homeserver for its members (a
+ * lazy-loading /sync lists only those who spoke), and in a team room it
+ * was invited to, say hello once with the first three commands. */
+static int
+joined_room_news(struct tlbot_router *rt, const char *room_id, int welcome, const char *next)
+{
+	char txn[600];
+
+	snprintf(txn, sizeof(txn), "tlbot.members.%s.%s", room_id, next);
+	if (tlbot_store_outbox_add(rt->st, txn, "members", room_id, NULL, NULL, NULL, NULL, 0) != 0)
+		return -1;
+	if (welcome) {
+		struct tlbot_ctx ctx;
+		char base[400];
+		int rc;
+
+		tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
+		snprintf(base, sizeof(base), "welcome.%s", room_id);
+		ctx.txn_base = base;
+		rc = post_welcome(&ctx, room_id);
+		tlbot_ctx_release(&ctx);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *room,
 		   int first_sync, const char *next)
@@ -392,13 +469,14 @@ handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *r
 	const json_t *state = json_object_get(json_object_get(room, "state"), "events");
 	json_t *gap = NULL;
 	char *membership = NULL, *dm_user = NULL;
-	int was_joined, had_row, answer, is_dm, own_join_here, rc = -1;
+	int was_joined, had_row, invited, answer, is_dm, own_join_here, rc = -1;
 	size_t i;
 
 	if (tlbot_store_room_membership(rt->st, room_id, &membership) < 0)
 		return -1;
 	was_joined = membership && strcmp(membership, "join") == 0;
 	had_row = membership != NULL;
+	invited = membership && strcmp(membership, "invite") == 0;
 	free(membership);
 	if (!tlbot_config_room_allowed(rt->cfg, room_id)) {
 		char txn[600];
@@ -418,6 +496,8 @@ handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *r
 			return -1;
 	is_dm = tlbot_store_dm_user(rt->st, room_id, &dm_user) == 0;
 	free(dm_user);
+	if (!was_joined && joined_room_news(rt, room_id, invited && !is_dm, next) != 0)
+		return -1;
 
 	/* Where do answers start? After the bot's own join when it is in this
 	 * timeline; else everything is new (the join came in an earlier batch,

@@ -81,6 +81,48 @@ resolve_dm(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_ht
 	return TLBOT_OK;
 }
 
+/* A room just joined: its members as the homeserver has them now, since a
+ * lazy-loading /sync lists only members who spoke. Members /sync already
+ * told about are kept (newer). */
+static enum tlbot_err
+fetch_members(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_http_resp *r)
+{
+	enum tlbot_err e = tlbot_mx_joined_members(&w->http, row->room_id, r);
+	const json_t *joined;
+	const char *user;
+	json_t *info;
+	int n = 0;
+
+	if (e != TLBOT_OK)
+		return e;
+	joined = json_object_get(r->json, "joined");
+	if (!json_is_object(joined))
+		return TLBOT_ERR_PARSE;
+	if (tlbot_store_begin(&w->st) != 0)
+		return TLBOT_ERR_DB;
+	json_object_foreach((json_t *)joined, user, info) {
+		const char *dn = json_string_value(json_object_get(info, "display_name"));
+		json_t *c = json_pack("{s:s}", "membership", "join");
+		char *text;
+
+		if (c && dn)
+			json_object_set_new(c, "displayname", json_string(dn));
+		text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+		json_decref(c);
+		if (text == NULL || tlbot_store_member_fill(&w->st, row->room_id, user, text) != 0) {
+			free(text);
+			tlbot_store_rollback(&w->st);
+			return TLBOT_ERR_DB;
+		}
+		free(text);
+		n++;
+	}
+	if (tlbot_store_commit(&w->st) != 0)
+		return TLBOT_ERR_DB;
+	log_info("room %s: %d joined members from the homeserver", row->room_id, n);
+	return TLBOT_OK;
+}
+
 /* Upload the blob and send the m.file event. */
 static enum tlbot_err
 send_file(struct worker *w, const struct tlbot_outbox_row *row, char **event_id,
@@ -154,6 +196,8 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 			log_info("room %s: left", row->room_id);
 	} else if (strcmp(row->kind, "file") == 0) {
 		e = send_file(w, row, &event_id, &r);
+	} else if (strcmp(row->kind, "members") == 0) {
+		e = fetch_members(w, row, &r);
 	} else {
 		log_error("outbox %s: unknown kind '%s': dropped", row->txn_id, row->kind);
 		tlbot_store_outbox_fail(&w->st, row->id, "unknown kind", 1);

@@ -506,6 +506,21 @@ tlbot_store_state_put(struct tlbot_store *st, const char *room_id, const char *t
 }
 
 int
+tlbot_store_member_fill(struct tlbot_store *st, const char *room_id, const char *user_id,
+			const char *content_json)
+{
+	sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO room_state(room_id, type, state_key,"
+			       " sender, content) VALUES (?, 'm.room.member', ?, NULL, ?)");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, room_id);
+	bind_text(s, 2, user_id);
+	bind_text(s, 3, content_json);
+	return step_done(st, s);
+}
+
+int
 tlbot_store_state_sender(struct tlbot_store *st, const char *room_id, const char *type,
 			 const char *state_key, char **sender)
 {

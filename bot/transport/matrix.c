@@ -332,3 +332,17 @@ tlbot_mx_get_state(struct tlbot_http *h, const char *room_id, const char *type,
 	return call_json(h, "GET", path_build(API "/rooms/%s/state/%s/%s", room_id, type, state_key),
 			 NULL, SHORT_TIMEOUT_MS, r);
 }
+
+enum tlbot_err
+tlbot_mx_joined_members(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r)
+{
+	return call_json(h, "GET", path_build(API "/rooms/%s/joined_members", room_id), NULL,
+			 SHORT_TIMEOUT_MS, r);
+}
+
+enum tlbot_err
+tlbot_mx_profile(struct tlbot_http *h, const char *user_id, struct tlbot_http_resp *r)
+{
+	return call_json(h, "GET", path_build(API "/profile/%s", user_id), NULL, SHORT_TIMEOUT_MS,
+			 r);
+}

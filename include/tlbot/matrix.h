@@ -57,4 +57,12 @@ enum tlbot_err tlbot_mx_upload(struct tlbot_http *h, const void *data, size_t le
 enum tlbot_err tlbot_mx_get_state(struct tlbot_http *h, const char *room_id, const char *type,
 				  const char *state_key, struct tlbot_http_resp *r);
 
+/* GET /rooms/{room}/joined_members: r->json is {"joined": {user: {...}}}. */
+enum tlbot_err tlbot_mx_joined_members(struct tlbot_http *h, const char *room_id,
+				       struct tlbot_http_resp *r);
+/* GET /profile/{user}: TLBOT_OK when the user exists (r->json has
+ * displayname), TLBOT_ERR_HTTP with status 404 when not. */
+enum tlbot_err tlbot_mx_profile(struct tlbot_http *h, const char *user_id,
+				struct tlbot_http_resp *r);
+
 #endif

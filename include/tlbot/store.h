@@ -58,6 +58,10 @@ int tlbot_store_room_set(struct tlbot_store *st, const char *room_id, const char
 int tlbot_store_room_membership(struct tlbot_store *st, const char *room_id, char **out);
 int tlbot_store_state_put(struct tlbot_store *st, const char *room_id, const char *type,
 			  const char *state_key, const char *sender, const char *content_json);
+/* A member from /joined_members: stored unless the room's state already
+ * has that member's event (what /sync said is newer). 0 or -1. */
+int tlbot_store_member_fill(struct tlbot_store *st, const char *room_id, const char *user_id,
+			    const char *content_json);
 /* The sender of a stored state event: 0 and a new string, 1 absent, -1. */
 int tlbot_store_state_sender(struct tlbot_store *st, const char *room_id, const char *type,
 			     const char *state_key, char **sender);
