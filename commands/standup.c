@@ -147,7 +147,7 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *tz = NULL;
 	unsigned days = 0;
 	int minute = tlbot_hhmm_parse(args->argv[0]), have, cleared = 0;
-	char what[256], at[6], dtext[64];
+	char what[256], at[6], dtext[64], tzbuf[128];
 	sqlite3_stmt *s;
 	size_t i;
 
@@ -179,8 +179,11 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	have = su_room_load(ctx, tlbot_ctx_room(ctx), &old);
 	if (have < 0)
 		return -1;
-	if (tz == NULL)
-		tz = have == 0 ? old.tz : su_room_tz(ctx, NULL);
+	if (tz == NULL) {
+		/* a copy: old is released before the reply is written */
+		snprintf(tzbuf, sizeof(tzbuf), "%s", have == 0 ? old.tz : su_room_tz(ctx, NULL));
+		tz = tzbuf;
+	}
 	if (days == 0)
 		days = have == 0 ? old.days : TLBOT_DAYS_WEEKDAYS;
 	if (have == 0 && old.summary_explicit && old.summary_minute <= minute)

@@ -622,7 +622,52 @@ TEST(early_answer_not_asked)
 	cmdtest_release(&t);
 }
 
+TEST(dayone_parts_blockers_later_time)
+{
+	struct cmdtest t;
+
+	/* "none now - signed..." and the like are no blocker; "no access" is */
+	CHECK_INT(su_no_blocker("none now \xe2\x80\x93 signed this morning \xe2\x9c\x85"), ==, 1);
+	CHECK_INT(su_no_blocker("No."), ==, 1);
+	CHECK_INT(su_no_blocker("no - all fine"), ==, 1);
+	CHECK_INT(su_no_blocker("n/a"), ==, 1);
+	CHECK_INT(su_no_blocker("-"), ==, 1);
+	CHECK_INT(su_no_blocker("\xe2\x80\x94"), ==, 1);
+	CHECK_INT(su_no_blocker("Nothing, thanks"), ==, 1);
+	CHECK_INT(su_no_blocker("no access to the data"), ==, 0);
+	CHECK_INT(su_no_blocker("nonexistent API key"), ==, 0);
+	CHECK_INT(su_no_blocker("-5 budget"), ==, 0);
+	CHECK_INT(su_no_blocker("waiting on legal"), ==, 0);
+
+	setup(&t, utc(2026, 11, 18, 8, 0));
+	roster(&t);
+	cmdtest_run(&t, MOD, ROOM, "!standup schedule 09:30 Europe/London mon-fri");
+	/* a part replaces only that part, and the reply says the whole answer */
+	cmdtest_run(&t, ALICE, ROOM, "!standup y: counted t: call council b: contract unsigned");
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup b: none now"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "updated");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "counted");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "call council");
+	CHECK_CONTAINS(cmdtest_html(&t, 0), "<li><b>Blockers</b>: none now</li>");
+	CHECK_INT(cmdtest_count(&t,
+	                        "SELECT COUNT(*) FROM standup_answers WHERE replaced_by IS NULL"
+	                        " AND yesterday = 'counted' AND today = 'call council'"
+	                        " AND blockers = 'none now'",
+	                        NULL),
+	          ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers", NULL), ==, 2);
+	/* after the day's summary, a later time starts with tomorrow */
+	t.now = utc(2026, 11, 18, 10, 15);
+	cmdtest_jobs(&t);
+	t.now = utc(2026, 11, 18, 10, 30);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 14:00"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Next stand-up: Thursday 19 November 2026");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "already run");
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+        TEST_ENTRY(dayone_parts_blockers_later_time),
         TEST_ENTRY(early_answer_not_asked),
         TEST_ENTRY(long_answers_fit),
         TEST_ENTRY(dm_off_asked_in_room),
