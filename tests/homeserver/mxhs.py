@@ -277,9 +277,11 @@ class App:
                       "faults_fired_by_kind": {}}
         self.syncing = {}           # user_id -> list of since positions waiting
         self.uia_sessions = set()
+        self.e2ee_test = e2ee_test_defaults()      # E2EE test switches
         self.s = {"format": 2, "server_name": server_name, "pos": 0, "seq": 0,
                   "users": {}, "tokens": {}, "filters": {}, "rooms": {},
                   "events": {}, "txns": {}, "aliases": {}, "media": {}}
+        self.s["e2ee"] = e2ee_empty()       # keys, to-device (see E2EE)
         self._dirty = set()         # (section, key) of journalled sections
         self._journal = None
         if state_file:
@@ -897,6 +899,8 @@ class App:
             "device_one_time_keys_count": {},
         }
         empty = not (join or invite or leave or gad)
+        if E2EE(self).sync(user_id, device_id, since, resp):
+            empty = False
         return resp, empty
 
     # ---- faults ----------------------------------------------------------------
@@ -977,6 +981,9 @@ class App:
                 raise MxError(400, "M_BAD_JSON", "Content must be a JSON object.")
             return o
         with self.lock:
+            r = e2ee_test_api(self, method, path, obj)
+            if r is not None:
+                return r
             if path == "/_test/faults":
                 if method == "POST":
                     return 200, {"id": self.add_fault(obj())["id"]}
@@ -1148,6 +1155,7 @@ def h_logout(app, req):
                    if v["user_id"] == req.user_id and v["device_id"] == req.device_id]:
             del app.s["tokens"][tk]
         app.s["users"][req.user_id]["devices"].pop(req.device_id, None)
+        E2EE(app).device_gone(req.user_id, req.device_id)
         app.commit()
     return 200, {}
 
@@ -1157,6 +1165,8 @@ def h_logout_all(app, req):
     with app.lock:
         for tk in [k for k, v in app.s["tokens"].items() if v["user_id"] == req.user_id]:
             del app.s["tokens"][tk]
+        for dev in list(app.s["users"][req.user_id]["devices"]):
+            E2EE(app).device_gone(req.user_id, dev)
         app.s["users"][req.user_id]["devices"] = {}
         app.commit()
     return 200, {}
@@ -1947,6 +1957,748 @@ def h_media_config(app, req):
 @route("GET", "/_matrix/media/v3/config")
 def h_media_config_legacy(app, req):
     return 200, {"m.upload.size": MAX_UPLOAD}
+
+
+# --------------------------------------------------------------------------
+# End-to-end encryption: key management, send-to-device, cross-signing
+# (Client-Server API "End-to-End Encryption", "Send-to-Device messaging",
+# "Cross-signing").  All of it lives in app.s["e2ee"] (persisted with the
+# snapshot):
+#   devkeys   {user: {device: DeviceKeys as uploaded}}
+#   otks      {user: {device: {"<alg>:<id>": key}}}   (upload order, oldest first)
+#   fallback  {user: {device: {alg: {"id", "key", "used"}}}}
+#   xsign     {user: {"master"|"self_signing"|"user_signing": CrossSigningKey}}
+#   sigs      {target user: {key id: {signer user: {signer key id: sig}}}}
+#             signatures from /keys/signatures/upload
+#   changes   [[pos, user], ...] device or cross-signing key changes, in
+#             stream order (device_lists.changed, /keys/changes)
+#   todev     {user: {device: [{"pos", "sent_in", "held", "ev"}]}}
+# To-device messages take a position of the global stream; a message is
+# delivered in every /sync of its device until a /sync whose `since` is at or
+# after the next_batch of the first response that carried it (spec: "When
+# the client calls /sync again with the next_batch token from the first
+# response, the server should infer that any send-to-device messages in that
+# response have been delivered successfully, and delete them").
+# --------------------------------------------------------------------------
+
+TO_DEVICE_LIMIT = 100               # spec: "100 messages is recommended"
+TO_DEVICE_MAX_BYTES = 65536         # one EDU; spec: 413 M_TOO_LARGE above it
+
+
+def e2ee_empty():
+    return {"devkeys": {}, "otks": {}, "fallback": {}, "xsign": {}, "sigs": {},
+            "changes": [], "todev": {}}
+
+
+def e2ee_test_defaults():
+    # uia_exempt_first_upload: spec v1.11 (MSC3967) lets a server skip UIA for
+    # the first cross-signing upload (and an identical re-upload); default off
+    # so that a client's UIA path (spec v1.1-v1.10, and replacing keys) is
+    # exercised.  holds: to-device messages kept back (never delivered) until
+    # released: [{"id", "user", "type", "sender"}].
+    return {"uia_exempt_first_upload": False, "holds": [], "hold_seq": 0}
+
+
+# ---- Ed25519 (RFC 8032), for checking cross-signing signatures ------------
+# Pure Python, verification (and signing, for mxhs's own tests); slow but a
+# few signatures per test are nothing.
+
+_ED_P = 2 ** 255 - 19
+_ED_L = 2 ** 252 + 27742317777372353535851937790883648493
+_ED_D = -121665 * pow(121666, _ED_P - 2, _ED_P) % _ED_P
+_ED_I = pow(2, (_ED_P - 1) // 4, _ED_P)
+
+
+def _ed_add(P, Q):
+    x1, y1, z1, t1 = P
+    x2, y2, z2, t2 = Q
+    p = _ED_P
+    a = (y1 - x1) * (y2 - x2) % p
+    b = (y1 + x1) * (y2 + x2) % p
+    c = t1 * 2 * _ED_D * t2 % p
+    d = z1 * 2 * z2 % p
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % p, g * h % p, f * g % p, e * h % p)
+
+
+def _ed_mul(s, P):
+    Q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            Q = _ed_add(Q, P)
+        P = _ed_add(P, P)
+        s >>= 1
+    return Q
+
+
+def _ed_recover_x(y, sign):
+    p = _ED_P
+    if y >= p:
+        return None
+    x2 = (y * y - 1) * pow(_ED_D * y * y + 1, p - 2, p) % p
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (p + 3) // 8, p)
+    if (x * x - x2) % p != 0:
+        x = x * _ED_I % p
+    if (x * x - x2) % p != 0:
+        return None
+    if x & 1 != sign:
+        x = p - x
+    return x
+
+
+def _ed_decode(b):
+    if len(b) != 32:
+        return None
+    y = int.from_bytes(b, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = _ed_recover_x(y, sign)
+    if x is None:
+        return None
+    return (x, y, 1, x * y % _ED_P)
+
+
+def _ed_encode(P):
+    x, y, z, _ = P
+    zi = pow(z, _ED_P - 2, _ED_P)
+    x, y = x * zi % _ED_P, y * zi % _ED_P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+_ED_GY = 4 * pow(5, _ED_P - 2, _ED_P) % _ED_P
+_ED_G = (_ed_recover_x(_ED_GY, 0), _ED_GY, 1, _ed_recover_x(_ED_GY, 0) * _ED_GY % _ED_P)
+
+
+def _ed_h(m):
+    return int.from_bytes(hashlib.sha512(m).digest(), "little")
+
+
+def ed25519_verify(public, msg, sig):
+    """public, sig: raw bytes; msg: bytes.  -> bool"""
+    if len(public) != 32 or len(sig) != 64:
+        return False
+    A = _ed_decode(public)
+    R = _ed_decode(sig[:32])
+    s = int.from_bytes(sig[32:], "little")
+    if A is None or R is None or s >= _ED_L:
+        return False
+    h = _ed_h(sig[:32] + public + msg) % _ED_L
+    sB = _ed_mul(s, _ED_G)
+    hA = _ed_add(R, _ed_mul(h, A))
+    # projective equality
+    return (sB[0] * hA[2] - hA[0] * sB[2]) % _ED_P == 0 and \
+        (sB[1] * hA[2] - hA[1] * sB[2]) % _ED_P == 0
+
+
+def ed25519_public(seed):
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    return _ed_encode(_ed_mul(a, _ED_G))
+
+
+def ed25519_sign(seed, msg):
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    A = _ed_encode(_ed_mul(a, _ED_G))
+    r = _ed_h(h[32:] + msg) % _ED_L
+    R = _ed_encode(_ed_mul(r, _ED_G))
+    s = (r + _ed_h(R + A + msg) % _ED_L * a) % _ED_L
+    return R + s.to_bytes(32, "little")
+
+
+def unb64(s):
+    """Unpadded (or padded) standard base64 -> bytes, or None."""
+    if not isinstance(s, str):
+        return None
+    try:
+        return base64.b64decode(s + "=" * (-len(s) % 4), validate=True)
+    except ValueError:
+        return None
+
+
+def canonical_json(obj):
+    """Appendices "Canonical JSON": sorted keys, no whitespace, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def signed_bytes(obj):
+    """Appendices "Signing JSON": the object without signatures / unsigned."""
+    return canonical_json({k: v for k, v in obj.items() if k not in ("signatures", "unsigned")})
+
+
+def check_signature(obj, user_id, key_id, public_b64):
+    """Does obj carry a valid signature by (user_id, key_id) made with the
+    ed25519 public key public_b64?"""
+    sig = ((obj.get("signatures") or {}).get(user_id) or {}).get(key_id)
+    pub, raw = unb64(public_b64), unb64(sig)
+    if pub is None or raw is None:
+        return False
+    return ed25519_verify(pub, signed_bytes(obj), raw)
+
+
+def _xsign_pub(key):
+    """The ed25519 public key (unpadded base64) of a CrossSigningKey."""
+    (kid, val), = key["keys"].items()
+    return val
+
+
+class E2EE:
+    """The state-changing and state-reading steps (call under app.lock)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.e = app.s["e2ee"]
+
+    # ---- device list changes --------------------------------------------
+    def key_changed(self, user_id):
+        self.e["changes"].append([self.app.next_pos(), user_id])
+
+    def shares(self, a, b, encrypted_only, at=None):
+        """Do a and b share a room (both joined)?  at: stream position
+        (state as of it) or None for now."""
+        return b in self.partners(a, encrypted_only, at)
+
+    def partners(self, user_id, encrypted_only, at=None, rooms_changed=None):
+        """Users sharing a (encrypted) room with user_id, both joined, now or at
+        stream position `at`.  Includes user_id itself when it is in such a
+        room."""
+        app = self.app
+        out = set()
+        for room in app.s["rooms"].values():
+            if at is None or (rooms_changed is not None and room["room_id"] not in rooms_changed):
+                st = None
+            else:
+                st = app.state_at(room, at + 1)
+            if st is None:
+                if encrypted_only and not room["state"].get("m.room.encryption", {}).get(""):
+                    continue
+                if app.membership(room, user_id) != "join":
+                    continue
+                for m in room["state"].get("m.room.member", {}):
+                    if app.membership(room, m) == "join":
+                        out.add(m)
+            else:
+                if encrypted_only and ("m.room.encryption", "") not in st:
+                    continue
+                me = st.get(("m.room.member", user_id))
+                if not me or me["content"].get("membership") != "join":
+                    continue
+                for (t, k), ev in st.items():
+                    if t == "m.room.member" and ev["content"].get("membership") == "join":
+                        out.add(k)
+        return out
+
+    def device_lists(self, user_id, lo, hi):
+        """(changed, left) for a sync (or /keys/changes) from lo to hi."""
+        app = self.app
+        ch = self.e["changes"]
+        i = bisect.bisect_right(ch, lo, key=lambda c: c[0])
+        j = bisect.bisect_right(ch, hi, key=lambda c: c[0])
+        who = {c[1] for c in ch[i:j]}
+        # Rooms whose membership or encryption changed in (lo, hi]: only
+        # those need their state at `lo`.
+        rooms_changed = set()
+        for room in app.s["rooms"].values():
+            for e in app.room_events(room, lo, hi):
+                if e["type"] in ("m.room.member", "m.room.encryption") and "state_key" in e:
+                    rooms_changed.add(room["room_id"])
+                    break
+        changed = set()
+        if who:
+            now_any = self.partners(user_id, False)
+            changed = {u for u in who if u in now_any or u == user_id}
+        left = set()
+        if rooms_changed:
+            then_enc = self.partners(user_id, True, at=lo, rooms_changed=rooms_changed)
+            now_enc = self.partners(user_id, True)
+            changed |= now_enc - then_enc - {user_id}
+            left = then_enc - now_enc - {user_id}
+        return sorted(changed), sorted(left - changed)
+
+    # ---- one-time / fallback keys ---------------------------------------
+    def otk_counts(self, user_id, device_id):
+        counts = {"signed_curve25519": 0}
+        for kid in self.e["otks"].get(user_id, {}).get(device_id, {}):
+            alg = kid.split(":", 1)[0]
+            counts[alg] = counts.get(alg, 0) + 1
+        return counts
+
+    def unused_fallback(self, user_id, device_id):
+        fb = self.e["fallback"].get(user_id, {}).get(device_id, {})
+        return sorted(alg for alg, v in fb.items() if not v["used"])
+
+    def device_gone(self, user_id, device_id):
+        had = device_id in self.e["devkeys"].get(user_id, {})
+        for sec in ("devkeys", "otks", "fallback", "todev"):
+            self.e[sec].get(user_id, {}).pop(device_id, None)
+        self.e["sigs"].get(user_id, {}).pop(device_id, None)
+        if had:
+            self.key_changed(user_id)
+
+    # ---- to-device -------------------------------------------------------
+    def held(self, user_id, msg):
+        for h in self.app.e2ee_test["holds"]:
+            if h.get("user") not in (None, user_id):
+                continue
+            if h.get("type") not in (None, msg["ev"]["type"]):
+                continue
+            if h.get("sender") not in (None, msg["ev"]["sender"]):
+                continue
+            return True
+        return False
+
+    def enqueue(self, user_id, device_id, ev):
+        q = self.e["todev"].setdefault(user_id, {}).setdefault(device_id, [])
+        msg = {"pos": self.app.next_pos(), "sent_in": None, "held": False, "ev": ev}
+        msg["held"] = self.held(user_id, msg)
+        q.append(msg)
+
+    def release(self):
+        n = 0
+        for devs in self.e["todev"].values():
+            for q in devs.values():
+                for m in q:
+                    if m["held"]:
+                        m["held"] = False
+                        m["pos"] = self.app.next_pos()
+                        n += 1
+        for devs in self.e["todev"].values():
+            for q in devs.values():
+                q.sort(key=lambda m: m["pos"])
+        return n
+
+    def to_device_for_sync(self, user_id, device_id, since, head):
+        """Drop what `since` acknowledges, then the pending messages (oldest
+        first, at most TO_DEVICE_LIMIT).  -> (events, state changed)"""
+        q = self.e["todev"].get(user_id, {}).get(device_id)
+        if not q:
+            return [], False
+        changed = False
+        if since is not None:
+            keep = [m for m in q if m["sent_in"] is None or m["sent_in"] > since]
+            if len(keep) != len(q):
+                q[:] = keep
+                changed = True
+        out = []
+        for m in q:
+            if m["held"]:
+                continue
+            if len(out) >= TO_DEVICE_LIMIT:
+                break
+            if m["sent_in"] is None:
+                m["sent_in"] = head
+                changed = True
+            out.append(m["ev"])
+        return out, changed
+
+    def sync(self, user_id, device_id, since, resp):
+        """Fill the E2EE parts of a /sync answer; -> True when they carry
+        something a long-poll must return for."""
+        app = self.app
+        head = app.s["pos"]
+        events, changed = self.to_device_for_sync(user_id, device_id, since, head)
+        if changed and app.state_file:
+            app.save_snapshot()
+        resp["to_device"] = {"events": events}
+        if since is not None:
+            ch, left = self.device_lists(user_id, since, head)
+        else:
+            ch, left = [], []        # spec: device_lists only on incremental syncs
+        resp["device_lists"] = {"changed": ch, "left": left}
+        resp["device_one_time_keys_count"] = self.otk_counts(user_id, device_id)
+        resp["device_unused_fallback_key_types"] = self.unused_fallback(user_id, device_id)
+        return bool(events or ch or left)
+
+    # ---- /keys/query ------------------------------------------------------
+    def with_sigs(self, obj, target, key_id, visible):
+        """obj plus the uploaded signatures on (target, key_id) that pass
+        visible(signer_user)."""
+        extra = self.e["sigs"].get(target, {}).get(key_id, {})
+        if not extra:
+            return obj
+        obj = json.loads(json.dumps(obj))
+        sigs = obj.setdefault("signatures", {})
+        for signer, by in extra.items():
+            if visible(signer):
+                sigs.setdefault(signer, {}).update(by)
+        return obj
+
+
+def _e2ee(app):
+    return E2EE(app)
+
+
+def _obj(body, name, required=False):
+    v = body.get(name)
+    if v is None:
+        if required:
+            raise MxError(400, "M_MISSING_PARAM", f"{name} is required")
+        return {}
+    if not isinstance(v, dict):
+        raise MxError(400, "M_BAD_JSON", f"{name} must be an object")
+    return v
+
+
+@route("POST", C + "/keys/upload")
+def h_keys_upload(app, req):
+    body = req.json()
+    dk = body.get("device_keys")
+    otks = _obj(body, "one_time_keys")
+    fbs = _obj(body, "fallback_keys")
+    uid, dev = req.user_id, req.device_id
+    if dk is not None:
+        if not isinstance(dk, dict):
+            raise MxError(400, "M_BAD_JSON", "device_keys must be an object")
+        for f in ("user_id", "device_id", "algorithms", "keys", "signatures"):
+            if f not in dk:
+                raise MxError(400, "M_MISSING_PARAM", f"device_keys.{f} is required")
+        # spec DeviceKeys: "Must match the user ID / device ID used when logging in."
+        if dk["user_id"] != uid or dk["device_id"] != dev:
+            raise MxError(400, "M_INVALID_PARAM",
+                          "device_keys.user_id / device_id must match the access token")
+        if not isinstance(dk["keys"], dict) or not isinstance(dk["algorithms"], list):
+            raise MxError(400, "M_BAD_JSON", "device_keys.keys / algorithms malformed")
+    for what, keys in (("one_time_keys", otks), ("fallback_keys", fbs)):
+        for kid, k in keys.items():
+            if ":" not in kid or not (isinstance(k, str) or isinstance(k, dict)):
+                raise MxError(400, "M_BAD_JSON", f"{what}: bad key {kid!r}")
+    with app.lock:
+        e = app.s["e2ee"]
+        x = _e2ee(app)
+        mine = e["otks"].setdefault(uid, {}).setdefault(dev, {})
+        for kid, k in otks.items():
+            if kid in mine and mine[kid] != k:
+                raise MxError(400, "M_INVALID_PARAM",
+                              f"One time key {kid} already exists with other content")
+        if dk is not None:
+            old = e["devkeys"].setdefault(uid, {}).get(dev)
+            if old != dk:
+                e["devkeys"][uid][dev] = dk
+                e["sigs"].get(uid, {}).pop(dev, None)
+                x.key_changed(uid)
+        for kid, k in otks.items():
+            mine[kid] = k
+        fb = e["fallback"].setdefault(uid, {}).setdefault(dev, {})
+        for kid, k in fbs.items():
+            alg = kid.split(":", 1)[0]
+            cur = fb.get(alg)
+            if cur and cur["id"] == kid and cur["key"] == k:
+                continue                 # same key again: keeps its used flag
+            fb[alg] = {"id": kid, "key": k, "used": False}   # one per algorithm
+        app.commit()
+        return 200, {"one_time_key_counts": x.otk_counts(uid, dev)}
+
+
+@route("POST", C + "/keys/query")
+def h_keys_query(app, req):
+    body = req.json()
+    want = _obj(body, "device_keys", required=True)
+    me = req.user_id
+    out = {"device_keys": {}, "failures": {}, "master_keys": {}, "self_signing_keys": {},
+           "user_signing_keys": {}}
+    with app.lock:
+        e = app.s["e2ee"]
+        x = _e2ee(app)
+        for user, devs in want.items():
+            if not isinstance(devs, list):
+                raise MxError(400, "M_BAD_JSON", "device_keys values must be lists")
+            if user not in app.s["users"]:
+                continue                 # unknown: missing from the result
+            have = e["devkeys"].get(user, {})
+            names = app.s["users"][user]["devices"]
+            res = {}
+            for d, k in have.items():
+                if devs and d not in devs:
+                    continue
+                k = x.with_sigs(k, user, d, lambda s, user=user: s == user)
+                k = dict(k)
+                k["unsigned"] = dict(k.get("unsigned") or {})
+                dn = (names.get(d) or {}).get("display_name")
+                if dn is not None:
+                    k["unsigned"]["device_display_name"] = dn
+                res[d] = k
+            out["device_keys"][user] = res
+            xs = e["xsign"].get(user, {})
+            if "master" in xs:
+                pub = _xsign_pub(xs["master"])
+                # visible: the owner's own signatures (its devices), and the
+                # requester's own (its user-signing key); not third parties'
+                out["master_keys"][user] = x.with_sigs(
+                    xs["master"], user, pub, lambda s, user=user: s in (user, me))
+            if "self_signing" in xs:
+                out["self_signing_keys"][user] = xs["self_signing"]
+            if user == me and "user_signing" in xs:
+                out["user_signing_keys"][user] = xs["user_signing"]
+    return 200, out
+
+
+@route("POST", C + "/keys/claim")
+def h_keys_claim(app, req):
+    body = req.json()
+    want = _obj(body, "one_time_keys", required=True)
+    out = {"one_time_keys": {}, "failures": {}}
+    with app.lock:
+        e = app.s["e2ee"]
+        for user, devs in want.items():
+            if not isinstance(devs, dict):
+                raise MxError(400, "M_BAD_JSON", "one_time_keys values must be objects")
+            for dev, alg in devs.items():
+                if not isinstance(alg, str):
+                    raise MxError(400, "M_BAD_JSON", "algorithm must be a string")
+                pool = e["otks"].get(user, {}).get(dev, {})
+                kid = next((k for k in pool if k.split(":", 1)[0] == alg), None)
+                if kid is not None:
+                    key = pool.pop(kid)          # spec: each one-time key claimed once
+                else:
+                    fb = e["fallback"].get(user, {}).get(dev, {}).get(alg)
+                    if not fb:
+                        continue                 # nothing to give: device left out
+                    kid, key = fb["id"], fb["key"]
+                    fb["used"] = True            # reported via device_unused_fallback_key_types
+                out["one_time_keys"].setdefault(user, {}).setdefault(dev, {})[kid] = key
+        app.commit()
+    return 200, out
+
+
+@route("GET", C + "/keys/changes")
+def h_keys_changes(app, req):
+    if not req.q("from"):
+        raise MxError(400, "M_MISSING_PARAM", "from is required")
+    with app.lock:
+        lo = app.parse_tok(req.q("from"), "from")
+        hi = app.parse_tok(req.q("to"), "to") if req.q("to") else app.s["pos"]
+        changed, left = _e2ee(app).device_lists(req.user_id, lo, max(lo, hi))
+    return 200, {"changed": changed, "left": left}
+
+
+@route("PUT", C + "/sendToDevice/{eventType}/{txnId}")
+def h_send_to_device(app, req):
+    body = req.json()
+    messages = _obj(body, "messages", required=True)
+    for user, devs in messages.items():
+        if not isinstance(devs, dict) or not all(isinstance(c, dict) for c in devs.values()):
+            raise MxError(400, "M_BAD_JSON", "messages: {user: {device: content}}")
+        for c in devs.values():
+            if len(canonical_json(c)) > TO_DEVICE_MAX_BYTES:
+                raise MxError(413, "M_TOO_LARGE",
+                              f"device message to {user} too large to fit in a single EDU")
+    with app.lock:
+        key = txn_key(req)               # (device, path) scope, like /send
+        if key in app.s["txns"]:
+            return 200, {}
+        x = _e2ee(app)
+        etype = req.params["eventType"]
+        for user, devs in messages.items():
+            u = app.s["users"].get(user)
+            if u is None:
+                continue
+            for dev, content in devs.items():
+                targets = list(u["devices"]) if dev == "*" else [dev]
+                for d in targets:
+                    if d in u["devices"]:
+                        x.enqueue(user, d, {"sender": req.user_id, "type": etype,
+                                            "content": content})
+        app.s["txns"][key] = {}
+        app.mark("txns", key)
+        app.commit()
+    return 200, {}
+
+
+def _check_xsign_key(app, uid, key, usage):
+    if not isinstance(key, dict):
+        raise MxError(400, "M_BAD_JSON", f"{usage} key must be an object")
+    if key.get("user_id") != uid:
+        raise MxError(400, "M_INVALID_PARAM", f"{usage} key: user_id must be {uid}")
+    if not isinstance(key.get("usage"), list) or usage not in key["usage"]:
+        raise MxError(400, "M_INVALID_PARAM", f"{usage} key: usage must contain {usage!r}")
+    keys = key.get("keys")
+    if not isinstance(keys, dict) or len(keys) != 1:
+        raise MxError(400, "M_INVALID_PARAM", f"{usage} key: keys must have exactly one entry")
+    (kid, val), = keys.items()
+    if kid != "ed25519:" + str(val) or unb64(val) is None or len(unb64(val)) != 32:
+        raise MxError(400, "M_INVALID_PARAM", f"{usage} key: keys must be ed25519:<public key>")
+    if val in app.s["users"][uid]["devices"]:
+        raise MxError(403, "M_FORBIDDEN", "Key ID in use")   # spec: same as a device ID
+    return val
+
+
+@route("POST", C + "/keys/device_signing/upload")
+def h_device_signing_upload(app, req):
+    body = req.json()
+    uid = req.user_id
+    with app.lock:
+        e = app.s["e2ee"]
+        cur = e["xsign"].get(uid, {})
+        new = {}
+        for field, usage in (("master_key", "master"), ("self_signing_key", "self_signing"),
+                             ("user_signing_key", "user_signing")):
+            if body.get(field) is not None:
+                _check_xsign_key(app, uid, body[field], usage)
+                new[usage] = body[field]
+        master = new.get("master") or cur.get("master")
+        if master is None:
+            raise MxError(400, "M_MISSING_PARAM", "No master key available")
+        mpub = _xsign_pub(master)
+        for usage in ("self_signing", "user_signing"):
+            if usage in new and not check_signature(new[usage], uid, "ed25519:" + mpub, mpub):
+                raise MxError(400, "M_INVALID_SIGNATURE",
+                              f"{usage} key is not signed by the master key")
+        # User-interactive authentication (spec "User-Interactive Authentication
+        # API"): m.login.password with the account's password.
+        same = all(cur.get(k) == v for k, v in new.items())
+        exempt = app.e2ee_test["uia_exempt_first_upload"] and ("master" not in cur or same)
+        if not exempt:
+            refused = _uia_password(app, req, body.get("auth"))
+            if refused:
+                return refused
+        if not same or not cur:
+            e["xsign"].setdefault(uid, {}).update(new)
+            _e2ee(app).key_changed(uid)
+        app.commit()
+    return 200, {}
+
+
+def _uia_password(app, req, auth):
+    """None when auth completes m.login.password for the requester, else the
+    401 answer (flows, params, session; errcode when an attempt failed)."""
+    flows = {"flows": [{"stages": ["m.login.password"]}], "params": {}}
+    if not isinstance(auth, dict) or not auth.get("type"):
+        session = secrets.token_urlsafe(16)
+        app.uia_sessions.add(session)
+        return 401, dict(flows, session=session)
+    session = auth.get("session") or secrets.token_urlsafe(16)
+    if auth.get("type") != "m.login.password":
+        return 401, dict(flows, session=session, errcode="M_UNRECOGNIZED",
+                         error="Unknown auth type")
+    ident = auth.get("identifier")
+    user = ident.get("user") if isinstance(ident, dict) else auth.get("user")
+    if isinstance(user, str) and not user.startswith("@"):
+        user = app.uid(user)
+    u = app.s["users"].get(req.user_id)
+    if user != req.user_id or not u or u["password"] is None or \
+            auth.get("password") != u["password"]:
+        return 401, dict(flows, session=session, errcode="M_FORBIDDEN",
+                         error="Invalid username or password")
+    app.uia_sessions.discard(session)
+    return None
+
+
+@route("POST", C + "/keys/signatures/upload")
+def h_signatures_upload(app, req):
+    body = req.json()
+    me = req.user_id
+    failures = {}
+
+    def fail(user, kid, errcode, error):
+        failures.setdefault(user, {})[kid] = {"errcode": errcode, "error": error}
+
+    with app.lock:
+        e = app.s["e2ee"]
+        x = _e2ee(app)
+        mine = e["xsign"].get(me, {})
+        touched = set()
+        for user, objs in body.items():
+            if not isinstance(objs, dict):
+                raise MxError(400, "M_BAD_JSON", "body: {user: {key id: signed object}}")
+            for kid, obj in objs.items():
+                if not isinstance(obj, dict):
+                    fail(user, kid, "M_BAD_JSON", "not an object")
+                    continue
+                # what is being signed, and which signing keys may sign it
+                xs = e["xsign"].get(user, {})
+                target = None
+                signers = {}             # signer key id -> public key
+                if kid in e["devkeys"].get(user, {}) and user == me:
+                    target = e["devkeys"][user][kid]
+                    if "self_signing" in mine:
+                        p = _xsign_pub(mine["self_signing"])
+                        signers["ed25519:" + p] = p
+                elif "master" in xs and kid == _xsign_pub(xs["master"]):
+                    target = xs["master"]
+                    if user == me:       # own master key, signed by own devices
+                        for d, dk in e["devkeys"].get(me, {}).items():
+                            p = dk.get("keys", {}).get("ed25519:" + d)
+                            if p:
+                                signers["ed25519:" + d] = p
+                    elif "user_signing" in mine:   # another user's, by my USK
+                        p = _xsign_pub(mine["user_signing"])
+                        signers["ed25519:" + p] = p
+                if target is None:
+                    fail(user, kid, "M_NOT_FOUND", "Unknown key")
+                    continue
+                if signed_bytes(obj) != signed_bytes(target):
+                    fail(user, kid, "M_INVALID_PARAM", "Signed object does not match the key")
+                    continue
+                given = (obj.get("signatures") or {}).get(me) or {}
+                good = {}
+                for skid, sig in given.items():
+                    if skid not in signers:
+                        continue          # an existing signature passed through
+                    if not check_signature(obj, me, skid, signers[skid]):
+                        fail(user, kid, "M_INVALID_SIGNATURE", "Invalid signature")
+                        good = None
+                        break
+                    good[skid] = sig
+                if good is None:
+                    continue
+                if not good:
+                    fail(user, kid, "M_INVALID_SIGNATURE", "No signature by a usable key")
+                    continue
+                e["sigs"].setdefault(user, {}).setdefault(kid, {}).setdefault(me, {}).update(good)
+                touched.add(user if user == me else me)
+        for u in sorted(touched):
+            x.key_changed(u)
+        app.commit()
+    return 200, {"failures": failures}
+
+
+def e2ee_test_api(app, method, path, obj):
+    """/_test/e2ee and /_test/to_device (under app.lock); None if not ours.
+    POST   /_test/e2ee                   {"uia_exempt_first_upload": bool} -> settings
+    GET    /_test/e2ee                   settings
+    POST   /_test/to_device/hold         {"user"?, "type"?, "sender"?} -> {"id"}: to-device
+                                          messages matching (all given fields) are kept
+                                          back from /sync until released
+    POST   /_test/to_device/release      -> {"released": n}; drops every hold
+    GET    /_test/to_device              -> {"pending": {user: {device: [{"type",
+                                          "sender", "held", "delivered"}]}}}
+    """
+    t = app.e2ee_test
+    if path == "/_test/e2ee":
+        if method == "POST":
+            o = obj()
+            if "uia_exempt_first_upload" in o:
+                t["uia_exempt_first_upload"] = bool(o["uia_exempt_first_upload"])
+        if method in ("GET", "POST"):
+            return 200, {"uia_exempt_first_upload": t["uia_exempt_first_upload"]}
+    if path == "/_test/to_device/hold" and method == "POST":
+        o = obj()
+        t["hold_seq"] += 1
+        t["holds"].append({"id": str(t["hold_seq"]), "user": o.get("user"),
+                           "type": o.get("type"), "sender": o.get("sender")})
+        return 200, {"id": str(t["hold_seq"])}
+    if path == "/_test/to_device/release" and method == "POST":
+        t["holds"] = []
+        n = _e2ee(app).release()
+        app.commit()
+        return 200, {"released": n}
+    if path == "/_test/to_device" and method == "GET":
+        out = {}
+        for user, devs in app.s["e2ee"]["todev"].items():
+            for dev, q in devs.items():
+                if q:
+                    out.setdefault(user, {})[dev] = [
+                        {"type": m["ev"]["type"], "sender": m["ev"]["sender"],
+                         "held": m["held"], "delivered": m["sent_in"] is not None} for m in q]
+        return 200, {"pending": out}
+    return None
 
 
 # --------------------------------------------------------------------------

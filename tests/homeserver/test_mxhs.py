@@ -611,5 +611,382 @@ class TestLibrary(Base):
         self.assertEqual(y, 'a: "x\\"y"\nl: []\nn:\n  - 1\n  - "two"\nd:\n  k: true\n')
 
 
+# --------------------------------------------------------------------------
+# End-to-end encryption (Client-Server API: "End-to-End Encryption",
+# "Send-to-Device messaging", "Cross-signing")
+# --------------------------------------------------------------------------
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxhs  # noqa: E402  (its Ed25519 signs the test keys)
+
+
+def b64(raw):
+    return mxhs.base64.b64encode(raw).decode().rstrip("=")
+
+
+def sign(obj, user_id, key_id, seed):
+    """obj with a signature (Appendices "Signing JSON") by key_id added."""
+    sig = b64(mxhs.ed25519_sign(seed, mxhs.signed_bytes(obj)))
+    obj.setdefault("signatures", {}).setdefault(user_id, {})[key_id] = sig
+    return obj
+
+
+class Dev:
+    """A device's keys: an Ed25519 signing seed and a (fake) curve25519 key."""
+
+    def __init__(self, user):
+        self.user = user
+        self.seed = os.urandom(32)
+        self.ed = b64(mxhs.ed25519_public(self.seed))
+        self.n = 0
+
+    def device_keys(self):
+        u, d = self.user.user_id, self.user.device_id
+        return sign({"user_id": u, "device_id": d,
+                     "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+                     "keys": {f"curve25519:{d}": b64(os.urandom(32)), f"ed25519:{d}": self.ed}},
+                    u, f"ed25519:{d}", self.seed)
+
+    def otk(self, fallback=False):
+        self.n += 1
+        k = {"key": b64(os.urandom(32))}
+        if fallback:
+            k["fallback"] = True
+        return f"signed_curve25519:AAAA{self.n:02d}", sign(
+            k, self.user.user_id, f"ed25519:{self.user.device_id}", self.seed)
+
+
+def xkey(user_id, usage, seed, master_seed=None):
+    pub = b64(mxhs.ed25519_public(seed))
+    k = {"user_id": user_id, "usage": [usage], "keys": {f"ed25519:{pub}": pub}}
+    if master_seed:
+        mpub = b64(mxhs.ed25519_public(master_seed))
+        sign(k, user_id, f"ed25519:{mpub}", master_seed)
+    return pub, k
+
+
+class TestE2EE(Base):
+    def upload(self, user, **body):
+        return user.api("POST", "/keys/upload", body)
+
+    def test_ed25519_agrees_with_libolm(self):
+        # the signature checks below rely on mxhs's own Ed25519: check it
+        # against libolm's (python3-olm) both ways
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import olm
+        acct = olm.Account()
+        sig = acct.sign(b'{"a":1}')
+        pub = mxhs.unb64(acct.identity_keys["ed25519"])
+        self.assertTrue(mxhs.ed25519_verify(pub, b'{"a":1}', mxhs.unb64(sig)))
+        self.assertFalse(mxhs.ed25519_verify(pub, b'{"a":2}', mxhs.unb64(sig)))
+        seed = os.urandom(32)
+        olm.ed25519_verify(b64(mxhs.ed25519_public(seed)), "m",
+                           b64(mxhs.ed25519_sign(seed, b"m")))   # raises if bad
+
+    def test_upload_query_claim(self):
+        # spec: POST /keys/upload, /keys/query, /keys/claim; "One-time and fallback keys"
+        a, b, room = self.pair()
+        da = Dev(a)
+        dk = da.device_keys()
+        r = self.upload(a, device_keys=dk)
+        self.assertEqual(r, {"one_time_key_counts": {"signed_curve25519": 0}})
+        wrong = da.device_keys()
+        wrong["device_id"] = "OTHER"             # "Must match the device ID used when logging in"
+        self.assertMxError(400, "M_INVALID_PARAM", self.upload, a, device_keys=wrong)
+        k1, v1 = da.otk()
+        k2, v2 = da.otk()
+        r = self.upload(a, one_time_keys={k1: v1, k2: v2})
+        self.assertEqual(r["one_time_key_counts"], {"signed_curve25519": 2})
+        self.upload(a, one_time_keys={k1: v1})   # the same key again: no change
+        self.assertMxError(400, "M_INVALID_PARAM", self.upload, a,
+                           one_time_keys={k1: da.otk()[1]})   # same id, other key
+        q = b.api("POST", "/keys/query", {"device_keys": {a.user_id: [], "@nobody:localhost": []}})
+        got = dict(q["device_keys"][a.user_id][a.device_id])
+        self.assertIsInstance(got.pop("unsigned"), dict)    # "with the addition of unsigned"
+        self.assertEqual(got, dk)                           # "the same as uploaded"
+        self.assertTrue(mxhs.check_signature(got, a.user_id, f"ed25519:{a.device_id}", da.ed))
+        self.assertNotIn("@nobody:localhost", q["device_keys"])   # unknown: left out
+        self.assertEqual(q["failures"], {})
+        self.assertEqual(b.api("POST", "/keys/query",
+                               {"device_keys": {a.user_id: ["NOPE"]}})["device_keys"],
+                         {a.user_id: {}})
+        self.assertMxError(400, "M_MISSING_PARAM", b.api, "POST", "/keys/query", {})
+        # claim: oldest one-time key first, each given out once
+        claim = {"one_time_keys": {a.user_id: {a.device_id: "signed_curve25519"}}}
+        self.assertEqual(b.api("POST", "/keys/claim", claim)["one_time_keys"],
+                         {a.user_id: {a.device_id: {k1: v1}}})
+        self.assertEqual(b.api("POST", "/keys/claim", claim)["one_time_keys"],
+                         {a.user_id: {a.device_id: {k2: v2}}})
+        # none left, no fallback key: the device is missing from the result
+        self.assertEqual(b.api("POST", "/keys/claim", claim)["one_time_keys"], {})
+        s = a.sync()
+        self.assertEqual(s["device_one_time_keys_count"], {"signed_curve25519": 0})
+        self.assertEqual(s["device_unused_fallback_key_types"], [])
+        # fallback key: given when one-time keys are exhausted, not consumed,
+        # and reported used through /sync
+        kf, vf = da.otk(fallback=True)
+        self.upload(a, fallback_keys={kf: vf})
+        self.assertEqual(a.sync()["device_unused_fallback_key_types"], ["signed_curve25519"])
+        for _ in range(2):
+            self.assertEqual(b.api("POST", "/keys/claim", claim)["one_time_keys"],
+                             {a.user_id: {a.device_id: {kf: vf}}})
+        self.assertEqual(a.sync()["device_unused_fallback_key_types"], [])
+        self.upload(a, fallback_keys={kf: vf})   # the same key again stays used
+        self.assertEqual(a.sync()["device_unused_fallback_key_types"], [])
+        kf2, vf2 = da.otk(fallback=True)
+        self.upload(a, fallback_keys={kf2: vf2})  # one per algorithm: replaces
+        self.assertEqual(a.sync()["device_unused_fallback_key_types"], ["signed_curve25519"])
+        k3, v3 = da.otk()
+        self.upload(a, one_time_keys={k3: v3})    # one-time keys go before the fallback
+        self.assertEqual(b.api("POST", "/keys/claim", claim)["one_time_keys"],
+                         {a.user_id: {a.device_id: {k3: v3}}})
+        self.assertEqual(b.api("POST", "/keys/claim", claim)["one_time_keys"],
+                         {a.user_id: {a.device_id: {kf2: vf2}}})
+
+    def test_send_to_device(self):
+        # spec: "Send-to-Device messaging" (server behaviour) and
+        # PUT /sendToDevice/{eventType}/{txnId}
+        a, b, room = self.pair()
+        b2 = self.hs.login(b.user_id[1:].split(":")[0])     # second device of b
+        s0 = b.sync()["next_batch"]
+        s0b = b2.sync()["next_batch"]
+        put = lambda u, txn, msgs, t="org.example.ping": u.api(   # noqa: E731
+            "PUT", f"/sendToDevice/{t}/{txn}", {"messages": msgs})
+        self.assertEqual(put(a, "t1", {b.user_id: {b.device_id: {"n": 1}}}), {})
+        put(a, "t1", {b.user_id: {b.device_id: {"n": 1}}})   # retransmission: no copy
+        r1 = b.sync(since=s0)
+        self.assertEqual(r1["to_device"]["events"],
+                         [{"sender": a.user_id, "type": "org.example.ping", "content": {"n": 1}}])
+        self.assertEqual(b2.sync(since=s0b)["to_device"]["events"], [])   # other device
+        # not acknowledged yet (same since again): delivered again
+        self.assertEqual(len(b.sync(since=s0)["to_device"]["events"]), 1)
+        r2 = b.sync(since=r1["next_batch"])       # acknowledged: gone
+        self.assertEqual(r2["to_device"]["events"], [])
+        # "*": every device of the user; the same txn id from another device
+        # is another transaction
+        a2 = self.hs.login(a.user_id[1:].split(":")[0])
+        put(a2, "t1", {b.user_id: {"*": {"n": 2}}})
+        self.assertEqual([e["content"] for e in b.sync(since=r2["next_batch"])["to_device"]["events"]],
+                         [{"n": 2}])
+        self.assertEqual([e["content"] for e in b2.sync(since=s0b)["to_device"]["events"]],
+                         [{"n": 2}])
+        # order of arrival; a waiting long-poll wakes up for a to-device message
+        since = b.sync(since=r2["next_batch"])["next_batch"]
+        b.sync(since=since)
+        threading.Timer(0.3, lambda: put(a, "t2", {b.user_id: {b.device_id: {"n": 3}}})).start()
+        t0 = time.monotonic()
+        r = b.sync(since=since, timeout=5000)
+        self.assertLess(time.monotonic() - t0, 4)
+        self.assertEqual([e["content"] for e in r["to_device"]["events"]], [{"n": 3}])
+        put(a, "t3", {b.user_id: {b.device_id: {"n": 4}}})
+        put(a, "t4", {b.user_id: {b.device_id: {"n": 5}}})
+        self.assertEqual([e["content"] for e in b.sync(since=r["next_batch"])["to_device"]["events"]],
+                         [{"n": 4}, {"n": 5}])
+        # too large for one EDU
+        self.assertMxError(413, "M_TOO_LARGE", put, a, "big",
+                           {b.user_id: {b.device_id: {"x": "y" * 70000}}})
+        self.assertMxError(400, "M_MISSING_PARAM", a.api, "PUT",
+                           "/sendToDevice/org.example.ping/t9", {})
+
+    def test_to_device_limit_and_hold(self):
+        # spec: "the server should limit the number sent in each /sync
+        # response. 100 messages is recommended"; the hold switch is mxhs's
+        a, b, room = self.pair()
+        since = b.sync()["next_batch"]
+        a.api("PUT", "/sendToDevice/org.example.n/many",
+              {"messages": {b.user_id: {b.device_id: {"i": 0}}}})
+        for i in range(1, 120):
+            a.api("PUT", f"/sendToDevice/org.example.n/m{i}",
+                  {"messages": {b.user_id: {b.device_id: {"i": i}}}})
+        r = b.sync(since=since)
+        self.assertEqual([e["content"]["i"] for e in r["to_device"]["events"]], list(range(100)))
+        r = b.sync(since=r["next_batch"])
+        self.assertEqual([e["content"]["i"] for e in r["to_device"]["events"]],
+                         list(range(100, 120)))
+        since = b.sync(since=r["next_batch"])["next_batch"]
+        # held back until released, then delivered once
+        self.hs.api("POST", "/_test/to_device/hold", {"user": b.user_id, "type": "m.room.encrypted"})
+        a.api("PUT", "/sendToDevice/m.room.encrypted/h1",
+              {"messages": {b.user_id: {b.device_id: {"k": 1}}}})
+        a.api("PUT", "/sendToDevice/org.example.n/h2",
+              {"messages": {b.user_id: {b.device_id: {"k": 2}}}})
+        r = b.sync(since=since)
+        self.assertEqual([e["content"] for e in r["to_device"]["events"]], [{"k": 2}])
+        pend = self.hs.api("GET", "/_test/to_device")["pending"][b.user_id][b.device_id]
+        self.assertIn({"type": "m.room.encrypted", "sender": a.user_id, "held": True,
+                       "delivered": False}, pend)
+        self.assertEqual(self.hs.api("POST", "/_test/to_device/release", {}), {"released": 1})
+        r = b.sync(since=r["next_batch"])
+        self.assertEqual([e["content"] for e in r["to_device"]["events"]], [{"k": 1}])
+        self.assertEqual(b.sync(since=r["next_batch"])["to_device"]["events"], [])
+
+    def test_device_lists(self):
+        # spec: "Extensions to /sync" (device_lists: changed / left),
+        # "Tracking the device list for a user", GET /keys/changes
+        a, b, room = self.pair()
+        c = self.user("carol")
+        s0 = b.sync()["next_batch"]
+        self.assertEqual(b.sync()["device_lists"], {"changed": [], "left": []})  # initial
+        self.upload(a, device_keys=Dev(a).device_keys())
+        self.upload(c, device_keys=Dev(c).device_keys())     # shares no room with b
+        r = b.sync(since=s0)
+        self.assertEqual(r["device_lists"], {"changed": [a.user_id], "left": []})
+        self.assertEqual(b.api("GET", "/keys/changes", query={"from": s0, "to": r["next_batch"]}),
+                         {"changed": [a.user_id], "left": []})
+        self.assertMxError(400, "M_MISSING_PARAM", b.api, "GET", "/keys/changes")
+        s1 = r["next_batch"]
+        self.assertEqual(b.sync(since=s1)["device_lists"], {"changed": [], "left": []})
+        # a waiting long-poll returns for a device list change
+        threading.Timer(0.3, lambda: self.upload(a, device_keys=Dev(a).device_keys())).start()
+        t0 = time.monotonic()
+        r = b.sync(since=s1, timeout=5000)
+        self.assertLess(time.monotonic() - t0, 4)
+        self.assertEqual(r["device_lists"]["changed"], [a.user_id])
+        s2 = r["next_batch"]
+        # an encrypted room: c now shares one with b (changed), then not (left)
+        enc = b.create_room(name="enc", invite=[c.user_id], initial_state=[
+            {"type": "m.room.encryption", "state_key": "",
+             "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        c.join(enc)
+        r = b.sync(since=s2)
+        self.assertEqual(r["device_lists"], {"changed": [c.user_id], "left": []})
+        c.leave(enc)
+        r2 = b.sync(since=r["next_batch"])
+        self.assertEqual(r2["device_lists"], {"changed": [], "left": [c.user_id]})
+        self.assertEqual(b.api("GET", "/keys/changes", query={"from": r["next_batch"]}),
+                         {"changed": [], "left": [c.user_id]})
+        # removing a device with keys (logout) is a change too
+        s3 = r2["next_batch"]
+        a.logout()
+        self.assertEqual(b.sync(since=s3)["device_lists"]["changed"], [a.user_id])
+
+    def test_cross_signing(self):
+        # spec: "Cross-signing", POST /keys/device_signing/upload (with
+        # "User-Interactive Authentication API"), POST /keys/signatures/upload
+        a, b, room = self.pair()
+        c = self.user("carol")
+        da = Dev(a)
+        self.upload(a, device_keys=da.device_keys())
+        ms, ss, us = os.urandom(32), os.urandom(32), os.urandom(32)
+        mpub, master = xkey(a.user_id, "master", ms)
+        spub, ssk = xkey(a.user_id, "self_signing", ss, ms)
+        upub, usk = xkey(a.user_id, "user_signing", us, ms)
+        body = {"master_key": master, "self_signing_key": ssk, "user_signing_key": usk}
+        e = self.assertMxError(401, None, a.api, "POST", "/keys/device_signing/upload", body)
+        self.assertEqual(e.body["flows"], [{"stages": ["m.login.password"]}])
+        self.assertIn("session", e.body)
+        auth = {"type": "m.login.password", "session": e.body["session"],
+                "identifier": {"type": "m.id.user", "user": a.user_id}, "password": "nope"}
+        e = self.assertMxError(401, "M_FORBIDDEN", a.api, "POST", "/keys/device_signing/upload",
+                               dict(body, auth=auth))
+        self.assertEqual(e.body["flows"], [{"stages": ["m.login.password"]}])
+        # the self-signing key must be signed by the master key
+        bad = dict(body, self_signing_key=xkey(a.user_id, "self_signing", ss, us)[1],
+                   auth=dict(auth, password="pw"))
+        self.assertMxError(400, "M_INVALID_SIGNATURE", a.api, "POST",
+                           "/keys/device_signing/upload", bad)
+        self.assertMxError(400, "M_MISSING_PARAM", b.api, "POST", "/keys/device_signing/upload",
+                           {"self_signing_key": xkey(b.user_id, "self_signing", ss, ms)[1]})
+        s0 = b.sync()["next_batch"]
+        a.api("POST", "/keys/device_signing/upload", dict(body, auth=dict(auth, password="pw")))
+        self.assertEqual(b.sync(since=s0)["device_lists"]["changed"], [a.user_id])
+        q = b.api("POST", "/keys/query", {"device_keys": {a.user_id: []}})
+        self.assertEqual(q["master_keys"][a.user_id], master)
+        self.assertEqual(q["self_signing_keys"][a.user_id], ssk)
+        self.assertEqual(q["user_signing_keys"], {})          # only for its owner
+        self.assertEqual(a.api("POST", "/keys/query", {"device_keys": {a.user_id: []}})
+                         ["user_signing_keys"][a.user_id], usk)
+        # the self-signing key signs the device
+        q = b.api("POST", "/keys/query", {"device_keys": {a.user_id: []}})
+        dk = q["device_keys"][a.user_id][a.device_id]
+        dk.pop("unsigned")
+        signed = sign(json.loads(json.dumps(dk)), a.user_id, f"ed25519:{spub}", ss)
+        forged = sign(json.loads(json.dumps(dk)), a.user_id, f"ed25519:{spub}", us)
+        r = a.api("POST", "/keys/signatures/upload", {a.user_id: {a.device_id: forged}})
+        self.assertEqual(r["failures"][a.user_id][a.device_id]["errcode"], "M_INVALID_SIGNATURE")
+        s1 = b.sync()["next_batch"]
+        r = a.api("POST", "/keys/signatures/upload", {a.user_id: {a.device_id: signed}})
+        self.assertEqual(r["failures"], {})
+        self.assertEqual(b.sync(since=s1)["device_lists"]["changed"], [a.user_id])
+        got = b.api("POST", "/keys/query", {"device_keys": {a.user_id: []}})
+        dev = got["device_keys"][a.user_id][a.device_id]
+        self.assertTrue(mxhs.check_signature(dev, a.user_id, f"ed25519:{spub}", spub))
+        self.assertTrue(mxhs.check_signature(dev, a.user_id, f"ed25519:{a.device_id}", da.ed))
+        mk = got["master_keys"][a.user_id]
+        self.assertTrue(mxhs.check_signature(got["self_signing_keys"][a.user_id], a.user_id,
+                                             f"ed25519:{mpub}", mpub))
+        self.assertEqual(mk["keys"], {f"ed25519:{mpub}": mpub})
+        # b signs a's master key with b's user-signing key: b sees it, c not
+        bms, bus = os.urandom(32), os.urandom(32)
+        bm = xkey(b.user_id, "master", bms)[1]
+        bupub, bu = xkey(b.user_id, "user_signing", bus, bms)
+        self.hs.api("POST", "/_test/e2ee", {"uia_exempt_first_upload": True})
+        try:   # spec v1.11: no UIA for the first upload (MSC3967), when switched on
+            b.api("POST", "/keys/device_signing/upload", {"master_key": bm, "user_signing_key": bu})
+        finally:
+            self.hs.api("POST", "/_test/e2ee", {"uia_exempt_first_upload": False})
+        sm = sign(json.loads(json.dumps(master)), b.user_id, f"ed25519:{bupub}", bus)
+        self.assertEqual(b.api("POST", "/keys/signatures/upload", {a.user_id: {mpub: sm}})
+                         ["failures"], {})
+        seen_b = b.api("POST", "/keys/query", {"device_keys": {a.user_id: []}})["master_keys"]
+        seen_c = c.api("POST", "/keys/query", {"device_keys": {a.user_id: []}})["master_keys"]
+        self.assertIn(b.user_id, seen_b[a.user_id]["signatures"])
+        self.assertNotIn(b.user_id, seen_c[a.user_id].get("signatures", {}))
+        # replacing the keys always needs UIA
+        body2 = {"master_key": xkey(b.user_id, "master", os.urandom(32))[1]}
+        self.assertMxError(401, None, b.api, "POST", "/keys/device_signing/upload", body2)
+        # spec: 403 when "the public key of one of the keys is the same as
+        # one of the user's device IDs"
+        cs = os.urandom(32)
+        cpub, cmaster = xkey(c.user_id, "master", cs)
+        self.hs.login(c.user_id[1:].split(":")[0], device_id=cpub)
+        self.assertMxError(403, "M_FORBIDDEN", c.api, "POST", "/keys/device_signing/upload",
+                           {"master_key": cmaster, "auth": dict(auth, password="pw",
+                            identifier={"type": "m.id.user", "user": c.user_id})})
+
+    def test_encrypted_room_events(self):
+        # spec: m.room.encryption state, m.room.encrypted events are ordinary
+        # events to the server
+        a, b, room = self.pair()
+        a.set_state(room, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2",
+                                                "rotation_period_msgs": 100})
+        self.assertEqual(b.state(room, "m.room.encryption")["algorithm"], "m.megolm.v1.aes-sha2")
+        since = b.sync()["next_batch"]
+        content = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn...",
+                   "session_id": "sess", "sender_key": "k", "device_id": a.device_id}
+        eid = a.send_event(room, "m.room.encrypted", content)
+        tl = b.sync(since=since)["rooms"]["join"][room]["timeline"]["events"]
+        self.assertEqual([(e["event_id"], e["type"], e["content"]) for e in tl],
+                         [(eid, "m.room.encrypted", content)])
+
+
+class TestE2EEPersistence(unittest.TestCase):
+    def test_keys_and_pending_to_device_survive_restart(self):
+        hs = mx.Homeserver()
+        try:
+            a, b = hs.register("alice"), hs.register("bob")
+            da = Dev(a)
+            k, v = da.otk()
+            a.api("POST", "/keys/upload", {"device_keys": da.device_keys(),
+                                           "one_time_keys": {k: v}})
+            since = b.sync()["next_batch"]
+            a.api("PUT", "/sendToDevice/org.example.x/p1",
+                  {"messages": {b.user_id: {b.device_id: {"p": 1}}}})
+            hs.restart()
+            a.api("PUT", "/sendToDevice/org.example.x/p1",     # txn id remembered
+                  {"messages": {b.user_id: {b.device_id: {"p": 1}}}})
+            r = b.sync(since=since)
+            self.assertEqual([e["content"] for e in r["to_device"]["events"]], [{"p": 1}])
+            hs.restart()
+            self.assertEqual(b.sync(since=r["next_batch"])["to_device"]["events"], [])
+            self.assertEqual(b.api("POST", "/keys/claim", {"one_time_keys": {
+                a.user_id: {a.device_id: "signed_curve25519"}}})["one_time_keys"],
+                {a.user_id: {a.device_id: {k: v}}})
+            self.assertIn(a.device_id, b.api("POST", "/keys/query", {
+                "device_keys": {a.user_id: []}})["device_keys"][a.user_id])
+        finally:
+            hs.stop()
+
+
 if __name__ == "__main__":
     fixtures.main(verbosity=1)
