@@ -100,6 +100,72 @@ store_state(struct tlbot_router *rt, const char *room_id, const json_t *ev)
 	return rc;
 }
 
+/* An edit (m.replace) of a command that no family took as its own (a
+ * stand-up answer is): when the original was refused or unknown, the edited
+ * command runs and is answered, as a reply to the message people see; when
+ * the original already ran, one note says edits are not re-run and how to
+ * change the record. 0 or -1 (database). */
+static int
+edit_of_command(struct tlbot_router *rt, struct tlbot_ctx *ctx)
+{
+	struct tlbot_cmdline cl;
+	const char *orig = ctx->replaces;
+	char err[512];
+	int isc, ok = 0, noted = 0, known, rc = 0;
+
+	isc = tlbot_cmdline_parse(ctx->body, (const char *const *)rt->cfg->prefixes.v, &cl, err,
+				  sizeof(err));
+	if (isc == 0)
+		return 0; /* edited into plain text: nothing to do */
+	known = tlbot_store_outcome_get(rt->st, orig, &ok, &noted);
+	if (known < 0)
+		goto out;
+	/* replies and records refer to the message as people see it; the
+	 * edit's own id stays in txn_base, so each edit answers once */
+	ctx->event_id = orig;
+	ctx->replaces = NULL;
+	if (known == 0 && ok) {
+		const struct tlbot_cmd *c = isc > 0 ? tlbot_command_find(cl.name) : NULL;
+		const struct tlbot_subcmd *sc;
+		int has_edit = 0;
+
+		if (noted)
+			goto out;
+		for (sc = c ? c->subcmds : NULL; sc && sc->name; sc++)
+			if (strcmp(sc->name, "edit") == 0)
+				has_edit = 1;
+		log_info("room %s event %s: edit of a command that already ran: not re-run",
+			 ctx->room_id, orig);
+		if (has_edit)
+			rc = tlbot_replyf(ctx, "I already ran this command, so I do not run edits of it. "
+					  "To change the record, send a new command: %s%s edit "
+					  "(%shelp %s shows how).", tlbot_ctx_prefix(ctx), c->name,
+					  tlbot_ctx_prefix(ctx), c->name);
+		else
+			rc = tlbot_replyf(ctx, "I already ran this command, so I do not run edits of it. "
+					  "Send the command again as a new message to run it.");
+		if (rc == 0)
+			rc = tlbot_store_outcome_noted(rt->st, orig);
+		goto out;
+	}
+	if (rate_check(rt, ctx->sender) != 1) {
+		log_debug("room %s event %s: rate limited %s (edit)", ctx->room_id, orig, ctx->sender);
+		goto out;
+	}
+	rt->commands++;
+	log_debug("room %s event %s: edited command from %s (the original %s)", ctx->room_id, orig,
+		  ctx->sender, known == 0 ? "was refused" : "was not a command");
+	if (tlbot_dispatch(ctx, isc > 0 ? &cl : NULL, err) < 0)
+		rc = -1;
+	else
+		rc = tlbot_store_outcome_set(rt->st, orig, ctx->room_id, !ctx->failed);
+	rt->replies += (uint64_t)ctx->msg_index;
+out:
+	if (isc > 0)
+		tlbot_cmdline_release(&cl);
+	return known < 0 ? -1 : rc;
+}
+
 /* Handle a message (command or not) from an allowed user. 0 or -1 (db). */
 static int
 handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, int is_dm)
@@ -112,7 +178,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	struct tlbot_ctx ctx;
 	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
 	char txn_base[300], *pilled = NULL;
-	int rc = 0, r;
+	int rc = 0, r, consumed = 0;
 	size_t i;
 
 	tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
@@ -181,6 +247,9 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 				log_debug("room %s event %s: command from %s", room_id, ctx.event_id, ctx.sender);
 				if (tlbot_dispatch(&ctx, isc > 0 ? &cl : NULL, err) < 0)
 					rc = -1;
+				else if (tlbot_store_outcome_set(rt->st, ctx.event_id, room_id,
+								 !ctx.failed) != 0)
+					rc = -1;
 				rt->replies += (uint64_t)ctx.msg_index;
 			}
 			if (isc > 0)
@@ -215,9 +284,13 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 			rc = -1;
 			break;
 		}
-		if (r > 0)
+		if (r > 0) {
+			consumed = 1;
 			break;
+		}
 	}
+	if (rc == 0 && !consumed && ctx.replaces && edit_of_command(rt, &ctx) != 0)
+		rc = -1;
 out:
 	free(pilled);
 	tlbot_ctx_release(&ctx);

@@ -37,6 +37,9 @@ static const char *const core_migrations[] = {
 	"CREATE INDEX jobs_due ON jobs(state, due);"
 	"CREATE TABLE user_prefs (user_id TEXT PRIMARY KEY, dm_enabled INTEGER);"
 	"CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
+	/* 2: what became of each command, so an edit of it knows whether to run */
+	"CREATE TABLE command_outcomes (event_id TEXT PRIMARY KEY, room_id TEXT,"
+	"  ok INTEGER NOT NULL, edit_noted INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);",
 	NULL
 };
 
@@ -506,6 +509,55 @@ tlbot_store_state_put(struct tlbot_store *st, const char *room_id, const char *t
 }
 
 int
+tlbot_store_outcome_set(struct tlbot_store *st, const char *event_id, const char *room_id, int ok)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO command_outcomes(event_id, room_id, ok, at)"
+			       " VALUES (?, ?, ?, strftime('%s','now')) ON CONFLICT(event_id)"
+			       " DO UPDATE SET ok = excluded.ok");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, event_id);
+	bind_text(s, 2, room_id);
+	sqlite3_bind_int(s, 3, ok);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_outcome_get(struct tlbot_store *st, const char *event_id, int *ok, int *noted)
+{
+	sqlite3_stmt *s = prep(st, "SELECT ok, edit_noted FROM command_outcomes WHERE event_id = ?");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, event_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*ok = sqlite3_column_int(s, 0);
+		*noted = sqlite3_column_int(s, 1);
+	}
+	unprep(st, s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return 1;
+	log_error("database: %s", sqlite3_errmsg(st->db));
+	return -1;
+}
+
+int
+tlbot_store_outcome_noted(struct tlbot_store *st, const char *event_id)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE command_outcomes SET edit_noted = 1 WHERE event_id = ?");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, event_id);
+	return step_done(st, s);
+}
+
+int
 tlbot_store_member_fill(struct tlbot_store *st, const char *room_id, const char *user_id,
 			const char *content_json)
 {
@@ -874,6 +926,7 @@ tlbot_store_prune(struct tlbot_store *st, time_t before)
 	static const char *const sql[] = {
 		"DELETE FROM outbox WHERE state IN ('sent', 'failed') AND done_at < ?",
 		"DELETE FROM jobs WHERE state <> 'pending' AND IFNULL(fired_at, due) < ?",
+		"DELETE FROM command_outcomes WHERE at < ?",
 	};
 	int n = 0;
 	size_t i;

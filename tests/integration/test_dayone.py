@@ -17,18 +17,12 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import body, html, in_reply_to  # noqa: E402
 
 
 def utc(y, mo, d, h, mi):
     return calendar.timegm((y, mo, d, h, mi, 0))
-
-
-def body(ev):
-    return (ev.get("content") or {}).get("body") or ""
-
-
-def html(ev):
-    return (ev.get("content") or {}).get("formatted_body") or ""
 
 
 def from_bot(ev):
@@ -184,5 +178,30 @@ class DayOne(unittest.TestCase):
         self.assertIn("did you mean Europe/London", body(r))
 
 
+    def test_d_edits_of_commands(self):
+        a = self.alice
+        # a refused command, edited: the edit runs and is answered
+        cmd, r = self.ask('!chalenge new "Bus pass renewals"')
+        self.assertIn("did you mean", body(r))
+        a.edit(self.room, cmd, '!challenge new "Bus pass renewals"')
+        got = a.wait_for_count(self.room, lambda ev: from_bot(ev) and in_reply_to(ev) == cmd,
+                               2, timeout=20)
+        self.assertRegex(body(got[1]), r"C-\d+")
+        self.assertIn("Bus pass renewals", body(got[1]))
+        # edited again after it ran: said once that edits are not re-run
+        a.edit(self.room, cmd, '!challenge new "Bus pass renewals in Leeds"')
+        got = a.wait_for_count(self.room, lambda ev: from_bot(ev) and in_reply_to(ev) == cmd,
+                               3, timeout=20)
+        self.assertIn("do not run edits", body(got[2]))
+        self.assertIn("!challenge edit", body(got[2]))
+        a.edit(self.room, cmd, '!challenge new "Bus pass renewals, Leeds"')
+        _, r = self.ask("!challenge list")
+        self.assertIn("Bus pass renewals", body(r))
+        self.assertNotIn("in Leeds", body(r))
+        self.assertNotIn("renewals, Leeds", body(r))
+        replies = [ev for ev in a.events(self.room) if from_bot(ev) and in_reply_to(ev) == cmd]
+        self.assertEqual(len(replies), 3)
+
+
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)
