@@ -117,14 +117,16 @@ edit_of_command(struct tlbot_router *rt, struct tlbot_ctx *ctx)
 				  sizeof(err));
 	if (isc == 0)
 		return 0; /* edited into plain text: nothing to do */
-	known = tlbot_store_outcome_get(rt->st, orig, &ok, &noted);
-	if (known < 0)
+	/* only the sender's own commands (clients ignore others' edits); an
+	 * edit of a plain message or of an event never seen is left alone */
+	known = tlbot_store_outcome_get(rt->st, orig, ctx->sender, &ok, &noted);
+	if (known != 0)
 		goto out;
 	/* replies and records refer to the message as people see it; the
 	 * edit's own id stays in txn_base, so each edit answers once */
 	ctx->event_id = orig;
 	ctx->replaces = NULL;
-	if (known == 0 && ok) {
+	if (ok) {
 		const struct tlbot_cmd *c = isc > 0 ? tlbot_command_find(cl.name) : NULL;
 		const struct tlbot_subcmd *sc;
 		int has_edit = 0;
@@ -153,12 +155,12 @@ edit_of_command(struct tlbot_router *rt, struct tlbot_ctx *ctx)
 		goto out;
 	}
 	rt->commands++;
-	log_debug("room %s event %s: edited command from %s (the original %s)", ctx->room_id, orig,
-		  ctx->sender, known == 0 ? "was refused" : "was not a command");
+	log_debug("room %s event %s: edited command from %s (the original was refused)",
+		  ctx->room_id, orig, ctx->sender);
 	if (tlbot_dispatch(ctx, isc > 0 ? &cl : NULL, err) < 0)
 		rc = -1;
 	else
-		rc = tlbot_store_outcome_set(rt->st, orig, ctx->room_id, !ctx->failed);
+		rc = tlbot_store_outcome_set(rt->st, orig, ctx->room_id, ctx->sender, !ctx->failed);
 	rt->replies += (uint64_t)ctx->msg_index;
 out:
 	if (isc > 0)
@@ -248,7 +250,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 				if (tlbot_dispatch(&ctx, isc > 0 ? &cl : NULL, err) < 0)
 					rc = -1;
 				else if (tlbot_store_outcome_set(rt->st, ctx.event_id, room_id,
-								 !ctx.failed) != 0)
+								 ctx.sender, !ctx.failed) != 0)
 					rc = -1;
 				rt->replies += (uint64_t)ctx.msg_index;
 			}

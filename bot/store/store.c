@@ -38,7 +38,7 @@ static const char *const core_migrations[] = {
 	"CREATE TABLE user_prefs (user_id TEXT PRIMARY KEY, dm_enabled INTEGER);"
 	"CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
 	/* 2: what became of each command, so an edit of it knows whether to run */
-	"CREATE TABLE command_outcomes (event_id TEXT PRIMARY KEY, room_id TEXT,"
+	"CREATE TABLE command_outcomes (event_id TEXT PRIMARY KEY, room_id TEXT, sender TEXT,"
 	"  ok INTEGER NOT NULL, edit_noted INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);",
 	NULL
 };
@@ -509,29 +509,34 @@ tlbot_store_state_put(struct tlbot_store *st, const char *room_id, const char *t
 }
 
 int
-tlbot_store_outcome_set(struct tlbot_store *st, const char *event_id, const char *room_id, int ok)
+tlbot_store_outcome_set(struct tlbot_store *st, const char *event_id, const char *room_id,
+			const char *sender, int ok)
 {
-	sqlite3_stmt *s = prep(st, "INSERT INTO command_outcomes(event_id, room_id, ok, at)"
-			       " VALUES (?, ?, ?, strftime('%s','now')) ON CONFLICT(event_id)"
+	sqlite3_stmt *s = prep(st, "INSERT INTO command_outcomes(event_id, room_id, sender, ok, at)"
+			       " VALUES (?, ?, ?, ?, strftime('%s','now')) ON CONFLICT(event_id)"
 			       " DO UPDATE SET ok = excluded.ok");
 
 	if (s == NULL)
 		return -1;
 	bind_text(s, 1, event_id);
 	bind_text(s, 2, room_id);
-	sqlite3_bind_int(s, 3, ok);
+	bind_text(s, 3, sender);
+	sqlite3_bind_int(s, 4, ok);
 	return step_done(st, s);
 }
 
 int
-tlbot_store_outcome_get(struct tlbot_store *st, const char *event_id, int *ok, int *noted)
+tlbot_store_outcome_get(struct tlbot_store *st, const char *event_id, const char *sender, int *ok,
+			int *noted)
 {
-	sqlite3_stmt *s = prep(st, "SELECT ok, edit_noted FROM command_outcomes WHERE event_id = ?");
+	sqlite3_stmt *s = prep(st, "SELECT ok, edit_noted FROM command_outcomes WHERE event_id = ?"
+			       " AND sender = ?");
 	int rc;
 
 	if (s == NULL)
 		return -1;
 	bind_text(s, 1, event_id);
+	bind_text(s, 2, sender);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*ok = sqlite3_column_int(s, 0);

@@ -59,11 +59,13 @@ int tlbot_store_room_membership(struct tlbot_store *st, const char *room_id, cha
 int tlbot_store_state_put(struct tlbot_store *st, const char *room_id, const char *type,
 			  const char *state_key, const char *sender, const char *content_json);
 /* Commands' outcomes by event id (ok 1: ran, 0: refused or unknown), for
- * edits of them. get: 0 (filled), 1 unknown, -1 error. noted: the "edits
- * are not re-run" note was sent. */
+ * edits of them by the same sender. get: 0 (filled), 1 unknown (or
+ * another sender's), -1 error. noted: the "edits are not re-run" note was
+ * sent. */
 int tlbot_store_outcome_set(struct tlbot_store *st, const char *event_id, const char *room_id,
-			    int ok);
-int tlbot_store_outcome_get(struct tlbot_store *st, const char *event_id, int *ok, int *noted);
+			    const char *sender, int ok);
+int tlbot_store_outcome_get(struct tlbot_store *st, const char *event_id, const char *sender,
+			    int *ok, int *noted);
 int tlbot_store_outcome_noted(struct tlbot_store *st, const char *event_id);
 /* A member from /joined_members: stored unless the room's state already
  * has that member's event (what /sync said is newer). 0 or -1. */
