@@ -418,7 +418,7 @@ person_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, int free_tex
 	const char *u = tlbot_resolve_user(ctx, v);
 
 	if (u)
-		return u;
+		return tlbot_check_person(ctx, u) == 0 ? u : NULL;
 	if (free_text && *v != '@')
 		return v;
 	tlbot_fail(ctx,

@@ -24,13 +24,20 @@ int tlbot_users_has(const struct tlbot_users *u, const char *id);
 int tlbot_user_is_bot(struct tlbot_ctx *ctx, const char *id);
 /* 1 if a mention came from a pill (its id is not typed in the body). */
 int tlbot_mention_is_pill(struct tlbot_ctx *ctx, const char *id);
-/* The user a flag value names: a full id, or the one person mentioned with
- * a pill whose display name (what Element puts in the body) matches. NULL
- * if it cannot be told. Borrowed. */
+/* The user a flag value names: a full id, "me", a room member by localpart
+ * or display name ("erin", "@erin", "Erin Hughes"), or the one person
+ * mentioned with a pill whose display name matches. NULL if it cannot be
+ * told. Borrowed. Not checked: see tlbot_check_person. */
 const char *tlbot_resolve_user(struct tlbot_ctx *ctx, const char *v);
+/* 0 if id may be named: a member of the room (or the room's members are
+ * unknown), or a user the homeserver's profile lookup found. Else fails
+ * the command: no such user; or, not asked yet, a lookup is requested (the
+ * worker asks, then runs the command again) and the refusal says so. */
+int tlbot_check_person(struct tlbot_ctx *ctx, const char *id);
 /* The people named by positional arguments from index first: full user ids,
- * and everyone mentioned (a word that is not an id is accepted only when
- * the message carries pills). Returns 0 or fails the command. */
+ * "me", room members by localpart or display name, and everyone mentioned
+ * (another word is accepted only when the message carries pills); each
+ * checked with tlbot_check_person. Returns 0 or fails the command. */
 int tlbot_collect_users(struct tlbot_ctx *ctx, const struct tlbot_args *args, size_t first,
 			struct tlbot_users *u);
 /* Characters (not bytes) in a UTF-8 string. */

@@ -335,7 +335,7 @@ int
 su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id)
 {
 	const char *p = user_id + 1, *end = strchr(user_id, ':');
-	char key[300], *v = NULL;
+	char key[300];
 	int r;
 
 	if (tlbot_ctx_bot_user(ctx) && strcmp(user_id, tlbot_ctx_bot_user(ctx)) == 0)
@@ -354,9 +354,16 @@ su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id)
 	}
 	/* seen talking in notices, as bots do (the router notes them) */
 	snprintf(key, sizeof(key), "notice_sender.%s", user_id);
-	r = tlbot_db_text(tlbot_ctx_db(ctx), &v, "SELECT value FROM kv WHERE key = ?", "t", key);
-	free(v);
-	return r == 0;
+	{
+		sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM kv WHERE key = ?");
+
+		if (s == NULL)
+			return 0;
+		su_bind_text(s, 1, key);
+		r = sqlite3_step(s) == SQLITE_ROW;
+		sqlite3_finalize(s);
+	}
+	return r;
 }
 
 int

@@ -652,6 +652,8 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  "--lead: cannot tell who '%s' is: mention them or write their"
 		                  " full id (@name:server)",
 		                  lead_v);
+	if (lead && tlbot_check_person(ctx, lead) != 0)
+		return -1;
 	if (tlbot_db_exec(db, "INSERT INTO teams(room_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 	         "ti", tlbot_ctx_room(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0 ||
 	    (name && tlbot_db_exec(db, "UPDATE teams SET name = ? WHERE room_id = ?", "tt",

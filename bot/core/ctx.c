@@ -35,6 +35,12 @@ tlbot_ctx_release(struct tlbot_ctx *ctx)
 	for (i = 0; i < ctx->nmentions; i++)
 		free(ctx->mentions[i]);
 	ctx->nmentions = 0;
+	for (i = 0; i < ctx->nkept; i++)
+		free(ctx->kept[i]);
+	ctx->nkept = 0;
+	for (i = 0; i < ctx->nlookups; i++)
+		free(ctx->lookups[i]);
+	ctx->nlookups = 0;
 	tlbot_buf_release(&ctx->err);
 }
 

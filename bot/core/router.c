@@ -100,6 +100,38 @@ store_state(struct tlbot_router *rt, const char *room_id, const json_t *ev)
 	return rc;
 }
 
+/* The profile lookups a command asked for (tlbot_ctx_lookup_user), each an
+ * outbox row carrying the command, so the worker can run it again when the
+ * answers are in. 0 or -1. */
+static int
+enqueue_lookups(struct tlbot_router *rt, struct tlbot_ctx *ctx)
+{
+	json_t *ev;
+	char *text, txn[900];
+	size_t i;
+	int rc = 0;
+
+	if (ctx->nlookups == 0 || ctx->rerun)
+		return 0;
+	ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "event_id", ctx->event_id,
+		       "room_id", ctx->room_id, "sender", ctx->sender, "type", "m.room.message",
+		       "origin_server_ts", (json_int_t)ctx->event_time * 1000, "content", "msgtype",
+		       "m.text", "body", ctx->body);
+	text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	json_decref(ev);
+	if (text == NULL)
+		return -1;
+	for (i = 0; i < ctx->nlookups && rc == 0; i++) {
+		snprintf(txn, sizeof(txn), "tlbot.profile.%s.%s", ctx->event_id, ctx->lookups[i]);
+		log_info("room %s event %s: asking the homeserver whether %s exists", ctx->room_id,
+			 ctx->event_id, ctx->lookups[i]);
+		rc = tlbot_store_outbox_add(rt->st, txn, "profile", ctx->room_id, ctx->lookups[i],
+					    NULL, text, NULL, 0);
+	}
+	free(text);
+	return rc;
+}
+
 /* An edit (m.replace) of a command that no family took as its own (a
  * stand-up answer is): when the original was refused or unknown, the edited
  * command runs and is answered, as a reply to the message people see; when
@@ -160,7 +192,8 @@ edit_of_command(struct tlbot_router *rt, struct tlbot_ctx *ctx)
 	if (tlbot_dispatch(ctx, isc > 0 ? &cl : NULL, err) < 0)
 		rc = -1;
 	else
-		rc = tlbot_store_outcome_set(rt->st, orig, ctx->room_id, ctx->sender, !ctx->failed);
+		rc = tlbot_store_outcome_set(rt->st, orig, ctx->room_id, ctx->sender, !ctx->failed) != 0 ||
+		     enqueue_lookups(rt, ctx) != 0 ? -1 : 0;
 	rt->replies += (uint64_t)ctx->msg_index;
 out:
 	if (isc > 0)
@@ -190,8 +223,9 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	ctx.is_dm = is_dm;
 	if (ts > 0)
 		ctx.event_time = (time_t)(ts / 1000);
-	snprintf(txn_base, sizeof(txn_base), "e.%s", ctx.event_id);
+	snprintf(txn_base, sizeof(txn_base), "%s.%s", rt->rerun ? "p" : "e", ctx.event_id);
 	ctx.txn_base = txn_base;
+	ctx.rerun = rt->rerun;
 	ctx.in_reply_to = jstr(json_object_get(rel, "m.in_reply_to"), "event_id");
 	if (rel_type && strcmp(rel_type, "m.thread") == 0)
 		ctx.thread_root = jstr(rel, "event_id");
@@ -250,7 +284,8 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 				if (tlbot_dispatch(&ctx, isc > 0 ? &cl : NULL, err) < 0)
 					rc = -1;
 				else if (tlbot_store_outcome_set(rt->st, ctx.event_id, room_id,
-								 ctx.sender, !ctx.failed) != 0)
+								 ctx.sender, !ctx.failed) != 0 ||
+					 enqueue_lookups(rt, &ctx) != 0)
 					rc = -1;
 				rt->replies += (uint64_t)ctx.msg_index;
 			}
@@ -655,6 +690,40 @@ tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *sin
 fail:
 	tlbot_store_rollback(rt->st);
 	return -1;
+}
+
+int
+tlbot_router_rerun(struct tlbot_router *rt, const char *event_json)
+{
+	json_error_t jerr;
+	json_t *ev = json_loads(event_json, 0, &jerr);
+	const char *room = jstr(ev, "room_id"), *id = jstr(ev, "event_id");
+	char key[400], *dm_user = NULL;
+	int rc = 0, seen, is_dm;
+
+	if (room == NULL || id == NULL) {
+		json_decref(ev);
+		return 0;
+	}
+	snprintf(key, sizeof(key), "p.%s", id);
+	seen = tlbot_store_event_seen(rt->st, key);
+	if (seen != 0) {
+		json_decref(ev);
+		return seen < 0 ? -1 : 0;
+	}
+	if (tlbot_store_event_mark(rt->st, key, room) != 0) {
+		json_decref(ev);
+		return -1;
+	}
+	is_dm = tlbot_store_dm_user(rt->st, room, &dm_user) == 0;
+	free(dm_user);
+	log_info("room %s event %s: running the command again now the homeserver has answered",
+		 room, id);
+	rt->rerun = 1;
+	rc = handle_message(rt, room, ev, is_dm);
+	rt->rerun = 0;
+	json_decref(ev);
+	return rc;
 }
 
 int

@@ -123,6 +123,39 @@ fetch_members(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot
 	return TLBOT_OK;
 }
 
+/* Does a user the command asked about exist? GET /profile; the answer is
+ * stored and, when it was the command's last pending lookup, the command
+ * runs again in the same transaction (at most once: see
+ * tlbot_router_rerun). */
+static enum tlbot_err
+lookup_profile(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_http_resp *r)
+{
+	enum tlbot_err e = tlbot_mx_profile(&w->http, row->user_id, r);
+	const char *dn = NULL;
+	int found, others;
+
+	if (e == TLBOT_OK) {
+		found = 1;
+		dn = json_string_value(json_object_get(r->json, "displayname"));
+	} else if (e == TLBOT_ERR_HTTP && (r->status == 404 || r->status == 403)) {
+		found = 0; /* no such user (or the server will not say: not confirmed) */
+	} else {
+		return e;
+	}
+	log_info("profile of %s: %s", row->user_id, found ? "exists" : "no such user");
+	if (tlbot_store_begin(&w->st) != 0)
+		return TLBOT_ERR_DB;
+	others = tlbot_store_outbox_pending_same(&w->st, row->id, "profile", row->content);
+	if (others < 0 || tlbot_store_profile_put(&w->st, row->user_id, found, dn) != 0 ||
+	    (others == 0 && row->content && tlbot_router_rerun(&w->router, row->content) != 0)) {
+		tlbot_store_rollback(&w->st);
+		return TLBOT_ERR_DB;
+	}
+	if (tlbot_store_commit(&w->st) != 0)
+		return TLBOT_ERR_DB;
+	return TLBOT_OK;
+}
+
 /* Upload the blob and send the m.file event. */
 static enum tlbot_err
 send_file(struct worker *w, const struct tlbot_outbox_row *row, char **event_id,
@@ -198,6 +231,8 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 		e = send_file(w, row, &event_id, &r);
 	} else if (strcmp(row->kind, "members") == 0) {
 		e = fetch_members(w, row, &r);
+	} else if (strcmp(row->kind, "profile") == 0) {
+		e = lookup_profile(w, row, &r);
 	} else {
 		log_error("outbox %s: unknown kind '%s': dropped", row->txn_id, row->kind);
 		tlbot_store_outbox_fail(&w->st, row->id, "unknown kind", 1);

@@ -40,6 +40,9 @@ static const char *const core_migrations[] = {
 	/* 2: what became of each command, so an edit of it knows whether to run */
 	"CREATE TABLE command_outcomes (event_id TEXT PRIMARY KEY, room_id TEXT, sender TEXT,"
 	"  ok INTEGER NOT NULL, edit_noted INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);",
+	/* 3: users the homeserver was asked about (GET /profile) */
+	"CREATE TABLE user_profiles (user_id TEXT PRIMARY KEY, found INTEGER NOT NULL,"
+	"  displayname TEXT, checked_at INTEGER NOT NULL);",
 	NULL
 };
 
@@ -560,6 +563,42 @@ tlbot_store_outcome_noted(struct tlbot_store *st, const char *event_id)
 		return -1;
 	bind_text(s, 1, event_id);
 	return step_done(st, s);
+}
+
+int
+tlbot_store_profile_put(struct tlbot_store *st, const char *user_id, int found,
+			const char *displayname)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO user_profiles(user_id, found, displayname,"
+			       " checked_at) VALUES (?, ?, ?, strftime('%s','now'))"
+			       " ON CONFLICT(user_id) DO UPDATE SET found = excluded.found,"
+			       " displayname = excluded.displayname, checked_at = excluded.checked_at");
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, user_id);
+	sqlite3_bind_int(s, 2, found);
+	bind_text(s, 3, displayname);
+	return step_done(st, s);
+}
+
+int
+tlbot_store_outbox_pending_same(struct tlbot_store *st, int64_t id, const char *kind,
+				const char *content)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+			       " AND kind = ? AND content = ? AND id <> ?");
+	int n = -1;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, content);
+	sqlite3_bind_int64(s, 3, id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	unprep(st, s);
+	return n;
 }
 
 int

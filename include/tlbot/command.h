@@ -134,6 +134,28 @@ int tlbot_ctx_is_admin(const struct tlbot_ctx *ctx, const char *user_id);
 /* 1 if user may run commands needing perm in the ctx room. */
 int tlbot_ctx_allowed(const struct tlbot_ctx *ctx, enum tlbot_perm perm, const char *user_id);
 
+/* ---- people (bot/core/members.c) ---- */
+/* 1 if user is joined to (or invited into) the ctx room, as the bot knows
+ * from /sync and /joined_members, else 0. */
+int tlbot_ctx_member(struct tlbot_ctx *ctx, const char *user_id);
+/* The room member a word names: a localpart ("erin", "@erin") or a display
+ * name ("Erin Hughes"), case-insensitive. Returns how many members match;
+ * when exactly one, *id is their user id (borrowed, valid during the call). */
+size_t tlbot_ctx_find_member(struct tlbot_ctx *ctx, const char *word, const char **id);
+/* What the homeserver said of user (GET /profile, asked by the worker): 1
+ * exists, 0 no such user, -1 never asked. */
+int tlbot_ctx_profile(struct tlbot_ctx *ctx, const char *user_id);
+/* Ask the homeserver whether user exists, after this command (even when it
+ * fails: call it, then refuse with "checking"); the command is run again,
+ * once, when the answers are in (tlbot_ctx_rerun then says 1). 0 or -1. */
+int tlbot_ctx_lookup_user(struct tlbot_ctx *ctx, const char *user_id);
+int tlbot_ctx_rerun(const struct tlbot_ctx *ctx);
+/* The user's display name in the ctx room (or any room the bot shares),
+ * borrowed; NULL when none is known. */
+const char *tlbot_ctx_display_name(struct tlbot_ctx *ctx, const char *user_id);
+/* A copy of s owned by ctx (freed with it); NULL when full or on OOM. */
+const char *tlbot_ctx_keep(struct tlbot_ctx *ctx, const char *s);
+
 /* ---- store: the batch's database connection, inside its transaction ---- */
 /* Borrowed. Use only bound parameters (sqlite3_bind_*), never build SQL from
  * input. Do not BEGIN/COMMIT: the caller owns the transaction. */

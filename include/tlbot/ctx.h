@@ -12,6 +12,8 @@
 #include "tlbot/store.h"
 
 #define TLBOT_CTX_MAX_MENTIONS 32
+#define TLBOT_CTX_MAX_KEPT 32
+#define TLBOT_CTX_MAX_LOOKUPS 8
 
 struct tlbot_ctx {
 	const struct tlbot_config *cfg;
@@ -36,6 +38,14 @@ struct tlbot_ctx {
 	struct tlbot_buf err;      /* set by tlbot_fail */
 	int failed;
 	int db_failed;             /* a store call failed: roll back the batch */
+	/* people (bot/core/members.c): strings handed out borrowed, users whose
+	 * existence the homeserver is to be asked about after the command, and
+	 * whether this is the command run again after such a lookup */
+	size_t nkept;
+	char *kept[TLBOT_CTX_MAX_KEPT];
+	size_t nlookups;
+	char *lookups[TLBOT_CTX_MAX_LOOKUPS];
+	int rerun;
 };
 
 void tlbot_ctx_init(struct tlbot_ctx *ctx, const struct tlbot_config *cfg,

@@ -37,6 +37,7 @@ struct tlbot_router {
 	 * full) still fails the whole batch, which is retried. */
 	int isolate;
 	struct tlbot_rate rate[TLBOT_RATE_SLOTS];
+	int rerun; /* handling a command again after a profile lookup */
 	/* figures */
 	uint64_t batches, events, commands, replies;
 };
@@ -49,6 +50,13 @@ void tlbot_router_init(struct tlbot_router *rt, const struct tlbot_config *cfg,
  * On success the transaction holding next_batch is committed and 0 is
  * returned; -1 means nothing was committed (retry the same batch). */
 int tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *since);
+
+/* Run a command again once the homeserver has answered the profile
+ * lookups it asked for (the worker, after storing the answers, inside the
+ * caller's transaction). event_json is the command as enqueued with the
+ * lookup; it runs at most once (replies get their own transaction ids).
+ * 0 or -1 (database). */
+int tlbot_router_rerun(struct tlbot_router *rt, const char *event_json);
 
 /* Run due scheduled jobs (each in its own transaction). Returns the number
  * fired, or -1 on a database error. */

@@ -67,6 +67,14 @@ int tlbot_store_outcome_set(struct tlbot_store *st, const char *event_id, const 
 int tlbot_store_outcome_get(struct tlbot_store *st, const char *event_id, const char *sender,
 			    int *ok, int *noted);
 int tlbot_store_outcome_noted(struct tlbot_store *st, const char *event_id);
+/* What GET /profile said of a user: found 1 (displayname may be NULL) or
+ * 0 (no such user). 0 or -1. */
+int tlbot_store_profile_put(struct tlbot_store *st, const char *user_id, int found,
+			    const char *displayname);
+/* Pending outbox rows of kind with the same content as row id, other than
+ * it: the count, or -1. */
+int tlbot_store_outbox_pending_same(struct tlbot_store *st, int64_t id, const char *kind,
+				    const char *content);
 /* A member from /joined_members: stored unless the room's state already
  * has that member's event (what /sync said is newer). 0 or -1. */
 int tlbot_store_member_fill(struct tlbot_store *st, const char *room_id, const char *user_id,
@@ -86,7 +94,9 @@ int tlbot_store_dm_user(struct tlbot_store *st, const char *room_id, char **user
 
 /* Outbox. kind: "send" (room_id, event_type, content), "dm" (user_id,
  * event_type, content), "join"/"leave" (room_id), "file" (room_id,
- * content = JSON with filename, mimetype, caption; data in blob).
+ * content = JSON with filename, mimetype, caption; data in blob),
+ * "members" (room_id: ask /joined_members), "profile" (user_id: ask
+ * /profile, then run the command in content again).
  * txn_id must be unique and derived from the cause; enqueueing an existing
  * txn_id is a no-op (returns 0). */
 int tlbot_store_outbox_add(struct tlbot_store *st, const char *txn_id, const char *kind,

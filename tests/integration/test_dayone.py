@@ -39,6 +39,7 @@ class DayOne(unittest.TestCase):
         cls.erin = cls.hs.register("erin")
         cls.erin.set_displayname("Erin Hughes")
         cls.cibot = cls.hs.register("ci-bot")
+        cls.frank = cls.hs.register("frank")   # in no room with the bot
         cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
         # Wednesday 18 November 2026, 08:00 GMT
         cls.bot.set_clock(utc(2026, 11, 18, 8, 0))
@@ -202,6 +203,41 @@ class DayOne(unittest.TestCase):
         replies = [ev for ev in a.events(self.room) if from_bot(ev) and in_reply_to(ev) == cmd]
         self.assertEqual(len(replies), 3)
 
+
+    def test_e_unknown_people(self):
+        a = self.alice
+
+        def replies(cmd, n):
+            return a.wait_for_count(self.room, lambda ev: from_bot(ev) and in_reply_to(ev) == cmd,
+                                    n, timeout=20)
+
+        # nobody: checked with the homeserver, then refused; no DM room made
+        cmd = a.send_text(self.room, "!team add @nobody:localhost --role data")
+        first, second = replies(cmd, 2)
+        self.assertIn("not in this room", body(first))
+        self.assertIn("there is no user @nobody:localhost", body(second))
+        _, r = self.ask('!challenge new "Nobody\'s challenge"')
+        ref = [w for w in body(r).replace(":", " ").split() if w.startswith("C-")][0]
+        _, r = self.ask(f"!challenge assign {ref} @nobody:localhost")
+        self.assertIn("there is no user @nobody:localhost", body(r))
+        _, r = self.ask("!team list")
+        self.assertNotIn("nobody", body(r) + html(r))
+        # people by localpart, @localpart and display name
+        _, r = self.ask("!team add erin --role data")
+        self.assertIn("Added", body(r))
+        self.assertIn("@erin:localhost", body(r) + html(r))
+        _, r = self.ask(f"!challenge assign {ref} Erin Hughes")
+        self.assertIn("Assigned", body(r))
+        self.assertIn("@erin:localhost", body(r) + html(r))
+        _, r = self.ask(f"!challenge assign {ref} @bob")
+        self.assertIn("@bob:localhost", body(r) + html(r))
+        # a user of the homeserver outside the room: accepted once it says so
+        cmd = a.send_text(self.room, "!team add @frank:localhost --role ops")
+        first, second = replies(cmd, 2)
+        self.assertIn("asking their homeserver", body(first))
+        self.assertIn("Added", body(second))
+        self.assertIn("@frank:localhost", body(second) + html(second))
+        self.assertNotRegex(self.bot.log(), r"DM room .* with @nobody")
 
 if __name__ == "__main__":
     fixtures.main(verbosity=2)
