@@ -1898,6 +1898,11 @@ static const struct tlbot_subcmd subcmds[] = {
 static const struct tlbot_job_kind jobs[] = {
         {"challenge.due", due_fire}, {"challenge.overdue", overdue_fire}, {NULL, NULL}};
 
+/* data protection: commands/challenge_privacy.c */
+int challenge_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int challenge_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                          struct tlbot_dp_report *report);
+
 const struct tlbot_cmd tlbot_cmd_challenge = {
         .name = "challenge",
         .aliases = aliases,
@@ -1924,4 +1929,6 @@ const struct tlbot_cmd tlbot_cmd_challenge = {
         .jobs = jobs,
         .ref_prefix = "C",
         .ref_lookup = ref_lookup,
+        .export_user = challenge_export_user,
+        .forget_user = challenge_forget_user,
 };

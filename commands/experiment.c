@@ -2424,6 +2424,11 @@ static const struct tlbot_subcmd subcmds[] = {
 	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL },
 };
 
+/* data protection: commands/experiment_privacy.c */
+int experiment_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int experiment_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                           struct tlbot_dp_report *report);
+
 const struct tlbot_cmd tlbot_cmd_experiment = {
 	.name = "experiment",
 	.aliases = aliases,
@@ -2446,4 +2451,6 @@ const struct tlbot_cmd tlbot_cmd_experiment = {
 	.jobs = jobs,
 	.ref_prefix = "E",
 	.ref_lookup = ref_lookup,
+	.export_user = experiment_export_user,
+	.forget_user = experiment_forget_user,
 };

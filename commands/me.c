@@ -217,6 +217,11 @@ me(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return set_tz(ctx, args->argv[1]);
 }
 
+/* data protection: commands/me_privacy.c */
+int me_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int me_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                   struct tlbot_dp_report *report);
+
 const struct tlbot_cmd tlbot_cmd_me = {
         .name = "me",
         .usage = "[tz ZONE]",
@@ -227,4 +232,6 @@ const struct tlbot_cmd tlbot_cmd_me = {
         .max_args = 2,
         .handler = me,
         .schema = &schema,
+        .export_user = me_export_user,
+        .forget_user = me_forget_user,
 };

@@ -502,6 +502,12 @@ static const struct tlbot_job_kind jobs[] = {
         {NULL, NULL},
 };
 
+/* data protection: commands/remind_privacy.c */
+int remind_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int remind_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                       struct tlbot_dp_report *report);
+int remind_retain(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
+
 const struct tlbot_cmd tlbot_cmd_remind = {
         .name = "remind",
         .aliases = NULL,
@@ -518,4 +524,7 @@ const struct tlbot_cmd tlbot_cmd_remind = {
         .handler = remind,
         .schema = &schema,
         .jobs = jobs,
+        .export_user = remind_export_user,
+        .forget_user = remind_forget_user,
+        .retain = remind_retain,
 };

@@ -863,6 +863,12 @@ static const struct tlbot_subcmd subcmds[] = {
         {NULL, NULL, NULL, 0, NULL, 0, 0, NULL},
 };
 
+/* data protection: commands/standup_privacy.c */
+int standup_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int standup_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                        struct tlbot_dp_report *report);
+int standup_retain(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
+
 const struct tlbot_cmd tlbot_cmd_standup = {
         .name = "standup",
         .aliases = aliases,
@@ -878,4 +884,7 @@ const struct tlbot_cmd tlbot_cmd_standup = {
         .schema = &schema,
         .jobs = su_jobs,
         .on_message = su_on_message,
+        .export_user = standup_export_user,
+        .forget_user = standup_forget_user,
+        .retain = standup_retain,
 };

@@ -7,6 +7,7 @@ extern const struct tlbot_cmd tlbot_cmd_ping;
 extern const struct tlbot_cmd tlbot_cmd_challenge, tlbot_cmd_team, tlbot_cmd_notify;
 extern const struct tlbot_cmd tlbot_cmd_experiment;
 extern const struct tlbot_cmd tlbot_cmd_standup, tlbot_cmd_remind, tlbot_cmd_me;
+extern const struct tlbot_cmd tlbot_cmd_admin;
 
 const struct tlbot_cmd *const tlbot_commands[] = {
 	&tlbot_cmd_help,
@@ -14,6 +15,7 @@ const struct tlbot_cmd *const tlbot_commands[] = {
 	&tlbot_cmd_challenge, &tlbot_cmd_team, &tlbot_cmd_notify,
 	&tlbot_cmd_experiment,
 	&tlbot_cmd_standup, &tlbot_cmd_remind, &tlbot_cmd_me,
+	&tlbot_cmd_admin,
 	NULL,
 };
 

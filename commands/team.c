@@ -709,6 +709,11 @@ static const struct tlbot_subcmd subcmds[] = {
 
 static const struct tlbot_job_kind jobs[] = {{"team.tour", tour_fire}, {NULL, NULL}};
 
+/* data protection: commands/team_privacy.c */
+int team_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int team_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                     struct tlbot_dp_report *report);
+
 const struct tlbot_cmd tlbot_cmd_team = {
         .name = "team",
         .aliases = aliases,
@@ -727,4 +732,6 @@ const struct tlbot_cmd tlbot_cmd_team = {
         .subcmds = subcmds,
         .schema = &(const struct tlbot_schema){"team", migrations},
         .jobs = jobs,
+        .export_user = team_export_user,
+        .forget_user = team_forget_user,
 };

@@ -100,6 +100,7 @@ static const struct key keys[] = {
 	{ "health_max_sync_age_s", K_INT, F(health_max_sync_age_s), NULL, 5, 86400 },
 	{ "health_max_outbox_age_s", K_INT, F(health_max_outbox_age_s), NULL, 5, 86400 },
 	{ "log_format", K_STR, F(log_format), check_log_format, 0, 0 },
+	{ "retention_days", K_INT, F(retention_days), NULL, 0, 36500 }, /* 0: keep */
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -183,6 +183,8 @@ tlbot_housekeeping_main(void *arg)
 	char cache[4200];
 
 	tlbot_holidays_cache_for(d->cfg->database, cache, sizeof(cache));
+	if (d->cfg->retention_days > 0)
+		tlbot_retention_run(d->cfg, d->user_id); /* at start, then daily below */
 	/* a first refresh a minute after start, then daily; a failure keeps
 	 * the copy we have (cached or shipped) and is retried in an hour */
 	if (tlbot_daemon_sleep(d, 60 * 1000))
@@ -199,6 +201,8 @@ tlbot_housekeeping_main(void *arg)
 		}
 		if (tlbot_daemon_sleep(d, next_ms))
 			break;
+		if (d->cfg->retention_days > 0)
+			tlbot_retention_run(d->cfg, d->user_id);
 	}
 	return NULL;
 }

@@ -258,6 +258,13 @@ tlbot_metrics_transport_name(void)
 	return t ? t : "none";
 }
 
+void
+tlbot_metrics_crypto(long long *olm_sessions, long long *megolm_inbound)
+{
+	*olm_sessions = atomic_load(&crypto_olm);
+	*megolm_inbound = atomic_load(&crypto_megolm_in);
+}
+
 uint64_t
 tlbot_metrics_commands_total(void)
 {

@@ -200,7 +200,7 @@ send_row(struct worker *w, struct tlbot_outbox_row *row)
 	int done = 0;
 
 	tlbot_http_resp_init(&r);
-	if (strcmp(row->kind, "dm") == 0) {
+	if (strcmp(row->kind, "dm") == 0 || (strcmp(row->kind, "file") == 0 && row->room_id == NULL)) {
 		e = resolve_dm(w, row, &r);
 		if (e == TLBOT_OK) {
 			tlbot_http_resp_release(&r);

@@ -782,7 +782,8 @@ tlbot_store_outbox_pending(struct tlbot_store *st)
 int
 tlbot_store_outbox_resolve_dm(struct tlbot_store *st, int64_t id, const char *room_id)
 {
-	sqlite3_stmt *s = prep(st, "UPDATE outbox SET kind = 'send', room_id = ? WHERE id = ?");
+	sqlite3_stmt *s = prep(st, "UPDATE outbox SET kind = CASE kind WHEN 'dm' THEN 'send' ELSE kind END,"
+			       " room_id = ? WHERE id = ?");
 
 	if (s == NULL)
 		return -1;

@@ -17,6 +17,8 @@
 #include "tlbot/schema.h"
 
 struct tlbot_ctx;
+struct tlbot_dp_export;
+struct tlbot_dp_report;
 
 enum tlbot_perm {
 	TLBOT_PERM_ANYONE = 0,  /* any allowed user in the room */
@@ -85,6 +87,20 @@ struct tlbot_cmd {
 	 * savepoint like a command. Return 1 if consumed, 0 if not, -1 after
 	 * tlbot_fail (rolled back; the reason is logged, not sent). */
 	int (*on_message)(struct tlbot_ctx *ctx);
+	/* Optional data-protection hooks (!admin export-user / forget and
+	 * retention_days; see docs/data-protection.md). Each family answers
+	 * for its own tables only, through tlbot_dp_* below.
+	 * export_user: add what the family holds about user_id to out, under
+	 * keys of its own (tlbot_dp_export). forget_user: delete what is the
+	 * person's alone and replace their id by pseudonym in shared records
+	 * and history (tlbot_dp_forget), adding what changed to report.
+	 * retain: delete personal records older than before (epoch s).
+	 * Each returns the number of rows found/changed, or -1 after
+	 * tlbot_db_error. */
+	int (*export_user)(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+	int (*forget_user)(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+			   struct tlbot_dp_report *report);
+	int (*retain)(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
 };
 
 /* The registry (commands/table.c): NULL-terminated. */
@@ -235,5 +251,72 @@ int tlbot_job_cancel(struct tlbot_ctx *ctx, const char *key);
 int tlbot_parse_date(const char *s, time_t now, const char *tz, char out[11]);
 /* The error text listing the accepted date forms. */
 extern const char tlbot_date_forms[];
+
+/* ---- operators (the admin family) ---- */
+/* Figures of the running daemon, from process memory and the store (no
+ * network). Strings are borrowed (static or configuration). */
+struct tlbot_status {
+	const char *version;
+	time_t started;              /* wall clock, epoch s */
+	time_t last_sync;            /* 0 before the first */
+	const char *transport;       /* in use: sync, websocket, or none yet */
+	const char *transport_config;/* sync, websocket or auto */
+	const char *database;        /* path */
+	long long db_bytes, wal_bytes;
+	long long rooms_joined, outbox_pending;
+	long long olm_sessions, megolm_inbound; /* -1: encryption is not running */
+};
+int tlbot_ctx_status(struct tlbot_ctx *ctx, struct tlbot_status *out);
+/* Call fn for each room the bot knows (room id, membership, name or NULL,
+ * updated_at); fn returns 0 to go on. Returns the number of rooms, -1. */
+int tlbot_ctx_rooms_each(struct tlbot_ctx *ctx,
+			 int (*fn)(void *arg, const char *room_id, const char *membership,
+				   const char *name, time_t updated),
+			 void *arg);
+/* Leave room_id: marked left now, the leave is sent after the commit.
+ * Returns 0, 1 when the bot is not in that room, -1. */
+int tlbot_ctx_leave_room(struct tlbot_ctx *ctx, const char *room_id);
+/* Online backup (SQLite backup API, from the last committed state) to a
+ * new file beside the database, mode 0600; then PRAGMA integrity_check on
+ * the copy. *path is a new string (caller frees); integrity gets "ok" or
+ * the first problem. Returns 0 or -1 with why in integrity. */
+int tlbot_ctx_backup(struct tlbot_ctx *ctx, char **path, long long *bytes, char *integrity,
+		     size_t integritylen);
+/* Like tlbot_send_file, to the direct-message room with user_id (created
+ * by the sender when there is none). */
+int tlbot_send_file_dm(struct tlbot_ctx *ctx, const char *user_id, const char *filename,
+		       const char *mimetype, const void *data, size_t len, const char *caption);
+
+/* ---- data protection (bot/core/ops.c walks every family's hooks and the
+ * core's own tables) ---- */
+/* Everything held about user_id as a JSON document (new string, caller
+ * frees; *len its length); *rows the number of records found. 0 or -1. */
+int tlbot_dp_export_user(struct tlbot_ctx *ctx, const char *user_id, char **json, size_t *len,
+			 long long *rows);
+/* Erase user_id: every family's forget_user with the next stable
+ * pseudonym ("former member 3", written to pseudonym); *report (new
+ * string) says what changed, one line per kind of record. Returns rows
+ * changed (0: nothing held), or -1. */
+int tlbot_dp_forget_user(struct tlbot_ctx *ctx, const char *user_id, char *pseudonym,
+			 size_t pseudonymlen, char **report);
+/* Retention: every family's retain with the cut-off before. Returns rows
+ * deleted, or -1; *report as above (may be NULL). */
+int tlbot_dp_retention(struct tlbot_ctx *ctx, time_t before, char **report);
+
+/* ---- data protection: helpers for the hooks in struct tlbot_cmd ---- */
+/* Add the rows of sql (a literal SELECT whose ?1 is bound to user_id) as
+ * JSON objects (column: value) to the export's array key (created on
+ * first use). Returns the number of rows, or -1 (tlbot_db_error called). */
+int tlbot_dp_export(struct tlbot_ctx *ctx, struct tlbot_dp_export *out, const char *key,
+		    const char *sql, const char *user_id);
+/* Run sql (a literal DELETE or UPDATE; ?1 is user_id, ?2 the pseudonym)
+ * and note "what: N" in the report when it changed rows. Returns rows
+ * changed, or -1 (tlbot_db_error called). */
+int tlbot_dp_forget(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
+		    const char *sql, const char *user_id, const char *pseudonym);
+/* Run sql (a literal DELETE; ?1 is the cut-off, epoch s) for retention and
+ * note it. Returns rows deleted, or -1. */
+int tlbot_dp_retain(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
+		    const char *sql, time_t before);
 
 #endif

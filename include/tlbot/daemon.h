@@ -60,6 +60,10 @@ void *tlbot_worker_main(void *arg);
  * GOV.UK bank-holidays copy next to the database once a day. Slow network
  * work lives here so it never delays replies or scheduled jobs. */
 void *tlbot_housekeeping_main(void *arg);
+/* Retention (retention_days): delete stand-up answers and reminders older
+ * than that, through every family's retain hook, in one transaction on a
+ * store connection of its own. Returns rows deleted, or -1 (logged). */
+int tlbot_retention_run(const struct tlbot_config *cfg, const char *bot_user);
 /* Where the refreshed bank-holidays copy lives: next to the database. */
 void tlbot_holidays_cache_for(const char *database, char *out, size_t outlen);
 

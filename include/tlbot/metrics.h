@@ -78,6 +78,8 @@ long long tlbot_metrics_sync_age_s(void);
 time_t tlbot_metrics_start_time(void);
 time_t tlbot_metrics_last_sync_time(void);
 const char *tlbot_metrics_transport_name(void);
+/* The session gauges set by tlbot_metrics_set_crypto (-1: not set). */
+void tlbot_metrics_crypto(long long *olm_sessions, long long *megolm_inbound);
 /* Commands run so far, all families and outcomes. */
 uint64_t tlbot_metrics_commands_total(void);
 

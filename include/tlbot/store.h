@@ -116,7 +116,8 @@ void tlbot_store_outbox_row_release(struct tlbot_outbox_row *row);
 int tlbot_store_outbox_done(struct tlbot_store *st, int64_t id, const char *event_id);
 int tlbot_store_outbox_fail(struct tlbot_store *st, int64_t id, const char *error, int permanent);
 int tlbot_store_outbox_pending(struct tlbot_store *st);
-/* Rewrite a "dm" row into a "send" row to room_id once the DM room exists. */
+/* Rewrite a "dm" row into a "send" row to room_id once the DM room exists
+ * (a "file" row without a room keeps its kind and gets the room). */
 int tlbot_store_outbox_resolve_dm(struct tlbot_store *st, int64_t id, const char *room_id);
 
 /* Counters: next value (1, 2, ...). -1 on error. */

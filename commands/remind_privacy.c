@@ -1,0 +1,65 @@
+/* The reminder family's data-protection hooks: reminders a person set or
+ * is the target of (deleted when they are forgotten, with their pending
+ * jobs; delivered, missed or cancelled ones after retention_days). */
+#include <stdio.h>
+
+#include "tlbot/command.h"
+
+int remind_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_export *out);
+int remind_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
+                       struct tlbot_dp_report *report);
+int remind_retain(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
+
+int
+remind_export_user(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_export *out)
+{
+	return tlbot_dp_export(ctx, out, "remind.reminders",
+	                       "SELECT * FROM reminders WHERE owner = ?1 OR target_user = ?1"
+	                       " OR cancelled_by = ?1 OR instr(text, ?1) > 0 ORDER BY id",
+	                       u);
+}
+
+int
+remind_forget_user(struct tlbot_ctx *ctx, const char *u, const char *p, struct tlbot_dp_report *r)
+{
+	sqlite3_stmt *s =
+	        tlbot_db_prep(tlbot_ctx_db(ctx),
+	                      "SELECT id FROM reminders WHERE (owner = ?1 OR target_user = ?1)"
+	                      " AND delivered = 0 AND cancelled = 0",
+	                      "t", u);
+	char key[64];
+	int a, b, rc;
+
+	if (s == NULL)
+		return tlbot_db_error(ctx, "reminders to forget");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		snprintf(key, sizeof(key), "remind.R-%lld", (long long)sqlite3_column_int64(s, 0));
+		if (tlbot_job_cancel(ctx, key) < 0) {
+			sqlite3_finalize(s);
+			return tlbot_db_error(ctx, "cancel reminder");
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return tlbot_db_error(ctx, "reminders to forget");
+	a = tlbot_dp_forget(ctx, r, "reminders deleted",
+	                    "DELETE FROM reminders WHERE owner = ?1 OR target_user = ?1", u, p);
+	b = a < 0 ? -1
+	          : tlbot_dp_forget(ctx, r, "reminders naming them pseudonymised",
+	                            "UPDATE reminders SET"
+	                            " cancelled_by = CASE WHEN cancelled_by = ?1 THEN ?2"
+	                            " ELSE cancelled_by END, text = replace(text, ?1, ?2)"
+	                            " WHERE cancelled_by = ?1 OR instr(text, ?1) > 0",
+	                            u, p);
+	return b < 0 ? -1 : a + b;
+}
+
+int
+remind_retain(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *r)
+{
+	/* only reminders that are over: a pending one is still wanted */
+	return tlbot_dp_retain(ctx, r, "reminders",
+	                       "DELETE FROM reminders WHERE due < ?1"
+	                       " AND (delivered = 1 OR cancelled = 1 OR missed = 1)",
+	                       before);
+}
