@@ -147,7 +147,7 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *tz = NULL;
 	unsigned days = 0;
 	int minute = tlbot_hhmm_parse(args->argv[0]), have, cleared = 0;
-	char what[256], at[6], dtext[64], tzbuf[128];
+	char what[512], at[6], dtext[64], tzbuf[128];
 	sqlite3_stmt *s;
 	size_t i;
 
