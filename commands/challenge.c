@@ -1036,6 +1036,13 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return -1;
 	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
 		return -1;
+	/* every team's challenges: in the programme room only */
+	if (all && (tlbot_ctx_digest_room(ctx) == NULL ||
+	            strcmp(tlbot_ctx_digest_room(ctx), tlbot_ctx_room(ctx)) != 0))
+		return tlbot_fail(ctx,
+		                  "--all-rooms works in the programme room only: this room sees its"
+		                  " own challenges (%schallenge list)",
+		                  tlbot_ctx_prefix(ctx));
 	/* in a DM with the bot, "list" means your own challenges */
 	if (!all && !mine && tlbot_ctx_is_dm(ctx))
 		mine = 1;

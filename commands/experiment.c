@@ -2158,6 +2158,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	sqlite3_stmt *s = NULL;
 	int rc, n = 0, overdue_only = 0;
 
+	if (tlbot_args_has(a, "all-rooms"))
+		return tlbot_exp_list_all(ctx, a); /* the programme room only */
 	if (parse_page(ctx, a, &page) != 0)
 		return -1;
 	if (st && strcasecmp(st, "overdue") == 0)
@@ -2302,6 +2304,9 @@ cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	char when[40];
 	int wday = -1, minute = -1;
 
+	/* in the programme room: the cross-team digest posted there */
+	if (tlbot_exp_in_programme_room(ctx))
+		room = CROSS_ROOM;
 	if (digest_get(ctx, room, &c) != 0)
 		return tlbot_exp_db_fail(ctx);
 	if (a->argc == 0) {
@@ -2376,7 +2381,8 @@ static const char *const new_flags[] = { "believe=", "result-in=", "know-when=",
 					 "start=", "until=", "owner=", NULL };
 static const char *const start_flags[] = { "until=", NULL };
 static const char *const result_flags[] = { "value=", NULL };
-static const char *const list_flags[] = { "challenge=", "status=", "mine", "owner=", "page=", NULL };
+static const char *const list_flags[] = { "challenge=", "status=", "mine", "owner=", "page=",
+					  "all-rooms", NULL };
 static const char *const page_flags[] = { "page=", NULL };
 static const char *const export_flags[] = { "challenge=", "status=", "format=", NULL };
 static const char *const edit_flags[] = { "title=", "believe=", "result-in=", "know-when=",
@@ -2418,6 +2424,8 @@ static const struct tlbot_subcmd subcmds[] = {
 	{ "export", "export [--challenge C-12] [--status S] [--format md|csv|json]",
 	  "export the log: a message when small, else an uploaded file", TLBOT_PERM_ANYONE,
 	  export_flags, 0, 0, tlbot_exp_export },
+	{ "search", "search WORDS", "in the programme room: experiments of every team by title,"
+	  " hypothesis, finding or learnings", TLBOT_PERM_ANYONE, NULL, 0, -1, tlbot_exp_search },
 	{ "digest", "digest [DAY HH:MM [ZONE] | off]",
 	  "show or set this room's weekly learning digest (default Fridays 16:00)",
 	  TLBOT_PERM_ANYONE, NULL, 0, 3, cmd_digest },

@@ -31,6 +31,15 @@ void tlbot_exp_rec_release(struct exp_rec *r);
 /* "!exp export" (commands/experiment_export.c). */
 int tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *args);
 
+/* The programme view (commands/experiment_search.c): "!exp list
+ * --all-rooms" and "!exp search WORDS", in the digest_room only. */
+int tlbot_exp_list_all(struct tlbot_ctx *ctx, const struct tlbot_args *args);
+int tlbot_exp_search(struct tlbot_ctx *ctx, const struct tlbot_args *args);
+/* 1 if the ctx room is the configured programme room (digest_room). */
+int tlbot_exp_in_programme_room(struct tlbot_ctx *ctx);
+/* Refuse what only the programme room may do; always -1. */
+int tlbot_exp_programme_only(struct tlbot_ctx *ctx, const char *what);
+
 /* Parse "C-12", "c-12", "C12" or "12" (letter 'C'), likewise "E-34".
  * Returns 0 and the number, or -1. */
 int tlbot_exp_parse_ref(const char *s, char letter, int64_t *out);

@@ -40,7 +40,10 @@ class DayOne(unittest.TestCase):
         cls.erin.set_displayname("Erin Hughes")
         cls.cibot = cls.hs.register("ci-bot")
         cls.frank = cls.hs.register("frank")   # in no room with the bot
-        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        # the programme room exists before the bot is configured with it
+        cls.prog = cls.alice.create_room(name="Programme board")
+        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+                                                             "digest_room": cls.prog})
         # Wednesday 18 November 2026, 08:00 GMT
         cls.bot.set_clock(utc(2026, 11, 18, 8, 0))
         cls.bot.start()
@@ -52,6 +55,8 @@ class DayOne(unittest.TestCase):
         # the bot comes last, as it does when a team adds it to its room
         cls.alice.invite(cls.room, cls.bot.user_id)
         cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=15)
+        cls.alice.invite(cls.prog, cls.bot.user_id)
+        cls.alice.wait_membership(cls.prog, cls.bot.user_id, "join", timeout=15)
         cls.dm = {}
 
     @classmethod
@@ -238,6 +243,34 @@ class DayOne(unittest.TestCase):
         self.assertIn("Added", body(second))
         self.assertIn("@frank:localhost", body(second) + html(second))
         self.assertNotRegex(self.bot.log(), r"DM room .* with @nobody")
+
+    def test_f_programme_view(self):
+        _, r = self.ask('!exp new C-1 "Text reminders" "We believe a text the day before will'
+                        ' result in fewer missed visits. We will know when missed visits fall."')
+        ref = [w for w in body(r).replace(":", " ").split() if w.startswith("E-")][0]
+        self.ask(f'!exp note {ref} "confidential case detail about a family"')
+        self.ask(f'!exp learn {ref} "people answer texts, not letters"')
+        # a team room does not see across rooms
+        for cmd in ("!exp list --all-rooms", "!exp search texts", "!challenge list --all-rooms"):
+            _, r = self.ask(cmd)
+            self.assertIn("programme room only", body(r), cmd)
+        # the programme room does, read only, never notes
+        _, r = self.ask("!exp list --all-rooms", room=self.prog)
+        self.assertIn("Text reminders", body(r))
+        self.assertIn("Leeds family hubs", body(r))
+        _, r = self.ask("!exp search answer letters", room=self.prog)
+        self.assertIn("Text reminders", body(r))
+        _, r = self.ask("!exp search confidential", room=self.prog)
+        self.assertIn("No experiment", body(r))
+        self.assertNotIn("Text reminders", body(r))
+        _, r = self.ask("!challenge list --all-rooms", room=self.prog)
+        self.assertIn("Family hub footfall", body(r))
+        _, r = self.ask("!exp digest mon 09:00", room=self.prog)
+        self.assertIn("Mondays at 09:00", body(r))
+        _, r = self.ask("!exp digest", room=self.prog)
+        self.assertIn("Mondays at 09:00", body(r))
+        _, r = self.ask("!exp digest")
+        self.assertNotIn("Mondays", body(r))
 
 if __name__ == "__main__":
     fixtures.main(verbosity=2)

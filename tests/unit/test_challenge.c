@@ -490,6 +490,11 @@ TEST(list_paging_and_filters)
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-24 Elsewhere");
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "room !other:test");
 	CHECK_CONTAINS(cmdtest_html(&T, 0), "<th>Team</th>");
+	/* every team's challenges: only in the programme room (digest_room) */
+	CHECK_INT(run(USER, "!challenge list --all-rooms --page 3"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "works in the programme room only");
+	free(T.cfg.digest_room);
+	T.cfg.digest_room = strdup(ROOM);
 	CHECK_INT(run(USER, "!challenge list --all-rooms --page 3"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0),
 	               "in all rooms (open/active/paused): 23 in all, page 3 of 3");

@@ -1,0 +1,213 @@
+/* The programme view of the experiment log: in the configured digest_room
+ * (the programme room), "!exp list --all-rooms" lists every team's
+ * experiments and "!exp search WORDS" finds them by title, hypothesis,
+ * finding and learnings (never notes, which can hold case detail).
+ * Nowhere else do these cross rooms. Read only. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "experiment.h"
+
+#define LIST_MAX 30   /* lines in one answer */
+
+int
+tlbot_exp_in_programme_room(struct tlbot_ctx *ctx)
+{
+	const char *pr = tlbot_ctx_digest_room(ctx), *room = tlbot_ctx_room(ctx);
+
+	return pr && room && strcmp(pr, room) == 0;
+}
+
+int
+tlbot_exp_programme_only(struct tlbot_ctx *ctx, const char *what)
+{
+	if (tlbot_ctx_digest_room(ctx) == NULL)
+		return tlbot_exp_fail(ctx,
+				      "%s works in the programme room only, and none is configured"
+				      " (digest_room in the configuration)",
+				      what);
+	return tlbot_exp_fail(ctx,
+			      "%s works in the programme room only: this room sees its own"
+			      " experiments (%sexp list)",
+			      what, tlbot_ctx_prefix(ctx));
+}
+
+/* "E-3" linked to the message that created it. */
+static void
+exp_ref(struct tlbot_msg *m, int64_t id, const char *room, const char *event, const char *title)
+{
+	char label[32], href[1024];
+
+	snprintf(label, sizeof(label), "E-%lld", (long long)id);
+	if (room && event) {
+		snprintf(href, sizeof(href), "https://matrix.to/#/%s/%s", room, event);
+		tlbot_msg_link(m, label, href, title);
+	} else {
+		tlbot_msg_text(m, label);
+	}
+}
+
+/* One line: "E-3 [running] title — Team room, C-2, owner". */
+static void
+line(struct tlbot_msg *m, struct tlbot_ctx *ctx, sqlite3_stmt *s)
+{
+	const char *room = (const char *)sqlite3_column_text(s, 1);
+	const char *title = (const char *)sqlite3_column_text(s, 2);
+	char *name = room ? tlbot_ctx_room_name(ctx, room) : NULL;
+	char c[32];
+
+	tlbot_msg_html(m, "<li>");
+	tlbot_msg_plain(m, "\n• ");
+	exp_ref(m, sqlite3_column_int64(s, 0), room, (const char *)sqlite3_column_text(s, 5), title);
+	tlbot_msg_textf(m, " [%s] ", (const char *)sqlite3_column_text(s, 3));
+	tlbot_msg_text(m, title ? title : "");
+	tlbot_msg_text(m, " — ");
+	tlbot_msg_text(m, name ? name : (room ? room : "?"));
+	snprintf(c, sizeof(c), ", C-%lld, ", (long long)sqlite3_column_int64(s, 4));
+	tlbot_msg_text(m, c);
+	tlbot_msg_user(m, (const char *)sqlite3_column_text(s, 6));
+	tlbot_msg_html(m, "</li>");
+	free(name);
+}
+
+#define COLS "e.id, e.room_id, e.title, e.status, e.challenge_id, e.created_event, e.owner"
+
+int
+tlbot_exp_list_all(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const char *st = tlbot_args_get(a, "status");
+	struct tlbot_msg m;
+	sqlite3_stmt *s = NULL;
+	int n = 0, rc;
+
+	if (!tlbot_exp_in_programme_room(ctx))
+		return tlbot_exp_programme_only(ctx, "--all-rooms");
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
+			       "SELECT " COLS " FROM experiments e WHERE (?1 IS NULL OR e.status = ?1"
+			       " OR (?1 = 'open' AND e.status IN ('proposed', 'running')))"
+			       " ORDER BY e.updated_at DESC, e.id DESC LIMIT ?2",
+			       -1, &s, NULL) != SQLITE_OK)
+		return tlbot_exp_db_fail(ctx);
+	if (st)
+		sqlite3_bind_text(s, 1, st, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, LIST_MAX + 1);
+	tlbot_msg_init(&m);
+	tlbot_msg_bold(&m, "Experiments in every team");
+	if (st)
+		tlbot_msg_textf(&m, " (%s)", st);
+	tlbot_msg_html(&m, "<ul>");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < LIST_MAX) {
+		line(&m, ctx, s);
+		n++;
+	}
+	tlbot_msg_html(&m, "</ul>");
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		tlbot_msg_release(&m);
+		return tlbot_exp_db_fail(ctx);
+	}
+	if (n == 0) {
+		tlbot_msg_release(&m);
+		return tlbot_replyf(ctx, "No%s%s experiments in any team yet.", st ? " " : "",
+				    st ? st : "");
+	}
+	if (rc == SQLITE_ROW)
+		tlbot_msg_textf(&m, "\nThe %d most recently changed; narrow with --status S or"
+				" %sexp search WORDS.", LIST_MAX, tlbot_ctx_prefix(ctx));
+	return tlbot_reply(ctx, &m);
+}
+
+/* "%word%" for LIKE with \ as the escape character. */
+static char *
+like_pattern(const char *w)
+{
+	size_t n = strlen(w), i, j = 0;
+	char *p = malloc(n * 2 + 3);
+
+	if (p == NULL)
+		return NULL;
+	p[j++] = '%';
+	for (i = 0; i < n; i++) {
+		if (w[i] == '%' || w[i] == '_' || w[i] == '\\')
+			p[j++] = '\\';
+		p[j++] = w[i];
+	}
+	p[j++] = '%';
+	p[j] = '\0';
+	return p;
+}
+
+int
+tlbot_exp_search(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	/* every word must appear in one of the searched fields; notes are
+	 * not searched */
+	static const char *const sql =
+		"SELECT " COLS " FROM experiments e WHERE 1"
+		" AND (?1 IS NULL OR (IFNULL(e.title, '') || ' ' || IFNULL(e.believe, '') || ' ' ||"
+		"  IFNULL(e.result_in, '') || ' ' || IFNULL(e.know_when, '') || ' ' ||"
+		"  IFNULL(e.finding, '') || ' ' || IFNULL((SELECT group_concat(l.text, ' ') FROM"
+		"  experiment_learnings l WHERE l.experiment_id = e.id), '')) LIKE ?1 ESCAPE '\\')"
+		" AND (?2 IS NULL OR (IFNULL(e.title, '') || ' ' || IFNULL(e.believe, '') || ' ' ||"
+		"  IFNULL(e.result_in, '') || ' ' || IFNULL(e.know_when, '') || ' ' ||"
+		"  IFNULL(e.finding, '') || ' ' || IFNULL((SELECT group_concat(l.text, ' ') FROM"
+		"  experiment_learnings l WHERE l.experiment_id = e.id), '')) LIKE ?2 ESCAPE '\\')"
+		" AND (?3 IS NULL OR (IFNULL(e.title, '') || ' ' || IFNULL(e.believe, '') || ' ' ||"
+		"  IFNULL(e.result_in, '') || ' ' || IFNULL(e.know_when, '') || ' ' ||"
+		"  IFNULL(e.finding, '') || ' ' || IFNULL((SELECT group_concat(l.text, ' ') FROM"
+		"  experiment_learnings l WHERE l.experiment_id = e.id), '')) LIKE ?3 ESCAPE '\\')"
+		" ORDER BY e.updated_at DESC, e.id DESC LIMIT ?4";
+	struct tlbot_msg m;
+	sqlite3_stmt *s = NULL;
+	char words[256] = "";
+	size_t i, len = 0;
+	int n = 0, rc;
+
+	if (!tlbot_exp_in_programme_room(ctx))
+		return tlbot_exp_programme_only(ctx, "search");
+	if (a->argc == 0)
+		return tlbot_exp_fail(ctx, "search for what? %sexp search WORDS (titles, hypotheses,"
+				      " findings and learnings)", tlbot_ctx_prefix(ctx));
+	if (a->argc > 3)
+		return tlbot_exp_fail(ctx, "give at most 3 words to search for");
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK)
+		return tlbot_exp_db_fail(ctx);
+	for (i = 0; i < a->argc; i++) {
+		char *p = like_pattern(a->argv[i]);
+		int w;
+
+		if (p == NULL) {
+			sqlite3_finalize(s);
+			return tlbot_exp_fail(ctx, "out of memory");
+		}
+		sqlite3_bind_text(s, (int)i + 1, p, -1, free);
+		w = snprintf(words + len, sizeof(words) - len, "%s%s", i ? " " : "", a->argv[i]);
+		if (w > 0 && (size_t)w < sizeof(words) - len)
+			len += (size_t)w;
+	}
+	sqlite3_bind_int(s, 4, LIST_MAX + 1);
+	tlbot_msg_init(&m);
+	tlbot_msg_bold(&m, "Experiments matching");
+	tlbot_msg_textf(&m, " “%s” in every team", words);
+	tlbot_msg_html(&m, "<ul>");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < LIST_MAX) {
+		line(&m, ctx, s);
+		n++;
+	}
+	tlbot_msg_html(&m, "</ul>");
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		tlbot_msg_release(&m);
+		return tlbot_exp_db_fail(ctx);
+	}
+	if (n == 0) {
+		tlbot_msg_release(&m);
+		return tlbot_replyf(ctx, "No experiment in any team mentions “%s” in its title,"
+				    " hypothesis, finding or learnings.", words);
+	}
+	if (rc == SQLITE_ROW)
+		tlbot_msg_textf(&m, "\nThe %d most recently changed; add a word to narrow it.",
+				LIST_MAX);
+	return tlbot_reply(ctx, &m);
+}
