@@ -1870,37 +1870,66 @@ ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, cha
 }
 
 static const char *const aliases[] = {"challenges", "ch", NULL};
-static const char *const new_flags[] = {"region=", "due=", "sponsor=", "lead=", "desc=", NULL};
-static const char *const list_flags[] = {"mine", "status=", "region=", "all-rooms", "page=", NULL};
-static const char *const assign_flags[] = {"lead=", "team", NULL};
-static const char *const status_flags[] = {"note=", NULL};
-static const char *const edit_flags[] = {"title=", "due=", "desc=", "region=", "sponsor=", NULL};
-static const char *const page_flags[] = {"page=", NULL};
+#define CH_REF { TLBOT_REF("id", "C"), .desc = "the challenge, C-12" }
+static const struct tlbot_param new_params[] = {
+        {TLBOT_TEXT("title", 0), .desc = "what the challenge is"},
+        {TLBOT_TEXT("--region", 0), .label = "R", .desc = "the area it covers"},
+        {TLBOT_DATE("--due"), .desc = "when it is due"},
+        {TLBOT_USER("--sponsor"), .desc = "who sponsors it"},
+        {TLBOT_USER("--lead"), .desc = "who leads it (also assigned)"},
+        {TLBOT_TEXT("--desc", 0), .desc = "a longer description"},
+        {NULL}};
+static const struct tlbot_param list_params[] = {
+        {TLBOT_BOOL("--mine"), .desc = "only yours, across rooms"},
+        {TLBOT_TEXT("--status", 0), .label = "S", .desc = "open, active, paused, done, dropped, closed or all"},
+        {TLBOT_TEXT("--region", 0), .label = "R", .desc = "only this area"},
+        {TLBOT_BOOL("--all-rooms"), .desc = "every room's (the programme room only)"},
+        {TLBOT_INT("--page", 1, 100000), .desc = "which page"},
+        {NULL}};
+static const struct tlbot_param show_params[] = {CH_REF, {NULL}};
+static const struct tlbot_param history_params[] = {
+        CH_REF, {TLBOT_INT("--page", 1, 100000), .desc = "which page"}, {NULL}};
+static const struct tlbot_param assign_params[] = {
+        CH_REF,
+        {TLBOT_USER("people"), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT, .desc = "who to assign"},
+        {TLBOT_USER("--lead"), .desc = "who leads it"},
+        {TLBOT_BOOL("--team"), .desc = "everyone on the room's !team roster"},
+        {NULL}};
+static const struct tlbot_param unassign_params[] = {
+        CH_REF, {TLBOT_USER("people"), .mode = TLBOT_REPEAT, .desc = "who to take off"}, {NULL}};
+static const struct tlbot_param status_params[] = {
+        CH_REF,
+        {TLBOT_ENUM("status", "open|active|paused|done|dropped"), .desc = "the new status"},
+        {TLBOT_TEXT("--note", 0), .desc = "the outcome, in a sentence"},
+        {NULL}};
+static const struct tlbot_param edit_params[] = {
+        CH_REF,
+        {TLBOT_TEXT("--title", 0), .label = "T", .desc = "a new title"},
+        {TLBOT_DATE("--due"), .mode = TLBOT_NONE_OK, .desc = "a new due date (none clears it)"},
+        {TLBOT_TEXT("--desc", 0), .label = "D", .desc = "a new description"},
+        {TLBOT_TEXT("--region", 0), .label = "R", .desc = "a new area"},
+        {TLBOT_TEXT("--sponsor", 0), .label = "S", .desc = "a new sponsor"},
+        {NULL}};
 
 static const struct tlbot_subcmd subcmds[] = {
-        {"new",
-         "new \"title\" [--region R] [--due DATE] [--sponsor @user] [--lead @user] [--desc "
-         "\"...\"]",
-         "record a new challenge for this room's team", TLBOT_PERM_WRITE, new_flags, 1, -1,
-         cmd_new},
-        {"list", "list [--mine] [--status S] [--region R] [--all-rooms] [--page N]",
-         "list challenges (this room's open ones by default)", TLBOT_PERM_ANYONE, list_flags, 0, 0,
-         cmd_list},
-        {"show", "show C-12", "details, people, linked experiments and recent history",
-         TLBOT_PERM_ANYONE, NULL, 1, 1, cmd_show},
-        {"history", "history C-12 [--page N]", "every change to a challenge: who, what, when",
-         TLBOT_PERM_ANYONE, page_flags, 1, 1, cmd_history},
-        {"assign", "assign C-12 @user... [--lead @user] [--team]",
-         "assign people (or the whole team roster); they are mentioned and sent a DM",
-         TLBOT_PERM_WRITE, assign_flags, 1, -1, cmd_assign},
-        {"unassign", "unassign C-12 @user...", "take people off a challenge", TLBOT_PERM_WRITE,
-         NULL, 2, -1, cmd_unassign},
-        {"status", "status C-12 open|active|paused|done|dropped [--note \"...\"]",
-         "change the status, with an outcome note", TLBOT_PERM_WRITE, status_flags, 2, 2,
-         cmd_status},
-        {"edit", "edit C-12 [--title T] [--due DATE] [--desc D] [--region R] [--sponsor S]",
-         "change details (none clears a field)", TLBOT_PERM_WRITE, edit_flags, 1, 1, cmd_edit},
-        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL}};
+        {"new", "record a new challenge for this room's team", TLBOT_PERM_WRITE, new_params, cmd_new,
+         "new Cut the cost of temporary accommodation --region Sheffield --due +12w", 0},
+        {"list", "list challenges (this room's open ones by default)", TLBOT_PERM_ANYONE,
+         list_params, cmd_list, "list --status done", TLBOT_SUB_READS},
+        {"show", "details, people, linked experiments and recent history", TLBOT_PERM_ANYONE,
+         show_params, cmd_show, "show C-12", TLBOT_SUB_READS},
+        {"history", "every change to a challenge: who, what, when", TLBOT_PERM_ANYONE,
+         history_params, cmd_history, "history C-12 --page 2", TLBOT_SUB_READS},
+        {"assign", "assign people (or the whole team roster); they are mentioned and sent a DM",
+         TLBOT_PERM_WRITE, assign_params, cmd_assign,
+         "assign C-12 @sam:example.org --lead @sam:example.org", 0},
+        {"unassign", "take people off a challenge", TLBOT_PERM_WRITE, unassign_params,
+         cmd_unassign, "unassign C-12 @ali:example.org", 0},
+        {"status", "change the status, with an outcome note", TLBOT_PERM_WRITE, status_params,
+         cmd_status, "status C-12 done --note \"saved 12% in the pilot\"", 0},
+        {"edit", "change details (none clears a field)", TLBOT_PERM_WRITE, edit_params, cmd_edit,
+         "edit C-12 --due 31/03/2027", 0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0}};
 
 static const struct tlbot_job_kind jobs[] = {
         {"challenge.due", due_fire}, {"challenge.overdue", overdue_fire}, {NULL, NULL}};
@@ -1915,16 +1944,9 @@ const struct tlbot_cmd tlbot_cmd_challenge = {
         .aliases = aliases,
         .summary = "the team's challenges: create, assign, track status and history",
         .help = "Ids are written C-12 (c-12 and 12 work too); C-12 in any message links to the"
-                " challenge. Dates: YYYY-MM-DD, today, tomorrow, +3d, +2w.\n"
-                "Examples:\n"
-                "  !challenge new \"Cut the cost of temporary accommodation\" --region Sheffield"
-                " --due +12w --sponsor @director:example.org\n"
-                "  !challenge assign C-12 @sam:example.org @ali:example.org --lead "
-                "@sam:example.org\n"
-                "  !challenge assign C-12 --team   (everyone on the room's !team roster)\n"
-                "  !challenge status C-12 done --note \"saved 12% in the pilot\"\n"
-                "  !challenge edit C-12 --due 2027-03-31\n"
-                "  !challenge list --mine   (yours, across rooms)\n"
+                " challenge. Dates: 2027-03-31, 31/03/2027, 31 Mar, friday, tomorrow, +3d, +2w.\n\n"
+                "!challenge assign C-12 --team assigns everyone on the room's !team roster;"
+                " !challenge list --mine lists yours, across rooms.\n\n"
                 "The lead is also assigned. People who are assigned are mentioned in the room and "
                 "sent"
                 " a direct message (!notify off stops those). The lead and assignees are reminded"

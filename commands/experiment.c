@@ -2376,60 +2376,133 @@ ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, cha
 /* ------------------------------------------------------------------------ */
 
 static const char *const aliases[] = { "exp", "experiments", NULL };
-static const char *const new_flags[] = { "believe=", "result-in=", "know-when=", "hypothesis=",
-					 "method=", "metric=", "baseline=", "target=", "unit=",
-					 "start=", "until=", "owner=", NULL };
-static const char *const start_flags[] = { "until=", NULL };
-static const char *const result_flags[] = { "value=", NULL };
-static const char *const list_flags[] = { "challenge=", "status=", "mine", "owner=", "page=",
-					  "all-rooms", NULL };
-static const char *const page_flags[] = { "page=", NULL };
-static const char *const export_flags[] = { "challenge=", "status=", "format=", NULL };
-static const char *const edit_flags[] = { "title=", "believe=", "result-in=", "know-when=",
-					  "hypothesis=", "method=", "metric=", "baseline=",
-					  "target=", "unit=", "start=", "until=", "owner=",
-					  "challenge=", NULL };
+#define EXP_REF { TLBOT_REF("id", "E"), .desc = "the experiment, E-34" }
+#define EXP_PAGE { TLBOT_INT("--page", 1, 100000), .desc = "which page" }
+static const struct tlbot_param new_params[] = {
+	{ TLBOT_REF("challenge", "C"), .desc = "the challenge it belongs to" },
+	{ TLBOT_TEXT("title", 0), .desc = "a short name (quote it when it has spaces)" },
+	{ TLBOT_TEXT("hypothesis", 0), .mode = TLBOT_OPTIONAL,
+	  .desc = "We believe X will result in Y. We will know when Z." },
+	{ TLBOT_TEXT("--believe", 0), .desc = "what we believe" },
+	{ TLBOT_TEXT("--result-in", 0), .desc = "what it will result in" },
+	{ TLBOT_TEXT("--know-when", 0), .desc = "how we will know" },
+	{ TLBOT_TEXT("--hypothesis", 0), .desc = "the whole sentence" },
+	{ TLBOT_TEXT("--method", 0), .desc = "how it is run" },
+	{ TLBOT_TEXT("--metric", 0), .desc = "what is measured" },
+	{ TLBOT_NUM("--baseline"), .desc = "the value now" },
+	{ TLBOT_NUM("--target"), .desc = "the value hoped for" },
+	{ TLBOT_TEXT("--unit", 0), .label = "U", .desc = "the unit of the metric" },
+	{ TLBOT_DATE("--start"), .desc = "when it starts" },
+	{ TLBOT_DATE("--until"), .desc = "when it ends" },
+	{ TLBOT_USER("--owner"), .desc = "who owns it" },
+	{ NULL },
+};
+static const struct tlbot_param start_params[] = {
+	EXP_REF, { TLBOT_DATE("--until"), .desc = "when it ends" }, { NULL },
+};
+static const struct tlbot_param note_params[] = {
+	EXP_REF, { TLBOT_TEXT("text", 0), .desc = "the note" }, { NULL },
+};
+static const struct tlbot_param result_params[] = {
+	EXP_REF,
+	{ TLBOT_TEXT("finding", 0), .desc = "what was found" },
+	{ TLBOT_NUM("--value"), .desc = "the observed value of the metric" },
+	{ NULL },
+};
+static const struct tlbot_param decide_params[] = {
+	EXP_REF,
+	{ TLBOT_ENUM("decision", "persevere|pivot|stop|scale"), .desc = "what was decided" },
+	{ TLBOT_TEXT("reason", 0), .desc = "why" },
+	{ NULL },
+};
+static const struct tlbot_param learn_params[] = {
+	EXP_REF, { TLBOT_TEXT("learning", 0), .desc = "one short statement" }, { NULL },
+};
+static const struct tlbot_param abandon_params[] = {
+	EXP_REF, { TLBOT_TEXT("reason", 0), .desc = "why it stops" }, { NULL },
+};
+static const struct tlbot_param list_params[] = {
+	{ TLBOT_REF("--challenge", "C"), .desc = "only this challenge's" },
+	{ TLBOT_TEXT("--status", 0), .label = "S",
+	  .desc = "proposed, running, concluded, abandoned, open or overdue" },
+	{ TLBOT_BOOL("--mine"), .desc = "only yours" },
+	{ TLBOT_USER("--owner"), .desc = "only this person's" },
+	EXP_PAGE,
+	{ TLBOT_BOOL("--all-rooms"), .desc = "every team's (the programme room only)" },
+	{ NULL },
+};
+static const struct tlbot_param search_params[] = {
+	{ TLBOT_TEXT("words", 0), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT,
+	  .desc = "up to 3 words to look for" },
+	{ NULL },
+};
+static const struct tlbot_param show_params[] = { EXP_REF, { NULL } };
+static const struct tlbot_param history_params[] = { EXP_REF, EXP_PAGE, { NULL } };
+static const struct tlbot_param edit_params[] = {
+	EXP_REF,
+	{ TLBOT_TEXT("--title", 0), .desc = "a new title" },
+	{ TLBOT_TEXT("--believe", 0), .desc = "what we believe" },
+	{ TLBOT_TEXT("--result-in", 0), .desc = "what it will result in" },
+	{ TLBOT_TEXT("--know-when", 0), .desc = "how we will know" },
+	{ TLBOT_TEXT("--hypothesis", 0), .desc = "the whole sentence" },
+	{ TLBOT_TEXT("--method", 0), .desc = "how it is run" },
+	{ TLBOT_TEXT("--metric", 0), .desc = "what is measured" },
+	{ TLBOT_NUM("--baseline"), .mode = TLBOT_NONE_OK, .desc = "the value now" },
+	{ TLBOT_NUM("--target"), .mode = TLBOT_NONE_OK, .desc = "the value hoped for" },
+	{ TLBOT_TEXT("--unit", 0), .label = "U", .desc = "the unit of the metric" },
+	{ TLBOT_DATE("--start"), .mode = TLBOT_NONE_OK, .desc = "when it starts" },
+	{ TLBOT_DATE("--until"), .mode = TLBOT_NONE_OK, .desc = "when it ends" },
+	{ TLBOT_USER("--owner"), .desc = "who owns it" },
+	{ TLBOT_REF("--challenge", "C"), .desc = "move it to another of this room's challenges" },
+	{ NULL },
+};
+static const struct tlbot_param export_params[] = {
+	{ TLBOT_REF("--challenge", "C"), .desc = "only this challenge's" },
+	{ TLBOT_TEXT("--status", 0), .label = "S", .desc = "only this status" },
+	{ TLBOT_ENUM("--format", "md|csv|json"), .desc = "the file format" },
+	{ NULL },
+};
+static const struct tlbot_param digest_params[] = {
+	{ TLBOT_TEXT("day", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "DAY|off",
+	  .desc = "the weekday, or off" },
+	{ TLBOT_TIME("time"), .mode = TLBOT_OPTIONAL, .desc = "the time of day" },
+	{ TLBOT_ZONE("zone"), .mode = TLBOT_OPTIONAL, .desc = "the time zone" },
+	{ NULL },
+};
 
 static const struct tlbot_subcmd subcmds[] = {
-	{ "new", "new C-12 \"title\" \"We believe X will result in Y. We will know when Z.\""
-	  " [--method \"...\"] [--metric \"...\" --baseline N --target N --unit U] [--start DATE]"
-	  " [--until DATE] [--owner @user]",
-	  "record a proposed experiment (or give --believe \"...\" --result-in \"...\""
-	  " --know-when \"...\" instead of the sentence)",
-	  TLBOT_PERM_ANYONE, new_flags, 2, 3, cmd_new },
-	{ "start", "start E-34 [--until DATE]", "start a proposed experiment", TLBOT_PERM_ANYONE,
-	  start_flags, 1, 1, cmd_start },
-	{ "note", "note E-34 \"text\"", "add a note at any time", TLBOT_PERM_ANYONE, NULL, 2, 2,
-	  cmd_note },
-	{ "result", "result E-34 [--value N] \"finding\"",
-	  "record the observed value and finding: the experiment is concluded", TLBOT_PERM_ANYONE,
-	  result_flags, 2, 2, cmd_result },
-	{ "decide", "decide E-34 persevere|pivot|stop|scale \"reason\"",
-	  "record the decision taken on the result", TLBOT_PERM_ANYONE, NULL, 3, 3, cmd_decide },
-	{ "learn", "learn E-34 \"learning\"", "add a learning (one short statement)",
-	  TLBOT_PERM_ANYONE, NULL, 2, 2, cmd_learn },
-	{ "abandon", "abandon E-34 \"reason\"", "abandon an experiment (from any state)",
-	  TLBOT_PERM_ANYONE, NULL, 2, 2, cmd_abandon },
-	{ "list", "list [--challenge C-12] [--status S] [--mine] [--owner @user] [--page N]",
-	  "list this room's experiments, newest first", TLBOT_PERM_ANYONE, list_flags, 0, 0,
-	  cmd_list },
-	{ "show", "show E-34", "the full record with its history", TLBOT_PERM_ANYONE, NULL, 1, 1,
-	  cmd_show },
-	{ "history", "history E-34 [--page N]", "every change to an experiment", TLBOT_PERM_ANYONE,
-	  page_flags, 1, 1, cmd_history },
-	{ "edit", "edit E-34 [--title \"...\"] [--believe ...] [--result-in ...] [--know-when ...]"
-	  " [--method ...] [--metric ...] [--baseline N] [--target N] [--unit U] [--start DATE]"
-	  " [--until DATE] [--owner @user] [--challenge C-12]",
-	  "change fields (kept in the history)", TLBOT_PERM_ANYONE, edit_flags, 1, 1, cmd_edit },
-	{ "export", "export [--challenge C-12] [--status S] [--format md|csv|json]",
-	  "export the log: a message when small, else an uploaded file", TLBOT_PERM_ANYONE,
-	  export_flags, 0, 0, tlbot_exp_export },
-	{ "search", "search WORDS", "in the programme room: experiments of every team by title,"
-	  " hypothesis, finding or learnings", TLBOT_PERM_ANYONE, NULL, 0, -1, tlbot_exp_search },
-	{ "digest", "digest [DAY HH:MM [ZONE] | off]",
-	  "show or set this room's weekly learning digest (default Fridays 16:00)",
-	  TLBOT_PERM_ANYONE, NULL, 0, 3, cmd_digest },
-	{ NULL, NULL, NULL, 0, NULL, 0, 0, NULL },
+	{ "new", "record a proposed experiment (or give --believe \"...\" --result-in \"...\""
+	  " --know-when \"...\" instead of the sentence)", TLBOT_PERM_ANYONE, new_params, cmd_new,
+	  "new C-12 \"Text reminders\" We believe a text the day before will result in fewer missed"
+	  " visits. We will know when missed visits fall below 10%. --until +4w", 0 },
+	{ "start", "start a proposed experiment", TLBOT_PERM_ANYONE, start_params, cmd_start,
+	  "start E-34 --until 31/01/2027", 0 },
+	{ "note", "add a note at any time (no quotes needed)", TLBOT_PERM_ANYONE, note_params,
+	  cmd_note, "note E-34 Spoke to the team, they can refer too", 0 },
+	{ "result", "record the observed value and finding: the experiment is concluded",
+	  TLBOT_PERM_ANYONE, result_params, cmd_result, "result E-34 --value 9 fell to 9%", 0 },
+	{ "decide", "record the decision taken on the result", TLBOT_PERM_ANYONE, decide_params,
+	  cmd_decide, "decide E-34 scale worked in both areas", 0 },
+	{ "learn", "add a learning (one short statement)", TLBOT_PERM_ANYONE, learn_params,
+	  cmd_learn, "learn E-34 people answer texts, not letters", 0 },
+	{ "abandon", "abandon an experiment (from any state)", TLBOT_PERM_ANYONE, abandon_params,
+	  cmd_abandon, "abandon E-34 the pilot site closed", 0 },
+	{ "list", "list this room's experiments, newest first", TLBOT_PERM_ANYONE, list_params,
+	  cmd_list, "list --status running", TLBOT_SUB_READS },
+	{ "show", "the full record with its history", TLBOT_PERM_ANYONE, show_params, cmd_show,
+	  "show E-34", TLBOT_SUB_READS },
+	{ "history", "every change to an experiment", TLBOT_PERM_ANYONE, history_params,
+	  cmd_history, "history E-34", TLBOT_SUB_READS },
+	{ "edit", "change fields (kept in the history)", TLBOT_PERM_ANYONE, edit_params, cmd_edit,
+	  "edit E-34 --until friday", 0 },
+	{ "export", "export the log: a message when small, else an uploaded file",
+	  TLBOT_PERM_ANYONE, export_params, tlbot_exp_export, "export --format csv", TLBOT_SUB_READS },
+	{ "search", "in the programme room: experiments of every team by title, hypothesis,"
+	  " finding or learnings", TLBOT_PERM_ANYONE, search_params, tlbot_exp_search,
+	  "search text reminders", TLBOT_SUB_READS },
+	{ "digest", "show or set this room's weekly learning digest (default Fridays 16:00)",
+	  TLBOT_PERM_ANYONE, digest_params, cmd_digest, "digest fri 4pm Europe/London", 0 },
+	{ NULL, NULL, 0, NULL, NULL, NULL, 0 },
 };
 
 /* data protection: commands/experiment_privacy.c */
@@ -2442,16 +2515,18 @@ const struct tlbot_cmd tlbot_cmd_experiment = {
 	.aliases = aliases,
 	.summary = "the experiment log: hypothesis, result, decision and learnings",
 	.help = "An experiment belongs to a challenge and goes proposed → running → concluded"
-		" (or abandoned). Example: !exp new C-12 \"Text reminders\" \"We believe a text"
+		" (or abandoned).\n\n"
+		"Example: !exp new C-12 \"Text reminders\" We believe a text"
 		" the day before will result in fewer missed visits. We will know when missed"
-		" visits fall below 10%.\" --metric \"missed visits\" --baseline 18 --target 10"
-		" --unit % --until +4w. Then !exp start E-1, !exp result E-1 --value 9 \"fell to"
-		" 9%\", !exp decide E-1 scale \"worked in both areas\", !exp learn E-1 \"people"
-		" answer texts, not letters\". The owner is reminded (DM and room) when the end"
+		" visits fall below 10%. --metric \"missed visits\" --baseline 18 --target 10"
+		" --unit % --until +4w. Then !exp start E-1, !exp result E-1 --value 9 fell to"
+		" 9%, !exp decide E-1 scale worked in both areas, !exp learn E-1 people"
+		" answer texts, not letters.\n\n"
+		"The owner is reminded (DM and room) when the end"
 		" date passes without a result, then weekly. A weekly learning digest is posted"
 		" on Fridays at 16:00 (change with !exp digest DAY HH:MM, stop with !exp digest"
-		" off). Changes need the owner, the creator or a room moderator; notes and"
-		" learnings anyone. Exports: md (a table), csv (UTF-8 with BOM, RFC 4180; text"
+		" off).\n\nChanges need the owner, the creator or a room moderator; notes and"
+		" learnings anyone.\n\nExports: md (a table), csv (UTF-8 with BOM, RFC 4180; text"
 		" starting with = + - @ gets a leading ' so spreadsheets never run it), json.",
 	.perm = TLBOT_PERM_ANYONE,
 	.subcmds = subcmds,

@@ -222,14 +222,20 @@ int me_export_user(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_dp_e
 int me_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
                    struct tlbot_dp_report *report);
 
+static const struct tlbot_param me_params[] = {
+        {TLBOT_TEXT("setting", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "tz",
+         .desc = "the setting to change"},
+        {TLBOT_TEXT("value", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "ZONE|default",
+         .desc = "an IANA time zone, or default"},
+        {NULL}};
+
 const struct tlbot_cmd tlbot_cmd_me = {
         .name = "me",
-        .usage = "[tz ZONE]",
         .summary = "your own settings: time zone for stand-up prompts and reminders",
         .help = "Examples: !me, !me tz Europe/Paris, !me tz default",
         .perm = TLBOT_PERM_ANYONE,
-        .min_args = 0,
-        .max_args = 2,
+        .params = me_params,
+        .example = "tz Europe/London",
         .handler = me,
         .schema = &schema,
         .export_user = me_export_user,

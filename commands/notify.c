@@ -40,14 +40,16 @@ notify(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	                    prefix);
 }
 
+static const struct tlbot_param notify_params[] = {
+        {TLBOT_ENUM("state", "on|off"), .mode = TLBOT_OPTIONAL, .desc = "on or off"}, {NULL}};
+
 const struct tlbot_cmd tlbot_cmd_notify = {
         .name = "notify",
-        .usage = "[on|off]",
         .summary = "turn direct messages from tlbot on or off for yourself",
         .help = "Without an argument, says whether direct messages are on. They tell you when you"
                 " are assigned a challenge and when it is due; room mentions continue either way.",
         .perm = TLBOT_PERM_ANYONE,
-        .min_args = 0,
-        .max_args = 1,
+        .params = notify_params,
+        .example = "off",
         .handler = notify,
 };

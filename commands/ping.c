@@ -15,11 +15,8 @@ ping(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 const struct tlbot_cmd tlbot_cmd_ping = {
 	.name = "ping",
-	.usage = "",
 	.summary = "check that the bot is alive",
 	.help = "Answers \"pong\". If the message took long to reach the bot, says how long.",
 	.perm = TLBOT_PERM_ANYONE,
-	.min_args = 0,
-	.max_args = 0,
 	.handler = ping,
 };

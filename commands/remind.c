@@ -508,19 +508,25 @@ int remind_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *p
                        struct tlbot_dp_report *report);
 int remind_retain(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
 
+static const struct tlbot_param remind_params[] = {
+        {TLBOT_TEXT("who", 0), .mode = TLBOT_WORD, .label = "@user|me|room|list|cancel",
+         .desc = "who to remind (or list, cancel R-N)"},
+        {TLBOT_TEXT("when", 0), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT, .label = "WHEN TEXT",
+         .desc = "when, then the text: in 2 hours call the council"},
+        {NULL}};
+
 const struct tlbot_cmd tlbot_cmd_remind = {
         .name = "remind",
         .aliases = NULL,
-        .usage = "@user|me|room in 2h|at 16:00|tomorrow 09:00|on DATE [at HH:MM] \"text\" "
-                 "| list | cancel R-N",
         .summary = "a one-off reminder by direct message or in the room",
-        .help = "Examples: !remind me in 2h \"call the council\", !remind room at 16:00 \"retro\", "
-                "!remind @sam:example.org tomorrow 09:00 \"send the survey\", "
-                "!remind me on 2026-12-01 at 10:00 \"review E-34\", !remind list, "
-                "!remind cancel R-7. Times are in your zone (!me tz).",
+        .help = "When: in 2 hours, in 90 minutes, at 5pm, at 16:00, tomorrow 09:00, friday at 10:00,"
+                " on 31 Jan at 10:00. The text needs no quotes.\n\n"
+                "Examples: !remind room at 16:00 retro, !remind @sam:example.org tomorrow 09:00"
+                " send the survey, !remind list, !remind cancel R-7. Times are in your zone"
+                " (!me tz).",
+        .example = "me in 2 hours call the council",
         .perm = TLBOT_PERM_ANYONE,
-        .min_args = 1,
-        .max_args = -1,
+        .params = remind_params,
         .handler = remind,
         .schema = &schema,
         .jobs = jobs,

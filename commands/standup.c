@@ -53,8 +53,6 @@ static const char *const migrations[] = {schema_v1, schema_v2, NULL};
 
 static const struct tlbot_schema schema = {"standup", migrations};
 
-static const char *const away_flags[] = {"until=", "from=", NULL};
-static const char *const history_flags[] = {"days=", NULL};
 
 /* ---- helpers ---- */
 
@@ -823,44 +821,83 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 static const char *const aliases[] = {"su", NULL};
 
+#define SU_ANSWER {TLBOT_TEXT("answer", 0), .mode = TLBOT_OPTIONAL, .desc = "your answer"}
+static const struct tlbot_param answer_params[] = {SU_ANSWER, {NULL}};
+static const struct tlbot_param schedule_params[] = {
+        {TLBOT_TIME("time"), .desc = "when the prompts go out"},
+        {TLBOT_TEXT("zone", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "ZONE",
+         .desc = "an IANA time zone"},
+        {TLBOT_TEXT("days", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "DAYS",
+         .desc = "mon-fri, mon,wed,fri"},
+        {NULL}};
+static const struct tlbot_param summary_at_params[] = {
+        {TLBOT_TIME("time"), .desc = "when the summary is posted"}, {NULL}};
+static const struct tlbot_param questions_params[] = {
+        {TLBOT_TEXT("q1", 0), .mode = TLBOT_WORD, .desc = "the first question"},
+        {TLBOT_TEXT("q2", 0), .mode = TLBOT_WORD, .desc = "the second question"},
+        {TLBOT_TEXT("q3", 0), .mode = TLBOT_WORD, .desc = "the third question"},
+        {NULL}};
+static const struct tlbot_param mode_params[] = {
+        {TLBOT_ENUM("mode", "dm|room"), .desc = "ask by DM or in the room"}, {NULL}};
+static const struct tlbot_param reminder_params[] = {
+        {TLBOT_TEXT("minutes", 0), .mode = TLBOT_WORD, .label = "MINUTES|off",
+         .desc = "minutes before the summary, or off"},
+        {NULL}};
+static const struct tlbot_param holidays_params[] = {
+        {TLBOT_TEXT("division", 0), .mode = TLBOT_WORD,
+         .label = "england-and-wales|scotland|northern-ireland|none", .desc = "whose bank holidays"},
+        {NULL}};
+static const struct tlbot_param skip_params[] = {
+        {TLBOT_TEXT("from", 0), .mode = TLBOT_WORD, .label = "DATE", .desc = "the date (or FROM..TO)"},
+        {TLBOT_TEXT("to", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "DATE",
+         .desc = "the last date of a range"},
+        {NULL}};
+static const struct tlbot_param away_params[] = {
+        {TLBOT_USER("who"), .label = "@user|me", .desc = "who is away"},
+        {TLBOT_DATE("--until"), .desc = "the last day away"},
+        {TLBOT_DATE("--from"), .desc = "the first day away (default today)"},
+        {NULL}};
+static const struct tlbot_param back_params[] = {
+        {TLBOT_USER("who"), .label = "@user|me", .desc = "who is back"}, {NULL}};
+static const struct tlbot_param history_params[] = {
+        {TLBOT_INT("--days", 1, 366), .desc = "how many days back"}, {NULL}};
+
 static const struct tlbot_subcmd subcmds[] = {
-        {"y:", "y: TEXT t: TEXT b: TEXT", "give your stand-up answer (yesterday, today, blockers)",
-         TLBOT_PERM_ANYONE, NULL, 0, -1, su_cmd_answer},
-        {"t:", "t: TEXT [b: TEXT]", "give your stand-up answer starting with today",
-         TLBOT_PERM_ANYONE, NULL, 0, -1, su_cmd_answer},
-        {"b:", "b: TEXT", "give your stand-up blockers", TLBOT_PERM_ANYONE, NULL, 0, -1,
-         su_cmd_answer},
-        {"schedule", "schedule HH:MM [ZONE] [DAYS]",
-         "set the stand-up time, zone (IANA) and days (mon-fri, mon,wed,fri)", TLBOT_PERM_WRITE,
-         NULL, 1, 3, cmd_schedule},
-        {"summary-at", "summary-at HH:MM", "when the summary is posted (default 45 min after)",
-         TLBOT_PERM_WRITE, NULL, 1, 1, cmd_summary_at},
-        {"questions", "questions \"Q1\" \"Q2\" \"Q3\"", "set the three questions", TLBOT_PERM_WRITE,
-         NULL, 3, 3, cmd_questions},
-        {"on", "on", "resume stand-ups", TLBOT_PERM_WRITE, NULL, 0, 0, cmd_on},
-        {"off", "off", "pause stand-ups", TLBOT_PERM_WRITE, NULL, 0, 0, cmd_off},
-        {"mode", "mode dm|room", "ask each person by DM, or once in the room", TLBOT_PERM_WRITE,
-         NULL, 1, 1, cmd_mode},
-        {"reminder", "reminder MINUTES|off",
-         "remind those who have not answered before the summary", TLBOT_PERM_WRITE, NULL, 1, 1,
-         cmd_reminder},
-        {"holidays", "holidays england-and-wales|scotland|northern-ireland|none",
-         "skip that nation's bank holidays (GOV.UK)", TLBOT_PERM_WRITE, NULL, 1, 1, cmd_holidays},
-        {"skip", "skip DATE [DATE]", "no stand-up on a date or a range (FROM TO, FROM..TO)",
-         TLBOT_PERM_WRITE, NULL, 1, 2, cmd_skip},
-        {"unskip", "unskip DATE [DATE]", "undo a skip", TLBOT_PERM_WRITE, NULL, 1, 2, cmd_unskip},
-        {"away", "away @user|me --until DATE [--from DATE]",
-         "someone is on leave: not prompted, shown as away", TLBOT_PERM_ANYONE, away_flags, 1, 1,
-         cmd_away},
-        {"back", "back @user|me", "end someone's away period", TLBOT_PERM_ANYONE, NULL, 1, 1,
-         cmd_back},
-        {"show", "show", "the stand-up settings, team and next date", TLBOT_PERM_ANYONE, NULL, 0, 0,
-         cmd_show},
-        {"summary", "summary", "post today's summary so far", TLBOT_PERM_ANYONE, NULL, 0, 0,
-         cmd_summary},
-        {"history", "history [--days N]", "past summaries (default 7 days)", TLBOT_PERM_ANYONE,
-         history_flags, 0, 0, cmd_history},
-        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL},
+        {"y:", "give your stand-up answer (yesterday, today, blockers)", TLBOT_PERM_ANYONE,
+         answer_params, su_cmd_answer, "y: finished C-12 interviews t: start E-34 b: none", 0},
+        {"t:", "give your stand-up answer starting with today", TLBOT_PERM_ANYONE, answer_params,
+         su_cmd_answer, "t: start E-34 b: none", 0},
+        {"b:", "give your stand-up blockers", TLBOT_PERM_ANYONE, answer_params, su_cmd_answer,
+         "b: waiting for the data sharing agreement", 0},
+        {"schedule", "set the stand-up time, zone (IANA) and days (mon-fri, mon,wed,fri)",
+         TLBOT_PERM_WRITE, schedule_params, cmd_schedule, "schedule 09:30 Europe/London mon-fri",
+         0},
+        {"summary-at", "when the summary is posted (default 45 min after)", TLBOT_PERM_WRITE,
+         summary_at_params, cmd_summary_at, "summary-at 10:15", 0},
+        {"questions", "set the three questions", TLBOT_PERM_WRITE, questions_params, cmd_questions,
+         "questions \"Done?\" \"Doing?\" \"Stuck?\"", 0},
+        {"on", "resume stand-ups", TLBOT_PERM_WRITE, NULL, cmd_on, "on", 0},
+        {"off", "pause stand-ups", TLBOT_PERM_WRITE, NULL, cmd_off, "off", 0},
+        {"mode", "ask each person by DM, or once in the room", TLBOT_PERM_WRITE, mode_params,
+         cmd_mode, "mode room", 0},
+        {"reminder", "remind those who have not answered before the summary", TLBOT_PERM_WRITE,
+         reminder_params, cmd_reminder, "reminder 15", 0},
+        {"holidays", "skip that nation's bank holidays (GOV.UK)", TLBOT_PERM_WRITE, holidays_params,
+         cmd_holidays, "holidays england-and-wales", 0},
+        {"skip", "no stand-up on a date or a range (FROM TO, FROM..TO)", TLBOT_PERM_WRITE,
+         skip_params, cmd_skip, "skip 2026-12-24..2026-12-31", 0},
+        {"unskip", "undo a skip", TLBOT_PERM_WRITE, skip_params, cmd_unskip, "unskip 2026-12-24",
+         0},
+        {"away", "someone is on leave: not prompted, shown as away", TLBOT_PERM_ANYONE, away_params,
+         cmd_away, "away me --until friday", 0},
+        {"back", "end someone's away period", TLBOT_PERM_ANYONE, back_params, cmd_back, "back me", 0},
+        {"show", "the stand-up settings, team and next date", TLBOT_PERM_ANYONE, NULL, cmd_show,
+         "show", TLBOT_SUB_READS},
+        {"summary", "post today's summary so far", TLBOT_PERM_ANYONE, NULL, cmd_summary, "summary",
+         0},
+        {"history", "past summaries (default 7 days)", TLBOT_PERM_ANYONE, history_params,
+         cmd_history, "history --days 14", TLBOT_SUB_READS},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0},
 };
 
 /* data protection: commands/standup_privacy.c */
@@ -874,12 +911,7 @@ const struct tlbot_cmd tlbot_cmd_standup = {
         .aliases = aliases,
         .summary = "daily stand-ups: prompts, answers, reminders and a summary that knows the "
                    "team's challenges and experiments",
-        .help = "Examples: !standup schedule 09:30 Europe/London mon-fri, !standup summary-at "
-                "10:15, "
-                "!standup holidays england-and-wales, !standup skip 2026-12-24..2026-12-31, "
-                "!standup away @sam:example.org --until 2026-12-04, "
-                "!standup y: finished C-12 interviews t: start E-34 b: none. "
-                "Answer a DM prompt by replying to it; edit your answer to change it.",
+        .help = "Answer a DM prompt by replying to it; edit your answer to change it.",
         .subcmds = subcmds,
         .schema = &schema,
         .jobs = su_jobs,

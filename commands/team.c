@@ -690,22 +690,34 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 }
 
 static const char *const aliases[] = {"teams", NULL};
-static const char *const add_flags[] = {"role=", "from=", "until=", NULL};
-static const char *const list_flags[] = {"page=", NULL};
-static const char *const set_flags[] = {"name=", "region=", "lead=", NULL};
+
+static const struct tlbot_param add_params[] = {
+        {TLBOT_USER("people"), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT, .desc = "who joins the team"},
+        {TLBOT_TEXT("--role", 0), .label = "ROLE", .desc = "data, digital, policy, frontline or any short text"},
+        {TLBOT_DATE("--from"), .mode = TLBOT_NONE_OK, .desc = "the first day of the tour of duty"},
+        {TLBOT_DATE("--until"), .mode = TLBOT_NONE_OK, .desc = "the last day of the tour of duty"},
+        {NULL}};
+static const struct tlbot_param remove_params[] = {
+        {TLBOT_USER("people"), .mode = TLBOT_REPEAT, .desc = "who leaves the team"}, {NULL}};
+static const struct tlbot_param list_params[] = {
+        {TLBOT_INT("--page", 1, 100000), .desc = "which page"}, {NULL}};
+static const struct tlbot_param set_params[] = {
+        {TLBOT_TEXT("--name", 0), .desc = "the team's name"},
+        {TLBOT_TEXT("--region", 0), .label = "R", .desc = "the area it covers"},
+        {TLBOT_USER("--lead"), .mode = TLBOT_NONE_OK, .desc = "who leads it (none clears)"},
+        {NULL}};
 
 static const struct tlbot_subcmd subcmds[] = {
-        {"add", "add @user... --role ROLE [--from DATE] [--until DATE]",
-         "put people on the team (or change their role or tour of duty)", TLBOT_PERM_WRITE,
-         add_flags, 0, -1, cmd_add},
-        {"remove", "remove @user...", "take people off the team", TLBOT_PERM_WRITE, NULL, 1, -1,
-         cmd_remove},
-        {"list", "list [--page N]", "the team: name, region, lead, members and their tours",
-         TLBOT_PERM_ANYONE, list_flags, 0, 0, cmd_list},
-        {"set", "set [--name \"...\"] [--region R] [--lead @user]",
-         "name the team, give its region and lead (none clears one)", TLBOT_PERM_WRITE, set_flags,
-         0, 0, cmd_set},
-        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL}};
+        {"add", "put people on the team (or change their role or tour of duty)", TLBOT_PERM_WRITE,
+         add_params, cmd_add, "add @ali:example.org --role data --from 1/9/2026 --until +6m", 0},
+        {"remove", "take people off the team", TLBOT_PERM_WRITE, remove_params, cmd_remove,
+         "remove @ali:example.org", 0},
+        {"list", "the team: name, region, lead, members and their tours", TLBOT_PERM_ANYONE,
+         list_params, cmd_list, "list", TLBOT_SUB_READS},
+        {"set", "name the team, give its region and lead (none clears one)", TLBOT_PERM_WRITE,
+         set_params, cmd_set, "set --name \"Sheffield TA\" --region Sheffield --lead @sam:example.org",
+         0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0}};
 
 static const struct tlbot_job_kind jobs[] = {{"team.tour", tour_fire}, {NULL, NULL}};
 
@@ -718,15 +730,11 @@ const struct tlbot_cmd tlbot_cmd_team = {
         .name = "team",
         .aliases = aliases,
         .summary = "who is on this room's team, their roles and tours of duty",
-        .help = "Roles: data, digital, policy, frontline or any short text. Dates: YYYY-MM-DD,"
-                " today, tomorrow, +3d, +2w (none clears one).\n"
-                "Examples:\n"
-                "  !team set --name \"Sheffield TA\" --region Sheffield --lead @sam:example.org\n"
-                "  !team add @ali:example.org --role data --from 2026-09-01 --until 2027-02-28\n"
-                "  !team remove @ali:example.org\n"
+        .help = "Roles: data, digital, policy, frontline or any short text. Dates: 2027-02-28,"
+                " 28/02/2027, 28 Feb, friday, tomorrow, +3d, +2w, +6m (none clears one).\n\n"
                 "The team's lead is the one set with !team set --lead; when none is set, the lead "
                 "of"
-                " the room's most recent active challenge. The lead gets a direct message (or a"
+                " the room's most recent active challenge.\n\nThe lead gets a direct message (or a"
                 " mention here when their DMs are off) 14 days before someone's tour of duty ends."
                 " !challenge assign C-12 --team assigns everyone on the roster.",
         .subcmds = subcmds,

@@ -12,6 +12,7 @@
 #include "tlbot/ctx.h"
 #include "tlbot/log.h"
 #include "tlbot/tz.h"
+#include "tlbot/when.h"
 
 void
 tlbot_ctx_init(struct tlbot_ctx *ctx, const struct tlbot_config *cfg, struct tlbot_store *st,
@@ -443,65 +444,15 @@ tlbot_job_cancel(struct tlbot_ctx *ctx, const char *key)
 
 /* ---- dates ---- */
 
+/* One date parser for every family (bot/util/when.c). */
 const char tlbot_date_forms[] =
-	"accepted dates: YYYY-MM-DD, today, tomorrow, +Nd (days), +Nw (weeks)";
-
-static int
-days_in_month(int y, int m)
-{
-	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return d[m - 1];
-}
+	"accepted dates: YYYY-MM-DD (2027-01-31), 31/01/2027, 31 Jan, friday, next monday,"
+	" today, tomorrow, +3d, +2w, +6m (months), 6 months";
 
 int
 tlbot_parse_date(const char *s, time_t now, const char *tz, char out[11])
 {
-	long add = 0;
-	struct tm tm;
-	time_t noon;
-
-	if (s == NULL)
-		return -1;
-	if (strlen(s) == 10 && isdigit((unsigned char)s[0]) && s[4] == '-' && s[7] == '-') {
-		int y, m, d, i;
-
-		for (i = 0; i < 10; i++)
-			if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
-				return -1;
-		y = atoi(s);
-		m = atoi(s + 5);
-		d = atoi(s + 8);
-		if (y < 1970 || y > 2999 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
-			return -1;
-		memcpy(out, s, 10);
-		out[10] = '\0';
-		return 0;
-	}
-	if (strcmp(s, "today") == 0) {
-		add = 0;
-	} else if (strcmp(s, "tomorrow") == 0) {
-		add = 1;
-	} else if (s[0] == '+' && isdigit((unsigned char)s[1])) {
-		char *end;
-		long n = strtol(s + 1, &end, 10);
-
-		if (n > 3650 || (strcmp(end, "d") != 0 && strcmp(end, "w") != 0))
-			return -1;
-		add = *end == 'w' ? n * 7 : n;
-		if (add > 3650)
-			return -1;
-	} else {
-		return -1;
-	}
-	if (tlbot_tz_local(tz, now, &tm) != 0)
-		return -1;
-	/* step from local noon so a DST change never skips or repeats a day */
-	if (tlbot_tz_mktime(tz, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, 12, 0, &noon) != 0)
-		return -1;
-	return tlbot_tz_date(tz, noon + add * 86400, out);
+	return tlbot_when_date(s, now, tz, out, NULL, 0);
 }
 
 /* ---- record references ---- */

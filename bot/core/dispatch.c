@@ -5,7 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tlbot/args.h"
 #include "tlbot/ctx.h"
+#include "tlbot/tz.h"
 #include "tlbot/log.h"
 #include "tlbot/metrics.h"
 
@@ -78,56 +80,114 @@ find_sub(const struct tlbot_cmd *c, const char *name, const char **nearest)
 	return NULL;
 }
 
-/* The name of positional argument i in a usage string: the i-th token that
- * is not a [bracketed] optional part or a --flag, without quotes or <>. */
+/* The usage line of a family or subcommand, generated from its params. */
 static void
-usage_arg_name(const char *usage, size_t i, char *out, size_t outlen)
+usage_of(struct tlbot_buf *b, const struct tlbot_ctx *ctx, const struct tlbot_cmd *c,
+	 const struct tlbot_subcmd *sub)
 {
-	const char *p = usage;
-	size_t k = 0;
-	int depth = 0;
-
-	snprintf(out, outlen, "argument");
-	/* skip the subcommand word itself when usage starts with one */
-	while (*p) {
-		const char *start;
-		size_t n;
-
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		start = p;
-		while (*p && *p != ' ')
-			p++;
-		n = (size_t)(p - start);
-		if (start[0] == '[')
-			depth++;
-		if (depth == 0 && start[0] != '-' && start != usage) {
-			if (k == i) {
-				while (n && (*start == '"' || *start == '<' || *start == '\'')) {
-					start++;
-					n--;
-				}
-				while (n && (start[n - 1] == '"' || start[n - 1] == '>' ||
-					     start[n - 1] == '\'' || start[n - 1] == '.'))
-					n--;
-				snprintf(out, outlen, "%.*s", (int)n, start);
-				return;
-			}
-			k++;
-		}
-		if (memchr(start, ']', n))
-			depth = depth > 0 ? depth - 1 : 0;
+	tlbot_buf_printf(b, "%s%s", ctx->prefix, c->name);
+	if (sub)
+		tlbot_buf_printf(b, " %s", sub->name);
+	if ((sub ? sub->params : c->params) && (sub ? sub->params : c->params)->name) {
+		tlbot_buf_addc(b, ' ');
+		tlbot_params_usage(sub ? sub->params : c->params, b);
 	}
 }
 
 static int
-fail_usage(struct tlbot_ctx *ctx, const struct tlbot_cmd *c, const char *sub_usage,
+fail_usage(struct tlbot_ctx *ctx, const struct tlbot_cmd *c, const struct tlbot_subcmd *sub,
 	   const char *problem)
 {
-	return tlbot_fail(ctx, "%s: usage: %s%s %s", problem, ctx->prefix, c->name,
-			  sub_usage ? sub_usage : (c->usage ? c->usage : ""));
+	struct tlbot_buf b;
+
+	tlbot_buf_init(&b, 2048);
+	usage_of(&b, ctx, c, sub);
+	tlbot_fail(ctx, "%s: usage: %s", problem, tlbot_buf_str(&b));
+	tlbot_buf_release(&b);
+	return -1;
+}
+
+/* The zone the sender's dates are read in: their !me tz, else the
+ * configured default. */
+static void
+sender_tz(struct tlbot_ctx *ctx, char *out, size_t outlen)
+{
+	char *tz = NULL;
+
+	snprintf(out, outlen, "%s", ctx->cfg->timezone);
+	if (ctx->sender == NULL)
+		return;
+	if (tlbot_db_text(tlbot_ctx_db(ctx), &tz, "SELECT tz FROM me_prefs WHERE user_id = ?",
+			  "t", ctx->sender) == 0 && tz && tlbot_tz_valid(tz))
+		snprintf(out, outlen, "%s", tz);
+	free(tz);
+}
+
+/* Record scoping: every REF argument names a record of the command's room
+ * (the programme room may read across rooms with TLBOT_SUB_READS); any
+ * other gets the answer an unknown id gets. 0, or -1 after tlbot_fail /
+ * a store error. */
+static int
+check_refs(struct tlbot_ctx *ctx, const struct tlbot_checked *ck, const struct tlbot_param *params,
+	   unsigned mode)
+{
+	const char *digest = ctx->cfg->digest_room;
+	int across = (mode & TLBOT_SUB_READS) && digest && *digest && ctx->room_id &&
+		     strcmp(digest, ctx->room_id) == 0;
+	size_t i, n = ck->args.argc + ck->args.nflags;
+
+	for (i = 0; i < n; i++) {
+		const struct tlbot_param *p = NULL;
+		const char *shown;
+		const struct tlbot_value *v;
+		const struct tlbot_cmd *fam = NULL;
+		char *title = NULL, *room = NULL, *event = NULL;
+		size_t k;
+		int rc;
+
+		if (i < ck->args.argc) {
+			p = ck->argp[i];
+			shown = ck->args.argv[i];
+			v = &ck->args.val[i];
+		} else {
+			const struct tlbot_flag *f = &ck->args.flags[i - ck->args.argc];
+			const struct tlbot_param *q;
+
+			shown = f->value;
+			v = &f->v;
+			for (q = params; q && q->name; q++)
+				if (tlbot_param_is_flag(q) && strlen(q->name + 2) == strcspn(f->name, "=") &&
+				    strncmp(q->name + 2, f->name, strcspn(f->name, "=")) == 0)
+					p = q;
+		}
+		if (p == NULL || p->type != TLBOT_P_REF || shown == NULL || strcmp(shown, "none") == 0)
+			continue;
+		for (k = 0; tlbot_commands[k]; k++)
+			if (tlbot_commands[k]->ref_prefix && p->choices &&
+			    strcmp(tlbot_commands[k]->ref_prefix, p->choices) == 0)
+				fam = tlbot_commands[k];
+		if (fam == NULL || fam->ref_lookup == NULL)
+			continue;
+		rc = fam->ref_lookup(ctx, v->n, &title, &room, &event);
+		if (rc < 0) {
+			free(title);
+			free(room);
+			free(event);
+			if (!ctx->db_failed)
+				return tlbot_db_error(ctx, "look up a record");
+			return -1;
+		}
+		if (rc == 0 && room && ctx->room_id && strcmp(room, ctx->room_id) != 0 && !across)
+			rc = 1;
+		if (rc == 0 && room == NULL && !across)
+			rc = 1;
+		free(title);
+		free(room);
+		free(event);
+		if (rc == 1)
+			return tlbot_fail(ctx, "no %s %s here", fam->name, shown);
+	}
+	return 0;
 }
 
 static const char *
@@ -153,13 +213,14 @@ run(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl)
 {
 	const struct tlbot_cmd *c = tlbot_command_find(cl->name);
 	const struct tlbot_subcmd *sub = NULL;
-	const char *const *flags;
-	const char *usage, *label;
+	const struct tlbot_param *params;
+	const char *label;
 	enum tlbot_perm perm;
-	int min, max;
+	unsigned mode;
 	size_t first = 0;
-	struct tlbot_args args;
-	char err[512];
+	struct tlbot_checked *ck;
+	char err[1024], tz[64];
+	int rc, with_usage;
 
 	if (c == NULL) {
 		const char *near = nearest_command(cl->name);
@@ -194,41 +255,34 @@ run(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl)
 			return -1;
 		}
 		first = 1;
-		flags = sub->flags;
-		usage = sub->usage;
+		params = sub->params;
 		perm = sub->perm;
-		min = sub->min_args;
-		max = sub->max_args;
+		mode = sub->mode;
 		label = sub->name;
 	} else {
-		flags = c->flags;
-		usage = c->usage;
+		params = c->params;
 		perm = c->perm;
-		min = c->min_args;
-		max = c->max_args;
+		mode = c->mode;
 		label = NULL;
 	}
 	if (!tlbot_ctx_allowed(ctx, perm, ctx->sender))
 		return tlbot_fail(ctx, "not allowed: %s%s%s%s needs %s", ctx->prefix, c->name,
 				  label ? " " : "", label ? label : "",
 				  perm_text(perm, ctx->cfg->power_level));
-	if (tlbot_args_bind(cl, first, flags, &args, err, sizeof(err)) != 0)
-		return fail_usage(ctx, c, usage, err);
-	if ((int)args.argc < min) {
-		char name[64], problem[96];
-
-		usage_arg_name(usage ? usage : "", args.argc, name, sizeof(name));
-		snprintf(problem, sizeof(problem), "missing %s", name);
-		return fail_usage(ctx, c, usage, problem);
+	ck = malloc(sizeof(*ck));
+	if (ck == NULL)
+		return tlbot_fail(ctx, "out of memory");
+	sender_tz(ctx, tz, sizeof(tz));
+	if (tlbot_args_check(params, cl, first, tlbot_ctx_now(ctx), tz, ck, err, sizeof(err),
+			     &with_usage) != 0) {
+		rc = with_usage ? fail_usage(ctx, c, sub, err) : tlbot_fail(ctx, "%s", err);
+	} else if (check_refs(ctx, ck, params, mode) != 0) {
+		rc = -1;
+	} else {
+		rc = (sub ? sub->handler : c->handler)(ctx, &ck->args);
 	}
-	if (max >= 0 && (int)args.argc > max) {
-		char problem[600];
-
-		snprintf(problem, sizeof(problem), "unexpected argument '%s' (quote text with spaces)",
-			 args.argv[max]);
-		return fail_usage(ctx, c, usage, problem);
-	}
-	return (sub ? sub->handler : c->handler)(ctx, &args);
+	free(ck);
+	return rc;
 }
 
 int

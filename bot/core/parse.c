@@ -489,6 +489,12 @@ flag_token(const struct tlbot_token *t, const char **name, size_t *len)
 	return 1;
 }
 
+int
+tlbot_token_is_flag(const struct tlbot_token *t, const char **name, size_t *len)
+{
+	return flag_token(t, name, len);
+}
+
 /* Append " (accepted: --a, --b)" or the like to a message. */
 static void
 accepted_list(struct tlbot_buf *m, const char *const *spec)

@@ -28,14 +28,111 @@ enum tlbot_perm {
 
 typedef int (*tlbot_handler_fn)(struct tlbot_ctx *ctx, const struct tlbot_args *args);
 
+/* ---- typed arguments ----
+ * A command's arguments are one table of parameters: positionals in order,
+ * then flags (names starting with "--"), ended by an entry with name NULL.
+ * Dispatch checks them all before the handler runs, with one wording for
+ * every error, and hands the handler normalised values; usage, !help and
+ * the MSC4391 command descriptions are generated from the same table.
+ *
+ *	static const struct tlbot_param new_params[] = {
+ *		{ TLBOT_TEXT("title", 200), .desc = "what the challenge is" },
+ *		{ TLBOT_DATE("--due"), .desc = "when it is due" },
+ *		{ TLBOT_USER("--lead") },
+ *		{ TLBOT_ENUM("--status", "open|active|done") },
+ *		{ TLBOT_BOOL("--mine") },
+ *		{ NULL },
+ *	};
+ *
+ * What the handler gets (argv[i] and tlbot_args_get, as before, plus the
+ * typed value in args->val[i] / tlbot_args_val):
+ *   TEXT(max)      the text; max characters (0: no limit). The LAST
+ *                  positional, when it is TEXT, takes the rest of the line
+ *                  unquoted: "!exp note E-1 Spoke to the team" gives
+ *                  "Spoke to the team" (words joined by one space).
+ *   INT(min,max)   val.n; argv is the number as typed
+ *   NUM            val.d (a plain decimal number, no exponent, no nan)
+ *   DATE           argv "YYYY-MM-DD" in the sender's zone (when.h forms:
+ *                  31/01/2027, 31 Jan, friday, next monday, +6m ...);
+ *                  val.n = days since 1970-01-01
+ *   DURATION       val.n = seconds (2h, 2 hours, 90 minutes, 1 week);
+ *                  argv normalised to "7200s"
+ *   TIME           argv "HH:MM"; val.n = minutes after midnight (5pm, 17:00)
+ *   ZONE           an installed IANA zone ("Europe/London")
+ *   USER           "@user:server" (checked), or a word for the family to
+ *                  resolve ("me", a display name or localpart)
+ *   REF("C")       argv normalised to "C-12" (c-12 and 12 accepted);
+ *                  val.n = 12. A record of the family with that
+ *                  ref_prefix must belong to the command's room (see
+ *                  ref_lookup): any other room's record gets the same
+ *                  answer as an unknown id. The programme room
+ *                  (digest_room) may read across rooms with subcommands
+ *                  marked TLBOT_SUB_READS.
+ *   ENUM("a|b")    argv the choice, lower-cased (case-insensitive match)
+ *   BOOL           a flag without a value
+ * Modes (.mode, OR-ed): TLBOT_OPTIONAL (a positional that may be left out;
+ * the ones after it too), TLBOT_REPEAT (a positional: one or more, or zero
+ * or more with TLBOT_OPTIONAL, each checked; a flag: may be given more
+ * than once), TLBOT_NONE_OK ("none" is accepted as is, to clear a field),
+ * TLBOT_WORD (a TEXT positional that is one word, never the rest). */
+enum tlbot_ptype {
+	TLBOT_P_TEXT = 0,
+	TLBOT_P_INT,
+	TLBOT_P_NUM,
+	TLBOT_P_DATE,
+	TLBOT_P_DURATION,
+	TLBOT_P_TIME,
+	TLBOT_P_ZONE,
+	TLBOT_P_USER,
+	TLBOT_P_REF,
+	TLBOT_P_ENUM,
+	TLBOT_P_BOOL,
+};
+
+#define TLBOT_OPTIONAL 0x1u
+#define TLBOT_REPEAT 0x2u
+#define TLBOT_NONE_OK 0x4u
+#define TLBOT_WORD 0x8u
+
+struct tlbot_param {
+	const char *name;      /* "title" (positional) or "--due" (flag) */
+	enum tlbot_ptype type;
+	long long min, max;    /* INT range; TEXT: max characters (0 = any) */
+	const char *choices;   /* ENUM "a|b|c"; REF the prefix letter(s) "C" */
+	unsigned mode;         /* TLBOT_OPTIONAL | TLBOT_REPEAT | ... */
+	const char *label;     /* how usage writes the value (default from the type) */
+	const char *desc;      /* a few words: !help and MSC4391 descriptions */
+};
+
+#define TLBOT_TEXT(nm, mx) .name = (nm), .type = TLBOT_P_TEXT, .max = (mx)
+#define TLBOT_INT(nm, lo, hi) .name = (nm), .type = TLBOT_P_INT, .min = (lo), .max = (hi)
+#define TLBOT_NUM(nm) .name = (nm), .type = TLBOT_P_NUM
+#define TLBOT_DATE(nm) .name = (nm), .type = TLBOT_P_DATE
+#define TLBOT_DURATION(nm) .name = (nm), .type = TLBOT_P_DURATION
+#define TLBOT_TIME(nm) .name = (nm), .type = TLBOT_P_TIME
+#define TLBOT_ZONE(nm) .name = (nm), .type = TLBOT_P_ZONE
+#define TLBOT_USER(nm) .name = (nm), .type = TLBOT_P_USER
+#define TLBOT_REF(nm, prefix) .name = (nm), .type = TLBOT_P_REF, .choices = (prefix)
+#define TLBOT_ENUM(nm, ch) .name = (nm), .type = TLBOT_P_ENUM, .choices = (ch)
+#define TLBOT_BOOL(nm) .name = (nm), .type = TLBOT_P_BOOL
+
+/* The typed value of positional i / of flag name (last given); NULL when
+ * absent. */
+const struct tlbot_value *tlbot_args_val(const struct tlbot_args *a, size_t i);
+const struct tlbot_value *tlbot_args_flag_val(const struct tlbot_args *a, const char *name);
+
+/* Subcommand modes. */
+#define TLBOT_SUB_READS 0x1u /* only reads: the programme room may use it across rooms */
+
 struct tlbot_subcmd {
 	const char *name;
-	const char *usage;        /* "new \"title\" [--due DATE]" (without prefix and family) */
 	const char *summary;      /* one line */
 	enum tlbot_perm perm;
-	const char *const *flags; /* NULL-terminated flag spec, see parse.h; NULL = none */
-	int min_args, max_args;   /* positional arguments after the subcommand; max -1 = any */
+	const struct tlbot_param *params; /* NULL = no arguments */
 	tlbot_handler_fn handler;
+	const char *example;      /* one example after the family name, or NULL:
+				   * "new Cut the cost --due +12w" (checked by a test) */
+	unsigned mode;            /* TLBOT_SUB_READS */
 };
 
 
@@ -64,13 +161,13 @@ struct tlbot_job_kind {
 struct tlbot_cmd {
 	const char *name;              /* "challenge" */
 	const char *const *aliases;    /* NULL-terminated or NULL */
-	const char *usage;             /* for families without subcommands */
 	const char *summary;           /* one line for !help */
-	const char *help;              /* longer text with examples, or NULL */
+	const char *help;              /* short paragraphs (blank line between), or NULL */
 	enum tlbot_perm perm;          /* for families without subcommands */
-	const char *const *flags;      /* for families without subcommands */
-	int min_args, max_args;        /* for families without subcommands */
+	const struct tlbot_param *params; /* for families without subcommands */
 	tlbot_handler_fn handler;      /* families without subcommands */
+	const char *example;           /* families without subcommands */
+	unsigned mode;                 /* families without subcommands: TLBOT_SUB_READS */
 	const struct tlbot_subcmd *subcmds; /* terminated by an entry with name NULL */
 	const struct tlbot_schema *schema;  /* or NULL */
 	const struct tlbot_job_kind *jobs;  /* terminated by kind NULL, or NULL */
@@ -246,8 +343,9 @@ int64_t tlbot_job_schedule(struct tlbot_ctx *ctx, const char *kind, const char *
 int tlbot_job_cancel(struct tlbot_ctx *ctx, const char *key);
 
 /* ---- formatting helpers shared by families ---- */
-/* Parse a date: YYYY-MM-DD, today, tomorrow, +Nd, +Nw (relative to now in
- * zone tz). Writes YYYY-MM-DD into out (11 bytes). Returns 0 or -1. */
+/* Parse a date as people write it (include/tlbot/when.h: 2027-01-31,
+ * 31/01/2027, 31 Jan, friday, next monday, tomorrow, +2w, +6m ...;
+ * relative to now in zone tz). Writes YYYY-MM-DD into out (11 bytes). Returns 0 or -1. */
 int tlbot_parse_date(const char *s, time_t now, const char *tz, char out[11]);
 /* The error text listing the accepted date forms. */
 extern const char tlbot_date_forms[];

@@ -48,10 +48,19 @@ void tlbot_cmdline_release(struct tlbot_cmdline *cl);
 
 /* A flag spec is a NULL-terminated list: "mine" (boolean),
  * "region=" (takes a value), "assignee=*" (takes a value, may repeat). */
+/* A checked, typed value (see struct tlbot_param in command.h): n for
+ * INT, REF, DATE (days since 1970-01-01), DURATION (seconds) and TIME
+ * (minutes after midnight); d for NUM. Zero for untyped text. */
+struct tlbot_value {
+	long long n;
+	double d;
+};
+
 struct tlbot_flag {
 	const char *name;   /* borrowed from the spec entry, so it may end in
 	                     * "=" or "=*"; compare with tlbot_args_get/has */
 	const char *value;  /* borrowed from the cmdline; NULL for booleans */
+	struct tlbot_value v; /* typed value, when checked against a param table */
 };
 
 struct tlbot_args {
@@ -59,7 +68,13 @@ struct tlbot_args {
 	const char *argv[TLBOT_PARSE_MAX_TOKENS]; /* borrowed from the cmdline */
 	size_t nflags;
 	struct tlbot_flag flags[TLBOT_PARSE_MAX_TOKENS];
+	struct tlbot_value val[TLBOT_PARSE_MAX_TOKENS]; /* typed value of argv[i] */
 };
+
+/* Is token t a --flag (bare "--", or a phone's em/en dash before a
+ * letter)? 1 with the flag name in *name and *len (empty for the "--" end
+ * marker), else 0. */
+int tlbot_token_is_flag(const struct tlbot_token *t, const char **name, size_t *len);
 
 /* Bind the tokens from index first on into positionals and flags per spec.
  * Accepts "--flag value", "--flag=value", "--" (end of flags); an em or

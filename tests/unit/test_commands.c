@@ -8,6 +8,7 @@
 
 #include "cmdtest.h"
 #include "tap.h"
+#include "tlbot/args.h"
 #include "tlbot/command.h"
 
 TEST(names_and_aliases_unique)
@@ -36,6 +37,34 @@ TEST(names_and_aliases_unique)
 	CHECK(n >= 2);
 }
 
+/* A parameter table: positionals before flags, no required positional
+ * after an optional one, a repeating positional only last, flags named
+ * --x, ENUM and REF with their choices. */
+static int
+params_well_formed(const char *family, const struct tlbot_param *params)
+{
+	const struct tlbot_param *p;
+	int flags = 0, optional = 0, repeat = 0;
+
+	for (p = params; p && p->name; p++) {
+		int is_flag = p->name[0] == '-' && p->name[1] == '-';
+
+		if ((is_flag && !p->name[2]) || (!is_flag && flags) || (!is_flag && repeat) ||
+		    (!is_flag && optional && !(p->mode & TLBOT_OPTIONAL)) ||
+		    ((p->type == TLBOT_P_ENUM || p->type == TLBOT_P_REF) && !p->choices) ||
+		    (!is_flag && p->type == TLBOT_P_BOOL)) {
+			printf("#   %s: parameter %s is out of place or incomplete\n", family, p->name);
+			return 0;
+		}
+		flags |= is_flag;
+		if (!is_flag && (p->mode & TLBOT_OPTIONAL))
+			optional = 1;
+		if (!is_flag && (p->mode & TLBOT_REPEAT))
+			repeat = 1;
+	}
+	return 1;
+}
+
 TEST(entries_complete)
 {
 	size_t i;
@@ -51,14 +80,53 @@ TEST(entries_complete)
 			const struct tlbot_subcmd *t;
 
 			CHECK(s->handler != NULL);
-			CHECK(s->usage != NULL && strncmp(s->usage, s->name, strlen(s->name)) == 0);
+			CHECK(params_well_formed(c->name, s->params));
 			CHECK(s->summary && *s->summary);
-			CHECK(s->max_args < 0 || s->max_args >= s->min_args);
 			for (t = s + 1; t->name; t++)
 				if (strcasecmp(t->name, s->name) == 0) {
 					printf("#   %s: duplicate subcommand %s\n", c->name, s->name);
 					CHECK(0);
 				}
+		}
+	}
+}
+
+/* Every example !help shows passes the checker of its own table, so the
+ * examples cannot drift from the arguments. */
+TEST(examples_pass_their_own_checks)
+{
+	static struct tlbot_checked ck;
+	size_t i;
+
+	for (i = 0; tlbot_commands[i]; i++) {
+		const struct tlbot_cmd *c = tlbot_commands[i];
+		const struct tlbot_subcmd *s;
+		size_t n = 0;
+
+		for (s = c->subcmds; s == NULL || s->name; s = s ? s + 1 : NULL) {
+			const char *ex = s ? s->example : c->example;
+			char body[1200], err[1024];
+			struct tlbot_cmdline cl;
+			int usage;
+
+			if (ex) {
+				n++;
+				snprintf(body, sizeof(body), "!%s %s", c->name, ex);
+				CHECK_OR_RETURN(tlbot_cmdline_parse(body, NULL, &cl, err, sizeof(err)) == 1);
+				if (tlbot_args_check(s ? s->params : c->params, &cl, s ? 1 : 0,
+						     (time_t)1796126400, "Europe/London", &ck, err,
+						     sizeof(err), &usage) != 0) {
+					printf("#   example '%s' fails: %s\n", body, err);
+					CHECK(0);
+				}
+				tlbot_cmdline_release(&cl);
+			}
+			if (s == NULL)
+				break;
+		}
+		if (n == 0 && strcmp(c->name, "ping") != 0) {
+			printf("#   %s has no example\n", c->name);
+			CHECK(0);
 		}
 	}
 }
@@ -145,6 +213,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(names_and_aliases_unique),
 	TEST_ENTRY(entries_complete),
 	TEST_ENTRY(every_family_file_registered),
+	TEST_ENTRY(examples_pass_their_own_checks),
 	TEST_ENTRY(help_lists_every_family),
 	TEST_END,
 };
