@@ -314,22 +314,32 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return rc;
 }
 
+static const struct tlbot_param leave_params[] = {
+        {TLBOT_TEXT("room", 0), .mode = TLBOT_WORD, .label = "ROOM", .desc = "the room id"},
+        {NULL}};
+static const struct tlbot_param user_params[] = {
+        {TLBOT_USER("user"), .desc = "the person"}, {NULL}};
+static const struct tlbot_param forget_params[] = {
+        {TLBOT_USER("user"), .desc = "the person"},
+        {TLBOT_ENUM("confirm", "confirm"), .mode = TLBOT_OPTIONAL, .desc = "confirm"},
+        {TLBOT_TEXT("code", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "CODE",
+         .desc = "the code I sent"},
+        {NULL}};
+
 static const struct tlbot_subcmd subcmds[] = {
-        {"status", "status", "version, uptime, transport, rooms, outbox, last sync, database",
-         TLBOT_PERM_ADMIN, NULL, 0, 0, cmd_status},
-        {"rooms", "rooms", "the rooms I know and my membership", TLBOT_PERM_ADMIN, NULL, 0, 0,
-         cmd_rooms},
-        {"leave", "leave ROOM", "leave a room (its records stay)", TLBOT_PERM_ADMIN, NULL, 1, 1,
-         cmd_leave},
-        {"backup", "backup", "online backup of the database beside it, with an integrity check",
-         TLBOT_PERM_ADMIN, NULL, 0, 0, cmd_backup},
-        {"export-user", "export-user @user",
-         "everything held about a person, as a JSON file by direct message", TLBOT_PERM_ADMIN, NULL,
-         1, 1, cmd_export_user},
-        {"forget", "forget @user [confirm CODE]",
-         "erase a person: answers and reminders deleted, their name pseudonymised",
-         TLBOT_PERM_ADMIN, NULL, 1, 3, cmd_forget},
-        {NULL, NULL, NULL, 0, NULL, 0, 0, NULL},
+        {"status", "version, uptime, transport, rooms, outbox, last sync, database",
+         TLBOT_PERM_ADMIN, NULL, cmd_status, "status", TLBOT_SUB_READS},
+        {"rooms", "the rooms I know and my membership", TLBOT_PERM_ADMIN, NULL, cmd_rooms, "rooms",
+         TLBOT_SUB_READS},
+        {"leave", "leave a room (its records stay)", TLBOT_PERM_ADMIN, leave_params, cmd_leave,
+         "leave !abc:example.org", 0},
+        {"backup", "online backup of the database beside it, with an integrity check",
+         TLBOT_PERM_ADMIN, NULL, cmd_backup, "backup", 0},
+        {"export-user", "everything held about a person, as a JSON file by direct message",
+         TLBOT_PERM_ADMIN, user_params, cmd_export_user, "export-user @sam:example.org", 0},
+        {"forget", "erase a person: answers and reminders deleted, their name pseudonymised",
+         TLBOT_PERM_ADMIN, forget_params, cmd_forget, "forget @sam:example.org", 0},
+        {NULL, NULL, 0, NULL, NULL, NULL, 0},
 };
 
 const struct tlbot_cmd tlbot_cmd_admin = {

@@ -12,6 +12,7 @@
 #include "standup.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
+#include "tlbot/when.h"
 
 #define DEFAULT_MINUTE (9 * 60) /* "tomorrow" / "on DATE" without a time */
 #define TEXT_MAX       1000
@@ -36,109 +37,83 @@ user_zone(struct tlbot_ctx *ctx, char *buf, size_t len)
 	return buf;
 }
 
-/* "2h", "30m", "1d", "2h30m", "90" (minutes) -> seconds, or -1. */
-static long
-parse_duration(const char *s)
+/* Join argv[i .. i+k) with spaces into out. 0, or -1 when past the end. */
+static int
+join(const struct tlbot_args *a, size_t i, size_t k, char *out, size_t outlen)
 {
-	long total = 0;
+	size_t j, n = 0;
 
-	if (!isdigit((unsigned char)*s))
+	if (i + k > a->argc)
 		return -1;
-	while (*s) {
-		char *end;
-		long n = strtol(s, &end, 10);
+	out[0] = '\0';
+	for (j = 0; j < k; j++) {
+		int w = snprintf(out + n, outlen - n, "%s%s", j ? " " : "", a->argv[i + j]);
 
-		if (end == s || n > 100000)
+		if (w < 0 || (size_t)w >= outlen - n)
 			return -1;
-		switch (*end) {
-		case 'd':
-			n *= 86400;
-			end++;
-			break;
-		case 'h':
-			n *= 3600;
-			end++;
-			break;
-		case 'm':
-			n *= 60;
-			end++;
-			break;
-		case 's':
-			end++;
-			break;
-		case '\0':
-			n *= 60;
-			break;
-		default:
-			return -1;
-		}
-		if (strncmp(end, "in", 2) == 0) /* "30min" */
-			end += 2;
-		total += n;
-		s = end;
+		n += (size_t)w;
 	}
-	return total > 0 && total <= 366L * 86400 ? total : -1;
+	return 0;
 }
 
-/* "2 hours", "30 minutes", "1 day" (two tokens) -> seconds, or -1. */
-static long
-parse_duration2(const char *num, const char *unit)
+/* The longest run of words from argv[i] (at most TLBOT_WHEN_MAX_WORDS) that
+ * kind parses ('d' duration, 't' time of day, 'D' date): its length, or 0
+ * with the reason for the one word in err. */
+static size_t
+longest(const struct tlbot_args *a, size_t i, char kind, time_t now, const char *tz, long *secs,
+        int *minute, char date[11], char *err, size_t errlen)
 {
-	long n;
-	char *end;
+	size_t k;
+	char words[256];
 
-	n = strtol(num, &end, 10);
-	if (*num == '\0' || *end != '\0' || n <= 0 || n > 100000)
-		return -1;
-	if (strncasecmp(unit, "min", 3) == 0)
-		n *= 60;
-	else if (strncasecmp(unit, "hour", 4) == 0 || strcasecmp(unit, "hr") == 0 ||
-	         strcasecmp(unit, "hrs") == 0)
-		n *= 3600;
-	else if (strncasecmp(unit, "day", 3) == 0)
-		n *= 86400;
-	else if (strncasecmp(unit, "week", 4) == 0)
-		n *= 7 * 86400;
-	else
-		return -1;
-	return n <= 366L * 86400 ? n : -1;
+	for (k = TLBOT_WHEN_MAX_WORDS; k >= 1; k--) {
+		int rc;
+
+		if (join(a, i, k, words, sizeof(words)) != 0)
+			continue;
+		if (kind == 'd')
+			rc = tlbot_when_duration(words, secs, k == 1 ? err : NULL, errlen);
+		else if (kind == 't')
+			rc = tlbot_when_time(words, minute, k == 1 ? err : NULL, errlen);
+		else
+			rc = tlbot_when_date(words, now, tz, date, k == 1 ? err : NULL, errlen);
+		if (rc == 0)
+			return k;
+	}
+	return 0;
 }
 
-/* Parse the time words at argv[*i...]. On success *due is set and *i
- * points after them. 0, or -1 after tlbot_fail. */
+/* Parse the time words at argv[*i...] with the one parser (when.h): "in 2
+ * hours", "at 5pm", "tomorrow 09:00", "friday at 10:00", "on 31 Jan at
+ * 10:00". On success *due is set and *i points after them. 0, or -1 after
+ * tlbot_fail. */
 static int
 parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const char *tz,
            time_t *due)
 {
 	time_t now = tlbot_ctx_now(ctx);
 	const char *w = *i < a->argc ? a->argv[*i] : NULL;
-	char date[11];
+	char date[11], err[400] = "";
 	int minute = -1;
+	long secs = -1;
+	size_t k;
 
 	if (w == NULL)
-		return tlbot_fail(
-		        ctx, "when? in 2h | at 16:00 | tomorrow 09:00 | on 2026-12-01 [at HH:MM]");
+		return tlbot_fail(ctx, "when? in 2 hours | at 5pm | tomorrow 09:00 | on 31 Jan at 10:00");
 	if (strcasecmp(w, "in") == 0) {
-		long secs = -1;
-
-		if (*i + 1 < a->argc)
-			secs = parse_duration(a->argv[*i + 1]);
-		if (secs > 0) {
-			*i += 2;
-		} else if (*i + 2 < a->argc &&
-		           (secs = parse_duration2(a->argv[*i + 1], a->argv[*i + 2])) > 0) {
-			*i += 3;
-		} else {
-			return tlbot_fail(ctx, "bad duration after 'in': use 2h, 30m, 1d, 1h30m or "
-			                       "'2 hours'");
-		}
+		k = longest(a, *i + 1, 'd', now, tz, &secs, &minute, date, err, sizeof(err));
+		if (k == 0)
+			return tlbot_fail(ctx, "bad duration after 'in': %s",
+			                  err[0] ? err : tlbot_when_duration_hint);
+		*i += 1 + k;
 		*due = now + secs;
 		return 0;
 	}
 	if (strcasecmp(w, "at") == 0) {
-		if (*i + 1 >= a->argc || (minute = tlbot_hhmm_parse(a->argv[*i + 1])) < 0)
-			return tlbot_fail(ctx, "bad time after 'at': use HH:MM on a 24-hour clock");
-		*i += 2;
+		k = longest(a, *i + 1, 't', now, tz, &secs, &minute, date, err, sizeof(err));
+		if (k == 0)
+			return tlbot_fail(ctx, "bad time after 'at': %s", err[0] ? err : tlbot_when_time_hint);
+		*i += 1 + k;
 		if (tlbot_tz_date(tz, now, date) != 0 || tlbot_sched_at(tz, date, minute, due) != 0)
 			return tlbot_fail(ctx, "cannot compute the time in %s", tz);
 		if (*due <= now) { /* already past today: tomorrow */
@@ -150,40 +125,39 @@ parse_when(struct tlbot_ctx *ctx, const struct tlbot_args *a, size_t *i, const c
 		}
 		return 0;
 	}
-	if (strcasecmp(w, "tomorrow") == 0 || strcasecmp(w, "today") == 0 ||
-	    strcasecmp(w, "on") == 0) {
-		const char *d = w;
-
-		if (strcasecmp(w, "on") == 0) {
-			if (*i + 1 >= a->argc)
-				return tlbot_fail(ctx, "on which date? %s", tlbot_date_forms);
-			d = a->argv[++*i];
-		}
-		if (tlbot_parse_date(d, now, tz, date) != 0)
-			return tlbot_fail(ctx, "bad date '%s': %s", d, tlbot_date_forms);
+	if (strcasecmp(w, "on") == 0) {
+		if (*i + 1 >= a->argc)
+			return tlbot_fail(ctx, "on which date? %s", tlbot_date_forms);
 		(*i)++;
-		minute = DEFAULT_MINUTE;
-		if (*i < a->argc && strcasecmp(a->argv[*i], "at") == 0) {
-			if (*i + 1 >= a->argc || (minute = tlbot_hhmm_parse(a->argv[*i + 1])) < 0)
-				return tlbot_fail(
-				        ctx, "bad time after 'at': use HH:MM on a 24-hour clock");
-			*i += 2;
-		} else if (*i < a->argc && (minute = tlbot_hhmm_parse(a->argv[*i])) >= 0) {
-			(*i)++;
-		} else {
-			minute = DEFAULT_MINUTE;
-		}
-		if (tlbot_sched_at(tz, date, minute, due) != 0)
-			return tlbot_fail(ctx, "cannot compute the time in %s", tz);
-		if (*due <= now)
-			return tlbot_fail(ctx, "%s %02d:%02d (%s) is in the past", date,
-			                  minute / 60, minute % 60, tz);
-		return 0;
 	}
-	return tlbot_fail(ctx,
-	                  "when? '%s' is not one of: in 2h | at 16:00 | tomorrow 09:00 | "
-	                  "on 2026-12-01 [at HH:MM]",
-	                  w);
+	k = longest(a, *i, 'D', now, tz, &secs, &minute, date, err, sizeof(err));
+	if (k == 0) {
+		if (strcasecmp(w, "on") == 0)
+			return tlbot_fail(ctx, "bad date '%s': %s", a->argv[*i],
+			                  err[0] ? err : tlbot_date_forms);
+		return tlbot_fail(ctx,
+		                  "when? '%s' is not one of: in 2 hours | at 5pm | tomorrow 09:00 | "
+		                  "on 31 Jan [at 10:00]",
+		                  w);
+	}
+	*i += k;
+	minute = DEFAULT_MINUTE;
+	if (*i < a->argc && strcasecmp(a->argv[*i], "at") == 0) {
+		k = longest(a, *i + 1, 't', now, tz, &secs, &minute, date, err, sizeof(err));
+		if (k == 0)
+			return tlbot_fail(ctx, "bad time after 'at': %s", err[0] ? err : tlbot_when_time_hint);
+		*i += 1 + k;
+	} else if (*i < a->argc && (k = longest(a, *i, 't', now, tz, &secs, &minute, date, NULL, 0)) > 0) {
+		*i += k;
+	} else {
+		minute = DEFAULT_MINUTE;
+	}
+	if (tlbot_sched_at(tz, date, minute, due) != 0)
+		return tlbot_fail(ctx, "cannot compute the time in %s", tz);
+	if (*due <= now)
+		return tlbot_fail(ctx, "%s %02d:%02d (%s) is in the past", date, minute / 60, minute % 60,
+		                  tz);
+	return 0;
 }
 
 static void

@@ -890,6 +890,85 @@ skip_fallback(const char *body)
 	return p;
 }
 
+const char *
+tlbot_reply_strip_body(const char *body)
+{
+	return body ? skip_fallback(body) : NULL;
+}
+
+char *
+tlbot_reply_strip_html(const char *html)
+{
+	const char *end, *open, *close;
+	size_t n;
+	char *out;
+
+	if (html == NULL)
+		return NULL;
+	end = html + strlen(html);
+	open = ifind(html, end, "<mx-reply>");
+	if (open == NULL)
+		return NULL;
+	close = ifind(open, end, "</mx-reply>");
+	if (close == NULL)
+		return NULL;
+	close += strlen("</mx-reply>");
+	n = (size_t)(open - html) + (size_t)(end - close);
+	out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	memcpy(out, html, (size_t)(open - html));
+	memcpy(out + (open - html), close, (size_t)(end - close));
+	out[n] = '\0';
+	return out;
+}
+
+/* Does a command start at s (a prefix, then a letter)? */
+static int
+command_at(const char *s, const char *const *prefixes)
+{
+	size_t i;
+
+	if (prefixes == NULL)
+		prefixes = default_prefixes;
+	for (i = 0; prefixes[i]; i++) {
+		size_t n = strlen(prefixes[i]);
+
+		if (n && strncmp(s, prefixes[i], n) == 0 && is_alpha(s[n]))
+			return 1;
+	}
+	return 0;
+}
+
+size_t
+tlbot_command_lines(const char *body, const char *const *prefixes, size_t *starts, size_t max)
+{
+	const char *p = body;
+	size_t n = 0;
+	int quoted = 0;
+
+	if (body == NULL || max == 0)
+		return 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!command_at(p, prefixes))
+		return 0;
+	starts[n++] = (size_t)(p - body);
+	for (; *p; p++) {
+		if (*p == '"' && p[-1] != '\\')
+			quoted = !quoted;
+		if (*p == '\n' && !quoted) {
+			const char *q = p + 1;
+
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (command_at(q, prefixes) && n < max)
+				starts[n++] = (size_t)(q - body);
+		}
+	}
+	return n;
+}
+
 static void
 scan_plain(struct seen *s, const char *body)
 {

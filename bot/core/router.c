@@ -201,6 +201,101 @@ out:
 	return known < 0 ? -1 : rc;
 }
 
+#define TLBOT_ROUTER_MAX_LINES 10 /* commands run from one message */
+
+/* Parse and run one command in text (ctx set up). 1 when text was a
+ * command (handled or refused; the rate limit applies unless rated), 0
+ * when it is not a command, -1 on a database failure. *ok (may be NULL)
+ * is cleared when the command was refused. */
+static int
+run_command(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *text, int rated, int *ok)
+{
+	struct tlbot_cmdline cl;
+	char err[512];
+	int isc = tlbot_cmdline_parse(text, (const char *const *)rt->cfg->prefixes.v, &cl, err,
+				      sizeof(err));
+	int r, rc = 1;
+
+	if (isc == 0)
+		return 0;
+	r = rated ? 1 : rate_check(rt, ctx->sender);
+	if (r == 0) {
+		log_info("room %s event %s: rate limited %s: command dropped", ctx->room_id,
+			 ctx->event_id, ctx->sender);
+	} else if (r == 2) {
+		log_warnx("room %s: %s is over the command rate limit (%d per minute)", ctx->room_id,
+			  ctx->sender, rt->cfg->rate_limit_per_min);
+		if (tlbot_replyf(ctx, "you are sending commands faster than I take them (%d a minute); "
+				 "I will ignore your commands for a moment",
+				 rt->cfg->rate_limit_per_min) != 0)
+			rc = -1;
+	} else {
+		int before = ctx->msg_index;
+
+		rt->commands++;
+		log_debug("room %s event %s: command from %s", ctx->room_id, ctx->event_id, ctx->sender);
+		if (tlbot_dispatch(ctx, isc > 0 ? &cl : NULL, err) < 0 || enqueue_lookups(rt, ctx) != 0)
+			rc = -1;
+		else if (ok && ctx->failed)
+			*ok = 0;
+		rt->replies += (uint64_t)(ctx->msg_index - before);
+	}
+	if (isc > 0)
+		tlbot_cmdline_release(&cl);
+	return rc;
+}
+
+/* Several commands, one per line (issue 13 item 6): each line that starts
+ * with the prefix runs as its own command, in order, with its own reply
+ * transaction ids (event id + line index), so a retried batch sends each
+ * reply once. The text of a command runs to the next command line. 0 or
+ * -1 (database). */
+static int
+run_lines(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *body, const size_t *starts,
+	  size_t n, const char *txn_base, int *ok)
+{
+	size_t k, len = strlen(body);
+	int r;
+	char base[340];
+
+	log_info("room %s event %s: %zu commands in one message: running each", ctx->room_id,
+		 ctx->event_id, n);
+	r = rate_check(rt, ctx->sender);
+	if (r != 1) {
+		log_info("room %s event %s: rate limited %s: commands dropped", ctx->room_id,
+			 ctx->event_id, ctx->sender);
+		if (r == 2 && tlbot_replyf(ctx, "you are sending commands faster than I take them (%d a minute); "
+					   "I will ignore your commands for a moment",
+					   rt->cfg->rate_limit_per_min) != 0)
+			return -1;
+		return 0;
+	}
+	for (k = 0; k < n; k++) {
+		size_t end = k + 1 < n ? starts[k + 1] : len;
+		char *line;
+
+		while (end > starts[k] && (body[end - 1] == '\n' || body[end - 1] == ' ' ||
+					   body[end - 1] == '\r' || body[end - 1] == '\t'))
+			end--;
+		line = strndup(body + starts[k], end - starts[k]);
+		if (line == NULL)
+			return -1;
+		snprintf(base, sizeof(base), k ? "%s.c%zu" : "%s", txn_base, k);
+		ctx->txn_base = base;
+		ctx->msg_index = 0;
+		ctx->body = line;
+		r = run_command(rt, ctx, line, 1, ok);
+		ctx->body = body;
+		free(line);
+		if (r < 0) {
+			ctx->txn_base = txn_base;
+			return -1;
+		}
+	}
+	ctx->txn_base = txn_base;
+	return 0;
+}
+
 /* Handle a message (command or not) from an allowed user. 0 or -1 (db). */
 static int
 handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, int is_dm)
@@ -212,7 +307,8 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	const char *type = jstr(ev, "type");
 	struct tlbot_ctx ctx;
 	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
-	char txn_base[300], *pilled = NULL;
+	char txn_base[300], *pilled = NULL, *html_owned = NULL;
+	const char *html;
 	int rc = 0, r, consumed = 0;
 	size_t i;
 
@@ -234,23 +330,40 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 		ctx.redacts = jstr(ev, "redacts");
 		if (ctx.redacts == NULL)
 			ctx.redacts = jstr(content, "redacts");
-		if (ctx.redacts == NULL)
+		if (ctx.redacts == NULL) {
+			log_info("room %s event %s: a redaction without redacts: ignored", room_id,
+				 ctx.event_id);
 			goto out;
+		}
 		body = "";
 	} else if (rel_type && strcmp(rel_type, "m.replace") == 0) {
 		ctx.replaces = jstr(rel, "event_id");
 		body = jstr(json_object_get(content, "m.new_content"), "body");
-		if (ctx.replaces == NULL || body == NULL)
+		if (ctx.replaces == NULL || body == NULL) {
+			log_info("room %s event %s: an edit without m.new_content.body: ignored", room_id,
+				 ctx.event_id);
 			goto out;
+		}
 	} else if (body == NULL) {
+		log_info("room %s event %s: a message without a body: ignored", room_id, ctx.event_id);
 		goto out;
+	}
+	/* a reply carries the replied-to text as a fallback (spec: "Fallbacks
+	 * for rich replies"): strip it, so "!ping" sent as a reply is "!ping" */
+	html = ctx.replaces ? jstr(json_object_get(content, "m.new_content"), "formatted_body")
+			    : jstr(content, "formatted_body");
+	if (ctx.redacts == NULL && ctx.in_reply_to) {
+		const char *stripped = tlbot_reply_strip_body(body);
+
+		if (stripped != body)
+			log_debug("room %s event %s: stripped a reply fallback", room_id, ctx.event_id);
+		body = stripped;
+		if ((html_owned = tlbot_reply_strip_html(html)) != NULL)
+			html = html_owned;
 	}
 	/* display-name pills become user ids, so "assign C-1 Kim Lee" reads
 	 * as the id Element linked */
 	if (ctx.redacts == NULL) {
-		const char *html = ctx.replaces ? jstr(json_object_get(content, "m.new_content"), "formatted_body")
-						: jstr(content, "formatted_body");
-
 		pilled = tlbot_pills_to_ids(body, html);
 		if (pilled)
 			body = pilled;
@@ -259,38 +372,22 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	/* Mentions come from the text itself (pills and plain ids). m.mentions
 	 * alone is not trusted: clients add the sender of the message replied
 	 * to, who must not be assigned by accident. */
-	tlbot_mentions_collect(body, jstr(content, "formatted_body"), NULL, collect_mention, &ctx);
+	tlbot_mentions_collect(body, html, NULL, collect_mention, &ctx);
 
 	if (ctx.replaces == NULL && ctx.redacts == NULL) {
-		struct tlbot_cmdline cl;
-		char err[512];
-		int isc = tlbot_cmdline_parse(body, (const char *const *)rt->cfg->prefixes.v,
-					      &cl, err, sizeof(err));
+		const char *const *prefixes = (const char *const *)rt->cfg->prefixes.v;
+		size_t starts[TLBOT_ROUTER_MAX_LINES], nlines;
+		int ok = 1;
 
-		if (isc != 0) {
-			r = rate_check(rt, ctx.sender);
-			if (r == 0) {
-				log_debug("room %s event %s: rate limited %s", room_id, ctx.event_id, ctx.sender);
-			} else if (r == 2) {
-				log_warnx("room %s: %s is over the command rate limit (%d per minute)",
-					  room_id, ctx.sender, rt->cfg->rate_limit_per_min);
-				if (tlbot_replyf(&ctx, "you are sending commands faster than I take them (%d a minute); "
-						 "I will ignore your commands for a moment",
-						 rt->cfg->rate_limit_per_min) != 0)
-					rc = -1;
-			} else {
-				rt->commands++;
-				log_debug("room %s event %s: command from %s", room_id, ctx.event_id, ctx.sender);
-				if (tlbot_dispatch(&ctx, isc > 0 ? &cl : NULL, err) < 0)
-					rc = -1;
-				else if (tlbot_store_outcome_set(rt->st, ctx.event_id, room_id,
-								 ctx.sender, !ctx.failed) != 0 ||
-					 enqueue_lookups(rt, &ctx) != 0)
-					rc = -1;
-				rt->replies += (uint64_t)ctx.msg_index;
-			}
-			if (isc > 0)
-				tlbot_cmdline_release(&cl);
+		nlines = tlbot_command_lines(body, prefixes, starts, TLBOT_ROUTER_MAX_LINES);
+		if (nlines > 1)
+			r = run_lines(rt, &ctx, body, starts, nlines, txn_base, &ok) < 0 ? -1 : 1;
+		else
+			r = run_command(rt, &ctx, body, 0, &ok);
+		if (r != 0) {
+			if (r < 0 || tlbot_store_outcome_set(rt->st, ctx.event_id, room_id, ctx.sender,
+							     ok) != 0)
+				rc = -1;
 			goto out;
 		}
 	}
@@ -328,8 +425,12 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	}
 	if (rc == 0 && !consumed && ctx.replaces && edit_of_command(rt, &ctx) != 0)
 		rc = -1;
+	else if (rc == 0 && !consumed && !ctx.replaces)
+		log_debug("room %s event %s: not a command, and no family took it: ignored", room_id,
+			  ctx.event_id);
 out:
 	free(pilled);
+	free(html_owned);
 	tlbot_ctx_release(&ctx);
 	return rc;
 }
@@ -383,8 +484,11 @@ handle_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int
 	msgtype = jstr(content, "msgtype");
 	if (msgtype && strcmp(msgtype, "m.notice") == 0)
 		return note_notice_sender(rt, sender); /* bots talk in notices: never answer one */
-	if (strcmp(type, "m.room.message") == 0 && msgtype == NULL)
+	if (strcmp(type, "m.room.message") == 0 && msgtype == NULL) {
+		log_info("room %s event %s: ignored a message from %s without a msgtype", room_id,
+			 event_id, sender);
 		return 0;
+	}
 	if (!tlbot_config_user_allowed(rt->cfg, sender)) {
 		log_debug("room %s event %s: ignored %s (not in the allow-list)", room_id, event_id,
 			  sender);

@@ -119,6 +119,20 @@ size_t tlbot_mentions_collect(const char *body, const char *formatted_body,
  * NULL when there is nothing to replace. */
 char *tlbot_pills_to_ids(const char *body, const char *formatted_body);
 
+/* Rich replies (spec: "Fallbacks for rich replies"): the body after the
+ * leading "> " quote lines and the blank line that ends them (a pointer
+ * into body), and formatted_body without its <mx-reply>...</mx-reply>
+ * block (a new string the caller frees, or NULL when there is none). */
+const char *tlbot_reply_strip_body(const char *body);
+char *tlbot_reply_strip_html(const char *html);
+
+/* Several commands in one message, one per line: when the body starts with
+ * a command, the byte offsets where each line that starts with a command
+ * (prefix and a letter, after spaces) begins, outside "double quotes".
+ * Returns how many (at most max; 0 when the body is not a command). */
+size_t tlbot_command_lines(const char *body, const char *const *prefixes, size_t *starts,
+			   size_t max);
+
 /* Optimal string alignment distance (Damerau-Levenshtein without editing
  * a substring twice), in bytes, for "did you mean". O(len(a) * len(b)). */
 size_t tlbot_edit_distance(const char *a, const char *b);

@@ -106,8 +106,8 @@ class Experiment(Asks, unittest.TestCase):
                 (f'!exp edit E-{n} --baseline 12abc', "bad number '12abc' for --baseline"),
                 (f'!exp edit E-{n} --until 2026-02-30', "bad date '2026-02-30' for --until"),
                 ('!exp new C-9 "x" "We believe a will result in b. We will know when c."',
-                 "unknown challenge C-9"),
-                ('!exp show E-999', "unknown experiment E-999")):
+                 "no challenge C-9 here"),
+                ('!exp show E-999', "no experiment E-999 here")):
             r = self.ask(cmd)
             self.assertIn(want, body(r))
             self.assertNotIn("\n", body(r))

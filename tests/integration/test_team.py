@@ -70,7 +70,7 @@ class Team(Asks, unittest.TestCase):
         r = self.ask("!team add @eve:localhost")
         self.assertIn("missing --role", body(r))
         r = self.ask("!team add @eve:localhost --role data --until someday")
-        self.assertIn("--until 'someday' is not a date: accepted dates", body(r))
+        self.assertIn("bad date 'someday' for --until: accepted dates", body(r))
         r = self.ask("!team add @eve:localhost --role data --from 2027-02-01 --until 2027-01-01")
         self.assertIn("is before --from", body(r))
         r = self.ask("!team set --name Mine", user=self.bob)

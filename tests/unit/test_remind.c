@@ -77,6 +77,36 @@ TEST(time_forms)
 	cmdtest_release(&t);
 }
 
+/* issue 13 item 2: what people write, read by the one parser (when.h) */
+TEST(time_forms_as_people_write_them)
+{
+	struct cmdtest t;
+
+	cmdtest_init(&t);
+	t.now = utc(2026, 11, 18, 10, 0); /* Wednesday, GMT */
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me in 2 hours call the council"), ==, 1);
+	CHECK_INT(due_of(&t, "1"), ==, utc(2026, 11, 18, 12, 0));
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM reminders WHERE id = 1 AND text = ?",
+	                        "call the council"), ==, 1);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me at 5pm tea"), ==, 1);
+	CHECK_INT(due_of(&t, "2"), ==, utc(2026, 11, 18, 17, 0));
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me friday at 10am retro"), ==, 1);
+	CHECK_INT(due_of(&t, "3"), ==, utc(2026, 11, 20, 10, 0));
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me on 31 Jan at 10:00 budget"), ==, 1);
+	CHECK_INT(due_of(&t, "4"), ==, utc(2027, 1, 31, 10, 0));
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me next monday 9:30 plan"), ==, 1);
+	CHECK_INT(due_of(&t, "5"), ==, utc(2026, 11, 23, 9, 30));
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me in half an hour stretch"), ==, 1);
+	CHECK_INT(due_of(&t, "6"), ==, utc(2026, 11, 18, 10, 30));
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM reminders WHERE id = 6 AND text = ?",
+	                        "stretch"), ==, 1);
+	/* a bare number is not read as minutes */
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me in 2 call"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "'2' needs a unit");
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM reminders", NULL), ==, 6);
+	cmdtest_release(&t);
+}
+
 TEST(requester_zone)
 {
 	struct cmdtest t;
@@ -176,7 +206,8 @@ TEST(missed_past_grace)
 }
 
 static const struct tap_test tests[] = {
-        TEST_ENTRY(time_forms),          TEST_ENTRY(requester_zone),
+        TEST_ENTRY(time_forms),          TEST_ENTRY(time_forms_as_people_write_them),
+        TEST_ENTRY(requester_zone),
         TEST_ENTRY(list_cancel_deliver), TEST_ENTRY(dm_off_delivers_in_room),
         TEST_ENTRY(missed_past_grace),   TEST_END,
 };
