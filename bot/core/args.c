@@ -477,7 +477,9 @@ check_value(const struct tlbot_param *p, const char **vp, struct tlbot_value *va
 		}
 		return 0;
 	case TLBOT_P_USER:
-		if (v[0] == '@' && !tlbot_is_user_id(v)) {
+		/* "@erin", "Erin Hughes", "me": the family resolves names among
+		 * the room's members; a full id must be a valid one */
+		if (v[0] == '@' && strchr(v, ':') && !tlbot_is_user_id(v)) {
 			bad(p, v, "write it as @name:server", err, errlen);
 			return -1;
 		}

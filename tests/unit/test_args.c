@@ -125,7 +125,7 @@ static const struct refusal refusals[] = {
 	{ "!exp", "missing E-12", 1 },
 	{ "!exp 34x y", "bad experiment id '34x': write it as E-34", 0 },
 	{ "!x t maybe", "unknown decision 'maybe': use persevere, pivot or stop", 0 },
-	{ "!x t stop @bad", "bad user id '@bad': write it as @name:server", 0 },
+	{ "!x t stop @bad:", "bad user id '@bad:': write it as @name:server", 0 },
 	{ "!x t stop --page 0", "bad page '0': write a whole number from 1 to 100", 0 },
 	{ "!x t stop --page 2x", "bad page '2x'", 0 },
 	{ "!x t stop --value 12abc", "bad number '12abc' for --value: write a plain number", 0 },
