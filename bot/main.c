@@ -27,24 +27,153 @@ on_signal(int sig)
 	stopping = 1;
 }
 
+/* The one option table: getopt, --help and the man page tlbot(8) (--man,
+ * run by the build) are all generated from it. */
+static const struct option_doc {
+	const char *name;
+	int ch;
+	const char *arg;  /* NULL: no argument */
+	const char *help; /* one sentence; the help wraps it */
+} options[] = {
+	{ "config", 'c', "FILE",
+	  "read the YAML configuration FILE (the TLBOT_* environment variables override it; "
+	  "without -c the environment alone configures the bot)" },
+	{ "check-config", 'n', NULL,
+	  "check the configuration, report every problem with its line number, and exit "
+	  "(0 when valid)" },
+	{ "help", 'h', NULL, "show this help" },
+	{ "version", 'V', NULL, "show the version" },
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const char summary[] = "A Matrix bot for test-and-learn teams: challenges, experiments, "
+			      "stand-ups and reminders, answered in the room.";
+
+/* Print text wrapped at width, every line indented by indent (the first
+ * after first columns already used). */
+static void
+wrap(FILE *f, const char *text, int indent, int first, int width)
+{
+	int col = first;
+
+	while (*text) {
+		const char *sp = strchr(text, ' ');
+		int n = sp ? (int)(sp - text) : (int)strlen(text);
+
+		if (col > indent && col + 1 + n > width) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', f);
+			col++;
+		} else if (col < indent) {
+			fprintf(f, "%*s", indent - col, "");
+			col = indent;
+		}
+		fprintf(f, "%.*s", n, text);
+		col += n;
+		text += n;
+		while (*text == ' ')
+			text++;
+	}
+	fputc('\n', f);
+}
+
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: tlbot [-c FILE] [--check-config] [--help] [--version]\n"
-		"\n"
-		"A Matrix bot for test-and-learn teams: challenges, experiments,\n"
-		"stand-ups and reminders, answered in the room.\n"
-		"\n"
-		"  -c, --config FILE   read the YAML configuration FILE (the TLBOT_*\n"
-		"                      environment variables override it; without -c the\n"
-		"                      environment alone configures the bot)\n"
-		"  -n, --check-config  check the configuration, report every problem\n"
-		"                      with its line number, and exit (0 when valid)\n"
-		"  -h, --help          show this help\n"
-		"  -V, --version       show the version\n"
-		"\n"
-		"See config/tlbot.example.yaml for every setting.\n");
+	size_t i;
+
+	fprintf(f, "usage: tlbot");
+	for (i = 0; i < NOPTIONS; i++) {
+		if (options[i].arg)
+			fprintf(f, " [-%c %s]", options[i].ch, options[i].arg);
+		else
+			fprintf(f, " [--%s]", options[i].name);
+	}
+	fprintf(f, "\n\n");
+	wrap(f, summary, 0, 0, 72);
+	fprintf(f, "\n");
+	for (i = 0; i < NOPTIONS; i++) {
+		char head[64];
+		int n = snprintf(head, sizeof(head), "  -%c, --%s%s%s", options[i].ch, options[i].name,
+				 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+
+		fputs(head, f);
+		wrap(f, options[i].help, 22, n, 76);
+	}
+	fprintf(f, "\nSee config/tlbot.example.yaml for every setting.\n");
+}
+
+/* roff-escape s: backslashes, leading dots and quotes, hyphens. */
+static void
+roff(FILE *f, const char *s)
+{
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", f);
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", f);
+		else if (*s == '-')
+			fputs("\\-", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+/* The man page tlbot(8), from the same table (the build writes it). */
+static void
+manpage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, ".TH TLBOT 8 \"\" \"tlbot %s\" \"System Administration\"\n", TLBOT_VERSION);
+	fprintf(f, ".SH NAME\ntlbot \\- a Matrix bot for test\\-and\\-learn teams\n");
+	fprintf(f, ".SH SYNOPSIS\n.B tlbot\n");
+	for (i = 0; i < NOPTIONS; i++) {
+		fprintf(f, "[\\fB\\-%c\\fR", options[i].ch);
+		if (options[i].arg)
+			fprintf(f, " \\fI%s\\fR", options[i].arg);
+		fprintf(f, "]\n");
+	}
+	fprintf(f, ".SH DESCRIPTION\n");
+	roff(f, summary);
+	fprintf(f, "\nIt reads its configuration, logs in to the homeserver, and answers commands "
+		   "such as \\fB!help\\fR in the rooms it is invited to; everything it records is "
+		   "kept in one SQLite database.\n");
+	fprintf(f, ".SH OPTIONS\n");
+	for (i = 0; i < NOPTIONS; i++) {
+		fprintf(f, ".TP\n\\fB\\-%c\\fR, \\fB\\-\\-", options[i].ch);
+		roff(f, options[i].name);
+		fprintf(f, "\\fR");
+		if (options[i].arg)
+			fprintf(f, " \\fI%s\\fR", options[i].arg);
+		fprintf(f, "\n");
+		roff(f, options[i].help);
+		fprintf(f, ".\n");
+	}
+	fprintf(f, ".SH ENVIRONMENT\n"
+		   "Every configuration key can be given as \\fBTLBOT_\\fR\\fIKEY\\fR (upper "
+		   "case; lists comma\\-separated), which overrides the file, e.g. "
+		   "\\fBTLBOT_ACCESS_TOKEN_FILE\\fR, \\fBTLBOT_DATABASE\\fR, "
+		   "\\fBTLBOT_METRICS_LISTEN\\fR.\n");
+	fprintf(f, ".SH FILES\n"
+		   ".TP\n/etc/tlbot/tlbot.yaml\nthe configuration (mode 0640, group tlbot); every key "
+		   "is described in %s/tlbot.example.yaml\n"
+		   ".TP\n/var/lib/tlbot/tlbot.db\nthe database (mode 0600): records, the outbox, "
+		   "the access token\n"
+		   ".TP\n%s/bank\\-holidays.json\nthe shipped GOV.UK bank holidays, refreshed daily "
+		   "beside the database\n",
+		TLBOT_DOCDIR, TLBOT_DATADIR);
+	fprintf(f, ".SH SIGNALS\nSIGTERM and SIGINT stop the bot cleanly: what was committed "
+		   "is kept and the outbox is sent after the next start.\n");
+	fprintf(f, ".SH EXIT STATUS\n.TP\n0\nstopped cleanly, or \\fB\\-\\-check\\-config\\fR "
+		   "found no problem\n.TP\n1\na configuration problem or a fatal error\n"
+		   ".TP\n2\nthe homeserver rejected the credentials (restarting will not help)\n"
+		   ".TP\n64\na wrong command line\n");
+	fprintf(f, ".SH SEE ALSO\n\\fBtlbot\\-wsgateway \\-\\-help\\fR, "
+		   "\\fBsystemctl\\fR(1); %s/data\\-protection.md\n",
+		TLBOT_DOCDIR);
 }
 
 struct report_ctx {
@@ -80,13 +209,9 @@ check_permissions(const char *path, const struct tlbot_config *c)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option opts[NOPTIONS + 2];
+	char shortopts[2 * NOPTIONS + 1];
+	size_t i, k = 0;
 	struct tlbot_config cfg;
 	struct tlbot_daemon d;
 	struct report_ctx rep = { NULL, 0 };
@@ -97,8 +222,22 @@ main(int argc, char **argv)
 	struct tlbot_metrics_server *metrics = NULL;
 	int ch, check_only = 0, problems = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:nhV", opts, NULL)) != -1) {
+	for (i = 0; i < NOPTIONS; i++) {
+		opts[i].name = options[i].name;
+		opts[i].has_arg = options[i].arg ? required_argument : no_argument;
+		opts[i].flag = NULL;
+		opts[i].val = options[i].ch;
+		shortopts[k++] = (char)options[i].ch;
+		if (options[i].arg)
+			shortopts[k++] = ':';
+	}
+	shortopts[k] = '\0';
+	/* not in the table: writes the man page from it (the build runs it) */
+	opts[NOPTIONS] = (struct option){ "man", no_argument, NULL, 'M' };
+	opts[NOPTIONS + 1] = (struct option){ NULL, 0, NULL, 0 };
+	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		switch (ch) {
+		case 'M': manpage(stdout); return 0;
 		case 'c': config_path = optarg; break;
 		case 'n': check_only = 1; break;
 		case 'h': usage(stdout); return 0;
