@@ -11,6 +11,7 @@ Standard library only.  Run:
 
     python3 tests/homeserver/mxhs.py [--host 127.0.0.1] [--port 0]
             [--server-name localhost] [--state FILE] [--verbose]
+            [--send-ms MS] [--sync-ms MS] [--load-workers N]   (class Load)
 
 After binding it prints exactly one line `LISTENING http://HOST:PORT`.
 With --state, all persistent state (users, devices, tokens, rooms, events,
@@ -2705,6 +2706,75 @@ def e2ee_test_api(app, method, path, obj):
 # HTTP layer
 # --------------------------------------------------------------------------
 
+class Load:
+    """The load model (--send-ms, --sync-ms, --load-workers; POST /_test/load
+    at run time): a request that writes an event (send, state, createRoom,
+    join, leave, invite, upload) costs send_ms of service time, a /sync
+    answer sync_ms (after it has waited for events, before it goes out), and
+    at most `workers` requests are in service at a time; the others queue in
+    arrival order (FIFO). So capacity is workers / service time, and above it
+    queues build up as on a saturated homeserver. 0 ms: no model (default)."""
+    SEND_TEMPLATES = ("/send/", "/state/", "/createRoom", "/join", "/leave", "/invite",
+                      "/upload")
+
+    def __init__(self, send_ms=0, sync_ms=0, workers=4):
+        self.lock = threading.Lock()
+        self.queue = []            # waiting threading.Event, oldest first
+        self.busy = 0
+        self.set(send_ms, sync_ms, workers)
+        self.served = 0
+        self.max_queue = 0
+
+    def set(self, send_ms, sync_ms, workers):
+        self.send_ms, self.sync_ms = max(0, float(send_ms)), max(0, float(sync_ms))
+        self.workers = max(1, int(workers))
+
+    def cost_ms(self, method, template, is_sync):
+        if is_sync:
+            return self.sync_ms
+        if method in ("PUT", "POST") and any(t in template for t in self.SEND_TEMPLATES):
+            return self.send_ms
+        return 0
+
+    def serve(self, ms):
+        """Take a worker (FIFO), hold it for ms, give it back."""
+        if ms <= 0:
+            return
+        ev = None
+        with self.lock:
+            if self.busy < self.workers and not self.queue:
+                self.busy += 1
+            else:
+                ev = threading.Event()
+                self.queue.append(ev)
+                self.max_queue = max(self.max_queue, len(self.queue))
+        if ev is not None:
+            ev.wait()              # the releasing thread handed its worker to us
+        try:
+            time.sleep(ms / 1000.0)
+        finally:
+            with self.lock:
+                self.served += 1
+                if self.queue:
+                    self.queue.pop(0).set()
+                else:
+                    self.busy -= 1
+
+    def info(self):
+        with self.lock:
+            return {"send_ms": self.send_ms, "sync_ms": self.sync_ms, "workers": self.workers,
+                    "busy": self.busy, "queued": len(self.queue), "max_queue": self.max_queue,
+                    "served": self.served}
+
+
+def load_model(app):
+    """The App's Load (set by main; an App made elsewhere gets one, off)."""
+    lm = getattr(app, "load_model", None)
+    if lm is None:
+        lm = app.load_model = Load()
+    return lm
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mxhs/1.0"
@@ -2804,6 +2874,12 @@ class Handler(BaseHTTPRequestHandler):
         raw_path, _, qs = self.path.partition("?")
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(qs, keep_blank_values=True).items()}
         body = self.read_body()
+        if raw_path == "/_test/load":      # the load model (class Load)
+            if method == "POST":
+                o = json.loads(body.decode() or "{}")
+                load_model(app).set(o.get("send_ms", 0), o.get("sync_ms", 0),
+                                    o.get("workers", 4))
+            return self.send_json(200, load_model(app).info())
         if raw_path.startswith("/_test/"):
             try:
                 status, obj = app.test_api(method, raw_path, body)
@@ -2844,7 +2920,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise MxError(404, "M_UNRECOGNIZED", "Unrecognized request")
             if r.auth:
                 app.authenticate(req)
+            is_sync = r.fn is h_sync
+            cost = load_model(app).cost_ms(method, r.template, is_sync)
+            if not is_sync:
+                load_model(app).serve(cost)  # the event is written after its service time
             result = r.fn(app, req)
+            if is_sync:
+                load_model(app).serve(cost)  # the answer is built after the wait
         except Interrupted as it:
             if it.fault["kind"] == "status":
                 return self.send_fault_status(it.fault)
@@ -2879,8 +2961,12 @@ def main(argv=None):
     ap.add_argument("--server-name", default="localhost")
     ap.add_argument("--state", default=None, help="persist state to this JSON file")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    ap.add_argument("--send-ms", type=float, default=0, help="load model: service time of a send")
+    ap.add_argument("--sync-ms", type=float, default=0, help="load model: service time of a /sync")
+    ap.add_argument("--load-workers", type=int, default=4, help="load model: requests in service at once")
     a = ap.parse_args(argv)
     app = App(a.server_name, a.state, a.verbose)
+    app.load_model = Load(a.send_ms, a.sync_ms, a.load_workers)
     srv = Server((a.host, a.port), Handler)
     srv.app = app
     host, port = srv.server_address[:2]

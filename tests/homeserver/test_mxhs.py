@@ -986,6 +986,46 @@ class TestE2EEPersistence(unittest.TestCase):
                 "device_keys": {a.user_id: []}})["device_keys"][a.user_id])
         finally:
             hs.stop()
+class TestLoadModel(Base):
+    """--send-ms / --sync-ms / --load-workers (POST /_test/load): a bounded
+    number of workers with a service time each, so queues build up."""
+
+    def tearDown(self):
+        self.hs.api("POST", "/_test/load", {"send_ms": 0, "sync_ms": 0, "workers": 4})
+
+    def burst(self, a, room, n):
+        t0 = time.monotonic()
+        ths = [threading.Thread(target=a.send_text, args=(room, f"load {i}")) for i in range(n)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        return time.monotonic() - t0
+
+    def test_sends_queue_behind_bounded_workers(self):
+        a, b, room = self.pair()
+        info = self.hs.api("POST", "/_test/load", {"send_ms": 100, "sync_ms": 0, "workers": 2})
+        self.assertEqual((info["send_ms"], info["workers"], info["busy"]), (100, 2, 0))
+        # 6 sends, 2 at a time, 100 ms each: three rounds
+        took = self.burst(a, room, 6)
+        self.assertGreaterEqual(took, 0.29)
+        info = self.hs.api("GET", "/_test/load")
+        self.assertEqual((info["busy"], info["queued"]), (0, 0))
+        self.assertGreaterEqual(info["max_queue"], 3)
+        self.assertGreaterEqual(info["served"], 6)
+        # 6 workers: one round
+        self.hs.api("POST", "/_test/load", {"send_ms": 100, "workers": 6})
+        self.assertLess(self.burst(a, room, 6), 0.29)
+        # reads cost nothing; a /sync answer costs sync_ms
+        self.hs.api("POST", "/_test/load", {"send_ms": 0, "sync_ms": 150, "workers": 1})
+        t0 = time.monotonic()
+        b.api("GET", C + "/sync", query={"timeout": "0"})
+        self.assertGreaterEqual(time.monotonic() - t0, 0.14)
+        t0 = time.monotonic()
+        b.api("GET", C + "/account/whoami")
+        self.assertLess(time.monotonic() - t0, 0.14)
+        got = b.wait_for_count(room, mx.body_contains("load "), 12, timeout=10)
+        self.assertEqual(len(got), 12)
 
 
 if __name__ == "__main__":
