@@ -101,6 +101,8 @@ static const struct key keys[] = {
 	{ "health_max_outbox_age_s", K_INT, F(health_max_outbox_age_s), NULL, 5, 86400 },
 	{ "log_format", K_STR, F(log_format), check_log_format, 0, 0 },
 	{ "retention_days", K_INT, F(retention_days), NULL, 0, 36500 }, /* 0: keep */
+	{ "send_concurrency", K_INT, F(send_concurrency), NULL, 1, 64 },
+	{ "send_per_room", K_INT, F(send_per_room), NULL, 1, 64 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -1293,6 +1295,8 @@ tlbot_config_init(struct tlbot_config *c)
 	c->health_max_sync_age_s = 90;
 	c->health_max_outbox_age_s = 300;
 	c->log_format = xstrdup("text");
+	c->send_concurrency = 8;
+	c->send_per_room = 3;
 }
 
 /* Overwrite a secret before freeing it. */

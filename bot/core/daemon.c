@@ -16,6 +16,8 @@ tlbot_daemon_fail(struct tlbot_daemon *d, int code)
 		d->exit_code = code;
 	*d->stop = 1;
 	pthread_cond_broadcast(&d->wake);
+	if (d->wake_hook)
+		d->wake_hook(d->wake_arg);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -25,6 +27,8 @@ tlbot_daemon_wake(struct tlbot_daemon *d)
 	pthread_mutex_lock(&d->lock);
 	d->woken = 1;
 	pthread_cond_broadcast(&d->wake);
+	if (d->wake_hook)
+		d->wake_hook(d->wake_arg);
 	pthread_mutex_unlock(&d->lock);
 }
 

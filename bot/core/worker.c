@@ -1,6 +1,20 @@
-/* The worker thread: sends the outbox in order and fires scheduled jobs.
- * It has its own store connection and HTTP handle, so sending never waits
- * behind the receive side's long-poll. */
+/* The worker thread: sends the outbox and fires scheduled jobs. It has its
+ * own store connection and HTTP handles, so sending never waits behind the
+ * receive side's long-poll.
+ *
+ * Sending: up to send_concurrency rows are in flight at once (curl multi,
+ * or the WebSocket's request queue), at most send_per_room of them to one
+ * room or DM partner. Order is kept where people see it: a row waits while
+ * an earlier pending row has the same cause (its txnId without the last
+ * ".<n>": one command's event or one job) and the same destination, so one
+ * command's or job's messages reach each room in their order; a join or
+ * leave row waits for every earlier row of its room and holds back every
+ * later one (so does a "members" fetch). txnIds are the stored ones, so a resend after a crash or a lost
+ * answer is de-duplicated by the homeserver as before. A 429 pauses only
+ * that destination for retry_after_ms; a network failure or 5xx pauses new
+ * requests everywhere with backoff (the homeserver is in trouble), then
+ * one request at a time until one is answered. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,13 +28,64 @@
 
 #define SEND_BACKOFF_BASE_MS 250
 #define SEND_BACKOFF_CAP_MS 60000
+#define FLIGHT_MAX 64    /* the cap of send_concurrency */
+#define PEND_MAX 4096    /* pending rows known at once; the rest load as these go */
+#define LOAD_BATCH 512   /* rows read from the store per query */
+#define SCAN_WINDOW 1024 /* pending rows looked at per fill */
+#define SET_SLOTS 4096   /* hash sets of one fill (power of 2, > 2 * SCAN_WINDOW) */
+#define PAUSE_MAX 64     /* destinations paused by a 429 at once */
+
+/* A pending outbox row the worker knows of (id order). */
+struct pend {
+	struct pend *next;
+	int64_t id;
+	uint64_t cause;     /* hash of the txnId up to its last '.' */
+	uint64_t dest;      /* hash of the room, or of the DM partner */
+	int barrier;        /* join/leave/members: ordered with every row of dest */
+	int flying;         /* in flight */
+	int64_t not_before; /* monotonic ms: retry not before */
+};
+
+/* One request in flight. */
+struct flight {
+	struct pend *p; /* NULL: the slot is free */
+	struct tlbot_outbox_row row;
+	struct tlbot_http_xfer x;  /* over REST (x.easy set) */
+	struct tlbot_ws_req *wq;   /* or over the WebSocket */
+	int64_t started_ms;
+};
+
+struct pause {
+	uint64_t dest;
+	int64_t until;
+};
+
+/* Hash sets of one fill, cleared by bumping gen. */
+struct hset {
+	uint64_t key[SET_SLOTS];
+	unsigned gen[SET_SLOTS];
+};
 
 struct worker {
 	struct tlbot_daemon *d;
 	struct tlbot_store st;
-	struct tlbot_http http;
+	struct tlbot_http http;      /* blocking requests: DM rooms, uploads */
+	struct tlbot_http_multi multi;
 	struct tlbot_router router;  /* for jobs */
 	int attempt;                 /* consecutive retryable failures */
+	int64_t global_until;        /* network/5xx trouble: nothing new before */
+	int64_t global_set_ms;       /* when that pause began */
+	int probing;                 /* after it: one request at a time until one is answered */
+	struct pend *head, **tail;
+	int npend;
+	int64_t max_loaded;          /* highest row id loaded */
+	int more;                    /* PEND_MAX reached: load again as rows go */
+	int reload;                  /* this thread committed rows: load them */
+	struct flight fl[FLIGHT_MAX];
+	int nflight, cap, per_room;
+	struct pause pauses[PAUSE_MAX];
+	unsigned gen;
+	struct hset seen, dests, barriers;
 };
 
 /* Record the DM room in m.direct so clients show it as a DM. Best effort. */
@@ -189,185 +254,607 @@ out:
 	return e;
 }
 
-/* Send one outbox row. Returns 1 when the row is finished (sent or failed
- * for good), 0 when it must be retried later, -1 when stopping. */
-static int
-send_row(struct worker *w, struct tlbot_outbox_row *row)
+/* ---- ordering keys ---- */
+
+static uint64_t
+hash_str(uint64_t h, const char *s, size_t n)
 {
-	struct tlbot_http_resp r;
-	char *event_id = NULL;
-	enum tlbot_err e;
-	int done = 0;
+	size_t i;
 
-	tlbot_http_resp_init(&r);
-	if (strcmp(row->kind, "dm") == 0 || (strcmp(row->kind, "file") == 0 && row->room_id == NULL)) {
-		e = resolve_dm(w, row, &r);
-		if (e == TLBOT_OK) {
-			tlbot_http_resp_release(&r);
-			return 1; /* the row is now a "send": picked up next */
-		}
-	} else if (strcmp(row->kind, "send") == 0) {
-		/* WebSocket transport (ws.c): over the socket when it is up, with
-		 * the txnId as request id; REST when it is down or the answer was
-		 * lost (the same txnId makes the resend harmless). */
-		int ws_rc = w->d->ws ? tlbot_ws_send(w->d->ws, row->room_id, row->event_type,
-						     row->txn_id, row->content, &event_id, &r, &e)
-				     : 1;
-
-		if (ws_rc < 0)
-			e = TLBOT_ERR_ABORT;
-		else if (ws_rc > 0)
-			e = tlbot_mx_send(&w->http, row->room_id, row->event_type, row->txn_id,
-					  row->content, &event_id, &r);
-	} else if (strcmp(row->kind, "join") == 0) {
-		e = tlbot_mx_join(&w->http, row->room_id, &r);
-		if (e == TLBOT_OK)
-			log_info("room %s: joined", row->room_id);
-	} else if (strcmp(row->kind, "leave") == 0) {
-		e = tlbot_mx_leave(&w->http, row->room_id, &r);
-		if (e == TLBOT_OK)
-			log_info("room %s: left", row->room_id);
-	} else if (strcmp(row->kind, "file") == 0) {
-		e = send_file(w, row, &event_id, &r);
-	} else if (strcmp(row->kind, "members") == 0) {
-		e = fetch_members(w, row, &r);
-	} else if (strcmp(row->kind, "profile") == 0) {
-		e = lookup_profile(w, row, &r);
-	} else {
-		log_error("outbox %s: unknown kind '%s': dropped", row->txn_id, row->kind);
-		tlbot_store_outbox_fail(&w->st, row->id, "unknown kind", 1);
-		tlbot_http_resp_release(&r);
-		return 1;
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
 	}
+	return h;
+}
+
+static uint64_t
+key_of(char tag, const char *s)
+{
+	char t[1] = { tag };
+	uint64_t h = hash_str(0xcbf29ce484222325ULL, t, 1);
+
+	return hash_str(h, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* Membership in a set of this fill; adds key. Returns 1 if it was there. A
+ * hash collision only holds a row back until the other one is done. */
+static int
+hset_add(struct hset *hs, unsigned gen, uint64_t key)
+{
+	size_t i = (size_t)(key ^ (key >> 29)) & (SET_SLOTS - 1);
+
+	while (hs->gen[i] == gen) {
+		if (hs->key[i] == key)
+			return 1;
+		i = (i + 1) & (SET_SLOTS - 1);
+	}
+	hs->gen[i] = gen;
+	hs->key[i] = key;
+	return 0;
+}
+
+static int
+hset_has(const struct hset *hs, unsigned gen, uint64_t key)
+{
+	size_t i = (size_t)(key ^ (key >> 29)) & (SET_SLOTS - 1);
+
+	while (hs->gen[i] == gen) {
+		if (hs->key[i] == key)
+			return 1;
+		i = (i + 1) & (SET_SLOTS - 1);
+	}
+	return 0;
+}
+
+static int
+load_row(void *arg, int64_t id, const char *txn_id, const char *kind, const char *room_id,
+	 const char *user_id, const char *dm_user)
+{
+	struct worker *w = arg;
+	struct pend *p = calloc(1, sizeof(*p));
+	const char *dot = txn_id ? strrchr(txn_id, '.') : NULL;
+
+	if (p == NULL)
+		return -1;
+	p->id = id;
+	p->cause = hash_str(0xcbf29ce484222325ULL, txn_id ? txn_id : "",
+			    dot ? (size_t)(dot - txn_id) : (txn_id ? strlen(txn_id) : 0));
+	if ((kind && strcmp(kind, "dm") == 0) || (room_id == NULL && user_id))
+		p->dest = key_of('u', user_id); /* a DM (message or file) to be resolved */
+	else if (dm_user)
+		p->dest = key_of('u', dm_user); /* the same partner as its "dm" rows */
+	else
+		p->dest = key_of('r', room_id);
+	p->barrier = kind && (strcmp(kind, "join") == 0 || strcmp(kind, "leave") == 0 ||
+			      strcmp(kind, "members") == 0);
+	*w->tail = p;
+	w->tail = &p->next;
+	w->npend++;
+	if (id > w->max_loaded)
+		w->max_loaded = id;
+	return 0;
+}
+
+/* Read the pending rows committed since the last look. */
+static int
+load_pending(struct worker *w)
+{
+	int n;
+
+	if (w->head == NULL && w->nflight == 0)
+		w->max_loaded = 0; /* ids of pruned rows may come back */
+	do {
+		int room = PEND_MAX - w->npend;
+
+		if (room <= 0) {
+			w->more = 1;
+			return 0;
+		}
+		n = tlbot_store_outbox_scan(&w->st, w->max_loaded, room < LOAD_BATCH ? room : LOAD_BATCH,
+					    load_row, w);
+		if (n < 0)
+			return -1;
+	} while (n == LOAD_BATCH);
+	w->more = 0;
+	w->reload = 0;
+	return 0;
+}
+
+static void
+drop_pend(struct worker *w, struct pend *p)
+{
+	struct pend **pp;
+
+	for (pp = &w->head; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			if (w->tail == &p->next)
+				w->tail = pp;
+			break;
+		}
+	w->npend--;
+	free(p);
+}
+
+static int64_t
+paused_until(struct worker *w, uint64_t dest, int64_t now)
+{
+	int i;
+
+	for (i = 0; i < PAUSE_MAX; i++)
+		if (w->pauses[i].until > now && w->pauses[i].dest == dest)
+			return w->pauses[i].until;
+	return 0;
+}
+
+static void
+pause_dest(struct worker *w, uint64_t dest, int64_t until)
+{
+	int i, slot = -1;
+	int64_t now = tlbot_clock_mono_ms();
+
+	for (i = 0; i < PAUSE_MAX; i++) {
+		if (w->pauses[i].dest == dest || w->pauses[i].until <= now) {
+			slot = i;
+			if (w->pauses[i].dest == dest)
+				break;
+		}
+	}
+	if (slot < 0)
+		slot = 0; /* full: the row's own not_before still holds it */
+	w->pauses[slot].dest = dest;
+	w->pauses[slot].until = until;
+}
+
+/* ---- finishing a row ---- */
+
+/* The outcome of one request for row: record it, decide when to retry. */
+static void
+finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int64_t started_ms,
+       enum tlbot_err e, struct tlbot_http_resp *r, const char *event_id)
+{
+	int64_t now = tlbot_clock_mono_ms();
+
+	p->flying = 0;
 	if (e == TLBOT_OK) {
-		if (tlbot_store_outbox_done(&w->st, row->id, event_id) != 0)
-			done = 0; /* retried: the same txnId makes the resend harmless */
-		else
-			done = 1;
 		log_debug("outbox %s: %s to %s done%s%s", row->txn_id, row->kind,
 			  row->room_id ? row->room_id : row->user_id, event_id ? " as " : "",
 			  event_id ? event_id : "");
 		w->attempt = 0;
+		w->probing = 0;
 		tlbot_metrics_send("ok", "");
+		if (tlbot_store_outbox_done(&w->st, row->id, event_id) != 0) {
+			p->not_before = now + 100; /* retried: the same txnId makes it harmless */
+			return;
+		}
+		drop_pend(w, p);
 	} else if (e == TLBOT_ERR_ABORT) {
-		done = -1;
-	} else if (e == TLBOT_ERR_HTTP && strcmp(r.errcode, "M_UNKNOWN_TOKEN") == 0) {
+		return;
+	} else if (e == TLBOT_ERR_HTTP && strcmp(r->errcode, "M_UNKNOWN_TOKEN") == 0) {
 		log_error("sending: the homeserver rejected the access token (M_UNKNOWN_TOKEN); "
 			  "stopping: restart tlbot to log in again or give it a new token");
 		tlbot_daemon_fail(w->d, 2);
-		done = -1;
-	} else if (tlbot_http_retryable(e, &r)) {
+	} else if (tlbot_http_retryable(e, r)) {
 		long wait;
 
-		/* a rate limit says how long to wait: honour it without growing
-		 * the backoff, which is for failures whose end nobody announced */
-		if (r.retry_after_ms >= 0)
-			wait = r.retry_after_ms;
-		else
+		if (r->retry_after_ms >= 0 || r->status == 429 ||
+		    strcmp(r->errcode, "M_LIMIT_EXCEEDED") == 0) {
+			/* a rate limit: pause this destination only, for as long as
+			 * it says, without growing the backoff */
+			wait = r->retry_after_ms >= 0
+				       ? r->retry_after_ms
+				       : tlbot_backoff_ms(row->attempts, SEND_BACKOFF_BASE_MS,
+							  SEND_BACKOFF_CAP_MS);
+			pause_dest(w, p->dest, now + wait);
+			w->probing = 0; /* the homeserver answers */
+		} else if (started_ms >= w->global_set_ms) {
+			/* the homeserver is in trouble: back off everything, once
+			 * per episode (the requests already in flight when it began
+			 * do not grow the backoff again) */
 			wait = tlbot_backoff_ms(w->attempt++, SEND_BACKOFF_BASE_MS, SEND_BACKOFF_CAP_MS);
-		tlbot_store_outbox_fail(&w->st, row->id, r.error, 0);
-		tlbot_metrics_send("retry", r.errcode[0] ? r.errcode : r.status > 0 ? "HTTP" : tlbot_strerror(e));
-		if (r.status == 429)
+			w->global_until = now + wait;
+			w->global_set_ms = now;
+			w->probing = 1;
+		} else {
+			wait = w->global_until > now ? (long)(w->global_until - now) : 0;
+		}
+		p->not_before = now + wait;
+		tlbot_store_outbox_fail(&w->st, row->id, r->error, 0);
+		tlbot_metrics_send("retry", r->errcode[0] ? r->errcode : r->status > 0 ? "HTTP" : tlbot_strerror(e));
+		if (r->status == 429)
 			tlbot_metrics_rate_limited(wait);
 		log_warnx("outbox %s: %s to %s failed (%s: %s%s%s, HTTP %ld); retrying in %ld ms",
 			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id,
-			  tlbot_strerror(e), r.errcode, r.errcode[0] ? " " : "", r.error, r.status, wait);
-		done = tlbot_daemon_sleep(w->d, wait) ? -1 : 0;
+			  tlbot_strerror(e), r->errcode, r->errcode[0] ? " " : "", r->error, r->status,
+			  wait);
 	} else {
 		log_error("outbox %s: %s to %s failed for good: %s %s (HTTP %ld); dropped",
 			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id,
-			  r.errcode, r.error, r.status);
-		tlbot_store_outbox_fail(&w->st, row->id, r.errcode[0] ? r.errcode : r.error, 1);
-		tlbot_metrics_send("failed", r.errcode[0] ? r.errcode : r.status > 0 ? "HTTP" : tlbot_strerror(e));
+			  r->errcode, r->error, r->status);
+		tlbot_store_outbox_fail(&w->st, row->id, r->errcode[0] ? r->errcode : r->error, 1);
+		tlbot_metrics_send("failed", r->errcode[0] ? r->errcode : r->status > 0 ? "HTTP" : tlbot_strerror(e));
 		if (strcmp(row->kind, "join") == 0)
 			tlbot_store_room_set(&w->st, row->room_id, "leave", NULL);
 		w->attempt = 0;
-		done = 1;
+		w->probing = 0;
+		drop_pend(w, p);
+	}
+}
+
+static void
+slot_free(struct worker *w, struct flight *f)
+{
+	if (f->x.easy)
+		tlbot_http_xfer_release(&w->multi, &f->x);
+	if (f->wq)
+		tlbot_ws_send_cancel(w->d->ws, f->wq);
+	tlbot_store_outbox_row_release(&f->row);
+	memset(f, 0, sizeof(*f));
+	w->nflight--;
+}
+
+/* A request of f finished with e (resp in r). */
+static void
+slot_done(struct worker *w, struct flight *f, enum tlbot_err e, struct tlbot_http_resp *r,
+	  const char *event_id)
+{
+	finish(w, f->p, &f->row, f->started_ms, e, r, event_id);
+	slot_free(w, f);
+}
+
+/* Hand f's row to the multi handle over REST. Returns 0, or -1 (finished). */
+static int
+start_rest(struct worker *w, struct flight *f)
+{
+	const struct tlbot_outbox_row *row = &f->row;
+	char *path;
+	const char *body;
+	int rc;
+
+	if (strcmp(row->kind, "send") == 0) {
+		path = tlbot_mx_send_path(row->room_id, row->event_type, row->txn_id);
+		body = row->content ? row->content : "{}";
+	} else {
+		path = tlbot_mx_membership_path(row->room_id, strcmp(row->kind, "join") == 0);
+		body = "{}";
+	}
+	f->x.arg = f;
+	rc = path ? tlbot_http_xfer_start(&w->multi, &f->x, strcmp(row->kind, "send") == 0 ? "PUT"
+									   : "POST",
+					  path, body, strlen(body), NULL, TLBOT_MX_TIMEOUT_MS)
+		  : -1;
+	free(path);
+	if (rc != 0) {
+		struct tlbot_http_resp r;
+
+		tlbot_http_resp_init(&r);
+		snprintf(r.error, sizeof(r.error), "out of memory");
+		slot_done(w, f, TLBOT_ERR_NOMEM, &r, NULL);
+		tlbot_http_resp_release(&r);
+		return -1;
+	}
+	return 0;
+}
+
+/* A "send" row: over the WebSocket when it is up (the txnId as request
+ * id), else REST. */
+static void
+start_send(struct worker *w, struct flight *f)
+{
+	/* e2ee: the crypto call goes here (tlbot_crypto_prepare_send with
+	 * w->st and w->http: synchronous, before the row is handed to the
+	 * WebSocket or the multi handle; it may rewrite f->row's event_type
+	 * and content; on failure finish the slot as a retryable error). */
+	if (w->d->ws) {
+		f->wq = tlbot_ws_send_start(w->d->ws, f->row.room_id, f->row.event_type,
+					    f->row.txn_id, f->row.content);
+		if (f->wq)
+			return;
+	}
+	start_rest(w, f);
+}
+
+/* Start the pending row p in a free slot. */
+static void
+start_row(struct worker *w, struct pend *p)
+{
+	struct flight *f = NULL;
+	struct tlbot_http_resp r;
+	char *event_id = NULL;
+	enum tlbot_err e;
+	int i, rc;
+
+	for (i = 0; i < FLIGHT_MAX; i++)
+		if (w->fl[i].p == NULL) {
+			f = &w->fl[i];
+			break;
+		}
+	if (f == NULL)
+		return;
+	rc = tlbot_store_outbox_get(&w->st, p->id, &f->row);
+	if (rc != 0) {
+		tlbot_store_outbox_row_release(&f->row);
+		if (rc > 0) {
+			drop_pend(w, p); /* no longer pending */
+		} else {
+			log_error("outbox: database error; retrying in 1 s");
+			p->not_before = tlbot_clock_mono_ms() + 1000;
+		}
+		return;
+	}
+	f->p = p;
+	f->started_ms = tlbot_clock_mono_ms();
+	p->flying = 1;
+	w->nflight++;
+	tlbot_http_resp_init(&r);
+	if (strcmp(f->row.kind, "dm") == 0 ||
+	    (strcmp(f->row.kind, "file") == 0 && f->row.room_id == NULL)) {
+		/* find or create the DM room (blocking: rare once rooms exist) */
+		e = resolve_dm(w, &f->row, &r);
+		if (e == TLBOT_OK) {
+			tlbot_store_outbox_row_release(&f->row);
+			rc = tlbot_store_outbox_get(&w->st, p->id, &f->row);
+			if (rc == 0 && strcmp(f->row.kind, "send") == 0) {
+				tlbot_http_resp_release(&r);
+				start_send(w, f);
+				return;
+			}
+			if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id) {
+				e = send_file(w, &f->row, &event_id, &r);
+				slot_done(w, f, e, &r, event_id);
+				free(event_id);
+				tlbot_http_resp_release(&r);
+				return;
+			}
+			e = TLBOT_ERR_DB;
+		}
+		slot_done(w, f, e, &r, NULL);
+	} else if (strcmp(f->row.kind, "send") == 0) {
+		start_send(w, f);
+	} else if (strcmp(f->row.kind, "join") == 0 || strcmp(f->row.kind, "leave") == 0) {
+		start_rest(w, f);
+	} else if (strcmp(f->row.kind, "file") == 0) {
+		/* upload, then the m.file event (blocking: rare) */
+		e = send_file(w, &f->row, &event_id, &r);
+		slot_done(w, f, e, &r, event_id);
+	} else if (strcmp(f->row.kind, "members") == 0) {
+		/* a room just joined (blocking: once per room) */
+		e = fetch_members(w, &f->row, &r);
+		slot_done(w, f, e, &r, NULL);
+	} else if (strcmp(f->row.kind, "profile") == 0) {
+		/* does a user exist; the command runs again (blocking: rare) */
+		e = lookup_profile(w, &f->row, &r);
+		slot_done(w, f, e, &r, NULL);
+		w->reload = 1; /* the rerun's rows, committed by this thread */
+	} else {
+		log_error("outbox %s: unknown kind '%s': dropped", f->row.txn_id, f->row.kind);
+		tlbot_store_outbox_fail(&w->st, p->id, "unknown kind", 1);
+		drop_pend(w, p);
+		slot_free(w, f);
 	}
 	free(event_id);
 	tlbot_http_resp_release(&r);
-	return done;
 }
 
-/* Wait until woken, stopping, or ms elapsed. */
-static void
-wait_for_work(struct worker *w, long ms)
+/* In flight to dest now. */
+static int
+dest_flying(const struct worker *w, uint64_t dest)
 {
-	struct tlbot_daemon *d = w->d;
-	struct timespec ts;
+	int i, n = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
+	for (i = 0; i < FLIGHT_MAX; i++)
+		if (w->fl[i].p && w->fl[i].p->dest == dest)
+			n++;
+	return n;
+}
+
+/* Start what may go now; returns the monotonic time of the next row that
+ * waits only for the clock (0: none). */
+static int64_t
+fill(struct worker *w)
+{
+	int64_t now = tlbot_clock_mono_ms(), next = 0;
+	struct pend *p, *nx;
+	int looked = 0;
+
+	if (w->global_until > now)
+		return w->global_until;
+	if (++w->gen == 0)
+		w->gen = 1; /* 0 marks an empty slot */
+	/* after a network failure or 5xx, one request at a time (oldest first)
+	 * until the homeserver answers again, so a recovering server is not
+	 * hit by every pending row at once and rows retry in their order */
+	for (p = w->head; p && looked < SCAN_WINDOW && w->nflight < (w->probing ? 1 : w->cap) &&
+			  !*w->d->stop;
+	     p = nx, looked++) {
+		uint64_t k = p->cause * 0x9e3779b97f4a7c15ULL ^ p->dest;
+		int blocked = hset_add(&w->seen, w->gen, k);
+		int64_t until;
+
+		nx = p->next; /* start_row may drop p */
+		if (p->barrier)
+			blocked |= hset_has(&w->dests, w->gen, p->dest);
+		else
+			blocked |= hset_has(&w->barriers, w->gen, p->dest);
+		hset_add(&w->dests, w->gen, p->dest);
+		if (p->barrier)
+			hset_add(&w->barriers, w->gen, p->dest);
+		if (p->flying || blocked)
+			continue;
+		until = p->not_before > now ? p->not_before : paused_until(w, p->dest, now);
+		if (until > now) {
+			if (next == 0 || until < next)
+				next = until;
+			continue;
+		}
+		if (dest_flying(w, p->dest) >= w->per_room)
+			continue;
+		start_row(w, p);
 	}
-	pthread_mutex_lock(&d->lock);
-	while (!d->woken && !*d->stop)
-		if (pthread_cond_timedwait(&d->wake, &d->lock, &ts) != 0)
-			break;
-	d->woken = 0;
-	pthread_mutex_unlock(&d->lock);
+	return next;
+}
+
+/* Poll the WebSocket sends; a lost answer goes over REST. Returns the
+ * shortest time any still waits (ms), or -1 when none does. */
+static long
+poll_ws(struct worker *w)
+{
+	long wait = -1;
+	int i;
+
+	for (i = 0; i < FLIGHT_MAX; i++) {
+		struct flight *f = &w->fl[i];
+		struct tlbot_http_resp r;
+		char *event_id = NULL;
+		enum tlbot_err e = TLBOT_OK;
+		int rc;
+
+		if (f->p == NULL || f->wq == NULL)
+			continue;
+		tlbot_http_resp_init(&r);
+		rc = tlbot_ws_send_poll(w->d->ws, f->wq, &event_id, &r, &e);
+		if (rc == 2) {
+			long left = tlbot_ws_send_wait_ms(f->wq);
+
+			if (wait < 0 || left < wait)
+				wait = left;
+		} else {
+			f->wq = NULL; /* freed by poll */
+			if (rc == 0)
+				slot_done(w, f, e, &r, event_id);
+			else
+				start_rest(w, f);
+		}
+		free(event_id);
+		tlbot_http_resp_release(&r);
+	}
+	return wait;
+}
+
+/* Collect the finished REST transfers. */
+static void
+reap(struct worker *w)
+{
+	struct tlbot_http_xfer *x;
+	enum tlbot_err e;
+
+	while ((x = tlbot_http_multi_done(&w->multi, &e)) != NULL) {
+		struct flight *f = x->arg;
+		const char *ev = NULL;
+
+		if (e == TLBOT_OK && strcmp(f->row.kind, "send") == 0) {
+			ev = json_string_value(json_object_get(x->resp.json, "event_id"));
+			if (ev == NULL)
+				e = TLBOT_ERR_PARSE;
+		} else if (e == TLBOT_OK) {
+			log_info("room %s: %s", f->row.room_id,
+				 strcmp(f->row.kind, "join") == 0 ? "joined" : "left");
+		}
+		finish(w, f->p, &f->row, f->started_ms, e, &x->resp, ev);
+		slot_free(w, f);
+	}
+}
+
+static void
+wake_multi(void *arg)
+{
+	tlbot_http_multi_wakeup(arg);
 }
 
 void *
 tlbot_worker_main(void *arg)
 {
-	struct worker w;
+	struct worker *w = calloc(1, sizeof(*w));
 	struct tlbot_daemon *d = arg;
 	time_t last_jobs = 0;
 	int64_t last_prune_ms = -3600 * 1000;
+	int i;
 
-	memset(&w, 0, sizeof(w));
-	w.d = d;
-	if (tlbot_store_open(&w.st, d->cfg->database, NULL) != 0 ||
-	    tlbot_http_init(&w.http, d->base_url, d->cfg->ca_file) != 0 ||
-	    tlbot_http_set_token(&w.http, d->token) != 0) {
+	if (w == NULL) {
+		log_error("worker: cannot start: out of memory");
+		tlbot_daemon_fail(d, 1);
+		return NULL;
+	}
+	w->d = d;
+	w->tail = &w->head;
+	w->cap = d->cfg->send_concurrency > 0 ? d->cfg->send_concurrency : 8;
+	if (w->cap > FLIGHT_MAX)
+		w->cap = FLIGHT_MAX;
+	w->per_room = d->cfg->send_per_room > 0 ? d->cfg->send_per_room : 3;
+	if (tlbot_store_open(&w->st, d->cfg->database, NULL) != 0 ||
+	    tlbot_http_init(&w->http, d->base_url, d->cfg->ca_file) != 0 ||
+	    tlbot_http_set_token(&w->http, d->token) != 0 ||
+	    tlbot_http_multi_init(&w->multi, &w->http) != 0) {
 		log_error("worker: cannot start");
 		tlbot_daemon_fail(d, 1);
 		goto out;
 	}
-	tlbot_router_init(&w.router, d->cfg, d->user_id, &w.st);
+	pthread_mutex_lock(&d->lock);
+	d->wake_hook = wake_multi;
+	d->wake_arg = &w->multi;
+	d->woken = 1; /* load what a previous run left pending */
+	pthread_mutex_unlock(&d->lock);
+	tlbot_router_init(&w->router, d->cfg, d->user_id, &w->st);
 	while (!*d->stop) {
-		struct tlbot_outbox_row row;
 		time_t now = tlbot_clock_now();
-		int rc;
+		int64_t next, mono;
+		long timeout = 1000, ws_wait;
+		int woken, jobs_ran = 0;
 
 		if (tlbot_clock_mono_ms() - last_prune_ms > 3600 * 1000) {
 			/* keep the database bounded: what was sent or fired a month
 			 * ago is history nobody replays */
-			int n = tlbot_store_prune(&w.st, time(NULL) - 30 * 86400);
+			int n = tlbot_store_prune(&w->st, time(NULL) - 30 * 86400);
 
 			if (n > 0)
 				log_info("housekeeping: pruned %d old outbox rows and jobs", n);
 			last_prune_ms = tlbot_clock_mono_ms();
 		}
 		if (now != last_jobs) {
-			if (tlbot_router_run_jobs(&w.router, now) < 0) {
+			if (tlbot_router_run_jobs(&w->router, now) < 0) {
 				log_error("scheduler: database error; retrying in 1 s");
 				tlbot_daemon_sleep(d, 1000);
 			}
 			last_jobs = now;
+			jobs_ran = 1; /* their rows are committed by this thread: no wake-up */
 		}
-		rc = tlbot_store_outbox_next(&w.st, &row);
-		if (rc < 0) {
+		pthread_mutex_lock(&d->lock);
+		woken = d->woken;
+		d->woken = 0;
+		pthread_mutex_unlock(&d->lock);
+		if ((woken || w->more || jobs_ran || w->reload) && load_pending(w) != 0) {
 			log_error("outbox: database error; retrying in 1 s");
 			tlbot_daemon_sleep(d, 1000);
 			continue;
 		}
-		if (rc == 1) {
-			/* idle: wake for new rows, or each second for the scheduler */
-			wait_for_work(&w, 1000);
-			continue;
-		}
-		rc = send_row(&w, &row);
-		tlbot_store_outbox_row_release(&row);
-		if (rc < 0)
-			break;
+		next = fill(w);
+		/* wait for a transfer, a wake-up (new rows, a WebSocket answer),
+		 * the next retry, or the scheduler's next second */
+		mono = tlbot_clock_mono_ms();
+		if (next > 0 && next - mono < timeout)
+			timeout = next > mono ? (long)(next - mono) : 1;
+		ws_wait = d->ws ? poll_ws(w) : -1;
+		if (ws_wait >= 0 && ws_wait + 1 < timeout)
+			timeout = ws_wait + 1;
+		tlbot_http_multi_run(&w->multi, timeout);
+		reap(w);
+		if (d->ws)
+			poll_ws(w);
 	}
 out:
-	tlbot_http_release(&w.http);
-	tlbot_store_close(&w.st);
+	pthread_mutex_lock(&d->lock);
+	d->wake_hook = NULL;
+	d->wake_arg = NULL;
+	pthread_mutex_unlock(&d->lock);
+	for (i = 0; i < FLIGHT_MAX; i++)
+		if (w->fl[i].p)
+			slot_free(w, &w->fl[i]);
+	while (w->head)
+		drop_pend(w, w->head);
+	tlbot_http_multi_release(&w->multi);
+	tlbot_http_release(&w->http);
+	tlbot_store_close(&w->st);
+	free(w);
 	return NULL;
 }

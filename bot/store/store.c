@@ -688,17 +688,12 @@ tlbot_store_outbox_add(struct tlbot_store *st, const char *txn_id, const char *k
 	return step_done(st, s);
 }
 
-int
-tlbot_store_outbox_next(struct tlbot_store *st, struct tlbot_outbox_row *row)
+/* Fill row from the current result of a SELECT of the outbox_next columns. */
+static int
+outbox_row_step(struct tlbot_store *st, sqlite3_stmt *s, struct tlbot_outbox_row *row)
 {
-	sqlite3_stmt *s = prep(st, "SELECT id, txn_id, kind, room_id, user_id, event_type, content,"
-			       " blob, attempts FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1");
-	int rc;
+	int rc = sqlite3_step(s);
 
-	memset(row, 0, sizeof(*row));
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		row->id = sqlite3_column_int64(s, 0);
 		row->txn_id = col_dup(s, 1);
@@ -720,6 +715,60 @@ tlbot_store_outbox_next(struct tlbot_store *st, struct tlbot_outbox_row *row)
 	}
 	unprep(st, s);
 	return rc;
+}
+
+int
+tlbot_store_outbox_next(struct tlbot_store *st, struct tlbot_outbox_row *row)
+{
+	sqlite3_stmt *s = prep(st, "SELECT id, txn_id, kind, room_id, user_id, event_type, content,"
+			       " blob, attempts FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1");
+
+	memset(row, 0, sizeof(*row));
+	if (s == NULL)
+		return -1;
+	return outbox_row_step(st, s, row);
+}
+
+int
+tlbot_store_outbox_get(struct tlbot_store *st, int64_t id, struct tlbot_outbox_row *row)
+{
+	sqlite3_stmt *s = prep(st, "SELECT id, txn_id, kind, room_id, user_id, event_type, content,"
+			       " blob, attempts FROM outbox WHERE id = ? AND state = 'pending'");
+
+	memset(row, 0, sizeof(*row));
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	return outbox_row_step(st, s, row);
+}
+
+int
+tlbot_store_outbox_scan(struct tlbot_store *st, int64_t after_id, int limit,
+			int (*fn)(void *arg, int64_t id, const char *txn_id, const char *kind,
+				  const char *room_id, const char *user_id, const char *dm_user),
+			void *arg)
+{
+	sqlite3_stmt *s = prep(st, "SELECT o.id, o.txn_id, o.kind, o.room_id, o.user_id,"
+			       " (SELECT d.user_id FROM dm_rooms d WHERE d.room_id = o.room_id LIMIT 1)"
+			       " FROM outbox o WHERE o.state = 'pending' AND o.id > ? ORDER BY o.id LIMIT ?");
+	int rc, n = 0;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, after_id);
+	sqlite3_bind_int(s, 2, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+		       (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+		       (const char *)sqlite3_column_text(s, 4),
+		       (const char *)sqlite3_column_text(s, 5)) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n++;
+	}
+	unprep(st, s);
+	return rc == SQLITE_DONE ? n : -1;
 }
 
 void

@@ -287,36 +287,32 @@ on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t u
 	return abort_flag && *abort_flag ? 1 : 0;
 }
 
-enum tlbot_err
-tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
-		   const void *body, size_t bodylen, const char *content_type,
-		   long timeout_ms, struct tlbot_http_resp *r)
+/* Headers of one request: the token, the content type, JSON accepted. */
+static struct curl_slist *
+request_headers(const struct tlbot_http *h, const void *body, const char *content_type)
 {
-	CURL *c = h->curl;
 	struct curl_slist *hdrs = NULL, *p;
-	struct tlbot_buf url, ct;
-	CURLcode cc;
-	enum tlbot_err rc;
-	json_error_t jerr;
+	struct tlbot_buf ct;
 
-	tlbot_http_resp_release(r);
-	tlbot_http_resp_init(r);
-	tlbot_buf_init(&url, 16384);
 	tlbot_buf_init(&ct, 512);
-	if (tlbot_buf_adds(&url, h->base) != 0 || tlbot_buf_adds(&url, path) != 0 ||
-	    tlbot_buf_printf(&ct, "Content-Type: %s", content_type ? content_type : "application/json") != 0) {
-		rc = TLBOT_ERR_NOMEM;
-		goto out;
-	}
 	for (p = h->headers; p; p = p->next)
 		hdrs = curl_slist_append(hdrs, p->data);
-	if (body)
+	if (body && tlbot_buf_printf(&ct, "Content-Type: %s",
+				     content_type ? content_type : "application/json") == 0)
 		hdrs = curl_slist_append(hdrs, tlbot_buf_str(&ct));
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	tlbot_buf_release(&ct);
+	return hdrs;
+}
 
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, tlbot_buf_str(&url));
+/* Set every option of one request on c (after curl_easy_reset). */
+static void
+request_setup(CURL *c, const struct tlbot_http *h, const char *method, const char *url,
+	      struct curl_slist *hdrs, const void *body, size_t bodylen, long timeout_ms,
+	      struct tlbot_http_resp *r)
+{
+	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "tlbot/" TLBOT_VERSION);
@@ -342,13 +338,20 @@ tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
 	} else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
 	}
+}
 
-	cc = curl_easy_perform(c);
+/* Classify a finished transfer and fill r (status, JSON, errcode...). */
+static enum tlbot_err
+request_finish(CURL *c, CURLcode cc, struct tlbot_http_resp *r)
+{
+	json_error_t jerr;
+	enum tlbot_err rc;
+
+	jerr.text[0] = '\0';
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	if (cc != CURLE_OK) {
 		snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(cc));
-		rc = (abort_flag && *abort_flag) ? TLBOT_ERR_ABORT : TLBOT_ERR_NET;
-		goto out;
+		return (abort_flag && *abort_flag) ? TLBOT_ERR_ABORT : TLBOT_ERR_NET;
 	}
 	if (r->body.len > 0 && (r->body.data[0] == '{' || r->body.data[0] == '['))
 		r->json = tlbot_json_decode(r->body.data, r->body.len, &jerr);
@@ -374,11 +377,174 @@ tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
 		if (r->error[0] == '\0')
 			snprintf(r->error, sizeof(r->error), "HTTP %ld", r->status);
 	}
+	return rc;
+}
+
+enum tlbot_err
+tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
+		   const void *body, size_t bodylen, const char *content_type,
+		   long timeout_ms, struct tlbot_http_resp *r)
+{
+	CURL *c = h->curl;
+	struct curl_slist *hdrs = NULL;
+	struct tlbot_buf url;
+	enum tlbot_err rc;
+
+	tlbot_http_resp_release(r);
+	tlbot_http_resp_init(r);
+	tlbot_buf_init(&url, 16384);
+	if (tlbot_buf_adds(&url, h->base) != 0 || tlbot_buf_adds(&url, path) != 0) {
+		rc = TLBOT_ERR_NOMEM;
+		goto out;
+	}
+	hdrs = request_headers(h, body, content_type);
+	curl_easy_reset(c);
+	request_setup(c, h, method, tlbot_buf_str(&url), hdrs, body, bodylen, timeout_ms, r);
+	rc = request_finish(c, curl_easy_perform(c), r);
 out:
 	curl_slist_free_all(hdrs);
 	tlbot_buf_release(&url);
-	tlbot_buf_release(&ct);
 	return rc;
+}
+
+/* ---- transfers driven together (curl multi) ---- */
+
+#define EASY_POOL 16 /* finished easy handles kept for reuse */
+
+struct multi_pool {
+	CURL *free[EASY_POOL];
+	int nfree;
+};
+
+int
+tlbot_http_multi_init(struct tlbot_http_multi *m, struct tlbot_http *h)
+{
+	memset(m, 0, sizeof(*m));
+	m->h = h;
+	m->multi = curl_multi_init();
+	m->pool = calloc(1, sizeof(struct multi_pool));
+	if (m->multi == NULL || m->pool == NULL) {
+		tlbot_http_multi_release(m);
+		return -1;
+	}
+	return 0;
+}
+
+void
+tlbot_http_multi_release(struct tlbot_http_multi *m)
+{
+	struct multi_pool *pool = m->pool;
+
+	if (pool) {
+		while (pool->nfree > 0)
+			curl_easy_cleanup(pool->free[--pool->nfree]);
+		free(pool);
+	}
+	if (m->multi)
+		curl_multi_cleanup(m->multi);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+tlbot_http_xfer_release(struct tlbot_http_multi *m, struct tlbot_http_xfer *x)
+{
+	struct multi_pool *pool = m->pool;
+
+	if (x->easy) {
+		if (x->running)
+			curl_multi_remove_handle(m->multi, x->easy);
+		if (pool && pool->nfree < EASY_POOL)
+			pool->free[pool->nfree++] = x->easy;
+		else
+			curl_easy_cleanup(x->easy);
+	}
+	curl_slist_free_all(x->hdrs);
+	free(x->url);
+	free(x->body);
+	tlbot_http_resp_release(&x->resp);
+	memset(x, 0, sizeof(*x));
+}
+
+int
+tlbot_http_xfer_start(struct tlbot_http_multi *m, struct tlbot_http_xfer *x, const char *method,
+		      const char *path, const void *body, size_t bodylen,
+		      const char *content_type, long timeout_ms)
+{
+	struct multi_pool *pool = m->pool;
+	struct tlbot_buf url;
+	void *arg = x->arg;
+
+	memset(x, 0, sizeof(*x));
+	x->arg = arg;
+	tlbot_http_resp_init(&x->resp);
+	tlbot_buf_init(&url, 16384);
+	if (tlbot_buf_adds(&url, m->h->base) != 0 || tlbot_buf_adds(&url, path) != 0)
+		goto fail;
+	x->url = tlbot_buf_detach(&url);
+	if (body) {
+		x->body = malloc(bodylen + 1);
+		if (x->body == NULL)
+			goto fail;
+		memcpy(x->body, body, bodylen);
+		x->body[bodylen] = '\0';
+	}
+	x->easy = pool->nfree > 0 ? pool->free[--pool->nfree] : curl_easy_init();
+	x->hdrs = request_headers(m->h, body, content_type);
+	if (x->url == NULL || x->easy == NULL || x->hdrs == NULL)
+		goto fail;
+	curl_easy_reset(x->easy);
+	request_setup(x->easy, m->h, method, x->url, x->hdrs, x->body, bodylen, timeout_ms,
+		      &x->resp);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK)
+		goto fail;
+	x->running = 1;
+	return 0;
+fail:
+	tlbot_buf_release(&url);
+	tlbot_http_xfer_release(m, x);
+	x->arg = arg;
+	return -1;
+}
+
+int
+tlbot_http_multi_run(struct tlbot_http_multi *m, long timeout_ms)
+{
+	int running = 0;
+
+	if (timeout_ms > 0)
+		curl_multi_poll(m->multi, NULL, 0, (int)timeout_ms, NULL);
+	curl_multi_perform(m->multi, &running);
+	return running;
+}
+
+struct tlbot_http_xfer *
+tlbot_http_multi_done(struct tlbot_http_multi *m, enum tlbot_err *e)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+		struct tlbot_http_xfer *x = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x == NULL)
+			continue;
+		*e = request_finish(x->easy, msg->data.result, &x->resp);
+		curl_multi_remove_handle(m->multi, x->easy);
+		x->running = 0;
+		return x;
+	}
+	return NULL;
+}
+
+void
+tlbot_http_multi_wakeup(struct tlbot_http_multi *m)
+{
+	if (m->multi)
+		curl_multi_wakeup(m->multi);
 }
 
 char *

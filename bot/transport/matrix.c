@@ -228,6 +228,19 @@ tlbot_mx_send(struct tlbot_http *h, const char *room_id, const char *type, const
 	return *event_id ? TLBOT_OK : TLBOT_ERR_PARSE;
 }
 
+char *
+tlbot_mx_send_path(const char *room_id, const char *type, const char *txn_id)
+{
+	return path_build(API "/rooms/%s/send/%s/%s", room_id, type, txn_id);
+}
+
+char *
+tlbot_mx_membership_path(const char *room_id, int join)
+{
+	return join ? path_build(API "/rooms/%s/join", room_id)
+		    : path_build(API "/rooms/%s/leave", room_id);
+}
+
 enum tlbot_err
 tlbot_mx_join(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r)
 {

@@ -293,6 +293,8 @@ lose_requests_locked(struct tlbot_ws *ws)
 		if (q->state == REQ_QUEUED || q->state == REQ_SENT)
 			q->state = REQ_LOST;
 	pthread_cond_broadcast(&ws->cond);
+	if (ws->reqs)
+		tlbot_daemon_wake(ws->d); /* a worker polling (tlbot_ws_send_poll) */
 }
 
 /* The connection attempt failed or the connection closed. */
@@ -434,6 +436,8 @@ on_answer(struct tlbot_ws *ws, const char *id, json_t *msg)
 		pthread_cond_broadcast(&ws->cond);
 	}
 	pthread_mutex_unlock(&ws->lock);
+	if (q)
+		tlbot_daemon_wake(ws->d); /* a worker polling (tlbot_ws_send_poll) */
 	if (q == NULL)
 		log_debug("websocket: answer to unknown request %s ignored", id);
 }
@@ -818,87 +822,121 @@ status_for(const char *errcode)
 	return 500; /* M_UNKNOWN and the rest: retried, as a 5xx would be */
 }
 
-int
-tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type, const char *txn_id,
-              const char *content_json, char **event_id, struct tlbot_http_resp *r,
-              enum tlbot_err *e)
-{
-	struct ws_req req;
-	json_error_t jerr;
-	json_t *content, *msg, *err;
-	int64_t deadline;
-	int rc = 1;
+/* A send over the socket in flight (tlbot_ws_send_start). */
+struct tlbot_ws_req {
+	struct ws_req q;
+	char *id;         /* the txnId (q.id points here) */
+	int64_t deadline; /* monotonic ms */
+};
 
-	*event_id = NULL;
+struct tlbot_ws_req *
+tlbot_ws_send_start(struct tlbot_ws *ws, const char *room_id, const char *event_type,
+                    const char *txn_id, const char *content_json)
+{
+	struct tlbot_ws_req *req;
+	json_error_t jerr;
+	json_t *content, *msg;
+
 	if (!tlbot_ws_connected(ws))
-		return 1;
+		return NULL;
 	content = json_loads(content_json ? content_json : "{}", 0, &jerr);
 	if (content == NULL)
-		return 1; /* let REST report it */
+		return NULL; /* let REST report it */
 	msg = json_pack("{s:s, s:s, s:{s:s, s:s, s:o}}", "id", txn_id, "method", "send", "params",
 	                "room_id", room_id, "event_type", event_type, "content", content);
-	memset(&req, 0, sizeof(req));
-	req.id = txn_id;
-	req.text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	req = calloc(1, sizeof(*req));
+	if (req == NULL || (req->id = strdup(txn_id)) == NULL ||
+	    (req->q.text = msg ? json_dumps(msg, JSON_COMPACT) : NULL) == NULL) {
+		json_decref(msg);
+		if (req)
+			free(req->id);
+		free(req);
+		return NULL;
+	}
 	json_decref(msg);
-	if (req.text == NULL)
-		return 1;
-	req.state = REQ_QUEUED;
-	deadline = tlbot_clock_mono_ms() + TLBOT_WS_SEND_TIMEOUT_MS;
+	req->q.id = req->id;
+	req->q.state = REQ_QUEUED;
+	req->deadline = tlbot_clock_mono_ms() + TLBOT_WS_SEND_TIMEOUT_MS;
 
 	pthread_mutex_lock(&ws->lock);
 	if (!ws->up || ws->ctx == NULL) {
 		pthread_mutex_unlock(&ws->lock);
-		free(req.text);
-		return 1;
+		free(req->q.text);
+		free(req->id);
+		free(req);
+		return NULL;
 	}
 	{
 		struct ws_req **pp = &ws->reqs;
 
 		while (*pp)
 			pp = &(*pp)->next;
-		*pp = &req;
+		*pp = &req->q;
 	}
 	lws_cancel_service(ws->ctx);
-	while (req.state == REQ_QUEUED || req.state == REQ_SENT) {
-		struct timespec ts;
-
-		if (*ws->d->stop) {
-			rc = -1;
-			break;
-		}
-		if (tlbot_clock_mono_ms() >= deadline)
-			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
-	}
-	unlink_req_locked(ws, &req);
 	pthread_mutex_unlock(&ws->lock);
-	free(req.text);
+	return req;
+}
 
-	if (rc < 0) {
-		json_decref(req.answer);
-		return -1;
+static void
+req_free(struct tlbot_ws_req *req)
+{
+	json_decref(req->q.answer);
+	free(req->q.text);
+	free(req->id);
+	free(req);
+}
+
+void
+tlbot_ws_send_cancel(struct tlbot_ws *ws, struct tlbot_ws_req *req)
+{
+	pthread_mutex_lock(&ws->lock);
+	unlink_req_locked(ws, &req->q);
+	pthread_mutex_unlock(&ws->lock);
+	req_free(req);
+}
+
+long
+tlbot_ws_send_wait_ms(const struct tlbot_ws_req *req)
+{
+	int64_t left = req->deadline - tlbot_clock_mono_ms();
+
+	return left > 0 ? (long)left : 0;
+}
+
+int
+tlbot_ws_send_poll(struct tlbot_ws *ws, struct tlbot_ws_req *req, char **event_id,
+                   struct tlbot_http_resp *r, enum tlbot_err *e)
+{
+	const char *txn_id = req->id;
+	enum req_state state;
+	json_t *err;
+
+	*event_id = NULL;
+	pthread_mutex_lock(&ws->lock);
+	state = req->q.state;
+	if ((state == REQ_QUEUED || state == REQ_SENT) && tlbot_clock_mono_ms() < req->deadline) {
+		pthread_mutex_unlock(&ws->lock);
+		return 2;
 	}
-	if (req.state == REQ_LOST) {
+	unlink_req_locked(ws, &req->q);
+	pthread_mutex_unlock(&ws->lock);
+
+	if (state == REQ_LOST) {
 		log_info("outbox %s: the WebSocket went down during the send; sending over REST "
-		         "with "
-		         "the same txnId",
+		         "with the same txnId",
 		         txn_id);
+		req_free(req);
 		return 1;
 	}
-	if (req.state != REQ_DONE) {
+	if (state != REQ_DONE) {
 		log_warnx("outbox %s: no answer over the WebSocket within %d ms; sending over REST "
 		          "with the same txnId",
 		          txn_id, TLBOT_WS_SEND_TIMEOUT_MS);
+		req_free(req);
 		return 1;
 	}
-	err = json_object_get(req.answer, "error");
+	err = json_object_get(req->q.answer, "error");
 	if (json_is_object(err)) {
 		const char *errcode = json_string_value(json_object_get(err, "errcode"));
 		const char *error = json_string_value(json_object_get(err, "error"));
@@ -914,12 +952,45 @@ tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type, 
 		*e = TLBOT_ERR_HTTP;
 	} else {
 		const char *id = json_string_value(
-		        json_object_get(json_object_get(req.answer, "result"), "event_id"));
+		        json_object_get(json_object_get(req->q.answer, "result"), "event_id"));
 
 		r->status = 200;
 		*event_id = id ? strdup(id) : NULL;
 		*e = TLBOT_OK;
 	}
-	json_decref(req.answer);
+	req_free(req);
 	return 0;
+}
+
+int
+tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type, const char *txn_id,
+              const char *content_json, char **event_id, struct tlbot_http_resp *r,
+              enum tlbot_err *e)
+{
+	struct tlbot_ws_req *req = tlbot_ws_send_start(ws, room_id, event_type, txn_id, content_json);
+	int rc;
+
+	*event_id = NULL;
+	if (req == NULL)
+		return 1;
+	pthread_mutex_lock(&ws->lock);
+	while ((req->q.state == REQ_QUEUED || req->q.state == REQ_SENT) &&
+	       tlbot_clock_mono_ms() < req->deadline && !*ws->d->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
+	}
+	pthread_mutex_unlock(&ws->lock);
+	if (*ws->d->stop) {
+		tlbot_ws_send_cancel(ws, req);
+		return -1;
+	}
+	rc = tlbot_ws_send_poll(ws, req, event_id, r, e);
+	return rc == 2 ? 1 : rc;
 }

@@ -53,6 +53,8 @@ struct tlbot_config {
 	int health_max_outbox_age_s; /* /healthz: 503 when a pending outbox row is older, default 300 */
 	char *log_format;        /* "text" | "json", default text */
 	int retention_days;      /* stand-up answers and reminders: delete after; 0 = keep (default) */
+	int send_concurrency;    /* outbox requests in flight at once, default 8 */
+	int send_per_room;       /* of which to one room (or DM partner), default 3 */
 	char *source_path;       /* file it was loaded from, or NULL */
 	unsigned long long refused; /* internal: keys whose value a loader
 	                             * refused and reported; finish does not

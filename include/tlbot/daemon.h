@@ -25,6 +25,10 @@ struct tlbot_daemon {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;          /* outbox rows were committed */
 	int woken;
+	/* called (under lock) by tlbot_daemon_wake and _fail: the worker sets it
+	 * to wake its curl multi wait (worker.c) */
+	void (*wake_hook)(void *arg);
+	void *wake_arg;
 	/* receive side (main thread) */
 	struct tlbot_store st;
 	struct tlbot_http http;

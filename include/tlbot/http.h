@@ -62,6 +62,41 @@ enum tlbot_err tlbot_http_request(struct tlbot_http *h, const char *method, cons
 				  const void *body, size_t bodylen, const char *content_type,
 				  long timeout_ms, struct tlbot_http_resp *r);
 
+/* Transfers driven together through one curl multi handle (the worker's
+ * sends): connections are kept alive in the multi's pool, each transfer has
+ * its own easy handle (reused from a small pool). One thread only, except
+ * tlbot_http_multi_wakeup. */
+struct tlbot_http_multi {
+	void *multi;          /* CURLM * */
+	struct tlbot_http *h; /* base URL, token, CA file (borrowed) */
+	void *pool;           /* idle easy handles */
+};
+struct tlbot_http_xfer {
+	void *easy;  /* CURL * */
+	void *hdrs;  /* struct curl_slist * */
+	char *url, *body;
+	int running; /* added to the multi handle */
+	struct tlbot_http_resp resp;
+	void *arg;   /* the caller's; kept across start */
+};
+int tlbot_http_multi_init(struct tlbot_http_multi *m, struct tlbot_http *h);
+void tlbot_http_multi_release(struct tlbot_http_multi *m);
+/* Start method on base + path as tlbot_http_request does (body copied).
+ * Returns 0, or -1 (out of memory; x is left released). */
+int tlbot_http_xfer_start(struct tlbot_http_multi *m, struct tlbot_http_xfer *x, const char *method,
+			  const char *path, const void *body, size_t bodylen,
+			  const char *content_type, long timeout_ms);
+/* Wait up to timeout_ms (0: not at all) for activity or a wakeup, then move
+ * every transfer on. Returns how many are still running. */
+int tlbot_http_multi_run(struct tlbot_http_multi *m, long timeout_ms);
+/* A finished transfer (x->resp filled as tlbot_http_request fills r, *e its
+ * result) or NULL when none; release it with tlbot_http_xfer_release. */
+struct tlbot_http_xfer *tlbot_http_multi_done(struct tlbot_http_multi *m, enum tlbot_err *e);
+/* Stop a transfer if running; free what it holds (x->arg is cleared). */
+void tlbot_http_xfer_release(struct tlbot_http_multi *m, struct tlbot_http_xfer *x);
+/* Make a tlbot_http_multi_run waiting in another thread return now. */
+void tlbot_http_multi_wakeup(struct tlbot_http_multi *m);
+
 /* URL-escape one path segment or query value (curl_easy_escape). Caller
  * frees with free(). NULL on OOM. */
 char *tlbot_http_escape(const char *s);

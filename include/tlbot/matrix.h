@@ -32,6 +32,12 @@ enum tlbot_err tlbot_mx_create_filter(struct tlbot_http *h, const char *user_id,
 enum tlbot_err tlbot_mx_send(struct tlbot_http *h, const char *room_id, const char *type,
 			     const char *txn_id, const char *content_json, char **event_id,
 			     struct tlbot_http_resp *r);
+/* The paths of tlbot_mx_send and tlbot_mx_join (join = 1) / tlbot_mx_leave,
+ * for a request driven by a tlbot_http_multi (PUT content / POST {}, with
+ * TLBOT_MX_TIMEOUT_MS). New string (caller frees) or NULL. */
+#define TLBOT_MX_TIMEOUT_MS 30000L
+char *tlbot_mx_send_path(const char *room_id, const char *type, const char *txn_id);
+char *tlbot_mx_membership_path(const char *room_id, int join);
 enum tlbot_err tlbot_mx_join(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r);
 enum tlbot_err tlbot_mx_leave(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r);
 /* GET /rooms/{roomId}/messages; r->json holds {chunk,start,end}. */

@@ -112,6 +112,16 @@ struct tlbot_outbox_row {
 };
 /* The oldest pending row: 0 (row filled; release it), 1 none, -1 error. */
 int tlbot_store_outbox_next(struct tlbot_store *st, struct tlbot_outbox_row *row);
+/* The row id if it is still pending: 0 (filled), 1 not pending, -1 error. */
+int tlbot_store_outbox_get(struct tlbot_store *st, int64_t id, struct tlbot_outbox_row *row);
+/* Pending rows with id > after_id, oldest first, at most limit: fn gets the
+ * columns the worker orders by (dm_user: the DM partner when room_id is a
+ * DM room, else NULL; strings valid during the call); fn returning non-0
+ * stops with -1. Returns the number of rows, or -1. */
+int tlbot_store_outbox_scan(struct tlbot_store *st, int64_t after_id, int limit,
+			    int (*fn)(void *arg, int64_t id, const char *txn_id, const char *kind,
+				      const char *room_id, const char *user_id, const char *dm_user),
+			    void *arg);
 void tlbot_store_outbox_row_release(struct tlbot_outbox_row *row);
 int tlbot_store_outbox_done(struct tlbot_store *st, int64_t id, const char *event_id);
 int tlbot_store_outbox_fail(struct tlbot_store *st, int64_t id, const char *error, int permanent);

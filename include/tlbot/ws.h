@@ -46,6 +46,22 @@ int tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_ty
                   const char *txn_id, const char *content_json, char **event_id,
                   struct tlbot_http_resp *r, enum tlbot_err *e);
 
+/* The same without waiting (the worker keeps several sends in flight):
+ * start returns NULL when the socket is not up (send over REST), else a
+ * request; the worker is woken (tlbot_daemon_wake) when it is answered or
+ * lost. poll returns 2 while it waits for the answer, otherwise what
+ * tlbot_ws_send returns (0 answered, 1 use REST) and frees the request.
+ * cancel frees a request still waiting (stopping). wait_ms: time left
+ * before poll gives up on the answer. */
+struct tlbot_ws_req;
+struct tlbot_ws_req *tlbot_ws_send_start(struct tlbot_ws *ws, const char *room_id,
+                                         const char *event_type, const char *txn_id,
+                                         const char *content_json);
+int tlbot_ws_send_poll(struct tlbot_ws *ws, struct tlbot_ws_req *req, char **event_id,
+                       struct tlbot_http_resp *r, enum tlbot_err *e);
+void tlbot_ws_send_cancel(struct tlbot_ws *ws, struct tlbot_ws_req *req);
+long tlbot_ws_send_wait_ms(const struct tlbot_ws_req *req);
+
 /* Whether the socket is up now (for logs and tests). */
 int tlbot_ws_connected(struct tlbot_ws *ws);
 
