@@ -85,6 +85,7 @@ struct worker {
 	int nflight, cap, per_room;
 	struct pause pauses[PAUSE_MAX];
 	unsigned gen;
+	unsigned finished;           /* rows finished (any outcome), to see progress */
 	struct hset seen, dests, barriers;
 };
 
@@ -417,6 +418,7 @@ finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int
 	int64_t now = tlbot_clock_mono_ms();
 
 	p->flying = 0;
+	w->finished++;
 	if (e == TLBOT_OK) {
 		log_debug("outbox %s: %s to %s done%s%s", row->txn_id, row->kind,
 			  row->room_id ? row->room_id : row->user_id, event_id ? " as " : "",
@@ -801,6 +803,7 @@ tlbot_worker_main(void *arg)
 		int64_t next, mono;
 		long timeout = 1000, ws_wait;
 		int woken, jobs_ran = 0;
+		unsigned finished = w->finished;
 
 		if (tlbot_clock_mono_ms() - last_prune_ms > 3600 * 1000) {
 			/* keep the database bounded: what was sent or fired a month
@@ -837,6 +840,9 @@ tlbot_worker_main(void *arg)
 		ws_wait = d->ws ? poll_ws(w) : -1;
 		if (ws_wait >= 0 && ws_wait + 1 < timeout)
 			timeout = ws_wait + 1;
+		if (w->finished != finished)
+			timeout = 0; /* a row finished in place (DM room, file, members):
+				      * what it held back may go now */
 		tlbot_http_multi_run(&w->multi, timeout);
 		reap(w);
 		if (d->ws)
