@@ -969,7 +969,8 @@ class App:
         GET    /_test/stats          -> {"requests": {"METHOD template": n}, "by_user":
                                          {user: {...}}, "faults_fired": {id: n},
                                          "faults_fired_by_kind": {...}, "head": "s<pos>",
-                                         "syncing": {user: ["s<since>", ...]}}
+                                         "syncing": {user: ["s<pos>", ...]}}: per pending
+                                         long-poll, the position it is caught up to
         DELETE /_test/stats          reset counters
         GET    /_test/rooms/{roomId}/events   every event of a room, oldest first
         """
@@ -1875,11 +1876,15 @@ def h_sync(app, req):
             if f:
                 raise Interrupted(f)
             waiting = app.syncing.setdefault(req.user_id, [])
-            waiting.append(since)
+            # nothing for this user up to the head: caught up to it (what
+            # /_test/stats "syncing" reports), even when the head moved for
+            # others only (their to-device messages, key changes, rooms)
+            caught = app.parse_tok(resp["next_batch"])
+            waiting.append(caught)
             try:
                 app.cond.wait(remaining)
             finally:
-                waiting.remove(since)
+                waiting.remove(caught)
 
 
 # --------------------------------------------------------------------------

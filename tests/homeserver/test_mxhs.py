@@ -788,6 +788,26 @@ class TestE2EE(Base):
         self.assertMxError(400, "M_MISSING_PARAM", a.api, "PUT",
                            "/sendToDevice/org.example.ping/t9", {})
 
+    def test_stats_syncing_is_caught_up_position(self):
+        # /_test/stats "syncing": a pending long-poll that found nothing for
+        # its user up to the head counts as caught up to it, even when the
+        # head moved for others only (to-device for another user here)
+        a, b, room = self.pair()
+        c = self.user("carol")
+        since = b.sync()["next_batch"]
+        t = threading.Thread(target=lambda: b.sync(since=since, timeout=3000))
+        t.start()
+        time.sleep(0.3)
+        a.api("PUT", "/sendToDevice/org.example.n/other",
+              {"messages": {c.user_id: {c.device_id: {"x": 1}}}})
+        deadline = time.monotonic() + 2
+        head = self.hs.stats()["head"]
+        while self.hs.stats()["syncing"].get(b.user_id) != [head] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.hs.stats()["syncing"].get(b.user_id), [head])
+        self.assertNotEqual(head, since)
+        t.join()
+
     def test_to_device_limit_and_hold(self):
         # spec: "the server should limit the number sent in each /sync
         # response. 100 messages is recommended"; the hold switch is mxhs's

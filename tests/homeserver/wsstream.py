@@ -298,11 +298,12 @@ class Conn:
                 resp, empty = app.build_sync(self.user_id, self.device_id, since, filt, False)
                 if empty and not (first and since is None):
                     waiting = app.syncing.setdefault(self.user_id, [])
-                    waiting.append(since)
+                    caught = app.parse_tok(resp["next_batch"])    # see h_sync
+                    waiting.append(caught)
                     try:
                         app.cond.wait(POLL_S)
                     finally:
-                        waiting.remove(since)
+                        waiting.remove(caught)
                     continue
             first = False
             f = app.take_fault("WS", "/_ws/update", self.user_id, kinds=("drop", "status"))

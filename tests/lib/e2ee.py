@@ -113,6 +113,18 @@ class Peer:
         self.undecrypted = {}   # room -> {event_id: MegolmEvent}
         self.to_device = []     # decrypted/plain to-device events nio handed us
         self.sent = {}          # event_id -> {"session_id", "content"} of what we sent
+        # key material seen, for "never in the bot's log" checks: the
+        # session_key of every m.room_key we received and of our own sessions
+        self.key_material = set()
+        machine = self.client.olm
+        orig = machine._handle_room_key_event
+
+        def capture(sender, sender_key, payload):
+            k = (payload.get("content") or {}).get("session_key")
+            if isinstance(k, str):
+                self.key_material.add(k)
+            return orig(sender, sender_key, payload)
+        machine._handle_room_key_event = capture
         self.step(0)            # first sync; device and one-time keys uploaded
 
     # ---- plumbing ----------------------------------------------------------
@@ -279,6 +291,9 @@ class Peer:
     def send_encrypted(self, room, content, event_type="m.room.message", txn_id=None):
         """Encrypt content and send it.  -> event_id"""
         enc = self.encrypt(room, content, event_type)
+        out = self.client.olm.outbound_group_sessions.get(room)
+        if out is not None:
+            self.key_material.add(out.session_key)
         eid = self.mx.send_event(room, "m.room.encrypted", enc, txn_id=txn_id)
         self.sent[eid] = {"session_id": enc["session_id"], "content": enc}
         return eid
@@ -388,6 +403,24 @@ class Peer:
         raw = self.raw_event(room, rec["event_id"])
         rel = (raw.get("content") or {}).get("m.relates_to") or {}
         return (rel.get("m.in_reply_to") or {}).get("event_id")
+
+    def decrypt_raw(self, raw):
+        """Decrypt a raw m.room.encrypted room event (e.g. from
+        hs.all_events) with our keys.  -> the decrypted record, or None."""
+        ev = nio.MegolmEvent.from_dict(raw)
+        if not isinstance(ev, nio.MegolmEvent):
+            return None
+        try:
+            dec = self.client.decrypt_event(ev)
+        except (nio.EncryptionError, nio.LocalProtocolError):
+            return None
+        if not (isinstance(dec, nio.Event) and getattr(dec, "decrypted", False)):
+            return None
+        src = dec.source
+        return {"event_id": raw.get("event_id"), "sender": raw.get("sender"),
+                "type": src.get("type"), "content": src.get("content") or {},
+                "encrypted": True, "decrypted": True, "session_id": ev.session_id,
+                "verified": bool(getattr(dec, "verified", False))}
 
     def raw_event(self, room, event_id):
         """The event as the server has it (ciphertext), via /rooms/.../event."""

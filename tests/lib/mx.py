@@ -342,7 +342,8 @@ class Homeserver:
     def stats(self):
         """{"requests": {"PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}": n},
         "by_user": {user_id: {...}}, "faults_fired": {id: n}, "faults_fired_by_kind":
-        {...}, "head": "s<pos>", "syncing": {user_id: [since tokens of pending long-polls]}}"""
+        {...}, "head": "s<pos>", "syncing": {user_id: [per pending long-poll, the position
+        it is caught up to (nothing new for the user up to it)]}}"""
         return self.api("GET", "/_test/stats")
 
     def reset_stats(self):
