@@ -229,15 +229,14 @@ cmd_export_user(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 dry_run(struct tlbot_ctx *ctx, const char *u, char **report)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	char pseudonym[64];
 	int n;
 
-	if (tlbot_db_exec(db, "SAVEPOINT admin_dry", "") != 0)
+	if (tlbot_db_exec(ctx, "SAVEPOINT admin_dry", "") != 0)
 		return tlbot_db_error(ctx, "savepoint");
 	n = tlbot_dp_forget_user(ctx, u, pseudonym, sizeof(pseudonym), report);
-	if (tlbot_db_exec(db, "ROLLBACK TO admin_dry", "") != 0 ||
-	    tlbot_db_exec(db, "RELEASE admin_dry", "") != 0) {
+	if (tlbot_db_exec(ctx, "ROLLBACK TO admin_dry", "") != 0 ||
+	    tlbot_db_exec(ctx, "RELEASE admin_dry", "") != 0) {
 		free(*report);
 		*report = NULL;
 		return tlbot_db_error(ctx, "rollback");
@@ -248,7 +247,6 @@ dry_run(struct tlbot_ctx *ctx, const char *u, char **report)
 static int
 cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *u = args->argv[0], *sender = tlbot_ctx_sender(ctx);
 	time_t now = tlbot_ctx_now(ctx);
 	char *report = NULL, code[16], pseudonym[64];
@@ -266,11 +264,11 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			return tlbot_replyf(ctx, "I hold nothing about %s: nothing to forget.", u);
 		}
 		snprintf(code, sizeof(code), "%06lx", (unsigned long)(random() % 0x1000000));
-		if (tlbot_db_exec(db,
+		if (tlbot_db_exec(ctx,
 		                  "DELETE FROM admin_confirm WHERE expires < ?1 OR"
 		                  " (action = 'forget' AND target = ?2 AND admin = ?3)",
 		                  "itt", (int64_t)now, u, sender) != 0 ||
-		    tlbot_db_exec(db,
+		    tlbot_db_exec(ctx,
 		                  "INSERT INTO admin_confirm(code, action, target, admin, expires)"
 		                  " VALUES (?, 'forget', ?, ?, ?)",
 		                  "ttti", code, u, sender, (int64_t)(now + CONFIRM_TTL_S)) != 0) {
@@ -292,7 +290,7 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  "usage: %sadmin forget @user, then %sadmin forget @user confirm "
 		                  "CODE",
 		                  tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
-	rc = tlbot_db_int(db, &found,
+	rc = tlbot_db_int(ctx, &found,
 	                  "SELECT COUNT(*) FROM admin_confirm WHERE code = ? AND action = 'forget'"
 	                  " AND target = ? AND admin = ? AND expires >= ?",
 	                  "ttti", args->argv[2], u, sender, (int64_t)now);
@@ -303,7 +301,7 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  "no such confirmation for %s (codes last 10 minutes and only "
 		                  "for the admin who asked): send %sadmin forget %s again",
 		                  u, tlbot_ctx_prefix(ctx), u);
-	if (tlbot_db_exec(db, "DELETE FROM admin_confirm WHERE code = ?", "t", args->argv[2]) != 0)
+	if (tlbot_db_exec(ctx, "DELETE FROM admin_confirm WHERE code = ?", "t", args->argv[2]) != 0)
 		return tlbot_db_error(ctx, "use confirmation");
 	n = tlbot_dp_forget_user(ctx, u, pseudonym, sizeof(pseudonym), &report);
 	if (n < 0)

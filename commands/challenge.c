@@ -5,7 +5,8 @@
  * overdue list are scheduled jobs.
  *
  * Tables (component "challenge"; other families read them):
- *   challenges, challenge_assignees, challenge_history (see migrations).
+ *   challenges, challenge_assignees (see migrations); the history is the core
+ *   table behind tlbot_history_add (kind "C").
  * Jobs:
  *   challenge.due      key challenge.due.<id>.<rev>.<3d|0d>; <rev> is the id
  *                      of the history row that (re)scheduled it, so a new
@@ -74,17 +75,16 @@ static const char *const migrations[] = {
         "  new TEXT);"
         "CREATE INDEX challenge_history_challenge ON challenge_history(challenge_id, id);"
         "CREATE INDEX challenge_history_room ON challenge_history(room_id, at);",
+        /* 2: the history moves to the core table behind tlbot_history_add */
+        "INSERT INTO history(kind, record_id, room_id, at, actor, action, field, old, new)"
+        "  SELECT 'C', challenge_id, room_id, at, actor, action, field, old, new"
+        "  FROM challenge_history ORDER BY id;"
+        "DROP TABLE challenge_history;",
         NULL};
 
 static const char *const statuses[] = {"open", "active", "paused", "done", "dropped", NULL};
 
 /* ------------------------------------------------------------------ store */
-
-static const char *
-col_str(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
 
 /* A store error is not the user's fault: the core rolls the batch back and
  * retries it later. */
@@ -101,7 +101,7 @@ room_label(struct tlbot_ctx *ctx, const char *room)
 {
 	char *name = NULL;
 
-	if (tlbot_db_text(tlbot_ctx_db(ctx), &name, "SELECT name FROM teams WHERE room_id = ?", "t",
+	if (tlbot_db_text(ctx, &name, "SELECT name FROM teams WHERE room_id = ?", "t",
 	               room) < 0)
 		name = NULL;
 	return name ? name : tlbot_ctx_room_name(ctx, room);
@@ -134,38 +134,38 @@ challenge_release(struct challenge *c)
 
 /* Load challenge id: 0, 1 if there is none, -1 on error. */
 static int
-challenge_load(sqlite3 *db, int64_t id, struct challenge *c)
+challenge_load(struct tlbot_ctx *ctx, int64_t id, struct challenge *c)
 {
-	sqlite3_stmt *s = tlbot_db_prep(db,
-	                       "SELECT id, room_id, title, description, region, sponsor, lead,"
-	                       " due, status, outcome, created_by, created_at, created_event"
-	                       " FROM challenges WHERE id = ?",
-	                       "i", id);
+	struct tlbot_db_rows q;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT id, room_id, title, description, region, sponsor, lead,"
+	                   " due, status, outcome, created_by, created_at, created_event"
+	                   " FROM challenges WHERE id = ?",
+	                   "i", id) != 0)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		c->id = sqlite3_column_int64(s, 0);
-		c->room_id = tlbot_db_col_dup(s, 1);
-		c->title = tlbot_db_col_dup(s, 2);
-		c->description = tlbot_db_col_dup(s, 3);
-		c->region = tlbot_db_col_dup(s, 4);
-		c->sponsor = tlbot_db_col_dup(s, 5);
-		c->lead = tlbot_db_col_dup(s, 6);
-		c->due = tlbot_db_col_dup(s, 7);
-		c->status = tlbot_db_col_dup(s, 8);
-		c->outcome = tlbot_db_col_dup(s, 9);
-		c->created_by = tlbot_db_col_dup(s, 10);
-		c->created_at = sqlite3_column_int64(s, 11);
-		c->created_event = tlbot_db_col_dup(s, 12);
+	rc = tlbot_db_next(&q);
+	if (rc > 0) {
+		c->id = tlbot_db_col_int(&q, 0);
+		c->room_id = tlbot_db_col_dup(&q, 1);
+		c->title = tlbot_db_col_dup(&q, 2);
+		c->description = tlbot_db_col_dup(&q, 3);
+		c->region = tlbot_db_col_dup(&q, 4);
+		c->sponsor = tlbot_db_col_dup(&q, 5);
+		c->lead = tlbot_db_col_dup(&q, 6);
+		c->due = tlbot_db_col_dup(&q, 7);
+		c->status = tlbot_db_col_dup(&q, 8);
+		c->outcome = tlbot_db_col_dup(&q, 9);
+		c->created_by = tlbot_db_col_dup(&q, 10);
+		c->created_at = tlbot_db_col_int(&q, 11);
+		c->created_event = tlbot_db_col_dup(&q, 12);
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
-		return c->room_id && c->title && c->status ? 0 : -1;
-	return rc == SQLITE_DONE ? 1 : -1;
+	tlbot_db_done(&q);
+	if (rc > 0)
+		return c->room_id && c->title && c->status ? 0 : tlbot_db_error(ctx, "out of memory");
+	return rc == 0 ? 1 : -1;
 }
 
 static int
@@ -219,7 +219,7 @@ load_arg(struct tlbot_ctx *ctx, const char *arg, struct challenge *c)
 	memset(c, 0, sizeof(*c));
 	if (parse_id(ctx, arg, &id) != 0)
 		return -1;
-	rc = challenge_load(tlbot_ctx_db(ctx), id, c);
+	rc = challenge_load(ctx, id, c);
 	if (rc < 0)
 		return db_fail(ctx);
 	if (rc > 0)
@@ -254,15 +254,10 @@ static int64_t
 history_add(struct tlbot_ctx *ctx, const struct challenge *c, const char *action, const char *field,
             const char *old, const char *nv)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 
-	if (tlbot_db_exec(db,
-	         "INSERT INTO challenge_history(challenge_id, room_id, at, actor, action,"
-	         " field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-	         "itittttt", c->id, c->room_id, (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_sender(ctx),
-	         action, field, old, nv) != 0)
+	if (tlbot_history_add(ctx, "C", c->id, action, field, old, nv) != 0)
 		return -1;
-	return sqlite3_last_insert_rowid(db);
+	return tlbot_db_last_id(ctx);
 }
 
 /* ----------------------------------------------------------------- dates */
@@ -508,21 +503,21 @@ schedule_due(struct tlbot_ctx *ctx, const struct challenge *c, int64_t rev)
 /* Lead and assignees of c, distinct, lead first. Strings are owned by
  * *store (free each). Returns the count, or -1. */
 static int
-recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
+recipients(struct tlbot_ctx *ctx, const struct challenge *c, char **out, int max)
 {
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	int n = 0, i;
 
 	if (c->lead && n < max)
 		out[n++] = strdup(c->lead);
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
 	         " ORDER BY assigned_at, rowid",
 	         "i", c->id);
-	if (s == NULL)
+	if (q.stmt == NULL)
 		return -1;
-	while (sqlite3_step(s) == SQLITE_ROW && n < max) {
-		const char *u = col_str(s, 0);
+	while (tlbot_db_next(&q) > 0 && n < max) {
+		const char *u = tlbot_db_col_text(&q, 0);
 		int dup = 0;
 
 		for (i = 0; i < n; i++)
@@ -531,7 +526,7 @@ recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
 		if (!dup)
 			out[n++] = strdup(u);
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	for (i = 0; i < n; i++)
 		if (out[i] == NULL)
 			return -1;
@@ -541,38 +536,37 @@ recipients(sqlite3 *db, const struct challenge *c, char **out, int max)
 static int
 due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	struct challenge c;
 	char *who[TLBOT_MAX_USERS], *due = NULL, when[64];
 	int64_t id = 0, days = 0;
 	int n = 0, i, rc = 0;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	struct tlbot_msg m;
 
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT json_extract(?1, '$.id'), json_extract(?1, '$.due'),"
 	         " json_extract(?1, '$.days')",
 	         "t", job->payload);
-	if (s == NULL)
+	if (q.stmt == NULL)
 		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		id = sqlite3_column_int64(s, 0);
-		due = tlbot_db_col_dup(s, 1);
-		days = sqlite3_column_int64(s, 2);
+	if (tlbot_db_next(&q) > 0) {
+		id = tlbot_db_col_int(&q, 0);
+		due = tlbot_db_col_dup(&q, 1);
+		days = tlbot_db_col_int(&q, 2);
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	if (job->missed || due == NULL) {
 		free(due);
 		return 0;
 	}
-	rc = challenge_load(db, id, &c);
+	rc = challenge_load(ctx, id, &c);
 	if (rc != 0 || is_closed(c.status) || c.due == NULL || strcmp(c.due, due) != 0) {
 		/* gone, closed or moved since: nothing to remind */
 		challenge_release(&c);
 		free(due);
 		return rc < 0 ? -1 : 0;
 	}
-	n = recipients(db, &c, who, TLBOT_MAX_USERS);
+	n = recipients(ctx, &c, who, TLBOT_MAX_USERS);
 	if (n < 0) {
 		challenge_release(&c);
 		free(due);
@@ -626,11 +620,10 @@ due_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 static int
 overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *room = job->room_id;
 	int64_t now_day = today(ctx), more = 0;
 	char today_s[11], dtext[64];
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	struct tlbot_msg m;
 	int n = 0, rc = 0;
 
@@ -638,15 +631,15 @@ overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		return 0;
 	days_date(now_day, today_s);
 	if (!job->missed) {
-		s = tlbot_db_prep(db,
+		tlbot_db_query(ctx, &q,
 		         "SELECT id, title, due, lead, status FROM challenges WHERE room_id = ?"
 		         " AND status IN ('open','active','paused') AND due IS NOT NULL AND due < ?"
 		         " ORDER BY due, id LIMIT 30",
 		         "tt", room, today_s);
-		if (s == NULL)
+		if (q.stmt == NULL)
 			return -1;
 		tlbot_msg_init(&m);
-		while (sqlite3_step(s) == SQLITE_ROW) {
+		while (tlbot_db_next(&q) > 0) {
 			if (n++ == 0) {
 				tlbot_msg_bold(&m, "Overdue challenges");
 				tlbot_msg_text(&m, " (weekly check)");
@@ -654,18 +647,18 @@ overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			}
 			tlbot_msg_plain(&m, "\n• ");
 			tlbot_msg_html(&m, "<li>");
-			append_ref(&m, ctx, sqlite3_column_int64(s, 0));
+			append_ref(&m, ctx, tlbot_db_col_int(&q, 0));
 			tlbot_msg_text(&m, " ");
-			tlbot_msg_text(&m, col_str(s, 1));
-			due_text(dtext, sizeof(dtext), col_str(s, 2), now_day, 0);
-			tlbot_msg_textf(&m, " — %s, due %s", col_str(s, 4), dtext);
-			if (col_str(s, 3)) {
+			tlbot_msg_text(&m, tlbot_db_col_text(&q, 1));
+			due_text(dtext, sizeof(dtext), tlbot_db_col_text(&q, 2), now_day, 0);
+			tlbot_msg_textf(&m, " — %s, due %s", tlbot_db_col_text(&q, 4), dtext);
+			if (tlbot_db_col_text(&q, 3)) {
 				tlbot_msg_text(&m, ", lead ");
-				tlbot_msg_user(&m, col_str(s, 3));
+				tlbot_msg_user(&m, tlbot_db_col_text(&q, 3));
 			}
 			tlbot_msg_html(&m, "</li>");
 		}
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
 		if (n > 0) {
 			tlbot_msg_html(&m, "</ul>");
 			tlbot_msg_plain(&m, "\n");
@@ -681,7 +674,7 @@ overdue_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	if (rc != 0)
 		return -1;
 	/* next week, while the room has open challenges with a due date */
-	if (tlbot_db_int(db, &more,
+	if (tlbot_db_int(ctx, &more,
 	              "SELECT EXISTS (SELECT 1 FROM challenges WHERE room_id = ? AND"
 	              " status IN ('open','active','paused') AND due IS NOT NULL)",
 	              "t", room) < 0)
@@ -761,17 +754,16 @@ static int
 assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct tlbot_users *u, const char *lead,
              struct tlbot_users *added, struct tlbot_users *already)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	size_t i;
 
 	for (i = 0; i < u->n; i++) {
-		if (tlbot_db_exec(db,
+		if (tlbot_db_exec(ctx,
 		         "INSERT INTO challenge_assignees(challenge_id, user_id, assigned_by,"
 		         " assigned_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		         "itti", c->id, u->v[i], tlbot_ctx_sender(ctx),
 		         (int64_t)tlbot_ctx_now(ctx)) != 0)
 			return -1;
-		if (sqlite3_changes(db) == 0) {
+		if (tlbot_db_changes(ctx) == 0) {
 			tlbot_users_add(already, u->v[i]);
 			continue;
 		}
@@ -784,7 +776,7 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct tlbot_user
 
 		if (dup == NULL)
 			return -1;
-		if (tlbot_db_exec(db, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) !=
+		if (tlbot_db_exec(ctx, "UPDATE challenges SET lead = ? WHERE id = ?", "ti", lead, c->id) !=
 		            0 ||
 		    history_add(ctx, c, "lead", "lead", c->lead, lead) < 0) {
 			free(dup);
@@ -799,7 +791,6 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct tlbot_user
 static int
 cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *region = tlbot_args_get(args, "region"), *desc = tlbot_args_get(args, "desc");
 	const char *sponsor = NULL, *lead = NULL, *v;
 	struct tlbot_buf title;
@@ -846,7 +837,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	if (region == NULL || *region == '\0') {
 		/* the team's region is the default */
-		if (tlbot_db_text(db, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
+		if (tlbot_db_text(ctx, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
 		               tlbot_ctx_room(ctx)) < 0) {
 			rc = db_fail(ctx);
 			goto out;
@@ -858,7 +849,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		rc = db_fail(ctx);
 		goto out;
 	}
-	if (tlbot_db_exec(db,
+	if (tlbot_db_exec(ctx,
 	         "INSERT INTO challenges(id, room_id, title, description, region, sponsor,"
 	         " due, status, created_by, created_at, created_event)"
 	         " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
@@ -867,7 +858,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	         desc && *desc ? desc : NULL, region && *region ? region : NULL, sponsor,
 	         due[0] ? due : NULL, tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx),
 	         tlbot_ctx_event_id(ctx)) != 0 ||
-	    challenge_load(db, id, &c) != 0) {
+	    challenge_load(ctx, id, &c) != 0) {
 		rc = db_fail(ctx);
 		goto out;
 	}
@@ -1020,14 +1011,13 @@ page_check(struct tlbot_ctx *ctx, int64_t page, int64_t total, int64_t per)
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *region = tlbot_args_get(args, "region"),
 	           *status_v = tlbot_args_get(args, "status");
 	int mine = tlbot_args_has(args, "mine"), all = tlbot_args_has(args, "all-rooms");
 	const char *room = NULL, *who = NULL;
 	char filter[96], dtext[64];
 	int64_t page, total = 0, pages, now_day = today(ctx);
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	struct tlbot_msg m;
 	int wide, n = 0;
 
@@ -1051,7 +1041,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (!all && !mine)
 		room = tlbot_ctx_room(ctx);
 	wide = room == NULL; /* listing across rooms: show the team */
-	if (tlbot_db_int(db, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) <
+	if (tlbot_db_int(ctx, &total, "SELECT COUNT(*)" LIST_WHERE, "tttt", room, filter, region, who) <
 	    0)
 		return db_fail(ctx);
 	if (page_check(ctx, page, total, PAGE_SIZE) != 0)
@@ -1087,13 +1077,13 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                region ? ", region " : "", region ? region : "", st,
 		                (long long)total, (long long)page, (long long)pages);
 	}
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
 	         " (SELECT COUNT(*) FROM challenge_assignees a WHERE a.challenge_id = "
 	         "c.id)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
 	         "ttttii", room, filter, region, who, (int64_t)PAGE_SIZE,
 	         (int64_t)((page - 1) * PAGE_SIZE));
-	if (s == NULL) {
+	if (q.stmt == NULL) {
 		tlbot_msg_release(&m);
 		return db_fail(ctx);
 	}
@@ -1102,17 +1092,17 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (wide)
 		tlbot_msg_html(&m, "<th>Team</th>");
 	tlbot_msg_html(&m, "</tr></thead><tbody>");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *due = col_str(s, 4), *lead = col_str(s, 5), *st = col_str(s, 3);
-		int64_t nassigned = sqlite3_column_int64(s, 7);
+	while (tlbot_db_next(&q) > 0) {
+		const char *due = tlbot_db_col_text(&q, 4), *lead = tlbot_db_col_text(&q, 5), *st = tlbot_db_col_text(&q, 3);
+		int64_t nassigned = tlbot_db_col_int(&q, 7);
 
 		n++;
 		tlbot_msg_plain(&m, "\n• ");
 		tlbot_msg_html(&m, "<tr><td>");
-		append_ref(&m, ctx, sqlite3_column_int64(s, 0));
+		append_ref(&m, ctx, tlbot_db_col_int(&q, 0));
 		tlbot_msg_plain(&m, " ");
 		tlbot_msg_html(&m, "</td><td>");
-		tlbot_msg_text(&m, col_str(s, 2));
+		tlbot_msg_text(&m, tlbot_db_col_text(&q, 2));
 		tlbot_msg_plain(&m, " — ");
 		tlbot_msg_html(&m, "</td><td>");
 		tlbot_msg_text(&m, st);
@@ -1135,18 +1125,18 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		tlbot_msg_html(&m, "</td>");
 		if (wide) {
-			char *name = col_str(s, 6) ? NULL : tlbot_ctx_room_name(ctx, col_str(s, 1));
-			const char *team = col_str(s, 6) ? col_str(s, 6) : name;
+			char *name = tlbot_db_col_text(&q, 6) ? NULL : tlbot_ctx_room_name(ctx, tlbot_db_col_text(&q, 1));
+			const char *team = tlbot_db_col_text(&q, 6) ? tlbot_db_col_text(&q, 6) : name;
 
 			tlbot_msg_html(&m, "<td>");
 			tlbot_msg_plain(&m, team ? " — team " : " — room ");
-			tlbot_msg_text(&m, team ? team : col_str(s, 1));
+			tlbot_msg_text(&m, team ? team : tlbot_db_col_text(&q, 1));
 			tlbot_msg_html(&m, "</td>");
 			free(name);
 		}
 		tlbot_msg_html(&m, "</tr>");
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	tlbot_msg_html(&m, "</tbody></table>");
 	tlbot_msg_plain(&m, "\n");
 	if (page < pages)
@@ -1219,21 +1209,23 @@ static int
 append_history(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t offset,
                int64_t limit)
 {
-	sqlite3_stmt *s = tlbot_db_prep(tlbot_ctx_db(ctx),
+	struct tlbot_db_rows q;
+
+	tlbot_db_query(ctx, &q,
 	                       "SELECT at, actor, action, field, old, new"
-	                       " FROM challenge_history WHERE challenge_id = ? ORDER BY id"
+	                       " FROM history WHERE kind = 'C' AND record_id = ? ORDER BY id"
 	                       " LIMIT ? OFFSET ?",
 	                       "iii", id, limit, offset);
 	const char *tz = tlbot_ctx_default_tz(ctx);
 
-	if (s == NULL)
+	if (q.stmt == NULL)
 		return -1;
 	tlbot_msg_html(m, "<ul>");
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while (tlbot_db_next(&q) > 0) {
 		struct tm tm;
 		char when[32] = "?";
 
-		if (tlbot_tz_local(tz, (time_t)sqlite3_column_int64(s, 0), &tm) == 0)
+		if (tlbot_tz_local(tz, (time_t)tlbot_db_col_int(&q, 0), &tm) == 0)
 			snprintf(when, sizeof(when), "%04d-%02d-%02d %02d:%02d",
 			         (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 			         tm.tm_min);
@@ -1241,58 +1233,30 @@ append_history(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t o
 		tlbot_msg_html(m, "<li>");
 		tlbot_msg_text(m, when);
 		tlbot_msg_text(m, " ");
-		if (col_str(s, 1))
-			tlbot_msg_user(m, col_str(s, 1));
+		if (tlbot_db_col_text(&q, 1))
+			tlbot_msg_user(m, tlbot_db_col_text(&q, 1));
 		else
 			tlbot_msg_text(m, "someone");
 		tlbot_msg_text(m, " ");
-		append_change(m, col_str(s, 2), col_str(s, 3), col_str(s, 4), col_str(s, 5));
+		append_change(m, tlbot_db_col_text(&q, 2), tlbot_db_col_text(&q, 3), tlbot_db_col_text(&q, 4), tlbot_db_col_text(&q, 5));
 		tlbot_msg_html(m, "</li>");
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	tlbot_msg_html(m, "</ul>");
 	return 0;
 }
 
-/* Linked experiments, when the experiments family has its table. */
-static void
-append_experiments(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
+/* Records of other families linked to C-id (their linked hooks). */
+static int
+append_linked(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
-	sqlite3_stmt *s;
-	int64_t have = 0;
-	int n = 0;
+	size_t i;
 
-	if (tlbot_db_int(db, &have,
-	              "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'"
-	              " AND name = 'experiments')",
-	              NULL) != 0 ||
-	    !have)
-		return;
-	s = tlbot_db_prep(db,
-	         "SELECT id, title, status FROM experiments WHERE challenge_id = ?"
-	         " ORDER BY id LIMIT 50",
-	         "i", id);
-	if (s == NULL)
-		return; /* a different shape of the table: leave it out */
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		char ref[32];
-
-		if (n++ == 0) {
-			tlbot_msg_br(m);
-			tlbot_msg_bold(m, "Experiments:");
-			tlbot_msg_text(m, " ");
-		} else {
-			tlbot_msg_text(m, "; ");
-		}
-		snprintf(ref, sizeof(ref), "E-%lld", (long long)sqlite3_column_int64(s, 0));
-		tlbot_msg_refs(m, ctx, ref);
-		tlbot_msg_text(m, " ");
-		tlbot_msg_text(m, col_str(s, 1) ? col_str(s, 1) : "");
-		if (col_str(s, 2))
-			tlbot_msg_textf(m, " (%s)", col_str(s, 2));
-	}
-	sqlite3_finalize(s);
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->linked &&
+		    tlbot_commands[i]->linked(ctx, m, "Experiments:", "C", id) < 0)
+			return -1;
+	return 0;
 }
 
 static void
@@ -1306,10 +1270,9 @@ field_line(struct tlbot_msg *m, const char *label)
 static int
 cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	struct challenge c;
 	struct tlbot_msg m;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	char dtext[64], created[11] = "?";
 	char *team = NULL;
 	int64_t nhist = 0;
@@ -1317,7 +1280,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
-	if (tlbot_db_int(db, &nhist, "SELECT COUNT(*) FROM challenge_history WHERE challenge_id = ?",
+	if (tlbot_db_int(ctx, &nhist, "SELECT COUNT(*) FROM history WHERE kind = 'C' AND record_id = ?",
 	              "i", c.id) < 0) {
 		challenge_release(&c);
 		return db_fail(ctx);
@@ -1359,16 +1322,16 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	else
 		tlbot_msg_text(&m, "none");
 	field_line(&m, "Assigned:");
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
 	         " ORDER BY assigned_at, rowid",
 	         "i", c.id);
-	while (s && sqlite3_step(s) == SQLITE_ROW) {
+	while (q.stmt && tlbot_db_next(&q) > 0) {
 		if (n++)
 			tlbot_msg_text(&m, ", ");
-		tlbot_msg_user(&m, col_str(s, 0));
+		tlbot_msg_user(&m, tlbot_db_col_text(&q, 0));
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	if (n == 0)
 		tlbot_msg_text(&m, "nobody yet");
 	if (c.description) {
@@ -1379,7 +1342,12 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		field_line(&m, "Outcome:");
 		tlbot_msg_refs(&m, ctx, c.outcome);
 	}
-	append_experiments(&m, ctx, c.id);
+	if (append_linked(&m, ctx, c.id) != 0) {
+		tlbot_msg_release(&m);
+		free(team);
+		challenge_release(&c);
+		return -1;
+	}
 	tlbot_tz_date(tlbot_ctx_default_tz(ctx), (time_t)c.created_at, created);
 	field_line(&m, "Created");
 	tlbot_msg_text(&m, "by ");
@@ -1415,9 +1383,8 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (page_arg(ctx, args, &page) != 0 || load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
-	if (tlbot_db_int(tlbot_ctx_db(ctx), &total,
-	              "SELECT COUNT(*) FROM challenge_history WHERE"
-	              " challenge_id = ?",
+	if (tlbot_db_int(ctx, &total,
+	              "SELECT COUNT(*) FROM history WHERE kind = 'C' AND record_id = ?",
 	              "i", c.id) < 0) {
 		challenge_release(&c);
 		return db_fail(ctx);
@@ -1451,7 +1418,6 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	struct tlbot_users u = {0}, added = {0}, already = {0};
 	const char *lead = NULL, *v;
 	char *old_lead = NULL;
@@ -1479,26 +1445,26 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (team) {
 		char today_s[11];
-		sqlite3_stmt *s;
+		struct tlbot_db_rows q;
 		int nteam = 0, full = 0;
 
 		days_date(today(ctx), today_s);
-		s = tlbot_db_prep(db,
+		tlbot_db_query(ctx, &q,
 		         "SELECT user_id FROM team_members WHERE room_id = ? AND"
 		         " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id",
 		         "tt", c.room_id, today_s);
-		if (s == NULL) {
+		if (q.stmt == NULL) {
 			db_fail(ctx);
 			goto out;
 		}
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			if (tlbot_users_add(&u, col_str(s, 0)) != 0) {
+		while (tlbot_db_next(&q) > 0) {
+			if (tlbot_users_add(&u, tlbot_db_col_text(&q, 0)) != 0) {
 				full = 1;
 				break;
 			}
 			nteam++;
 		}
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
 		if (full) {
 			tlbot_fail(
 			        ctx,
@@ -1585,7 +1551,6 @@ out:
 static int
 cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	struct tlbot_users u = {0}, removed = {0}, absent = {0};
 	struct challenge c;
 	struct tlbot_msg m;
@@ -1602,13 +1567,13 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	for (i = 0; i < u.n; i++) {
-		if (tlbot_db_exec(db,
+		if (tlbot_db_exec(ctx,
 		         "DELETE FROM challenge_assignees WHERE challenge_id = ? AND user_id = ?",
 		         "it", c.id, u.v[i]) != 0) {
 			db_fail(ctx);
 			goto out;
 		}
-		if (sqlite3_changes(db) == 0) {
+		if (tlbot_db_changes(ctx) == 0) {
 			tlbot_users_add(&absent, u.v[i]);
 			continue;
 		}
@@ -1618,7 +1583,7 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			goto out;
 		}
 		if (c.lead && strcmp(c.lead, u.v[i]) == 0) {
-			if (tlbot_db_exec(db, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) !=
+			if (tlbot_db_exec(ctx, "UPDATE challenges SET lead = NULL WHERE id = ?", "i", c.id) !=
 			            0 ||
 			    history_add(ctx, &c, "lead", "lead", c.lead, NULL) < 0) {
 				db_fail(ctx);
@@ -1659,7 +1624,6 @@ out:
 static int
 cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *note = tlbot_args_get(args, "note"), *want = NULL;
 	struct challenge c;
 	struct tlbot_msg m;
@@ -1688,13 +1652,13 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	was_closed = is_closed(c.status);
-	if (tlbot_db_exec(db, "UPDATE challenges SET status = ? WHERE id = ?", "ti", want, c.id) != 0 ||
+	if (tlbot_db_exec(ctx, "UPDATE challenges SET status = ? WHERE id = ?", "ti", want, c.id) != 0 ||
 	    (rev = history_add(ctx, &c, "status", "status", c.status, want)) < 0) {
 		db_fail(ctx);
 		goto out;
 	}
 	if (note && *note) {
-		if (tlbot_db_exec(db, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) !=
+		if (tlbot_db_exec(ctx, "UPDATE challenges SET outcome = ? WHERE id = ?", "ti", note, c.id) !=
 		            0 ||
 		    history_add(ctx, &c, "status", "outcome", c.outcome, note) < 0) {
 			db_fail(ctx);
@@ -1744,7 +1708,7 @@ edit_field(struct tlbot_ctx *ctx, struct challenge *c, const char *column, const
 		return 0;
 	/* column comes from the fixed list in cmd_edit, never from input */
 	snprintf(sql, sizeof(sql), "UPDATE challenges SET %s = ? WHERE id = ?", column);
-	if (tlbot_db_exec(tlbot_ctx_db(ctx), sql, "ti", nv, c->id) != 0)
+	if (tlbot_db_exec(ctx, sql, "ti", nv, c->id) != 0)
 		return -1;
 	h = history_add(ctx, c, "edited", label, *cur, nv);
 	if (h < 0)
@@ -1845,28 +1809,112 @@ out:
 	return rc;
 }
 
+/* A challenge's changes since the last stand-up in words, after
+ * "C-3 title:". */
+static void
+summary_change(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *action, const char *old,
+               const char *nv)
+{
+	if (strcmp(action, "created") == 0) {
+		tlbot_msg_text(m, "created");
+	} else if (strcmp(action, "assigned") == 0) {
+		tlbot_msg_text(m, "assigned to ");
+		if (nv)
+			tlbot_msg_user(m, nv);
+	} else if (strcmp(action, "unassigned") == 0) {
+		tlbot_msg_text(m, "unassigned ");
+		if (old ? old : nv)
+			tlbot_msg_user(m, old ? old : nv);
+	} else if (strcmp(action, "status") == 0) {
+		tlbot_msg_textf(m, "status %s → %s", old ? old : "(none)", nv ? nv : "(none)");
+	} else if (nv) {
+		tlbot_msg_text(m, "lead now ");
+		tlbot_msg_user(m, nv);
+	} else {
+		tlbot_msg_text(m, "no lead now");
+	}
+	(void)ctx;
+}
+
+/* struct tlbot_cmd.summary_since: the room's challenges that changed in
+ * (since, until], one item each with its changes in time order. */
+static int
+summary_since(struct tlbot_ctx *ctx, struct tlbot_summary *sm, const char *room_id,
+              const char *date, time_t since, time_t until)
+{
+	struct tlbot_db_rows q;
+	int64_t ids[100];
+	int n = 0, i, rc, total = 0;
+
+	(void)date;
+	if (tlbot_db_query(ctx, &q, "SELECT record_id FROM history WHERE kind = 'C' AND room_id = ?"
+	                   " AND at > ? AND at <= ? AND action IN ('created', 'assigned',"
+	                   " 'unassigned', 'status', 'lead') GROUP BY record_id"
+	                   " ORDER BY MIN(at), MIN(id) LIMIT 100",
+	                   "tii", room_id, (int64_t)since, (int64_t)until) != 0)
+		return -1;
+	while (n < 100 && (rc = tlbot_db_next(&q)) > 0)
+		ids[n++] = tlbot_db_col_int(&q, 0);
+	tlbot_db_done(&q);
+	if (rc < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct challenge c;
+		int k = 0;
+
+		rc = challenge_load(ctx, ids[i], &c);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			continue;
+		if (tlbot_db_query(ctx, &q, "SELECT action, old, new FROM history WHERE kind = 'C' AND"
+		                   " record_id = ? AND at > ? AND at <= ? AND action IN ('created',"
+		                   " 'assigned', 'unassigned', 'status', 'lead') AND (action <> 'status'"
+		                   " OR field = 'status') ORDER BY at, id",
+		                   "iii", c.id, (int64_t)since, (int64_t)until) != 0) {
+			challenge_release(&c);
+			return -1;
+		}
+		tlbot_summary_item(sm);
+		append_ref(sm->m, ctx, c.id);
+		tlbot_msg_textf(sm->m, " %s:", c.title);
+		while ((rc = tlbot_db_next(&q)) > 0) {
+			if (tlbot_db_col_text(&q, 0) == NULL)
+				continue;
+			tlbot_msg_text(sm->m, k++ ? "; " : " ");
+			summary_change(sm->m, ctx, tlbot_db_col_text(&q, 0), tlbot_db_col_text(&q, 1),
+			               tlbot_db_col_text(&q, 2));
+		}
+		tlbot_db_done(&q);
+		tlbot_summary_item_end(sm);
+		challenge_release(&c);
+		if (rc < 0)
+			return -1;
+		total++;
+	}
+	return total;
+}
+
 static int
 ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, char **event_id)
 {
-	sqlite3_stmt *s = tlbot_db_prep(tlbot_ctx_db(ctx),
-	                       "SELECT title, room_id, created_event FROM"
-	                       " challenges WHERE id = ?",
-	                       "i", num);
+	struct tlbot_db_rows q;
 	int rc;
 
 	*title = *room_id = *event_id = NULL;
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q, "SELECT title, room_id, created_event FROM challenges WHERE id = ?",
+	                   "i", num) != 0)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*title = tlbot_db_col_dup(s, 0);
-		*room_id = tlbot_db_col_dup(s, 1);
-		*event_id = tlbot_db_col_dup(s, 2);
+	rc = tlbot_db_next(&q);
+	if (rc > 0) {
+		*title = tlbot_db_col_dup(&q, 0);
+		*room_id = tlbot_db_col_dup(&q, 1);
+		*event_id = tlbot_db_col_dup(&q, 2);
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
-		return *title ? 0 : -1;
-	return rc == SQLITE_DONE ? 1 : -1;
+	tlbot_db_done(&q);
+	if (rc > 0)
+		return *title ? 0 : tlbot_db_error(ctx, "out of memory");
+	return rc == 0 ? 1 : -1;
 }
 
 static const char *const aliases[] = {"challenges", "ch", NULL};
@@ -1960,4 +2008,5 @@ const struct tlbot_cmd tlbot_cmd_challenge = {
         .ref_lookup = ref_lookup,
         .export_user = challenge_export_user,
         .forget_user = challenge_forget_user,
+        .summary_since = summary_since,
 };

@@ -26,8 +26,8 @@ challenge_export_user(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_expo
 	                            u);
 	c = b < 0 ? -1
 	          : tlbot_dp_export(ctx, out, "challenge.history",
-	                            "SELECT * FROM challenge_history WHERE actor = ?1"
-	                            " OR instr(old, ?1) > 0 OR instr(new, ?1) > 0 ORDER BY id",
+	                            "SELECT * FROM history WHERE kind = 'C' AND (actor = ?1"
+	                            " OR instr(old, ?1) > 0 OR instr(new, ?1) > 0) ORDER BY id",
 	                            u);
 	return c < 0 ? -1 : a + b + c;
 }
@@ -57,10 +57,11 @@ challenge_forget_user(struct tlbot_ctx *ctx, const char *u, const char *p,
 	                    u, p);
 	c = b < 0 ? -1
 	          : tlbot_dp_forget(ctx, r, "challenge history rows pseudonymised",
-	                            "UPDATE challenge_history SET"
+	                            "UPDATE history SET"
 	                            " actor = CASE WHEN actor = ?1 THEN ?2 ELSE actor END,"
 	                            " old = replace(old, ?1, ?2), new = replace(new, ?1, ?2)"
-	                            " WHERE actor = ?1 OR instr(old, ?1) > 0 OR instr(new, ?1) > 0",
+	                            " WHERE kind = 'C' AND (actor = ?1 OR instr(old, ?1) > 0"
+	                            " OR instr(new, ?1) > 0)",
 	                            u, p);
 	return c < 0 ? -1 : a + b + c;
 }

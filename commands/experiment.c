@@ -1,7 +1,7 @@
 /* !experiment (!exp): the team's test-and-learn record, from hypothesis to
  * decision. Every experiment belongs to a challenge (C-12), is E-<n>, goes
  * proposed -> running -> concluded (or abandoned from any state), and
- * every change is kept in experiment_history (who, what, when, old -> new).
+ * every change is kept in the core history (tlbot_history_add: who, what, when, old -> new).
  *
  * Reminders: when an experiment's end date passes without a result, its
  * owner is reminded the next morning (09:00 local, DM and a room mention),
@@ -27,10 +27,8 @@
 
 #include "experiment.h"
 
-#define MAX_TITLE 200
-#define MAX_SHORT 200   /* metric name */
-#define MAX_UNIT 40
-#define MAX_TEXT 2000   /* characters: hypothesis parts, method, finding, reasons, notes, learnings */
+#define MAX_TITLE EXP_MAX_TITLE
+#define MAX_TEXT EXP_MAX_TEXT
 #define PAGE_SIZE 20
 #define REMIND_MINUTE (9 * 60)
 #define DIGEST_DEFAULT_WDAY 4  /* Friday (0 = Monday) */
@@ -83,6 +81,11 @@ static const char *const migrations[] = {
 	 * room's rows (bench/run: 29 ms and 54 ms at 100,000 experiments) */
 	"CREATE INDEX experiments_room_status_end ON experiments(room_id, status, end_date);"
 	"CREATE INDEX experiments_room_owner ON experiments(room_id, owner, id);",
+	/* 3: the history moves to the core table behind tlbot_history_add */
+	"INSERT INTO history(kind, record_id, room_id, at, actor, action, field, old, new)"
+	"  SELECT 'E', experiment_id, room_id, IFNULL(at, 0), actor, IFNULL(action, '?'), field, old, new"
+	"  FROM experiment_history ORDER BY id;"
+	"DROP TABLE experiment_history;",
 	NULL
 };
 
@@ -122,54 +125,6 @@ tlbot_exp_fail(struct tlbot_ctx *ctx, const char *fmt, ...)
 	return rc;
 }
 
-int
-tlbot_exp_db_fail(struct tlbot_ctx *ctx)
-{
-	return tlbot_exp_fail(ctx, "database error (%s): nothing was changed",
-			  sqlite3_errmsg(tlbot_ctx_db(ctx)));
-}
-
-static sqlite3_stmt *
-prep(struct tlbot_ctx *ctx, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK)
-		return NULL;
-	return s;
-}
-
-static void
-bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-static void
-bind_num(sqlite3_stmt *s, int i, int has, double v)
-{
-	if (has)
-		sqlite3_bind_double(s, i, v);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-/* Step a statement that returns no rows and finalize it. 0 or -1. */
-static int
-step_done(sqlite3_stmt *s)
-{
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 static int
 str_eq(const char *a, const char *b)
 {
@@ -189,95 +144,35 @@ in_list(const char *const *list, const char *s)
 	return -1;
 }
 
-static char *
-col_dup(sqlite3_stmt *s, int i, int *oom)
+/* ------------------------------------------------------------------------ */
+/* The record                                                                */
+/* ------------------------------------------------------------------------ */
+
+#define EXP_X_FIELD(...) REC_X_FIELD(struct exp_rec, __VA_ARGS__)
+static const struct rec_field exp_fields[] = { EXP_FIELDS(EXP_X_FIELD){ NULL, NULL, 0, 0, 0, NULL, 0 } };
+const struct rec_desc tlbot_exp_desc = { "experiments", "E", "C", "updated_at", exp_fields };
+#define DESC (&tlbot_exp_desc)
+
+/* The field of column col (a constant of this file). */
+static const struct rec_field *
+field_of(const char *col)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
-	char *d;
-
-	if (t == NULL)
-		return NULL;
-	d = strdup((const char *)t);
-	if (d == NULL)
-		*oom = 1;
-	return d;
-}
-
-int
-tlbot_exp_rec_read(sqlite3_stmt *s, struct exp_rec *r)
-{
-	int oom = 0;
-
-	memset(r, 0, sizeof(*r));
-	r->id = sqlite3_column_int64(s, 0);
-	r->challenge_id = sqlite3_column_int64(s, 1);
-	r->room_id = col_dup(s, 2, &oom);
-	r->title = col_dup(s, 3, &oom);
-	r->owner = col_dup(s, 4, &oom);
-	r->believe = col_dup(s, 5, &oom);
-	r->result_in = col_dup(s, 6, &oom);
-	r->know_when = col_dup(s, 7, &oom);
-	r->method = col_dup(s, 8, &oom);
-	r->metric = col_dup(s, 9, &oom);
-	r->unit = col_dup(s, 10, &oom);
-	r->start_date = col_dup(s, 11, &oom);
-	r->end_date = col_dup(s, 12, &oom);
-	r->status = col_dup(s, 13, &oom);
-	r->finding = col_dup(s, 14, &oom);
-	r->decision = col_dup(s, 15, &oom);
-	r->decision_reason = col_dup(s, 16, &oom);
-	r->abandon_reason = col_dup(s, 17, &oom);
-	r->created_by = col_dup(s, 18, &oom);
-	r->created_event = col_dup(s, 19, &oom);
-	r->has_baseline = sqlite3_column_type(s, 20) != SQLITE_NULL;
-	r->baseline = sqlite3_column_double(s, 20);
-	r->has_target = sqlite3_column_type(s, 21) != SQLITE_NULL;
-	r->target = sqlite3_column_double(s, 21);
-	r->has_result = sqlite3_column_type(s, 22) != SQLITE_NULL;
-	r->result_value = sqlite3_column_double(s, 22);
-	r->created_at = sqlite3_column_int64(s, 23);
-	r->updated_at = sqlite3_column_int64(s, 24);
-	if (oom || r->room_id == NULL || r->status == NULL) {
-		tlbot_exp_rec_release(r);
-		return -1;
-	}
-	return 0;
-}
-
-void
-tlbot_exp_rec_release(struct exp_rec *r)
-{
-	char **strs[] = { &r->room_id, &r->title, &r->owner, &r->believe, &r->result_in,
-			  &r->know_when, &r->method, &r->metric, &r->unit, &r->start_date,
-			  &r->end_date, &r->status, &r->finding, &r->decision,
-			  &r->decision_reason, &r->abandon_reason, &r->created_by,
-			  &r->created_event };
-	size_t i;
-
-	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-		free(*strs[i]);
-		*strs[i] = NULL;
-	}
+	return rec_field_by_column(DESC, col);
 }
 
 /* Load experiment id. Returns 0 (r filled), 1 when there is none, -1 on a
- * database error. */
+ * database error (the context is marked). */
 static int
 load(struct tlbot_ctx *ctx, int64_t id, struct exp_rec *r)
 {
-	sqlite3_stmt *s = prep(ctx, "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e WHERE e.id = ?");
-	int rc;
+	memset(r, 0, sizeof(*r));
+	return rec_load(ctx, DESC, id, r);
+}
 
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		rc = tlbot_exp_rec_read(s, r) == 0 ? 0 : -1;
-	else
-		rc = rc == SQLITE_DONE ? 1 : -1;
-	sqlite3_finalize(s);
-	return rc;
+static void
+release(struct exp_rec *r)
+{
+	rec_release(DESC, r);
 }
 
 int
@@ -427,87 +322,21 @@ local_time(struct tlbot_ctx *ctx, time_t t, char *out, size_t outlen)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min);
 }
 
-/* Append one history row. Returns 0 or -1. */
+/* Append one history row. Returns 0 or -1 (ctx marked). */
 static int
 hist(struct tlbot_ctx *ctx, const struct exp_rec *r, const char *action, const char *field,
      const char *old, const char *new_)
 {
-	sqlite3_stmt *s = prep(ctx, "INSERT INTO experiment_history(experiment_id, room_id, at,"
-			       " actor, action, field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, r->id);
-	bind_text(s, 2, r->room_id);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)tlbot_ctx_now(ctx));
-	bind_text(s, 4, actor(ctx));
-	bind_text(s, 5, action);
-	bind_text(s, 6, field);
-	bind_text(s, 7, old);
-	bind_text(s, 8, new_);
-	return step_done(s);
+	return tlbot_history_add(ctx, "E", r->id, action, field, old, new_);
 }
 
-/* Set text column col (a constant of this file) to v, with a history row.
- * *field is r's copy and is replaced. Returns 0 (also when unchanged) or
- * -1 on a database error / out of memory. */
+/* Set text column col to v, with a history row. 0 (also when unchanged)
+ * or -1 (ctx marked). */
 static int
-set_text(struct tlbot_ctx *ctx, struct exp_rec *r, const char *col, char **field, const char *v,
+set_text(struct tlbot_ctx *ctx, struct exp_rec *r, const char *col, const char *v,
 	 const char *action)
 {
-	char sql[160];
-	sqlite3_stmt *s;
-	char *copy = NULL;
-
-	if (str_eq(*field, v))
-		return 0;
-	if (v && (copy = strdup(v)) == NULL)
-		return -1;
-	snprintf(sql, sizeof(sql), "UPDATE experiments SET %s = ?, updated_at = ? WHERE id = ?", col);
-	s = prep(ctx, sql);
-	if (s == NULL) {
-		free(copy);
-		return -1;
-	}
-	bind_text(s, 1, v);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
-	sqlite3_bind_int64(s, 3, r->id);
-	if (step_done(s) != 0 || hist(ctx, r, action, col, *field, v) != 0) {
-		free(copy);
-		return -1;
-	}
-	free(*field);
-	*field = copy;
-	return 0;
-}
-
-/* Same for a REAL column. */
-static int
-set_num(struct tlbot_ctx *ctx, struct exp_rec *r, const char *col, int *has, double *field,
-	int nhas, double v, const char *action)
-{
-	char sql[160], oldt[40] = "", newt[40] = "";
-	sqlite3_stmt *s;
-
-	if (*has == nhas && (!nhas || *field == v))
-		return 0;
-	snprintf(sql, sizeof(sql), "UPDATE experiments SET %s = ?, updated_at = ? WHERE id = ?", col);
-	s = prep(ctx, sql);
-	if (s == NULL)
-		return -1;
-	bind_num(s, 1, nhas, v);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
-	sqlite3_bind_int64(s, 3, r->id);
-	if (*has)
-		fmt_num(*field, oldt, sizeof(oldt));
-	if (nhas)
-		fmt_num(v, newt, sizeof(newt));
-	if (step_done(s) != 0 ||
-	    hist(ctx, r, action, col, *has ? oldt : NULL, nhas ? newt : NULL) != 0)
-		return -1;
-	*has = nhas;
-	*field = v;
-	return 0;
+	return rec_set_text(ctx, DESC, r, field_of(col), v, action);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -704,32 +533,25 @@ fail:
 	return -1;
 }
 
-/* Check that challenge arg exists. 0 (*cid set) or -1 (failed). */
+/* Check that challenge arg exists, through the challenge family's
+ * reference hook. 0 (*cid set) or -1 (failed). */
 static int
 check_challenge(struct tlbot_ctx *ctx, const char *arg, int64_t *cid)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
-	sqlite3_stmt *s = NULL;
 	int rc;
 
 	if (tlbot_exp_parse_ref(arg, 'C', cid) != 0)
 		return tlbot_exp_fail(ctx, "bad challenge '%s': give its id such as C-12 (%schallenge list"
 				  " shows them)", arg, tlbot_ctx_prefix(ctx));
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM challenges WHERE id = ?", -1, &s, NULL) != SQLITE_OK) {
-		if (strstr(sqlite3_errmsg(db), "no such table"))
-			return tlbot_exp_fail(ctx, "cannot check challenge C-%lld: challenges are not set up"
-					  " in this tlbot (the challenge command is missing)",
-					  (long long)*cid);
-		return tlbot_exp_db_fail(ctx);
-	}
-	sqlite3_bind_int64(s, 1, *cid);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_DONE)
+	rc = tlbot_ref_exists(ctx, "C", *cid);
+	if (rc < 0)
+		return -1;
+	if (rc == 2)
+		return tlbot_exp_fail(ctx, "cannot check challenge C-%lld: challenges are not set up"
+				  " in this tlbot (the challenge command is missing)", (long long)*cid);
+	if (rc == 1)
 		return tlbot_exp_fail(ctx, "unknown challenge C-%lld: %schallenge list shows the challenges",
 				  (long long)*cid, tlbot_ctx_prefix(ctx));
-	if (rc != SQLITE_ROW)
-		return tlbot_exp_db_fail(ctx);
 	return 0;
 }
 
@@ -750,12 +572,12 @@ load_arg(struct tlbot_ctx *ctx, const char *arg, struct exp_rec *r, enum access 
 				  arg, tlbot_ctx_prefix(ctx));
 	rc = load(ctx, id, r);
 	if (rc < 0)
-		return tlbot_exp_db_fail(ctx);
+		return -1;
 	if (rc > 0)
 		return tlbot_exp_fail(ctx, "unknown experiment E-%lld: %sexp list shows this room's experiments",
 				  (long long)id, tlbot_ctx_prefix(ctx));
 	if (how != ACCESS_READ && !str_eq(r->room_id, tlbot_ctx_room(ctx))) {
-		tlbot_exp_rec_release(r);
+		release(r);
 		return tlbot_exp_fail(ctx, "E-%lld belongs to another room: change it there",
 				  (long long)id);
 	}
@@ -763,7 +585,7 @@ load_arg(struct tlbot_ctx *ctx, const char *arg, struct exp_rec *r, enum access 
 	    !tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, sender)) {
 		tlbot_exp_fail(ctx, "not allowed: only E-%lld's owner (%s), its creator or a room"
 			   " moderator may change it", (long long)id, r->owner);
-		tlbot_exp_rec_release(r);
+		release(r);
 		return -1;
 	}
 	return 0;
@@ -823,7 +645,7 @@ fire_reminder(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		return rc > 0 ? 0 : -1;
 	if (strcmp(r.status, "concluded") == 0 || strcmp(r.status, "abandoned") == 0 ||
 	    r.end_date == NULL) {
-		tlbot_exp_rec_release(&r);
+		release(&r);
 		return 0;
 	}
 	if (!job->missed) {
@@ -862,7 +684,7 @@ fire_reminder(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			tlbot_msg_code(&m, cmd);
 			tlbot_msg_text(&m, ". I will remind you weekly until then.");
 			if ((dm ? tlbot_send_dm(ctx, r.owner, &m) : tlbot_send_room(ctx, r.room_id, &m)) != 0) {
-				tlbot_exp_rec_release(&r);
+				release(&r);
 				return -1;
 			}
 		}
@@ -884,7 +706,7 @@ fire_reminder(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		if (seq < 0 || tlbot_job_schedule(ctx, "exp.remind", key, r.room_id, next, payload) < 0)
 			rc = -1;
 	}
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return rc;
 }
 
@@ -903,8 +725,7 @@ struct digest_cfg {
 static int
 digest_get(struct tlbot_ctx *ctx, const char *room, struct digest_cfg *c)
 {
-	sqlite3_stmt *s = prep(ctx, "SELECT enabled, wday, minute, tz, last_at, job_key"
-			       " FROM experiment_digests WHERE room_id = ?");
+	struct tlbot_db_rows q;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -912,25 +733,25 @@ digest_get(struct tlbot_ctx *ctx, const char *room, struct digest_cfg *c)
 	c->wday = DIGEST_DEFAULT_WDAY;
 	c->minute = DIGEST_DEFAULT_MINUTE;
 	snprintf(c->tz, sizeof(c->tz), "%s", tz_default(ctx));
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q, "SELECT enabled, wday, minute, tz, last_at, job_key"
+			   " FROM experiment_digests WHERE room_id = ?", "t", room) != 0)
 		return -1;
-	bind_text(s, 1, room);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *tz = sqlite3_column_text(s, 3), *key = sqlite3_column_text(s, 5);
+	rc = tlbot_db_next(&q);
+	if (rc > 0) {
+		const char *tz = tlbot_db_col_text(&q, 3), *key = tlbot_db_col_text(&q, 5);
 
 		c->exists = 1;
-		c->enabled = sqlite3_column_int(s, 0);
-		c->wday = sqlite3_column_int(s, 1);
-		c->minute = sqlite3_column_int(s, 2);
+		c->enabled = (int)tlbot_db_col_int(&q, 0);
+		c->wday = (int)tlbot_db_col_int(&q, 1);
+		c->minute = (int)tlbot_db_col_int(&q, 2);
 		if (tz)
-			snprintf(c->tz, sizeof(c->tz), "%s", (const char *)tz);
-		c->last_at = sqlite3_column_int64(s, 4);
+			snprintf(c->tz, sizeof(c->tz), "%s", tz);
+		c->last_at = tlbot_db_col_int(&q, 4);
 		if (key)
-			snprintf(c->key, sizeof(c->key), "%s", (const char *)key);
+			snprintf(c->key, sizeof(c->key), "%s", key);
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : 0;
 }
 
 /* Cancel the room's pending digest job and, when enabled, schedule the
@@ -939,9 +760,10 @@ static int
 digest_put(struct tlbot_ctx *ctx, const char *room, struct digest_cfg *c, time_t after,
 	   time_t *next_out)
 {
-	sqlite3_stmt *s;
 	time_t next = 0;
 
+	if (next_out)
+		*next_out = 0;
 	if (c->key[0] && tlbot_job_cancel(ctx, c->key) < 0)
 		return -1;
 	c->key[0] = '\0';
@@ -965,25 +787,15 @@ digest_put(struct tlbot_ctx *ctx, const char *room, struct digest_cfg *c, time_t
 		if (jid < 0)
 			return -1;
 	}
-	s = prep(ctx, "INSERT INTO experiment_digests(room_id, enabled, wday, minute, tz, last_at,"
-		 " job_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id) DO UPDATE SET"
-		 " enabled = excluded.enabled, wday = excluded.wday, minute = excluded.minute,"
-		 " tz = excluded.tz, last_at = excluded.last_at, job_key = excluded.job_key");
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, room);
-	sqlite3_bind_int(s, 2, c->enabled);
-	sqlite3_bind_int(s, 3, c->wday);
-	sqlite3_bind_int(s, 4, c->minute);
-	bind_text(s, 5, c->tz);
-	if (c->last_at)
-		sqlite3_bind_int64(s, 6, c->last_at);
-	else
-		sqlite3_bind_null(s, 6);
-	bind_text(s, 7, c->key[0] ? c->key : NULL);
 	if (next_out)
 		*next_out = next;
-	return step_done(s);
+	return tlbot_db_exec(ctx, "INSERT INTO experiment_digests(room_id, enabled, wday, minute, tz,"
+			     " last_at, job_key) VALUES (?, ?, ?, ?, ?, NULLIF(?, 0), ?) ON CONFLICT(room_id)"
+			     " DO UPDATE SET enabled = excluded.enabled, wday = excluded.wday,"
+			     " minute = excluded.minute, tz = excluded.tz, last_at = excluded.last_at,"
+			     " job_key = excluded.job_key", "tiiitit", room, (int64_t)c->enabled,
+			     (int64_t)c->wday, (int64_t)c->minute, c->tz, c->last_at,
+			     c->key[0] ? c->key : NULL);
 }
 
 /* Make sure this room's digest and (when configured) the cross-team digest
@@ -1033,21 +845,19 @@ digest_end_item(struct tlbot_msg *m)
 static int
 digest_learnings(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, time_t since, time_t until)
 {
-	sqlite3_stmt *s = prep(ctx, "SELECT text FROM experiment_learnings WHERE experiment_id = ?"
-			       " AND at >= ? AND at < ? ORDER BY id LIMIT 10");
+	struct tlbot_db_rows q;
 	int n = 0, rc;
 
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q, "SELECT text FROM experiment_learnings WHERE experiment_id = ?"
+			   " AND at >= ? AND at < ? ORDER BY id LIMIT 10", "iii", id, (int64_t)since,
+			   (int64_t)until) != 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = tlbot_db_next(&q)) > 0) {
 		tlbot_msg_text(m, n++ ? "; " : " — learned: ");
-		text_clip(m, ctx, (const char *)sqlite3_column_text(s, 0), 400);
+		text_clip(m, ctx, tlbot_db_col_text(&q, 0), 400);
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? n : -1;
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : n;
 }
 
 /* A section: experiments selected by sql (binding room, since, until as 1-3)
@@ -1058,16 +868,21 @@ static int
 digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, const char *sql,
 	       const char *room, time_t since, time_t until, const char *date, enum section kind)
 {
-	sqlite3_stmt *s = prep(ctx, sql);
+	struct tlbot_db_rows q;
+	struct tlbot_buf b;
 	int n = 0, rc;
 
-	if (s == NULL)
+	tlbot_buf_init(&b, 4096);
+	if (rec_select(DESC, "e", &b) != 0 || tlbot_buf_adds(&b, sql) != 0) {
+		tlbot_buf_release(&b);
+		return tlbot_db_error(ctx, "digest query too long");
+	}
+	rc = tlbot_db_query(ctx, &q, tlbot_buf_str(&b), "tiit", room, (int64_t)since, (int64_t)until,
+			    date);
+	tlbot_buf_release(&b);
+	if (rc != 0)
 		return -1;
-	bind_text(s, 1, room);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
-	bind_text(s, 4, date);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = tlbot_db_next(&q)) > 0) {
 		struct exp_rec r;
 		char num[40];
 
@@ -1079,8 +894,8 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 		}
 		if (++n > DIGEST_MAX_ITEMS)
 			continue; /* counted, not listed */
-		if (tlbot_exp_rec_read(s, &r) != 0) {
-			rc = SQLITE_NOMEM;
+		if (rec_read(DESC, &q, &r) != 0) {
+			rc = -1;
 			break;
 		}
 		digest_item(m, ctx, &r, kind == SEC_CROSS);
@@ -1090,11 +905,14 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 			tlbot_msg_user(m, r.owner);
 			if (r.end_date)
 				tlbot_msg_textf(m, ", until %s", r.end_date);
+			/* what became of it since (abandoned, concluded) */
+			if (strcmp(r.status, "running") != 0)
+				tlbot_msg_textf(m, " — now %s", r.status);
 			break;
 		case SEC_CONCLUDED:
 		case SEC_CROSS:
-			if (r.has_result) {
-				fmt_num(r.result_value, num, sizeof(num));
+			if (r.result_value.has) {
+				fmt_num(r.result_value.v, num, sizeof(num));
 				tlbot_msg_textf(m, " — result %s%s%s", num, r.unit ? " " : "",
 						r.unit ? r.unit : "");
 			}
@@ -1110,11 +928,11 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 				tlbot_msg_text(m, " — no decision yet");
 			}
 			if (digest_learnings(m, ctx, r.id, kind == SEC_CROSS ? since : 0, until) < 0)
-				rc = SQLITE_ERROR;
+				rc = -1;
 			break;
 		case SEC_LEARNED:
 			if (digest_learnings(m, ctx, r.id, since, until) < 0)
-				rc = SQLITE_ERROR;
+				rc = -1;
 			break;
 		case SEC_OVERDUE:
 			tlbot_msg_textf(m, " — %s, ended %s, ", r.status, r.end_date);
@@ -1122,12 +940,12 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 			break;
 		}
 		digest_end_item(m);
-		tlbot_exp_rec_release(&r);
-		if (rc == SQLITE_ERROR)
+		release(&r);
+		if (rc < 0)
 			break;
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	tlbot_db_done(&q);
+	if (rc < 0)
 		return -1;
 	if (n > 0) {
 		if (n > DIGEST_MAX_ITEMS) {
@@ -1141,29 +959,28 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 	return n;
 }
 
-#define SEL_EXP "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e "
-
+/* The WHERE of each section (after the SELECT of the record's fields);
+ * ?1 room, ?2 since, ?3 until, ?4 today. */
+#define HIST_E "SELECT record_id FROM history WHERE kind = 'E' AND "
 static const char sql_started[] =
-	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_history WHERE room_id = ?1"
-	" AND at >= ?2 AND at < ?3 AND action = 'started' AND field = 'status') AND ?4 IS NOT NULL"
-	" ORDER BY e.id";
+	"WHERE e.id IN (" HIST_E "room_id = ?1 AND at >= ?2 AND at < ?3 AND action = 'started'"
+	" AND field = 'status') AND ?4 IS NOT NULL ORDER BY e.id";
 static const char sql_concluded[] =
-	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_history WHERE room_id = ?1"
-	" AND at >= ?2 AND at < ?3 AND ((action = 'result' AND field = 'status') OR action = 'decided'))"
-	" AND e.status = 'concluded' AND ?4 IS NOT NULL ORDER BY e.id";
+	"WHERE e.id IN (" HIST_E "room_id = ?1 AND at >= ?2 AND at < ?3 AND ((action = 'result'"
+	" AND field = 'status') OR action = 'decided')) AND e.status = 'concluded' AND ?4 IS NOT NULL"
+	" ORDER BY e.id";
 static const char sql_learned[] =
-	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_history WHERE room_id = ?1"
-	" AND at >= ?2 AND at < ?3 AND action = 'learned') AND e.id NOT IN (SELECT experiment_id"
-	" FROM experiment_history WHERE room_id = ?1 AND at >= ?2 AND at < ?3 AND"
+	"WHERE e.id IN (" HIST_E "room_id = ?1 AND at >= ?2 AND at < ?3 AND action = 'learned')"
+	" AND e.id NOT IN (" HIST_E "room_id = ?1 AND at >= ?2 AND at < ?3 AND"
 	" ((action = 'result' AND field = 'status') OR action = 'decided')) AND ?4 IS NOT NULL"
 	" ORDER BY e.id";
 static const char sql_overdue[] =
-	SEL_EXP "WHERE e.room_id = ?1 AND e.status IN ('proposed', 'running') AND e.end_date < ?4"
+	"WHERE e.room_id = ?1 AND e.status IN ('proposed', 'running') AND e.end_date < ?4"
 	" AND ?2 IS NOT NULL AND ?3 IS NOT NULL ORDER BY e.end_date, e.id";
 static const char sql_cross[] =
-	SEL_EXP "WHERE e.id IN (SELECT experiment_id FROM experiment_learnings WHERE at >= ?2"
-	" AND at < ?3 UNION SELECT experiment_id FROM experiment_history WHERE action = 'decided'"
-	" AND at >= ?2 AND at < ?3) AND (?1 IS NULL OR ?1 IS NOT NULL) AND ?4 IS NOT NULL"
+	"WHERE e.id IN (SELECT experiment_id FROM experiment_learnings WHERE at >= ?2"
+	" AND at < ?3 UNION " HIST_E "action = 'decided' AND at >= ?2 AND at < ?3)"
+	" AND (?1 IS NULL OR ?1 IS NOT NULL) AND ?4 IS NOT NULL"
 	" ORDER BY e.challenge_id, e.room_id, e.id";
 
 static int
@@ -1262,6 +1079,33 @@ static const struct tlbot_job_kind jobs[] = {
 /* Commands                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* Tell r's owner by DM that they own it now, when someone else made them
+ * its owner (and they take DMs). 0 or -1. */
+static int
+tell_owner(struct tlbot_ctx *ctx, const struct exp_rec *r)
+{
+	const char *by = tlbot_ctx_sender(ctx), *p = tlbot_ctx_prefix(ctx);
+	struct tlbot_msg m;
+	char cmd[96];
+
+	if (by == NULL || r->owner == NULL || strcmp(by, r->owner) == 0 ||
+	    !tlbot_ctx_dm_enabled(ctx, r->owner))
+		return 0;
+	tlbot_msg_init(&m);
+	tlbot_msg_user(&m, by);
+	tlbot_msg_text(&m, " made you the owner of ");
+	exp_link(&m, r);
+	tlbot_msg_text(&m, " “");
+	text_clip(&m, ctx, r->title, 4 * MAX_TITLE);
+	tlbot_msg_text(&m, "” (");
+	challenge_ref(&m, ctx, r->challenge_id);
+	tlbot_msg_textf(&m, ", %s). ", r->status);
+	snprintf(cmd, sizeof(cmd), "%sexp show E-%lld", p, (long long)r->id);
+	tlbot_msg_code(&m, cmd);
+	tlbot_msg_text(&m, " shows it; I will remind you when its end date passes without a result.");
+	return tlbot_send_dm(ctx, r->owner, &m);
+}
+
 static int
 cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
@@ -1269,11 +1113,10 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	const char *method = tlbot_args_get(a, "method"), *metric = tlbot_args_get(a, "metric");
 	const char *unit = tlbot_args_get(a, "unit"), *v;
 	char *x = NULL, *y = NULL, *z = NULL, *owner = NULL, start[11] = "", until[11] = "";
-	double baseline = 0, target = 0;
-	int has_b = 0, has_t = 0, rc = -1;
-	int64_t cid, id;
-	struct exp_rec r;
-	sqlite3_stmt *s;
+	struct rec_num baseline = { 0, 0 }, target = { 0, 0 };
+	int rc = -1;
+	int64_t cid, id, now = (int64_t)tlbot_ctx_now(ctx);
+	struct exp_rec r, n;
 	struct tlbot_msg m;
 
 	if (a->argc > 2 && tlbot_args_has(a, "hypothesis"))
@@ -1282,25 +1125,25 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	    check_challenge(ctx, a->argv[0], &cid) != 0 ||
 	    get_hypothesis(ctx, a, sentence, 1, &x, &y, &z) != 0)
 		return -1;
-	if (check_text(ctx, "--method", method, MAX_TEXT, 0) != 0 ||
-	    check_text(ctx, "--metric", metric, MAX_SHORT, 0) != 0 ||
-	    check_text(ctx, "--unit", unit, MAX_UNIT, 0) != 0)
+	if (check_text(ctx, "--method", method, field_of("method")->max, 0) != 0 ||
+	    check_text(ctx, "--metric", metric, field_of("metric")->max, 0) != 0 ||
+	    check_text(ctx, "--unit", unit, field_of("unit")->max, 0) != 0)
 		goto out;
 	if ((v = tlbot_args_get(a, "baseline")) != NULL) {
-		if (parse_number(v, &baseline) != 0) {
+		if (parse_number(v, &baseline.v) != 0) {
 			fail_number(ctx, "baseline", v);
 			goto out;
 		}
-		has_b = 1;
+		baseline.has = 1;
 	}
 	if ((v = tlbot_args_get(a, "target")) != NULL) {
-		if (parse_number(v, &target) != 0) {
+		if (parse_number(v, &target.v) != 0) {
 			fail_number(ctx, "target", v);
 			goto out;
 		}
-		has_t = 1;
+		target.has = 1;
 	}
-	if ((has_b || has_t || unit) && (metric == NULL || *metric == '\0')) {
+	if ((baseline.has || target.has || unit) && (metric == NULL || *metric == '\0')) {
 		tlbot_exp_fail(ctx, "missing --metric: --baseline, --target and --unit describe a metric;"
 			   " name it with --metric \"...\"");
 		goto out;
@@ -1321,45 +1164,35 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		goto out;
 	}
 	id = tlbot_ctx_next_id(ctx, "experiment");
-	if (id < 0) {
-		tlbot_exp_db_fail(ctx);
+	if (id < 0)
 		goto out;
-	}
-	s = prep(ctx, "INSERT INTO experiments(id, challenge_id, room_id, title, owner, believe,"
-		 " result_in, know_when, method, metric, baseline, target, unit, start_date, end_date,"
-		 " status, created_by, created_at, created_event, updated_at) VALUES (?, ?, ?, ?, ?, ?,"
-		 " ?, ?, ?, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?, ?)");
-	if (s == NULL) {
-		tlbot_exp_db_fail(ctx);
+	/* the new record: what was given, the rest from its state */
+	memset(&n, 0, sizeof(n));
+	n.id = id;
+	n.challenge_id = cid;
+	n.room_id = (char *)tlbot_ctx_room(ctx);
+	n.title = (char *)title;
+	n.owner = owner;
+	n.believe = x;
+	n.result_in = y;
+	n.know_when = z;
+	n.method = method && *method ? (char *)method : NULL;
+	n.metric = metric && *metric ? (char *)metric : NULL;
+	n.baseline = baseline;
+	n.target = target;
+	n.unit = unit && *unit ? (char *)unit : NULL;
+	n.start_date = start[0] ? start : NULL;
+	n.end_date = until[0] ? until : NULL;
+	n.status = (char *)"proposed";
+	n.created_by = (char *)tlbot_ctx_sender(ctx);
+	n.created_at = now;
+	n.created_event = (char *)tlbot_ctx_event_id(ctx);
+	n.updated_at = now;
+	if (rec_insert(ctx, DESC, &n) != 0 || load(ctx, id, &r) != 0)
 		goto out;
-	}
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, cid);
-	bind_text(s, 3, tlbot_ctx_room(ctx));
-	bind_text(s, 4, title);
-	bind_text(s, 5, owner);
-	bind_text(s, 6, x);
-	bind_text(s, 7, y);
-	bind_text(s, 8, z);
-	bind_text(s, 9, method && *method ? method : NULL);
-	bind_text(s, 10, metric && *metric ? metric : NULL);
-	bind_num(s, 11, has_b, baseline);
-	bind_num(s, 12, has_t, target);
-	bind_text(s, 13, unit && *unit ? unit : NULL);
-	bind_text(s, 14, start[0] ? start : NULL);
-	bind_text(s, 15, until[0] ? until : NULL);
-	bind_text(s, 16, tlbot_ctx_sender(ctx));
-	sqlite3_bind_int64(s, 17, (sqlite3_int64)tlbot_ctx_now(ctx));
-	bind_text(s, 18, tlbot_ctx_event_id(ctx));
-	sqlite3_bind_int64(s, 19, (sqlite3_int64)tlbot_ctx_now(ctx));
-	if (step_done(s) != 0 || load(ctx, id, &r) != 0) {
-		tlbot_exp_db_fail(ctx);
-		goto out;
-	}
 	if (hist(ctx, &r, "created", NULL, NULL, r.title) != 0 || schedule_reminder(ctx, &r) != 0 ||
 	    ensure_digests(ctx, r.room_id) != 0) {
-		tlbot_exp_rec_release(&r);
-		tlbot_exp_db_fail(ctx);
+		release(&r);
 		goto out;
 	}
 	tlbot_msg_init(&m);
@@ -1384,8 +1217,10 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	tlbot_msg_text(&m, ".");
 	tlbot_msg_br(&m);
 	tlbot_msg_textf(&m, "Start it with %sexp start E-%lld.", tlbot_ctx_prefix(ctx), (long long)id);
-	tlbot_exp_rec_release(&r);
 	rc = tlbot_reply(ctx, &m);
+	if (rc == 0)
+		rc = tell_owner(ctx, &r);
+	release(&r);
 out:
 	free(x);
 	free(y);
@@ -1415,22 +1250,22 @@ cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			tlbot_exp_fail(ctx, "E-%lld is %s: only a proposed experiment can be started"
 				   " (to try again, record a new one with %sexp new)", (long long)r.id,
 				   r.status, tlbot_ctx_prefix(ctx));
-		tlbot_exp_rec_release(&r);
+		release(&r);
 		return -1;
 	}
 	today(ctx, day);
 	if (until[0] && strcmp(until, r.start_date && strcmp(r.start_date, day) < 0 ? r.start_date : day) < 0) {
 		tlbot_exp_fail(ctx, "the end date %s is before the start date", until);
-		tlbot_exp_rec_release(&r);
+		release(&r);
 		return -1;
 	}
-	if (set_text(ctx, &r, "status", &r.status, "running", "started") != 0 ||
+	if (set_text(ctx, &r, "status", "running", "started") != 0 ||
 	    ((r.start_date == NULL || strcmp(r.start_date, day) > 0) &&
-	     set_text(ctx, &r, "start_date", &r.start_date, day, "started") != 0) ||
-	    (until[0] && set_text(ctx, &r, "end_date", &r.end_date, until, "started") != 0) ||
+	     set_text(ctx, &r, "start_date", day, "started") != 0) ||
+	    (until[0] && set_text(ctx, &r, "end_date", until, "started") != 0) ||
 	    schedule_reminder(ctx, &r) != 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	tlbot_msg_init(&m);
 	exp_link(&m, &r);
@@ -1441,41 +1276,29 @@ cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_msg_textf(&m, " until %s", r.end_date);
 	tlbot_msg_textf(&m, ". Record the outcome with %sexp result E-%lld --value N \"finding\".",
 			tlbot_ctx_prefix(ctx), (long long)r.id);
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	rc = tlbot_reply(ctx, &m);
 	return rc;
 }
 
-/* Add a row to experiment_notes or experiment_learnings (table is a
- * constant of this file). */
+/* Add a note (learning = 0) or a learning (1) to E-id. 0 or -1. */
 static int
-add_text_row(struct tlbot_ctx *ctx, const char *table, int64_t id, const char *text)
+add_text_row(struct tlbot_ctx *ctx, int learning, int64_t id, const char *text)
 {
-	char sql[160];
-	sqlite3_stmt *s;
+	int64_t now = (int64_t)tlbot_ctx_now(ctx);
 
-	snprintf(sql, sizeof(sql), "INSERT INTO %s(experiment_id, text, by, at) VALUES (?, ?, ?, ?)",
-		 table);
-	s = prep(ctx, sql);
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	bind_text(s, 2, text);
-	bind_text(s, 3, actor(ctx));
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)tlbot_ctx_now(ctx));
-	return step_done(s);
+	if (learning)
+		return tlbot_db_exec(ctx, "INSERT INTO experiment_learnings(experiment_id, text, by, at)"
+				     " VALUES (?, ?, ?, ?)", "itti", id, text, actor(ctx), now);
+	return tlbot_db_exec(ctx, "INSERT INTO experiment_notes(experiment_id, text, by, at)"
+			     " VALUES (?, ?, ?, ?)", "itti", id, text, actor(ctx), now);
 }
 
 static int
 touch(struct tlbot_ctx *ctx, int64_t id)
 {
-	sqlite3_stmt *s = prep(ctx, "UPDATE experiments SET updated_at = ? WHERE id = ?");
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));
-	sqlite3_bind_int64(s, 2, id);
-	return step_done(s);
+	return tlbot_db_exec(ctx, "UPDATE experiments SET updated_at = ? WHERE id = ?", "ii",
+			     (int64_t)tlbot_ctx_now(ctx), id);
 }
 
 static int
@@ -1486,13 +1309,13 @@ cmd_note(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (check_text(ctx, "note", a->argv[1], MAX_TEXT, 1) != 0 ||
 	    load_arg(ctx, a->argv[0], &r, ACCESS_ROOM) != 0)
 		return -1;
-	if (add_text_row(ctx, "experiment_notes", r.id, a->argv[1]) != 0 || touch(ctx, r.id) != 0 ||
+	if (add_text_row(ctx, 0, r.id, a->argv[1]) != 0 || touch(ctx, r.id) != 0 ||
 	    hist(ctx, &r, "noted", "note", NULL, a->argv[1]) != 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	tlbot_replyf(ctx, "Noted on E-%lld.", (long long)r.id);
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return 0;
 }
 
@@ -1505,19 +1328,30 @@ cmd_learn(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (check_text(ctx, "learning", a->argv[1], MAX_TEXT, 1) != 0 ||
 	    load_arg(ctx, a->argv[0], &r, ACCESS_ROOM) != 0)
 		return -1;
-	if (add_text_row(ctx, "experiment_learnings", r.id, a->argv[1]) != 0 ||
+	if (add_text_row(ctx, 1, r.id, a->argv[1]) != 0 ||
 	    touch(ctx, r.id) != 0 || hist(ctx, &r, "learned", "learning", NULL, a->argv[1]) != 0 ||
 	    ensure_digests(ctx, r.room_id) != 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	tlbot_msg_init(&m);
 	tlbot_msg_text(&m, "Learning recorded on ");
 	exp_link(&m, &r);
 	tlbot_msg_text(&m, ": ");
 	text_clip(&m, ctx, a->argv[1], 300);
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return tlbot_reply(ctx, &m);
+}
+
+/* Whether r's result meets its target: at or past the target in the
+ * direction from the baseline (at or above the target when there is no
+ * baseline, or the target is above it). */
+static int
+target_met(const struct exp_rec *r)
+{
+	if (r->baseline.has && r->target.v < r->baseline.v)
+		return r->result_value.v <= r->target.v;
+	return r->result_value.v >= r->target.v;
 }
 
 static int
@@ -1550,31 +1384,33 @@ cmd_result(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			   " --value N \"finding\"", (long long)r.id, r.metric, p, (long long)r.id);
 		goto fail;
 	}
-	if (set_text(ctx, &r, "status", &r.status, "concluded", "result") != 0 ||
-	    set_num(ctx, &r, "result_value", &r.has_result, &r.result_value, v != NULL, value,
-		    "result") != 0 ||
-	    set_text(ctx, &r, "finding", &r.finding, a->argv[1], "result") != 0 ||
+	if (set_text(ctx, &r, "status", "concluded", "result") != 0 ||
+	    rec_set_num(ctx, DESC, &r, field_of("result_value"), (struct rec_num){ v != NULL, value },
+			"result") != 0 ||
+	    set_text(ctx, &r, "finding", a->argv[1], "result") != 0 ||
 	    schedule_reminder(ctx, &r) != 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	tlbot_msg_init(&m);
 	exp_link(&m, &r);
 	tlbot_msg_text(&m, " concluded");
-	if (r.has_result) {
-		fmt_num(r.result_value, num, sizeof(num));
+	if (r.result_value.has) {
+		fmt_num(r.result_value.v, num, sizeof(num));
 		tlbot_msg_textf(&m, ": %s%s%s", num, r.unit ? " " : "", r.unit ? r.unit : "");
-		if (r.has_baseline || r.has_target) {
+		if (r.baseline.has || r.target.has) {
 			tlbot_msg_text(&m, " (");
-			if (r.has_baseline) {
-				fmt_num(r.baseline, num, sizeof(num));
+			if (r.baseline.has) {
+				fmt_num(r.baseline.v, num, sizeof(num));
 				tlbot_msg_textf(&m, "baseline %s", num);
 			}
-			if (r.has_target) {
-				fmt_num(r.target, num, sizeof(num));
-				tlbot_msg_textf(&m, "%starget %s", r.has_baseline ? ", " : "", num);
+			if (r.target.has) {
+				fmt_num(r.target.v, num, sizeof(num));
+				tlbot_msg_textf(&m, "%starget %s", r.baseline.has ? ", " : "", num);
 			}
 			tlbot_msg_text(&m, ")");
+			if (r.target.has)
+				tlbot_msg_textf(&m, ": target %s", target_met(&r) ? "met" : "missed");
 		}
 	}
 	tlbot_msg_text(&m, ". Finding: ");
@@ -1582,10 +1418,10 @@ cmd_result(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	tlbot_msg_br(&m);
 	tlbot_msg_textf(&m, "Now decide: %sexp decide E-%lld persevere|pivot|stop|scale \"reason\"",
 			p, (long long)r.id);
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return tlbot_reply(ctx, &m);
 fail:
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return -1;
 }
 
@@ -1611,18 +1447,18 @@ cmd_decide(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			tlbot_exp_fail(ctx, "E-%lld has no result yet: record it first with %sexp result"
 				   " E-%lld --value N \"finding\" (decide comes after result)",
 				   (long long)r.id, p, (long long)r.id);
-		tlbot_exp_rec_release(&r);
+		release(&r);
 		return -1;
 	}
-	if (set_text(ctx, &r, "decision", &r.decision, word, "decided") != 0 ||
-	    set_text(ctx, &r, "decision_reason", &r.decision_reason, a->argv[2], "decided") != 0 ||
+	if (set_text(ctx, &r, "decision", word, "decided") != 0 ||
+	    set_text(ctx, &r, "decision_reason", a->argv[2], "decided") != 0 ||
 	    ensure_digests(ctx, r.room_id) != 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	tlbot_replyf(ctx, "E-%lld decision: %s. Add what the team learned with %sexp learn E-%lld"
 		     " \"learning\".", (long long)r.id, word, p, (long long)r.id);
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return 0;
 }
 
@@ -1636,79 +1472,92 @@ cmd_abandon(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		return -1;
 	if (strcmp(r.status, "abandoned") == 0) {
 		tlbot_exp_fail(ctx, "E-%lld is already abandoned", (long long)r.id);
-		tlbot_exp_rec_release(&r);
+		release(&r);
 		return -1;
 	}
-	if (set_text(ctx, &r, "status", &r.status, "abandoned", "abandoned") != 0 ||
-	    set_text(ctx, &r, "abandon_reason", &r.abandon_reason, a->argv[1], "abandoned") != 0 ||
+	if (set_text(ctx, &r, "status", "abandoned", "abandoned") != 0 ||
+	    set_text(ctx, &r, "abandon_reason", a->argv[1], "abandoned") != 0 ||
 	    schedule_reminder(ctx, &r) != 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	tlbot_replyf(ctx, "E-%lld abandoned. Its record and history stay in the log.", (long long)r.id);
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return 0;
 }
 
-/* Fields !exp edit can change: flag, column, kind, maximum length. */
-enum fkind { F_TEXT, F_OPT, F_NUM, F_DATE, F_OWNER, F_CHALLENGE };
-static const struct edit_field {
-	const char *flag, *col;
-	enum fkind kind;
-	size_t max;
-} edit_fields[] = {
-	{ "title", "title", F_TEXT, MAX_TITLE },
-	{ "believe", "believe", F_TEXT, MAX_TEXT },
-	{ "result-in", "result_in", F_TEXT, MAX_TEXT },
-	{ "know-when", "know_when", F_TEXT, MAX_TEXT },
-	{ "method", "method", F_OPT, MAX_TEXT },
-	{ "metric", "metric", F_OPT, MAX_SHORT },
-	{ "baseline", "baseline", F_NUM, 0 },
-	{ "target", "target", F_NUM, 0 },
-	{ "unit", "unit", F_OPT, MAX_UNIT },
-	{ "start", "start_date", F_DATE, 0 },
-	{ "until", "end_date", F_DATE, 0 },
-	{ "owner", "owner", F_OWNER, 0 },
-	{ "challenge", "challenge_id", F_CHALLENGE, 0 },
-	{ NULL, NULL, 0, 0 },
-};
-
-static char **
-rec_text(struct exp_rec *r, const char *col)
+/* The hypothesis parts: edited through --hypothesis or their own flags. */
+static int
+is_hypothesis(const struct rec_field *f)
 {
-	if (strcmp(col, "title") == 0) return &r->title;
-	if (strcmp(col, "believe") == 0) return &r->believe;
-	if (strcmp(col, "result_in") == 0) return &r->result_in;
-	if (strcmp(col, "know_when") == 0) return &r->know_when;
-	if (strcmp(col, "method") == 0) return &r->method;
-	if (strcmp(col, "metric") == 0) return &r->metric;
-	if (strcmp(col, "unit") == 0) return &r->unit;
-	if (strcmp(col, "start_date") == 0) return &r->start_date;
-	if (strcmp(col, "end_date") == 0) return &r->end_date;
-	if (strcmp(col, "owner") == 0) return &r->owner;
-	return NULL;
+	return strcmp(f->column, "believe") == 0 || strcmp(f->column, "result_in") == 0 ||
+	       strcmp(f->column, "know_when") == 0;
+}
+
+/* Apply --<flag> v of the editable field f to r. 0 or -1 (failed). */
+static int
+edit_one(struct tlbot_ctx *ctx, struct exp_rec *r, const struct rec_field *f, const char *v)
+{
+	char date[11], flag[48];
+	struct rec_num num = { 0, 0 };
+	int64_t cid;
+
+	snprintf(flag, sizeof(flag), "--%s", f->flag);
+	switch (f->type) {
+	case R_TEXT:
+		if (check_text(ctx, (f->flags & REC_REQUIRED) ? flag : f->flag, v, f->max,
+			       (f->flags & REC_REQUIRED) != 0) != 0)
+			return -1;
+		return set_text(ctx, r, f->column, *v ? v : NULL, "edited");
+	case R_REAL:
+		if (*v && parse_number(v, &num.v) != 0)
+			return fail_number(ctx, f->flag, v);
+		num.has = *v != '\0';
+		return rec_set_num(ctx, DESC, r, f, num, "edited");
+	case R_DATE:
+		if (*v && parse_date_arg(ctx, f->flag, v, date) != 0)
+			return -1;
+		return set_text(ctx, r, f->column, *v ? date : NULL, "edited");
+	case R_USER: {
+		char *owner = NULL;
+		int rc;
+
+		if (parse_owner(ctx, v, &owner) != 0)
+			return -1;
+		rc = set_text(ctx, r, f->column, owner, "edited");
+		free(owner);
+		return rc;
+	}
+	case R_REF:
+		if (check_challenge(ctx, v, &cid) != 0)
+			return -1;
+		return rec_set_int(ctx, DESC, r, f, cid, "edited");
+	default:
+		return tlbot_exp_fail(ctx, "--%s cannot be edited", f->flag);
+	}
 }
 
 static int
 cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
 	const char *hyp = tlbot_args_get(a, "hypothesis");
-	char *x = NULL, *y = NULL, *z = NULL, *owner = NULL, *old_end = NULL;
+	char *x = NULL, *y = NULL, *z = NULL, *old_end = NULL, *old_owner = NULL;
 	struct exp_rec r;
-	const struct edit_field *f;
+	const struct rec_field *f;
 	int64_t changed_before, changed;
 	int given = 0, rc = -1;
 	struct tlbot_buf names;
 	struct tlbot_msg m;
-	sqlite3_stmt *s;
 
 	memset(&r, 0, sizeof(r));
-	for (f = edit_fields; f->flag; f++)
-		given |= tlbot_args_has(a, f->flag);
+	for (f = exp_fields; f->column; f++)
+		if (f->flags & REC_EDITABLE)
+			given |= tlbot_args_has(a, f->flag);
 	if (!given && !hyp) {
 		tlbot_buf_init(&names, 1024);
-		for (f = edit_fields; f->flag; f++)
-			tlbot_buf_printf(&names, "%s--%s", f == edit_fields ? "" : ", ", f->flag);
+		for (f = exp_fields; f->column; f++)
+			if (f->flags & REC_EDITABLE)
+				tlbot_buf_printf(&names, "%s--%s", names.len ? ", " : "", f->flag);
 		tlbot_exp_fail(ctx, "nothing to change: give one or more of %s, --hypothesis \"We believe"
 			   " ...\" (an empty \"\" clears an optional field)", tlbot_buf_str(&names));
 		tlbot_buf_release(&names);
@@ -1719,83 +1568,22 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
 		goto out;
 	old_end = r.end_date ? strdup(r.end_date) : NULL;
-	s = prep(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?");
-	if (s == NULL)
-		goto dbfail;
-	sqlite3_bind_int64(s, 1, r.id);
-	changed_before = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-	sqlite3_finalize(s);
+	old_owner = strdup(r.owner);
+	if (tlbot_db_int(ctx, &changed_before, "SELECT count(*) FROM history WHERE kind = 'E' AND"
+			 " record_id = ?", "i", r.id) != 0)
+		goto out;
 	/* the hypothesis parts first (from the sentence or the flags) */
-	if ((x && set_text(ctx, &r, "believe", &r.believe, x, "edited") != 0) ||
-	    (y && set_text(ctx, &r, "result_in", &r.result_in, y, "edited") != 0) ||
-	    (z && set_text(ctx, &r, "know_when", &r.know_when, z, "edited") != 0))
-		goto dbfail;
-	for (f = edit_fields; f->flag; f++) {
+	if ((x && set_text(ctx, &r, "believe", x, "edited") != 0) ||
+	    (y && set_text(ctx, &r, "result_in", y, "edited") != 0) ||
+	    (z && set_text(ctx, &r, "know_when", z, "edited") != 0))
+		goto out;
+	for (f = exp_fields; f->column; f++) {
 		const char *v = tlbot_args_get(a, f->flag);
-		char date[11];
-		double num;
-		char **field;
 
-		if (v == NULL || (f->kind == F_TEXT && f != edit_fields))
-			continue; /* hypothesis parts were handled above */
-		field = rec_text(&r, f->col);
-		switch (f->kind) {
-		case F_TEXT:
-			if (check_text(ctx, "--title", v, f->max, 1) != 0)
-				goto out;
-			if (set_text(ctx, &r, f->col, field, v, "edited") != 0)
-				goto dbfail;
-			break;
-		case F_OPT:
-			if (check_text(ctx, f->flag, v, f->max, 0) != 0)
-				goto out;
-			if (set_text(ctx, &r, f->col, field, *v ? v : NULL, "edited") != 0)
-				goto dbfail;
-			break;
-		case F_NUM:
-			if (*v && parse_number(v, &num) != 0) {
-				fail_number(ctx, f->flag, v);
-				goto out;
-			}
-			if (strcmp(f->col, "baseline") == 0
-				    ? set_num(ctx, &r, "baseline", &r.has_baseline, &r.baseline, *v != 0, *v ? num : 0, "edited")
-				    : set_num(ctx, &r, "target", &r.has_target, &r.target, *v != 0, *v ? num : 0, "edited"))
-				goto dbfail;
-			break;
-		case F_DATE:
-			if (*v && parse_date_arg(ctx, f->flag, v, date) != 0)
-				goto out;
-			if (set_text(ctx, &r, f->col, field, *v ? date : NULL, "edited") != 0)
-				goto dbfail;
-			break;
-		case F_OWNER:
-			if (parse_owner(ctx, v, &owner) != 0)
-				goto out;
-			if (set_text(ctx, &r, f->col, field, owner, "edited") != 0)
-				goto dbfail;
-			break;
-		case F_CHALLENGE: {
-			int64_t cid;
-			char oldt[32], newt[32];
-
-			if (check_challenge(ctx, v, &cid) != 0)
-				goto out;
-			if (cid == r.challenge_id)
-				break;
-			s = prep(ctx, "UPDATE experiments SET challenge_id = ?, updated_at = ? WHERE id = ?");
-			if (s == NULL)
-				goto dbfail;
-			sqlite3_bind_int64(s, 1, cid);
-			sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
-			sqlite3_bind_int64(s, 3, r.id);
-			snprintf(oldt, sizeof(oldt), "C-%lld", (long long)r.challenge_id);
-			snprintf(newt, sizeof(newt), "C-%lld", (long long)cid);
-			if (step_done(s) != 0 || hist(ctx, &r, "edited", "challenge_id", oldt, newt) != 0)
-				goto dbfail;
-			r.challenge_id = cid;
-			break;
-		}
-		}
+		if (!(f->flags & REC_EDITABLE) || v == NULL || is_hypothesis(f))
+			continue;
+		if (edit_one(ctx, &r, f, v) != 0)
+			goto out;
 	}
 	/* the record as a whole must still make sense */
 	if (r.start_date && r.end_date && strcmp(r.end_date, r.start_date) < 0) {
@@ -1803,20 +1591,15 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			   r.start_date);
 		goto out;
 	}
-	if ((r.has_baseline || r.has_target || r.unit) && r.metric == NULL) {
+	if ((r.baseline.has || r.target.has || r.unit) && r.metric == NULL) {
 		tlbot_exp_fail(ctx, "missing --metric: a baseline, target or unit needs the metric's name");
 		goto out;
 	}
 	if (!str_eq(old_end, r.end_date) && schedule_reminder(ctx, &r) != 0)
-		goto dbfail;
-	s = prep(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?");
-	if (s == NULL)
-		goto dbfail;
-	sqlite3_bind_int64(s, 1, r.id);
-	changed = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-	sqlite3_finalize(s);
-	if (changed < 0 || changed_before < 0)
-		goto dbfail;
+		goto out;
+	if (tlbot_db_int(ctx, &changed, "SELECT count(*) FROM history WHERE kind = 'E' AND"
+			 " record_id = ?", "i", r.id) != 0)
+		goto out;
 	if (changed == changed_before) {
 		tlbot_replyf(ctx, "E-%lld unchanged: it already had those values.", (long long)r.id);
 		rc = 0;
@@ -1829,87 +1612,204 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	tlbot_msg_textf(&m, "%sexp show E-%lld shows the record and its history.",
 			tlbot_ctx_prefix(ctx), (long long)r.id);
 	rc = tlbot_reply(ctx, &m);
-	goto out;
-dbfail:
-	tlbot_exp_db_fail(ctx);
+	if (rc == 0 && !str_eq(old_owner, r.owner))
+		rc = tell_owner(ctx, &r);
 out:
-	if (r.room_id || r.status)
-		tlbot_exp_rec_release(&r);
+	release(&r);
 	free(x);
 	free(y);
 	free(z);
-	free(owner);
 	free(old_end);
+	free(old_owner);
 	return rc;
 }
 
-/* "• 2026-11-18 08:26 @alice edited target: 80 → 70" lines of E-id's
- * history, newest last; page 0 = the last `limit` rows. */
-static int
-history_lines(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, int64_t offset, int limit,
-	      size_t clip)
-{
-	sqlite3_stmt *s = prep(ctx, "SELECT at, actor, action, field, old, new FROM"
-			       " experiment_history WHERE experiment_id = ? ORDER BY id LIMIT ? OFFSET ?");
-	int rc;
+/* One history row as read back. */
+struct hrow {
+	int64_t at;
+	char *who, *action, *field, *old, *new_;
+};
 
-	if (s == NULL)
+static void
+hrows_release(struct hrow *h, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		free(h[i].who);
+		free(h[i].action);
+		free(h[i].field);
+		free(h[i].old);
+		free(h[i].new_);
+	}
+}
+
+/* A value of field col as people read it: dates as "1 Dec", nothing as
+ * "(none)", text cut to clip. */
+static void
+hvalue(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *col, const char *v, size_t clip)
+{
+	const struct rec_field *f = col ? field_of(col) : NULL;
+	char day[11], out[32];
+
+	if (v == NULL) {
+		tlbot_msg_text(m, "(none)");
+	} else if (f && f->type == R_DATE) {
+		today(ctx, day);
+		rec_day(v, day, out, sizeof(out));
+		tlbot_msg_text(m, out);
+	} else if (f && f->type == R_USER) {
+		tlbot_msg_user(m, v);
+	} else {
+		text_clip(m, ctx, v, clip);
+	}
+}
+
+/* The row of group g..e (same time, actor and action) changing col, or NULL. */
+static const struct hrow *
+hfind(const struct hrow *g, const struct hrow *e, const char *col)
+{
+	for (; g < e; g++)
+		if (g->field && strcmp(g->field, col) == 0)
+			return g;
+	return NULL;
+}
+
+/* What the rows [g, e) of one action say, in words: "started on 1 Dec",
+ * "result: 28 (target 30: met) — finding", "edited end date: 20 Nov → 27 Nov". */
+static void
+hphrase(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, const struct hrow *g,
+	const struct hrow *e, size_t clip)
+{
+	const char *act = g->action ? g->action : "?";
+	const struct hrow *h, *h2;
+	char day[11], out[32];
+
+	if (strcmp(act, "started") == 0) {
+		tlbot_msg_text(m, " started");
+		today(ctx, day);
+		if ((h = hfind(g, e, "start_date")) != NULL && h->new_) {
+			rec_day(h->new_, day, out, sizeof(out));
+			tlbot_msg_textf(m, " on %s", out);
+		}
+		if ((h = hfind(g, e, "end_date")) != NULL && h->new_) {
+			rec_day(h->new_, day, out, sizeof(out));
+			tlbot_msg_textf(m, ", until %s", out);
+		}
+	} else if (strcmp(act, "result") == 0) {
+		tlbot_msg_text(m, " result: ");
+		if ((h = hfind(g, e, "result_value")) != NULL && h->new_) {
+			double v;
+
+			tlbot_msg_text(m, h->new_);
+			if (r->unit)
+				tlbot_msg_textf(m, " %s", r->unit);
+			if (r->target.has && parse_number(h->new_, &v) == 0) {
+				struct exp_rec t = *r;
+
+				fmt_num(r->target.v, out, sizeof(out));
+				t.result_value.v = v;
+				tlbot_msg_textf(m, " (target %s: %s)", out, target_met(&t) ? "met" : "missed");
+			}
+			tlbot_msg_text(m, " — ");
+		}
+		if ((h = hfind(g, e, "finding")) != NULL)
+			hvalue(m, ctx, NULL, h->new_, clip);
+	} else if (strcmp(act, "decided") == 0 || strcmp(act, "abandoned") == 0) {
+		h = hfind(g, e, "decision");
+		h2 = hfind(g, e, strcmp(act, "decided") == 0 ? "decision_reason" : "abandon_reason");
+		tlbot_msg_textf(m, " %s", act);
+		if (h && h->new_)
+			tlbot_msg_textf(m, ": %s", h->new_);
+		if (h2 && h2->new_) {
+			tlbot_msg_text(m, h ? " — " : ": ");
+			hvalue(m, ctx, NULL, h2->new_, clip);
+		}
+	} else if (g->field && strcmp(g->field, "note") != 0 && strcmp(g->field, "learning") != 0) {
+		/* one line per changed field (edited, and any other action) */
+		const struct rec_field *f = field_of(g->field);
+
+		tlbot_msg_textf(m, " %s %s: ", act, f ? f->label : g->field);
+		hvalue(m, ctx, g->field, g->old, clip);
+		tlbot_msg_text(m, " → ");
+		hvalue(m, ctx, g->field, g->new_, clip);
+	} else {
+		tlbot_msg_textf(m, " %s", act);
+		if (g->new_) {
+			tlbot_msg_text(m, ": ");
+			text_clip(m, ctx, g->new_, clip);
+		}
+	}
+}
+
+/* Whether rows a and b belong to one line: the same moment, actor and
+ * action, for the actions that change several fields at once. */
+static int
+same_step(const struct hrow *a, const struct hrow *b)
+{
+	static const char *const grouped[] = { "started", "result", "decided", "abandoned", NULL };
+
+	return a->at == b->at && str_eq(a->who, b->who) && str_eq(a->action, b->action) &&
+	       a->action && in_list(grouped, a->action) >= 0;
+}
+
+/* "• 2026-11-18 08:26 @alice started on 18 Nov" lines of r's history,
+ * oldest first; rows offset.. (at most limit, at most 30). 0 or -1. */
+static int
+history_lines(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, int64_t offset,
+	      int limit, size_t clip)
+{
+	struct hrow h[30];
+	struct tlbot_db_rows q;
+	int n = 0, i, j, rc;
+
+	if (limit > 30)
+		limit = 30;
+	if (tlbot_db_query(ctx, &q, "SELECT at, actor, action, field, old, new FROM history WHERE"
+			   " kind = 'E' AND record_id = ? ORDER BY id LIMIT ? OFFSET ?", "iii", r->id,
+			   (int64_t)limit, offset) != 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, limit);
-	sqlite3_bind_int64(s, 3, offset);
+	while (n < limit && (rc = tlbot_db_next(&q)) > 0) {
+		h[n].at = tlbot_db_col_int(&q, 0);
+		h[n].who = tlbot_db_col_dup(&q, 1);
+		h[n].action = tlbot_db_col_dup(&q, 2);
+		h[n].field = tlbot_db_col_dup(&q, 3);
+		h[n].old = tlbot_db_col_dup(&q, 4);
+		h[n].new_ = tlbot_db_col_dup(&q, 5);
+		n++;
+	}
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		hrows_release(h, n);
+		return -1;
+	}
 	tlbot_msg_html(m, "<ul>");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *who = (const char *)sqlite3_column_text(s, 1);
-		const char *action = (const char *)sqlite3_column_text(s, 2);
-		const char *field = (const char *)sqlite3_column_text(s, 3);
-		const char *old = (const char *)sqlite3_column_text(s, 4);
-		const char *new_ = (const char *)sqlite3_column_text(s, 5);
+	for (i = 0; i < n; i = j) {
 		char when[40];
 
-		local_time(ctx, (time_t)sqlite3_column_int64(s, 0), when, sizeof(when));
+		for (j = i + 1; j < n && same_step(&h[i], &h[j]); j++)
+			;
+		local_time(ctx, (time_t)h[i].at, when, sizeof(when));
 		tlbot_msg_html(m, "<li>");
 		tlbot_msg_plain(m, "• ");
 		tlbot_msg_textf(m, "%s ", when);
-		if (who)
-			tlbot_msg_user(m, who);
-		tlbot_msg_textf(m, " %s", action ? action : "?");
-		if (field && strcmp(field, "note") != 0 && strcmp(field, "learning") != 0) {
-			tlbot_msg_textf(m, " %s: ", field);
-			if (old)
-				text_clip(m, ctx, old, clip);
-			else
-				tlbot_msg_text(m, "(none)");
-			tlbot_msg_text(m, " → ");
-			if (new_)
-				text_clip(m, ctx, new_, clip);
-			else
-				tlbot_msg_text(m, "(none)");
-		} else if (new_) {
-			tlbot_msg_text(m, ": ");
-			text_clip(m, ctx, new_, clip);
-		}
+		if (h[i].who)
+			tlbot_msg_user(m, h[i].who);
+		hphrase(m, ctx, r, &h[i], &h[j], clip);
 		tlbot_msg_html(m, "</li>");
 		tlbot_msg_plain(m, "\n");
 	}
 	tlbot_msg_html(m, "</ul>");
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	hrows_release(h, n);
+	return 0;
 }
 
 static int64_t
-count_where(struct tlbot_ctx *ctx, const char *sql, int64_t id)
+count_rows(struct tlbot_ctx *ctx, const char *sql, int64_t id)
 {
-	sqlite3_stmt *s = prep(ctx, sql);
-	int64_t n = -1;
+	int64_t n;
 
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return n;
+	return tlbot_db_int(ctx, &n, sql, "i", id) == 0 ? n : -1;
 }
 
 static void
@@ -1925,22 +1825,20 @@ static int
 text_rows(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *sql, int64_t id, int limit,
 	  size_t clip)
 {
-	sqlite3_stmt *s = prep(ctx, sql);
+	struct tlbot_db_rows q;
 	int rc;
 
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q, sql, "ii", id, (int64_t)limit) != 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, limit);
 	tlbot_msg_html(m, "<ul>");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *by = (const char *)sqlite3_column_text(s, 1);
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *by = tlbot_db_col_text(&q, 1);
 		char day[11];
 
 		tlbot_msg_html(m, "<li>");
 		tlbot_msg_plain(m, "• ");
-		text_clip(m, ctx, (const char *)sqlite3_column_text(s, 0), clip);
-		if (tlbot_tz_date(tz_default(ctx), (time_t)sqlite3_column_int64(s, 2), day) != 0)
+		text_clip(m, ctx, tlbot_db_col_text(&q, 0), clip);
+		if (tlbot_tz_date(tz_default(ctx), (time_t)tlbot_db_col_int(&q, 2), day) != 0)
 			snprintf(day, sizeof(day), "?");
 		tlbot_msg_textf(m, " (%s, ", day);
 		if (by)
@@ -1950,8 +1848,29 @@ text_rows(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *sql, int64_t i
 		tlbot_msg_plain(m, "\n");
 	}
 	tlbot_msg_html(m, "</ul>");
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : 0;
+}
+
+/* A "Label: value" line for each field marked REC_SHOWN that has a value
+ * (the fields composed into the lines of show_msg are not marked). */
+static int
+show_fields(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, size_t clip)
+{
+	const struct rec_field *f;
+	char v[4096], head[64];
+
+	for (f = exp_fields; f->column; f++) {
+		if (!(f->flags & REC_SHOWN))
+			continue;
+		rec_value(DESC, f, r, v, sizeof(v));
+		if (v[0] == '\0')
+			continue;
+		snprintf(head, sizeof(head), "%c%s:", toupper((unsigned char)f->label[0]), f->label + 1);
+		label(m, head);
+		hvalue(m, ctx, f->column, v, clip);
+	}
+	return 0;
 }
 
 /* The full record, texts cut to clip bytes. 0, or -1 on a database error. */
@@ -1962,9 +1881,9 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 	int64_t nhist, nnotes, nlearn;
 	char num[40], day[11];
 
-	nhist = count_where(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?", r->id);
-	nnotes = count_where(ctx, "SELECT count(*) FROM experiment_notes WHERE experiment_id = ?", r->id);
-	nlearn = count_where(ctx, "SELECT count(*) FROM experiment_learnings WHERE experiment_id = ?", r->id);
+	nhist = count_rows(ctx, "SELECT count(*) FROM history WHERE kind = 'E' AND record_id = ?", r->id);
+	nnotes = count_rows(ctx, "SELECT count(*) FROM experiment_notes WHERE experiment_id = ?", r->id);
+	nlearn = count_rows(ctx, "SELECT count(*) FROM experiment_learnings WHERE experiment_id = ?", r->id);
 	if (nhist < 0 || nnotes < 0 || nlearn < 0)
 		return -1;
 	today(ctx, day);
@@ -2000,12 +1919,12 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 	if (r->metric) {
 		label(m, "Metric:");
 		text_clip(m, ctx, r->metric, clip);
-		if (r->has_baseline) {
-			fmt_num(r->baseline, num, sizeof(num));
+		if (r->baseline.has) {
+			fmt_num(r->baseline.v, num, sizeof(num));
 			tlbot_msg_textf(m, " · baseline %s", num);
 		}
-		if (r->has_target) {
-			fmt_num(r->target, num, sizeof(num));
+		if (r->target.has) {
+			fmt_num(r->target.v, num, sizeof(num));
 			tlbot_msg_textf(m, " · target %s", num);
 		}
 		if (r->unit) {
@@ -2016,16 +1935,18 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 	label(m, "Dates:");
 	tlbot_msg_textf(m, "start %s · end %s", r->start_date ? r->start_date : "not set",
 			r->end_date ? r->end_date : "not set");
-	if (r->finding || r->has_result) {
+	if (r->finding || r->result_value.has) {
 		label(m, "Result:");
-		if (r->has_result) {
-			fmt_num(r->result_value, num, sizeof(num));
+		if (r->result_value.has) {
+			fmt_num(r->result_value.v, num, sizeof(num));
 			tlbot_msg_textf(m, "%s%s", num, r->unit ? " " : "");
 			if (r->unit)
 				text_clip(m, ctx, r->unit, clip);
 			tlbot_msg_text(m, " — ");
 		}
 		text_clip(m, ctx, r->finding ? r->finding : "", clip);
+		if (r->result_value.has && r->target.has)
+			tlbot_msg_textf(m, " (target %s)", target_met(r) ? "met" : "missed");
 	}
 	if (r->decision) {
 		label(m, "Decision:");
@@ -2064,7 +1985,9 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 	tlbot_msg_br(m);
 	tlbot_msg_bold(m, "History:");
 	tlbot_msg_plain(m, "\n");
-	if (history_lines(m, ctx, r->id, nhist > hist_shown ? nhist - hist_shown : 0, hist_shown,
+	if (show_fields(m, ctx, r, clip) != 0)
+		return -1;
+	if (history_lines(m, ctx, r, nhist > hist_shown ? nhist - hist_shown : 0, hist_shown,
 			  clip < 120 ? clip : 120) != 0)
 		return -1;
 	if (nhist > hist_shown)
@@ -2088,14 +2011,14 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_msg_init(&m);
 		if (show_msg(&m, ctx, &r, clips[i]) != 0) {
 			tlbot_msg_release(&m);
-			tlbot_exp_rec_release(&r);
-			return tlbot_exp_db_fail(ctx);
+			release(&r);
+			return -1;
 		}
 		if (!m.failed)
 			break;
 		tlbot_msg_release(&m);
 	}
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	if (i == sizeof(clips) / sizeof(clips[0]))
 		return tlbot_exp_fail(ctx, "E-%lld is too large to show in one message", (long long)r.id);
 	return tlbot_reply(ctx, &m);
@@ -2121,14 +2044,14 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 
 	if (parse_page(ctx, a, &page) != 0 || load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
 		return -1;
-	n = count_where(ctx, "SELECT count(*) FROM experiment_history WHERE experiment_id = ?", r.id);
+	n = count_rows(ctx, "SELECT count(*) FROM history WHERE kind = 'E' AND record_id = ?", r.id);
 	if (n < 0) {
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
 	pages = (n + 29) / 30;
 	if (page > pages && pages > 0) {
-		tlbot_exp_rec_release(&r);
+		release(&r);
 		return tlbot_exp_fail(ctx, "bad page %lld: E-%lld's history has %lld page%s", (long long)page,
 				  (long long)r.id, (long long)pages, pages == 1 ? "" : "s");
 	}
@@ -2138,12 +2061,12 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	tlbot_msg_textf(&m, " (page %lld of %lld, %lld changes)", (long long)page,
 			(long long)(pages ? pages : 1), (long long)n);
 	tlbot_msg_plain(&m, "\n");
-	if (history_lines(&m, ctx, r.id, (page - 1) * 30, 30, 300) != 0) {
+	if (history_lines(&m, ctx, &r, (page - 1) * 30, 30, 300) != 0) {
 		tlbot_msg_release(&m);
-		tlbot_exp_rec_release(&r);
-		return tlbot_exp_db_fail(ctx);
+		release(&r);
+		return -1;
 	}
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return tlbot_reply(ctx, &m);
 }
 
@@ -2153,9 +2076,11 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	const char *st = tlbot_args_get(a, "status"), *ch = tlbot_args_get(a, "challenge");
 	const char *ow = tlbot_args_get(a, "owner"), *p = tlbot_ctx_prefix(ctx);
 	char *owner = NULL, where[512], sql[1024], day[11], filt[256] = "";
+	const char *stv;
 	int64_t cid = 0, page, total = -1, pages;
 	struct tlbot_msg m;
-	sqlite3_stmt *s = NULL;
+	struct tlbot_db_rows q;
+	struct tlbot_buf b;
 	int rc, n = 0, overdue_only = 0;
 
 	if (tlbot_args_has(a, "all-rooms"))
@@ -2176,54 +2101,40 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (tlbot_args_has(a, "mine") && (owner = strdup(tlbot_ctx_sender(ctx))) == NULL)
 		return tlbot_exp_fail(ctx, "out of memory");
 	today(ctx, day);
-	/* constant fragments only; every value is bound */
+	/* constant fragments only; every value is bound (an absent filter
+	 * binds NULL, or 0 for the challenge) */
 	snprintf(where, sizeof(where), "e.room_id = ?1%s%s%s%s",
-		 st && !overdue_only && strcasecmp(st, "open") != 0 ? " AND e.status = ?2" : "",
+		 st && !overdue_only && strcasecmp(st, "open") != 0 ? " AND e.status = ?2" : " AND ?2 IS NULL",
 		 st && (overdue_only || strcasecmp(st, "open") == 0) ? " AND e.status IN ('proposed', 'running')" : "",
-		 overdue_only ? " AND e.end_date < ?5" : "",
-		 owner ? " AND e.owner = ?4" : "");
-	if (ch)
-		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND e.challenge_id = ?3");
-	for (rc = 0; rc < 2; rc++) {
-		if (rc == 0)
-			snprintf(sql, sizeof(sql), "SELECT count(*) FROM experiments e WHERE %s", where);
-		else
-			snprintf(sql, sizeof(sql), "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e"
-				 " WHERE %s ORDER BY e.id DESC LIMIT %d OFFSET ?6", where, PAGE_SIZE);
-		s = prep(ctx, sql);
-		if (s == NULL)
-			goto dbfail;
-		bind_text(s, 1, tlbot_ctx_room(ctx));
-		if (st && sqlite3_bind_parameter_index(s, "?2"))
-			bind_text(s, 2, statuses[in_list(statuses, st)]);
-		if (ch)
-			sqlite3_bind_int64(s, 3, cid);
-		if (owner)
-			bind_text(s, 4, owner);
-		if (overdue_only)
-			bind_text(s, 5, day);
-		if (rc == 0) {
-			if (sqlite3_step(s) != SQLITE_ROW)
-				goto dbfail;
-			total = sqlite3_column_int64(s, 0);
-			sqlite3_finalize(s);
-			s = NULL;
-		} else {
-			sqlite3_bind_int64(s, 6, (page - 1) * PAGE_SIZE);
-		}
-	}
+		 overdue_only ? " AND e.end_date < ?5" : " AND ?5 IS NULL",
+		 owner ? " AND e.owner = ?4" : " AND ?4 IS NULL");
+	snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s",
+		 ch ? " AND e.challenge_id = ?3" : " AND ?3 = 0");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM experiments e WHERE %s", where);
+	stv = st && !overdue_only && strcasecmp(st, "open") != 0 ? statuses[in_list(statuses, st)] : NULL;
+	if (tlbot_db_int(ctx, &total, sql, "ttitt", tlbot_ctx_room(ctx), stv, cid, owner,
+			 overdue_only ? day : NULL) != 0)
+		goto fail;
+	tlbot_buf_init(&b, 8192);
+	rec_select(DESC, "e", &b);
+	tlbot_buf_printf(&b, " WHERE %s ORDER BY e.id DESC LIMIT %d OFFSET ?6", where, PAGE_SIZE);
+	rc = tlbot_db_query(ctx, &q, tlbot_buf_str(&b), "ttitti", tlbot_ctx_room(ctx), stv, cid, owner,
+			    overdue_only ? day : NULL, (page - 1) * PAGE_SIZE);
+	tlbot_buf_release(&b);
+	if (rc != 0)
+		goto fail;
 	if (st)
 		snprintf(filt + strlen(filt), sizeof(filt) - strlen(filt), " %s", st);
 	pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;
 	if (total == 0) {
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
 		free(owner);
 		return tlbot_replyf(ctx, "No%s experiments in this room%s. Record one with %sexp new"
 				    " C-12 \"title\" \"We believe ...\"", filt,
 				    ch || owner ? " matching that" : "", p);
 	}
 	if (page > pages) {
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
 		free(owner);
 		return tlbot_exp_fail(ctx, "bad page %lld: there %s %lld page%s", (long long)page,
 				  pages == 1 ? "is" : "are", (long long)pages, pages == 1 ? "" : "s");
@@ -2235,11 +2146,11 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_msg_textf(&m, ", page %lld of %lld", (long long)page, (long long)pages);
 	tlbot_msg_plain(&m, "\n");
 	tlbot_msg_html(&m, "<ul>");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = tlbot_db_next(&q)) > 0) {
 		struct exp_rec r;
 
-		if (tlbot_exp_rec_read(s, &r) != 0) {
-			rc = SQLITE_NOMEM;
+		if (rec_read(DESC, &q, &r) != 0) {
+			rc = -1;
 			break;
 		}
 		n++;
@@ -2262,23 +2173,21 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		}
 		tlbot_msg_html(&m, "</li>");
 		tlbot_msg_plain(&m, "\n");
-		tlbot_exp_rec_release(&r);
+		release(&r);
 	}
 	tlbot_msg_html(&m, "</ul>");
-	sqlite3_finalize(s);
-	s = NULL;
-	if (rc != SQLITE_DONE) {
+	tlbot_db_done(&q);
+	if (rc < 0) {
 		tlbot_msg_release(&m);
-		goto dbfail;
+		goto fail;
 	}
 	if (page < pages)
 		tlbot_msg_textf(&m, "More: %sexp list --page %lld", p, (long long)page + 1);
 	free(owner);
 	return tlbot_reply(ctx, &m);
-dbfail:
-	sqlite3_finalize(s);
+fail:
 	free(owner);
-	return tlbot_exp_db_fail(ctx);
+	return -1;
 }
 
 /* Weekday index (0 = Monday) of "fri" / "friday", or -1. */
@@ -2308,7 +2217,7 @@ cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (tlbot_exp_in_programme_room(ctx))
 		room = CROSS_ROOM;
 	if (digest_get(ctx, room, &c) != 0)
-		return tlbot_exp_db_fail(ctx);
+		return -1;
 	if (a->argc == 0) {
 		if (!c.enabled)
 			return tlbot_replyf(ctx, "The weekly learning digest is off in this room. Turn it"
@@ -2324,7 +2233,7 @@ cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (a->argc == 1 && strcasecmp(a->argv[0], "off") == 0) {
 		c.enabled = 0;
 		if (digest_put(ctx, room, &c, tlbot_ctx_now(ctx), NULL) != 0)
-			return tlbot_exp_db_fail(ctx);
+			return -1;
 		return tlbot_replyf(ctx, "The weekly learning digest is off in this room. Turn it on"
 				    " again with %sexp digest fri 16:00", p);
 	}
@@ -2348,7 +2257,7 @@ cmd_digest(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	c.wday = wday;
 	c.minute = minute;
 	if (digest_put(ctx, room, &c, tlbot_ctx_now(ctx), &next) != 0)
-		return tlbot_exp_db_fail(ctx);
+		return -1;
 	local_time(ctx, next, when, sizeof(when));
 	return tlbot_replyf(ctx, "The weekly learning digest will be posted here on %ss at %02d:%02d"
 			    " (%s); the next one is due %s.", day_names[wday], minute / 60, minute % 60,
@@ -2367,8 +2276,164 @@ ref_lookup(struct tlbot_ctx *ctx, int64_t num, char **title, char **room_id, cha
 	*room_id = r.room_id;
 	*event_id = r.created_event;
 	r.title = r.room_id = r.created_event = NULL;
-	tlbot_exp_rec_release(&r);
+	release(&r);
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hooks for other families                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* One record's changes in (since, until], in words and time order, after
+ * "E-3 title:"; then "overdue" when it is. */
+static int
+summary_record(struct tlbot_ctx *ctx, struct tlbot_summary *sm, int64_t id, const char *date,
+	       time_t since, time_t until)
+{
+	struct tlbot_msg *m = sm->m;
+	struct tlbot_db_rows q;
+	struct exp_rec r;
+	int rc, k = 0;
+	int64_t last_at = -1;
+	char last_action[32] = "";
+
+	rc = load(ctx, id, &r);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (tlbot_db_query(ctx, &q, "SELECT action, field, new, at FROM history WHERE kind = 'E' AND"
+			   " record_id = ? AND at > ? AND at <= ? AND action IN ('created', 'started',"
+			   " 'result', 'decided', 'abandoned', 'learned') ORDER BY at, id", "iii", id,
+			   (int64_t)since, (int64_t)until) != 0) {
+		release(&r);
+		return -1;
+	}
+	tlbot_summary_item(sm);
+	exp_link(m, &r);
+	tlbot_msg_text(m, " ");
+	text_clip(m, ctx, r.title, 200);
+	tlbot_msg_text(m, ":");
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *action = tlbot_db_col_text(&q, 0), *field = tlbot_db_col_text(&q, 1);
+		const char *v = tlbot_db_col_text(&q, 2);
+		int64_t at = tlbot_db_col_int(&q, 3);
+
+		if (action == NULL)
+			continue;
+		/* one action that changed several fields is one change */
+		if (at == last_at && strcmp(action, last_action) == 0 &&
+		    !(strcmp(action, "result") == 0 && field && strcmp(field, "result_value") == 0))
+			continue;
+		if (strcmp(action, "result") == 0 && field && strcmp(field, "status") == 0)
+			continue; /* the value row (or the finding) says it */
+		last_at = at;
+		snprintf(last_action, sizeof(last_action), "%s", action);
+		tlbot_msg_text(m, k++ ? "; " : " ");
+		if (strcmp(action, "result") == 0 && v && field && strcmp(field, "result_value") == 0) {
+			double val;
+
+			tlbot_msg_textf(m, "result: %s%s%s", v, r.unit ? " " : "", r.unit ? r.unit : "");
+			if (r.target.has && parse_number(v, &val) == 0) {
+				struct exp_rec t = r;
+				char num[40];
+
+				t.result_value.v = val;
+				fmt_num(r.target.v, num, sizeof(num));
+				tlbot_msg_textf(m, " (target %s: %s)", num, target_met(&t) ? "met" : "missed");
+			}
+		} else if (strcmp(action, "result") == 0) {
+			tlbot_msg_text(m, "concluded");
+		} else if (strcmp(action, "decided") == 0) {
+			tlbot_msg_textf(m, "decision: %s", r.decision ? r.decision : v ? v : "(none)");
+		} else if (strcmp(action, "learned") == 0) {
+			tlbot_msg_text(m, "learning recorded");
+		} else {
+			tlbot_msg_text(m, action); /* created, started, abandoned */
+		}
+	}
+	tlbot_db_done(&q);
+	if (rc == 0 && r.end_date && strcmp(r.end_date, date) < 0 &&
+	    (strcmp(r.status, "proposed") == 0 || strcmp(r.status, "running") == 0))
+		tlbot_msg_textf(m, "%soverdue (end date %s)", k ? "; " : " ", r.end_date);
+	tlbot_summary_item_end(sm);
+	release(&r);
+	return rc < 0 ? -1 : 1;
+}
+
+/* struct tlbot_cmd.summary_since: experiments changed since the last
+ * stand-up (new ones included), then the overdue ones not changed. */
+static int
+summary_since(struct tlbot_ctx *ctx, struct tlbot_summary *sm, const char *room_id,
+	      const char *date, time_t since, time_t until)
+{
+	struct tlbot_db_rows q;
+	int64_t ids[100];
+	int n = 0, i, rc, k, total = 0;
+
+	for (k = 0; k < 2; k++) {
+		if (k == 0)
+			rc = tlbot_db_query(ctx, &q, "SELECT record_id FROM history WHERE kind = 'E' AND"
+					    " room_id = ? AND at > ? AND at <= ? AND action IN ('created',"
+					    " 'started', 'result', 'decided', 'abandoned', 'learned')"
+					    " GROUP BY record_id ORDER BY MIN(at), MIN(id) LIMIT 100", "tii",
+					    room_id, (int64_t)since, (int64_t)until);
+		else
+			rc = tlbot_db_query(ctx, &q, "SELECT id FROM experiments e WHERE room_id = ?"
+					    " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
+					    " AND status IN ('proposed', 'running') AND NOT EXISTS (SELECT 1"
+					    " FROM history h WHERE h.kind = 'E' AND h.record_id = e.id AND"
+					    " h.at > ? AND h.at <= ? AND h.action IN ('created', 'started',"
+					    " 'result', 'decided', 'abandoned', 'learned')) ORDER BY end_date, id"
+					    " LIMIT 100", "ttii", room_id, date, (int64_t)since, (int64_t)until);
+		if (rc != 0)
+			return -1;
+		n = 0;
+		while (n < 100 && (rc = tlbot_db_next(&q)) > 0)
+			ids[n++] = tlbot_db_col_int(&q, 0);
+		tlbot_db_done(&q);
+		if (rc < 0)
+			return -1;
+		for (i = 0; i < n; i++) {
+			rc = summary_record(ctx, sm, ids[i], date, k == 0 ? since : until, until);
+			if (rc < 0)
+				return -1;
+			total += rc;
+		}
+	}
+	return total;
+}
+
+/* struct tlbot_cmd.linked: the experiments of challenge C-num. */
+static int
+linked(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *label_text, const char *prefix,
+       int64_t num)
+{
+	struct tlbot_db_rows q;
+	int n = 0, rc;
+
+	if (strcmp(prefix, "C") != 0)
+		return 0;
+	if (tlbot_db_query(ctx, &q, "SELECT id, title, status FROM experiments WHERE challenge_id = ?"
+			   " ORDER BY id LIMIT 50", "i", num) != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		char ref[32];
+
+		if (n++ == 0) {
+			tlbot_msg_br(m);
+			tlbot_msg_bold(m, label_text);
+			tlbot_msg_text(m, " ");
+		} else {
+			tlbot_msg_text(m, "; ");
+		}
+		snprintf(ref, sizeof(ref), "E-%lld", (long long)tlbot_db_col_int(&q, 0));
+		tlbot_msg_refs(m, ctx, ref);
+		tlbot_msg_text(m, " ");
+		tlbot_msg_text(m, tlbot_db_col_text(&q, 1) ? tlbot_db_col_text(&q, 1) : "");
+		if (tlbot_db_col_text(&q, 2))
+			tlbot_msg_textf(m, " (%s)", tlbot_db_col_text(&q, 2));
+	}
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2438,22 +2503,12 @@ static const struct tlbot_param search_params[] = {
 };
 static const struct tlbot_param show_params[] = { EXP_REF, { NULL } };
 static const struct tlbot_param history_params[] = { EXP_REF, EXP_PAGE, { NULL } };
+/* every editable field of the record's table, and the hypothesis as a sentence */
+#define REC_REF_PREFIX "C"
 static const struct tlbot_param edit_params[] = {
 	EXP_REF,
-	{ TLBOT_TEXT("--title", 0), .desc = "a new title" },
-	{ TLBOT_TEXT("--believe", 0), .desc = "what we believe" },
-	{ TLBOT_TEXT("--result-in", 0), .desc = "what it will result in" },
-	{ TLBOT_TEXT("--know-when", 0), .desc = "how we will know" },
+	EXP_FIELDS(REC_X_EDIT_PARAM)
 	{ TLBOT_TEXT("--hypothesis", 0), .desc = "the whole sentence" },
-	{ TLBOT_TEXT("--method", 0), .desc = "how it is run" },
-	{ TLBOT_TEXT("--metric", 0), .desc = "what is measured" },
-	{ TLBOT_NUM("--baseline"), .mode = TLBOT_NONE_OK, .desc = "the value now" },
-	{ TLBOT_NUM("--target"), .mode = TLBOT_NONE_OK, .desc = "the value hoped for" },
-	{ TLBOT_TEXT("--unit", 0), .label = "U", .desc = "the unit of the metric" },
-	{ TLBOT_DATE("--start"), .mode = TLBOT_NONE_OK, .desc = "when it starts" },
-	{ TLBOT_DATE("--until"), .mode = TLBOT_NONE_OK, .desc = "when it ends" },
-	{ TLBOT_USER("--owner"), .desc = "who owns it" },
-	{ TLBOT_REF("--challenge", "C"), .desc = "move it to another of this room's challenges" },
 	{ NULL },
 };
 static const struct tlbot_param export_params[] = {
@@ -2536,4 +2591,6 @@ const struct tlbot_cmd tlbot_cmd_experiment = {
 	.ref_lookup = ref_lookup,
 	.export_user = experiment_export_user,
 	.forget_user = experiment_forget_user,
+	.summary_since = summary_since,
+	.linked = linked,
 };

@@ -6,10 +6,14 @@
  * CSV: RFC 4180 (CRLF rows, quoted cells, doubled quotes), UTF-8 with a
  * byte order mark so spreadsheets read it as UTF-8; text cells starting
  * with = + - @ get a leading ' (spreadsheets show them as text, never run
- * them as formulas). Learnings are one cell, one learning per line.
+ * them as formulas). Learnings and notes are one cell each, one per line.
+ * A CSV is always an uploaded file (a spreadsheet opens it; CSV text in a
+ * message helps nobody).
  * JSON: {"experiments": [...], "count": N, "room_id", "exported_at"}; the
  * same fields as the CSV columns with numbers as numbers, learnings as an
- * array of strings, and notes as [{text, by, at}]. */
+ * array of strings, and notes as [{text, by, at}].
+ * The columns are the record's fields marked REC_EXPORTED (experiment.h),
+ * its id and challenge first, then learnings and notes. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +31,34 @@
 
 enum format { FMT_MD, FMT_CSV, FMT_JSON };
 
-static const char *const columns[] = {
-	"id", "challenge", "title", "owner", "status", "believe", "result_in", "know_when",
-	"method", "metric", "baseline", "target", "unit", "start_date", "end_date",
-	"result_value", "finding", "decision", "decision_reason", "abandon_reason", "learnings",
-	"created_by", "created_at", "updated_at", NULL
-};
+#define MAX_COLS 64
+
+/* The exported fields in column order: the id and references first, then
+ * the rest in table order. Returns how many. */
+static size_t
+export_fields(const struct rec_field **out)
+{
+	const struct rec_field *f;
+	size_t n = 0;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++)
+		for (f = tlbot_exp_desc.fields; f->column && n < MAX_COLS; f++) {
+			int first = f->type == R_ID || f->type == R_REF;
+
+			if ((f->flags & REC_EXPORTED) && first == (pass == 0))
+				out[n++] = f;
+		}
+	return n;
+}
+
+/* The column name of an exported field: the reference's flag
+ * ("challenge"), else the column. */
+static const char *
+export_key(const struct rec_field *f)
+{
+	return f->type == R_REF ? f->flag : f->column;
+}
 
 static const char *const md_columns[] = {
 	"E", "Challenge", "Title", "Owner", "Status", "Hypothesis", "Metric", "Start", "End",
@@ -53,11 +79,14 @@ struct export {
 	enum format fmt;
 	struct tlbot_buf out;   /* the file's text */
 	struct tlbot_buf html;  /* md: the HTML table for an inline message */
+	struct tlbot_buf plain; /* md: its plain body (no escapes) */
 	struct tlbot_csv csv;
 	int html_full;
 	size_t n;
 	int full;               /* out hit EXPORT_MAX */
-	sqlite3_stmt *learn, *notes;
+	struct tlbot_ctx *ctx;
+	const struct rec_field *cols[MAX_COLS];
+	size_t ncols;
 };
 
 static void
@@ -69,13 +98,17 @@ html_add(struct export *x, const char *s, int escape)
 		x->html_full = 1;
 }
 
-/* One Markdown cell (and its HTML twin). */
+/* One Markdown cell (and its HTML twin, and its plain twin: the message
+ * body shows the text as written, without Markdown's backslashes). */
 static void
 md_cell(struct export *x, const char *s)
 {
 	if (tlbot_buf_adds(&x->out, " ") != 0 || tlbot_md_cell(&x->out, s ? s : "") != 0 ||
 	    tlbot_buf_adds(&x->out, " |") != 0)
 		x->full = 1;
+	if (tlbot_buf_adds(&x->plain, " ") != 0 || tlbot_buf_adds(&x->plain, s ? s : "") != 0 ||
+	    tlbot_buf_adds(&x->plain, " |") != 0)
+		x->html_full = 1;
 	html_add(x, "<td>", 0);
 	if (s)
 		html_add(x, s, 1);
@@ -90,71 +123,60 @@ num_text(int has, double v, char *out, size_t outlen)
 		out[0] = '\0';
 }
 
-/* The learnings of E-id joined by newlines (new string in *joined) and as
- * a JSON array (new reference in *arr, when arr is not NULL). 0 or -1. */
+/* The learnings (notes = 0) or notes (1) of E-id joined by newlines (new
+ * string in *joined, NULL when none) and as a JSON array (new reference in
+ * *arr, when arr is not NULL: strings, or {text, by, at} for notes). 0 or
+ * -1 (store error: ctx marked; or out of memory). */
 static int
-learnings(struct export *x, int64_t id, char **joined, json_t **arr)
+text_rows(struct export *x, int notes, int64_t id, char **joined, json_t **arr)
 {
+	struct tlbot_db_rows q;
 	struct tlbot_buf b;
 	int rc;
 
-	tlbot_buf_init(&b, EXPORT_MAX);
+	*joined = NULL;
 	if (arr && (*arr = json_array()) == NULL)
 		return -1;
-	sqlite3_reset(x->learn);
-	sqlite3_bind_int64(x->learn, 1, id);
-	while ((rc = sqlite3_step(x->learn)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(x->learn, 0);
+	rc = notes ? tlbot_db_query(x->ctx, &q, "SELECT text, by, at FROM experiment_notes WHERE"
+				    " experiment_id = ? ORDER BY id", "i", id)
+		   : tlbot_db_query(x->ctx, &q, "SELECT text, by, at FROM experiment_learnings WHERE"
+				    " experiment_id = ? ORDER BY id", "i", id);
+	if (rc != 0)
+		goto fail;
+	tlbot_buf_init(&b, EXPORT_MAX);
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *t = tlbot_db_col_text(&q, 0), *by = tlbot_db_col_text(&q, 1);
+		char at[32];
+		json_t *v;
 
 		if (t == NULL)
 			continue;
 		if ((b.len && tlbot_buf_addc(&b, '\n') != 0) || tlbot_buf_adds(&b, t) != 0)
-			rc = SQLITE_FULL;
-		if (arr && json_array_append_new(*arr, json_string(t)) != 0)
-			rc = SQLITE_NOMEM;
-		if (rc != SQLITE_ROW)
+			x->full = 1;
+		if (arr == NULL)
+			continue;
+		iso_time(tlbot_db_col_int(&q, 2), at);
+		v = notes ? json_pack("{s:s, s:s?, s:s?}", "text", t, "by", by, "at", at[0] ? at : NULL)
+			  : json_string(t);
+		if (json_array_append_new(*arr, v) != 0) {
+			rc = -1;
 			break;
-	}
-	if (rc != SQLITE_DONE) {
-		tlbot_buf_release(&b);
-		if (arr) {
-			json_decref(*arr);
-			*arr = NULL;
 		}
-		return -1;
+	}
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		tlbot_buf_release(&b);
+		goto fail;
 	}
 	*joined = b.len ? tlbot_buf_detach(&b) : NULL;
 	tlbot_buf_release(&b);
 	return 0;
-}
-
-static json_t *
-notes_json(struct export *x, int64_t id)
-{
-	json_t *arr = json_array();
-	int rc;
-
-	if (arr == NULL)
-		return NULL;
-	sqlite3_reset(x->notes);
-	sqlite3_bind_int64(x->notes, 1, id);
-	while ((rc = sqlite3_step(x->notes)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(x->notes, 0);
-		const char *by = (const char *)sqlite3_column_text(x->notes, 1);
-		char at[32];
-
-		iso_time(sqlite3_column_int64(x->notes, 2), at);
-		if (json_array_append_new(arr, json_pack("{s:s?, s:s?, s:s?}", "text", t, "by", by,
-							 "at", at[0] ? at : NULL)) != 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
+fail:
+	if (arr) {
+		json_decref(*arr);
+		*arr = NULL;
 	}
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return NULL;
-	}
-	return arr;
+	return -1;
 }
 
 static json_t *
@@ -163,82 +185,110 @@ num_json(int has, double v)
 	return has ? json_real(v) : json_null();
 }
 
+/* One cell of field f of r: text guarded against formulas, numbers as
+ * numbers, the bot's own values (ids, users, dates, times) as they are. */
+static int
+csv_field(struct tlbot_csv *c, const struct rec_field *f, const struct exp_rec *r)
+{
+	char v[64];
+
+	switch (f->type) {
+	case R_TEXT:
+		return tlbot_csv_text(c, *rec_text(f, (void *)(uintptr_t)r));
+	case R_REAL:
+		if (!rec_num(f, (void *)(uintptr_t)r)->has)
+			return tlbot_csv_text(c, NULL);
+		return tlbot_csv_number(c, rec_num(f, (void *)(uintptr_t)r)->v);
+	case R_TIME:
+		iso_time(*rec_int(f, (void *)(uintptr_t)r), v);
+		return tlbot_csv_plain(c, v);
+	case R_ID:
+		snprintf(v, sizeof(v), "%s-%lld", tlbot_exp_desc.kind, (long long)r->id);
+		return tlbot_csv_plain(c, v);
+	case R_USER:
+	case R_DATE:
+		return tlbot_csv_plain(c, *rec_text(f, (void *)(uintptr_t)r));
+	default:
+		rec_value(&tlbot_exp_desc, f, r, v, sizeof(v));
+		return tlbot_csv_plain(c, v);
+	}
+}
+
+/* The JSON value of field f of r (new reference). */
+static json_t *
+json_field(const struct rec_field *f, const struct exp_rec *r)
+{
+	void *rec = (void *)(uintptr_t)r;
+	char v[64];
+
+	switch (f->type) {
+	case R_TEXT:
+	case R_USER:
+	case R_DATE: {
+		const char *t = *rec_text(f, rec);
+
+		return t ? json_string(t) : json_null();
+	}
+	case R_REAL:
+		return num_json(rec_num(f, rec)->has, rec_num(f, rec)->v);
+	case R_TIME:
+		iso_time(*rec_int(f, rec), v);
+		return v[0] ? json_string(v) : json_null();
+	case R_ID:
+		snprintf(v, sizeof(v), "%s-%lld", tlbot_exp_desc.kind, (long long)r->id);
+		return json_string(v);
+	default:
+		rec_value(&tlbot_exp_desc, f, r, v, sizeof(v));
+		return json_string(v);
+	}
+}
+
 /* Write one experiment. 0 or -1 (database / memory; x->full on size). */
 static int
 write_one(struct export *x, const struct exp_rec *r)
 {
-	char eid[32], cid[32], created[32], updated[32], b[40], t[40], v[40];
-	char *learned = NULL;
-	json_t *larr = NULL;
+	char eid[32], cid[32], b[40], t[40], v[40];
+	char *learned = NULL, *noted = NULL;
+	json_t *larr = NULL, *narr = NULL;
+	size_t i;
 	int rc = 0;
 
 	snprintf(eid, sizeof(eid), "E-%lld", (long long)r->id);
 	snprintf(cid, sizeof(cid), "C-%lld", (long long)r->challenge_id);
-	iso_time(r->created_at, created);
-	iso_time(r->updated_at, updated);
-	if (learnings(x, r->id, &learned, x->fmt == FMT_JSON ? &larr : NULL) != 0)
+	if (text_rows(x, 0, r->id, &learned, x->fmt == FMT_JSON ? &larr : NULL) != 0 ||
+	    (x->fmt != FMT_MD && text_rows(x, 1, r->id, &noted, x->fmt == FMT_JSON ? &narr : NULL) != 0)) {
+		free(learned);
+		json_decref(larr);
 		return -1;
+	}
 	switch (x->fmt) {
 	case FMT_CSV: {
 		struct tlbot_csv *c = &x->csv;
+		int bad = 0;
 
-		/* ids, user ids, states and dates are the bot's own: never guarded */
-		if (tlbot_csv_plain(c, eid) || tlbot_csv_plain(c, cid) || tlbot_csv_text(c, r->title) ||
-		    tlbot_csv_plain(c, r->owner) || tlbot_csv_plain(c, r->status) ||
-		    tlbot_csv_text(c, r->believe) || tlbot_csv_text(c, r->result_in) ||
-		    tlbot_csv_text(c, r->know_when) || tlbot_csv_text(c, r->method) ||
-		    tlbot_csv_text(c, r->metric) ||
-		    (r->has_baseline ? tlbot_csv_number(c, r->baseline) : tlbot_csv_text(c, NULL)) ||
-		    (r->has_target ? tlbot_csv_number(c, r->target) : tlbot_csv_text(c, NULL)) ||
-		    tlbot_csv_text(c, r->unit) || tlbot_csv_plain(c, r->start_date) ||
-		    tlbot_csv_plain(c, r->end_date) ||
-		    (r->has_result ? tlbot_csv_number(c, r->result_value) : tlbot_csv_text(c, NULL)) ||
-		    tlbot_csv_text(c, r->finding) || tlbot_csv_plain(c, r->decision) ||
-		    tlbot_csv_text(c, r->decision_reason) || tlbot_csv_text(c, r->abandon_reason) ||
-		    tlbot_csv_text(c, learned) || tlbot_csv_plain(c, r->created_by) ||
-		    tlbot_csv_plain(c, created) || tlbot_csv_plain(c, updated) || tlbot_csv_end_row(c))
+		for (i = 0; i < x->ncols; i++)
+			bad |= csv_field(c, x->cols[i], r);
+		if (bad || tlbot_csv_text(c, learned) || tlbot_csv_text(c, noted) || tlbot_csv_end_row(c))
 			x->full = 1;
 		break;
 	}
 	case FMT_JSON: {
-		json_t *o = json_object(), *notes = notes_json(x, r->id);
+		json_t *o = json_object();
 		char *text;
 
-		if (o == NULL || notes == NULL) {
-			json_decref(o);
-			json_decref(notes);
+		if (o == NULL) {
 			rc = -1;
 			break;
 		}
-		json_object_set_new(o, "id", json_string(eid));
-		json_object_set_new(o, "number", json_integer(r->id));
-		json_object_set_new(o, "challenge", json_string(cid));
-#define SET_STR(k, v) json_object_set_new(o, k, (v) ? json_string(v) : json_null())
-		SET_STR("title", r->title);
-		SET_STR("owner", r->owner);
-		SET_STR("status", r->status);
-		SET_STR("believe", r->believe);
-		SET_STR("result_in", r->result_in);
-		SET_STR("know_when", r->know_when);
-		SET_STR("method", r->method);
-		SET_STR("metric", r->metric);
-		json_object_set_new(o, "baseline", num_json(r->has_baseline, r->baseline));
-		json_object_set_new(o, "target", num_json(r->has_target, r->target));
-		SET_STR("unit", r->unit);
-		SET_STR("start_date", r->start_date);
-		SET_STR("end_date", r->end_date);
-		json_object_set_new(o, "result_value", num_json(r->has_result, r->result_value));
-		SET_STR("finding", r->finding);
-		SET_STR("decision", r->decision);
-		SET_STR("decision_reason", r->decision_reason);
-		SET_STR("abandon_reason", r->abandon_reason);
+		for (i = 0; i < x->ncols; i++) {
+			json_object_set_new(o, export_key(x->cols[i]), json_field(x->cols[i], r));
+			if (x->cols[i]->type == R_ID)
+				json_object_set_new(o, "number", json_integer(r->id));
+		}
 		json_object_set_new(o, "learnings", larr);
 		larr = NULL;
-		json_object_set_new(o, "notes", notes);
-		SET_STR("created_by", r->created_by);
-		json_object_set_new(o, "created_at", created[0] ? json_string(created) : json_null());
-		json_object_set_new(o, "updated_at", updated[0] ? json_string(updated) : json_null());
-#undef SET_STR
+		json_object_set_new(o, "notes", narr);
+		narr = NULL;
 		text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 		json_decref(o);
 		if (text == NULL) {
@@ -257,15 +307,16 @@ write_one(struct export *x, const struct exp_rec *r)
 		tlbot_buf_printf(&h, "We believe %s will result in %s. We will know when %s.",
 				 r->believe ? r->believe : "?", r->result_in ? r->result_in : "?",
 				 r->know_when ? r->know_when : "?");
-		num_text(r->has_baseline, r->baseline, b, sizeof(b));
-		num_text(r->has_target, r->target, t, sizeof(t));
-		num_text(r->has_result, r->result_value, v, sizeof(v));
+		num_text(r->baseline.has, r->baseline.v, b, sizeof(b));
+		num_text(r->target.has, r->target.v, t, sizeof(t));
+		num_text(r->result_value.has, r->result_value.v, v, sizeof(v));
 		tlbot_buf_init(&m, 400);
 		if (r->metric)
 			tlbot_buf_printf(&m, "%s%s%s%s%s%s%s", r->metric, b[0] ? ": " : "", b,
 					 t[0] ? " → " : "", t, r->unit ? " " : "", r->unit ? r->unit : "");
 		if (tlbot_buf_adds(&x->out, "|") != 0)
 			x->full = 1;
+		tlbot_buf_adds(&x->plain, "|");
 		html_add(x, "<tr>", 0);
 		md_cell(x, eid);
 		md_cell(x, cid);
@@ -287,13 +338,16 @@ write_one(struct export *x, const struct exp_rec *r)
 		html_add(x, "</tr>", 0);
 		if (tlbot_buf_adds(&x->out, "\n") != 0)
 			x->full = 1;
+		tlbot_buf_adds(&x->plain, "\n");
 		tlbot_buf_release(&h);
 		tlbot_buf_release(&m);
 		break;
 	}
 	}
 	json_decref(larr);
+	json_decref(narr);
 	free(learned);
+	free(noted);
 	x->n++;
 	return rc;
 }
@@ -307,8 +361,10 @@ write_head(struct export *x)
 	case FMT_CSV:
 		tlbot_buf_adds(&x->out, TLBOT_CSV_BOM);
 		tlbot_csv_init(&x->csv, &x->out, TLBOT_CSV_FORMULA_GUARD);
-		for (i = 0; columns[i]; i++)
-			tlbot_csv_text(&x->csv, columns[i]);
+		for (i = 0; i < x->ncols; i++)
+			tlbot_csv_text(&x->csv, export_key(x->cols[i]));
+		tlbot_csv_text(&x->csv, "learnings");
+		tlbot_csv_text(&x->csv, "notes");
 		tlbot_csv_end_row(&x->csv);
 		break;
 	case FMT_JSON:
@@ -317,8 +373,10 @@ write_head(struct export *x)
 	case FMT_MD:
 		html_add(x, "<table><thead><tr>", 0);
 		tlbot_buf_adds(&x->out, "|");
+		tlbot_buf_adds(&x->plain, "|");
 		for (i = 0; md_columns[i]; i++) {
 			tlbot_buf_printf(&x->out, " %s |", md_columns[i]);
+			tlbot_buf_printf(&x->plain, " %s |", md_columns[i]);
 			html_add(x, "<th>", 0);
 			html_add(x, md_columns[i], 1);
 			html_add(x, "</th>", 0);
@@ -327,6 +385,7 @@ write_head(struct export *x)
 		for (i = 0; md_columns[i]; i++)
 			tlbot_buf_adds(&x->out, "---|");
 		tlbot_buf_adds(&x->out, "\n");
+		tlbot_buf_adds(&x->plain, "\n");
 		html_add(x, "</tr></thead><tbody>", 0);
 		break;
 	}
@@ -372,14 +431,16 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 					     "text/csv; charset=utf-8", "application/json" };
 	static const char *const names[] = { "Markdown", "CSV", "JSON" };
 	struct export x;
-	sqlite3 *db = tlbot_ctx_db(ctx);
-	sqlite3_stmt *s = NULL;
-	char sql[1024], fname[96], day[11], caption[256];
+	struct tlbot_db_rows q = { NULL, NULL };
+	struct tlbot_buf sql;
+	char where[256], fname[96], day[11], caption[256];
 	int64_t cid = 0;
 	int rc, open_only = 0, i;
 	size_t k;
 
 	memset(&x, 0, sizeof(x));
+	x.ctx = ctx;
+	x.ncols = export_fields(x.cols);
 	if (fmtname == NULL || strcasecmp(fmtname, "md") == 0 || strcasecmp(fmtname, "markdown") == 0)
 		x.fmt = FMT_MD;
 	else if (strcasecmp(fmtname, "csv") == 0)
@@ -400,46 +461,45 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 					  " abandoned or open", st);
 		st = statuses[i];
 	}
-	snprintf(sql, sizeof(sql), "SELECT " TLBOT_EXP_COLUMNS " FROM experiments e WHERE"
-		 " e.room_id = ?1%s%s ORDER BY e.id",
-		 ch ? " AND e.challenge_id = ?2" : "",
-		 open_only ? " AND e.status IN ('proposed', 'running')" : st ? " AND e.status = ?3" : "");
+	snprintf(where, sizeof(where), " e.room_id = ?1%s%s ORDER BY e.id",
+		 ch ? " AND e.challenge_id = ?2" : " AND ?2 = 0",
+		 open_only ? " AND e.status IN ('proposed', 'running') AND ?3 IS NULL"
+			   : st ? " AND e.status = ?3" : " AND ?3 IS NULL");
 	tlbot_buf_init(&x.out, EXPORT_MAX);
 	tlbot_buf_init(&x.html, TLBOT_MSG_MAX / 2);
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT text FROM experiment_learnings WHERE experiment_id = ?"
-			       " ORDER BY id", -1, &x.learn, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT text, by, at FROM experiment_notes WHERE experiment_id = ?"
-			       " ORDER BY id", -1, &x.notes, NULL) != SQLITE_OK) {
-		rc = tlbot_exp_db_fail(ctx);
+	tlbot_buf_init(&x.plain, TLBOT_MSG_MAX / 2);
+	tlbot_buf_init(&sql, 8192);
+	rec_select(&tlbot_exp_desc, "e", &sql);
+	tlbot_buf_adds(&sql, "WHERE");
+	tlbot_buf_adds(&sql, where);
+	if (tlbot_db_query(ctx, &q, tlbot_buf_str(&sql), "tit", room, cid, open_only ? NULL : st) != 0) {
+		rc = -1;
 		goto out;
 	}
-	sqlite3_bind_text(s, 1, room, -1, SQLITE_TRANSIENT);
-	if (ch)
-		sqlite3_bind_int64(s, 2, cid);
-	if (st && !open_only)
-		sqlite3_bind_text(s, 3, st, -1, SQLITE_TRANSIENT);
 	write_head(&x);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = tlbot_db_next(&q)) > 0) {
 		struct exp_rec r;
 
-		if (tlbot_exp_rec_read(s, &r) != 0) {
-			rc = SQLITE_NOMEM;
+		if (rec_read(&tlbot_exp_desc, &q, &r) != 0) {
+			rc = -1;
 			break;
 		}
 		if (write_one(&x, &r) != 0)
-			rc = SQLITE_ERROR;
-		tlbot_exp_rec_release(&r);
-		if (rc == SQLITE_ERROR || x.full)
+			rc = -1;
+		rec_release(&tlbot_exp_desc, &r);
+		if (rc < 0 || x.full)
 			break;
 	}
+	tlbot_db_done(&q);
 	if (x.full) {
 		rc = tlbot_exp_fail(ctx, "the export is too large (over %u MB): narrow it with --challenge"
 				" C-12 or --status S", EXPORT_MAX / (1024 * 1024));
 		goto out;
 	}
-	if (rc != SQLITE_DONE || write_tail(&x, room, tlbot_ctx_now(ctx)) != 0) {
-		rc = tlbot_exp_db_fail(ctx);
+	if (rc < 0 || write_tail(&x, room, tlbot_ctx_now(ctx)) != 0) {
+		rc = -1;
+		if (!x.full)
+			tlbot_db_error(ctx, "export");
 		goto out;
 	}
 	if (x.full) {
@@ -451,7 +511,7 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 				  ch || st ? " match that" : "");
 		goto out;
 	}
-	if (x.out.len < EXPORT_INLINE_MAX && !x.html_full) {
+	if (x.fmt != FMT_CSV && x.out.len < EXPORT_INLINE_MAX && !x.html_full) {
 		struct tlbot_msg m;
 
 		tlbot_msg_init(&m);
@@ -459,15 +519,12 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_msg_textf(&m, " — %zu experiment%s (%s)", x.n, x.n == 1 ? "" : "s", names[x.fmt]);
 		tlbot_msg_br(&m);
 		if (x.fmt == FMT_MD) {
-			tlbot_msg_plain(&m, tlbot_buf_str(&x.out));
+			tlbot_msg_plain(&m, tlbot_buf_str(&x.plain));
 			tlbot_msg_html(&m, tlbot_buf_str(&x.html));
 		} else {
 			struct tlbot_buf esc;
-			/* the CSV's byte order mark is for files only */
 			const char *text = tlbot_buf_str(&x.out);
 
-			if (x.fmt == FMT_CSV)
-				text += strlen(TLBOT_CSV_BOM);
 			tlbot_buf_init(&esc, TLBOT_MSG_MAX);
 			tlbot_buf_add_html(&esc, text, 0);
 			tlbot_msg_plain(&m, text);
@@ -496,10 +553,9 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (rc != 0)
 		rc = tlbot_exp_fail(ctx, "could not queue the export file");
 out:
-	sqlite3_finalize(s);
-	sqlite3_finalize(x.learn);
-	sqlite3_finalize(x.notes);
+	tlbot_buf_release(&sql);
 	tlbot_buf_release(&x.out);
 	tlbot_buf_release(&x.html);
+	tlbot_buf_release(&x.plain);
 	return rc;
 }

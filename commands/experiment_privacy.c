@@ -15,7 +15,7 @@ experiment_export_user(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_exp
 	a = tlbot_dp_export(
 	        ctx, out, "experiment.experiments",
 	        "SELECT * FROM experiments WHERE owner = ?1 OR created_by = ?1"
-	        " OR id IN (SELECT experiment_id FROM experiment_history WHERE actor = ?1)"
+	        " OR id IN (SELECT record_id FROM history WHERE kind = 'E' AND actor = ?1)"
 	        " OR instr(title, ?1) > 0 OR instr(believe, ?1) > 0 OR instr(finding, ?1) > 0"
 	        " OR instr(decision_reason, ?1) > 0 OR instr(abandon_reason, ?1) > 0 ORDER BY id",
 	        u);
@@ -31,8 +31,8 @@ experiment_export_user(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_exp
 	                            u);
 	d = c < 0 ? -1
 	          : tlbot_dp_export(ctx, out, "experiment.history",
-	                            "SELECT * FROM experiment_history WHERE actor = ?1"
-	                            " OR instr(old, ?1) > 0 OR instr(new, ?1) > 0 ORDER BY id",
+	                            "SELECT * FROM history WHERE kind = 'E' AND (actor = ?1"
+	                            " OR instr(old, ?1) > 0 OR instr(new, ?1) > 0) ORDER BY id",
 	                            u);
 	return d < 0 ? -1 : a + b + c + d;
 }
@@ -71,10 +71,11 @@ experiment_forget_user(struct tlbot_ctx *ctx, const char *u, const char *p,
 	                            u, p);
 	d = c < 0 ? -1
 	          : tlbot_dp_forget(ctx, r, "experiment history rows pseudonymised",
-	                            "UPDATE experiment_history SET"
+	                            "UPDATE history SET"
 	                            " actor = CASE WHEN actor = ?1 THEN ?2 ELSE actor END,"
 	                            " old = replace(old, ?1, ?2), new = replace(new, ?1, ?2)"
-	                            " WHERE actor = ?1 OR instr(old, ?1) > 0 OR instr(new, ?1) > 0",
+	                            " WHERE kind = 'E' AND (actor = ?1 OR instr(old, ?1) > 0"
+	                            " OR instr(new, ?1) > 0)",
 	                            u, p);
 	return d < 0 ? -1 : a + b + c + d;
 }

@@ -50,23 +50,23 @@ exp_ref(struct tlbot_msg *m, int64_t id, const char *room, const char *event, co
 
 /* One line: "E-3 [running] title — Team room, C-2, owner". */
 static void
-line(struct tlbot_msg *m, struct tlbot_ctx *ctx, sqlite3_stmt *s)
+line(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct tlbot_db_rows *q)
 {
-	const char *room = (const char *)sqlite3_column_text(s, 1);
-	const char *title = (const char *)sqlite3_column_text(s, 2);
+	const char *room = tlbot_db_col_text(q, 1);
+	const char *title = tlbot_db_col_text(q, 2);
 	char *name = room ? tlbot_ctx_room_name(ctx, room) : NULL;
 	char c[32];
 
 	tlbot_msg_html(m, "<li>");
 	tlbot_msg_plain(m, "\n• ");
-	exp_ref(m, sqlite3_column_int64(s, 0), room, (const char *)sqlite3_column_text(s, 5), title);
-	tlbot_msg_textf(m, " [%s] ", (const char *)sqlite3_column_text(s, 3));
+	exp_ref(m, tlbot_db_col_int(q, 0), room, tlbot_db_col_text(q, 5), title);
+	tlbot_msg_textf(m, " [%s] ", tlbot_db_col_text(q, 3));
 	tlbot_msg_text(m, title ? title : "");
 	tlbot_msg_text(m, " — ");
 	tlbot_msg_text(m, name ? name : (room ? room : "?"));
-	snprintf(c, sizeof(c), ", C-%lld, ", (long long)sqlite3_column_int64(s, 4));
+	snprintf(c, sizeof(c), ", C-%lld, ", (long long)tlbot_db_col_int(q, 4));
 	tlbot_msg_text(m, c);
-	tlbot_msg_user(m, (const char *)sqlite3_column_text(s, 6));
+	tlbot_msg_user(m, tlbot_db_col_text(q, 6));
 	tlbot_msg_html(m, "</li>");
 	free(name);
 }
@@ -78,41 +78,37 @@ tlbot_exp_list_all(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
 	const char *st = tlbot_args_get(a, "status");
 	struct tlbot_msg m;
-	sqlite3_stmt *s = NULL;
+	struct tlbot_db_rows q;
 	int n = 0, rc;
 
 	if (!tlbot_exp_in_programme_room(ctx))
 		return tlbot_exp_programme_only(ctx, "--all-rooms");
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-			       "SELECT " COLS " FROM experiments e WHERE (?1 IS NULL OR e.status = ?1"
-			       " OR (?1 = 'open' AND e.status IN ('proposed', 'running')))"
-			       " ORDER BY e.updated_at DESC, e.id DESC LIMIT ?2",
-			       -1, &s, NULL) != SQLITE_OK)
-		return tlbot_exp_db_fail(ctx);
-	if (st)
-		sqlite3_bind_text(s, 1, st, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(s, 2, LIST_MAX + 1);
+	if (tlbot_db_query(ctx, &q, "SELECT " COLS " FROM experiments e WHERE (?1 IS NULL OR"
+			   " e.status = ?1 OR (?1 = 'open' AND e.status IN ('proposed', 'running')))"
+			   " ORDER BY e.updated_at DESC, e.id DESC LIMIT ?2", "ti", st,
+			   (int64_t)LIST_MAX + 1) != 0)
+		return -1;
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Experiments in every team");
 	if (st)
 		tlbot_msg_textf(&m, " (%s)", st);
 	tlbot_msg_html(&m, "<ul>");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < LIST_MAX) {
-		line(&m, ctx, s);
+	while ((rc = tlbot_db_next(&q)) > 0 && n < LIST_MAX) {
+		line(&m, ctx, &q);
 		n++;
 	}
 	tlbot_msg_html(&m, "</ul>");
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+	tlbot_db_done(&q);
+	if (rc < 0) {
 		tlbot_msg_release(&m);
-		return tlbot_exp_db_fail(ctx);
+		return -1;
 	}
 	if (n == 0) {
 		tlbot_msg_release(&m);
 		return tlbot_replyf(ctx, "No%s%s experiments in any team yet.", st ? " " : "",
 				    st ? st : "");
 	}
-	if (rc == SQLITE_ROW)
+	if (rc > 0)
 		tlbot_msg_textf(&m, "\nThe %d most recently changed; narrow with --status S or"
 				" %sexp search WORDS.", LIST_MAX, tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
@@ -159,8 +155,8 @@ tlbot_exp_search(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		"  experiment_learnings l WHERE l.experiment_id = e.id), '')) LIKE ?3 ESCAPE '\\')"
 		" ORDER BY e.updated_at DESC, e.id DESC LIMIT ?4";
 	struct tlbot_msg m;
-	sqlite3_stmt *s = NULL;
-	char words[256] = "";
+	struct tlbot_db_rows q;
+	char words[256] = "", *pat[3] = { NULL, NULL, NULL };
 	size_t i, len = 0;
 	int n = 0, rc;
 
@@ -171,42 +167,45 @@ tlbot_exp_search(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 				      " findings and learnings)", tlbot_ctx_prefix(ctx));
 	if (a->argc > 3)
 		return tlbot_exp_fail(ctx, "give at most 3 words to search for");
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK)
-		return tlbot_exp_db_fail(ctx);
 	for (i = 0; i < a->argc; i++) {
-		char *p = like_pattern(a->argv[i]);
 		int w;
 
-		if (p == NULL) {
-			sqlite3_finalize(s);
+		pat[i] = like_pattern(a->argv[i]);
+		if (pat[i] == NULL) {
+			free(pat[0]);
+			free(pat[1]);
 			return tlbot_exp_fail(ctx, "out of memory");
 		}
-		sqlite3_bind_text(s, (int)i + 1, p, -1, free);
 		w = snprintf(words + len, sizeof(words) - len, "%s%s", i ? " " : "", a->argv[i]);
 		if (w > 0 && (size_t)w < sizeof(words) - len)
 			len += (size_t)w;
 	}
-	sqlite3_bind_int(s, 4, LIST_MAX + 1);
+	rc = tlbot_db_query(ctx, &q, sql, "ttti", pat[0], pat[1], pat[2], (int64_t)LIST_MAX + 1);
+	free(pat[0]);
+	free(pat[1]);
+	free(pat[2]);
+	if (rc != 0)
+		return -1;
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Experiments matching");
 	tlbot_msg_textf(&m, " “%s” in every team", words);
 	tlbot_msg_html(&m, "<ul>");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < LIST_MAX) {
-		line(&m, ctx, s);
+	while ((rc = tlbot_db_next(&q)) > 0 && n < LIST_MAX) {
+		line(&m, ctx, &q);
 		n++;
 	}
 	tlbot_msg_html(&m, "</ul>");
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+	tlbot_db_done(&q);
+	if (rc < 0) {
 		tlbot_msg_release(&m);
-		return tlbot_exp_db_fail(ctx);
+		return -1;
 	}
 	if (n == 0) {
 		tlbot_msg_release(&m);
 		return tlbot_replyf(ctx, "No experiment in any team mentions “%s” in its title,"
 				    " hypothesis, finding or learnings.", words);
 	}
-	if (rc == SQLITE_ROW)
+	if (rc > 0)
 		tlbot_msg_textf(&m, "\nThe %d most recently changed; add a word to narrow it.",
 				LIST_MAX);
 	return tlbot_reply(ctx, &m);

@@ -22,26 +22,25 @@ remind_export_user(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_export 
 int
 remind_forget_user(struct tlbot_ctx *ctx, const char *u, const char *p, struct tlbot_dp_report *r)
 {
-	sqlite3_stmt *s =
-	        tlbot_db_prep(tlbot_ctx_db(ctx),
-	                      "SELECT id FROM reminders WHERE (owner = ?1 OR target_user = ?1)"
-	                      " AND delivered = 0 AND cancelled = 0",
-	                      "t", u);
+	struct tlbot_db_rows q;
 	char key[64];
 	int a, b, rc;
 
-	if (s == NULL)
-		return tlbot_db_error(ctx, "reminders to forget");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		snprintf(key, sizeof(key), "remind.R-%lld", (long long)sqlite3_column_int64(s, 0));
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT id FROM reminders WHERE (owner = ?1 OR target_user = ?1)"
+	                   " AND delivered = 0 AND cancelled = 0",
+	                   "t", u) != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		snprintf(key, sizeof(key), "remind.R-%lld", (long long)tlbot_db_col_int(&q, 0));
 		if (tlbot_job_cancel(ctx, key) < 0) {
-			sqlite3_finalize(s);
+			tlbot_db_done(&q);
 			return tlbot_db_error(ctx, "cancel reminder");
 		}
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return tlbot_db_error(ctx, "reminders to forget");
+	tlbot_db_done(&q);
+	if (rc < 0)
+		return -1;
 	a = tlbot_dp_forget(ctx, r, "reminders deleted",
 	                    "DELETE FROM reminders WHERE owner = ?1 OR target_user = ?1", u, p);
 	b = a < 0 ? -1

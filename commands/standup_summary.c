@@ -91,7 +91,8 @@ label(const struct su_room *r, int i, char *out, size_t outlen)
 static void
 heading(struct tlbot_msg *m, const char *text)
 {
-	tlbot_msg_br(m);
+	tlbot_msg_nl(m);
+	tlbot_msg_plain(m, "\n");
 	tlbot_msg_bold(m, text);
 	tlbot_msg_br(m);
 }
@@ -105,7 +106,7 @@ item_open(struct tlbot_msg *m)
 static void
 item_close(struct tlbot_msg *m)
 {
-	tlbot_msg_br(m);
+	tlbot_msg_plain(m, "\n"); /* the </li> ends the line in HTML */
 }
 
 /* The leads to mention for a blocker: the leads of the challenges the
@@ -171,177 +172,21 @@ blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text, stru
 	sqlite3_finalize(s);
 }
 
-/* A value from a history row that may be a user id: a pill if it is one. */
-static void
-value(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *v)
-{
-	if (v == NULL || *v == '\0')
-		tlbot_msg_text(m, "(none)");
-	else if (tlbot_is_user_id(v))
-		tlbot_msg_user(m, v);
-	else
-		tlbot_msg_refs(m, ctx, v);
-}
-
+/* "Since the last stand-up": every family's summary_since hook, in the
+ * order of the command table (as !help walks it), into one list. */
 static int
-since_challenges(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, time_t since,
-                 time_t until)
+since_families(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, const char *date,
+               time_t since, time_t until)
 {
-	sqlite3_stmt *s = NULL;
-	int n = 0;
+	struct tlbot_summary sm = {m, 0};
+	size_t i;
 
-	if (!su_table_exists(ctx, "challenge_history"))
-		return 0;
-	if (sqlite3_prepare_v2(
-	            tlbot_ctx_db(ctx),
-	            "SELECT h.challenge_id, h.action, h.old, h.new, c.title"
-	            " FROM challenge_history h LEFT JOIN challenges c ON c.id = h.challenge_id"
-	            " WHERE h.room_id = ? AND h.at > ? AND h.at <= ? AND h.action IN"
-	            " ('created', 'assigned', 'unassigned', 'status', 'lead')"
-	            " AND (h.action <> 'status' OR h.field = 'status')"
-	            " ORDER BY h.at, h.rowid",
-	            -1, &s, NULL) != SQLITE_OK)
-		return 0;
-	su_bind_text(s, 1, room_id);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *action = (const char *)sqlite3_column_text(s, 1);
-		const char *old = (const char *)sqlite3_column_text(s, 2);
-		const char *new = (const char *)sqlite3_column_text(s, 3);
-		const char *title = (const char *)sqlite3_column_text(s, 4);
-		char ref[32];
-
-		if (action == NULL)
-			continue;
-		snprintf(ref, sizeof(ref), "C-%lld", (long long)sqlite3_column_int64(s, 0));
-		if (n++ == 0)
-			tlbot_msg_html(m, "<ul>");
-		tlbot_msg_html(m, "<li>");
-		item_open(m);
-		tlbot_msg_refs(m, ctx, ref);
-		if (title)
-			tlbot_msg_textf(m, " %s", title);
-		if (strcmp(action, "created") == 0) {
-			tlbot_msg_text(m, ": created");
-		} else if (strcmp(action, "assigned") == 0) {
-			tlbot_msg_text(m, ": assigned to ");
-			value(m, ctx, new);
-		} else if (strcmp(action, "unassigned") == 0) {
-			tlbot_msg_text(m, ": unassigned ");
-			value(m, ctx, old ? old : new);
-		} else if (strcmp(action, "status") == 0) {
-			tlbot_msg_text(m, ": status ");
-			value(m, ctx, old);
-			tlbot_msg_text(m, " → ");
-			value(m, ctx, new);
-		} else {
-			tlbot_msg_text(m, ": lead now ");
-			value(m, ctx, new);
-		}
-		tlbot_msg_html(m, "</li>");
-		item_close(m);
-	}
-	sqlite3_finalize(s);
-	if (n)
-		tlbot_msg_html(m, "</ul>");
-	return n;
-}
-
-static int
-since_experiments(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, const char *date,
-                  time_t since, time_t until)
-{
-	sqlite3_stmt *s = NULL;
-	int n = 0;
-
-	if (su_table_exists(ctx, "experiment_history") &&
-	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-	                       /* one row per changed field: one line per action */
-	                       "SELECT h.experiment_id, h.action,"
-	                       " MAX(CASE WHEN h.field IN ('decision', 'finding', 'learning',"
-	                       " 'abandon_reason') THEN h.new END), e.title, e.decision"
-	                       " FROM experiment_history h LEFT JOIN experiments e"
-	                       " ON e.id = h.experiment_id WHERE h.room_id = ? AND h.at > ?"
-	                       " AND h.at <= ? AND h.action IN ('started', 'result', 'decided',"
-	                       " 'abandoned', 'learned') GROUP BY h.experiment_id, h.action, h.at"
-	                       " ORDER BY h.at, MIN(h.id)",
-	                       -1, &s, NULL) == SQLITE_OK) {
-		su_bind_text(s, 1, room_id);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-		sqlite3_bind_int64(s, 3, (sqlite3_int64)until);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			const char *action = (const char *)sqlite3_column_text(s, 1);
-			const char *new = (const char *)sqlite3_column_text(s, 2);
-			const char *title = (const char *)sqlite3_column_text(s, 3);
-			const char *decision = (const char *)sqlite3_column_text(s, 4);
-			char ref[32];
-
-			if (action == NULL)
-				continue;
-			snprintf(ref, sizeof(ref), "E-%lld", (long long)sqlite3_column_int64(s, 0));
-			if (n++ == 0)
-				tlbot_msg_html(m, "<ul>");
-			tlbot_msg_html(m, "<li>");
-			item_open(m);
-			tlbot_msg_refs(m, ctx, ref);
-			if (title)
-				tlbot_msg_textf(m, " %s", title);
-			if (strcmp(action, "started") == 0) {
-				tlbot_msg_text(m, ": started");
-			} else if (strcmp(action, "decided") == 0) {
-				tlbot_msg_text(m, ": decision: ");
-				tlbot_msg_refs(m, ctx,
-				               new &&*new ? new
-				               : decision ? decision
-				                          : "(none)");
-			} else if (strcmp(action, "result") == 0) {
-				tlbot_msg_text(m, ": concluded");
-				if (new &&*new) {
-					tlbot_msg_text(m, ": ");
-					tlbot_msg_refs(m, ctx, new);
-				}
-			} else if (strcmp(action, "abandoned") == 0) {
-				tlbot_msg_text(m, ": abandoned");
-			} else {
-				tlbot_msg_text(m, ": learning recorded");
-			}
-			tlbot_msg_html(m, "</li>");
-			item_close(m);
-		}
-		sqlite3_finalize(s);
-		s = NULL;
-	}
-	/* overdue: still running past the end date */
-	if (su_table_exists(ctx, "experiments") &&
-	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-	                       "SELECT id, title, end_date FROM experiments WHERE room_id = ?"
-	                       " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
-	                       " AND status IN ('proposed', 'running') ORDER BY end_date, id",
-	                       -1, &s, NULL) == SQLITE_OK) {
-		su_bind_text(s, 1, room_id);
-		su_bind_text(s, 2, date);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			char ref[32];
-
-			snprintf(ref, sizeof(ref), "E-%lld", (long long)sqlite3_column_int64(s, 0));
-			if (n++ == 0)
-				tlbot_msg_html(m, "<ul>");
-			tlbot_msg_html(m, "<li>");
-			item_open(m);
-			tlbot_msg_refs(m, ctx, ref);
-			if (sqlite3_column_text(s, 1))
-				tlbot_msg_textf(m, " %s", (const char *)sqlite3_column_text(s, 1));
-			tlbot_msg_textf(m, ": overdue (end date %s)",
-			                (const char *)sqlite3_column_text(s, 2));
-			tlbot_msg_html(m, "</li>");
-			item_close(m);
-		}
-		sqlite3_finalize(s);
-	}
-	if (n)
-		tlbot_msg_html(m, "</ul>");
-	return n;
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->summary_since &&
+		    tlbot_commands[i]->summary_since(ctx, &sm, room_id, date, since, until) < 0)
+			return -1;
+	tlbot_summary_end(&sm);
+	return sm.n;
 }
 
 time_t
@@ -497,7 +342,8 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 		tlbot_msg_br(m);
 	}
 	if (away.n) {
-		tlbot_msg_br(m);
+		tlbot_msg_nl(m);
+		tlbot_msg_plain(m, "\n");
 		tlbot_msg_bold(m, "Away:");
 		for (k = 0; k < away.n; k++) {
 			tlbot_msg_text(m, k ? ", " : " ");
@@ -508,7 +354,8 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 		tlbot_msg_br(m);
 	}
 	if (missing.n) {
-		tlbot_msg_br(m);
+		tlbot_msg_nl(m);
+		tlbot_msg_plain(m, "\n");
 		tlbot_msg_bold(m, "Not answered:");
 		for (k = 0; k < missing.n; k++) {
 			tlbot_msg_text(m, k ? ", " : " ");
@@ -517,7 +364,8 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 		tlbot_msg_br(m);
 	}
 	if (!roster) {
-		tlbot_msg_br(m);
+		tlbot_msg_nl(m);
+		tlbot_msg_plain(m, "\n");
 		tlbot_msg_italic(m, "No team roster for this room: add people with ");
 		{
 			char hint[64];
@@ -534,8 +382,14 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 	heading(m, "Since the last stand-up");
 	if (since <= 0)
 		since = now - 86400;
-	n = since_experiments(ctx, m, room_id, date, since, now);
-	n += since_challenges(ctx, m, room_id, since, now);
+	n = since_families(ctx, m, room_id, date, since, now);
+	if (n < 0) {
+		su_list_release(&members);
+		su_list_release(&away);
+		su_list_release(&missing);
+		answers_release(&ans);
+		return -1;
+	}
 	if (n == 0)
 		tlbot_msg_text(m, "No challenge or experiment activity.");
 	su_list_release(&members);

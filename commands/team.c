@@ -55,12 +55,6 @@ static const char *const known_roles[] = {"data", "digital", "policy", "frontlin
 
 /* ------------------------------------------------------------------ store */
 
-static const char *
-col_str(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
 /* A store error is not the user's fault: the core rolls the batch back and
  * retries it later. */
 static int
@@ -133,28 +127,28 @@ is_none(const char *v)
  * room's most recent active challenge. 0 and a new string (or NULL when
  * there is none), -1 on error. */
 static int
-team_lead(sqlite3 *db, const char *room, char **out)
+team_lead(struct tlbot_ctx *ctx, const char *room, char **out)
 {
-	int rc = tlbot_db_text(db, out, "SELECT lead FROM teams WHERE room_id = ?", "t", room);
+	int rc = tlbot_db_text(ctx, out, "SELECT lead FROM teams WHERE room_id = ?", "t", room);
 	int64_t have = 0;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 
 	if (rc < 0)
 		return -1;
 	if (*out)
 		return 0;
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
 	         " name = 'challenges')",
 	         NULL);
-	if (s == NULL)
+	if (q.stmt == NULL)
 		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		have = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	if (tlbot_db_next(&q) > 0)
+		have = tlbot_db_col_int(&q, 0);
+	tlbot_db_done(&q);
 	if (!have)
 		return 0;
-	rc = tlbot_db_text(db, out,
+	rc = tlbot_db_text(ctx, out,
 	                "SELECT lead FROM challenges WHERE room_id = ? AND status = 'active'"
 	                " AND lead IS NOT NULL ORDER BY id DESC LIMIT 1",
 	                "t", room);
@@ -193,7 +187,7 @@ schedule_tour(struct tlbot_ctx *ctx, const char *room, const char *user, const c
 	if (n < 0)
 		return -1;
 	snprintf(key, sizeof(key), "team.tour.%s|%s|%lld", room, user, (long long)n);
-	if (tlbot_db_text(tlbot_ctx_db(ctx), &payload, "SELECT json_object('user', ?, 'until', ?)",
+	if (tlbot_db_text(ctx, &payload, "SELECT json_object('user', ?, 'until', ?)",
 	               "tt", user, until) != 0 ||
 	    payload == NULL) {
 		free(payload);
@@ -207,46 +201,45 @@ schedule_tour(struct tlbot_ctx *ctx, const char *room, const char *user, const c
 static int
 tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	char *user = NULL, *until = NULL, *lead = NULL, *role = NULL, *team = NULL;
 	struct tlbot_msg m;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	int64_t end = 0, left;
 	int rc = -1, current = 0;
 
 	if (job->missed || job->room_id == NULL)
 		return 0;
-	s = tlbot_db_prep(db, "SELECT json_extract(?1, '$.user'), json_extract(?1, '$.until')", "t",
+	tlbot_db_query(ctx, &q, "SELECT json_extract(?1, '$.user'), json_extract(?1, '$.until')", "t",
 	         job->payload);
-	if (s == NULL)
+	if (q.stmt == NULL)
 		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW && col_str(s, 0) && col_str(s, 1)) {
-		user = strdup(col_str(s, 0));
-		until = strdup(col_str(s, 1));
+	if (tlbot_db_next(&q) > 0 && tlbot_db_col_text(&q, 0) && tlbot_db_col_text(&q, 1)) {
+		user = strdup(tlbot_db_col_text(&q, 0));
+		until = strdup(tlbot_db_col_text(&q, 1));
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	if (user == NULL || until == NULL) {
 		rc = 0;
 		goto out;
 	}
 	/* still on the team with the same end date? */
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT role FROM team_members WHERE room_id = ? AND user_id = ? AND"
 	         " until_date = ?",
 	         "ttt", job->room_id, user, until);
-	if (s == NULL)
+	if (q.stmt == NULL)
 		goto out;
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	if (tlbot_db_next(&q) > 0) {
 		current = 1;
-		role = col_str(s, 0) ? strdup(col_str(s, 0)) : NULL;
+		role = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	if (!current) {
 		rc = 0;
 		goto out;
 	}
-	if (team_lead(db, job->room_id, &lead) != 0 ||
-	    tlbot_db_text(db, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
+	if (team_lead(ctx, job->room_id, &lead) != 0 ||
+	    tlbot_db_text(ctx, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
 	            0)
 		goto out;
 	if (team == NULL)
@@ -323,7 +316,6 @@ date_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, char out[11])
 static int
 cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *role_v = tlbot_args_get(args, "role"), *from_v = tlbot_args_get(args, "from");
 	const char *until_v = tlbot_args_get(args, "until"), *room = tlbot_ctx_room(ctx);
 	char role[4 * ROLE_MAX + 1], from[11] = "", until[11] = "";
@@ -369,20 +361,20 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		char *cur_until = NULL, *cur_from = NULL;
 		const char *nf, *nu;
 		int64_t have = 0;
-		sqlite3_stmt *s;
+		struct tlbot_db_rows q;
 
-		s = tlbot_db_prep(db,
+		tlbot_db_query(ctx, &q,
 		         "SELECT from_date, until_date FROM team_members WHERE room_id = ? AND"
 		         " user_id = ?",
 		         "tt", room, u.v[i]);
-		if (s == NULL)
+		if (q.stmt == NULL)
 			goto dberr;
-		if (sqlite3_step(s) == SQLITE_ROW) {
+		if (tlbot_db_next(&q) > 0) {
 			have = 1;
-			cur_from = col_str(s, 0) ? strdup(col_str(s, 0)) : NULL;
-			cur_until = col_str(s, 1) ? strdup(col_str(s, 1)) : NULL;
+			cur_from = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
+			cur_until = tlbot_db_col_text(&q, 1) ? strdup(tlbot_db_col_text(&q, 1)) : NULL;
 		}
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
 		/* a flag not given keeps the current value; "none" clears it */
 		nf = from_v ? (from[0] ? from : NULL) : cur_from;
 		nu = until_v ? (until[0] ? until : NULL) : cur_until;
@@ -394,7 +386,7 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			free(cur_until);
 			goto out;
 		}
-		if (tlbot_db_exec(db,
+		if (tlbot_db_exec(ctx,
 		         "INSERT INTO team_members(room_id, user_id, role, from_date, until_date,"
 		         " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, "
 		         "user_id)"
@@ -445,7 +437,6 @@ out:
 static int
 cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *room = tlbot_ctx_room(ctx);
 	struct tlbot_users u = {0}, removed = {0}, absent = {0};
 	struct tlbot_msg m;
@@ -455,10 +446,10 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (tlbot_collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	for (i = 0; i < u.n; i++) {
-		if (tlbot_db_exec(db, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
+		if (tlbot_db_exec(ctx, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
 		         room, u.v[i]) != 0)
 			goto dberr;
-		if (sqlite3_changes(db) == 0) {
+		if (tlbot_db_changes(ctx) == 0) {
 			if (tlbot_users_add(&absent, u.v[i]) != 0)
 				goto dberr;
 			continue;
@@ -503,12 +494,11 @@ out:
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *room = tlbot_ctx_room(ctx), *pv = tlbot_args_get(args, "page");
 	char *name = NULL, *region = NULL, *lead = NULL, *set_lead = NULL;
 	int64_t total = 0, page = 1, pages, now_day = today(ctx);
 	struct tlbot_msg m;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 
 	if (pv) {
 		char *end;
@@ -518,20 +508,20 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			return tlbot_fail(ctx, "--page takes a page number like 2, not '%s'", pv);
 		page = n;
 	}
-	s = tlbot_db_prep(db, "SELECT name, region, lead FROM teams WHERE room_id = ?", "t", room);
-	if (s == NULL)
+	tlbot_db_query(ctx, &q, "SELECT name, region, lead FROM teams WHERE room_id = ?", "t", room);
+	if (q.stmt == NULL)
 		return db_fail(ctx);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		name = col_str(s, 0) ? strdup(col_str(s, 0)) : NULL;
-		region = col_str(s, 1) ? strdup(col_str(s, 1)) : NULL;
-		set_lead = col_str(s, 2) ? strdup(col_str(s, 2)) : NULL;
+	if (tlbot_db_next(&q) > 0) {
+		name = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
+		region = tlbot_db_col_text(&q, 1) ? strdup(tlbot_db_col_text(&q, 1)) : NULL;
+		set_lead = tlbot_db_col_text(&q, 2) ? strdup(tlbot_db_col_text(&q, 2)) : NULL;
 	}
-	sqlite3_finalize(s);
-	s = tlbot_db_prep(db, "SELECT COUNT(*) FROM team_members WHERE room_id = ?", "t", room);
-	if (s && sqlite3_step(s) == SQLITE_ROW)
-		total = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	if (team_lead(db, room, &lead) != 0)
+	tlbot_db_done(&q);
+	tlbot_db_query(ctx, &q, "SELECT COUNT(*) FROM team_members WHERE room_id = ?", "t", room);
+	if (q.stmt && tlbot_db_next(&q) > 0)
+		total = tlbot_db_col_int(&q, 0);
+	tlbot_db_done(&q);
+	if (team_lead(ctx, room, &lead) != 0)
 		goto dberr;
 	pages = total ? (total + PAGE_SIZE - 1) / PAGE_SIZE : 1;
 	if (total > 0 && page > pages) {
@@ -566,23 +556,23 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_textf(&m, " · %lld member%s", (long long)total, total == 1 ? "" : "s");
 	if (pages > 1)
 		tlbot_msg_textf(&m, ", page %lld of %lld", (long long)page, (long long)pages);
-	s = tlbot_db_prep(db,
+	tlbot_db_query(ctx, &q,
 	         "SELECT user_id, role, from_date, until_date FROM team_members WHERE room_id = ?"
 	         " ORDER BY role, user_id LIMIT ? OFFSET ?",
 	         "tii", room, (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE));
-	if (s == NULL) {
+	if (q.stmt == NULL) {
 		tlbot_msg_release(&m);
 		goto dberr;
 	}
 	tlbot_msg_html(&m, "<table><thead><tr><th>Member</th><th>Role</th><th>From</th>"
 	                   "<th>Until</th></tr></thead><tbody>");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *role = col_str(s, 1), *from = col_str(s, 2), *until = col_str(s, 3);
+	while (tlbot_db_next(&q) > 0) {
+		const char *role = tlbot_db_col_text(&q, 1), *from = tlbot_db_col_text(&q, 2), *until = tlbot_db_col_text(&q, 3);
 		int64_t end;
 
 		tlbot_msg_plain(&m, "\n• ");
 		tlbot_msg_html(&m, "<tr><td>");
-		tlbot_msg_user(&m, col_str(s, 0));
+		tlbot_msg_user(&m, tlbot_db_col_text(&q, 0));
 		tlbot_msg_plain(&m, " — ");
 		tlbot_msg_html(&m, "</td><td>");
 		tlbot_msg_text(&m, role ? role : "-");
@@ -606,7 +596,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		tlbot_msg_html(&m, "</td></tr>");
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
 	tlbot_msg_html(&m, "</tbody></table>");
 	if (page < pages) {
 		tlbot_msg_plain(&m, "\n");
@@ -632,7 +622,6 @@ fail:
 static int
 cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	sqlite3 *db = tlbot_ctx_db(ctx);
 	const char *name = tlbot_args_get(args, "name"), *region = tlbot_args_get(args, "region");
 	const char *lead_v = tlbot_args_get(args, "lead"), *lead = NULL;
 	struct tlbot_msg m;
@@ -654,15 +643,15 @@ cmd_set(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  lead_v);
 	if (lead && tlbot_check_person(ctx, lead) != 0)
 		return -1;
-	if (tlbot_db_exec(db, "INSERT INTO teams(room_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+	if (tlbot_db_exec(ctx, "INSERT INTO teams(room_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
 	         "ti", tlbot_ctx_room(ctx), (int64_t)tlbot_ctx_now(ctx)) != 0 ||
-	    (name && tlbot_db_exec(db, "UPDATE teams SET name = ? WHERE room_id = ?", "tt",
+	    (name && tlbot_db_exec(ctx, "UPDATE teams SET name = ? WHERE room_id = ?", "tt",
 	                  is_none(name) ? NULL : name, tlbot_ctx_room(ctx)) != 0) ||
-	    (region && tlbot_db_exec(db, "UPDATE teams SET region = ? WHERE room_id = ?", "tt",
+	    (region && tlbot_db_exec(ctx, "UPDATE teams SET region = ? WHERE room_id = ?", "tt",
 	                    is_none(region) ? NULL : region, tlbot_ctx_room(ctx)) != 0) ||
-	    (lead_v && tlbot_db_exec(db, "UPDATE teams SET lead = ? WHERE room_id = ?", "tt", lead,
+	    (lead_v && tlbot_db_exec(ctx, "UPDATE teams SET lead = ? WHERE room_id = ?", "tt", lead,
 	                    tlbot_ctx_room(ctx)) != 0) ||
-	    tlbot_db_exec(db, "UPDATE teams SET updated_at = ? WHERE room_id = ?", "it",
+	    tlbot_db_exec(ctx, "UPDATE teams SET updated_at = ? WHERE room_id = ?", "it",
 	         (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx)) != 0)
 		return db_fail(ctx);
 	tlbot_msg_init(&m);

@@ -123,6 +123,30 @@ tlbot_db_error(struct tlbot_ctx *ctx, const char *what)
 	return -1;
 }
 
+static const struct tlbot_cmd *ref_owner(const char *p, size_t n);
+
+int
+tlbot_history_add(struct tlbot_ctx *ctx, const char *kind, int64_t id, const char *action,
+		  const char *field, const char *old, const char *new_)
+{
+	const char *who = ctx->sender ? ctx->sender : ctx->bot_user;
+	const struct tlbot_cmd *c = ref_owner(kind, strlen(kind));
+	char *title = NULL, *room = NULL, *event = NULL;
+	int rc;
+
+	/* the record's own room (an admin may change another room's record) */
+	if (c && c->ref_lookup(ctx, id, &title, &room, &event) < 0)
+		return ctx->db_failed ? -1 : tlbot_db_error(ctx, "record lookup");
+	rc = tlbot_db_exec(ctx, "INSERT INTO history(kind, record_id, room_id, at, actor, action,"
+			     " field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", "titittttt", kind,
+			     id, room ? room : ctx->room_id, (int64_t)tlbot_ctx_now(ctx), who, action,
+			     field, old, new_);
+	free(title);
+	free(room);
+	free(event);
+	return rc;
+}
+
 int
 tlbot_ctx_power_needed(const struct tlbot_ctx *ctx)
 {
@@ -470,6 +494,47 @@ ref_owner(const char *p, size_t n)
 			return tlbot_commands[i];
 	}
 	return NULL;
+}
+
+void
+tlbot_summary_item(struct tlbot_summary *s)
+{
+	if (s->n++ == 0)
+		tlbot_msg_html(s->m, "<ul>");
+	tlbot_msg_html(s->m, "<li>");
+	tlbot_msg_plain(s->m, "• ");
+}
+
+void
+tlbot_summary_item_end(struct tlbot_summary *s)
+{
+	tlbot_msg_html(s->m, "</li>");
+	tlbot_msg_plain(s->m, "\n");
+}
+
+void
+tlbot_summary_end(struct tlbot_summary *s)
+{
+	if (s->n > 0)
+		tlbot_msg_html(s->m, "</ul>");
+}
+
+int
+tlbot_ref_exists(struct tlbot_ctx *ctx, const char *prefix, int64_t num)
+{
+	const struct tlbot_cmd *c = ref_owner(prefix, strlen(prefix));
+	char *title = NULL, *room = NULL, *event = NULL;
+	int rc;
+
+	if (c == NULL)
+		return 2;
+	rc = c->ref_lookup(ctx, num, &title, &room, &event);
+	free(title);
+	free(room);
+	free(event);
+	if (rc < 0 && !ctx->db_failed)
+		tlbot_db_error(ctx, "record lookup");
+	return rc < 0 ? -1 : rc > 0 ? 1 : 0;
 }
 
 static void

@@ -117,7 +117,7 @@ sender_tz(struct tlbot_ctx *ctx, char *out, size_t outlen)
 	snprintf(out, outlen, "%s", ctx->cfg->timezone);
 	if (ctx->sender == NULL)
 		return;
-	if (tlbot_db_text(tlbot_ctx_db(ctx), &tz, "SELECT tz FROM me_prefs WHERE user_id = ?",
+	if (tlbot_db_text(ctx, &tz, "SELECT tz FROM me_prefs WHERE user_id = ?",
 			  "t", ctx->sender) == 0 && tz && tlbot_tz_valid(tz))
 		snprintf(out, outlen, "%s", tz);
 	free(tz);

@@ -65,20 +65,25 @@ read_store(struct tlbot_metrics_server *srv, struct tlbot_metrics_store *m)
 			return;
 		srv->st_open = 1;
 	}
-	s = tlbot_db_prep(srv->st.db,
-	                  "SELECT COUNT(*), IFNULL(MIN(created_at), 0) FROM outbox"
-	                  " WHERE state = 'pending'",
-	                  "");
-	if (s && sqlite3_step(s) == SQLITE_ROW) {
+	/* the core's own read-only connection (tlbot_db_* is the commands' API) */
+	s = NULL;
+	if (sqlite3_prepare_v2(srv->st.db, "SELECT COUNT(*), IFNULL(MIN(created_at), 0) FROM outbox"
+	                       " WHERE state = 'pending'", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
 		long long oldest = sqlite3_column_int64(s, 1), now = (long long)time(NULL);
 
 		m->outbox_depth = sqlite3_column_int64(s, 0);
 		m->outbox_oldest_age_s = oldest > 0 && now > oldest ? now - oldest : 0;
 	}
 	sqlite3_finalize(s);
-	if (tlbot_db_int(srv->st.db, &rooms, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'",
-	                 "") == 0)
+	s = NULL;
+	if (sqlite3_prepare_v2(srv->st.db, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'", -1,
+	                       &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
+		rooms = sqlite3_column_int64(s, 0);
 		m->rooms = rooms;
+	}
+	sqlite3_finalize(s);
 }
 
 /* Build the answer for uri into p. Returns the HTTP status. */

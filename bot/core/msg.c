@@ -157,6 +157,26 @@ tlbot_msg_br(struct tlbot_msg *m)
 	check(m, tlbot_buf_adds(&m->html, "<br/>"));
 }
 
+void
+tlbot_msg_nl(struct tlbot_msg *m)
+{
+	static const char *const blocks[] = { "</ul>", "<ul>", "</ol>", "</li>", "</p>", "</pre>",
+					      "</table>", NULL };
+	size_t i, n = m->html.len;
+
+	if (m->plain.len > 0 && m->plain.data[m->plain.len - 1] != '\n')
+		check(m, tlbot_buf_addc(&m->plain, '\n'));
+	if (n == 0)
+		return;
+	for (i = 0; blocks[i]; i++) {
+		size_t k = strlen(blocks[i]);
+
+		if (n >= k && memcmp(m->html.data + n - k, blocks[i], k) == 0)
+			return;
+	}
+	check(m, tlbot_buf_adds(&m->html, "<br/>"));
+}
+
 char *
 tlbot_msg_content_json(const struct tlbot_msg *m, const char *msgtype)
 {

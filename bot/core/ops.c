@@ -56,13 +56,11 @@ tlbot_ctx_status(struct tlbot_ctx *ctx, struct tlbot_status *out)
 	out->db_bytes = file_size(ctx->cfg->database, "");
 	out->wal_bytes = file_size(ctx->cfg->database, "-wal");
 	tlbot_metrics_crypto(&out->olm_sessions, &out->megolm_inbound);
-	if (tlbot_db_int(ctx->st->db, &n, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'",
-	                 "") != 0)
-		return tlbot_db_error(ctx, "count rooms");
+	if (tlbot_db_int(ctx, &n, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'", "") != 0)
+		return -1;
 	out->rooms_joined = n;
-	if (tlbot_db_int(ctx->st->db, &n, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-	                 "") != 0)
-		return tlbot_db_error(ctx, "count outbox");
+	if (tlbot_db_int(ctx, &n, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'", "") != 0)
+		return -1;
 	out->outbox_pending = n;
 	return 0;
 }
@@ -73,31 +71,24 @@ tlbot_ctx_rooms_each(struct tlbot_ctx *ctx,
                                const char *name, time_t updated),
                      void *arg)
 {
-	sqlite3_stmt *s = tlbot_db_prep(
-	        ctx->st->db,
-	        "SELECT r.room_id, r.membership, (SELECT json_extract(st.content, '$.name')"
-	        " FROM room_state st WHERE st.room_id = r.room_id AND st.type = 'm.room.name'"
-	        " AND st.state_key = ''), r.updated_at FROM rooms r"
-	        " ORDER BY r.membership <> 'join', r.membership, r.room_id",
-	        "");
+	struct tlbot_db_rows q;
 	int n = 0, rc;
 
-	if (s == NULL)
-		return tlbot_db_error(ctx, "list rooms");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT r.room_id, r.membership, (SELECT json_extract(st.content, '$.name')"
+	                   " FROM room_state st WHERE st.room_id = r.room_id AND st.type = 'm.room.name'"
+	                   " AND st.state_key = ''), r.updated_at FROM rooms r"
+	                   " ORDER BY r.membership <> 'join', r.membership, r.room_id",
+	                   "") != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
 		n++;
-		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
-		       (const char *)sqlite3_column_text(s, 1),
-		       (const char *)sqlite3_column_text(s, 2),
-		       (time_t)sqlite3_column_int64(s, 3)) != 0)
+		if (fn(arg, tlbot_db_col_text(&q, 0), tlbot_db_col_text(&q, 1),
+		       tlbot_db_col_text(&q, 2), (time_t)tlbot_db_col_int(&q, 3)) != 0)
 			break;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		sqlite3_finalize(s);
-		return tlbot_db_error(ctx, "list rooms");
-	}
-	sqlite3_finalize(s);
-	return n;
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : n;
 }
 
 int
@@ -182,8 +173,10 @@ tlbot_ctx_backup(struct tlbot_ctx *ctx, char **path, long long *bytes, char *int
 		goto out;
 	}
 	copied = 1;
-	s = tlbot_db_prep(dst, "PRAGMA integrity_check", "");
-	if (s && sqlite3_step(s) == SQLITE_ROW) {
+	/* the backup's own connection, not the batch's (tlbot_db_* is for those) */
+	s = NULL;
+	if (sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
 		snprintf(integrity, integritylen, "%s", (const char *)sqlite3_column_text(s, 0));
 		rc = strcmp(integrity, "ok") == 0 ? 0 : -1;
 	} else {

@@ -796,6 +796,8 @@ fail:
 	return -1;
 }
 
+#define JOB_DB_RETRIES 5 /* store failures a job is retried after */
+
 int
 tlbot_router_rerun(struct tlbot_router *rt, const char *event_json)
 {
@@ -876,11 +878,29 @@ tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 
 			tlbot_store_rollback(rt->st);
 			if (ctx.db_failed) {
-				/* the store is in trouble: retried on a later tick */
-				log_error("job %lld (%s, room %s): database error; retrying later",
-					  (long long)row.id, row.kind, row.room_id ? row.room_id : "-");
+				/* the store is in trouble: retried on a later tick, at
+				 * most JOB_DB_RETRIES times, then recorded as failed */
+				int64_t tries = -1;
+
 				tlbot_ctx_release(&ctx);
 				tlbot_store_job_row_release(&row);
+				if (tlbot_store_begin(rt->st) == 0) {
+					tries = tlbot_store_job_attempt(rt->st, id);
+					if (tries >= JOB_DB_RETRIES &&
+					    tlbot_store_job_finish(rt->st, id, "failed", now) != 0)
+						tries = -1;
+					if (tries < 0 || tlbot_store_commit(rt->st) != 0) {
+						tlbot_store_rollback(rt->st);
+						tries = -1;
+					}
+				}
+				if (tries >= JOB_DB_RETRIES) {
+					log_error("job %lld: database error %lld times: recorded as failed",
+						  (long long)id, (long long)tries);
+					continue;
+				}
+				log_error("job %lld: database error (attempt %lld of %d); retrying later",
+					  (long long)id, (long long)tries, JOB_DB_RETRIES);
 				return -1;
 			}
 			/* the job itself cannot run: record it, do not block the others */

@@ -1,38 +1,66 @@
-/* Bound-parameter helpers for command families (see command.h). */
+/* The store API of command families (see command.h): bound parameters
+ * only, and one error contract: a failed call marks the context, so the
+ * batch or job it runs in is rolled back and retried. */
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tlbot/command.h"
 
-sqlite3_stmt *
-tlbot_db_prepv(sqlite3 *db, const char *sql, const char *types, va_list ap)
+/* Mark ctx with the statement that failed (its first words: SQL text is a
+ * literal of the caller, never user data). Returns -1. */
+static int
+failed(struct tlbot_ctx *ctx, const char *sql)
 {
-	sqlite3_stmt *s;
-	int i;
+	char what[96];
+	size_t n = strcspn(sql, "\n");
 
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+	if (n > 80)
+		n = 80;
+	snprintf(what, sizeof(what), "\"%.*s%s\"", (int)n, sql, strlen(sql) > n ? "…" : "");
+	return tlbot_db_error(ctx, what);
+}
+
+static sqlite3_stmt *
+prepv(struct tlbot_ctx *ctx, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *s = NULL;
+	int i, col = 1;
+
+	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK) {
+		failed(ctx, sql);
+		sqlite3_finalize(s);
 		return NULL;
-	for (i = 0; types && types[i]; i++) {
+	}
+	for (i = 0; types && types[i]; i++, col++) {
 		int rc;
 
 		switch (types[i]) {
 		case 'i':
-			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+			rc = sqlite3_bind_int64(s, col, va_arg(ap, int64_t));
 			break;
 		case 'd':
-			rc = sqlite3_bind_double(s, i + 1, va_arg(ap, double));
+			rc = sqlite3_bind_double(s, col, va_arg(ap, double));
 			break;
+		case 'n': {
+			int has = va_arg(ap, int);
+			double v = va_arg(ap, double);
+
+			rc = has ? sqlite3_bind_double(s, col, v) : sqlite3_bind_null(s, col);
+			break;
+		}
 		default: {
 			const char *v = va_arg(ap, const char *);
 
-			rc = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT)
-			       : sqlite3_bind_null(s, i + 1);
+			rc = v ? sqlite3_bind_text(s, col, v, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(s, col);
 			break;
 		}
 		}
 		if (rc != SQLITE_OK) {
+			failed(ctx, sql);
 			sqlite3_finalize(s);
 			return NULL;
 		}
@@ -40,38 +68,41 @@ tlbot_db_prepv(sqlite3 *db, const char *sql, const char *types, va_list ap)
 	return s;
 }
 
-sqlite3_stmt *
-tlbot_db_prep(sqlite3 *db, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *s;
-	va_list ap;
-
-	va_start(ap, types);
-	s = tlbot_db_prepv(db, sql, types, ap);
-	va_end(ap);
-	return s;
-}
-
 int
-tlbot_db_exec(sqlite3 *db, const char *sql, const char *types, ...)
+tlbot_db_exec(struct tlbot_ctx *ctx, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *s;
 	va_list ap;
 	int rc;
 
 	va_start(ap, types);
-	s = tlbot_db_prepv(db, sql, types, ap);
+	s = prepv(ctx, sql, types, ap);
 	va_end(ap);
 	if (s == NULL)
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		;
+	if (rc != SQLITE_DONE)
+		failed(ctx, sql);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Step s once for a single value. 0 row, 1 none, -1 error (ctx marked). */
+static int
+one(struct tlbot_ctx *ctx, sqlite3_stmt *s, const char *sql)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return 1;
+	return failed(ctx, sql);
+}
+
 int
-tlbot_db_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...)
+tlbot_db_int(struct tlbot_ctx *ctx, int64_t *out, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *s;
 	va_list ap;
@@ -79,19 +110,19 @@ tlbot_db_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...)
 
 	*out = 0;
 	va_start(ap, types);
-	s = tlbot_db_prepv(db, sql, types, ap);
+	s = prepv(ctx, sql, types, ap);
 	va_end(ap);
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = one(ctx, s, sql);
+	if (rc == 0)
 		*out = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+	return rc;
 }
 
 int
-tlbot_db_text(sqlite3 *db, char **out, const char *sql, const char *types, ...)
+tlbot_db_text(struct tlbot_ctx *ctx, char **out, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *s;
 	va_list ap;
@@ -99,24 +130,102 @@ tlbot_db_text(sqlite3 *db, char **out, const char *sql, const char *types, ...)
 
 	*out = NULL;
 	va_start(ap, types);
-	s = tlbot_db_prepv(db, sql, types, ap);
+	s = prepv(ctx, sql, types, ap);
 	va_end(ap);
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+	rc = one(ctx, s, sql);
+	if (rc == 0 && sqlite3_column_type(s, 0) != SQLITE_NULL) {
 		*out = strdup((const char *)sqlite3_column_text(s, 0));
 		if (*out == NULL)
-			rc = SQLITE_NOMEM;
+			rc = tlbot_db_error(ctx, "out of memory reading a row");
 	}
 	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+	return rc;
+}
+
+int64_t
+tlbot_db_changes(struct tlbot_ctx *ctx)
+{
+	return sqlite3_changes64(tlbot_ctx_db(ctx));
+}
+
+int64_t
+tlbot_db_last_id(struct tlbot_ctx *ctx)
+{
+	return sqlite3_last_insert_rowid(tlbot_ctx_db(ctx));
+}
+
+int
+tlbot_db_query(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql, const char *types,
+	       ...)
+{
+	va_list ap;
+
+	q->ctx = ctx;
+	va_start(ap, types);
+	q->stmt = prepv(ctx, sql, types, ap);
+	va_end(ap);
+	return q->stmt ? 0 : -1;
+}
+
+int
+tlbot_db_next(struct tlbot_db_rows *q)
+{
+	int rc;
+
+	if (q->stmt == NULL)
+		return -1;
+	rc = sqlite3_step(q->stmt);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	failed(q->ctx, sqlite3_sql(q->stmt) ? sqlite3_sql(q->stmt) : "query");
+	return -1;
+}
+
+void
+tlbot_db_done(struct tlbot_db_rows *q)
+{
+	sqlite3_finalize(q->stmt);
+	q->stmt = NULL;
+}
+
+int64_t
+tlbot_db_col_int(const struct tlbot_db_rows *q, int i)
+{
+	return sqlite3_column_int64(q->stmt, i);
+}
+
+double
+tlbot_db_col_double(const struct tlbot_db_rows *q, int i)
+{
+	return sqlite3_column_double(q->stmt, i);
+}
+
+const char *
+tlbot_db_col_text(const struct tlbot_db_rows *q, int i)
+{
+	return (const char *)sqlite3_column_text(q->stmt, i);
+}
+
+int
+tlbot_db_col_null(const struct tlbot_db_rows *q, int i)
+{
+	return sqlite3_column_type(q->stmt, i) == SQLITE_NULL;
 }
 
 char *
-tlbot_db_col_dup(sqlite3_stmt *s, int i)
+tlbot_db_col_dup(const struct tlbot_db_rows *q, int i)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
+	const char *t = tlbot_db_col_text(q, i);
+	char *d;
 
-	return t ? strdup((const char *)t) : NULL;
+	if (t == NULL)
+		return NULL;
+	d = strdup(t);
+	if (d == NULL)
+		tlbot_db_error(q->ctx, "out of memory reading a row");
+	return d;
 }

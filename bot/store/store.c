@@ -43,6 +43,16 @@ static const char *const core_migrations[] = {
 	/* 3: users the homeserver was asked about (GET /profile) */
 	"CREATE TABLE user_profiles (user_id TEXT PRIMARY KEY, found INTEGER NOT NULL,"
 	"  displayname TEXT, checked_at INTEGER NOT NULL);",
+	/* 4: one history of every family's records (tlbot_history_add), one
+	 * row per changed field; kind is the record's letter ("E", "C");
+	 * jobs count the store failures they were retried after */
+	"CREATE TABLE history (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+	"  record_id INTEGER NOT NULL, room_id TEXT, at INTEGER NOT NULL, actor TEXT,"
+	"  action TEXT NOT NULL, field TEXT, old TEXT, new TEXT);"
+	"CREATE INDEX history_record ON history(kind, record_id, id);"
+	"CREATE INDEX history_room_at ON history(room_id, at);"
+	"CREATE INDEX history_action_at ON history(kind, action, at);"
+	"ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;",
 	NULL
 };
 
@@ -969,6 +979,22 @@ tlbot_store_job_row_release(struct tlbot_job_row *row)
 	free(row->room_id);
 	free(row->payload);
 	memset(row, 0, sizeof(*row));
+}
+
+int64_t
+tlbot_store_job_attempt(struct tlbot_store *st, int64_t id)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?"
+			       " RETURNING attempts");
+	int64_t n = -1;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	unprep(st, s);
+	return n;
 }
 
 int

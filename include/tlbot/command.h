@@ -19,6 +19,7 @@
 struct tlbot_ctx;
 struct tlbot_dp_export;
 struct tlbot_dp_report;
+struct tlbot_summary;
 
 enum tlbot_perm {
 	TLBOT_PERM_ANYONE = 0,  /* any allowed user in the room */
@@ -198,7 +199,34 @@ struct tlbot_cmd {
 	int (*forget_user)(struct tlbot_ctx *ctx, const char *user_id, const char *pseudonym,
 			   struct tlbot_dp_report *report);
 	int (*retain)(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
+	/* Optional hooks through which families reach each other (never
+	 * through another family's tables):
+	 * summary_since: this family's part of the stand-up summary's "since
+	 * the last stand-up": one item (tlbot_summary_item) per record of
+	 * room_id that changed in (since, until], or is overdue on date,
+	 * records in the order of their first change, each change in words.
+	 * Returns the number of items, or -1 (ctx marked).
+	 * linked: append this family's records that point at record
+	 * <prefix>-<num> ("C", 12) as " E-3 title (status)" joined by "; "
+	 * after `label` (nothing when there are none). Returns how many, -1. */
+	int (*summary_since)(struct tlbot_ctx *ctx, struct tlbot_summary *s, const char *room_id,
+			     const char *date, time_t since, time_t until);
+	int (*linked)(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *label,
+		      const char *prefix, int64_t num);
 };
+
+/* One list of items across families (the stand-up summary): the first
+ * item opens it, tlbot_summary_end closes it, so it is one valid <ul>. */
+struct tlbot_summary {
+	struct tlbot_msg *m;
+	int n;
+};
+/* Open the next item: "<li>" (and "• " in the plain body). */
+void tlbot_summary_item(struct tlbot_summary *s);
+/* Close the item: "</li>" (a line break in the plain body). */
+void tlbot_summary_item_end(struct tlbot_summary *s);
+/* Close the list if it was opened. */
+void tlbot_summary_end(struct tlbot_summary *s);
 
 /* The registry (commands/table.c): NULL-terminated. */
 extern const struct tlbot_cmd *const tlbot_commands[];
@@ -270,35 +298,85 @@ const char *tlbot_ctx_display_name(struct tlbot_ctx *ctx, const char *user_id);
 const char *tlbot_ctx_keep(struct tlbot_ctx *ctx, const char *s);
 
 /* ---- store: the batch's database connection, inside its transaction ---- */
-/* Borrowed. Use only bound parameters (sqlite3_bind_*), never build SQL from
- * input. Do not BEGIN/COMMIT: the caller owns the transaction. */
-sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
-/* Bound-parameter helpers. sql is a string literal; types has one letter
- * per parameter: 't' text (a NULL pointer binds NULL), 'i' int64_t,
- * 'd' double. tlbot_db_prep returns a statement the caller finalizes, or
- * NULL; tlbot_db_exec runs it to completion (0 or -1); tlbot_db_int and
- * tlbot_db_text give the first column of the first row (0, 1 when there is
- * no row, -1 on error; the text is a new string, NULL for SQL NULL). */
-sqlite3_stmt *tlbot_db_prepv(sqlite3 *db, const char *sql, const char *types, va_list ap);
-sqlite3_stmt *tlbot_db_prep(sqlite3 *db, const char *sql, const char *types, ...);
-int tlbot_db_exec(sqlite3 *db, const char *sql, const char *types, ...);
-int tlbot_db_int(sqlite3 *db, int64_t *out, const char *sql, const char *types, ...);
-int tlbot_db_text(sqlite3 *db, char **out, const char *sql, const char *types, ...);
-/* Column i as a new string, NULL for SQL NULL. */
-char *tlbot_db_col_dup(sqlite3_stmt *s, int i);
+/* The only way commands and jobs reach SQLite. sql is a string literal
+ * (never built from input); types has one letter per bound parameter:
+ * 't' text (a NULL pointer binds NULL), 'i' int64_t, 'd' double, 'n' a
+ * double that binds NULL when the int before it is 0 (two arguments:
+ * int has, double v). Do not BEGIN/COMMIT: the caller owns the transaction.
+ *
+ * One error contract: every call that fails logs the statement's purpose
+ * and SQLite's message and marks the context itself (as tlbot_db_error
+ * does), so the batch (or job) is rolled back and retried later, whatever
+ * the handler does next; a store failure never reaches the user as a
+ * committed "database error". Handlers just return -1. */
+/* Run a statement to completion. 0 or -1. */
+int tlbot_db_exec(struct tlbot_ctx *ctx, const char *sql, const char *types, ...);
+/* The first column of the first row: 0, 1 when there is no row (*out is
+ * then 0 / NULL), -1 on error. The text is a new string, NULL for SQL NULL. */
+int tlbot_db_int(struct tlbot_ctx *ctx, int64_t *out, const char *sql, const char *types, ...);
+int tlbot_db_text(struct tlbot_ctx *ctx, char **out, const char *sql, const char *types, ...);
+/* Number of rows the last tlbot_db_exec changed; the rowid of the last
+ * row it inserted. */
+int64_t tlbot_db_changes(struct tlbot_ctx *ctx);
+int64_t tlbot_db_last_id(struct tlbot_ctx *ctx);
 
-/* Report a failed store call: logs what and SQLite's message, and marks
- * the batch (or job) for a rollback and a retry later, since a database
- * error is not the user's fault. Returns -1, for
+/* A row iterator:
+ *	struct tlbot_db_rows q;
+ *	if (tlbot_db_query(ctx, &q, "SELECT a, b FROM t WHERE r = ?", "t", room) != 0)
+ *		return -1;
+ *	while ((rc = tlbot_db_next(&q)) > 0)
+ *		use(tlbot_db_col_text(&q, 0), tlbot_db_col_int(&q, 1));
+ *	tlbot_db_done(&q);   (always; also after an early break)
+ *	if (rc < 0) return -1;
+ * tlbot_db_query returns 0 or -1 (ctx marked); tlbot_db_next returns 1 for
+ * a row, 0 at the end, -1 on error (ctx marked). */
+struct tlbot_db_rows {
+	struct tlbot_ctx *ctx;
+	sqlite3_stmt *stmt;
+};
+int tlbot_db_query(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql,
+		   const char *types, ...);
+int tlbot_db_next(struct tlbot_db_rows *q);
+void tlbot_db_done(struct tlbot_db_rows *q);
+/* Columns of the current row. col_text is borrowed (valid until the next
+ * tlbot_db_next), NULL for SQL NULL; col_dup is a new string, NULL for SQL
+ * NULL (out of memory marks the context); col_null is 1 for SQL NULL. */
+int64_t tlbot_db_col_int(const struct tlbot_db_rows *q, int i);
+double tlbot_db_col_double(const struct tlbot_db_rows *q, int i);
+const char *tlbot_db_col_text(const struct tlbot_db_rows *q, int i);
+char *tlbot_db_col_dup(const struct tlbot_db_rows *q, int i);
+int tlbot_db_col_null(const struct tlbot_db_rows *q, int i);
+
+/* Borrowed connection, for the families not yet on tlbot_db_* (stand-up,
+ * remind, me); new code uses tlbot_db_*. */
+sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
+/* Report a failed store call that did not go through tlbot_db_* (or an
+ * out-of-memory while reading rows): logs what and SQLite's message, and
+ * marks the batch (or job) for a rollback and a retry later, since a
+ * database error is not the user's fault. Returns -1, for
  * `return tlbot_db_error(ctx, "insert challenge");`. */
 int tlbot_db_error(struct tlbot_ctx *ctx, const char *what);
 /* The power level write commands need in this deployment (config). */
 int tlbot_ctx_power_needed(const struct tlbot_ctx *ctx);
 /* The room's name (m.room.name) as a new string, or NULL when it has none. */
 char *tlbot_ctx_room_name(struct tlbot_ctx *ctx, const char *room_id);
+/* Append one row to the history of record kind-id (kind "E" for E-34):
+ * who (the sender, or the bot in jobs), the room, now, the action
+ * ("created", "edited"...), and for a changed field its column with the
+ * old and new values as text (NULL for none). Returns 0 or -1 (ctx
+ * marked). Families read the table `history` (kind, record_id, room_id,
+ * at, actor, action, field, old, new) for their own kind only. */
+int tlbot_history_add(struct tlbot_ctx *ctx, const char *kind, int64_t id, const char *action,
+		      const char *field, const char *old, const char *new_);
 /* Next value of a named counter (e.g. "challenge" -> 12 for C-12), stored
  * in the same transaction. Returns -1 on error. */
 int64_t tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter);
+
+/* Linked records: whether record <prefix>-<num> ("C", 12) exists, asked
+ * of the family that owns the prefix (its ref_lookup), so no family reads
+ * another's tables. 0 it exists, 1 no such record, 2 no family owns the
+ * prefix, -1 on a store error (ctx marked). */
+int tlbot_ref_exists(struct tlbot_ctx *ctx, const char *prefix, int64_t num);
 
 /* Append user text (escaped) with every record reference ("C-12",
  * "E-34") that exists rendered as a link to the record: a matrix.to link to

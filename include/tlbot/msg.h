@@ -48,6 +48,11 @@ void tlbot_msg_link(struct tlbot_msg *m, const char *label, const char *href,
 		    const char *title);
 /* Newline in body, <br/> in HTML. */
 void tlbot_msg_br(struct tlbot_msg *m);
+/* A line break before what follows, in the HTML only where it is needed:
+ * not at the start, and not right after a block (</ul>, </ol>, </li>,
+ * </p>, </pre>, </table>), where <br/> would open an empty line. The
+ * plain body always gets its newline (except at the start). */
+void tlbot_msg_nl(struct tlbot_msg *m);
 
 /* Build the event content (msgtype, body, format, formatted_body,
  * m.mentions) as a JSON string. msgtype is "m.notice" or "m.text".

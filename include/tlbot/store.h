@@ -147,6 +147,8 @@ int tlbot_store_job_next_due(struct tlbot_store *st, time_t now, struct tlbot_jo
 /* Earliest pending due time, or 0 when there is none (-1 on error). */
 time_t tlbot_store_job_earliest(struct tlbot_store *st);
 void tlbot_store_job_row_release(struct tlbot_job_row *row);
+/* Count one more store failure of job id; returns the count, or -1. */
+int64_t tlbot_store_job_attempt(struct tlbot_store *st, int64_t id);
 int tlbot_store_job_finish(struct tlbot_store *st, int64_t id, const char *state, time_t at);
 
 /* Housekeeping: delete sent/failed outbox rows and finished jobs older

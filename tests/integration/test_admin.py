@@ -171,8 +171,8 @@ class Admin(unittest.TestCase):
         # and the database holds no trace of the id in the family tables
         with sqlite3.connect(self.bot.db_path) as db:
             for table in ("standup_answers", "reminders", "team_members", "challenges",
-                          "challenge_assignees", "challenge_history", "experiments",
-                          "experiment_history", "me_prefs", "user_prefs"):
+                          "challenge_assignees", "history", "experiments",
+                          "me_prefs", "user_prefs"):
                 rows = db.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
                 self.assertNotIn(BOB, json.dumps(rows), table)
             self.assertEqual(db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'pending'"

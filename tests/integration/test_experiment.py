@@ -182,6 +182,8 @@ class Experiment(Asks, unittest.TestCase):
                 j = obj[k]
                 if k == "learnings":
                     j = "\n".join(j)
+                if k == "notes":        # issue 13 item 13: the notes are a CSV column too
+                    j = "\n".join(x["text"] for x in j)
                 if isinstance(j, float):
                     self.assertEqual(j, float(v), k)
                     continue

@@ -57,7 +57,7 @@ static void
 check_empty(void)
 {
 	CHECK_INT(count("SELECT COUNT(*) FROM challenges"), ==, 0);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history"), ==, 0);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C'"), ==, 0);
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_assignees"), ==, 0);
 	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind LIKE 'challenge.%'"), ==, 0);
 }
@@ -78,7 +78,7 @@ TEST(new_creates_and_schedules)
 	                " due = '2026-12-10' AND region = 'Sheffield' AND created_by = '@mod:test'"
 	                " AND created_event IS NOT NULL"),
 	          ==, 1);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'created'"), ==, 1);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C' AND action = 'created'"), ==, 1);
 	/* 3 days before and on the day, at 09:00 London (UTC in winter) */
 	CHECK_INT(
 	        count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = 'pending'"
@@ -218,8 +218,8 @@ TEST(assign_mentions_and_dms)
 	CHECK_CONTAINS(cmdtest_reply(&T, 1), "!notify off");
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_assignees WHERE challenge_id = 1"), ==, 2);
 	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE lead = '@sam:test'"), ==, 1);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'assigned'"), ==, 2);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'lead'"), ==, 1);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C' AND action = 'assigned'"), ==, 2);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C' AND action = 'lead'"), ==, 1);
 	/* again: nothing to change, refused */
 	CHECK_INT(run(MOD, "!challenge assign C-1 @sam:test"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "nothing to change: @sam:test is already assigned");
@@ -255,7 +255,7 @@ TEST(assign_refusals)
 	CHECK_INT(run(MOD, "!challenge assign"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "missing C-12");
 	CHECK_INT(count("SELECT COUNT(*) FROM challenge_assignees"), ==, 0);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history"), ==, 1);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C'"), ==, 1);
 	CHECK_INT(count("SELECT COUNT(*) FROM outbox WHERE kind = 'dm'"), ==, 0);
 	/* from another room, the challenge is not there (issue 13: rooms apart) */
 	cmdtest_power(&T, ROOM2, "@mod2:test", 50);
@@ -344,7 +344,7 @@ TEST(status_changes)
 	CHECK_INT(count("SELECT COUNT(*) FROM jobs WHERE kind = 'challenge.due' AND state = "
 	                "'pending'"),
 	          ==, 2);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'status'"), ==, 4);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C' AND action = 'status'"), ==, 4);
 	cmdtest_release(&T);
 }
 
@@ -391,8 +391,8 @@ TEST(edit_and_history)
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "not allowed");
 	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE title = 'Alpha two'"), ==, 1);
 	/* history: created + 2 + 3 + 2 edits, in order, with who and what */
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE challenge_id = 1"), ==, 8);
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history WHERE action = 'edited' AND"
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C' AND record_id = 1"), ==, 8);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C' AND action = 'edited' AND"
 	                " field = 'due' AND old = '2026-12-10' AND new = '2026-12-20'"),
 	          ==, 1);
 	CHECK_INT(run(USER, "!challenge history C-1"), ==, 1);
@@ -423,7 +423,7 @@ TEST(history_paging)
 		run(MOD, "!challenge assign C-1 @a:test");
 		run(MOD, "!challenge unassign C-1 @a:test");
 	}
-	CHECK_INT(count("SELECT COUNT(*) FROM challenge_history"), ==, 25);
+	CHECK_INT(count("SELECT COUNT(*) FROM history WHERE kind = 'C'"), ==, 25);
 	CHECK_INT(run(USER, "!challenge show C-1"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&T, 0), "(latest 10 of 25; !challenge history C-1 for all)");
 	CHECK_INT(run(USER, "!challenge history C-1 --page 2"), ==, 1);

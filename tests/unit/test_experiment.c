@@ -65,7 +65,7 @@ snapshot(struct cmdtest *t)
 	return q_text(t,
 		"SELECT (SELECT count(*) || ':' || ifnull(group_concat(id || status || ifnull(end_date,'')"
 		"  || ifnull(decision,'') || ifnull(result_value,'') || title || ifnull(updated_at,''), ','), '')"
-		"  FROM experiments) || '|' || (SELECT count(*) FROM experiment_history) || '|' ||"
+		"  FROM experiments) || '|' || (SELECT count(*) FROM history WHERE kind = 'E') || '|' ||"
 		" (SELECT count(*) FROM experiment_notes) || '|' || (SELECT count(*) FROM"
 		" experiment_learnings) || '|' || (SELECT count(*) || ifnull(group_concat(key || state),'')"
 		" FROM jobs) || '|' || (SELECT count(*) FROM experiment_digests) || '|' ||"
@@ -137,18 +137,23 @@ TEST(lifecycle)
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Decision: scale — worked in both areas");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "• People answer texts, not letters (2026-11-18, @bob:test)");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "• Week one: 40 texts sent");
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test started status: proposed → running");
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test result status: running → concluded");
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test decided decision: (none) → scale");
+	/* issue 13 item 11: history lines in words, not column names */
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test started on 18 Nov");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test result: 9 % (target 10: met) — Missed visits fell to 9%");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test decided: scale — worked in both areas");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "status:");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "start_date");
+	/* issue 13 item 16: a result against its target */
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Missed visits fell to 9% (target met)");
 	CHECK_CONTAINS(cmdtest_html(&t, 0), "<b>Decision:</b>");
 	/* the show never notifies anyone */
 	CHECK_CONTAINS(t.out_content[0], "\"m.mentions\":{\"user_ids\":[]}");
 
 	/* the history a stand-up summary reads */
-	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_history WHERE room_id = '" ROOM
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'E' AND room_id = '" ROOM
 				"' AND action IN ('created','started','noted','result','decided','learned')",
 				NULL), ==, 10);
-	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_history WHERE actor = ?", ALICE),
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'E' AND actor = ?", ALICE),
 		  ==, 8);
 
 	/* list and the challenge's linked experiments */
@@ -305,19 +310,23 @@ TEST(history_after_edits)
 	t.now += 3600;
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!exp edit E-1 --target 7.5 --until 2026-11-27"
 			      " --title \"SMS reminders\" --method \"two areas, four weeks\""
-			      " --owner @bob:test"), ==, 1);
+			      " --owner @bob:test"), ==, 2);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "E-1 updated (5 changes)");
+	/* issue 13 item 16: the new owner is told by DM */
+	CHECK_STR(t.out_kind[1], "dm");
+	CHECK_STR(t.out_target[1], BOB);
+	CHECK_CONTAINS(cmdtest_reply(&t, 1), "@alice:test made you the owner of E-1 “SMS reminders”");
 	CHECK_STR(field(&t, "target", 1), "7.5");
 	CHECK_STR(field(&t, "end_date", 1), "2026-11-27");
 	CHECK_STR(field(&t, "title", 1), "SMS reminders");
 	CHECK_STR(field(&t, "owner", 1), BOB);
-	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_history WHERE action = 'edited'"
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'E' AND action = 'edited'"
 				" AND field = 'target' AND old = '10' AND new = '7.5' AND actor = ?", ALICE), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_history WHERE action = 'edited'"
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'E' AND action = 'edited'"
 				" AND field = 'end_date' AND old = '2026-11-20' AND new = '2026-11-27'", NULL), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_history WHERE action = 'edited'"
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'E' AND action = 'edited'"
 				" AND field = 'title' AND old = 'Text reminders' AND new = 'SMS reminders'", NULL), ==, 1);
-	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_history WHERE action = 'edited'"
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'E' AND action = 'edited'"
 				" AND field = 'method' AND old IS NULL", NULL), ==, 1);
 	/* the new owner may now change it; the hypothesis edits as a sentence */
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp edit E-1 --hypothesis \"We believe an SMS will"
@@ -333,6 +342,9 @@ TEST(history_after_edits)
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "2026-11-18 12:06 @alice:test edited target: 10 → 7.5");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@bob:test edited baseline: 18 → (none)");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "edited owner: @alice:test → @bob:test");
+	/* issue 13 item 11: dates and labels as people write them */
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "@alice:test edited end date: 20 Nov → 27 Nov");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "end_date");
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp history E-1"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "History of E-1 (page 1 of 1, 10 changes)");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "created: Text reminders");
@@ -424,6 +436,9 @@ db_value(struct cmdtest *t, int64_t id, const char *col, char *out, size_t outle
 	if (strcmp(col, "learnings") == 0)
 		snprintf(sql, sizeof(sql), "SELECT group_concat(text, char(10)) FROM (SELECT text FROM"
 			 " experiment_learnings WHERE experiment_id = %lld ORDER BY id)", (long long)id);
+	else if (strcmp(col, "notes") == 0)
+		snprintf(sql, sizeof(sql), "SELECT group_concat(text, char(10)) FROM (SELECT text FROM"
+			 " experiment_notes WHERE experiment_id = %lld ORDER BY id)", (long long)id);
 	else if (strcmp(col, "id") == 0)
 		snprintf(sql, sizeof(sql), "SELECT 'E-' || id FROM experiments WHERE id = %lld", (long long)id);
 	else if (strcmp(col, "challenge") == 0)
@@ -498,7 +513,7 @@ TEST(export_csv_round_trip)
 	}
 	CHECK_INT(rc, ==, 0);
 	CHECK_INT(row, ==, 13);
-	CHECK_INT(ncols, ==, 24);
+	CHECK_INT(ncols, ==, 25); /* issue 13 item 13: the notes are a column too (was 24) */
 	CHECK(guarded > 0);
 	/* numbers are never guarded */
 	CHECK_CONTAINS(data, ",-3.25,");
@@ -602,16 +617,30 @@ TEST(export_small_as_message)
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Experiment log — 1 experiment (Markdown)");
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "| E | Challenge | Title |");
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "| E-1 | C-1 | \\<i\\>Hub\\</i\\> \\| pipes |");
+	/* issue 13 item 13: the plain body shows the text as written (was
+	 * "\\<i\\>Hub\\</i\\> \\| pipes", Markdown's escapes) */
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "| E-1 | C-1 | <i>Hub</i> | pipes |");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "\\");
 	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "elsewhere");
 	CHECK_CONTAINS(cmdtest_html(&t, 0), "<table><thead><tr><th>E</th>");
 	CHECK_CONTAINS(cmdtest_html(&t, 0), "<td>&lt;i&gt;Hub&lt;/i&gt; | pipes</td>");
 	CHECK_NOT_CONTAINS(cmdtest_html(&t, 0), "<i>Hub");
-	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --format csv"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "id,challenge,title,owner,status");
-	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), TLBOT_CSV_BOM);
-	CHECK_CONTAINS(cmdtest_html(&t, 0), "<pre><code>id,challenge");
-	CHECK_CONTAINS(cmdtest_html(&t, 0), "&lt;i&gt;Hub");
+	/* issue 13 item 13: a CSV is always an uploaded file, even a small one
+	 * (was CSV text in a <pre> message) */
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --format csv"), ==, 2);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Exported 1 experiment as experiments-2026-11-18.csv");
+	CHECK_STR(t.out_kind[1], "file");
+	{
+		char *data = NULL, *meta = NULL;
+		int len = 0;
+
+		data = last_file(&t, &len, &meta);
+		CHECK_OR_RETURN(data != NULL);
+		CHECK(strncmp(data, TLBOT_CSV_BOM "id,challenge,title,owner,status", 34) == 0);
+		CHECK_CONTAINS(data, "<i>Hub</i> | pipes");
+		free(data);
+		free(meta);
+	}
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --format json --challenge C-1 --status proposed"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "\"title\": \"<i>Hub</i> | pipes\"");
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status concluded"), ==, 1);
@@ -659,12 +688,21 @@ TEST(export_status_filter)
 	cmdtest_run(&t, ALICE, ROOM, "!exp start E-2");
 	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status abandoned"), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Nothing to export: no experiments in this room match that.");
-	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status running --format csv"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "1 experiment (CSV)");
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "E-2,C-1,y,");
-	CHECK_NOT_CONTAINS(cmdtest_reply(&t, 0), "E-1,");
-	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status open --format csv"), ==, 1);
-	CHECK_CONTAINS(cmdtest_reply(&t, 0), "2 experiments (CSV)");
+	/* issue 13 item 13: CSV as a file (the assertions read the file now) */
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status running --format csv"), ==, 2);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Exported 1 experiment as");
+	{
+		char *data;
+		int len;
+
+		data = last_file(&t, &len, NULL);
+		CHECK_OR_RETURN(data != NULL);
+		CHECK_CONTAINS(data, "E-2,C-1,y,");
+		CHECK_NOT_CONTAINS(data, "E-1,");
+		free(data);
+	}
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!exp export --status open --format csv"), ==, 2);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Exported 2 experiments as");
 	cmdtest_release(&t);
 }
 
@@ -688,6 +726,47 @@ TEST(hostile_text_escaped)
 	CHECK_CONTAINS(cmdtest_html(&t, 0), "&quot;q&quot; &#39;q&#39;");
 	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!exp list"), ==, 1);
 	CHECK_NOT_CONTAINS(cmdtest_html(&t, 0), "<img");
+	cmdtest_release(&t);
+}
+
+/* One error contract: a store failure in an experiment command or job is
+ * rolled back and retried, never committed with a "database error" reply. */
+TEST(store_failure_is_retried)
+{
+	struct cmdtest t;
+	int i;
+
+	setup(&t);
+	cmdtest_run(&t, ALICE, ROOM, new_cmd);
+	/* the store refuses every history row (as a full disk would) */
+	sqlite3_exec(t.st.db, "CREATE TEMP TRIGGER fail_hist BEFORE INSERT ON history BEGIN"
+		     " SELECT RAISE(ABORT, 'disk full (test)'); END", NULL, NULL, NULL);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!exp note E-1 \"spoke to the council\""), ==, -1);
+	CHECK_INT((int)t.nout, ==, 0); /* no "database error" reply */
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_notes", NULL), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM outbox WHERE content LIKE '%database%'",
+				NULL), ==, 0);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!exp start E-1"), ==, -1);
+	CHECK_STR(field(&t, "status", 1), "proposed");
+	/* the store recovers: the same command now runs, once */
+	sqlite3_exec(t.st.db, "DROP TRIGGER fail_hist", NULL, NULL, NULL);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!exp note E-1 \"spoke to the council\""), ==, 1);
+	CHECK_STR(cmdtest_reply(&t, 0), "Noted on E-1.");
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM experiment_notes", NULL), ==, 1);
+
+	/* a job whose store calls fail is retried a bounded number of times */
+	cmdtest_run(&t, ALICE, ROOM, "!exp start E-1");
+	sqlite3_exec(t.st.db, "CREATE TEMP TRIGGER fail_out BEFORE INSERT ON outbox BEGIN"
+		     " SELECT RAISE(ABORT, 'disk full (test)'); END", NULL, NULL, NULL);
+	t.now += 2 * 86400 + 22 * 3600; /* 2026-11-21 09:06: the reminder is due */
+	for (i = 0; i < 4; i++)
+		CHECK_INT(cmdtest_jobs(&t), ==, -1);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM jobs WHERE kind = 'exp.remind' AND"
+				" state = 'pending' AND attempts = 4", NULL), ==, 1);
+	CHECK_INT(cmdtest_jobs(&t), >=, 0); /* the fifth failure: recorded, the others go on */
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM jobs WHERE kind = 'exp.remind' AND"
+				" state = 'failed'", NULL), ==, 1);
+	sqlite3_exec(t.st.db, "DROP TRIGGER fail_out", NULL, NULL, NULL);
 	cmdtest_release(&t);
 }
 
@@ -955,6 +1034,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(export_markdown_file),
 	TEST_ENTRY(export_status_filter),
 	TEST_ENTRY(hostile_text_escaped),
+	TEST_ENTRY(store_failure_is_retried),
 	TEST_ENTRY(references_link),
 	TEST_ENTRY(list_pages_and_filters),
 	TEST_ENTRY(overdue_reminders),

@@ -240,10 +240,10 @@ TEST(full_day)
 		char q[512];
 
 		snprintf(q, sizeof(q),
-		         "INSERT INTO challenge_history(challenge_id, room_id, at, actor,"
-		         " action, field, old, new) VALUES (1, '" ROOM "', %lld, '" MOD
+		         "INSERT INTO history(kind, record_id, room_id, at, actor,"
+		         " action, field, old, new) VALUES ('C', 1, '" ROOM "', %lld, '" MOD
 		         "', 'status',"
-		         " 'status', 'open', 'active'), (1, '" ROOM "', %lld, '" MOD "', 'status',"
+		         " 'status', 'open', 'active'), ('C', 1, '" ROOM "', %lld, '" MOD "', 'status',"
 		         " 'outcome', NULL, 'x')",
 		         (long long)utc(2026, 11, 18, 9, 0), (long long)utc(2026, 11, 18, 9, 0));
 		sql(&t, q);
@@ -254,10 +254,10 @@ TEST(full_day)
 		         " 'running', '2026-11-10')");
 		sql(&t, q);
 		snprintf(q, sizeof(q),
-		         "INSERT INTO experiment_history(experiment_id, room_id, at, actor,"
-		         " action, field, old, new) VALUES (9, '" ROOM "', %lld, '" ALICE
+		         "INSERT INTO history(kind, record_id, room_id, at, actor,"
+		         " action, field, old, new) VALUES ('E', 9, '" ROOM "', %lld, '" ALICE
 		         "', 'started',"
-		         " 'status', 'proposed', 'running'), (9, '" ROOM "', %lld, '" ALICE
+		         " 'status', 'proposed', 'running'), ('E', 9, '" ROOM "', %lld, '" ALICE
 		         "', 'started',"
 		         " 'start_date', NULL, '2026-11-01')",
 		         (long long)utc(2026, 11, 18, 8, 0), (long long)utc(2026, 11, 18, 8, 0));
@@ -342,8 +342,15 @@ TEST(full_day)
 		CHECK_NOT_CONTAINS(b, "Not answered");
 		CHECK_CONTAINS(b, "status open → active");
 		CHECK_CONTAINS(t.out_content[0], "\"user_ids\":[\"@lead:test\"]");
-		CHECK_CONTAINS(b, "E-9 Text message nudges: started");
-		CHECK_CONTAINS(b, "E-9 Text message nudges: overdue (end date 2026-11-10)");
+		/* issue 13 item 12: one line per record, title once, changes in
+		 * time order (was two lines "E-9 ...: started" and "E-9 ...:
+		 * overdue (end date 2026-11-10)") */
+		CHECK_CONTAINS(b, "E-9 Text message nudges: started; overdue (end date 2026-11-10)");
+		CHECK(strstr(b, "Text message nudges") != NULL &&
+		      strstr(strstr(b, "Text message nudges") + 1, "Text message nudges") == NULL);
+		/* one valid list: no <br/> between items or after a list */
+		CHECK_NOT_CONTAINS(cmdtest_html(&t, 0), "</li><br/>");
+		CHECK_NOT_CONTAINS(cmdtest_html(&t, 0), "</ul><br/>");
 		CHECK_NOT_CONTAINS(b, "outcome");
 	}
 	CHECK_INT(cmdtest_count(&t,
