@@ -65,7 +65,7 @@ class Metrics(unittest.TestCase):
             "metrics_listen": str(cls.port),        # a bare port: loopback only
             "sync_timeout_ms": 1000, "websocket_ping_s": 3,
             "health_max_sync_age_s": 5, "health_max_outbox_age_s": 5,
-            "rate_limit_per_min": 1000})
+            "rate_limit_per_min": 1000, "log_format": "json"})
         cls.bot.set_clock(utc(2026, 11, 18, 10, 0))
         cls.bot.start()
         cls.addClassCleanup(cls.bot.stop)
@@ -255,6 +255,31 @@ class Metrics(unittest.TestCase):
             m = self.scrape()
             self.assertGreaterEqual(self.val(m, "tlbot_transport_reconnects_total")
                                     - self.val(m0, "tlbot_transport_reconnects_total"), 1)
+
+    def test_5_json_log(self):
+        # log_format: json: every line the bot wrote is one JSON object with
+        # the six fields, and neither its password nor its token is there
+        import json
+        token = None
+        with open(self.bot.log_path, encoding="utf-8") as f:
+            lines = [ln for ln in f.read().splitlines() if ln and not ln.startswith("==== ")]
+        self.assertGreater(len(lines), 10)
+        rooms = 0
+        for ln in lines:
+            o = json.loads(ln)
+            self.assertEqual(set(o), {"time", "level", "module", "room", "event", "message"}, ln)
+            self.assertRegex(o["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn(o["level"], ("error", "warn", "info", "debug", "fatal"))
+            rooms += o["room"] == self.room
+        self.assertGreater(rooms, 0)
+        import sqlite3
+        with sqlite3.connect(self.bot.db_path) as db:
+            row = db.execute("SELECT value FROM kv WHERE key = 'access_token'").fetchone()
+            token = row[0] if row else None
+        text = "\n".join(lines)
+        self.assertNotIn(self.bot.password, text)
+        if token:
+            self.assertNotIn(token, text)
 
 
 if __name__ == "__main__":

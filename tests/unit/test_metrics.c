@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tap.h"
+#include "tlbot/config.h"
 #include "tlbot/metrics.h"
 
 #define THREADS    4
@@ -127,7 +128,60 @@ TEST(health)
 	CHECK_STR(why, "database not readable");
 }
 
+static void
+count_report(int line, const char *msg, void *arg)
+{
+	(void)line;
+	(void)msg;
+	(*(int *)arg)++;
+}
+
+/* Problems a YAML snippet has (the operations keys). */
+static int
+problems(const char *yaml)
+{
+	struct tlbot_config c;
+	int n = 0;
+
+	tlbot_config_init(&c);
+	tlbot_config_load_string(&c, yaml, strlen(yaml), count_report, &n);
+	tlbot_config_release(&c);
+	return n;
+}
+
+TEST(config_keys)
+{
+	struct tlbot_config c;
+	int n = 0;
+	const char *y = "metrics_listen: \"127.0.0.1:9464\"\nlog_format: json\nretention_days: 90\n"
+	                "health_max_sync_age_s: 120\n";
+
+	tlbot_config_init(&c);
+	CHECK(c.metrics_listen == NULL); /* off by default */
+	CHECK_STR(c.log_format, "text");
+	CHECK_INT(c.retention_days, ==, 0); /* keep */
+	CHECK_INT(c.health_max_sync_age_s, ==, 90);
+	CHECK_INT(c.health_max_outbox_age_s, ==, 300);
+	tlbot_config_load_string(&c, y, strlen(y), count_report, &n);
+	CHECK_INT(n, ==, 0);
+	CHECK_STR(c.metrics_listen, "127.0.0.1:9464");
+	CHECK_STR(c.log_format, "json");
+	CHECK_INT(c.retention_days, ==, 90);
+	CHECK_INT(c.health_max_sync_age_s, ==, 120);
+	tlbot_config_release(&c);
+	CHECK_INT(problems("metrics_listen: 9464\n"), ==, 0);
+	CHECK_INT(problems("metrics_listen: \"[::1]:9464\"\n"), ==, 0);
+	CHECK_INT(problems("metrics_listen: \"0.0.0.0:9464\"\n"), ==, 0);
+	CHECK_INT(problems("metrics_listen: abc\n"), ==, 1);
+	CHECK_INT(problems("metrics_listen: \"host:70000\"\n"), ==, 1);
+	CHECK_INT(problems("metrics_listen: \":9464\"\n"), ==, 1);
+	CHECK_INT(problems("log_format: xml\n"), ==, 1);
+	CHECK_INT(problems("retention_days: -1\n"), ==, 1);
+	CHECK_INT(problems("health_max_outbox_age_s: 1\n"), ==, 1);
+}
+
 static const struct tap_test tests[] = {
+        TEST_ENTRY(config_keys),
         TEST_ENTRY(threads_add_up),
         TEST_ENTRY(families_and_labels),
         TEST_ENTRY(health),
