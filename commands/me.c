@@ -116,7 +116,7 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 		char sug[192];
 
 		if (suggest_tz(tz, sug, sizeof(sug)) == 0)
-			return tlbot_fail(ctx, "unknown time zone '%s': did you mean %s? (%sme tz %s)",
+			return tlbot_fail(ctx, "unknown time zone '%s': did you mean %s? (`%sme tz %s`)",
 			                  tz, sug, tlbot_ctx_prefix(ctx), sug);
 		return tlbot_fail(ctx,
 		                  "unknown time zone '%s': use an IANA name such as "
@@ -139,7 +139,7 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 	if (fixed_uk_like(tz))
 		snprintf(warn, sizeof(warn),
 		         " Note: %s has no summer time, while the UK follows Europe/London (GMT in "
-		         "winter, BST in summer): in the UK, use %sme tz Europe/London.",
+		         "winter, BST in summer): in the UK, use `%sme tz Europe/London`.",
 		         tz, tlbot_ctx_prefix(ctx));
 	return tlbot_replyf(ctx,
 	                    "Your time zone is now %s: stand-up prompts come at the stand-up "
@@ -197,7 +197,7 @@ show(struct tlbot_ctx *ctx)
 		}
 		sqlite3_finalize(s);
 	}
-	tlbot_msg_textf(&m, "Change your zone with %sme tz Europe/Paris (or %sme tz default).",
+	su_textf_code(&m, "Change your zone with `%sme tz Europe/Paris` (or `%sme tz default`).",
 	                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
 }

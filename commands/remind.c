@@ -348,7 +348,7 @@ cancel(struct tlbot_ctx *ctx, const char *ref)
 		p++;
 	id = strtoll(p, &end, 10);
 	if (*p == '\0' || *end != '\0' || id <= 0)
-		return tlbot_fail(ctx, "which reminder? give its number, e.g. R-7 (%sremind list)",
+		return tlbot_fail(ctx, "which reminder? give its number, e.g. R-7 (`%sremind list`)",
 		                  tlbot_ctx_prefix(ctx));
 	s = su_prep(ctx, "SELECT owner = ?2 OR target_user = ?2, room_id FROM reminders WHERE"
 	                 " id = ?1 AND delivered = 0 AND cancelled = 0 AND missed = 0");
@@ -391,7 +391,7 @@ remind(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	if (strcasecmp(args->argv[0], "cancel") == 0) {
 		if (args->argc != 2)
-			return tlbot_fail(ctx, "usage: %sremind cancel R-N", tlbot_ctx_prefix(ctx));
+			return tlbot_fail(ctx, "usage: `%sremind cancel R-N`", tlbot_ctx_prefix(ctx));
 		return cancel(ctx, args->argv[1]);
 	}
 	return create(ctx, args);

@@ -66,8 +66,8 @@ need_room(struct tlbot_ctx *ctx, struct su_room *r)
 		return -1;
 	if (rc == 1)
 		return tlbot_fail(ctx,
-		                  "no stand-up here yet: start with %sstandup schedule 09:30 "
-		                  "Europe/London mon-fri",
+		                  "no stand-up here yet: start with `%sstandup schedule 09:30 "
+		                  "Europe/London mon-fri`",
 		                  tlbot_ctx_prefix(ctx));
 	return 0;
 }
@@ -102,7 +102,7 @@ replan_reply(struct tlbot_ctx *ctx, const char *what)
 	su_hhmm(r.minute, at);
 	su_hhmm(r.summary_minute, sat);
 	if (!r.enabled)
-		tlbot_replyf(ctx, "%s. Stand-ups are off here (%sstandup on to resume).", what,
+		tlbot_replyf(ctx, "%s. Stand-ups are off here (`%sstandup on` to resume).", what,
 		             tlbot_ctx_prefix(ctx));
 	else if (r.next_date) {
 		char today[11] = "";
@@ -293,7 +293,7 @@ set_enabled(struct tlbot_ctx *ctx, int on)
 	/* off: said once, with the way back */
 	if (su_replan(ctx, tlbot_ctx_room(ctx)) != 0)
 		return -1;
-	return tlbot_replyf(ctx, "Stand-ups %s here: no prompts or summaries until %sstandup on.",
+	return tlbot_replyf(ctx, "Stand-ups %s here: no prompts or summaries until `%sstandup on`.",
 	                    was ? "paused" : "were already paused", tlbot_ctx_prefix(ctx));
 }
 
@@ -548,7 +548,7 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	    !tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)))
 		return tlbot_fail(ctx,
 		                  "not allowed: marking someone else away needs a moderator; "
-		                  "anyone may mark themselves (%sstandup away me --until DATE)",
+		                  "anyone may mark themselves (`%sstandup away me --until DATE`)",
 		                  tlbot_ctx_prefix(ctx));
 	if (until == NULL)
 		return tlbot_fail(ctx, "until when? add --until DATE (%s)", tlbot_date_forms);
@@ -658,9 +658,9 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (r.division)
 		tlbot_msg_textf(&m, "Bank holidays skipped: %s (GOV.UK).", r.division);
 	else
-		tlbot_msg_textf(&m,
-		                "Bank holidays are not skipped (%sstandup holidays "
-		                "england-and-wales|scotland|northern-ireland).",
+		su_textf_code(&m,
+		                "Bank holidays are not skipped (`%sstandup holidays "
+		                "england-and-wales|scotland|northern-ireland`).",
 		                tlbot_ctx_prefix(ctx));
 	tlbot_msg_br(&m);
 	if (r.enabled && r.next_date) {
@@ -720,9 +720,9 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			tlbot_msg_br(&m);
 		}
 		if (!roster)
-			tlbot_msg_textf(&m,
+			su_textf_code(&m,
 			                "No team roster here, so everyone in the room is asked; "
-			                "%steam add @user --role R makes a roster that is asked "
+			                "`%steam add @user --role R` makes a roster that is asked "
 			                "instead.",
 			                tlbot_ctx_prefix(ctx));
 	}

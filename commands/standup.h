@@ -127,6 +127,9 @@ sqlite3_stmt *su_prep(struct tlbot_ctx *ctx, const char *sql);
  * reported as above). */
 int su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s);
 void su_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Formatted bot text (at most 2 KiB) whose `backticked` commands are
+ * <code> (tlbot_msg_text_code). */
+void su_textf_code(struct tlbot_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "Wednesday 18 November 2026" */
 void su_date_long(const char *date, char *out, size_t outlen);
 

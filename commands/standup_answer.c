@@ -200,7 +200,7 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 		free(now_sec[k]);
 	if (late)
 		tlbot_msg_textf(&m,
-		                " The summary was already posted: %sstandup summary shows it "
+		                " The summary was already posted: `%sstandup summary` shows it "
 		                "with your answer.",
 		                tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
@@ -244,7 +244,7 @@ su_cmd_answer(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			su_list_release(&dates);
 			return tlbot_fail(ctx,
 			                  "I have not asked you for a stand-up lately: answer in "
-			                  "your team's room with %sstandup y: ... t: ... b: ...",
+			                  "your team's room with `%sstandup y: ... t: ... b: ...`",
 			                  tlbot_ctx_prefix(ctx));
 		}
 	} else {

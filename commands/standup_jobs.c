@@ -175,15 +175,15 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 	}
 	tlbot_msg_br(&m);
 	questions(&m, r);
-	tlbot_msg_textf(&m,
-	                "Answer with %sstandup y: ... t: ... b: ..., or reply to this message "
+	su_textf_code(&m,
+	                "Answer with `%sstandup y: ... t: ... b: ...`, or reply to this message "
 	                "(one line per question, or lines starting y: t: b:). Summary at %s.",
 	                tlbot_ctx_prefix(ctx), sat);
 	if (nobody_by_dm) {
 		tlbot_msg_br(&m);
-		tlbot_msg_textf(&m,
+		su_textf_code(&m,
 		                "Nobody to ask by direct message yet: add the team with "
-		                "%steam add @user --role R.",
+		                "`%steam add @user --role R`.",
 		                tlbot_ctx_prefix(ctx));
 	}
 	if (tlbot_send_room(ctx, r->room_id, &m) != 0)
@@ -352,7 +352,7 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			tlbot_msg_text(&m, i ? ", " : " ");
 			tlbot_msg_mention(&m, late.v[i]);
 		}
-		tlbot_msg_textf(&m, ": %sstandup y: ... t: ... b: ...", tlbot_ctx_prefix(ctx));
+		su_textf_code(&m, ": `%sstandup y: ... t: ... b: ...`", tlbot_ctx_prefix(ctx));
 		rc = tlbot_send_room(ctx, r.room_id, &m);
 	}
 	for (i = 0; i < late.n && rc == 0; i++) {

@@ -1,6 +1,7 @@
 /* Stand-up: settings, roster, away, answers and planning of the jobs.
  * Private to the family (see standup.h). */
 #include <ctype.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,18 @@ su_room_link(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *room_id)
 	snprintf(href, sizeof(href), "https://matrix.to/#/%s", room_id);
 	tlbot_msg_link(m, name ? name : room_id, href, name ? room_id : NULL);
 	free(name);
+}
+
+void
+su_textf_code(struct tlbot_msg *m, const char *fmt, ...)
+{
+	char text[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	tlbot_msg_text_code(m, text);
 }
 
 void

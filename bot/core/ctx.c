@@ -26,6 +26,8 @@ tlbot_ctx_init(struct tlbot_ctx *ctx, const struct tlbot_config *cfg, struct tlb
 	ctx->event_time = ctx->now;
 	ctx->prefix = cfg->prefixes.n ? cfg->prefixes.v[0] : "!";
 	tlbot_buf_init(&ctx->err, 1024);
+	/* people in this context's messages are named as the room knows them */
+	tlbot_msg_set_namer(tlbot_ctx_namer, ctx);
 }
 
 void
@@ -33,6 +35,8 @@ tlbot_ctx_release(struct tlbot_ctx *ctx)
 {
 	size_t i;
 
+	if (tlbot_msg_namer_arg() == ctx)
+		tlbot_msg_set_namer(NULL, NULL);
 	for (i = 0; i < ctx->nmentions; i++)
 		free(ctx->mentions[i]);
 	ctx->nmentions = 0;
@@ -365,7 +369,7 @@ tlbot_replyf(struct tlbot_ctx *ctx, const char *fmt, ...)
 	tlbot_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	tlbot_msg_init(&m);
-	tlbot_msg_text(&m, tlbot_buf_str(&b));
+	tlbot_msg_text_code(&m, tlbot_buf_str(&b)); /* `!hints` in <code> */
 	tlbot_buf_release(&b);
 	return tlbot_reply(ctx, &m);
 }

@@ -183,3 +183,49 @@ tlbot_ctx_display_name(struct tlbot_ctx *ctx, const char *user_id)
 	free(dn);
 	return kept;
 }
+
+int
+tlbot_ctx_namer(void *arg, const char *user_id, char *out, size_t outlen)
+{
+	struct tlbot_ctx *ctx = arg;
+	const char *colon = user_id ? strchr(user_id, ':') : NULL;
+	char *dn = NULL;
+	size_t i, n, chars = 0;
+
+	if (ctx == NULL || ctx->st == NULL || colon == NULL || user_id[0] != '@')
+		return -1;
+	if (text2(ctx, &dn,
+		  "SELECT json_extract(content, '$.displayname') FROM room_state"
+		  " WHERE type = 'm.room.member' AND state_key = ?"
+		  " AND json_extract(content, '$.displayname') IS NOT NULL"
+		  " ORDER BY room_id = ? DESC LIMIT 1",
+		  user_id, ctx->room_id ? ctx->room_id : "") != 0 &&
+	    text2(ctx, &dn, "SELECT displayname FROM user_profiles WHERE user_id = ? AND found = 1",
+		  user_id, NULL) != 0)
+		return -1;
+	n = strlen(dn);
+	/* only a name of their own: the localpart alone says less than the id;
+	 * nothing that could pass for another id or break a line */
+	if (n == 0 || ((size_t)(colon - user_id - 1) == n && strncasecmp(user_id + 1, dn, n) == 0) ||
+	    dn[0] == '@' || n >= outlen) {
+		free(dn);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)dn[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			free(dn);
+			return -1;
+		}
+		if ((c & 0xc0) != 0x80)
+			chars++;
+	}
+	if (chars > 64) {
+		free(dn);
+		return -1;
+	}
+	memcpy(out, dn, n + 1);
+	free(dn);
+	return 0;
+}

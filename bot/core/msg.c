@@ -34,11 +34,60 @@ check(struct tlbot_msg *m, int rc)
 		m->failed = 1;
 }
 
+/* Does the HTML so far end with a block (a list, list item, table, heading,
+ * paragraph or pre)? A <br/> there opens an empty gap in clients. */
+static int
+after_block(const struct tlbot_msg *m)
+{
+	static const char *const tags[] = {"</ul>", "</ol>", "<ul>", "<ol>", "</li>", "<li>",
+					   "</table>", "</p>", "</pre>", "</h3>", "</h4>",
+					   "</blockquote>", NULL};
+	const char *h = m->html.data;
+	size_t i, n = m->html.len;
+
+	if (h == NULL || n == 0)
+		return 1; /* nothing yet: a leading <br/> is a gap too */
+	for (i = 0; tags[i]; i++) {
+		size_t l = strlen(tags[i]);
+
+		if (n >= l && memcmp(h + n - l, tags[i], l) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 void
 tlbot_msg_text(struct tlbot_msg *m, const char *s)
 {
 	check(m, tlbot_buf_adds(&m->plain, s));
+	/* a line break right after a block is the block's own */
+	while (*s == '\n' && after_block(m))
+		s++;
 	check(m, tlbot_buf_add_html(&m->html, s, 1));
+}
+
+void
+tlbot_msg_text_code(struct tlbot_msg *m, const char *s)
+{
+	const char *p = s;
+
+	while (*p) {
+		const char *open = strchr(p, '`'), *close = open ? strchr(open + 1, '`') : NULL;
+		struct tlbot_buf t;
+
+		if (open == NULL || close == NULL || close == open + 1) {
+			tlbot_msg_text(m, p);
+			return;
+		}
+		tlbot_buf_init(&t, TLBOT_MSG_MAX);
+		check(m, tlbot_buf_add(&t, p, (size_t)(open - p)));
+		tlbot_msg_text(m, tlbot_buf_str(&t));
+		tlbot_buf_reset(&t);
+		check(m, tlbot_buf_add(&t, open + 1, (size_t)(close - open - 1)));
+		tlbot_msg_code(m, tlbot_buf_str(&t));
+		tlbot_buf_release(&t);
+		p = close + 1;
+	}
 }
 
 void
@@ -58,7 +107,25 @@ tlbot_msg_textf(struct tlbot_msg *m, const char *fmt, ...)
 void
 tlbot_msg_html(struct tlbot_msg *m, const char *html)
 {
-	check(m, tlbot_buf_adds(&m->html, html));
+	struct tlbot_buf *h = &m->html;
+
+	/* one list, not two: "</ul><ul>" (and <ol>) joined */
+	if ((strcmp(html, "<ul>") == 0 || strcmp(html, "<ol>") == 0) && h->len >= 5 &&
+	    memcmp(h->data + h->len - 5, strcmp(html, "<ul>") == 0 ? "</ul>" : "</ol>", 5) == 0) {
+		h->len -= 5;
+		h->data[h->len] = '\0';
+		return;
+	}
+	/* a block does not follow a line break */
+	if (html[0] == '<' && (strncmp(html, "<ul", 3) == 0 || strncmp(html, "<ol", 3) == 0 ||
+			       strncmp(html, "<table", 6) == 0 || strncmp(html, "<pre", 4) == 0 ||
+			       strncmp(html, "<p>", 3) == 0 || strncmp(html, "</li>", 5) == 0 ||
+			       strncmp(html, "</ul>", 5) == 0 || strncmp(html, "</ol>", 5) == 0))
+		while (h->len >= 5 && memcmp(h->data + h->len - 5, "<br/>", 5) == 0) {
+			h->len -= 5;
+			h->data[h->len] = '\0';
+		}
+	check(m, tlbot_buf_adds(h, html));
 }
 
 void
@@ -99,15 +166,40 @@ tlbot_msg_code(struct tlbot_msg *m, const char *s)
 	wrapped(m, "<code>", s, "</code>");
 }
 
-/* A matrix.to pill for user_id; the href percent-encodes the id. */
+/* Who names people on this thread (the context a command or job runs in
+ * sets it): a display name for an id, or nothing. */
+static _Thread_local tlbot_msg_namer_fn namer;
+static _Thread_local void *namer_arg;
+
+void
+tlbot_msg_set_namer(tlbot_msg_namer_fn fn, void *arg)
+{
+	namer = fn;
+	namer_arg = arg;
+}
+
+void *
+tlbot_msg_namer_arg(void)
+{
+	return namer_arg;
+}
+
+/* A matrix.to pill for user_id: the person's display name as the link text
+ * and in the body when they have one of their own, else the id; the href
+ * percent-encodes the id. */
 static void
 pill(struct tlbot_msg *m, const char *user_id)
 {
-	check(m, tlbot_buf_adds(&m->plain, user_id));
+	char name[TLBOT_MSG_NAME_MAX];
+	const char *label = user_id;
+
+	if (namer && namer(namer_arg, user_id, name, sizeof(name)) == 0 && name[0])
+		label = name;
+	check(m, tlbot_buf_adds(&m->plain, label));
 	check(m, tlbot_buf_adds(&m->html, "<a href=\"https://matrix.to/#/"));
 	check(m, tlbot_buf_add_html(&m->html, user_id, 0));
 	check(m, tlbot_buf_adds(&m->html, "\">"));
-	check(m, tlbot_buf_add_html(&m->html, user_id, 0));
+	check(m, tlbot_buf_add_html(&m->html, label, 0));
 	check(m, tlbot_buf_adds(&m->html, "</a>"));
 }
 
@@ -154,7 +246,8 @@ void
 tlbot_msg_br(struct tlbot_msg *m)
 {
 	check(m, tlbot_buf_addc(&m->plain, '\n'));
-	check(m, tlbot_buf_adds(&m->html, "<br/>"));
+	if (!after_block(m))
+		check(m, tlbot_buf_adds(&m->html, "<br/>"));
 }
 
 void
@@ -182,16 +275,20 @@ tlbot_msg_content_json(const struct tlbot_msg *m, const char *msgtype)
 {
 	json_t *c, *ids;
 	char *out;
-	size_t i;
+	size_t i, hlen;
 
 	if (m->failed)
 		return NULL;
+	/* no line break at the very end: clients show it as a gap */
+	hlen = m->html.len;
+	while (hlen >= 5 && memcmp(m->html.data + hlen - 5, "<br/>", 5) == 0)
+		hlen -= 5;
 	ids = json_array();
 	for (i = 0; ids && i < m->nmentions; i++)
 		json_array_append_new(ids, json_string(m->mentions[i]));
-	c = json_pack("{s:s, s:s, s:s, s:s, s:{s:o}}", "msgtype", msgtype,
+	c = json_pack("{s:s, s:s, s:s, s:s#, s:{s:o}}", "msgtype", msgtype,
 		      "body", tlbot_buf_str(&m->plain), "format", "org.matrix.custom.html",
-		      "formatted_body", tlbot_buf_str(&m->html), "m.mentions", "user_ids", ids);
+		      "formatted_body", hlen ? m->html.data : "", hlen, "m.mentions", "user_ids", ids);
 	if (c == NULL)
 		return NULL;
 	if (m->room_mention)

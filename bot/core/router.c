@@ -172,8 +172,8 @@ edit_of_command(struct tlbot_router *rt, struct tlbot_ctx *ctx)
 			 ctx->room_id, orig);
 		if (has_edit)
 			rc = tlbot_replyf(ctx, "I already ran this command, so I do not run edits of it. "
-					  "To change the record, send a new command: %s%s edit "
-					  "(%shelp %s shows how).", tlbot_ctx_prefix(ctx), c->name,
+					  "To change the record, send a new command: `%s%s edit` "
+					  "(`%shelp %s` shows how).", tlbot_ctx_prefix(ctx), c->name,
 					  tlbot_ctx_prefix(ctx), c->name);
 		else
 			rc = tlbot_replyf(ctx, "I already ran this command, so I do not run edits of it. "

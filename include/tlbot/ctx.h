@@ -52,6 +52,9 @@ void tlbot_ctx_init(struct tlbot_ctx *ctx, const struct tlbot_config *cfg,
 		    struct tlbot_store *st, const char *bot_user);
 void tlbot_ctx_release(struct tlbot_ctx *ctx);
 void tlbot_ctx_add_mention(struct tlbot_ctx *ctx, const char *user_id);
+/* The pill namer (tlbot_msg_namer_fn) for ctx (bot/core/members.c): a
+ * member's own display name (not just their localpart), else -1. */
+int tlbot_ctx_namer(void *ctx, const char *user_id, char *out, size_t outlen);
 
 /* Enqueue a reply to the ctx event; when ctx has no event, a plain room
  * message. msgtype "m.notice". Returns 0 or -1. */

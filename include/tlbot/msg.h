@@ -27,7 +27,12 @@ void tlbot_msg_release(struct tlbot_msg *m);
 void tlbot_msg_text(struct tlbot_msg *m, const char *s);
 void tlbot_msg_textf(struct tlbot_msg *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Raw HTML only (trusted markup written by the bot, never user text). */
+/* Bot text where `backticked` spans are commands: <code> in the HTML, the
+ * plain body without the backticks. */
+void tlbot_msg_text_code(struct tlbot_msg *m, const char *s);
+/* Raw HTML only (trusted markup written by the bot, never user text).
+ * "<ul>" right after "</ul>" continues that list; a block after a line
+ * break drops the break. */
 void tlbot_msg_html(struct tlbot_msg *m, const char *html);
 /* User text escaped into the HTML only (e.g. table cells whose plain
  * form is written separately with tlbot_msg_plain). */
@@ -46,13 +51,21 @@ void tlbot_msg_user(struct tlbot_msg *m, const char *user_id);
 /* A link: label text, href (escaped), optional title shown on hover. */
 void tlbot_msg_link(struct tlbot_msg *m, const char *label, const char *href,
 		    const char *title);
-/* Newline in body, <br/> in HTML. */
+/* Newline in body, <br/> in HTML (none right after a block: </ul>, </li>). */
 void tlbot_msg_br(struct tlbot_msg *m);
 /* A line break before what follows, in the HTML only where it is needed:
  * not at the start, and not right after a block (</ul>, </ol>, </li>,
  * </p>, </pre>, </table>), where <br/> would open an empty line. The
  * plain body always gets its newline (except at the start). */
 void tlbot_msg_nl(struct tlbot_msg *m);
+
+/* Display names for pills: fn writes user_id's display name into out and
+ * returns 0, or returns -1 to show the id. Set per thread by the context a
+ * command or job runs in (tlbot_ctx_init); NULL to stop. */
+#define TLBOT_MSG_NAME_MAX 128
+typedef int (*tlbot_msg_namer_fn)(void *arg, const char *user_id, char *out, size_t outlen);
+void tlbot_msg_set_namer(tlbot_msg_namer_fn fn, void *arg);
+void *tlbot_msg_namer_arg(void);
 
 /* Build the event content (msgtype, body, format, formatted_body,
  * m.mentions) as a JSON string. msgtype is "m.notice" or "m.text".

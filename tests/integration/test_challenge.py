@@ -118,9 +118,10 @@ class Challenge(Asks, unittest.TestCase):
                      formatted_body=f'!challenge assign {cid} '
                                     '<a href="https://matrix.to/#/@kim:localhost">Kim Lee</a>',
                      mentions=["@kim:localhost"])
-        self.assertIn(f"Assigned {cid} Family hubs to @kim:localhost.", body(r))
+        # a member with a display name is written by it (issue 13 item 19)
+        self.assertIn(f"Assigned {cid} Family hubs to Kim Lee.", body(r))
         r = self.ask(f"!challenge show {cid}", user=self.bob)
-        self.assertIn("Assigned: @sam:localhost, @kim:localhost", body(r))
+        self.assertIn("Assigned: @sam:localhost, Kim Lee", body(r))
         self.assertIn("Lead: @sam:localhost", body(r))
 
     def test_notify_off_stops_dm(self):

@@ -11,6 +11,7 @@ unknown people; the programme room."""
 
 import calendar
 import os
+import re
 import sys
 import time
 import unittest
@@ -230,7 +231,9 @@ class DayOne(unittest.TestCase):
         # people by localpart, @localpart and display name
         _, r = self.ask("!team add erin --role data")
         self.assertIn("Added", body(r))
-        self.assertIn("@erin:localhost", body(r) + html(r))
+        # written by her display name, as clients show her (item 19)
+        self.assertIn("Added Erin Hughes", body(r))
+        self.assertIn('<a href="https://matrix.to/#/@erin:localhost">Erin Hughes</a>', html(r))
         _, r = self.ask(f"!challenge assign {ref} Erin Hughes")
         self.assertIn("Assigned", body(r))
         self.assertIn("@erin:localhost", body(r) + html(r))
@@ -271,6 +274,38 @@ class DayOne(unittest.TestCase):
         self.assertIn("Mondays at 09:00", body(r))
         _, r = self.ask("!exp digest")
         self.assertNotIn("Mondays", body(r))
+
+    def test_g_html_as_clients_render_it(self):
+        """Every message the bot sent in these rooms keeps to the HTML subset
+        the spec recommends for org.matrix.custom.html, without the stray
+        line breaks that open gaps around lists, and with commands in
+        <code>."""
+        allowed = {"font", "del", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "p", "a",
+                   "ul", "ol", "sup", "sub", "li", "b", "i", "u", "strong", "em", "strike",
+                   "code", "hr", "br", "div", "table", "thead", "tbody", "tr", "th", "td",
+                   "caption", "pre", "span", "img", "details", "summary"}
+        seen = 0
+        for room in (self.room, self.prog):
+            for ev in self.hs.all_events(room):
+                if not from_bot(ev) or ev.get("type") != "m.room.message":
+                    continue
+                h = html(ev)
+                if not h:
+                    continue
+                seen += 1
+                tags = set(t.lower() for t in re.findall(r"</?([A-Za-z0-9]+)", h))
+                self.assertLessEqual(tags, allowed, h[:300])
+                for bad in ("</ul><br/>", "</ol><br/>", "</li><br/><li>", "<br/></li>",
+                            "</ul><ul>", "<br/><ul>", "<br/><ol>"):
+                    self.assertNotIn(bad, h, h[:400])
+                self.assertFalse(h.endswith("<br/>"), h[-200:])
+        self.assertGreater(seen, 20)
+        _, r = self.ask("!standup show")
+        self.assertIn("<code>!standup holidays england-and-wales|scotland|northern-ireland"
+                      "</code>", html(r))
+        self.assertNotIn("`", body(r))
+        _, r = self.ask("!me tz london", user=self.erin)
+        self.assertIn("<code>!me tz Europe/London</code>", html(r))
 
 if __name__ == "__main__":
     fixtures.main(verbosity=2)

@@ -53,13 +53,15 @@ class Team(Asks, unittest.TestCase):
                      formatted_body='!team add <a href="https://matrix.to/#/@kim:localhost">Kim Lee</a>'
                                     ' --role frontline',
                      mentions=["@kim:localhost"])
-        self.assertEqual(body(r), "Added @kim:localhost to the team as frontline.")
+        # a member with a display name is written by it (issue 13 item 19)
+        self.assertEqual(body(r), "Added Kim Lee to the team as frontline.")
+        self.assertIn('<a href="https://matrix.to/#/@kim:localhost">Kim Lee</a>', html(r))
         r = self.ask("!team list", user=self.bob)
         self.assertIn("• @sam:localhost — data, from 2026-09-01, until 2027-03-31", body(r))
-        self.assertIn("• @kim:localhost — frontline", body(r))
+        self.assertIn("• Kim Lee — frontline", body(r))
         self.assertIn("<table><thead><tr><th>Member</th>", html(r))
         r = self.ask("!team remove @kim:localhost")
-        self.assertEqual(body(r), "Removed @kim:localhost from the team.")
+        self.assertEqual(body(r), "Removed Kim Lee from the team.")
         r = self.ask("!team remove @kim:localhost")
         self.assertIn("@kim:localhost is not on this team", body(r))
         self.assertNotIn("@kim:localhost", body(self.ask("!team list", user=self.bob)))
@@ -109,7 +111,7 @@ class Team(Asks, unittest.TestCase):
         self.alice.join(dm)
         ev = self.alice.wait_for(dm, mx.body_contains("Heads-up"), timeout=20)
         self.assertEqual(ev["sender"], self.bot.user_id)
-        self.assertIn("the tour of duty of @kim:localhost (policy) with Essex family hubs ends on "
+        self.assertIn("the tour of duty of Kim Lee (policy) with Essex family hubs ends on "
                       "2026-11-28, in 9 days", body(ev))
 
 

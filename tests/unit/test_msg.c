@@ -144,7 +144,65 @@ TEST(pills_become_ids)
 	CHECK(tlbot_pills_to_ids("plain", "<a href=\"https://matrix.to/#/@a:b\">Someone</a>") == NULL);
 }
 
+static int
+test_namer(void *arg, const char *user_id, char *out, size_t outlen)
+{
+	(void)arg;
+	if (strcmp(user_id, "@erin:test") != 0)
+		return -1;
+	snprintf(out, outlen, "Erin <Hughes>");
+	return 0;
+}
+
+TEST(html_without_gaps_names_and_code)
+{
+	struct tlbot_msg m;
+	char *json;
+
+	/* no <br/> after a list or between items; one list, not two */
+	tlbot_msg_init(&m);
+	tlbot_msg_text(&m, "Head");
+	tlbot_msg_br(&m);
+	tlbot_msg_html(&m, "<ul><li>");
+	tlbot_msg_text(&m, "a");
+	tlbot_msg_br(&m);
+	tlbot_msg_html(&m, "</li>");
+	tlbot_msg_br(&m);
+	tlbot_msg_html(&m, "</ul>");
+	tlbot_msg_html(&m, "<ul>");
+	tlbot_msg_html(&m, "<li>b</li></ul>");
+	tlbot_msg_br(&m);
+	tlbot_msg_text(&m, "\ntail");
+	tlbot_msg_br(&m);
+	CHECK_STR(tlbot_buf_str(&m.html), "Head<ul><li>a</li><li>b</li></ul>tail<br/>");
+	CHECK_STR(tlbot_buf_str(&m.plain), "Head\na\n\n\n\ntail\n");
+	json = tlbot_msg_content_json(&m, "m.notice");
+	CHECK(json && strstr(json, "\"formatted_body\":\"Head<ul><li>a</li><li>b</li></ul>tail\""));
+	free(json);
+	tlbot_msg_release(&m);
+	/* `commands` in <code>, no backticks in the body */
+	tlbot_msg_init(&m);
+	tlbot_msg_text_code(&m, "try `!exp result E-1 --value N \"finding\"` now, or `x");
+	CHECK_STR(tlbot_buf_str(&m.plain), "try !exp result E-1 --value N \"finding\" now, or `x");
+	CHECK_STR(tlbot_buf_str(&m.html),
+		  "try <code>!exp result E-1 --value N &quot;finding&quot;</code> now, or `x");
+	tlbot_msg_release(&m);
+	/* people by their display name, escaped; others by id */
+	tlbot_msg_set_namer(test_namer, NULL);
+	tlbot_msg_init(&m);
+	tlbot_msg_user(&m, "@erin:test");
+	tlbot_msg_text(&m, " and ");
+	tlbot_msg_mention(&m, "@bob:test");
+	CHECK_STR(tlbot_buf_str(&m.plain), "Erin <Hughes> and @bob:test");
+	CHECK_STR(tlbot_buf_str(&m.html),
+		  "<a href=\"https://matrix.to/#/@erin:test\">Erin &lt;Hughes&gt;</a> and "
+		  "<a href=\"https://matrix.to/#/@bob:test\">@bob:test</a>");
+	tlbot_msg_release(&m);
+	tlbot_msg_set_namer(NULL, NULL);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(html_without_gaps_names_and_code),
 	TEST_ENTRY(pills_become_ids),
 	TEST_ENTRY(escapes_user_text_and_builds_mentions),
 	TEST_ENTRY(empty_mentions_always_present),
