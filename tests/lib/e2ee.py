@@ -35,6 +35,10 @@ import os
 import sys
 import time
 import uuid
+import warnings
+
+# aiohttp (under nio) warns about sessions it closes late; noise in test output
+warnings.filterwarnings("ignore", category=ResourceWarning)
 
 DIST = "/usr/lib/python3/dist-packages"
 try:
