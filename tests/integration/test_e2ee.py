@@ -10,8 +10,6 @@ bot is the real binary, the homeserver the local one.
     member receives the keys;
   * the room key arrives after the message (held back by the homeserver):
     the command is still answered, once;
-  * the bot's device is cross-signed: master -> self-signing -> device,
-    checked with libolm's Ed25519 verify;
   * bad input -- garbage ciphertext, a replayed Megolm index, an Olm message
     for another recipient key or claiming another sender or signing key --
     is refused and logged once, and the rest of the same sync batch is
@@ -19,7 +17,8 @@ bot is the real binary, the homeserver the local one.
   * the bot's log (info) holds neither the plaintext nor key material.
 
 Run with Debian's python3 (matrix-nio, python3-olm): /usr/bin/python3
-tests/integration/test_e2ee.py (CTest does)."""
+tests/integration/test_e2ee.py (CTest does).  Cross-signing:
+test_e2ee_cross_signing.py."""
 
 import calendar
 import os
@@ -221,26 +220,6 @@ class E2EE(unittest.TestCase):
         self.assertEqual(rep["content"]["body"], "pong")
         time.sleep(1)
         self.assertEqual(len(self.replies(cmd)), 1)
-
-    # ---- the bot's identity ----------------------------------------------------------------
-
-    def test_h_cross_signed_device(self):
-        bot = self.bot.user_id
-        dev_id, dev, q = self.bot_device()
-        ed = dev["keys"][f"ed25519:{dev_id}"]
-        self.assertTrue(e2ee.ed25519_ok(dev, bot, f"ed25519:{dev_id}", ed), "device self-signature")
-        master = q["master_keys"][bot]
-        ssk = q["self_signing_keys"][bot]
-        self.assertEqual(master["usage"], ["master"])
-        self.assertIn("self_signing", ssk["usage"])
-        (mkid, mpub), = master["keys"].items()
-        (skid, spub), = ssk["keys"].items()
-        self.assertEqual((mkid, skid), (f"ed25519:{mpub}", f"ed25519:{spub}"))
-        self.assertTrue(e2ee.ed25519_ok(ssk, bot, mkid, mpub), "master -> self-signing")
-        self.assertTrue(e2ee.ed25519_ok(dev, bot, skid, spub), "self-signing -> device")
-        # and a forged one does not pass the same check
-        forged = dict(dev, keys=dict(dev["keys"], **{f"curve25519:{dev_id}": "A" * 43}))
-        self.assertFalse(e2ee.ed25519_ok(forged, bot, skid, spub))
 
     # ---- hostile input ----------------------------------------------------------------------
 
