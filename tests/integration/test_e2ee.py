@@ -226,11 +226,13 @@ class E2EE(unittest.TestCase):
     def test_i_garbage_ciphertext(self):
         mark = self.bot.log_mark()
 
+        bad = self.alice.encrypt(self.room, {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+        bad["ciphertext"] = "AwgAEhA" + uuid.uuid4().hex + "garbage+/garbage"
+        good = self.alice.encrypt(self.room, {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+
         def send():
-            bad = self.alice.encrypt(self.room, {"msgtype": "m.text", "body": "!ping"})
-            bad["ciphertext"] = "AwgAEhA" + uuid.uuid4().hex + "garbage+/garbage"
-            b = self.alice.send_raw(self.room, "m.room.encrypted", bad)
-            return b, self.alice.send_text(self.room, "!ping")
+            return (self.alice.send_raw(self.room, "m.room.encrypted", bad),
+                    self.alice.send_raw(self.room, "m.room.encrypted", good))
         bad, good = self.one_batch(send)
         self.alice.wait_reply(self.room, good, sender=self.bot.user_id, timeout=20)
         self.assert_no_reply(bad, wait=0.5)
@@ -241,10 +243,12 @@ class E2EE(unittest.TestCase):
         cmd, _ = self.ask("!ping")
         mark = self.bot.log_mark()
 
+        good = self.alice.encrypt(self.room, {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+
         def send():
-            again = self.alice.send_raw(self.room, "m.room.encrypted",
-                                        self.alice.sent[cmd]["content"])
-            return again, self.alice.send_text(self.room, "!ping")
+            return (self.alice.send_raw(self.room, "m.room.encrypted",
+                                        self.alice.sent[cmd]["content"]),
+                    self.alice.send_raw(self.room, "m.room.encrypted", good))
         again, good = self.one_batch(send)
         self.alice.wait_reply(self.room, good, sender=self.bot.user_id, timeout=20)
         self.assert_no_reply(again, wait=0.5)
@@ -262,11 +266,16 @@ class E2EE(unittest.TestCase):
         mark = self.bot.log_mark()
         key, session = self.alice.room_key_content(self.room)
 
+        _, olm_body = self.alice.olm_to_device(self.bot.user_id, dev_id, "m.room_key", key,
+                                               send=False, **lie)
+        sneaky = self.alice.megolm_event(self.room, session,
+                                         {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+        good = self.alice.encrypt(self.room, {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+
         def send():
-            self.alice.olm_to_device(self.bot.user_id, dev_id, "m.room_key", key, **lie)
-            sneaky = self.alice.send_raw(self.room, "m.room.encrypted", self.alice.megolm_event(
-                self.room, session, {"msgtype": "m.text", "body": "!ping", "m.mentions": {}}))
-            return sneaky, self.alice.send_text(self.room, "!ping")
+            self.alice.send_to_device("m.room.encrypted", olm_body)
+            return (self.alice.send_raw(self.room, "m.room.encrypted", sneaky),
+                    self.alice.send_raw(self.room, "m.room.encrypted", good))
         sneaky, good = self.one_batch(send)
         self.alice.wait_reply(self.room, good, sender=self.bot.user_id, timeout=20)
         self.assert_no_reply(sneaky, wait=1.5)

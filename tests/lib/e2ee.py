@@ -452,13 +452,13 @@ class Peer:
 
     def olm_to_device(self, user_id, device_id, payload_type, content, *, sender=None,
                       recipient=None, recipient_ed25519=None, keys_ed25519=None,
-                      ciphertext_for=None, garbage=False, txn_id=None):
+                      ciphertext_for=None, garbage=False, txn_id=None, send=True):
         """Send an Olm-encrypted to-device m.room.encrypted to one device over a
         fresh outbound Olm session (a pre-key message), with the payload's
         fields overridable to lie: sender / recipient / recipient_keys.ed25519
         / keys.ed25519; ciphertext_for puts the ciphertext under another
         curve25519 key than the recipient's; garbage sends random base64.
-        -> the payload that was encrypted."""
+        send=False: only build it.  -> (the payload, the sendToDevice body)"""
         curve, ed = self.device_keys_of(user_id, device_id)
         otk = self.claim_otk(user_id, device_id)
         acct = self.client.olm.account
@@ -474,9 +474,13 @@ class Peer:
             body = "QUJD" + uuid.uuid4().hex + "xyz"
         enc = {"algorithm": OLM, "sender_key": self.curve25519,
                "ciphertext": {ciphertext_for or curve: {"type": msg.message_type, "body": body}}}
-        self.mx.api("PUT", f"/sendToDevice/m.room.encrypted/{txn_id or uuid.uuid4().hex}",
-                    {"messages": {user_id: {device_id: enc}}})
-        return payload
+        body = {"messages": {user_id: {device_id: enc}}}
+        if send:
+            self.send_to_device("m.room.encrypted", body, txn_id)
+        return payload, body
+
+    def send_to_device(self, event_type, body, txn_id=None):
+        self.mx.api("PUT", f"/sendToDevice/{event_type}/{txn_id or uuid.uuid4().hex}", body)
 
     def room_key_content(self, room):
         """An m.room_key content for a brand-new Megolm outbound session in
