@@ -2958,6 +2958,13 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        # a client killed mid-request (the fault tests' kill -9) is not an
+        # error of ours: no traceback for it
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Tiny Matrix homeserver for tests")
