@@ -65,6 +65,57 @@ PREJOIN_TYPES = ["m.room.create", "m.room.join_rules", "m.room.name",
                  "m.room.encryption", "m.room.topic"]
 INFINITE_PL = math.inf               # room v12 creators
 
+# Where real servers differ from each other or from the spec, a switch picks
+# the behaviour; the default is the strict side (what the bot must survive).
+# Set at start (--compat key=value, repeatable; mx.Homeserver(compat={...}))
+# or live (POST /_test/compat {key: value}).  Each has a test in
+# tests/homeserver/test_mxhs.py naming the server behaviour it models.
+COMPAT = {
+    # "device": txnIds scoped to the device (spec v1.7+, MSC3970); "token":
+    # to the access token (spec <= v1.6, Synapse 1.67): a new login of the
+    # same device gets a fresh txnId space
+    "txn_scope": "device",
+    # events over this many bytes (canonical JSON, as sent) -> 413 M_TOO_LARGE
+    # (spec "Size limits": 65536); 0: no limit
+    "max_event_bytes": 65536,
+    # Synapse's sync response cache (caches.sync_response_cache_duration, 2
+    # min): a repeated /sync with the same since, filter, timeout and
+    # full_state gets the earlier answer, unless that answer was empty
+    # (next_batch == since, Synapse #8518); 0: off
+    "sync_cache_s": 120,
+    # "replace": /messages and /event serve an edited event with the latest
+    # edit's content and unsigned.m-relations.m.replace (Synapse before
+    # MSC3925, spec <= v1.6); "original": content as sent (spec v1.7+)
+    "edits_in_messages": "original",
+    # "refuse": a relation (m.thread, m.replace, m.annotation...) to an event
+    # the server does not know -> 400 M_UNKNOWN, and a thread rooted at an
+    # event that is itself a relation -> 400 (Synapse
+    # EventCreationHandler._validate_event_relation); "accept": as events
+    # that arrive over federation, which nobody checks so
+    "relation_unknown_target": "refuse",
+    # "refuse": a lone UTF-16 surrogate in a JSON string -> 500 M_UNKNOWN
+    # (Synapse: the database refuses it); "accept"
+    "lone_surrogates": "refuse",
+    # "succeed": an invite to a user id nobody has succeeds (Synapse: a
+    # phantom invite, the membership event is created); "refuse": 404
+    "invite_unknown_users": "succeed",
+    # errcode for a join to a room id the server does not know (Synapse:
+    # 404 M_UNKNOWN "No known servers")
+    "unknown_room_errcode": "M_UNKNOWN",
+    # the first timeline of a newly joined room says limited: true (Synapse
+    # sets it for newly joined rooms whatever the count)
+    "limited_on_join": True,
+    # empty top-level /sync sections are omitted (Synapse encode_response),
+    # so a client must not expect "rooms", "account_data"... to be present
+    "omit_empty_sync_keys": True,
+    # the room version of createRoom without one (Synapse 1.67: "9";
+    # Synapse 1.76+: "10")
+    "default_room_version": "9",
+    # False: /_matrix/client/v1/media/download is unknown (404
+    # M_UNRECOGNIZED), as on servers before spec v1.11 (MSC3916)
+    "media_v1": True,
+}
+
 
 def now_ms():
     return int(time.time() * 1000)
@@ -145,6 +196,7 @@ def match_route(method, path):
 
 class Request:
     """What a route handler sees."""
+    app = None              # the App (one per process; set by App())
 
     def __init__(self, method, path, query, headers, body, params):
         self.method, self.path, self.query = method, path, query
@@ -277,6 +329,9 @@ class App:
         self.stats = {"requests": {}, "by_user": {}, "faults_fired": {},
                       "faults_fired_by_kind": {}}
         self.syncing = {}           # user_id -> list of since positions waiting
+        self.compat = dict(COMPAT)  # see COMPAT
+        Request.app = self
+        self.sync_cache = {}        # request key -> (monotonic time, response)
         self.uia_sessions = set()
         self.e2ee_test = e2ee_test_defaults()      # E2EE test switches
         self.s = {"format": 2, "server_name": server_name, "pos": 0, "seq": 0,
@@ -635,7 +690,7 @@ class App:
         room = self.room(room_id)
         if room is None:
             if membership == "join":
-                raise MxError(404, "M_NOT_FOUND", f"No known room {room_id}")
+                raise MxError(404, self.compat["unknown_room_errcode"], "No known servers")
             raise MxError(404 if membership == "leave" else 403,
                           "M_NOT_FOUND" if membership == "leave" else "M_FORBIDDEN",
                           f"Unknown room {room_id}")
@@ -645,7 +700,7 @@ class App:
         if membership == "invite":
             if smem != "join":
                 raise MxError(403, "M_FORBIDDEN", f"{sender} not in room")
-            if target not in self.s["users"]:
+            if target not in self.s["users"] and self.compat["invite_unknown_users"] != "succeed":
                 raise MxError(404, "M_NOT_FOUND", f"Unknown user {target}")
             if tmem == "join":
                 raise MxError(403, "M_FORBIDDEN", f"{target} is already in the room.")
@@ -738,6 +793,33 @@ class App:
                 unsigned["redacted_because"] = self.client_event(r, user_id, device_id,
                                                                  room_id, depth + 1)
         out["unsigned"] = unsigned
+        return out
+
+    def latest_edits(self, room):
+        """{original event id: its latest valid edit} (same sender, m.replace)."""
+        out = {}
+        for e in self.room_events(room):
+            rel = e["content"].get("m.relates_to")
+            if isinstance(rel, dict) and rel.get("rel_type") == "m.replace" and \
+                    isinstance(e["content"].get("m.new_content"), dict):
+                orig = self.ev(rel.get("event_id")) if isinstance(rel.get("event_id"), str) else None
+                if orig and orig["sender"] == e["sender"] and orig["room_id"] == e["room_id"]:
+                    out[orig["event_id"]] = e
+        return out
+
+    def served_edited(self, out, edits):
+        """COMPAT edits_in_messages "replace": the event as older Synapse
+        served it, with the latest edit's content and the edit bundled."""
+        edit = edits.get(out["event_id"])
+        if edit is None or self.compat["edits_in_messages"] != "replace":
+            return out
+        content = dict(edit["content"]["m.new_content"])
+        if "m.relates_to" in out["content"]:
+            content["m.relates_to"] = out["content"]["m.relates_to"]
+        out["content"] = content
+        out["unsigned"].setdefault("m.relations", {})["m.replace"] = {
+            "event_id": edit["event_id"], "origin_server_ts": edit["origin_server_ts"],
+            "sender": edit["sender"]}
         return out
 
     def stripped(self, e):
@@ -843,6 +925,8 @@ class App:
                 initial = since is None or newly or full_state
                 lo = 0 if (since is None or newly) else since
                 tl, limited, prev_batch = timeline_for(room, lo, head)
+                if newly and self.compat["limited_on_join"]:
+                    limited = True
                 tstart = tl[0]["_pos"] if tl else head + 1
                 st = state_for(room, initial, lo, tstart, tl)
                 ad = room_account_data(room_id, since is None or newly)
@@ -902,6 +986,17 @@ class App:
         empty = not (join or invite or leave or gad)
         if E2EE(self).sync(user_id, device_id, since, resp):
             empty = False
+        if self.compat["omit_empty_sync_keys"]:
+            def hollow(v):
+                return v in ([], {}) or (isinstance(v, dict) and all(map(hollow, v.values())))
+            for k in list(resp["rooms"]):
+                if not resp["rooms"][k]:
+                    del resp["rooms"][k]
+            # (Synapse always sends the one-time key counts: #10456, MSC2732)
+            for k in list(resp):
+                if k not in ("next_batch", "device_one_time_keys_count",
+                             "device_unused_fallback_key_types") and hollow(resp[k]):
+                    del resp[k]
         return resp, empty
 
     # ---- faults ----------------------------------------------------------------
@@ -963,6 +1058,8 @@ class App:
 
     def test_api(self, method, path, body):
         """/_test/... (no auth):
+        GET    /_test/compat         -> the switches (COMPAT)
+        POST   /_test/compat         {switch: value...} -> the switches
         POST   /_test/faults         add a fault -> {"id"}
         GET    /_test/faults         -> {"faults": [...with remaining count, fired]}
         DELETE /_test/faults         clear all;  DELETE /_test/faults/{id} one
@@ -986,6 +1083,11 @@ class App:
             r = e2ee_test_api(self, method, path, obj)
             if r is not None:
                 return r
+            if path == "/_test/compat":
+                if method == "POST":
+                    self.set_compat(obj())
+                if method in ("GET", "POST"):
+                    return 200, dict(self.compat)
             if path == "/_test/faults":
                 if method == "POST":
                     return 200, {"id": self.add_fault(obj())["id"]}
@@ -1017,6 +1119,15 @@ class App:
                 return 200, {"events": [self.client_event(e) for e in self.room_events(room)]}
         raise MxError(404, "M_UNRECOGNIZED", "Unrecognized test request")
 
+    def set_compat(self, changes):
+        for k, v in changes.items():
+            if k not in COMPAT:
+                raise MxError(400, "M_INVALID_PARAM", f"unknown compat switch {k!r}")
+            if type(v) is not type(COMPAT[k]):
+                raise MxError(400, "M_INVALID_PARAM", f"{k}: expected {type(COMPAT[k]).__name__}")
+            self.compat[k] = v
+        self.sync_cache.clear()
+
     def count_request(self, method, template, user_id):
         key = f"{method} {template}"
         with self.lock:
@@ -1044,7 +1155,7 @@ def h_wellknown(app, req):
 @route("GET", C + "/capabilities")
 def h_capabilities(app, req):
     return 200, {"capabilities": {
-        "m.room_versions": {"default": DEFAULT_ROOM_VERSION,
+        "m.room_versions": {"default": app.compat["default_room_version"],
                             "available": {v: "stable" for v in ROOM_VERSIONS}},
         "m.change_password": {"enabled": False},
         "m.set_displayname": {"enabled": True},
@@ -1340,7 +1451,7 @@ def h_pushrules(app, req):
 def h_create_room(app, req):
     body = req.json()
     creator = req.user_id
-    version = str(body.get("room_version", DEFAULT_ROOM_VERSION))
+    version = str(body.get("room_version", app.compat["default_room_version"]))
     if version not in ROOM_VERSIONS:
         raise MxError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unsupported room version {version}")
     v = int(version)
@@ -1581,9 +1692,46 @@ def h_del_alias(app, req):
 
 def txn_key(req):
     # Spec: a retransmission is the same transaction id on the same path from
-    # the same device.  The path is normalised (template + decoded params).
-    return "|".join([req.user_id, req.device_id, req.route.template,
+    # the same device (v1.7+; the access token before: COMPAT txn_scope).
+    # The path is normalised (template + decoded params).
+    scope = req.token if req.app.compat["txn_scope"] == "token" else req.device_id
+    return "|".join([req.user_id, scope, req.route.template,
                      json.dumps(req.params, sort_keys=True)])
+
+
+# Bytes a PDU adds around its content over federation (event id, room id,
+# sender, type, timestamps, depth, prev/auth events, hashes, signatures):
+# with it, the 65,536-byte limit leaves ~64,880 bytes of content, as
+# measured on Synapse.
+PDU_OVERHEAD = 580
+
+
+def check_new_event(app, room, sender, etype, content, state_key=None):
+    """What real servers refuse in an event a client sends (COMPAT)."""
+    try:
+        raw = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        if app.compat["lone_surrogates"] == "refuse":
+            # Synapse: the database cannot store it; the client sees a 500
+            raise MxError(500, "M_UNKNOWN", "Internal server error")
+        raw = json.dumps(content, separators=(",", ":")).encode()
+    limit = app.compat["max_event_bytes"]
+    size = len(raw) + len(room["room_id"]) + len(sender) + len(etype) + \
+        len(state_key or "") + PDU_OVERHEAD
+    if limit and size > limit:
+        raise MxError(413, "M_TOO_LARGE", "event too large")
+    rel = content.get("m.relates_to")
+    if app.compat["relation_unknown_target"] == "refuse" and isinstance(rel, dict) and \
+            isinstance(rel.get("rel_type"), str) and isinstance(rel.get("event_id"), str):
+        parent = app.ev(rel["event_id"])
+        if parent is None:
+            # Synapse EventCreationHandler._validate_event_relation
+            raise MxError(400, "M_UNKNOWN", "Can't send relation to unknown event")
+        if parent["room_id"] != room["room_id"]:
+            raise MxError(400, "M_UNKNOWN", "Relations must be in the same room")
+        prel = parent["content"].get("m.relates_to")
+        if rel["rel_type"] == "m.thread" and isinstance(prel, dict) and prel.get("rel_type"):
+            raise MxError(400, "M_UNKNOWN", "Cannot start threads from an event with a relation")
 
 
 @route("PUT", C + "/rooms/{roomId}/send/{eventType}/{txnId}")
@@ -1601,6 +1749,7 @@ def h_send(app, req):
             raise MxError(403, "M_FORBIDDEN",
                           f"You don't have permission to post that to the room. "
                           f"user_level ({have}) < send_level ({need})")
+        check_new_event(app, room, req.user_id, etype, body)
         txn = [req.user_id, req.device_id, req.params["txnId"]]
         if etype == "m.room.redaction" and isinstance(body.get("redacts"), str):
             e = app.redact(room, req.user_id, body["redacts"], body.get("reason"), txn)
@@ -1633,6 +1782,7 @@ def _put_state(app, req, key):
     etype = req.params["eventType"]
     with app.lock:
         room = app.room_for_member(req.params["roomId"], req.user_id)
+        check_new_event(app, room, req.user_id, etype, body, key)
         if etype == "m.room.member":
             # Route membership changes through the membership rules.
             mem = body.get("membership")
@@ -1741,7 +1891,8 @@ def h_get_event(app, req):
         e = app.ev(req.params["eventId"])
         if not e or e["room_id"] != room["room_id"] or e["_pos"] > bound:
             raise MxError(404, "M_NOT_FOUND", "Event not found.")
-        return 200, app.client_event(e, req.user_id, req.device_id)
+        edits = app.latest_edits(room) if app.compat["edits_in_messages"] == "replace" else {}
+        return 200, app.served_edited(app.client_event(e, req.user_id, req.device_id), edits)
 
 
 @route("GET", C + "/rooms/{roomId}/messages")
@@ -1787,8 +1938,10 @@ def h_messages(app, req):
             last = i
             if event_filter_ok(filt, e):
                 chunk.append(e)
+        edits = app.latest_edits(room) if app.compat["edits_in_messages"] == "replace" else {}
         out = {"start": app.tok(start),
-               "chunk": [app.client_event(e, req.user_id, req.device_id) for e in chunk]}
+               "chunk": [app.served_edited(app.client_event(e, req.user_id, req.device_id), edits)
+                         for e in chunk]}
         # `end` only when more events remain in this direction (within `to`).
         if last is not None and last + 1 < len(cands):
             p = cands[last]["_pos"]
@@ -1861,6 +2014,24 @@ def h_sync(app, req):
     except ValueError:
         raise MxError(400, "M_INVALID_PARAM", "timeout must be an integer")
     full_state = req.q("full_state") == "true"
+    # COMPAT sync_cache_s: Synapse's response cache
+    ttl = app.compat["sync_cache_s"]
+    key = (req.user_id, req.device_id, req.q("since"), req.q("filter"), full_state, timeout)
+    with app.lock:
+        hit = app.sync_cache.get(key) if ttl else None
+        if hit and time.monotonic() - hit[0] < ttl:
+            return 200, hit[1]
+    status, resp = _sync(app, req, timeout, full_state)
+    if ttl and resp.get("next_batch") != req.q("since"):
+        with app.lock:
+            now = time.monotonic()
+            for k in [k for k, v in app.sync_cache.items() if now - v[0] >= ttl]:
+                del app.sync_cache[k]
+            app.sync_cache[key] = (now, resp)
+    return status, resp
+
+
+def _sync(app, req, timeout, full_state):
     deadline = time.monotonic() + timeout / 1000.0
     with app.cond:
         since = app.parse_tok(req.q("since"), "since") if req.q("since") else None
@@ -1937,6 +2108,8 @@ def h_upload_to(app, req):
 
 
 def _download(app, req):
+    if req.path.startswith("/_matrix/client/v1/") and not app.compat["media_v1"]:
+        raise MxError(404, "M_UNRECOGNIZED", "Unrecognized request")
     with app.lock:
         m = app.s["media"].get(req.params["mediaId"])
         if req.params["serverName"] != app.server_name or not m or m.get("pending"):
@@ -1957,6 +2130,8 @@ for _t, _auth in (("/_matrix/client/v1/media/download/{serverName}/{mediaId}", T
 
 @route("GET", "/_matrix/client/v1/media/config")
 def h_media_config(app, req):
+    if not app.compat["media_v1"]:
+        raise MxError(404, "M_UNRECOGNIZED", "Unrecognized request")
     return 200, {"m.upload.size": MAX_UPLOAD}
 
 
@@ -2976,9 +3151,18 @@ def main(argv=None):
     ap.add_argument("--send-ms", type=float, default=0, help="load model: service time of a send")
     ap.add_argument("--sync-ms", type=float, default=0, help="load model: service time of a /sync")
     ap.add_argument("--load-workers", type=int, default=4, help="load model: requests in service at once")
+    ap.add_argument("--compat", action="append", default=[], metavar="KEY=JSON",
+                    help="set a COMPAT switch (value as JSON, or a bare string)")
     a = ap.parse_args(argv)
     app = App(a.server_name, a.state, a.verbose)
     app.load_model = Load(a.send_ms, a.sync_ms, a.load_workers)
+    for kv in a.compat:
+        k, _, v = kv.partition("=")
+        try:
+            v = json.loads(v)
+        except ValueError:
+            pass
+        app.set_compat({k: v})
     srv = Server((a.host, a.port), Handler)
     srv.app = app
     host, port = srv.server_address[:2]

@@ -32,9 +32,13 @@ class Base(unittest.TestCase):
     hs = None
     n = 0
 
+    # the spec behaviours below, without Synapse's sync response cache (a
+    # repeated identical /sync would get a stale answer: TestCompat)
+    compat = {"sync_cache_s": 0}
+
     @classmethod
     def setUpClass(cls):
-        cls.hs = mx.Homeserver()
+        cls.hs = mx.Homeserver(compat=cls.compat)
 
     @classmethod
     def tearDownClass(cls):
@@ -141,7 +145,8 @@ class TestAccounts(Base):
         self.assertIsNone(u.account_data("org.example.none"))
         r = u.sync(since=s0)
         self.assertEqual([e["type"] for e in r["account_data"]["events"]], ["m.direct"])
-        self.assertEqual(u.sync(since=r["next_batch"])["account_data"]["events"], [])
+        # nothing new: the empty section is left out (COMPAT omit_empty_sync_keys)
+        self.assertNotIn("account_data", u.sync(since=r["next_batch"]))
         fid = u.api("POST", f"/user/{mx.q(u.user_id)}/filter",
                     {"room": {"timeline": {"limit": 2}}})["filter_id"]
         self.assertEqual(u.api("GET", f"/user/{mx.q(u.user_id)}/filter/{fid}"),
@@ -182,7 +187,8 @@ class TestRooms(Base):
         a = self.user()
         room = a.create_room(name="Team", topic="T")
         st = {(e["type"], e["state_key"]): e for e in a.api("GET", f"/rooms/{mx.q(room)}/state")}
-        self.assertEqual(st[("m.room.create", "")]["content"]["room_version"], "10")
+        # COMPAT default_room_version: Synapse 1.67's default
+        self.assertEqual(st[("m.room.create", "")]["content"]["room_version"], "9")
         self.assertEqual(st[("m.room.create", "")]["content"]["creator"], a.user_id)
         pl = st[("m.room.power_levels", "")]["content"]
         self.assertEqual(pl["users"], {a.user_id: 100})
@@ -322,7 +328,7 @@ class TestSendAndSync(Base):
                          [eid])
         self.assertFalse(r1["rooms"]["join"][room]["timeline"]["limited"])
         r2 = b.sync(since=r1["next_batch"])
-        self.assertEqual(r2["rooms"]["join"], {})
+        self.assertNotIn("rooms", r2)           # empty sections are left out
         self.assertEqual(r2["next_batch"], r1["next_batch"])
 
     def test_long_poll_wakeup(self):
@@ -338,7 +344,7 @@ class TestSendAndSync(Base):
         t0 = time.monotonic()
         r = b.sync(since=r["next_batch"], timeout=300)      # nothing: waits the timeout
         self.assertGreaterEqual(time.monotonic() - t0, 0.28)
-        self.assertEqual(r["rooms"]["join"], {})
+        self.assertNotIn("rooms", r)
 
     def test_limited_timeline_and_gap_fill(self):
         a, b, room = self.pair()
@@ -535,6 +541,222 @@ class TestFaults(Base):
         for _ in range(5):
             a.whoami()
         self.hs.clear_faults()
+
+
+class TestCompat(Base):
+    """The COMPAT switches (mxhs.py): each test names the real server
+    behaviour it models; the default is the strict side."""
+    compat = {}
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.hs.api, "POST", "/_test/compat", dict(self.defaults))
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.defaults = cls.hs.api("GET", "/_test/compat")
+
+    def test_defaults_are_the_strict_side(self):
+        d = self.defaults
+        self.assertEqual((d["txn_scope"], d["max_event_bytes"], d["sync_cache_s"],
+                          d["relation_unknown_target"], d["lone_surrogates"],
+                          d["invite_unknown_users"], d["default_room_version"]),
+                         ("device", 65536, 120, "refuse", "refuse", "succeed", "9"))
+        self.assertMxError(400, "M_INVALID_PARAM", self.hs.compat, no_such_switch=1)
+        self.assertMxError(400, "M_INVALID_PARAM", self.hs.compat, max_event_bytes="big")
+
+    def test_txn_scope_device_or_token(self):
+        """Spec v1.7+ (MSC3970, "Transaction identifiers"): scoped to the
+        device, so a new login of the same device sees the old txnIds.
+        Spec <= v1.6 and Synapse 1.67 (measured): scoped to the access token,
+        so the same txnId from a new token of that device posts again."""
+        a, b, room = self.pair()
+        local = a.user_id[1:].split(":")[0]
+        d1 = self.hs.login(local, device_id="TXDEV")
+        e1 = d1.send_text(room, "scoped", txn_id="tx1")
+        d2 = self.hs.login(local, device_id="TXDEV")        # re-login, same device
+        self.assertEqual(d2.send_text(room, "scoped", txn_id="tx1"), e1)
+        self.hs.compat(txn_scope="token")
+        d3 = self.hs.login(local, device_id="TXDEV")
+        e3 = d3.send_text(room, "scoped", txn_id="tx1")
+        self.assertNotEqual(e3, e1)
+        self.assertEqual(d3.send_text(room, "scoped", txn_id="tx1"), e3)   # same token: same
+        self.assertEqual(bodies(a.room_events(room)).count("scoped"), 2)
+        # either way the sender's device is told its transaction id
+        ev = d3.event(room, e1)
+        self.assertEqual(ev["unsigned"].get("transaction_id"), "tx1")
+
+    def test_event_size_limit(self):
+        """Spec "Size limits" (C-S API, room events): an event over 65,536
+        bytes as a PDU is refused, Synapse 413 M_TOO_LARGE (measured:
+        ~64,886 content bytes with a thread relation)."""
+        a, b, room = self.pair()
+        fits = a.send_event(room, "m.room.message", {"msgtype": "m.text",
+                                                      "body": "x" * 64800})
+        self.assertTrue(fits)
+        self.assertMxError(413, "M_TOO_LARGE", a.send_event, room, "m.room.message",
+                           {"msgtype": "m.text", "body": "x" * 65000})
+        self.assertMxError(413, "M_TOO_LARGE", a.set_state, room, "org.example.big",
+                           {"v": "y" * 66000})
+        self.hs.compat(max_event_bytes=0)
+        self.assertTrue(a.send_event(room, "m.room.message", {"msgtype": "m.text",
+                                                              "body": "x" * 70000}))
+
+    def test_sync_response_cache(self):
+        """Synapse caches /sync answers (caches.sync_response_cache_duration,
+        default 2 min): the same since + filter + timeout + full_state again
+        gets the earlier answer, events sent meanwhile missing, unless that
+        answer was empty (next_batch == since, matrix-org/synapse#8518)."""
+        a, b, room = self.pair()
+        s0 = b.sync()["next_batch"]
+        a.send_text(room, "first")
+        r1 = b.sync(since=s0)
+        a.send_text(room, "second")
+        r1b = b.sync(since=s0)                         # repeated: from the cache
+        self.assertEqual(r1b, r1)
+        self.assertEqual(bodies(r1b["rooms"]["join"][room]["timeline"]["events"]), ["first"])
+        self.assertEqual(bodies(b.sync(since=s0, timeout=1)["rooms"]["join"][room]["timeline"]
+                                ["events"]), ["first", "second"])   # another timeout: fresh
+        # an empty answer is not cached
+        head = b.sync(since=r1["next_batch"], timeout=1)["next_batch"]
+        self.assertNotIn("rooms", b.sync(since=head))
+        a.send_text(room, "third")
+        self.assertEqual(bodies(b.sync(since=head)["rooms"]["join"][room]["timeline"]["events"]),
+                         ["third"])
+        self.hs.compat(sync_cache_s=0)
+        self.assertEqual(bodies(b.sync(since=s0)["rooms"]["join"][room]["timeline"]["events"]),
+                         ["first", "second", "third"])
+
+    def test_edits_in_messages(self):
+        """Synapse before MSC3925 (spec <= v1.6, "Event replacements"):
+        /messages and /event serve an edited event with the latest edit's
+        content and unsigned.m.relations.m.replace; spec v1.7+: as sent."""
+        a, b, room = self.pair()
+        orig = a.send_text(room, "!ping")
+        a.edit(room, orig, "!help")
+        last = a.edit(room, orig, "!help ping")
+        by = {e["event_id"]: e for e in b.room_events(room)}
+        self.assertEqual(by[orig]["content"]["body"], "!ping")
+        self.assertNotIn("m.relations", by[orig]["unsigned"])
+        self.hs.compat(edits_in_messages="replace")
+        by = {e["event_id"]: e for e in b.room_events(room)}
+        self.assertEqual(by[orig]["content"], {"msgtype": "m.text", "body": "!help ping"})
+        self.assertEqual(by[orig]["unsigned"]["m.relations"]["m.replace"]["event_id"], last)
+        self.assertEqual(b.event(room, orig)["content"]["body"], "!help ping")
+        self.assertEqual(by[last]["content"]["body"], "* !help ping")      # the edit itself
+        # someone else's "edit" is not an edit
+        b.edit(room, orig, "!bob was here")
+        self.assertEqual(b.event(room, orig)["content"]["body"], "!help ping")
+
+    def test_relation_to_unknown_event(self):
+        """Synapse EventCreationHandler._validate_event_relation: a relation
+        (thread, edit, annotation) to an event the server does not know is
+        400 M_UNKNOWN; a thread rooted at a relation too.  A reply
+        (m.in_reply_to) is not a relation.  Over federation nothing checks
+        this ("accept")."""
+        a, b, room = self.pair()
+        self.assertMxError(400, "M_UNKNOWN", a.send_text, room, "x", thread_root="$nope:localhost")
+        self.assertMxError(400, "M_UNKNOWN", a.edit, room, "$nope:localhost", "y")
+        self.assertTrue(a.send_text(room, "reply", reply_to="$nope:localhost"))
+        root = a.send_text(room, "root")
+        inner = a.send_text(room, "in thread", thread_root=root)
+        self.assertMxError(400, "M_UNKNOWN", a.send_text, room, "x", thread_root=inner)
+        other = a.create_room()
+        self.assertMxError(400, "M_UNKNOWN", a.send_text, other, "x", thread_root=root)
+        self.hs.compat(relation_unknown_target="accept")
+        self.assertTrue(a.send_text(room, "x", thread_root="$nope:localhost"))
+
+    def test_lone_surrogates(self):
+        """Synapse stores event JSON in the database, which refuses a lone
+        UTF-16 surrogate ("\\ud800"): the client sees 500 M_UNKNOWN."""
+        a, b, room = self.pair()
+        raw = b'{"msgtype":"m.text","body":"half \\ud800 surrogate"}'
+        path = f"/rooms/{mx.q(room)}/send/m.room.message/"
+        self.assertMxError(500, "M_UNKNOWN", a.api, "PUT", path + "s1", raw)
+        self.hs.compat(lone_surrogates="accept")
+        eid = a.api("PUT", path + "s2", raw)["event_id"]
+        self.assertEqual(a.event(room, eid)["content"]["body"], "half \ud800 surrogate")
+
+    def test_invalid_utf8_refused(self):
+        """Every server refuses a request body that is not UTF-8 JSON (RFC
+        8259; Synapse 400 M_NOT_JSON): such a message never reaches a bot."""
+        a, b, room = self.pair()
+        self.assertMxError(400, "M_NOT_JSON", a.api, "PUT",
+                           f"/rooms/{mx.q(room)}/send/m.room.message/u1",
+                           b'{"msgtype":"m.text","body":"\xff\xfe\xc3\x28"}')
+
+    def test_phantom_invite(self):
+        """Synapse: an invite to a local user id nobody registered succeeds
+        (the invite event is created); a bot cannot learn a typo from it."""
+        a, b, room = self.pair()
+        a.invite(room, "@nobody-here:localhost")
+        self.assertEqual(a.state(room, "m.room.member", "@nobody-here:localhost")["membership"],
+                         "invite")
+        self.hs.compat(invite_unknown_users="refuse")
+        self.assertMxError(404, "M_NOT_FOUND", a.invite, room, "@nobody-else:localhost")
+
+    def test_unknown_room_errcode(self):
+        """Synapse: joining a room id it does not know is 404 M_UNKNOWN ("No
+        known servers"), not M_NOT_FOUND."""
+        u = self.user()
+        self.assertMxError(404, "M_UNKNOWN", u.join, "!nosuch:localhost")
+        self.hs.compat(unknown_room_errcode="M_NOT_FOUND")
+        self.assertMxError(404, "M_NOT_FOUND", u.join, "!nosuch:localhost")
+
+    def test_limited_on_join(self):
+        """Synapse: the first timeline of a room newly joined in an
+        incremental sync says limited: true, however few events it has."""
+        a, b = self.user("alice"), self.user("bob")
+        since = b.sync()["next_batch"]
+        room = a.create_room(invite=[b.user_id])
+        b.join(room)
+        tl = b.sync(since=since)["rooms"]["join"][room]["timeline"]
+        self.assertLess(len(tl["events"]), 10)
+        self.assertTrue(tl["limited"])
+        self.assertTrue(tl["prev_batch"])
+        self.hs.compat(limited_on_join=False)
+        room2 = a.create_room(invite=[b.user_id])
+        b.join(room2)
+        self.assertFalse(b.sync(since=since)["rooms"]["join"][room2]["timeline"]["limited"])
+
+    def test_empty_sync_keys_omitted(self):
+        """Synapse SyncRestServlet.encode_response leaves out empty
+        sections: a quiet incremental sync is {"next_batch": ...} alone, but
+        for the one-time key counts, always sent (synapse#10456)."""
+        u = self.user()
+        since = u.sync()["next_batch"]
+        self.assertEqual(set(u.sync(since=since)) - {"device_one_time_keys_count",
+                                                      "device_unused_fallback_key_types"},
+                         {"next_batch"})
+        self.hs.compat(omit_empty_sync_keys=False)
+        r = u.sync(since=since, timeout=1)
+        self.assertEqual(r["rooms"]["join"], {})
+        self.assertEqual(r["account_data"], {"events": []})
+
+    def test_default_room_version(self):
+        """Synapse 1.67 creates rooms of version 9 by default (10 from 1.76):
+        the bot meets both, and string power levels only before v10."""
+        u = self.user()
+        self.assertEqual(u.api("GET", "/capabilities")["capabilities"]["m.room_versions"]
+                         ["default"], "9")
+        room = u.create_room()
+        self.assertEqual(u.state(room, "m.room.create")["room_version"], "9")
+        self.hs.compat(default_room_version="10")
+        self.assertEqual(u.state(u.create_room(), "m.room.create")["room_version"], "10")
+
+    def test_media_v1_unknown_to_older_servers(self):
+        """Authenticated media (/_matrix/client/v1/media, spec v1.11, MSC3916)
+        is unknown to older servers (404 M_UNRECOGNIZED): clients fall back
+        to /_matrix/media/v3."""
+        u = self.user()
+        mid = u.api("POST", "/_matrix/media/v3/upload", b"old media",
+                    headers={"Content-Type": "text/plain"})["content_uri"].rsplit("/", 1)[1]
+        self.hs.compat(media_v1=False)
+        self.assertMxError(404, "M_UNRECOGNIZED", u.api, "GET",
+                           f"/_matrix/client/v1/media/download/localhost/{mid}")
+        self.assertMxError(404, "M_UNRECOGNIZED", u.api, "GET", "/_matrix/client/v1/media/config")
+        self.assertEqual(mx.download(u, f"mxc://localhost/{mid}"), b"old media")
 
 
 class TestPersistence(unittest.TestCase):

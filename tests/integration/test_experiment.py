@@ -134,9 +134,7 @@ class Experiment(Asks, unittest.TestCase):
 
     def download(self, ev):
         self.assertEqual(ev["content"]["msgtype"], "m.file")
-        server, media = ev["content"]["url"][len("mxc://"):].split("/", 1)
-        return self.hs.api("GET", f"/_matrix/client/v1/media/download/{server}/{media}",
-                           token=self.alice.token, raw=True)
+        return mx.download(self.alice, ev["content"]["url"])
 
     def export_file(self, fmt):
         mark = self.alice.events(self.room)[-1]["event_id"]
@@ -177,6 +175,14 @@ class Experiment(Asks, unittest.TestCase):
         data = json.loads(raw.decode("utf-8"))
         self.assertEqual(data["count"], len(rows))
         self.assertEqual(data["room_id"], self.room)
+        # the JSON export against what was typed (not only against the CSV,
+        # which the same bot wrote)
+        by_json = {o["title"]: o for o in data["experiments"]}
+        for i, t in enumerate(titles):
+            o = by_json[t]
+            self.assertEqual((o["metric"], o["baseline"], o["learnings"], o["status"], o["owner"]),
+                             ("cost, net", i + 0.5, [f"learning {i}, with a comma"], "proposed",
+                              "@alice:localhost"), t)
         for obj, row in zip(data["experiments"], rows):
             for k, v in row.items():
                 j = obj[k]
@@ -197,6 +203,10 @@ class Experiment(Asks, unittest.TestCase):
     def test_5_reminder_and_digests(self):
         n = self.new("Phone triage", "--until 2026-11-19")
         self.ask(f"!exp start E-{n}")
+        # a control that keeps being reminded after E-n has its result: its
+        # reminder proves the bot ran the reminders of that morning
+        ctl = self.new("Control trial", "--until 2026-11-26")
+        self.ask(f"!exp start E-{ctl}")
         self.ask(f'!exp learn E-{n} "triage calls are short"', self.bob)
         mark = self.alice.events(self.room)[-1]["event_id"]
         # the morning after the end date: a room mention and a DM
@@ -235,6 +245,16 @@ class Experiment(Asks, unittest.TestCase):
                             f"E-{n} “Phone triage” ended" in body(e), timeout=20, after=mark)
         r = self.ask(f'!exp result E-{n} "calls were shorter"')
         self.assertIn("concluded", body(r))
+        # a week on: the control is reminded again, E-n no more
+        mark = self.alice.events(self.room)[-1]["event_id"]
+        self.bot.set_clock(utc(2026, 12, 4, 9, 0, 5))
+        self.alice.wait_for(self.room, lambda e: e.get("sender") == self.bot.user_id and
+                            f"E-{ctl} “Control trial” ended" in body(e), timeout=20, after=mark)
+        self.bot.wait_idle()
+        later = self.alice.events(self.room)
+        later = later[[e["event_id"] for e in later].index(mark) + 1:]
+        self.assertEqual([body(e) for e in later if e.get("sender") == self.bot.user_id and
+                          f"E-{n} “Phone triage” ended" in body(e)], [])
 
 
 if __name__ == "__main__":

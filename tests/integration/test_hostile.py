@@ -60,15 +60,17 @@ class Hostile(Asks, unittest.TestCase):
         db.close()
         return out
 
-    def refused(self, text, expect=None, user=None):
-        """Send text; one reply of one line; nothing changed.  -> reply body."""
+    def refused(self, text, expect, user=None):
+        """Send text; one reply of one line saying what expect (a regex,
+        case-insensitive) says; nothing changed.  -> reply body."""
+        self.assertTrue(expect, "say what the refusal must say")
         before = self.snapshot()
         r = self.ask(text, user)
         b = body(r)
         self.assertNotIn("\n", b.strip(), f"not one line: {b!r}")
         self.assertLess(len(b), 600, b)
-        if expect:
-            self.assertRegex(b.lower(), expect.lower())
+        self.assertRegex(b, "(?i)" + expect)
+        self.assertNotRegex(b, r"^(Created|Recorded|Updated|Added|Scheduled) ", b)
         self.bot.wait_idle()
         self.assertEqual(self.snapshot(), before, f"{text[:80]!r} changed the database")
         return b
@@ -88,7 +90,7 @@ class Hostile(Asks, unittest.TestCase):
         self.still_alive()
         self.assertEqual(replies(self.hs, self.room, self.bot.user_id, ev), [])
         # a huge help argument is echoed back at most in part
-        b = self.refused("!help " + "z" * (60 * 1024))
+        b = self.refused("!help " + "z" * (60 * 1024), expect="too long")
         self.assertLess(len(b), 600)
 
     # ---- encodings and control characters ----------------------------------------
@@ -100,24 +102,37 @@ class Hostile(Asks, unittest.TestCase):
                         headers={"Content-Type": "application/json"})["event_id"]
 
     def test_control_characters_and_bad_utf8(self):
-        for raw in ('{"msgtype":"m.text","body":"!challenge new \\"a\\u0000b\\""}',
-                    '{"msgtype":"m.text","body":"!challenge new \\"bell\\u0007\\u001b[31mred\\""}',
-                    '{"msgtype":"m.text","body":"!challenge new \\"half \\ud800 surrogate\\""}',
-                    '{"msgtype":"m.text","body":"!ping\\u0000 extra"}',
-                    '{"msgtype":"m.text","body":"!challenge show C-1\\u202e\\u0000"}'):
+        # (raw JSON, what the one reply says).  The body is cut at a NUL (the
+        # bot reads C strings): "!ping\0 extra" is a !ping.
+        for raw, expect in (
+                ('{"msgtype":"m.text","body":"!challenge new \\"a\\u0000b\\""}',
+                 "unbalanced quote|control character"),
+                ('{"msgtype":"m.text","body":"!challenge new \\"bell\\u0007\\u001b[31mred\\""}',
+                 "control character U\\+0007"),
+                ('{"msgtype":"m.text","body":"!challenge new \\"half \\ud800 surrogate\\""}',
+                 "^Created C-"),
+                ('{"msgtype":"m.text","body":"!ping\\u0000 extra"}', "^pong$"),
+                ('{"msgtype":"m.text","body":"!challenge show C-1\\u202e\\u0000"}',
+                 "not a challenge id")):
             before = self.snapshot()
+            # a lone surrogate: Synapse answers 500 (mxhs's strict default);
+            # servers that pass it on exist, so the bot must cope with it
+            lenient = "\\ud800" in raw
+            if lenient:
+                self.hs.compat(lone_surrogates="accept")
             try:
                 ev = self.raw_send(self.alice, raw)
-            except mx.MatrixError:
-                continue            # the homeserver refused it: nothing to test
+            finally:
+                if lenient:
+                    self.hs.compat(lone_surrogates="refuse")
             self.still_alive()      # one such message must not wedge the sync loop
             self.bot.wait_idle()
             rs = replies(self.hs, self.room, self.bot.user_id, ev)
             self.assertEqual(len(rs), 1, raw)
-            for r in rs:
-                self.assertNotIn("\u0000", body(r))
-                self.assertNotIn("\u001b", body(r))
-                self.assertNotIn("\n", body(r).strip())
+            self.assertRegex(body(rs[0]), expect, raw)
+            self.assertNotIn("\u0000", body(rs[0]))
+            self.assertNotIn("\u001b", body(rs[0]))
+            self.assertNotIn("\n", body(rs[0]).strip())
             if "Created C-" in body(rs[0]):
                 # taken, with the bad code point replaced: no control
                 # characters or surrogates stored
@@ -128,15 +143,8 @@ class Hostile(Asks, unittest.TestCase):
                 self.assertIn("\ufffd", title)
             else:
                 self.assertEqual(self.snapshot(), before, raw)
-        # invalid UTF-8 bytes in the JSON itself
-        txn = self.alice.new_txn_id()
-        try:
-            self.alice.api("PUT", f"/rooms/{mx.q(self.room)}/send/m.room.message/{txn}",
-                           body=b'{"msgtype":"m.text","body":"!challenge new \\"\xff\xfe\xc3\x28\\""}',
-                           headers={"Content-Type": "application/json"})
-        except mx.MatrixError:
-            pass
-        self.still_alive()
+        # (invalid UTF-8 in the request body never reaches a bot: every
+        # server refuses it, 400 M_NOT_JSON; tests/homeserver/test_mxhs.py)
 
     # ---- injection ------------------------------------------------------------------
 
@@ -174,41 +182,45 @@ class Hostile(Asks, unittest.TestCase):
         db.close()
         self.assertEqual(got[0], title)
         self.assertGreaterEqual(n, 2)
-        self.refused("!challenge show C-1' OR '1'='1", expect="")
-        self.refused("!challenge list --region \"' OR 1=1 --\"")
-        self.refused("!exp show E-1; DELETE FROM experiments")
-        self.refused('!remind cancel R-1 OR 1=1')
+        self.refused("!challenge show C-1' OR '1'='1", expect="unbalanced quote")
+        # a region nobody has: an empty list, the text shown as typed
+        self.refused("!challenge list --region \"' OR 1=1 --\"",
+                     expect="^No open/active/paused challenges .* region ' OR 1=1 --")
+        self.refused("!exp show E-1; DELETE FROM experiments", expect="unexpected argument 'DELETE'")
+        self.refused('!remind cancel R-1 OR 1=1', expect="usage: !remind cancel")
 
     # ---- numbers, dates, ids ---------------------------------------------------------
 
     def test_numbers_dates_and_ids_out_of_range(self):
-        for text in ("!challenge show C-99999999999999999999",
-                     "!challenge show C-0", "!challenge show C--1",
-                     "!challenge show C-184467440737095516160",
-                     "!exp show E-99999999999999999999",
-                     "!remind cancel R-99999999999999999999",
-                     '!challenge new "x" --due 2026-02-30',
-                     '!challenge new "x" --due 99999-01-01',
-                     '!challenge new "x" --due +999999999999w',
-                     '!challenge new "x" --due -5d',
-                     "!challenge list --page 99999999999999999999",
-                     "!challenge list --page -1",
-                     "!challenge list --page 0",
-                     "!challenge status C-1 sideways",
-                     '!remind me in 99999999999h "x"',
-                     '!remind me in -5m "x"',
-                     '!remind me at 25:61 "x"',
-                     '!remind me on 2026-13-45 "x"',
-                     "!standup schedule 24:00 Europe/London",
-                     "!standup schedule 09:00 Mars/Olympus_Mons",
-                     "!standup schedule 09:00 ../../../../etc/passwd",
-                     "!standup reminder 99999999999999999999",
-                     "!standup history --days 99999999999",
-                     "!exp digest mon 99:99",
-                     '!exp new C-1 "t" "We believe a will result in b. We will know when c." '
-                     "--baseline 1e999 --target nan"):
+        for text, expect in (
+                ("!challenge show C-99999999999999999999", "out of range"),
+                ("!challenge show C-0", "no challenge C-0"),
+                ("!challenge show C--1", "not a challenge id"),
+                ("!challenge show C-184467440737095516160", "out of range"),
+                ("!exp show E-99999999999999999999", "bad experiment id"),
+                ("!remind cancel R-99999999999999999999", "no pending reminder|out of range"),
+                ('!challenge new "x" --due 2026-02-30', "'2026-02-30' is not a date"),
+                ('!challenge new "x" --due 99999-01-01', "is not a date"),
+                ('!challenge new "x" --due +999999999999w', "is not a date"),
+                ('!challenge new "x" --due -5d', "is not a date"),
+                ("!challenge list --page 99999999999999999999", "--page takes a page number"),
+                ("!challenge list --page -1", "--page takes a page number"),
+                ("!challenge list --page 0", "--page takes a page number"),
+                ("!challenge status C-1 sideways", "not a status"),
+                ('!remind me in 99999999999h "x"', "bad duration"),
+                ('!remind me in -5m "x"', "bad duration"),
+                ('!remind me at 25:61 "x"', "bad time"),
+                ('!remind me on 2026-13-45 "x"', "bad date"),
+                ("!standup schedule 24:00 Europe/London", "bad time '24:00'"),
+                ("!standup schedule 09:00 Mars/Olympus_Mons", "unknown time zone"),
+                ("!standup schedule 09:00 ../../../../etc/passwd", "unknown time zone"),
+                ("!standup reminder 99999999999999999999", "bad lead time"),
+                ("!standup history --days 99999999999", "--days takes a number"),
+                ("!exp digest mon 99:99", "bad time '99:99'"),
+                ('!exp new C-1 "t" "We believe a will result in b. We will know when c." '
+                 "--baseline 1e999 --target nan", "bad number '1e999'")):
             with self.subTest(text=text):
-                self.refused(text)
+                self.refused(text, expect)
 
     def test_parser_abuse(self):
         for text, expect in (('!challenge new "x" --colour blue', "colour|unknown|flag"),
@@ -216,13 +228,14 @@ class Hostile(Asks, unittest.TestCase):
                              ('!challenge new "x" --region', "region|value"),
                              ('!challenge new "unbalanced', "quote"),
                              ("!challenge new 'unbalanced", "quote"),
-                             ('!challenge new "x" --due --region Leeds', ""),
-                             ("!challenge new", ""),
-                             ('!challenge new "" ', ""),
-                             ("!challenge " + "new " * 500, ""),
-                             ("!" + "a" * 5000, "unknown|command"),
-                             ("!challenge assign C-1 " + "@x:localhost " * 300, ""),
-                             ("!help --" + "-" * 100, "")):
+                             ('!challenge new "x" --due --region Leeds', "--due needs a value"),
+                             ("!challenge new", "missing title"),
+                             ('!challenge new "" ', "missing title"),
+                             ("!challenge " + "new " * 500, "too many arguments"),
+                             ("!" + "a" * 5000, "unknown command"),
+                             ("!challenge assign C-1 " + "@x:localhost " * 300,
+                              "too many arguments"),
+                             ("!help --" + "-" * 100, "unknown flag")):
             with self.subTest(text=text[:60]):
                 self.refused(text, expect=expect)
 
@@ -258,7 +271,11 @@ class Hostile(Asks, unittest.TestCase):
 
     def test_missing_and_wrongly_typed_fields(self):
         before = self.snapshot()
-        contents = [
+        # (content, answered): a message whose body and msgtype are valid is a
+        # command whatever else is wrong with it (answered once, "pong");
+        # without a usable body or msgtype, or as an edit of an event the bot
+        # never saw, it is not (no answer)
+        ignored = [
             {"msgtype": "m.text"},                                  # no body
             {"msgtype": "m.text", "body": 12345},
             {"msgtype": "m.text", "body": ["!ping"]},
@@ -266,6 +283,8 @@ class Hostile(Asks, unittest.TestCase):
             {"msgtype": "m.text", "body": None},
             {"msgtype": 7, "body": "!ping"},
             {"body": "!ping"},                                      # no msgtype
+        ]
+        answered = [
             {"msgtype": "m.text", "body": "!ping", "m.relates_to": "not an object"},
             {"msgtype": "m.text", "body": "!ping", "m.relates_to": {"rel_type": 5, "event_id": []}},
             {"msgtype": "m.text", "body": "!ping", "m.relates_to": {"m.in_reply_to": "x"}},
@@ -275,6 +294,8 @@ class Hostile(Asks, unittest.TestCase):
             {"msgtype": "m.text", "body": "!ping", "m.mentions": {"user_ids": [1, None, {}]}},
             {"msgtype": "m.text", "body": "!ping", "format": "org.matrix.custom.html",
              "formatted_body": 42},
+        ]
+        ignored += [
             {"msgtype": "m.text", "body": "* !ping", "m.new_content": "nope",
              "m.relates_to": {"rel_type": "m.replace", "event_id": "$nope"}},
             {"msgtype": "m.text", "body": "* !ping", "m.new_content": {"body": 3},
@@ -286,15 +307,25 @@ class Hostile(Asks, unittest.TestCase):
         # their own room: the test client's own helpers trip over such events
         room = self.alice.create_room(name="malformed", invite=[self.bot.user_id])
         self.alice.wait_membership(room, self.bot.user_id, "join", timeout=20)
-        evs = [self.alice.send_event(room, "m.room.message", c) for c in contents]
-        evs.append(self.alice.send_event(room, "m.room.redaction", {"redacts": 5}))
-        evs.append(self.alice.send_event(room, "m.room.message", {}))
-        evs.append(self.alice.send_event(room, "org.example.weird", {"body": "!ping"}))
+        # edits of unknown events: Synapse refuses them from its own users,
+        # but nothing checks events that arrive over federation
+        self.hs.compat(relation_unknown_target="accept")
+        self.addCleanup(self.hs.compat, relation_unknown_target="refuse")
+        silent = [self.alice.send_event(room, "m.room.message", c) for c in ignored]
+        loud = [self.alice.send_event(room, "m.room.message", c) for c in answered]
+        silent.append(self.alice.send_event(room, "m.room.redaction", {"redacts": 5}))
+        silent.append(self.alice.send_event(room, "m.room.message", {}))
+        silent.append(self.alice.send_event(room, "org.example.weird", {"body": "!ping"}))
         self.alice.set_state(room, "m.room.power_levels.fake", {"users": "x"})
-        self.still_alive()
+        # the last one answered, in this room: every event above was applied
+        marker = self.alice.send_text(room, "!ping")
+        self.alice.wait_reply(room, marker, timeout=20)
         self.bot.wait_idle()
-        for ev in evs:
-            self.assertLessEqual(len(replies(self.hs, room, self.bot.user_id, ev)), 1)
+        for c, ev in zip(answered, loud):
+            rs = replies(self.hs, room, self.bot.user_id, ev)
+            self.assertEqual([body(r) for r in rs], ["pong"], c)
+        for c, ev in zip(ignored + ["redaction", "empty", "custom type"], silent):
+            self.assertEqual(replies(self.hs, room, self.bot.user_id, ev), [], c)
         self.assertEqual(self.snapshot(), before)
         self.assertTrue(self.bot.alive())
 

@@ -80,8 +80,7 @@ class Security(Asks, unittest.TestCase):
         self.assertNotIn("Created", body(r))
 
     def test_room_version_12_creator_rule(self):
-        # v12: the creator has unlimited power without a users entry; a
-        # users entry for the creator does not lower it
+        # v12: the creator has unlimited power without a users entry
         room = self.alice.create_room(name="v12", room_version="12",
                                       invite=[self.bot.user_id, self.bob.user_id],
                                       power_levels={"users_default": 0, "users": {}})
@@ -93,15 +92,28 @@ class Security(Asks, unittest.TestCase):
         self.assertIn("Created C-", body(r))
         r = self.ask('!challenge new "bob in v12"', user=self.bob, room=room)
         self.assertNotIn("Created", body(r))
-        # in a v10 room the same power levels leave the creator at 0
+        # in a v10 room the same power levels leave the creator at 0 ...
+        # (created with her at 100, then the same users map as above sent:
+        # a creator may lower itself)
         room10 = self.alice.create_room(name="v10", room_version="10",
-                                        invite=[self.bot.user_id],
-                                        power_levels={"users_default": 0,
-                                                      "users": {self.alice.user_id: 100}})
+                                        invite=[self.bot.user_id])
         self.alice.wait_membership(room10, self.bot.user_id, "join", timeout=20)
         pl10 = self.alice.state(room10, "m.room.power_levels")
-        pl10["users"] = {self.alice.user_id: 100}
-        r = self.ask('!challenge new "creator in v10 with 100"', room=room10)
+        pl10["users"] = {self.bot.user_id: pl10["users"].get(self.bot.user_id, 0)}
+        pl10["users_default"] = 0
+        self.alice.set_state(room10, "m.room.power_levels", pl10)
+        self.assertEqual(self.alice.state(room10, "m.room.power_levels")["users"].get(
+            self.alice.user_id), None)
+        r = self.ask('!challenge new "creator in v10 without an entry"', room=room10)
+        self.assertNotIn("Created", body(r))
+        self.assertRegex(body(r), "(?i)power|moderator|permission")
+        # ... and a users entry is what gives it power there
+        room10b = self.alice.create_room(name="v10b", room_version="10",
+                                         invite=[self.bot.user_id],
+                                         power_levels={"users_default": 0,
+                                                       "users": {self.alice.user_id: 100}})
+        self.alice.wait_membership(room10b, self.bot.user_id, "join", timeout=20)
+        r = self.ask('!challenge new "creator in v10 with 100"', room=room10b)
         self.assertIn("Created C-", body(r))
 
     # ---- allow-lists and own events --------------------------------------------------

@@ -44,7 +44,7 @@ MXHS = os.path.join(REPO, "tests", "homeserver", "mxhs.py")
 CLIENT = "/_matrix/client/v3"
 
 __all__ = ["MatrixError", "WaitTimeout", "Homeserver", "User", "Bot", "free_port",
-           "tmpdir", "assert_reply", "request", "q", "is_notice", "reply_to",
+           "tmpdir", "assert_reply", "request", "q", "download", "is_notice", "reply_to",
            "from_sender", "body_contains"]
 
 
@@ -107,6 +107,19 @@ def request(method, url, body=None, token=None, timeout=30, headers=None, raw=Fa
 # Small helpers
 # --------------------------------------------------------------------------
 
+def download(user, mxc):
+    """The bytes of an mxc:// URI: authenticated media (v1, spec v1.11), or
+    /_matrix/media/v3 on servers that do not know v1 (404/405
+    M_UNRECOGNIZED)."""
+    server, media = mxc[len("mxc://"):].split("/", 1)
+    try:
+        return user.api("GET", f"/_matrix/client/v1/media/download/{server}/{media}", raw=True)
+    except MatrixError as e:
+        if e.errcode != "M_UNRECOGNIZED":
+            raise
+    return user.api("GET", f"/_matrix/media/v3/download/{server}/{media}", raw=True)
+
+
 def free_port():
     """A TCP port that was free a moment ago (bind to 0 and release)."""
     with socket.socket() as s:
@@ -138,7 +151,9 @@ def tmpdir(prefix="tlbot-test-"):
 
 
 def _rel(ev):
-    return (ev.get("content") or {}).get("m.relates_to") or {}
+    c = ev.get("content")
+    rel = c.get("m.relates_to") if isinstance(c, dict) else None
+    return rel if isinstance(rel, dict) else {}
 
 
 def is_notice(ev):
@@ -148,7 +163,10 @@ def is_notice(ev):
 
 def reply_to(event_id):
     """Predicate: the event is a reply (m.in_reply_to) to event_id."""
-    return lambda ev: (_rel(ev).get("m.in_reply_to") or {}).get("event_id") == event_id
+    def pred(ev):
+        irt = _rel(ev).get("m.in_reply_to")
+        return isinstance(irt, dict) and irt.get("event_id") == event_id
+    return pred
 
 
 def from_sender(user_id):
@@ -197,8 +215,10 @@ class Homeserver:
     """
 
     def __init__(self, state_file=None, server_name="localhost", port=0, persist=True,
-                 verbose=False):
+                 verbose=False, compat=None):
         self.server_name = server_name
+        # mxhs COMPAT switches (tests/homeserver/mxhs.py), kept across restarts
+        self.compat_switches = dict(compat or {})
         self.port = port
         self.verbose = verbose
         if state_file is None and persist:
@@ -219,6 +239,8 @@ class Homeserver:
             cmd += ["--state", self.state_file]
         if self.verbose:
             cmd += ["--verbose"]
+        for k, v in self.compat_switches.items():
+            cmd += ["--compat", f"{k}={json.dumps(v)}"]
         deadline = time.monotonic() + 10
         while True:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -332,6 +354,11 @@ class Homeserver:
         of this user id; probability: 0..1."""
         spec = dict(kw, kind=kind, path=path, method=method, count=count, user=user)
         return self.api("POST", "/_test/faults", spec)["id"]
+
+    def compat(self, **switches):
+        """Set mxhs COMPAT switches now (and for later restarts); -> all of them."""
+        self.compat_switches.update(switches)
+        return self.api("POST", "/_test/compat", switches)
 
     def clear_faults(self):
         self.api("DELETE", "/_test/faults")
