@@ -1061,6 +1061,13 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 				return tlbot_replyf(
 				        ctx, "You lead or are assigned no %s challenges%s%s.", st,
 				        region ? " in region " : "", region ? region : "");
+			/* a filter that matches nothing: the room may well have others */
+			if (status_v || region)
+				return tlbot_replyf(ctx, "No %s challenges %s%s%s (%schallenge list"
+				                    " --status all lists every one).",
+				                    st, all ? "in any room" : "in this room",
+				                    region ? " in region " : "", region ? region : "",
+				                    tlbot_ctx_prefix(ctx));
 			return tlbot_replyf(ctx,
 			                    "No %s challenges %s%s%s. Create one with %schallenge"
 			                    " new \"title\".",
@@ -1079,7 +1086,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	tlbot_db_query(ctx, &q,
 	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
-	         " (SELECT COUNT(*) FROM challenge_assignees a WHERE a.challenge_id = "
+	         " (SELECT group_concat(a.user_id, ' ') FROM (SELECT user_id, challenge_id FROM"
+	         " challenge_assignees ORDER BY assigned_at, user_id) a WHERE a.challenge_id = "
 	         "c.id)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
 	         "ttttii", room, filter, region, who, (int64_t)PAGE_SIZE,
 	         (int64_t)((page - 1) * PAGE_SIZE));
@@ -1093,8 +1101,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_html(&m, "<th>Team</th>");
 	tlbot_msg_html(&m, "</tr></thead><tbody>");
 	while (tlbot_db_next(&q) > 0) {
-		const char *due = tlbot_db_col_text(&q, 4), *lead = tlbot_db_col_text(&q, 5), *st = tlbot_db_col_text(&q, 3);
-		int64_t nassigned = tlbot_db_col_int(&q, 7);
+		const char *due = tlbot_db_col_text(&q, 4), *lead = tlbot_db_col_text(&q, 5),
+		           *st = tlbot_db_col_text(&q, 3), *assigned = tlbot_db_col_text(&q, 7);
 
 		n++;
 		tlbot_msg_plain(&m, "\n• ");
@@ -1116,12 +1124,32 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		if (lead) {
 			tlbot_msg_plain(&m, ", lead ");
 			tlbot_msg_user(&m, lead);
+		} else {
+			tlbot_msg_html(&m, "—"); /* no lead yet: a dash, not an empty cell */
 		}
 		tlbot_msg_html(&m, "</td><td>");
-		if (nassigned > 0) {
-			tlbot_msg_plain(&m, ", ");
-			tlbot_msg_textf(&m, "%lld", (long long)nassigned);
-			tlbot_msg_plain(&m, " assigned");
+		/* the people, not a count */
+		if (assigned && *assigned) {
+			const char *p = assigned;
+			int k = 0;
+
+			tlbot_msg_plain(&m, ", assigned ");
+			while (*p) {
+				char id[256];
+				size_t len = strcspn(p, " ");
+
+				if (len > 0 && len < sizeof(id)) {
+					memcpy(id, p, len);
+					id[len] = '\0';
+					tlbot_msg_text(&m, k++ ? ", " : "");
+					tlbot_msg_user(&m, id);
+				}
+				p += len;
+				while (*p == ' ')
+					p++;
+			}
+		} else {
+			tlbot_msg_html(&m, "—");
 		}
 		tlbot_msg_html(&m, "</td>");
 		if (wide) {
@@ -1752,6 +1780,15 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return -1;
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
+	/* a moderator, or the challenge's own lead (issue 13, item 16) */
+	if (!tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)) &&
+	    !(c.lead && tlbot_ctx_sender(ctx) && strcmp(c.lead, tlbot_ctx_sender(ctx)) == 0)) {
+		tlbot_fail(ctx, "not allowed: %schallenge edit needs a power level of at least %d"
+		           " (moderator), or to be C-%lld's lead", tlbot_ctx_prefix(ctx),
+		           tlbot_ctx_power_needed(ctx), (long long)c.id);
+		challenge_release(&c);
+		return -1;
+	}
 	if (require_here(ctx, &c) != 0)
 		goto out;
 	if (c.due && (old_due = strdup(c.due)) == NULL)
@@ -1975,7 +2012,7 @@ static const struct tlbot_subcmd subcmds[] = {
          cmd_unassign, "unassign C-12 @ali:example.org", 0},
         {"status", "change the status, with an outcome note", TLBOT_PERM_WRITE, status_params,
          cmd_status, "status C-12 done --note \"saved 12% in the pilot\"", 0},
-        {"edit", "change details (none clears a field)", TLBOT_PERM_WRITE, edit_params, cmd_edit,
+        {"edit", "change details (none clears a field); its lead may too", TLBOT_PERM_ANYONE, edit_params, cmd_edit,
          "edit C-12 --due 31/03/2027", 0},
         {NULL, NULL, 0, NULL, NULL, NULL, 0}};
 

@@ -621,6 +621,34 @@ TEST(help_lists_families)
 	cmdtest_release(&T);
 }
 
+/* issue 13 items 16 and 19: the lead edits their own challenge; a filter
+ * that matches nothing says so; the table names the lead and the people */
+TEST(lead_edits_and_list_cells)
+{
+	setup();
+	CHECK_INT(run(MOD, "!challenge new \"Alpha\" --lead " ALI), >=, 1);
+	CHECK_INT(run(MOD, "!challenge new \"Beta\""), ==, 1);
+	run(MOD, "!challenge assign C-1 " SAM);
+	/* ali leads C-1 without moderator power: may edit it, not C-2 */
+	CHECK_INT(run(ALI, "!challenge edit C-1 --title \"Alpha two\""), ==, 1);
+	CHECK_NOT_CONTAINS(cmdtest_reply(&T, 0), "not allowed");
+	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE title = 'Alpha two'"), ==, 1);
+	CHECK_INT(run(ALI, "!challenge edit C-2 --title Mine"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "not allowed");
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "C-2's lead");
+	CHECK_INT(count("SELECT COUNT(*) FROM challenges WHERE title = 'Mine'"), ==, 0);
+	/* the table: names in Assigned, a dash for no lead */
+	CHECK_INT(run(USER, "!challenge list"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "assigned @ali:test, @sam:test");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&T, 0), "1 assigned");
+	CHECK_CONTAINS(cmdtest_html(&T, 0), "<td>—</td>");
+	/* a filter that matches nothing: no "create one" */
+	CHECK_INT(run(USER, "!challenge list --status done"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "No done challenges in this room");
+	CHECK_NOT_CONTAINS(cmdtest_reply(&T, 0), "Create one");
+	cmdtest_release(&T);
+}
+
 static const struct tap_test tests[] = {TEST_ENTRY(new_creates_and_schedules),
                                         TEST_ENTRY(new_refusals_store_nothing),
                                         TEST_ENTRY(html_escaping),
@@ -639,6 +667,7 @@ static const struct tap_test tests[] = {TEST_ENTRY(new_creates_and_schedules),
                                         TEST_ENTRY(linked_experiments),
                                         TEST_ENTRY(notify_command),
                                         TEST_ENTRY(help_lists_families),
+                                        TEST_ENTRY(lead_edits_and_list_cells),
                                         TEST_END};
 
 TAP_MAIN(tests)
