@@ -1,0 +1,202 @@
+/* Records described once (commands/record.c): a toy record's field table
+ * drives its SELECT list, INSERT, reading, updates with history, edit
+ * parameters and values; and the experiment's table matches its schema. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdtest.h"
+#include "tap.h"
+#include "tlbot/ctx.h"
+
+#include "../../commands/experiment.h"
+#include "../../commands/record.h"
+
+/* A toy record: adding a field is one row here (and a column below). */
+#define TOY_FIELDS(X)                                                                   \
+	X(id, "id", "id", R_ID, 0, RE_FIXED, REC_EXPORTED, "id")                        \
+	X(name, "name", "name", R_TEXT, 20, RE_EDIT, REC_REQUIRED | REC_SHOWN, "name")   \
+	X(due, "due_date", "due", R_DATE, 0, RE_EDIT, REC_EXPORTED, "due date")          \
+	X(score, "score", "score", R_REAL, 0, RE_EDIT, REC_EXPORTED, "score")            \
+	X(parent, "parent_id", "parent", R_REF, 0, RE_EDIT, 0, "parent")                 \
+	X(who, "who", "who", R_USER, 0, RE_FIXED, REC_INTERNAL, "who")                   \
+	X(at, "at", "at", R_TIME, 0, RE_FIXED, REC_INTERNAL, "created")
+
+struct toy {
+	TOY_FIELDS(REC_X_MEMBER)
+};
+
+#define TOY_X_FIELD(...) REC_X_FIELD(struct toy, __VA_ARGS__)
+static const struct rec_field toy_fields[] = { TOY_FIELDS(TOY_X_FIELD){ NULL, NULL, 0, 0, 0, NULL, 0 } };
+static const struct rec_desc toy_desc = { "toys", "T", "P", "at", toy_fields };
+
+#define REC_REF_PREFIX "P"
+static const struct tlbot_param toy_params[] = { TOY_FIELDS(REC_X_EDIT_PARAM){ NULL } };
+
+static struct cmdtest t;
+static struct tlbot_ctx ctx;
+
+static void
+setup(void)
+{
+	cmdtest_init(&t);
+	sqlite3_exec(t.st.db, "CREATE TABLE toys (id INTEGER PRIMARY KEY, name TEXT, due_date TEXT,"
+		     " score REAL, parent_id INTEGER, who TEXT, at INTEGER)", NULL, NULL, NULL);
+	tlbot_ctx_init(&ctx, &t.cfg, &t.st, "@tlbot:test");
+	ctx.room_id = "!r:test";
+	ctx.sender = "@alice:test";
+	ctx.now = 1795000000;
+}
+
+static void
+teardown(void)
+{
+	tlbot_ctx_release(&ctx);
+	cmdtest_release(&t);
+}
+
+TEST(select_insert_read)
+{
+	struct tlbot_buf b;
+	struct toy a = { 0 }, r;
+	char v[64];
+
+	setup();
+	tlbot_buf_init(&b, 1024);
+	CHECK_INT(rec_select(&toy_desc, "x", &b), ==, 0);
+	CHECK_STR(tlbot_buf_str(&b), "SELECT x.id, x.name, x.due_date, x.score, x.parent_id, x.who,"
+		  " x.at FROM toys x ");
+	tlbot_buf_release(&b);
+	a.id = 7;
+	a.name = "Seven";
+	a.due = "2026-12-01";
+	a.score = (struct rec_num){ 1, 2.5 };
+	a.parent = 3;
+	a.who = NULL;
+	a.at = 42;
+	CHECK_INT(rec_insert(&ctx, &toy_desc, &a), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM toys WHERE id = 7 AND name = 'Seven' AND"
+				" score = 2.5 AND parent_id = 3 AND who IS NULL AND at = 42", NULL), ==, 1);
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(rec_load(&ctx, &toy_desc, 7, &r), ==, 0);
+	CHECK_STR(r.name, "Seven");
+	CHECK_STR(r.due, "2026-12-01");
+	CHECK(r.score.has && r.score.v == 2.5);
+	CHECK(r.who == NULL);
+	rec_value(&toy_desc, rec_field_by_flag(&toy_desc, "parent"), &r, v, sizeof(v));
+	CHECK_STR(v, "P-3");
+	rec_value(&toy_desc, rec_field_by_flag(&toy_desc, "score"), &r, v, sizeof(v));
+	CHECK_STR(v, "2.5");
+	rec_release(&toy_desc, &r);
+	CHECK(r.name == NULL && r.due == NULL);
+	CHECK_INT(rec_load(&ctx, &toy_desc, 8, &r), ==, 1);
+	teardown();
+}
+
+TEST(updates_write_history)
+{
+	struct toy a = { 0 }, r;
+
+	setup();
+	a.id = 1;
+	a.name = "One";
+	rec_insert(&ctx, &toy_desc, &a);
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(rec_load(&ctx, &toy_desc, 1, &r), ==, 0);
+	ctx.now += 60;
+	CHECK_INT(rec_set_text(&ctx, &toy_desc, &r, rec_field_by_column(&toy_desc, "name"), "Uno",
+			       "edited"), ==, 0);
+	CHECK_INT(rec_set_text(&ctx, &toy_desc, &r, rec_field_by_column(&toy_desc, "name"), "Uno",
+			       "edited"), ==, 0); /* unchanged: no row */
+	CHECK_INT(rec_set_num(&ctx, &toy_desc, &r, rec_field_by_flag(&toy_desc, "score"),
+			      (struct rec_num){ 1, 4 }, "edited"), ==, 0);
+	CHECK_INT(rec_set_int(&ctx, &toy_desc, &r, rec_field_by_flag(&toy_desc, "parent"), 9,
+			      "moved"), ==, 0);
+	CHECK_STR(r.name, "Uno");
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM toys WHERE id = 1 AND name = 'Uno' AND"
+				" score = 4 AND parent_id = 9 AND at = 1795000060", NULL), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'T'", NULL), ==, 3);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'T' AND record_id = 1"
+				" AND field = 'name' AND old = 'One' AND new = 'Uno' AND actor = ?",
+				"@alice:test"), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE field = 'score' AND old IS NULL"
+				" AND new = '4'", NULL), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE field = 'parent_id' AND"
+				" old = 'P-0' AND new = 'P-9' AND action = 'moved'", NULL), ==, 1);
+	rec_release(&toy_desc, &r);
+	teardown();
+}
+
+TEST(edit_params_and_flags_from_the_table)
+{
+	const struct rec_field *f;
+	size_t n = 0;
+
+	/* one typed parameter per RE_EDIT row, in table order */
+	CHECK_STR(toy_params[0].name, "--name");
+	CHECK_INT(toy_params[0].type, ==, TLBOT_P_TEXT);
+	CHECK_STR(toy_params[1].name, "--due");
+	CHECK_INT(toy_params[1].type, ==, TLBOT_P_DATE);
+	CHECK(toy_params[1].mode & TLBOT_NONE_OK);
+	CHECK_STR(toy_params[2].name, "--score");
+	CHECK_INT(toy_params[2].type, ==, TLBOT_P_NUM);
+	CHECK_STR(toy_params[3].name, "--parent");
+	CHECK_STR(toy_params[3].choices, "P");
+	CHECK(toy_params[4].name == NULL);
+	CHECK_STR(toy_params[1].desc, "due date");
+	for (f = toy_fields; f->column; f++)
+		n += (f->flags & REC_EDITABLE) != 0;
+	CHECK_INT((int)n, ==, 4);
+	CHECK(rec_field_by_flag(&toy_desc, "name")->flags & REC_REQUIRED);
+	CHECK_INT((int)rec_field_by_flag(&toy_desc, "name")->max, ==, 20);
+	CHECK(rec_field_by_flag(&toy_desc, "nope") == NULL);
+}
+
+TEST(experiment_table_matches_its_schema)
+{
+	const struct rec_field *f;
+	char sql[256];
+	int n = 0;
+
+	setup();
+	CHECK_INT(tlbot_exp_desc.fields[0].type, ==, R_ID);
+	for (f = tlbot_exp_desc.fields; f->column; f++, n++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('experiments')"
+			 " WHERE name = ?");
+		if (cmdtest_count(&t, sql, f->column) != 1)
+			printf("# no column %s\n", f->column);
+		CHECK_INT(cmdtest_count(&t, sql, f->column), ==, 1);
+		CHECK(f->label && *f->label);
+		CHECK(rec_field_by_flag(&tlbot_exp_desc, f->flag) == f); /* flags are unique */
+	}
+	/* every column of the table is a field: nothing is read or written
+	 * past the table */
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pragma_table_info('experiments')", NULL), ==,
+		  n);
+	CHECK(rec_field_by_flag(&tlbot_exp_desc, "until")->flags & REC_EDITABLE);
+	CHECK(!(rec_field_by_flag(&tlbot_exp_desc, "status")->flags & REC_EDITABLE));
+	teardown();
+}
+
+TEST(day_in_words)
+{
+	char out[32];
+
+	rec_day("2026-12-01", "2026-11-18", out, sizeof(out));
+	CHECK_STR(out, "1 Dec");
+	rec_day("2027-01-31", "2026-11-18", out, sizeof(out));
+	CHECK_STR(out, "31 Jan 2027");
+	rec_day("soon", "2026-11-18", out, sizeof(out));
+	CHECK_STR(out, "soon");
+}
+
+static const struct tap_test tests[] = {
+	TEST_ENTRY(select_insert_read),
+	TEST_ENTRY(updates_write_history),
+	TEST_ENTRY(edit_params_and_flags_from_the_table),
+	TEST_ENTRY(experiment_table_matches_its_schema),
+	TEST_ENTRY(day_in_words),
+	TEST_END,
+};
+
+TAP_MAIN(tests)
