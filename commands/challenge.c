@@ -99,11 +99,12 @@ db_fail(struct tlbot_ctx *ctx)
 static char *
 room_label(struct tlbot_ctx *ctx, const char *room)
 {
-	char *name = NULL;
+	char *name = NULL, *region = NULL;
 
-	if (tlbot_db_text(ctx, &name, "SELECT name FROM teams WHERE room_id = ?", "t",
-	               room) < 0)
+	/* the team family's hook: this family never reads its tables */
+	if (tlbot_room_profile(ctx, room, &name, &region) < 0)
 		name = NULL;
+	free(region);
 	return name ? name : tlbot_ctx_room_name(ctx, room);
 }
 
@@ -837,11 +838,13 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	if (region == NULL || *region == '\0') {
 		/* the team's region is the default */
-		if (tlbot_db_text(ctx, &team_region, "SELECT region FROM teams WHERE room_id = ?", "t",
-		               tlbot_ctx_room(ctx)) < 0) {
+		char *team_name = NULL;
+
+		if (tlbot_room_profile(ctx, tlbot_ctx_room(ctx), &team_name, &team_region) < 0) {
 			rc = db_fail(ctx);
 			goto out;
 		}
+		free(team_name);
 		region = team_region;
 	}
 	id = tlbot_ctx_next_id(ctx, "challenge");
@@ -1001,7 +1004,7 @@ page_check(struct tlbot_ctx *ctx, int64_t page, int64_t total, int64_t per)
 }
 
 #define LIST_WHERE                                                                                 \
-	" FROM challenges c LEFT JOIN teams t ON t.room_id = c.room_id"                            \
+	" FROM challenges c"                                                                       \
 	" WHERE (?1 IS NULL OR c.room_id = ?1)"                                                    \
 	" AND instr(?2, ',' || c.status || ',') > 0"                                               \
 	" AND (?3 IS NULL OR lower(c.region) = lower(?3))"                                         \
@@ -1085,7 +1088,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                (long long)total, (long long)page, (long long)pages);
 	}
 	tlbot_db_query(ctx, &q,
-	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, t.name,"
+	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, NULL,"
 	         " (SELECT group_concat(a.user_id, ' ') FROM (SELECT user_id, challenge_id FROM"
 	         " challenge_assignees ORDER BY assigned_at, user_id) a WHERE a.challenge_id = "
 	         "c.id)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
@@ -1153,8 +1156,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		tlbot_msg_html(&m, "</td>");
 		if (wide) {
-			char *name = tlbot_db_col_text(&q, 6) ? NULL : tlbot_ctx_room_name(ctx, tlbot_db_col_text(&q, 1));
-			const char *team = tlbot_db_col_text(&q, 6) ? tlbot_db_col_text(&q, 6) : name;
+			char *name = room_label(ctx, tlbot_db_col_text(&q, 1));
+			const char *team = name;
 
 			tlbot_msg_html(&m, "<td>");
 			tlbot_msg_plain(&m, team ? " — team " : " — room ");
@@ -1846,6 +1849,36 @@ out:
 	return rc;
 }
 
+/* struct tlbot_cmd.leads: the lead of C-num of room_id, or of each of the
+ * room's challenges. */
+static int
+leads(struct tlbot_ctx *ctx, const char *room_id, int64_t num,
+      void (*add)(void *arg, const char *user_id, int64_t num, const char *status), void *arg)
+{
+	struct tlbot_db_rows q;
+	int rc, found = 0;
+
+	if (num > 0)
+		rc = tlbot_db_query(ctx, &q, "SELECT id, lead, status FROM challenges WHERE id = ?"
+		                    " AND room_id = ?", "it", num, room_id);
+	else
+		rc = tlbot_db_query(ctx, &q, "SELECT id, lead, status FROM challenges WHERE room_id = ?"
+		                    " AND lead IS NOT NULL AND lead <> '' ORDER BY id", "t", room_id);
+	if (rc != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *lead = tlbot_db_col_text(&q, 1);
+
+		found = 1;
+		if (lead && *lead)
+			add(arg, lead, tlbot_db_col_int(&q, 0), tlbot_db_col_text(&q, 2));
+	}
+	tlbot_db_done(&q);
+	if (rc < 0)
+		return -1;
+	return num > 0 && !found ? 1 : 0;
+}
+
 /* A challenge's changes since the last stand-up in words, after
  * "C-3 title:". */
 static void
@@ -2046,4 +2079,5 @@ const struct tlbot_cmd tlbot_cmd_challenge = {
         .export_user = challenge_export_user,
         .forget_user = challenge_forget_user,
         .summary_since = summary_since,
+        .leads = leads,
 };

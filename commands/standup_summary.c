@@ -112,64 +112,54 @@ item_close(struct tlbot_msg *m)
 /* The leads to mention for a blocker: the leads of the challenges the
  * blocker names (C-n) in this room, else of the room's active challenges.
  * Fills leads (user ids) and refs ("C-3") in parallel. */
+struct lead_acc {
+	struct su_list *leads, *refs;
+	const char *prefix;
+	int open_only; /* the room's records: only open or active ones */
+};
+
+/* tlbot_leads callback: add a lead (once) with the record it leads. */
+static void
+add_lead(void *arg, const char *user_id, int64_t num, const char *status)
+{
+	struct lead_acc *a = arg;
+	char ref[32];
+
+	if (a->open_only && (status == NULL || (strcmp(status, "open") != 0 &&
+	                                        strcmp(status, "active") != 0)))
+		return;
+	if (su_list_has(a->leads, user_id))
+		return;
+	snprintf(ref, sizeof(ref), "%s-%lld", a->prefix, (long long)num);
+	su_list_add(a->leads, user_id);
+	su_list_add(a->refs, ref);
+}
+
 static void
 blocker_leads(struct tlbot_ctx *ctx, const char *room_id, const char *text, struct su_list *leads,
               struct su_list *refs)
 {
-	sqlite3_stmt *s = NULL;
+	struct lead_acc acc = {leads, refs, "C", 0};
 	const char *p;
 	int named = 0;
 
-	if (!su_table_exists(ctx, "challenges"))
-		return;
+	/* through the challenge family's leads hook, never its tables */
 	for (p = text; p && *p; p++) {
-		char ref[32];
 		long long n;
 
 		if (!((*p == 'C' || *p == 'c') && p[1] == '-' && isdigit((unsigned char)p[2])) ||
 		    (p > text && isalnum((unsigned char)p[-1])))
 			continue;
 		n = strtoll(p + 2, NULL, 10);
-		if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-		                       "SELECT lead FROM challenges WHERE id = ? AND room_id = ?",
-		                       -1, &s, NULL) != SQLITE_OK)
-			return;
-		sqlite3_bind_int64(s, 1, n);
-		su_bind_text(s, 2, room_id);
 		/* a challenge named here: its current lead only (none when the
 		 * lead was unassigned), never the leads of the others */
-		if (sqlite3_step(s) == SQLITE_ROW)
+		if (tlbot_leads(ctx, "C", room_id, n, add_lead, &acc) == 0)
 			named = 1;
-		if (named && sqlite3_data_count(s) > 0 && sqlite3_column_text(s, 0) &&
-		    *sqlite3_column_text(s, 0)) {
-			snprintf(ref, sizeof(ref), "C-%lld", n);
-			if (!su_list_has(leads, (const char *)sqlite3_column_text(s, 0))) {
-				su_list_add(leads, (const char *)sqlite3_column_text(s, 0));
-				su_list_add(refs, ref);
-			}
-		}
-		sqlite3_finalize(s);
 	}
 	if (named)
 		return;
-	if (sqlite3_prepare_v2(
-	            tlbot_ctx_db(ctx),
-	            "SELECT id, lead FROM challenges WHERE room_id = ?"
-	            " AND lead IS NOT NULL AND lead <> '' AND status IN ('open', 'active')"
-	            " ORDER BY id",
-	            -1, &s, NULL) != SQLITE_OK)
-		return;
-	su_bind_text(s, 1, room_id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		char ref[32];
-
-		snprintf(ref, sizeof(ref), "C-%lld", (long long)sqlite3_column_int64(s, 0));
-		if (!su_list_has(leads, (const char *)sqlite3_column_text(s, 1))) {
-			su_list_add(leads, (const char *)sqlite3_column_text(s, 1));
-			su_list_add(refs, ref);
-		}
-	}
-	sqlite3_finalize(s);
+	acc.open_only = 1;
+	tlbot_leads(ctx, "C", room_id, 0, add_lead, &acc);
 }
 
 /* "Since the last stand-up": every family's summary_since hook, in the

@@ -126,32 +126,51 @@ is_none(const char *v)
 /* The team's lead: the one set with !team set --lead, else the lead of the
  * room's most recent active challenge. 0 and a new string (or NULL when
  * there is none), -1 on error. */
+/* tlbot_leads callback: keep the lead of the last active record. */
+static void
+last_active_lead(void *arg, const char *user_id, int64_t num, const char *status)
+{
+	char **out = arg, *copy;
+
+	(void)num;
+	if (status == NULL || strcmp(status, "active") != 0 || (copy = strdup(user_id)) == NULL)
+		return;
+	free(*out);
+	*out = copy;
+}
+
+/* struct tlbot_cmd.room_profile: the team's name and region. */
+static int
+room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region)
+{
+	struct tlbot_db_rows q;
+	int rc;
+
+	*name = *region = NULL;
+	if (tlbot_db_query(ctx, &q, "SELECT name, region FROM teams WHERE room_id = ?", "t",
+	                   room_id) != 0)
+		return -1;
+	rc = tlbot_db_next(&q);
+	if (rc > 0) {
+		*name = tlbot_db_col_dup(&q, 0);
+		*region = tlbot_db_col_dup(&q, 1);
+	}
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : 0;
+}
+
 static int
 team_lead(struct tlbot_ctx *ctx, const char *room, char **out)
 {
 	int rc = tlbot_db_text(ctx, out, "SELECT lead FROM teams WHERE room_id = ?", "t", room);
-	int64_t have = 0;
-	struct tlbot_db_rows q;
 
 	if (rc < 0)
 		return -1;
 	if (*out)
 		return 0;
-	tlbot_db_query(ctx, &q,
-	         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
-	         " name = 'challenges')",
-	         NULL);
-	if (q.stmt == NULL)
-		return -1;
-	if (tlbot_db_next(&q) > 0)
-		have = tlbot_db_col_int(&q, 0);
-	tlbot_db_done(&q);
-	if (!have)
-		return 0;
-	rc = tlbot_db_text(ctx, out,
-	                "SELECT lead FROM challenges WHERE room_id = ? AND status = 'active'"
-	                " AND lead IS NOT NULL ORDER BY id DESC LIMIT 1",
-	                "t", room);
+	/* no team lead: the lead of the room's newest active challenge, asked
+	 * of the challenge family (never its tables) */
+	rc = tlbot_leads(ctx, "C", room, 0, last_active_lead, out);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -731,4 +750,5 @@ const struct tlbot_cmd tlbot_cmd_team = {
         .jobs = jobs,
         .export_user = team_export_user,
         .forget_user = team_forget_user,
+        .room_profile = room_profile,
 };

@@ -524,6 +524,29 @@ tlbot_summary_end(struct tlbot_summary *s)
 }
 
 int
+tlbot_leads(struct tlbot_ctx *ctx, const char *prefix, const char *room_id, int64_t num,
+	    void (*add)(void *arg, const char *user_id, int64_t num, const char *status), void *arg)
+{
+	const struct tlbot_cmd *c = ref_owner(prefix, strlen(prefix));
+
+	if (c == NULL || c->leads == NULL)
+		return 1;
+	return c->leads(ctx, room_id, num, add, arg);
+}
+
+int
+tlbot_room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region)
+{
+	size_t i;
+
+	*name = *region = NULL;
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->room_profile)
+			return tlbot_commands[i]->room_profile(ctx, room_id, name, region);
+	return 0;
+}
+
+int
 tlbot_ref_exists(struct tlbot_ctx *ctx, const char *prefix, int64_t num)
 {
 	const struct tlbot_cmd *c = ref_owner(prefix, strlen(prefix));

@@ -213,6 +213,16 @@ struct tlbot_cmd {
 			     const char *date, time_t since, time_t until);
 	int (*linked)(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *label,
 		      const char *prefix, int64_t num);
+	/* leads: who answers for this family's records in room_id: of record
+	 * <ref_prefix>-num when num > 0, else of each of the room's records
+	 * (in id order); add(arg, user, num, status) for each that has one.
+	 * Returns 0, 1 when num is not a record of room_id, -1 (ctx marked).
+	 * room_profile: the team's name and region for room_id (new strings,
+	 * NULL when unknown). 0 or -1. */
+	int (*leads)(struct tlbot_ctx *ctx, const char *room_id, int64_t num,
+		     void (*add)(void *arg, const char *user_id, int64_t num, const char *status),
+		     void *arg);
+	int (*room_profile)(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region);
 };
 
 /* One list of items across families (the stand-up summary): the first
@@ -371,6 +381,15 @@ int tlbot_history_add(struct tlbot_ctx *ctx, const char *kind, int64_t id, const
 /* Next value of a named counter (e.g. "challenge" -> 12 for C-12), stored
  * in the same transaction. Returns -1 on error. */
 int64_t tlbot_ctx_next_id(struct tlbot_ctx *ctx, const char *counter);
+
+/* Through the families' hooks: the leads of record <prefix>-num of
+ * room_id (num > 0) or of the room's records (num 0) -- see leads above;
+ * returns 0, 1 (no such record here, or no family owns the prefix), -1.
+ * And the team's name and region of room_id (new strings or NULL). */
+int tlbot_leads(struct tlbot_ctx *ctx, const char *prefix, const char *room_id, int64_t num,
+		void (*add)(void *arg, const char *user_id, int64_t num, const char *status),
+		void *arg);
+int tlbot_room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region);
 
 /* Linked records: whether record <prefix>-<num> ("C", 12) exists, asked
  * of the family that owns the prefix (its ref_lookup), so no family reads
