@@ -127,7 +127,7 @@ tlbot_params_usage(const struct tlbot_param *params, struct tlbot_buf *b)
 			tlbot_buf_printf(b, "\"%s\"", p->name);
 		else
 			tlbot_buf_adds(b, label);
-		if (p == rest || (p->mode & TLBOT_REPEAT))
+		if ((p == rest && !p->label) || (p->mode & TLBOT_REPEAT))
 			tlbot_buf_adds(b, "...");
 		first = 0;
 	}

@@ -5,6 +5,7 @@
 
 #include "tlbot/clock.h"
 #include "tlbot/ctx.h"
+#include "tlbot/describe.h"
 #include "tlbot/log.h"
 #include "tlbot/metrics.h"
 #include "tlbot/router.h"
@@ -90,7 +91,8 @@ store_state(struct tlbot_router *rt, const char *room_id, const json_t *ev)
 	/* only the state the bot reads: power, creation, membership of the bot
 	 * and of DM partners, the room name */
 	if (strcmp(type, "m.room.power_levels") != 0 && strcmp(type, "m.room.create") != 0 &&
-	    strcmp(type, "m.room.name") != 0 && strcmp(type, "m.room.member") != 0)
+	    strcmp(type, "m.room.name") != 0 && strcmp(type, "m.room.member") != 0 &&
+	    strcmp(type, TLBOT_MSC4391_TYPE) != 0 && strcmp(type, TLBOT_MSC4391_STABLE_TYPE) != 0)
 		return 0;
 	text = json_dumps(content, JSON_COMPACT);
 	if (text == NULL)
@@ -307,7 +309,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	const char *type = jstr(ev, "type");
 	struct tlbot_ctx ctx;
 	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
-	char txn_base[300], *pilled = NULL, *html_owned = NULL;
+	char txn_base[300], *pilled = NULL, *html_owned = NULL, *structured = NULL;
 	const char *html;
 	int rc = 0, r, consumed = 0;
 	size_t i;
@@ -352,7 +354,31 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	 * for rich replies"): strip it, so "!ping" sent as a reply is "!ping" */
 	html = ctx.replaces ? jstr(json_object_get(content, "m.new_content"), "formatted_body")
 			    : jstr(content, "formatted_body");
-	if (ctx.redacts == NULL && ctx.in_reply_to) {
+	/* MSC4391: a structured invocation runs as the command line it
+	 * stands for, through the same parser, checks and handlers */
+	if (ctx.redacts == NULL && ctx.replaces == NULL) {
+		const char *prefix = rt->cfg->prefixes.n ? rt->cfg->prefixes.v[0] : "!";
+		char serr[400];
+		int sc = tlbot_structured_command(content, rt->bot_user, prefix, &structured, serr,
+						  sizeof(serr));
+
+		if (sc < 0) {
+			log_info("room %s event %s: a malformed structured command: %s", room_id,
+				 ctx.event_id, serr);
+			ctx.body = body;
+			if (tlbot_dispatch(&ctx, NULL, serr) < 0 ||
+			    tlbot_store_outcome_set(rt->st, ctx.event_id, room_id, ctx.sender, 0) != 0)
+				rc = -1;
+			goto out;
+		}
+		if (sc > 0) {
+			log_debug("room %s event %s: structured command: %s", room_id, ctx.event_id,
+				  structured);
+			body = structured;
+			html = NULL;
+		}
+	}
+	if (ctx.redacts == NULL && ctx.in_reply_to && structured == NULL) {
 		const char *stripped = tlbot_reply_strip_body(body);
 
 		if (stripped != body)
@@ -431,6 +457,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 out:
 	free(pilled);
 	free(html_owned);
+	free(structured);
 	tlbot_ctx_release(&ctx);
 	return rc;
 }
@@ -448,6 +475,30 @@ note_notice_sender(struct tlbot_router *rt, const char *sender)
 	if (r < 0)
 		return -1;
 	return r == 1 ? tlbot_store_kv_set(rt->st, key, "1") : 0;
+}
+
+/* Command descriptions for every joined room. 0 or -1. */
+static int
+describe_rooms(struct tlbot_router *rt)
+{
+	struct tlbot_ctx ctx;
+	struct tlbot_db_rows q;
+	int rc = 0, step = 0;
+
+	tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
+	if (tlbot_db_query(&ctx, &q, "SELECT room_id FROM rooms WHERE membership = 'join'", "") != 0) {
+		tlbot_ctx_release(&ctx);
+		return -1;
+	}
+	while (rc == 0 && (step = tlbot_db_next(&q)) > 0) {
+		const char *room = tlbot_db_col_text(&q, 0);
+
+		if (room && tlbot_config_room_allowed(rt->cfg, room))
+			rc = tlbot_describe_room(rt->cfg, rt->st, rt->bot_user, room);
+	}
+	tlbot_db_done(&q);
+	tlbot_ctx_release(&ctx);
+	return rc == 0 && step >= 0 ? 0 : -1;
 }
 
 /* Process one timeline event. answer: 0 while replaying history that must
@@ -712,6 +763,8 @@ handle_joined_room(struct tlbot_router *rt, const char *room_id, const json_t *r
 	free(dm_user);
 	if (!was_joined && joined_room_news(rt, room_id, invited && !is_dm, next) != 0)
 		return -1;
+	if (!was_joined)
+		rt->joined_new = 1;
 
 	/* Where do answers start? After the bot's own join when it is in this
 	 * timeline; else everything is new (the join came in an earlier batch,
@@ -783,6 +836,14 @@ tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *sin
 	json_object_foreach((json_t *)json_object_get(rooms, "leave"), room_id, room)
 		if (tlbot_store_room_set(rt->st, room_id, "leave", NULL) != 0)
 			goto fail;
+	/* MSC4391: on every start, and when the bot joins a room, bring the
+	 * rooms' command descriptions in step with the command table */
+	if (rt->describe == 1 || (rt->describe && rt->joined_new)) {
+		if (describe_rooms(rt) != 0)
+			goto fail;
+		rt->describe = 2;
+	}
+	rt->joined_new = 0;
 	if (tlbot_store_events_trim(rt->st, rt->cfg->handled_events_max) != 0 ||
 	    tlbot_store_kv_set(rt->st, "next_batch", next) != 0)
 		goto fail;

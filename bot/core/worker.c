@@ -620,6 +620,13 @@ start_row(struct worker *w, struct pend *p)
 		/* upload, then the m.file event (blocking: rare) */
 		e = send_file(w, &f->row, &event_id, &r);
 		slot_done(w, f, e, &r, event_id);
+	} else if (strcmp(f->row.kind, "state") == 0) {
+		/* a state event, MSC4391 command descriptions (blocking: on
+		 * start and joins); the row's user_id holds the state key */
+		e = tlbot_mx_put_state(&w->http, f->row.room_id, f->row.event_type,
+				       f->row.user_id ? f->row.user_id : "",
+				       f->row.content ? f->row.content : "{}", &event_id, &r);
+		slot_done(w, f, e, &r, event_id);
 	} else if (strcmp(f->row.kind, "members") == 0) {
 		/* a room just joined (blocking: once per room) */
 		e = fetch_members(w, &f->row, &r);

@@ -242,6 +242,26 @@ tlbot_mx_membership_path(const char *room_id, int join)
 }
 
 enum tlbot_err
+tlbot_mx_put_state(struct tlbot_http *h, const char *room_id, const char *type,
+		   const char *state_key, const char *content_json, char **event_id,
+		   struct tlbot_http_resp *r)
+{
+	char *path = path_build(API "/rooms/%s/state/%s/%s", room_id, type, state_key);
+	enum tlbot_err rc;
+
+	*event_id = NULL;
+	if (path == NULL)
+		return TLBOT_ERR_NOMEM;
+	rc = tlbot_http_request(h, "PUT", path, content_json, strlen(content_json), NULL,
+				SHORT_TIMEOUT_MS, r);
+	free(path);
+	if (rc != TLBOT_OK)
+		return rc;
+	*event_id = json_strdup(r->json, "event_id");
+	return *event_id ? TLBOT_OK : TLBOT_ERR_PARSE;
+}
+
+enum tlbot_err
 tlbot_mx_join(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r)
 {
 	return call_json(h, "POST", path_build(API "/rooms/%s/join", room_id), json_object(),

@@ -24,9 +24,11 @@ tlbot_sync_filter_json(int timeline_limit, char *buf, size_t buflen)
 		 "\"account_data\":{\"types\":[\"m.direct\"]},"
 		 "\"room\":{"
 		 "\"timeline\":{\"limit\":%d,\"types\":[\"m.room.message\",\"m.room.redaction\","
-		 "\"m.room.member\",\"m.room.power_levels\",\"m.room.create\",\"m.room.name\"]},"
+		 "\"m.room.member\",\"m.room.power_levels\",\"m.room.create\",\"m.room.name\","
+		 "\"org.matrix.msc4391.command_description\",\"m.bot.command_description\"]},"
 		 "\"state\":{\"lazy_load_members\":true,\"types\":[\"m.room.member\","
-		 "\"m.room.power_levels\",\"m.room.create\",\"m.room.name\"]},"
+		 "\"m.room.power_levels\",\"m.room.create\",\"m.room.name\","
+		 "\"org.matrix.msc4391.command_description\",\"m.bot.command_description\"]},"
 		 "\"ephemeral\":{\"types\":[]},\"account_data\":{\"types\":[]}}}",
 		 timeline_limit);
 	return buf;
@@ -123,6 +125,7 @@ tlbot_sync_prepare(struct tlbot_daemon *d)
 	tlbot_router_init(&d->router, d->cfg, d->user_id, &d->st);
 	d->router.fill_gap = fill_gap;
 	d->router.fill_arg = d;
+	d->router.describe = 1; /* MSC4391 descriptions, once per start */
 	setup_filter(d);
 }
 

@@ -38,6 +38,10 @@ enum tlbot_err tlbot_mx_send(struct tlbot_http *h, const char *room_id, const ch
 #define TLBOT_MX_TIMEOUT_MS 30000L
 char *tlbot_mx_send_path(const char *room_id, const char *type, const char *txn_id);
 char *tlbot_mx_membership_path(const char *room_id, int join);
+/* PUT /rooms/{roomId}/state/{type}/{stateKey} -> *event_id (caller frees). */
+enum tlbot_err tlbot_mx_put_state(struct tlbot_http *h, const char *room_id, const char *type,
+				  const char *state_key, const char *content_json, char **event_id,
+				  struct tlbot_http_resp *r);
 enum tlbot_err tlbot_mx_join(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r);
 enum tlbot_err tlbot_mx_leave(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r);
 /* GET /rooms/{roomId}/messages; r->json holds {chunk,start,end}. */

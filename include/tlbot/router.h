@@ -36,6 +36,10 @@ struct tlbot_router {
 	 * event cannot stall the bot. A store that cannot write at all (disk
 	 * full) still fails the whole batch, which is retried. */
 	int isolate;
+	/* MSC4391 command descriptions: 0 never (tests), 1 publish in every
+	 * joined room at the next batch (the daemon sets it on start), 2 done
+	 * (then again only when the bot joins a room). */
+	int describe, joined_new;
 	struct tlbot_rate rate[TLBOT_RATE_SLOTS];
 	int rerun; /* handling a command again after a profile lookup */
 	/* figures */

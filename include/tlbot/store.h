@@ -96,7 +96,8 @@ int tlbot_store_dm_user(struct tlbot_store *st, const char *room_id, char **user
  * event_type, content), "join"/"leave" (room_id), "file" (room_id,
  * content = JSON with filename, mimetype, caption; data in blob),
  * "members" (room_id: ask /joined_members), "profile" (user_id: ask
- * /profile, then run the command in content again).
+ * /profile, then run the command in content again), "state" (room_id,
+ * event_type, content; user_id holds the state key).
  * txn_id must be unique and derived from the cause; enqueueing an existing
  * txn_id is a no-op (returns 0). */
 int tlbot_store_outbox_add(struct tlbot_store *st, const char *txn_id, const char *kind,
