@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -211,6 +212,29 @@ class RoomsApart(Asks, unittest.TestCase):
         # room A gave the bot no power to send state: nothing there, and no error
         self.assertIsNone(self.alice.state(self.room, UNSTABLE, key))
         self.assertNotIn("M_FORBIDDEN", self.bot.log())
+
+    def test_msc4391_z_restart_keeps_them_in_step(self):
+        def descs():
+            return [e for e in self.hs.all_events(self.room_b)
+                    if e["type"] in (UNSTABLE, STABLE) and e["sender"] == self.bot.user_id]
+        self.test_msc4391_descriptions_where_allowed()
+        n, last = -1, None
+        for _ in range(50):                               # until all are out
+            self.bot.wait_idle(timeout=15)
+            n = len(descs())
+            if n == last:
+                break
+            last = n
+            time.sleep(0.2)
+        self.assertGreater(n, 40)
+        # a restart finds them as the table has them: nothing is sent again
+        self.bot.restart()
+        self.bot.wait_idle(timeout=15)
+        self.assertEqual(body(self.ask("!ping", user=self.bob, room=self.room_b)), "pong")
+        self.bot.wait_idle(timeout=15)
+        self.assertEqual(len(descs()), n)
+        # and it knew so: it compared with the room's state, it did not resend
+        self.assertEqual(self.bot.log().count(f"room {self.room_b}: publishing"), 1)
 
     def test_msc4391_structured_invocation(self):
         ev = self.bob.send_event(self.room_b, "m.room.message", {
