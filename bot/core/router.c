@@ -248,17 +248,16 @@ run_command(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *text, in
 }
 
 /* Several commands, one per line (issue 13 item 6): each line that starts
- * with the prefix runs as its own command, in order, with its own reply
- * transaction ids (event id + line index), so a retried batch sends each
- * reply once. The text of a command runs to the next command line. 0 or
+ * with the prefix runs as its own command, in order; their replies' txnIds
+ * are the event id and a running index, so a retried batch sends each reply
+ * once and in order. The text of a command runs to the next command line. 0 or
  * -1 (database). */
 static int
 run_lines(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *body, const size_t *starts,
-	  size_t n, const char *txn_base, int *ok)
+	  size_t n, int *ok)
 {
 	size_t k, len = strlen(body);
 	int r;
-	char base[340];
 
 	log_info("room %s event %s: %zu commands in one message: running each", ctx->room_id,
 		 ctx->event_id, n);
@@ -282,19 +281,16 @@ run_lines(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *body, cons
 		line = strndup(body + starts[k], end - starts[k]);
 		if (line == NULL)
 			return -1;
-		snprintf(base, sizeof(base), k ? "%s.c%zu" : "%s", txn_base, k);
-		ctx->txn_base = base;
-		ctx->msg_index = 0;
+		/* the reply index runs on across the lines: each message's
+		 * txnId is the event id and its index, as for one command, so
+		 * the worker keeps them in order (one cause) */
 		ctx->body = line;
 		r = run_command(rt, ctx, line, 1, ok);
 		ctx->body = body;
 		free(line);
-		if (r < 0) {
-			ctx->txn_base = txn_base;
+		if (r < 0)
 			return -1;
-		}
 	}
-	ctx->txn_base = txn_base;
 	return 0;
 }
 
@@ -407,7 +403,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 
 		nlines = tlbot_command_lines(body, prefixes, starts, TLBOT_ROUTER_MAX_LINES);
 		if (nlines > 1)
-			r = run_lines(rt, &ctx, body, starts, nlines, txn_base, &ok) < 0 ? -1 : 1;
+			r = run_lines(rt, &ctx, body, starts, nlines, &ok) < 0 ? -1 : 1;
 		else
 			r = run_command(rt, &ctx, body, 0, &ok);
 		if (r != 0) {
