@@ -1003,6 +1003,55 @@ page_check(struct tlbot_ctx *ctx, int64_t page, int64_t total, int64_t per)
 	return 0;
 }
 
+/* The answer to a list with nothing in it: "create one" only when no
+ * filter narrowed it (else the room may well have others). */
+static int
+list_empty(struct tlbot_ctx *ctx, const char *st, const char *region, int mine, int all,
+           int filtered)
+{
+	const char *where = all ? "in any room" : "in this room";
+
+	if (mine)
+		return tlbot_replyf(ctx, "You lead or are assigned no %s challenges%s%s.", st,
+		                    region ? " in region " : "", region ? region : "");
+	if (filtered || region)
+		return tlbot_replyf(ctx, "No %s challenges %s%s%s (%schallenge list --status all"
+		                    " lists every one).", st, where, region ? " in region " : "",
+		                    region ? region : "", tlbot_ctx_prefix(ctx));
+	return tlbot_replyf(ctx, "No %s challenges %s%s%s. Create one with %schallenge new"
+	                    " \"title\".", st, where, region ? " in region " : "",
+	                    region ? region : "", tlbot_ctx_prefix(ctx));
+}
+
+/* The table cell of the people assigned (space-separated ids): their
+ * names, or a dash. */
+static void
+people_cell(struct tlbot_msg *m, const char *ids)
+{
+	const char *p = ids;
+	int k = 0;
+
+	if (ids == NULL || *ids == '\0') {
+		tlbot_msg_html(m, "—");
+		return;
+	}
+	tlbot_msg_plain(m, ", assigned ");
+	while (*p) {
+		char id[256];
+		size_t len = strcspn(p, " ");
+
+		if (len > 0 && len < sizeof(id)) {
+			memcpy(id, p, len);
+			id[len] = '\0';
+			tlbot_msg_text(m, k++ ? ", " : "");
+			tlbot_msg_user(m, id);
+		}
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+}
+
 #define LIST_WHERE                                                                                 \
 	" FROM challenges c"                                                                       \
 	" WHERE (?1 IS NULL OR c.room_id = ?1)"                                                    \
@@ -1059,25 +1108,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		for (k = 0; st[k]; k++)
 			if (st[k] == ',')
 				st[k] = '/';
-		if (total == 0) {
-			if (mine)
-				return tlbot_replyf(
-				        ctx, "You lead or are assigned no %s challenges%s%s.", st,
-				        region ? " in region " : "", region ? region : "");
-			/* a filter that matches nothing: the room may well have others */
-			if (status_v || region)
-				return tlbot_replyf(ctx, "No %s challenges %s%s%s (%schallenge list"
-				                    " --status all lists every one).",
-				                    st, all ? "in any room" : "in this room",
-				                    region ? " in region " : "", region ? region : "",
-				                    tlbot_ctx_prefix(ctx));
-			return tlbot_replyf(ctx,
-			                    "No %s challenges %s%s%s. Create one with %schallenge"
-			                    " new \"title\".",
-			                    st, all ? "in any room" : "in this room",
-			                    region ? " in region " : "", region ? region : "",
-			                    tlbot_ctx_prefix(ctx));
-		}
+		if (total == 0)
+			return list_empty(ctx, st, region, mine, all, status_v != NULL);
 		tlbot_msg_init(&m);
 		tlbot_msg_bold(&m, mine ? "Your challenges" : "Challenges");
 		tlbot_msg_textf(&m, " %s%s%s (%s): %lld in all, page %lld of %lld",
@@ -1132,28 +1164,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 		tlbot_msg_html(&m, "</td><td>");
 		/* the people, not a count */
-		if (assigned && *assigned) {
-			const char *p = assigned;
-			int k = 0;
-
-			tlbot_msg_plain(&m, ", assigned ");
-			while (*p) {
-				char id[256];
-				size_t len = strcspn(p, " ");
-
-				if (len > 0 && len < sizeof(id)) {
-					memcpy(id, p, len);
-					id[len] = '\0';
-					tlbot_msg_text(&m, k++ ? ", " : "");
-					tlbot_msg_user(&m, id);
-				}
-				p += len;
-				while (*p == ' ')
-					p++;
-			}
-		} else {
-			tlbot_msg_html(&m, "—");
-		}
+		people_cell(&m, assigned);
 		tlbot_msg_html(&m, "</td>");
 		if (wide) {
 			char *name = room_label(ctx, tlbot_db_col_text(&q, 1));

@@ -35,33 +35,34 @@ answers_release(struct answers *a)
 static int
 answers_load(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct answers *a)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT user_id, yesterday, today, blockers"
-	                               " FROM standup_answers WHERE room_id = ? AND date = ?"
-	                               " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id");
+	struct tlbot_db_rows q;
 	int rc;
 
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q, "SELECT user_id, yesterday, today, blockers"
+	                   " FROM standup_answers WHERE room_id = ? AND date = ?"
+	                   " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id",
+	                   "tt", room_id, date) != 0)
 		return -1;
-	su_bind_text(s, 1, room_id);
-	su_bind_text(s, 2, date);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = tlbot_db_next(&q)) > 0) {
 		if (a->n == a->cap) {
 			size_t ncap = a->cap ? a->cap * 2 : 8;
 			struct answer *nv = realloc(a->v, ncap * sizeof(*nv));
 
-			if (nv == NULL)
+			if (nv == NULL) {
+				rc = tlbot_db_error(ctx, "out of memory reading answers");
 				break;
+			}
 			a->v = nv;
 			a->cap = ncap;
 		}
-		a->v[a->n].user = su_col(s, 0);
-		a->v[a->n].y = su_col(s, 1);
-		a->v[a->n].t = su_col(s, 2);
-		a->v[a->n].b = su_col(s, 3);
+		a->v[a->n].user = tlbot_db_col_dup(&q, 0);
+		a->v[a->n].y = tlbot_db_col_dup(&q, 1);
+		a->v[a->n].t = tlbot_db_col_dup(&q, 2);
+		a->v[a->n].b = tlbot_db_col_dup(&q, 3);
 		a->n++;
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : 0;
 }
 
 static const struct answer *
@@ -182,18 +183,14 @@ since_families(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id, 
 time_t
 su_last_summary_at(struct tlbot_ctx *ctx, const char *room_id, time_t before)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT MAX(at) FROM standup_summaries WHERE room_id = ?"
-	                               " AND kind = 'scheduled' AND at < ?");
-	time_t t = 0;
+	int64_t t = 0;
 
-	if (s == NULL)
+	/* MAX() of no rows is NULL, read as 0: no earlier stand-up */
+	if (tlbot_db_int(ctx, &t, "SELECT IFNULL(MAX(at), 0) FROM standup_summaries WHERE"
+	                 " room_id = ? AND kind = 'scheduled' AND at < ?", "ti", room_id,
+	                 (int64_t)before) != 0)
 		return 0;
-	su_bind_text(s, 1, room_id);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)before);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		t = (time_t)sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return t;
+	return (time_t)t;
 }
 
 #define CLIP 500 /* bytes of one answer section in the summary */
