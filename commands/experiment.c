@@ -1677,6 +1677,16 @@ hfind(const struct hrow *g, const struct hrow *e, const char *col)
 
 /* What the rows [g, e) of one action say, in words: "started on 1 Dec",
  * "result: 28 (target 30: met) — finding", "edited end date: 20 Nov → 27 Nov". */
+/* Read from another room (the programme room reads across rooms): notes
+ * stay with their team (they can hold case detail). */
+static int
+foreign(struct tlbot_ctx *ctx, const struct exp_rec *r)
+{
+	const char *room = tlbot_ctx_room(ctx);
+
+	return r->room_id && room && strcmp(r->room_id, room) != 0;
+}
+
 static void
 hphrase(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, const struct hrow *g,
 	const struct hrow *e, size_t clip)
@@ -1733,6 +1743,8 @@ hphrase(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, con
 		hvalue(m, ctx, g->field, g->old, clip);
 		tlbot_msg_text(m, " → ");
 		hvalue(m, ctx, g->field, g->new_, clip);
+	} else if (g->field && strcmp(g->field, "note") == 0 && foreign(ctx, r)) {
+		tlbot_msg_textf(m, " %s (notes are shown in the team's room only)", act);
 	} else {
 		tlbot_msg_textf(m, " %s", act);
 		if (g->new_) {
@@ -1969,7 +1981,10 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 			      learn_shown, clip) != 0)
 			return -1;
 	}
-	if (nnotes > 0) {
+	if (nnotes > 0 && foreign(ctx, r)) {
+		tlbot_msg_br(m);
+		tlbot_msg_textf(m, "Notes: %lld, shown in the team's room only.", (long long)nnotes);
+	} else if (nnotes > 0) {
 		char head[64];
 
 		tlbot_msg_br(m);

@@ -117,6 +117,12 @@ class RoomsApart(Asks, unittest.TestCase):
         b = body(self.ask(f"!exp show {self.ea}", user=self.carol, room=self.prog))
         self.assertNotIn("here", b.split("\n")[0])
         self.assertIn("Text reminders", b)
+        # notes stay with the team (case detail): not in the programme room
+        self.assertNotIn("Elm Road", b)
+        self.assertIn("shown in the team's room only", b)
+        b = body(self.ask(f"!exp history {self.ea}", user=self.carol, room=self.prog))
+        self.assertNotIn("Elm Road", b)
+        self.assertIn("Elm Road", body(self.ask(f"!exp show {self.ea}")))
         self.assertEqual(body(self.ask(f"!exp note {self.ea} from the programme",
                                        user=self.carol, room=self.prog)),
                          f"no experiment {self.ea} here")
