@@ -9,8 +9,9 @@ homeserver with metrics_listen set, sends N `!ping` commands from 4 senders
 and waits until the bot has answered them all (tlbot_commands_total), once
 with nobody scraping and once with /metrics scraped every second; prints
 the bot's CPU time (utime + stime from /proc) per 10,000 commands for each,
-rounds alternating. Then times 2,000 sequential GET /healthz and
-GET /metrics on a kept-alive connection (median, p99)."""
+a fresh homeserver and bot for each run, the order alternating (off, on,
+on, off). Then times 2,000 sequential GET /healthz and GET /metrics on a
+kept-alive connection (median, p99)."""
 
 import argparse
 import http.client
@@ -68,11 +69,8 @@ def run_commands(hs, senders, room, n, port, scrape):
     return before, per * len(senders), t, stop, scrapes, send
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--commands", type=int, default=10000)
-    ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
+def measure(n, scrape, timings=False):
+    """One fresh homeserver and bot: n commands; -> CPU s per 10k commands."""
     with mx.Homeserver() as hs:
         users = [hs.register(f"u{i}") for i in range(4)]
         port = mx.free_port()
@@ -86,56 +84,67 @@ def main():
                 u.join(room)
             users[0].wait_membership(room, bot.user_id, "join", timeout=20)
             bot.wait_idle(timeout=20)
-            results = {False: [], True: []}
-            for r in range(args.rounds):
-                for scrape in ((False, True) if r % 2 == 0 else (True, False)):
-                    before, n, t, stop, scrapes, send = run_commands(
-                        hs, users, room, args.commands, port, scrape)
-                    cpu0, t0 = proc_cpu_s(bot.proc.pid), time.monotonic()
-                    ths = [threading.Thread(target=send, args=(i,)) for i in range(len(users))]
-                    for th in ths:
-                        th.start()
-                    for th in ths:
-                        th.join()
-                    deadline = time.monotonic() + 600
-                    while metric(port, "tlbot_commands_total") < before + n:
-                        if time.monotonic() > deadline:
-                            raise SystemExit("the bot did not answer every command")
-                        time.sleep(0.2)
-                    # its replies are sent too
-                    while metric(port, "tlbot_outbox_depth") > 0 and time.monotonic() < deadline:
-                        time.sleep(0.2)
-                    cpu, wall = proc_cpu_s(bot.proc.pid) - cpu0, time.monotonic() - t0
-                    stop.set()
-                    if t:
-                        t.join()
-                    per10k = cpu * 10000 / n
-                    results[scrape].append(per10k)
-                    print(f"round {r + 1} scrape={'1/s' if scrape else 'off'}: {n} commands in "
-                          f"{wall:.1f} s, bot CPU {cpu:.2f} s = {per10k:.2f} s per 10k commands"
-                          f" ({scrapes[0]} scrapes)", flush=True)
-            for scrape in (False, True):
-                v = results[scrape]
-                print(f"CPU per 10k commands, scraping {'every second' if scrape else 'off'}: "
-                      f"median {statistics.median(v):.2f} s (runs: "
-                      + ", ".join(f"{x:.2f}" for x in v) + ")")
-            for path in ("/healthz", "/metrics"):
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                times = []
-                cpu0 = proc_cpu_s(bot.proc.pid)
-                for _ in range(2000):
-                    t0 = time.perf_counter()
-                    c.request("GET", path)
-                    body = c.getresponse().read()
-                    times.append((time.perf_counter() - t0) * 1000)
-                cpu = proc_cpu_s(bot.proc.pid) - cpu0
-                c.close()
-                times.sort()
-                print(f"GET {path}: median {statistics.median(times):.3f} ms, p99 "
-                      f"{times[int(len(times) * 0.99)]:.3f} ms, max {times[-1]:.3f} ms over 2000 "
-                      f"(body {len(body)} bytes; bot CPU {cpu * 1000 / 2000:.3f} ms each)")
+            before, n, t, stop, scrapes, send = run_commands(hs, users, room, n, port, scrape)
+            cpu0, t0 = proc_cpu_s(bot.proc.pid), time.monotonic()
+            ths = [threading.Thread(target=send, args=(i,)) for i in range(len(users))]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join()
+            deadline = time.monotonic() + 1200
+            while metric(port, "tlbot_commands_total") < before + n:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the bot did not answer every command")
+                time.sleep(0.2)
+            while metric(port, "tlbot_outbox_depth") > 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            cpu, wall = proc_cpu_s(bot.proc.pid) - cpu0, time.monotonic() - t0
+            stop.set()
+            if t:
+                t.join()
+            per10k = cpu * 10000 / n
+            print(f"scrape={'1/s' if scrape else 'off'}: {n} commands in {wall:.1f} s, bot CPU "
+                  f"{cpu:.2f} s = {per10k:.2f} s per 10k commands ({scrapes[0]} scrapes)",
+                  flush=True)
+            if timings:
+                for path in ("/healthz", "/metrics"):
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    times = []
+                    cpu0 = proc_cpu_s(bot.proc.pid)
+                    for _ in range(2000):
+                        t0 = time.perf_counter()
+                        c.request("GET", path)
+                        body = c.getresponse().read()
+                        times.append((time.perf_counter() - t0) * 1000)
+                    cpu = proc_cpu_s(bot.proc.pid) - cpu0
+                    c.close()
+                    times.sort()
+                    print(f"GET {path}: median {statistics.median(times):.3f} ms, p99 "
+                          f"{times[int(len(times) * 0.99)]:.3f} ms, max {times[-1]:.3f} ms over "
+                          f"2000 (body {len(body)} bytes; bot CPU {cpu * 1000 / 2000:.3f} ms "
+                          "each)", flush=True)
+            return per10k
         finally:
             bot.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commands", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    results = {False: [], True: []}
+    # a fresh homeserver and bot for each run (a growing database would
+    # favour whichever ran first), the order alternating: off on on off
+    order = []
+    for r in range(args.rounds):
+        order += [False, True] if r % 2 == 0 else [True, False]
+    for i, scrape in enumerate(order):
+        results[scrape].append(measure(args.commands, scrape, timings=i == len(order) - 1))
+    for scrape in (False, True):
+        v = results[scrape]
+        print(f"CPU per 10k commands, scraping {'every second' if scrape else 'off'}: median "
+              f"{statistics.median(v):.2f} s (runs: " + ", ".join(f"{x:.2f}" for x in v) + ")")
 
 
 if __name__ == "__main__":

@@ -314,15 +314,15 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 static const struct tlbot_param leave_params[] = {
         {TLBOT_TEXT("room", 0), .mode = TLBOT_WORD, .label = "ROOM", .desc = "the room id"},
-        {NULL}};
+        {.name = NULL}};
 static const struct tlbot_param user_params[] = {
-        {TLBOT_USER("user"), .desc = "the person"}, {NULL}};
+        {TLBOT_USER("user"), .desc = "the person"}, {.name = NULL}};
 static const struct tlbot_param forget_params[] = {
         {TLBOT_USER("user"), .desc = "the person"},
         {TLBOT_ENUM("confirm", "confirm"), .mode = TLBOT_OPTIONAL, .desc = "confirm"},
         {TLBOT_TEXT("code", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "CODE",
          .desc = "the code I sent"},
-        {NULL}};
+        {.name = NULL}};
 
 static const struct tlbot_subcmd subcmds[] = {
         {"status", "version, uptime, transport, rooms, outbox, last sync, database",
