@@ -763,19 +763,11 @@ cmd_summary(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	const char *ds = tlbot_args_get(args, "days");
-	long days = 7;
+	const struct tlbot_value *dv = tlbot_args_flag_val(args, "days"); /* checked: 1..366 */
+	long days = dv ? (long)dv->n : 7;
 	struct tlbot_msg m;
 	sqlite3_stmt *s;
 	int n = 0;
-
-	if (ds) {
-		char *end;
-
-		days = strtol(ds, &end, 10);
-		if (*ds == '\0' || *end != '\0' || days < 1 || days > 366)
-			return tlbot_fail(ctx, "--days takes a number of days from 1 to 366");
-	}
 	s = su_prep(ctx, "SELECT date, kind, text FROM standup_summaries WHERE room_id = ?"
 	                 " AND at >= ? AND kind IN ('scheduled', 'missed') ORDER BY at DESC");
 	if (s == NULL)
