@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "people.h"
+#include "record.h"
 #include "tlbot/command.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
@@ -110,26 +111,36 @@ room_label(struct tlbot_ctx *ctx, const char *room)
 
 /* -------------------------------------------------------------- records */
 
+/* The challenge's fields (see record.h): member, column, flag, type, max,
+ * edit, flags, label. Adding a field is one row here and one migration. */
+#define CH_FIELDS(X)                                                                            \
+        X(id, "id", "id", R_ID, 0, RE_FIXED, REC_EXPORTED, "id")                                \
+        X(room_id, "room_id", "room", R_TEXT, 0, RE_FIXED, REC_REQUIRED | REC_INTERNAL, "room")  \
+        X(title, "title", "title", R_TEXT, TITLE_MAX, RE_EDIT, REC_REQUIRED, "title")           \
+        X(description, "description", "desc", R_TEXT, DESC_MAX, RE_EDIT, 0, "description")     \
+        X(region, "region", "region", R_TEXT, FIELD_MAX, RE_EDIT, 0, "region")                  \
+        X(sponsor, "sponsor", "sponsor", R_TEXT, FIELD_MAX, RE_EDIT, 0, "sponsor")              \
+        X(lead, "lead", "lead", R_USER, 0, RE_FIXED, 0, "lead")                                 \
+        X(due, "due", "due", R_DATE, 0, RE_EDIT, 0, "due date")                                 \
+        X(status, "status", "status", R_TEXT, 0, RE_FIXED, REC_REQUIRED, "status")              \
+        X(outcome, "outcome", "outcome", R_TEXT, DESC_MAX, RE_FIXED, 0, "outcome")              \
+        X(created_by, "created_by", "created-by", R_USER, 0, RE_FIXED, REC_INTERNAL, "created by") \
+        X(created_at, "created_at", "created-at", R_TIME, 0, RE_FIXED, REC_INTERNAL, "created") \
+        X(created_event, "created_event", "created-event", R_TEXT, 0, RE_FIXED, REC_INTERNAL,   \
+          "created in event")
+
 struct challenge {
-	int64_t id, created_at;
-	char *room_id, *title, *description, *region, *sponsor, *lead, *due, *status, *outcome;
-	char *created_by, *created_event;
+	CH_FIELDS(REC_X_MEMBER)
 };
+
+#define CH_X_FIELD(...) REC_X_FIELD(struct challenge, __VA_ARGS__)
+static const struct rec_field ch_fields[] = {CH_FIELDS(CH_X_FIELD){NULL, NULL, 0, 0, 0, NULL, 0}};
+static const struct rec_desc ch_desc = {"challenges", "C", NULL, NULL, ch_fields};
 
 static void
 challenge_release(struct challenge *c)
 {
-	free(c->room_id);
-	free(c->title);
-	free(c->description);
-	free(c->region);
-	free(c->sponsor);
-	free(c->lead);
-	free(c->due);
-	free(c->status);
-	free(c->outcome);
-	free(c->created_by);
-	free(c->created_event);
+	rec_release(&ch_desc, c);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -137,36 +148,8 @@ challenge_release(struct challenge *c)
 static int
 challenge_load(struct tlbot_ctx *ctx, int64_t id, struct challenge *c)
 {
-	struct tlbot_db_rows q;
-	int rc;
-
 	memset(c, 0, sizeof(*c));
-	if (tlbot_db_query(ctx, &q,
-	                   "SELECT id, room_id, title, description, region, sponsor, lead,"
-	                   " due, status, outcome, created_by, created_at, created_event"
-	                   " FROM challenges WHERE id = ?",
-	                   "i", id) != 0)
-		return -1;
-	rc = tlbot_db_next(&q);
-	if (rc > 0) {
-		c->id = tlbot_db_col_int(&q, 0);
-		c->room_id = tlbot_db_col_dup(&q, 1);
-		c->title = tlbot_db_col_dup(&q, 2);
-		c->description = tlbot_db_col_dup(&q, 3);
-		c->region = tlbot_db_col_dup(&q, 4);
-		c->sponsor = tlbot_db_col_dup(&q, 5);
-		c->lead = tlbot_db_col_dup(&q, 6);
-		c->due = tlbot_db_col_dup(&q, 7);
-		c->status = tlbot_db_col_dup(&q, 8);
-		c->outcome = tlbot_db_col_dup(&q, 9);
-		c->created_by = tlbot_db_col_dup(&q, 10);
-		c->created_at = tlbot_db_col_int(&q, 11);
-		c->created_event = tlbot_db_col_dup(&q, 12);
-	}
-	tlbot_db_done(&q);
-	if (rc > 0)
-		return c->room_id && c->title && c->status ? 0 : tlbot_db_error(ctx, "out of memory");
-	return rc == 0 ? 1 : -1;
+	return rec_load(ctx, &ch_desc, id, c);
 }
 
 static int
@@ -1743,23 +1726,16 @@ static int
 edit_field(struct tlbot_ctx *ctx, struct challenge *c, const char *column, const char *label,
            char **cur, const char *nv, int *changed, int64_t *rev)
 {
-	char sql[96];
-	int64_t h;
+	const struct rec_field *f = rec_field_by_column(&ch_desc, column);
 
+	(void)label;
+	(void)cur;
 	if ((*cur == NULL && nv == NULL) || (*cur && nv && strcmp(*cur, nv) == 0))
 		return 0;
-	/* column comes from the fixed list in cmd_edit, never from input */
-	snprintf(sql, sizeof(sql), "UPDATE challenges SET %s = ? WHERE id = ?", column);
-	if (tlbot_db_exec(ctx, sql, "ti", nv, c->id) != 0)
+	/* the column and its history row, from the field table */
+	if (f == NULL || rec_set_text(ctx, &ch_desc, c, f, nv, "edited") != 0)
 		return -1;
-	h = history_add(ctx, c, "edited", label, *cur, nv);
-	if (h < 0)
-		return -1;
-	*rev = h;
-	free(*cur);
-	*cur = nv ? strdup(nv) : NULL;
-	if (nv && *cur == NULL)
-		return -1;
+	*rev = tlbot_db_last_id(ctx);
 	(*changed)++;
 	return 0;
 }

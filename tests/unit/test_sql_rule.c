@@ -25,8 +25,6 @@
 static const struct {
 	const char *file, *format, *why;
 } audited[] = {
-	{ "commands/challenge.c", "UPDATE challenges SET %s = ? WHERE id = ?",
-	  "column from the fixed list in cmd_edit" },
 	{ "commands/record.c", "SELECT ", "the SELECT list of a family's field table (constants)" },
 	{ "commands/record.c", " FROM %s %s ", "the table and alias of a field table (constants)" },
 	{ "commands/record.c", "WHERE x.%s = ?", "the id column of a field table, value bound" },
