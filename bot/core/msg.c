@@ -56,6 +56,31 @@ after_block(const struct tlbot_msg *m)
 	return 0;
 }
 
+/* Text right after a closed list or table goes in a paragraph: clients
+ * (Qt's rich text in nheko) otherwise run it into the block before, and an
+ * inline <code> there becomes a full-width bar. Closed by the next block
+ * or at the end (tlbot_msg_content_json). */
+static void
+para(struct tlbot_msg *m)
+{
+	static const char *const tags[] = {"</ul>", "</ol>", "</table>", "</pre>", "</blockquote>",
+					   NULL};
+	const char *h = m->html.data;
+	size_t i, n = m->html.len;
+
+	if (m->open_p || h == NULL)
+		return;
+	for (i = 0; tags[i]; i++) {
+		size_t l = strlen(tags[i]);
+
+		if (n >= l && memcmp(h + n - l, tags[i], l) == 0) {
+			check(m, tlbot_buf_adds(&m->html, "<p>"));
+			m->open_p = 1;
+			return;
+		}
+	}
+}
+
 void
 tlbot_msg_text(struct tlbot_msg *m, const char *s)
 {
@@ -63,6 +88,8 @@ tlbot_msg_text(struct tlbot_msg *m, const char *s)
 	/* a line break right after a block is the block's own */
 	while (*s == '\n' && after_block(m))
 		s++;
+	if (*s)
+		para(m);
 	check(m, tlbot_buf_add_html(&m->html, s, 1));
 }
 
@@ -108,7 +135,24 @@ void
 tlbot_msg_html(struct tlbot_msg *m, const char *html)
 {
 	struct tlbot_buf *h = &m->html;
+	static const char *const inl[] = {"<b>", "</b>", "<i>", "</i>", "<code>", "</code>", "<a ",
+					  "</a>", "<br", "<span", "</span>", "<u>", "</u>", "<em>",
+					  "</em>", "<strong>", "</strong>", "<del>", "</del>", "<sup>",
+					  "</sup>", "<sub>", "</sub>", NULL};
+	size_t i;
 
+	/* an open paragraph ends where a block (or its container) does */
+	if (m->open_p && html[0] == '<') {
+		for (i = 0; inl[i]; i++)
+			if (strncmp(html, inl[i], strlen(inl[i])) == 0)
+				break;
+		if (inl[i] == NULL) {
+			check(m, tlbot_buf_adds(h, "</p>"));
+			m->open_p = 0;
+		}
+	} else if (html[0] != '<') {
+		para(m);
+	}
 	/* one list, not two: "</ul><ul>" (and <ol>) joined */
 	if ((strcmp(html, "<ul>") == 0 || strcmp(html, "<ol>") == 0) && h->len >= 5 &&
 	    memcmp(h->data + h->len - 5, strcmp(html, "<ul>") == 0 ? "</ul>" : "</ol>", 5) == 0) {
@@ -143,6 +187,7 @@ tlbot_msg_plain(struct tlbot_msg *m, const char *s)
 static void
 wrapped(struct tlbot_msg *m, const char *open, const char *s, const char *close)
 {
+	para(m);
 	check(m, tlbot_buf_adds(&m->html, open));
 	tlbot_msg_text(m, s);
 	check(m, tlbot_buf_adds(&m->html, close));
@@ -196,6 +241,7 @@ pill(struct tlbot_msg *m, const char *user_id)
 	if (namer && namer(namer_arg, user_id, name, sizeof(name)) == 0 && name[0])
 		label = name;
 	check(m, tlbot_buf_adds(&m->plain, label));
+	para(m);
 	check(m, tlbot_buf_adds(&m->html, "<a href=\"https://matrix.to/#/"));
 	check(m, tlbot_buf_add_html(&m->html, user_id, 0));
 	check(m, tlbot_buf_adds(&m->html, "\">"));
@@ -231,6 +277,7 @@ void
 tlbot_msg_link(struct tlbot_msg *m, const char *label, const char *href, const char *title)
 {
 	check(m, tlbot_buf_adds(&m->plain, label));
+	para(m);
 	check(m, tlbot_buf_adds(&m->html, "<a href=\""));
 	check(m, tlbot_buf_add_html(&m->html, href, 0));
 	if (title) {
@@ -286,9 +333,26 @@ tlbot_msg_content_json(const struct tlbot_msg *m, const char *msgtype)
 	ids = json_array();
 	for (i = 0; ids && i < m->nmentions; i++)
 		json_array_append_new(ids, json_string(m->mentions[i]));
-	c = json_pack("{s:s, s:s, s:s, s:s#, s:{s:o}}", "msgtype", msgtype,
-		      "body", tlbot_buf_str(&m->plain), "format", "org.matrix.custom.html",
-		      "formatted_body", hlen ? m->html.data : "", hlen, "m.mentions", "user_ids", ids);
+	if (m->open_p) {
+		struct tlbot_buf t;
+
+		tlbot_buf_init(&t, TLBOT_MSG_MAX + 8);
+		if ((hlen && tlbot_buf_add(&t, m->html.data, hlen) != 0) ||
+		    tlbot_buf_adds(&t, "</p>") != 0) {
+			tlbot_buf_release(&t);
+			json_decref(ids);
+			return NULL;
+		}
+		c = json_pack("{s:s, s:s, s:s, s:s, s:{s:o}}", "msgtype", msgtype, "body",
+			      tlbot_buf_str(&m->plain), "format", "org.matrix.custom.html",
+			      "formatted_body", tlbot_buf_str(&t), "m.mentions", "user_ids", ids);
+		tlbot_buf_release(&t);
+	} else {
+		c = json_pack("{s:s, s:s, s:s, s:s#, s:{s:o}}", "msgtype", msgtype, "body",
+			      tlbot_buf_str(&m->plain), "format", "org.matrix.custom.html",
+			      "formatted_body", hlen ? m->html.data : "", hlen, "m.mentions",
+			      "user_ids", ids);
+	}
 	if (c == NULL)
 		return NULL;
 	if (m->room_mention)

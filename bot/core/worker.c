@@ -9,7 +9,7 @@
  * ".<n>": one command's event or one job) and the same destination, so one
  * command's or job's messages reach each room in their order; a join or
  * leave row waits for every earlier row of its room and holds back every
- * later one (so does a "members" fetch). txnIds are the stored ones, so a resend after a crash or a lost
+ * later one (so do a "members" fetch and a "profile" lookup). txnIds are the stored ones, so a resend after a crash or a lost
  * answer is de-duplicated by the homeserver as before. A 429 pauses only
  * that destination for retry_after_ms; a network failure or 5xx pauses new
  * requests everywhere with backoff (the homeserver is in trouble), then
@@ -327,8 +327,10 @@ load_row(void *arg, int64_t id, const char *txn_id, const char *kind, const char
 		p->dest = key_of('u', dm_user); /* the same partner as its "dm" rows */
 	else
 		p->dest = key_of('r', room_id);
+	/* a "profile" lookup runs its command again, whose answer must come
+	 * after the "checking" reply sent before it */
 	p->barrier = kind && (strcmp(kind, "join") == 0 || strcmp(kind, "leave") == 0 ||
-			      strcmp(kind, "members") == 0);
+			      strcmp(kind, "members") == 0 || strcmp(kind, "profile") == 0);
 	*w->tail = p;
 	w->tail = &p->next;
 	w->npend++;

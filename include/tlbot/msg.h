@@ -18,6 +18,7 @@ struct tlbot_msg {
 	char *mentions[TLBOT_MSG_MAX_MENTIONS]; /* owned, distinct */
 	int room_mention;                       /* @room */
 	int failed;                             /* an append overflowed */
+	int open_p;                             /* text after a list sits in an open <p> */
 };
 
 void tlbot_msg_init(struct tlbot_msg *m);

@@ -174,11 +174,22 @@ TEST(html_without_gaps_names_and_code)
 	tlbot_msg_br(&m);
 	tlbot_msg_text(&m, "\ntail");
 	tlbot_msg_br(&m);
-	CHECK_STR(tlbot_buf_str(&m.html), "Head<ul><li>a</li><li>b</li></ul>tail<br/>");
+	/* text after a list is a paragraph of its own (closed at the end) */
+	CHECK_STR(tlbot_buf_str(&m.html), "Head<ul><li>a</li><li>b</li></ul><p>tail<br/>");
 	CHECK_STR(tlbot_buf_str(&m.plain), "Head\na\n\n\n\ntail\n");
 	json = tlbot_msg_content_json(&m, "m.notice");
-	CHECK(json && strstr(json, "\"formatted_body\":\"Head<ul><li>a</li><li>b</li></ul>tail\""));
+	CHECK(json &&
+	      strstr(json, "\"formatted_body\":\"Head<ul><li>a</li><li>b</li></ul><p>tail</p>\""));
 	free(json);
+	tlbot_msg_release(&m);
+	/* a paragraph ends where the next block starts */
+	tlbot_msg_init(&m);
+	tlbot_msg_html(&m, "<ol><li>x</li></ol>");
+	tlbot_msg_code(&m, "!help");
+	tlbot_msg_text(&m, " lists all");
+	tlbot_msg_html(&m, "<ul><li>y</li></ul>");
+	CHECK_STR(tlbot_buf_str(&m.html),
+		  "<ol><li>x</li></ol><p><code>!help</code> lists all</p><ul><li>y</li></ul>");
 	tlbot_msg_release(&m);
 	/* `commands` in <code>, no backticks in the body */
 	tlbot_msg_init(&m);
