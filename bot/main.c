@@ -10,6 +10,7 @@
 #include "tlbot/clock.h"
 #include "tlbot/command.h"
 #include "tlbot/config.h"
+#include "tlbot/crypto.h"
 #include "tlbot/daemon.h"
 #include "tlbot/holidays.h"
 #include "tlbot/log.h"
@@ -334,6 +335,17 @@ main(int argc, char **argv)
 	}
 	free(d.user_id);
 	d.user_id = strdup(cfg.user_id);
+	if (strcmp(cfg.encryption, "on") == 0) {
+		d.crypto = tlbot_crypto_new(&cfg, &d.st, &d.http, d.user_id, d.device_id);
+		if (d.crypto == NULL) {
+			log_error("encryption: cannot set up the device keys (see above); set "
+				  "encryption: off to run without end-to-end encryption");
+			d.exit_code = 1;
+			goto done;
+		}
+	} else {
+		log_info("encryption: off (encryption: off): encrypted rooms are not read");
+	}
 	/* Transport selection: websocket and auto run the WebSocket stream
 	 * (ws.c, which falls back to /sync in auto mode); sync runs /sync. */
 	if (strcmp(cfg.transport, "sync") != 0 && (d.ws = tlbot_ws_new(&d)) == NULL) {
@@ -356,6 +368,7 @@ main(int argc, char **argv)
 done:
 	tlbot_metrics_server_stop(metrics);
 	tlbot_ws_free(d.ws);
+	tlbot_crypto_free(d.crypto);
 	tlbot_http_release(&d.http);
 	tlbot_store_close(&d.st);
 	free(d.base_url);

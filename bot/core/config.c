@@ -103,6 +103,9 @@ static const struct key keys[] = {
 	{ "retention_days", K_INT, F(retention_days), NULL, 0, 36500 }, /* 0: keep */
 	{ "send_concurrency", K_INT, F(send_concurrency), NULL, 1, 64 },
 	{ "send_per_room", K_INT, F(send_per_room), NULL, 1, 64 },
+	{ "encryption", K_BOOL, F(encryption), NULL, 0, 0 },
+	{ "pickle_key_file", K_STR, F(pickle_key_file), check_path, 0, 0 },
+	{ "pickle_key", K_SECRET, F(pickle_key), check_secret, 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -1297,6 +1300,7 @@ tlbot_config_init(struct tlbot_config *c)
 	c->log_format = xstrdup("text");
 	c->send_concurrency = 8;
 	c->send_per_room = 3;
+	c->encryption = xstrdup("on");
 }
 
 /* Overwrite a secret before freeing it. */

@@ -302,8 +302,12 @@ tlbot_dispatch(struct tlbot_ctx *ctx, const struct tlbot_cmdline *cl, const char
 		tlbot_store_rollback_to(ctx->st);
 		if (tlbot_store_savepoint(ctx->st) != 0)
 			return -1;
-		log_info("room %s event %s: command refused: %s", ctx->room_id, ctx->event_id,
-			 tlbot_buf_str(&ctx->err));
+		if (ctx->encrypted) /* the reason may quote the encrypted text */
+			log_debug("room %s event %s: command refused: %s", ctx->room_id,
+				  ctx->event_id, tlbot_buf_str(&ctx->err));
+		else
+			log_info("room %s event %s: command refused: %s", ctx->room_id,
+				 ctx->event_id, tlbot_buf_str(&ctx->err));
 		tlbot_replyf(ctx, "%s", tlbot_buf_str(&ctx->err));
 	}
 	tlbot_metrics_command(cl ? cl->name : NULL, ctx->db_failed ? TLBOT_OUTCOME_FAILED : ctx->failed ? TLBOT_OUTCOME_REFUSED : TLBOT_OUTCOME_OK);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tlbot/clock.h"
+#include "tlbot/crypto.h"
 #include "tlbot/ctx.h"
 #include "tlbot/describe.h"
 #include "tlbot/log.h"
@@ -89,10 +90,12 @@ store_state(struct tlbot_router *rt, const char *room_id, const json_t *ev)
 	if (type == NULL || skey == NULL || !json_is_object(content))
 		return 0;
 	/* only the state the bot reads: power, creation, membership of the bot
-	 * and of DM partners, the room name */
+	 * and of DM partners, the room name; encryption and history visibility
+	 * (who gets the room keys) */
 	if (strcmp(type, "m.room.power_levels") != 0 && strcmp(type, "m.room.create") != 0 &&
 	    strcmp(type, "m.room.name") != 0 && strcmp(type, "m.room.member") != 0 &&
-	    strcmp(type, TLBOT_MSC4391_TYPE) != 0 && strcmp(type, TLBOT_MSC4391_STABLE_TYPE) != 0)
+	    strcmp(type, TLBOT_MSC4391_TYPE) != 0 && strcmp(type, TLBOT_MSC4391_STABLE_TYPE) != 0 &&
+	    strcmp(type, "m.room.encryption") != 0 && strcmp(type, "m.room.history_visibility") != 0)
 		return 0;
 	text = json_dumps(content, JSON_COMPACT);
 	if (text == NULL)
@@ -315,6 +318,7 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	ctx.sender = jstr(ev, "sender");
 	ctx.event_id = jstr(ev, "event_id");
 	ctx.is_dm = is_dm;
+	ctx.encrypted = rt->decrypted;
 	if (ts > 0)
 		ctx.event_time = (time_t)(ts / 1000);
 	snprintf(txn_base, sizeof(txn_base), "%s.%s", rt->rerun ? "p" : "e", ctx.event_id);
@@ -432,8 +436,12 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 		}
 		if (r < 0 || ctx.failed) {
 			tlbot_store_rollback_to(rt->st);
-			log_info("room %s event %s: %s ignored the message: %s", room_id, ctx.event_id,
-				 c->name, tlbot_buf_str(&ctx.err));
+			if (ctx.encrypted)
+				log_debug("room %s event %s: %s ignored the message: %s", room_id,
+					  ctx.event_id, c->name, tlbot_buf_str(&ctx.err));
+			else
+				log_info("room %s event %s: %s ignored the message: %s", room_id,
+					 ctx.event_id, c->name, tlbot_buf_str(&ctx.err));
 			continue;
 		}
 		if (tlbot_store_release(rt->st) != 0) {
@@ -497,6 +505,8 @@ describe_rooms(struct tlbot_router *rt)
 	return rc == 0 && step >= 0 ? 0 : -1;
 }
 
+static int route_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int is_dm);
+
 /* Process one timeline event. answer: 0 while replaying history that must
  * only be marked handled. Returns 0 or -1 (database). */
 static int
@@ -506,7 +516,6 @@ handle_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int
 	const char *event_id = jstr(ev, "event_id"), *type = jstr(ev, "type");
 	const char *sender = jstr(ev, "sender");
 	const json_t *content = json_object_get(ev, "content");
-	const char *msgtype;
 	int seen;
 
 	if (!json_is_object(ev) || event_id == NULL || type == NULL || sender == NULL ||
@@ -525,6 +534,37 @@ handle_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int
 	if (json_is_string(json_object_get(ev, "state_key")) && store_state(rt, room_id, ev) != 0)
 		return -1;
 	if (!answer || strcmp(sender, rt->bot_user) == 0)
+		return 0;
+	if (strcmp(type, "m.room.encrypted") == 0 && rt->crypto) {
+		json_t *plain = NULL;
+		int r;
+
+		if (!tlbot_config_user_allowed(rt->cfg, sender))
+			return 0;
+		r = tlbot_crypto_decrypt(rt->crypto, rt->st, room_id, ev, &plain);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			return 0; /* kept until its key arrives, or refused (logged) */
+		rt->decrypted = 1;
+		r = route_event(rt, room_id, plain, is_dm);
+		rt->decrypted = 0;
+		json_decref(plain);
+		return r;
+	}
+	return route_event(rt, room_id, ev, is_dm);
+}
+
+/* Route a (decrypted) message event already marked handled. 0 or -1. */
+static int
+route_event(struct tlbot_router *rt, const char *room_id, const json_t *ev, int is_dm)
+{
+	const char *event_id = jstr(ev, "event_id"), *type = jstr(ev, "type");
+	const char *sender = jstr(ev, "sender");
+	const json_t *content = json_object_get(ev, "content");
+	const char *msgtype;
+
+	if (event_id == NULL || type == NULL || sender == NULL || !json_is_object(content))
 		return 0;
 	if (strcmp(type, "m.room.message") != 0 && strcmp(type, "m.room.redaction") != 0)
 		return 0;
@@ -806,6 +846,32 @@ out:
 	return rc;
 }
 
+/* Encrypted events kept until their key arrived, now decrypted: route them
+ * as if they had just come (they are already marked handled). 0 or -1. */
+static int
+handle_ready(struct tlbot_router *rt)
+{
+	json_t *ready = tlbot_crypto_take_ready(rt->crypto, rt->st);
+	size_t i;
+	int rc = 0;
+
+	if (ready == NULL)
+		return -1;
+	for (i = 0; rc == 0 && i < json_array_size(ready); i++) {
+		const json_t *it = json_array_get(ready, i);
+		const char *room_id = jstr(it, "room_id");
+		char *dm_user = NULL;
+		int is_dm = tlbot_store_dm_user(rt->st, room_id, &dm_user) == 0;
+
+		free(dm_user);
+		rt->decrypted = 1;
+		rc = route_event(rt, room_id, json_object_get(it, "event"), is_dm);
+		rt->decrypted = 0;
+	}
+	json_decref(ready);
+	return rc;
+}
+
 int
 tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *since)
 {
@@ -822,6 +888,9 @@ tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *sin
 	if (tlbot_store_begin(rt->st) != 0)
 		return -1;
 	if (handle_account_data(rt, batch) != 0)
+		goto fail;
+	/* keys first: a room key and the message it opens often come together */
+	if (rt->crypto && tlbot_crypto_apply_batch(rt->crypto, rt->st, rt->http, batch) != 0)
 		goto fail;
 	json_object_foreach((json_t *)json_object_get(rooms, "invite"), room_id, room)
 		if (handle_invite(rt, room_id, room, next) != 0)
@@ -840,6 +909,9 @@ tlbot_router_apply(struct tlbot_router *rt, const json_t *batch, const char *sin
 		rt->describe = 2;
 	}
 	rt->joined_new = 0;
+
+	if (rt->crypto && handle_ready(rt) != 0)
+		goto fail;
 	if (tlbot_store_events_trim(rt->st, rt->cfg->handled_events_max) != 0 ||
 	    tlbot_store_kv_set(rt->st, "next_batch", next) != 0)
 		goto fail;

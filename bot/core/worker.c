@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "tlbot/clock.h"
+#include "tlbot/crypto.h"
 #include "tlbot/daemon.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
@@ -128,11 +129,19 @@ resolve_dm(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_ht
 	if (tlbot_store_dm_get(&w->st, row->user_id, &room) < 0)
 		return TLBOT_ERR_DB;
 	if (room == NULL) {
-		e = tlbot_mx_create_dm(&w->http, row->user_id, &room, r);
+		e = tlbot_mx_create_dm(&w->http, row->user_id, w->d->crypto != NULL, &room, r);
 		if (e != TLBOT_OK)
 			return e;
 		/* commit the room at once so a retry reuses it */
 		if (tlbot_store_dm_set(&w->st, row->user_id, room) != 0) {
+			free(room);
+			return TLBOT_ERR_DB;
+		}
+		/* encrypted from the start: know it before the sync tells us, so
+		 * the first message already goes out encrypted */
+		if (w->d->crypto &&
+		    tlbot_store_state_put(&w->st, room, "m.room.encryption", "", w->d->user_id,
+					  "{\"algorithm\":\"m.megolm.v1.aes-sha2\"}") != 0) {
 			free(room);
 			return TLBOT_ERR_DB;
 		}
@@ -546,10 +555,19 @@ start_rest(struct worker *w, struct flight *f)
 static void
 start_send(struct worker *w, struct flight *f)
 {
-	/* e2ee: the crypto call goes here (tlbot_crypto_prepare_send with
-	 * w->st and w->http: synchronous, before the row is handed to the
-	 * WebSocket or the multi handle; it may rewrite f->row's event_type
-	 * and content; on failure finish the slot as a retryable error). */
+	/* end-to-end encryption: synchronous, before the row is handed to the
+	 * WebSocket or the multi handle; in an encrypted room it shares the
+	 * room key and rewrites f->row into the persisted m.room.encrypted */
+	if (w->d->crypto &&
+	    tlbot_crypto_prepare_send(w->d->crypto, &w->st, &w->http, &f->row) != 0) {
+		struct tlbot_http_resp r;
+
+		tlbot_http_resp_init(&r);
+		snprintf(r.error, sizeof(r.error), "room keys not shared yet");
+		slot_done(w, f, TLBOT_ERR_NET, &r, NULL);
+		tlbot_http_resp_release(&r);
+		return;
+	}
 	if (w->d->ws) {
 		f->wq = tlbot_ws_send_start(w->d->ws, f->row.room_id, f->row.event_type,
 					    f->row.txn_id, f->row.content);
@@ -840,6 +858,8 @@ tlbot_worker_main(void *arg)
 			tlbot_daemon_sleep(d, 1000);
 			continue;
 		}
+		if (d->crypto) /* key upkeep, queued to-device messages */
+			tlbot_crypto_tick(d->crypto, &w->st, &w->http);
 		next = fill(w);
 		/* wait for a transfer, a wake-up (new rows, a WebSocket answer),
 		 * the next retry, or the scheduler's next second */

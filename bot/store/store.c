@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tlbot/crypto.h"
 #include "tlbot/log.h"
 #include "tlbot/store.h"
 
@@ -285,6 +286,9 @@ migrate(struct tlbot_store *st, const struct tlbot_schema *const *components)
 	for (i = 0; components[i]; i++)
 		if (migrate_component(st, components[i]->component, components[i]->migrations) != 0)
 			return -1;
+	/* the encryption keys and sessions (bot/crypto/) */
+	if (migrate_component(st, tlbot_crypto_schema.component, tlbot_crypto_schema.migrations) != 0)
+		return -1;
 	return 0;
 }
 

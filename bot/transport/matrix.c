@@ -300,11 +300,18 @@ tlbot_mx_messages(struct tlbot_http *h, const char *room_id, const char *from, c
 }
 
 enum tlbot_err
-tlbot_mx_create_dm(struct tlbot_http *h, const char *user_id, char **room_id,
+tlbot_mx_create_dm(struct tlbot_http *h, const char *user_id, int encrypted, char **room_id,
 		   struct tlbot_http_resp *r)
 {
 	json_t *body = json_pack("{s:s, s:b, s:[s]}", "preset", "trusted_private_chat",
 				 "is_direct", 1, "invite", user_id);
+
+	/* as clients do: a DM is encrypted from its first event */
+	if (body && encrypted)
+		json_object_set_new(body, "initial_state",
+				    json_pack("[{s:s, s:s, s:{s:s}}]", "type", "m.room.encryption",
+					      "state_key", "", "content", "algorithm",
+					      "m.megolm.v1.aes-sha2"));
 	enum tlbot_err rc;
 
 	*room_id = NULL;

@@ -25,10 +25,12 @@ tlbot_sync_filter_json(int timeline_limit, char *buf, size_t buflen)
 		 "\"room\":{"
 		 "\"timeline\":{\"limit\":%d,\"types\":[\"m.room.message\",\"m.room.redaction\","
 		 "\"m.room.member\",\"m.room.power_levels\",\"m.room.create\",\"m.room.name\","
-		 "\"org.matrix.msc4391.command_description\",\"m.bot.command_description\"]},"
+		 "\"org.matrix.msc4391.command_description\",\"m.bot.command_description\","
+		 "\"m.room.encrypted\",\"m.room.encryption\",\"m.room.history_visibility\"]},"
 		 "\"state\":{\"lazy_load_members\":true,\"types\":[\"m.room.member\","
 		 "\"m.room.power_levels\",\"m.room.create\",\"m.room.name\","
-		 "\"org.matrix.msc4391.command_description\",\"m.bot.command_description\"]},"
+		 "\"org.matrix.msc4391.command_description\",\"m.bot.command_description\","
+		 "\"m.room.encryption\",\"m.room.history_visibility\"]},"
 		 "\"ephemeral\":{\"types\":[]},\"account_data\":{\"types\":[]}}}",
 		 timeline_limit);
 	return buf;
@@ -123,6 +125,8 @@ tlbot_sync_prepare(struct tlbot_daemon *d)
 	if (d->filter)
 		return; /* done: the WebSocket transport prepared it, or an earlier run */
 	tlbot_router_init(&d->router, d->cfg, d->user_id, &d->st);
+	d->router.crypto = d->crypto;
+	d->router.http = &d->http;
 	d->router.fill_gap = fill_gap;
 	d->router.fill_arg = d;
 	d->router.describe = 1; /* MSC4391 descriptions, once per start */

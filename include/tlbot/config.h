@@ -55,6 +55,10 @@ struct tlbot_config {
 	int retention_days;      /* stand-up answers and reminders: delete after; 0 = keep (default) */
 	int send_concurrency;    /* outbox requests in flight at once, default 8 */
 	int send_per_room;       /* of which to one room (or DM partner), default 3 */
+	char *encryption;        /* "on" | "off": end-to-end encryption, default on */
+	char *pickle_key_file;   /* key that encrypts the crypto pickles; default
+	                          * <database>.pickle-key, generated (0600) */
+	char *pickle_key;        /* the key itself (TLBOT_PICKLE_KEY), or NULL */
 	char *source_path;       /* file it was loaded from, or NULL */
 	unsigned long long refused; /* internal: keys whose value a loader
 	                             * refused and reported; finish does not

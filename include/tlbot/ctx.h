@@ -29,6 +29,8 @@ struct tlbot_ctx {
 	const char *thread_root;
 	const char *redacts;
 	int is_dm;
+	int encrypted;             /* the event came end-to-end encrypted: its
+	                            * text is logged at debug level only */
 	time_t event_time;
 	time_t now;
 	const char *txn_base;      /* "e.<event_id>" or "j.<job id>" */

@@ -13,6 +13,7 @@
 #include "tlbot/store.h"
 
 struct tlbot_ws;
+struct tlbot_crypto;
 
 struct tlbot_daemon {
 	struct tlbot_config *cfg;
@@ -40,6 +41,10 @@ struct tlbot_daemon {
 	/* auto transport: tlbot_sync_run returns once this monotonic time (ms)
 	 * has passed, so the WebSocket can be re-probed; 0 = never. */
 	int64_t sync_until_ms;
+	/* End-to-end encryption (bot/crypto/), NULL with encryption: off.
+	 * Created before the worker starts; used by both threads, each with
+	 * its own store connection and HTTP handle. */
+	struct tlbot_crypto *crypto;
 };
 
 /* Stop the daemon with a message (fatal conditions found by a thread). */

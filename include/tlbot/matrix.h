@@ -48,10 +48,11 @@ enum tlbot_err tlbot_mx_leave(struct tlbot_http *h, const char *room_id, struct 
 enum tlbot_err tlbot_mx_messages(struct tlbot_http *h, const char *room_id, const char *from,
 				 const char *dir, int limit, const char *filter_json,
 				 struct tlbot_http_resp *r);
-/* POST /createRoom for a DM with user_id (is_direct, trusted_private_chat)
- * -> *room_id (caller frees). */
-enum tlbot_err tlbot_mx_create_dm(struct tlbot_http *h, const char *user_id, char **room_id,
-				  struct tlbot_http_resp *r);
+/* POST /createRoom for a DM with user_id (is_direct, trusted_private_chat;
+ * with encrypted, m.room.encryption in initial_state) -> *room_id (caller
+ * frees). */
+enum tlbot_err tlbot_mx_create_dm(struct tlbot_http *h, const char *user_id, int encrypted,
+				  char **room_id, struct tlbot_http_resp *r);
 /* GET/PUT /user/{userId}/account_data/{type}. get: r->json is the content;
  * M_NOT_FOUND is an error the caller may treat as empty. */
 enum tlbot_err tlbot_mx_account_data_get(struct tlbot_http *h, const char *user_id,

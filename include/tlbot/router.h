@@ -13,6 +13,9 @@
 
 #define TLBOT_RATE_SLOTS 256
 
+struct tlbot_crypto;
+struct tlbot_http;
+
 struct tlbot_rate {
 	char user[256];
 	double tokens;
@@ -40,6 +43,12 @@ struct tlbot_router {
 	 * joined room at the next batch (the daemon sets it on start), 2 done
 	 * (then again only when the bot joins a room). */
 	int describe, joined_new;
+	/* End-to-end encryption (bot/crypto/), NULL when off: to-device
+	 * events and m.room.encrypted are handled with it; http (the receive
+	 * side's handle) fetches device keys of unknown senders. */
+	struct tlbot_crypto *crypto;
+	struct tlbot_http *http;
+	int decrypted;  /* routing a decrypted event now (its text is not logged) */
 	struct tlbot_rate rate[TLBOT_RATE_SLOTS];
 	int rerun; /* handling a command again after a profile lookup */
 	/* figures */

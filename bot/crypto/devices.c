@@ -1,0 +1,335 @@
+/* Device lists: who has which devices (POST /keys/query, signature
+ * checked), kept in the store and marked stale by device_lists.changed;
+ * the members of encrypted rooms the keys are shared with. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tlbot/log.h"
+
+int
+cr_devices_changed(struct tlbot_store *st, const json_t *device_lists)
+{
+	const json_t *changed = json_object_get(device_lists, "changed");
+	const json_t *left = json_object_get(device_lists, "left");
+	size_t i;
+
+	for (i = 0; i < json_array_size(changed); i++) {
+		const char *u = json_string_value(json_array_get(changed, i));
+		sqlite3_stmt *s;
+
+		if (u == NULL)
+			continue;
+		s = cr_prep(st, "UPDATE crypto_users SET stale = 1 WHERE user_id = ?");
+		if (s)
+			cr_bind(s, 1, u);
+		if (cr_done(st, s) != 0)
+			return -1;
+	}
+	for (i = 0; i < json_array_size(left); i++) {
+		const char *u = json_string_value(json_array_get(left, i));
+		sqlite3_stmt *s;
+
+		if (u == NULL)
+			continue;
+		/* no encrypted room shared any more: forget the devices, so the
+		 * next outbound session does not go to them */
+		s = cr_prep(st, "DELETE FROM crypto_users WHERE user_id = ?");
+		if (s)
+			cr_bind(s, 1, u);
+		if (cr_done(st, s) != 0)
+			return -1;
+		s = cr_prep(st, "DELETE FROM crypto_devices WHERE user_id = ?");
+		if (s)
+			cr_bind(s, 1, u);
+		if (cr_done(st, s) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+cr_device_by_curve(struct tlbot_store *st, const char *user, const char *curve, char **ed,
+		   char **device_id)
+{
+	sqlite3_stmt *s = cr_prep(st, "SELECT ed25519, device_id FROM crypto_devices"
+				      " WHERE user_id = ? AND curve25519 = ?");
+	int rc;
+
+	*ed = *device_id = NULL;
+	if (s == NULL)
+		return -1;
+	cr_bind(s, 1, user);
+	cr_bind(s, 2, curve);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*ed = cr_col(s, 0);
+		*device_id = cr_col(s, 1);
+		sqlite3_finalize(s);
+		if (*ed == NULL || *device_id == NULL) {
+			free(*ed);
+			free(*device_id);
+			*ed = *device_id = NULL;
+			return -1;
+		}
+		return 0;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 1 : -1;
+}
+
+/* Store one user's devices from a /keys/query answer: each device's keys
+ * must be self-signed and name the user and device they are listed under;
+ * a known device whose ed25519 key changed is refused (spec: a device's
+ * keys never change). Returns 0 or -1 (db). */
+static int
+store_user_devices(struct tlbot_store *st, const char *user, const json_t *devices)
+{
+	const char *dev;
+	json_t *dk;
+	sqlite3_stmt *s;
+	json_t *keep = json_object();
+
+	json_object_foreach((json_t *)devices, dev, dk) {
+		char kc[300], ke[300], *old_ed = NULL;
+		const json_t *keys = json_object_get(dk, "keys");
+		const char *cu, *ed, *du, *dd;
+		int r;
+
+		snprintf(kc, sizeof(kc), "curve25519:%s", dev);
+		snprintf(ke, sizeof(ke), "ed25519:%s", dev);
+		cu = json_string_value(json_object_get(keys, kc));
+		ed = json_string_value(json_object_get(keys, ke));
+		du = json_string_value(json_object_get(dk, "user_id"));
+		dd = json_string_value(json_object_get(dk, "device_id"));
+		if (cu == NULL || ed == NULL || du == NULL || dd == NULL || strcmp(du, user) != 0 ||
+		    strcmp(dd, dev) != 0 || !cr_verify_json(dk, user, ke, ed)) {
+			log_warnx("encryption: device %s of %s: keys not validly self-signed; ignored",
+				  dev, user);
+			continue;
+		}
+		r = cr_get1(st, &old_ed,
+			    "SELECT ed25519 FROM crypto_devices WHERE user_id = ? AND device_id = ?",
+			    user, dev, NULL);
+		if (r < 0) {
+			json_decref(keep);
+			return -1;
+		}
+		if (r == 0 && strcmp(old_ed, ed) != 0) {
+			log_warnx("encryption: device %s of %s changed its signing key; the new keys "
+				  "are refused",
+				  dev, user);
+			free(old_ed);
+			json_object_set_new(keep, dev, json_true());
+			continue;
+		}
+		free(old_ed);
+		s = cr_prep(st, "INSERT OR REPLACE INTO crypto_devices(user_id, device_id, curve25519,"
+				" ed25519) VALUES (?, ?, ?, ?)");
+		if (s) {
+			cr_bind(s, 1, user);
+			cr_bind(s, 2, dev);
+			cr_bind(s, 3, cu);
+			cr_bind(s, 4, ed);
+		}
+		if (cr_done(st, s) != 0) {
+			json_decref(keep);
+			return -1;
+		}
+		json_object_set_new(keep, dev, json_true());
+	}
+	/* devices no longer listed were removed */
+	{
+		sqlite3_stmt *q = cr_prep(st, "SELECT device_id FROM crypto_devices WHERE user_id = ?");
+		json_t *gone = json_array();
+
+		if (q == NULL) {
+			json_decref(keep);
+			json_decref(gone);
+			return -1;
+		}
+		cr_bind(q, 1, user);
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(q, 0);
+
+			if (d && json_object_get(keep, d) == NULL)
+				json_array_append_new(gone, json_string(d));
+		}
+		sqlite3_finalize(q);
+		for (size_t i = 0; i < json_array_size(gone); i++) {
+			s = cr_prep(st, "DELETE FROM crypto_devices WHERE user_id = ? AND device_id = ?");
+			if (s) {
+				cr_bind(s, 1, user);
+				cr_bind(s, 2, json_string_value(json_array_get(gone, i)));
+			}
+			if (cr_done(st, s) != 0) {
+				json_decref(keep);
+				json_decref(gone);
+				return -1;
+			}
+		}
+		json_decref(gone);
+	}
+	json_decref(keep);
+	s = cr_prep(st, "INSERT OR REPLACE INTO crypto_users(user_id, stale) VALUES (?, 0)");
+	if (s)
+		cr_bind(s, 1, user);
+	return cr_done(st, s);
+}
+
+int
+cr_devices_refresh(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+		   const json_t *users)
+{
+	json_t *body = json_pack("{s:{}}", "device_keys"), *want;
+	struct tlbot_http_resp r;
+	const json_t *answer;
+	const char *user;
+	json_t *devs;
+	char *text = NULL;
+	int own_tx = !st->in_tx, rc = -1;
+	size_t i;
+
+	if (body == NULL)
+		return -1;
+	want = json_object_get(body, "device_keys");
+	for (i = 0; i < json_array_size(users); i++) {
+		const char *u = json_string_value(json_array_get(users, i));
+		char *stale = NULL;
+		int g;
+
+		if (u == NULL)
+			continue;
+		g = cr_get1(st, &stale, "SELECT stale FROM crypto_users WHERE user_id = ?", u, NULL,
+			    NULL);
+		if (g < 0) {
+			json_decref(body);
+			return -1;
+		}
+		if (g == 1 || strcmp(stale, "0") != 0)
+			json_object_set_new(want, u, json_array());
+		free(stale);
+	}
+	if (json_object_size(want) == 0) {
+		json_decref(body);
+		return 0;
+	}
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		return -1;
+	tlbot_http_resp_init(&r);
+	if (tlbot_http_request(h, "POST", "/_matrix/client/v3/keys/query", text, strlen(text), NULL,
+			       15000, &r) != TLBOT_OK) {
+		log_warnx("encryption: /keys/query failed: %s %s (HTTP %ld)", r.errcode, r.error,
+			  r.status);
+		goto out;
+	}
+	answer = json_object_get(r.json, "device_keys");
+	if (own_tx && tlbot_store_begin(st) != 0)
+		goto out;
+	json_object_foreach((json_t *)answer, user, devs) {
+		if (json_is_object(devs) && store_user_devices(st, user, devs) != 0) {
+			if (own_tx)
+				tlbot_store_rollback(st);
+			goto out;
+		}
+	}
+	if (own_tx && tlbot_store_commit(st) != 0) {
+		tlbot_store_rollback(st);
+		goto out;
+	}
+	rc = 0;
+	(void)c;
+out:
+	free(text);
+	tlbot_http_resp_release(&r);
+	return rc;
+}
+
+json_t *
+cr_room_members(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+		const char *room_id)
+{
+	char *loaded = NULL, *vis = NULL;
+	int r = cr_get1(st, &loaded, "SELECT room_id FROM crypto_members_loaded WHERE room_id = ?",
+			room_id, NULL, NULL);
+	json_t *out;
+	sqlite3_stmt *s;
+	int with_invited = 1;
+
+	free(loaded);
+	if (r < 0)
+		return NULL;
+	if (r == 1) {
+		/* the sync filter loads members lazily: fetch the whole list once;
+		 * afterwards the timeline's member events keep it current */
+		struct tlbot_http_resp resp;
+		char *esc = tlbot_http_escape(room_id), path[1024];
+		const json_t *chunk;
+		size_t i;
+		int ok = 0;
+
+		if (esc == NULL)
+			return NULL;
+		snprintf(path, sizeof(path), "/_matrix/client/v3/rooms/%s/members", esc);
+		free(esc);
+		tlbot_http_resp_init(&resp);
+		if (tlbot_http_request(h, "GET", path, NULL, 0, NULL, 15000, &resp) != TLBOT_OK) {
+			log_warnx("encryption: room %s: fetching the members failed: %s %s", room_id,
+				  resp.errcode, resp.error);
+			tlbot_http_resp_release(&resp);
+			return NULL;
+		}
+		chunk = json_object_get(resp.json, "chunk");
+		if (tlbot_store_begin(st) == 0) {
+			ok = 1;
+			for (i = 0; ok && i < json_array_size(chunk); i++) {
+				const json_t *ev = json_array_get(chunk, i);
+				const char *skey = json_string_value(json_object_get(ev, "state_key"));
+				char *ct = json_dumps(json_object_get(ev, "content"), JSON_COMPACT);
+
+				if (skey && ct &&
+				    tlbot_store_state_put(st, room_id, "m.room.member", skey,
+							  json_string_value(json_object_get(ev, "sender")),
+							  ct) != 0)
+					ok = 0;
+				free(ct);
+			}
+			s = ok ? cr_prep(st, "INSERT OR IGNORE INTO crypto_members_loaded(room_id)"
+					     " VALUES (?)")
+			       : NULL;
+			if (s)
+				cr_bind(s, 1, room_id);
+			if (!ok || cr_done(st, s) != 0 || tlbot_store_commit(st) != 0) {
+				tlbot_store_rollback(st);
+				ok = 0;
+			}
+		}
+		tlbot_http_resp_release(&resp);
+		if (!ok)
+			return NULL;
+	}
+	if (tlbot_store_state_get(st, room_id, "m.room.history_visibility", "", &vis) == 0) {
+		json_t *j = json_loads(vis, 0, NULL);
+		const char *hv = json_string_value(json_object_get(j, "history_visibility"));
+
+		with_invited = !(hv && strcmp(hv, "joined") == 0);
+		json_decref(j);
+	}
+	free(vis);
+	s = cr_prep(st, "SELECT state_key FROM room_state WHERE room_id = ? AND type = 'm.room.member'"
+			" AND (json_extract(content, '$.membership') = 'join'"
+			"  OR (? AND json_extract(content, '$.membership') = 'invite'))"
+			" ORDER BY state_key");
+	if (s == NULL)
+		return NULL;
+	cr_bind(s, 1, room_id);
+	sqlite3_bind_int(s, 2, with_invited);
+	out = json_array();
+	while (out && sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(out, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_finalize(s);
+	(void)c;
+	return out;
+}
