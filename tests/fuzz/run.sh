@@ -11,12 +11,12 @@
 # the source tree; extra libFuzzer options may follow SECONDS.
 set -eu
 
-usage() { echo "usage: $0 parse|config|batch SECONDS [libFuzzer options...]" >&2; exit 64; }
+usage() { echo "usage: $0 parse|config|batch|decrypt SECONDS [libFuzzer options...]" >&2; exit 64; }
 [ $# -ge 2 ] || usage
 name=${1#fuzz_}
 secs=$2
 shift 2
-case $name in parse|config|batch) ;; *) usage ;; esac
+case $name in parse|config|batch|decrypt) ;; *) usage ;; esac
 case $secs in ''|*[!0-9]*) usage ;; esac
 
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -1,0 +1,381 @@
+/* bot/crypto: canonical JSON and signatures, the pickled identity and its
+ * key, and the receive path against a libolm peer (olm_peer.h): room keys
+ * over Olm with the spec's checks, Megolm decryption, replay refusal,
+ * events kept until their key arrives, and Olm encryption back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../bot/crypto/internal.h"
+#include "olm_peer.h"
+#include "tap.h"
+#include "tlbot/log.h"
+
+#define BOT "@tlbot:test"
+#define ROOM "!r:test"
+
+static char dbpath[256];
+static struct tlbot_config cfg;
+
+static void
+cleanup_files(void)
+{
+	char p[300];
+
+	unlink(dbpath);
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s.pickle-key", dbpath);
+	unlink(p);
+}
+
+static struct tlbot_crypto *
+fresh(struct tlbot_store *st)
+{
+	snprintf(dbpath, sizeof(dbpath), "/tmp/tlbot-test-crypto-%d.db", (int)getpid());
+	cleanup_files();
+	tlbot_log_set_level(TLBOT_LOG_ERROR);
+	tlbot_config_init(&cfg);
+	free(cfg.database);
+	cfg.database = strdup(dbpath);
+	if (tlbot_store_open(st, dbpath, 1) != 0)
+		return NULL;
+	return tlbot_crypto_new(&cfg, st, NULL, BOT, "BOTDEV");
+}
+
+static void
+done(struct tlbot_crypto *c, struct tlbot_store *st)
+{
+	tlbot_crypto_free(c);
+	tlbot_store_close(st);
+	tlbot_config_release(&cfg);
+	cleanup_files();
+}
+
+static long long
+one_int(struct tlbot_store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* One published one-time key of the bot (as /keys/claim would give it). */
+static void
+bot_otk(struct tlbot_crypto *c, struct tlbot_store *st, char *out, size_t outlen)
+{
+	OlmAccount *a = cr_account_load(c, st);
+	size_t n = olm_account_generate_one_time_keys_random_length(a, 1);
+	void *r = peer_rand(n);
+	char buf[512];
+	json_t *j;
+	const char *id;
+	json_t *v;
+
+	olm_account_generate_one_time_keys(a, 1, r, n);
+	free(r);
+	n = olm_account_one_time_keys(a, buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	j = json_loads(buf, 0, NULL);
+	json_object_foreach(json_object_get(j, "curve25519"), id, v)
+		snprintf(out, outlen, "%s", json_string_value(v));
+	json_decref(j);
+	olm_account_mark_keys_as_published(a);
+	tlbot_store_begin(st);
+	cr_account_save(c, st, a);
+	tlbot_store_commit(st);
+	cr_account_free(a);
+}
+
+/* What /keys/query would have told the bot about the peer's device. */
+static void
+know_device(struct tlbot_store *st, const struct olm_peer *p)
+{
+	sqlite3_stmt *s;
+
+	sqlite3_prepare_v2(st->db, "INSERT INTO crypto_devices VALUES (?, ?, ?, ?)", -1, &s, NULL);
+	sqlite3_bind_text(s, 1, p->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, p->curve, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, p->ed, -1, SQLITE_STATIC);
+	sqlite3_step(s);
+	sqlite3_finalize(s);
+}
+
+/* Apply one batch holding to-device events (stolen) in a transaction. */
+static int
+apply_to_device(struct tlbot_crypto *c, struct tlbot_store *st, json_t *events)
+{
+	json_t *batch = json_pack("{s:{s:o}}", "to_device", "events", events);
+	int rc;
+
+	tlbot_store_begin(st);
+	rc = tlbot_crypto_apply_batch(c, st, NULL, batch);
+	tlbot_store_commit(st);
+	json_decref(batch);
+	return rc;
+}
+
+static int
+decrypt(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *ev, json_t **plain)
+{
+	int rc;
+
+	tlbot_store_begin(st);
+	rc = tlbot_crypto_decrypt(c, st, ROOM, ev, plain);
+	tlbot_store_commit(st);
+	return rc;
+}
+
+TEST(canonical_json)
+{
+	json_t *j = json_loads("{\"b\":1,\"a\":{\"d\":\"\xc3\xa9\",\"c\":[1,2]},\"e\":\"/\"}", 0, NULL);
+	char *t = tlbot_crypto_canonical_json(j);
+
+	CHECK_STR(t, "{\"a\":{\"c\":[1,2],\"d\":\"\xc3\xa9\"},\"b\":1,\"e\":\"/\"}");
+	free(t);
+	json_decref(j);
+}
+
+TEST(identity_and_pickle_key)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	char curve[64], path[300];
+	struct stat sb;
+
+	CHECK_OR_RETURN(c != NULL);
+	snprintf(curve, sizeof(curve), "%s", tlbot_crypto_curve25519(c));
+	CHECK(strlen(curve) == 43);
+	CHECK(strlen(tlbot_crypto_ed25519(c)) == 43);
+	/* the key was generated beside the database, readable by us only */
+	snprintf(path, sizeof(path), "%s.pickle-key", dbpath);
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+	/* the database holds the account only pickled: no key in the clear */
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_account WHERE pickle LIKE '%'"
+			   " || ed25519 || '%'") == 0);
+	tlbot_crypto_free(c);
+	/* the same key opens it again: the same identity */
+	c = tlbot_crypto_new(&cfg, &st, NULL, BOT, "BOTDEV");
+	CHECK_OR_RETURN(c != NULL);
+	CHECK_STR(tlbot_crypto_curve25519(c), curve);
+	tlbot_crypto_free(c);
+	/* another key cannot: refused, not replaced */
+	cfg.pickle_key = strdup("not the key");
+	c = tlbot_crypto_new(&cfg, &st, NULL, BOT, "BOTDEV");
+	CHECK(c == NULL);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_account") == 1);
+	done(NULL, &st);
+}
+
+TEST(sign_and_verify)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	OlmAccount *a;
+	json_t *obj;
+
+	CHECK_OR_RETURN(c != NULL);
+	a = cr_account_load(c, &st);
+	obj = json_pack("{s:s, s:{s:s}, s:{s:i}}", "user_id", BOT, "keys", "k", "v", "unsigned", "x",
+			1);
+	CHECK(cr_sign_json(c, a, obj) == 0);
+	CHECK(cr_verify_json(obj, BOT, "ed25519:BOTDEV", tlbot_crypto_ed25519(c)) == 1);
+	/* unsigned is outside the signature; anything else is not */
+	json_object_set_new(json_object_get(obj, "unsigned"), "y", json_integer(2));
+	CHECK(cr_verify_json(obj, BOT, "ed25519:BOTDEV", tlbot_crypto_ed25519(c)) == 1);
+	json_object_set_new(obj, "user_id", json_string("@mallory:test"));
+	CHECK(cr_verify_json(obj, BOT, "ed25519:BOTDEV", tlbot_crypto_ed25519(c)) == 0);
+	json_decref(obj);
+	cr_account_free(a);
+	done(c, &st);
+}
+
+TEST(receive_room_key_and_decrypt)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	struct olm_peer p;
+	char otk[64];
+	json_t *ev, *plain = NULL, *key;
+
+	CHECK_OR_RETURN(c != NULL);
+	peer_init(&p, "@alice:test", "ALICEDEV");
+	know_device(&st, &p);
+	bot_otk(c, &st, otk, sizeof(otk));
+	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	key = peer_room_key(&p, ROOM); /* from index 0, as a client shares it */
+	/* a message whose key comes later is kept */
+	ev = peer_room_event(&p, ROOM, "$early", "!ping early");
+	CHECK(decrypt(c, &st, ev, &plain) == 1);
+	json_decref(ev);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_pending") == 1);
+	/* the key arrives over Olm (a pre-key message: new inbound session) */
+	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
+			key, NULL, NULL))) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 1);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_olm_sessions") == 1);
+	{
+		json_t *ready;
+
+		tlbot_store_begin(&st);
+		ready = tlbot_crypto_take_ready(c, &st);
+		tlbot_store_commit(&st);
+		CHECK(json_array_size(ready) == 1);
+		const json_t *first = json_object_get(json_array_get(ready, 0), "event");
+
+		CHECK_STR(json_string_value(json_object_get(json_object_get(first, "content"), "body")),
+			  "!ping early");
+		json_decref(ready);
+		CHECK(one_int(&st, "SELECT count(*) FROM crypto_pending") == 0);
+	}
+	/* a message now: decrypted and shaped as the plaintext event */
+	ev = peer_room_event(&p, ROOM, "$one", "!ping");
+	CHECK(decrypt(c, &st, ev, &plain) == 0);
+	CHECK_STR(json_string_value(json_object_get(plain, "type")), "m.room.message");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(plain, "content"), "body")), "!ping");
+	CHECK_STR(json_string_value(json_object_get(plain, "event_id")), "$one");
+	json_decref(plain);
+	plain = NULL;
+	/* the same event again (a redelivery) is fine ... */
+	CHECK(decrypt(c, &st, ev, &plain) == 0);
+	json_decref(plain);
+	plain = NULL;
+	/* ... the same index under another event id is a replay */
+	json_object_set_new(ev, "event_id", json_string("$replayed"));
+	CHECK(decrypt(c, &st, ev, &plain) == 2);
+	CHECK(plain == NULL);
+	/* another sender cannot use alice's session */
+	json_object_set_new(ev, "event_id", json_string("$mallory"));
+	json_object_set_new(ev, "sender", json_string("@mallory:test"));
+	CHECK(decrypt(c, &st, ev, &plain) == 2);
+	json_decref(ev);
+	/* garbage ciphertext */
+	ev = peer_room_event(&p, ROOM, "$garbage", "x");
+	json_object_set_new(json_object_get(ev, "content"), "ciphertext", json_string("AAAA!!"));
+	CHECK(decrypt(c, &st, ev, &plain) == 2);
+	json_decref(ev);
+	/* a message encrypted for another room */
+	ev = peer_room_event(&p, "!other:test", "$elsewhere", "x");
+	CHECK(decrypt(c, &st, ev, &plain) == 2);
+	json_decref(ev);
+	peer_free(&p);
+	done(c, &st);
+}
+
+TEST(olm_checks_refuse)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	struct olm_peer p, q;
+	char otk[64];
+
+	CHECK_OR_RETURN(c != NULL);
+	peer_init(&p, "@alice:test", "ALICEDEV");
+	peer_init(&q, "@mallory:test", "MALDEV");
+	know_device(&st, &p);
+	know_device(&st, &q);
+	bot_otk(c, &st, otk, sizeof(otk));
+	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	/* addressed to another device key */
+	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
+			peer_room_key(&p, ROOM), NULL, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))) == 0);
+	/* the event claims another sender than the payload */
+	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
+			peer_room_key(&p, ROOM), "@mallory:test", NULL))) == 0);
+	/* garbage: not for our key at all */
+	CHECK(apply_to_device(c, &st, json_pack("[{s:s, s:s, s:{s:s, s:s, s:{}}}]", "type",
+			"m.room.encrypted", "sender", "@alice:test", "content", "algorithm", OLM_ALGO,
+			"sender_key", p.curve, "ciphertext")) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_olm_sessions") == 0);
+	{
+		unsigned long long d, r, e;
+
+		tlbot_crypto_stats(c, &d, &r, &e);
+		CHECK(r == 3);
+	}
+	/* and then the right one still works */
+	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
+			peer_room_key(&p, ROOM), NULL, NULL))) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 1);
+	peer_free(&p);
+	peer_free(&q);
+	done(c, &st);
+}
+
+TEST(olm_encrypt_back)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	struct olm_peer p;
+	char otk[64], plain[4096];
+	OlmAccount *a;
+	json_t *payload, *enc;
+	const json_t *m;
+	size_t n;
+
+	CHECK_OR_RETURN(c != NULL);
+	peer_init(&p, "@alice:test", "ALICEDEV");
+	know_device(&st, &p);
+	bot_otk(c, &st, otk, sizeof(otk));
+	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT, tlbot_crypto_curve25519(c),
+			tlbot_crypto_ed25519(c), "m.dummy", json_object(), NULL, NULL)));
+	/* the bot answers over the session the peer started */
+	a = cr_account_load(c, &st);
+	payload = json_pack("{s:s, s:{}}", "type", "m.dummy", "content");
+	tlbot_store_begin(&st);
+	enc = cr_olm_encrypt(c, &st, a, p.user, p.device, p.curve, p.ed, NULL, payload);
+	tlbot_store_commit(&st);
+	CHECK_OR_RETURN(enc != NULL);
+	m = json_object_get(json_object_get(enc, "ciphertext"), p.curve);
+	CHECK(json_integer_value(json_object_get(m, "type")) == 1);
+	{
+		char *body = strdup(json_string_value(json_object_get(m, "body")));
+		json_t *j;
+
+		n = olm_decrypt(p.olm, 1, body, strlen(body), plain, sizeof(plain) - 1);
+		free(body);
+		CHECK_OR_RETURN(n != olm_error());
+		plain[n] = '\0';
+		j = json_loads(plain, 0, NULL);
+		CHECK_STR(json_string_value(json_object_get(j, "recipient")), "@alice:test");
+		CHECK_STR(json_string_value(json_object_get(json_object_get(j, "recipient_keys"),
+							    "ed25519")), p.ed);
+		CHECK_STR(json_string_value(json_object_get(json_object_get(j, "keys"), "ed25519")), tlbot_crypto_ed25519(c));
+		CHECK_STR(json_string_value(json_object_get(j, "sender")), BOT);
+		json_decref(j);
+	}
+	json_decref(enc);
+	json_decref(payload);
+	cr_account_free(a);
+	peer_free(&p);
+	done(c, &st);
+}
+
+static const struct tap_test tests[] = {
+	TEST_ENTRY(canonical_json),
+	TEST_ENTRY(identity_and_pickle_key),
+	TEST_ENTRY(sign_and_verify),
+	TEST_ENTRY(receive_room_key_and_decrypt),
+	TEST_ENTRY(olm_checks_refuse),
+	TEST_ENTRY(olm_encrypt_back),
+	TEST_END,
+};
+
+TAP_MAIN(tests)
