@@ -145,7 +145,7 @@ main(int argc, char **argv)
 	unlink(path);
 	tlbot_config_init(&cfg);
 	cfg.pickle_key = strdup("bench pickle key");
-	if (tlbot_store_open(&st, path, 1) != 0)
+	if (tlbot_store_open(&st, path, tlbot_command_schemas()) != 0)
 		return 1;
 	c = tlbot_crypto_new(&cfg, &st, NULL, BOT, "BOTDEV");
 	if (c == NULL)

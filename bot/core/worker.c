@@ -564,6 +564,7 @@ start_send(struct worker *w, struct flight *f)
 
 		tlbot_http_resp_init(&r);
 		snprintf(r.error, sizeof(r.error), "room keys not shared yet");
+		r.retry_after_ms = 2000; /* this room only waits (the cause is logged) */
 		slot_done(w, f, TLBOT_ERR_NET, &r, NULL);
 		tlbot_http_resp_release(&r);
 		return;

@@ -584,8 +584,11 @@ upload_device_keys(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_
 		c->keys_uploaded = 1;
 		rc = 0;
 		log_info("encryption: device keys of %s uploaded", c->device_id);
-	} else {
+	} else if (c->failures == 0) {
 		log_warnx("encryption: uploading the device keys failed: %s %s (HTTP %ld); retrying",
+			  r.errcode, r.error, r.status);
+	} else {
+		log_debug("encryption: uploading the device keys failed again: %s %s (HTTP %ld)",
 			  r.errcode, r.error, r.status);
 	}
 	tlbot_http_resp_release(&r);
@@ -723,8 +726,10 @@ top_up_keys(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h
 	tlbot_http_resp_init(&r);
 	if (tlbot_http_request(h, "POST", "/_matrix/client/v3/keys/upload", text, strlen(text), NULL,
 			       30000, &r) != TLBOT_OK) {
-		log_warnx("encryption: uploading one-time keys failed: %s %s (HTTP %ld); retrying",
-			  r.errcode, r.error, r.status);
+		if (c->failures == 0)
+			log_warnx("encryption: uploading one-time keys failed: %s %s (HTTP %ld); "
+				  "retrying",
+				  r.errcode, r.error, r.status);
 		tlbot_http_resp_release(&r);
 		goto out;
 	}
@@ -884,8 +889,15 @@ tlbot_crypto_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_h
 	if (now - c->last_tick_ms < TICK_MS)
 		return;
 	c->last_tick_ms = now;
-	if (!c->keys_uploaded && upload_device_keys(c, st, h) != 0)
-		return;
-	top_up_keys(c, st, h);
+	if (now >= c->retry_at_ms) {
+		if ((!c->keys_uploaded && upload_device_keys(c, st, h) != 0) ||
+		    top_up_keys(c, st, h) != 0) {
+			/* a homeserver without the keys API, or in trouble: do not
+			 * ask every second */
+			c->retry_at_ms = now + tlbot_backoff_ms(c->failures++, 2000, 600000);
+		} else {
+			c->failures = 0;
+		}
+	}
 	cr_todevice_flush(st, h);
 }

@@ -26,6 +26,8 @@ struct tlbot_crypto {
 	size_t pickle_key_len;
 	int keys_uploaded;             /* device keys accepted by the server */
 	int64_t last_tick_ms;
+	int64_t retry_at_ms;           /* after a failed upload: back off */
+	int failures;                  /* consecutive failed uploads */
 	unsigned long long decrypted, refused, encrypted;
 };
 

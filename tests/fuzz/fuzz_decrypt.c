@@ -44,7 +44,7 @@ setup(void)
 	cfg.user_id = strdup(BOT);
 	cfg.pickle_key = strdup("fuzz pickle key");
 	cfg.rate_limit_per_min = 0;
-	if (tlbot_store_open(&st, ":memory:", 1) != 0)
+	if (tlbot_store_open(&st, ":memory:", tlbot_command_schemas()) != 0)
 		abort();
 	tlbot_store_room_set(&st, ROOM, "join", NULL);
 	tlbot_store_state_put(&st, ROOM, "m.room.encryption", "", "@a:test",

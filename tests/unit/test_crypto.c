@@ -42,7 +42,7 @@ fresh(struct tlbot_store *st)
 	tlbot_config_init(&cfg);
 	free(cfg.database);
 	cfg.database = strdup(dbpath);
-	if (tlbot_store_open(st, dbpath, 1) != 0)
+	if (tlbot_store_open(st, dbpath, tlbot_command_schemas()) != 0)
 		return NULL;
 	return tlbot_crypto_new(&cfg, st, NULL, BOT, "BOTDEV");
 }
