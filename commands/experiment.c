@@ -1121,6 +1121,26 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 
 	if (a->argc > 2 && tlbot_args_has(a, "hypothesis"))
 		return tlbot_exp_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
+	/* a title typed without quotes runs up to the sentence:
+	 * "!exp new C-1 Text reminders We believe ..." */
+	if (a->argc > 2 && strncasecmp(sentence, "we believe ", 11) != 0) {
+		const char *p;
+
+		for (p = sentence; *p; p++)
+			if (*p == ' ' && strncasecmp(p + 1, "we believe ", 11) == 0)
+				break;
+		if (*p) {
+			struct tlbot_buf t;
+
+			tlbot_buf_init(&t, 8 * MAX_TITLE);
+			tlbot_buf_printf(&t, "%s %.*s", title, (int)(p - sentence), sentence);
+			title = tlbot_ctx_keep(ctx, tlbot_buf_str(&t));
+			tlbot_buf_release(&t);
+			if (title == NULL)
+				return tlbot_exp_fail(ctx, "out of memory");
+			sentence = p + 1;
+		}
+	}
 	if (check_text(ctx, "title", title, MAX_TITLE, 1) != 0 ||
 	    check_challenge(ctx, a->argv[0], &cid) != 0 ||
 	    get_hypothesis(ctx, a, sentence, 1, &x, &y, &z) != 0)

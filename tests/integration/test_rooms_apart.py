@@ -176,6 +176,10 @@ class RoomsApart(Asks, unittest.TestCase):
         r = self.ask(f"!exp note {self.ea} Spoke to the team, they can refer too")
         self.assertNotIn("quote", body(r))
         self.assertIn("Spoke to the team, they can refer too", body(self.ask(f"!exp show {self.ea}")))
+        # a title without quotes runs up to the hypothesis sentence
+        r = self.ask(f"!exp new {self.ca} Door knocking pilot We believe a knock will result in"
+                     " more replies. We will know when replies double.")
+        self.assertIn("“Door knocking pilot”", body(r))
         # the quoting hint only where quoting is the problem
         r = self.ask(f"!exp note {self.ea} we tried --value pricing")
         self.assertIn("unknown flag --value", body(r))
@@ -234,13 +238,14 @@ class RoomsApart(Asks, unittest.TestCase):
             time.sleep(0.2)
         self.assertGreater(n, 40)
         # a restart finds them as the table has them: nothing is sent again
+        mark = len(self.bot.log())
         self.bot.restart()
         self.bot.wait_idle(timeout=15)
         self.assertEqual(body(self.ask("!ping", user=self.bob, room=self.room_b)), "pong")
         self.bot.wait_idle(timeout=15)
         self.assertEqual(len(descs()), n)
         # and it knew so: it compared with the room's state, it did not resend
-        self.assertEqual(self.bot.log().count(f"room {self.room_b}: publishing"), 1)
+        self.assertNotIn(f"room {self.room_b}: publishing", self.bot.log()[mark:])
 
     def test_msc4391_structured_invocation(self):
         ev = self.bob.send_event(self.room_b, "m.room.message", {
