@@ -1884,6 +1884,20 @@ text_rows(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *sql, int64_t i
 	return rc < 0 ? -1 : 0;
 }
 
+/* The line break before a section: in HTML none right after a list (a
+ * <br/> after </ul> opens an empty line), in the plain body always. */
+static void
+block_br(struct tlbot_msg *m)
+{
+	static const char ul[] = "</ul>";
+
+	if (m->html.len >= sizeof(ul) - 1 &&
+	    memcmp(m->html.data + m->html.len - (sizeof(ul) - 1), ul, sizeof(ul) - 1) == 0)
+		tlbot_msg_plain(m, "\n");
+	else
+		tlbot_msg_br(m);
+}
+
 /* A "Label: value" line for each field marked REC_SHOWN that has a value
  * (the fields composed into the lines of show_msg are not marked). */
 static int
@@ -1992,8 +2006,10 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 		label(m, "Abandoned:");
 		text_clip(m, ctx, r->abandon_reason, clip);
 	}
+	if (show_fields(m, ctx, r, clip) != 0)
+		return -1;
 	if (nlearn > 0) {
-		tlbot_msg_br(m);
+		block_br(m);
 		tlbot_msg_bold(m, nlearn > learn_shown ? "Learnings (latest):" : "Learnings:");
 		tlbot_msg_plain(m, "\n");
 		if (text_rows(m, ctx, "SELECT text, by, at FROM (SELECT * FROM experiment_learnings"
@@ -2007,7 +2023,7 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 	} else if (nnotes > 0) {
 		char head[64];
 
-		tlbot_msg_br(m);
+		block_br(m);
 		snprintf(head, sizeof(head), "Notes (%s%lld):", nnotes > notes_shown ? "latest of " : "",
 			 (long long)nnotes);
 		tlbot_msg_bold(m, head);
@@ -2017,11 +2033,9 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 			      notes_shown, clip) != 0)
 			return -1;
 	}
-	tlbot_msg_br(m);
+	block_br(m);
 	tlbot_msg_bold(m, "History:");
 	tlbot_msg_plain(m, "\n");
-	if (show_fields(m, ctx, r, clip) != 0)
-		return -1;
 	if (history_lines(m, ctx, r, nhist > hist_shown ? nhist - hist_shown : 0, hist_shown,
 			  clip < 120 ? clip : 120) != 0)
 		return -1;

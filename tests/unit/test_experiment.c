@@ -146,6 +146,9 @@ TEST(lifecycle)
 	/* issue 13 item 16: a result against its target */
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Missed visits fell to 9% (target met)");
 	CHECK_CONTAINS(cmdtest_html(&t, 0), "<b>Decision:</b>");
+	/* issue 13 item 19: no empty line opened after a list */
+	CHECK_NOT_CONTAINS(cmdtest_html(&t, 0), "</ul><br/>");
+	CHECK_NOT_CONTAINS(cmdtest_html(&t, 0), "</li><br/>");
 	/* the show never notifies anyone */
 	CHECK_CONTAINS(t.out_content[0], "\"m.mentions\":{\"user_ids\":[]}");
 
