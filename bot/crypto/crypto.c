@@ -784,6 +784,7 @@ tlbot_crypto_new(const struct tlbot_config *cfg, struct tlbot_store *st, struct 
 		log_error("encryption: the bot has no device id (needed for encryption)");
 		goto fail;
 	}
+	c->password = cfg->password;
 	if (load_pickle_key(c, cfg) != 0 || setup_account(c, st) != 0)
 		goto fail;
 	if (h)
@@ -891,7 +892,7 @@ tlbot_crypto_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_h
 	c->last_tick_ms = now;
 	if (now >= c->retry_at_ms) {
 		if ((!c->keys_uploaded && upload_device_keys(c, st, h) != 0) ||
-		    top_up_keys(c, st, h) != 0) {
+		    top_up_keys(c, st, h) != 0 || cr_xsign_tick(c, st, h) != 0) {
 			/* a homeserver without the keys API, or in trouble: do not
 			 * ask every second */
 			c->retry_at_ms = now + tlbot_backoff_ms(c->failures++, 2000, 600000);

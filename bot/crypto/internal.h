@@ -28,6 +28,8 @@ struct tlbot_crypto {
 	int64_t last_tick_ms;
 	int64_t retry_at_ms;           /* after a failed upload: back off */
 	int failures;                  /* consecutive failed uploads */
+	const char *password;          /* for UIA (cross-signing), borrowed from cfg */
+	int xsign_done, xsign_warned;
 	unsigned long long decrypted, refused, encrypted;
 };
 
@@ -104,6 +106,12 @@ int cr_todevice_queue(struct tlbot_store *st, const char *txn_id, const char *ty
 		      const json_t *messages);
 /* Send the queued to-device messages. Outside a transaction. 0 or -1. */
 int cr_todevice_flush(struct tlbot_store *st, struct tlbot_http *h);
+
+/* ---- xsign.c ---- */
+/* Set up cross-signing once (keys created and stored, uploaded with UIA,
+ * the device signed). Outside a transaction. 0 (done or nothing to do) or
+ * -1 (retry later). */
+int cr_xsign_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h);
 
 /* ---- megolm.c ---- */
 /* Store an inbound Megolm session from an m.room_key (inside the tx). */
