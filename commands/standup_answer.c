@@ -192,7 +192,9 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 		tlbot_msg_text(&m, ". Your answer now:");
 		answer_list(&m, now_sec);
 		tlbot_msg_plain(&m, "\n");
-		tlbot_msg_text(&m, "Give another part (y: t: b:) to change just that part.");
+		su_textf_code(&m, "Give another part (`%sstandup b: ...`, or `t:` or `y:`) to change just"
+		                  " that part.",
+		              tlbot_ctx_prefix(ctx));
 	} else {
 		tlbot_msg_text(&m, ". Edit your message to change it; your latest answer counts.");
 	}
