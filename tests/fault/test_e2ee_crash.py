@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Crash consistency in an encrypted room: 100 Megolm-encrypted commands
+(pings and challenge records) from a real E2EE client (tests/lib/e2ee.py,
+matrix-nio), while a second thread kills the bot with SIGKILL at random
+moments and starts it again.  Olm and Megolm sessions, to-device messages
+and the outbox must survive every kill together.
+
+Afterwards, with no more kills:
+  * every command has exactly one reply (none lost, none doubled);
+  * every message the bot sent in the room is an m.room.encrypted event the
+    member decrypts (no reply left that members cannot read);
+  * every challenge exists once (`!challenge list`, decrypted).
+Prints: commands, kills, lost, duplicated, undecryptable.
+
+TLBOT_E2EE_CRASH_COMMANDS / TLBOT_E2EE_CRASH_SEED change the size / seed."""
+
+import os
+import random
+import re
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faultlib import figures, mx  # noqa: E402
+import e2ee  # noqa: E402
+
+N_COMMANDS = int(os.environ.get("TLBOT_E2EE_CRASH_COMMANDS", "100"))
+SEED = int(os.environ.get("TLBOT_E2EE_CRASH_SEED", "20261201"))
+ROUND = 10                       # commands sent together, then their replies awaited
+MIN_KILLS = 10
+
+
+class Killer(threading.Thread):
+    """Kills the bot (SIGKILL) at random moments and starts it again."""
+
+    def __init__(self, bot, rng):
+        super().__init__(daemon=True)
+        self.bot, self.rng = bot, rng
+        self.kills = 0
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self):
+        while not self.stopped.is_set():
+            gap = self.rng.uniform(0.1, 0.8) if self.rng.random() < 0.8 else self.rng.uniform(0.8, 2)
+            if self.stopped.wait(gap):
+                break
+            with self.lock:
+                self.bot.kill()
+                self.kills += 1
+                if self.rng.random() < 0.2:
+                    time.sleep(self.rng.uniform(0.05, 0.4))
+                self.bot.start()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(10)
+        with self.lock:
+            if not self.bot.alive():
+                self.bot.start()
+
+
+class E2EECrash(unittest.TestCase):
+    def test_encrypted_commands_under_kill_9(self):
+        rng = random.Random(SEED)
+        hs = mx.Homeserver()
+        self.addCleanup(hs.stop)
+        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        bot.start()
+        self.addCleanup(bot.stop)
+        alice = e2ee.Peer(hs, "alice")
+        self.addCleanup(alice.close)
+        room = alice.create_room(name="Encrypted crash team", invite=[bot.user_id])
+        alice.wait_joined(room, bot.user_id, timeout=30)
+        bot.wait_idle(timeout=30)
+        first = alice.send_text(room, "!ping")
+        alice.wait_reply(room, first, sender=bot.user_id, timeout=30)
+
+        killer = Killer(bot, random.Random(SEED + 1))
+        killer.start()
+        self.addCleanup(killer.stop)
+        cmds = []                   # (event id, kind, title)
+        titles = []
+        t0 = time.monotonic()
+        while len(cmds) < N_COMMANDS:
+            batch = []
+            kills0 = killer.kills
+            for _ in range(min(ROUND, N_COMMANDS - len(cmds))):
+                time.sleep(rng.uniform(0, 0.15))    # spread over time: kills land mid-round
+                if rng.random() < 0.4:
+                    title = f"Crash record {len(titles) + 1}"
+                    titles.append(title)
+                    batch.append((alice.send_text(room, f'!challenge new "{title}"'), "ch", title))
+                else:
+                    batch.append((alice.send_text(room, "!ping"), "ping", None))
+                if rng.random() < 0.3:
+                    alice.rotate(room)          # sometimes a new session of ours, too
+            cmds += batch
+            want = {e for e, _, _ in batch}
+            deadline = time.monotonic() + 90
+            while want and time.monotonic() < deadline:
+                alice.step(300)
+                for r in alice.events(room):
+                    if r["sender"] == bot.user_id:
+                        want.discard(alice.reply_target(r))
+                        if r["encrypted"] and not r["decrypted"]:
+                            want.discard(alice._raw_reply_target(room, r))
+            # every round spans at least one kill
+            deadline = time.monotonic() + 5
+            while killer.kills == kills0 and time.monotonic() < deadline:
+                alice.step(100)
+        killer.stop()
+        elapsed = time.monotonic() - t0
+
+        # quiet now: let the bot finish, then judge from the homeserver's record
+        bot.wait_idle(timeout=60)
+        time.sleep(2)
+        bot.wait_idle(timeout=60)
+        raw = [e for e in hs.all_events(room) if e.get("sender") == bot.user_id and
+               e.get("type") in ("m.room.message", "m.room.encrypted")]
+        plain = [e for e in raw if e["type"] != "m.room.encrypted"]
+        alice.step(0)
+        decrypted, undecryptable = {}, []
+        for e in raw:
+            if e["type"] != "m.room.encrypted":
+                continue
+            d = alice.decrypt_raw(e)
+            if d is None:
+                undecryptable.append(e["event_id"])
+            else:
+                decrypted[e["event_id"]] = (e, d)
+        per_cmd = {}
+        for eid, (e, d) in decrypted.items():
+            rel = (e.get("content") or {}).get("m.relates_to") or d["content"].get("m.relates_to") or {}
+            target = (rel.get("m.in_reply_to") or {}).get("event_id")
+            if target:
+                per_cmd.setdefault(target, []).append(eid)
+        lost = [c for c, _, _ in cmds if not per_cmd.get(c)]
+        dup = [c for c, _, _ in cmds if len(per_cmd.get(c, [])) > 1]
+        figures("e2ee crash", commands=len(cmds), kills=killer.kills, lost=len(lost),
+                duplicated=len(dup), undecryptable=len(undecryptable),
+                seconds=round(elapsed, 1))
+        self.assertGreaterEqual(killer.kills, MIN_KILLS)
+        self.assertEqual(plain, [], "the bot sent unencrypted messages to an encrypted room")
+        self.assertEqual(undecryptable, [], "replies the member cannot decrypt")
+        self.assertEqual(lost, [], "commands never answered")
+        self.assertEqual(dup, [], "commands answered twice")
+        # each challenge recorded once
+        listing, page = "", 1
+        while True:
+            cmd = alice.send_text(room, f"!challenge list --status all --page {page}")
+            b = alice.wait_reply(room, cmd, sender=bot.user_id, timeout=30)["content"]["body"]
+            listing += b + "\n"
+            m = re.search(r"page (\d+) of (\d+)", b)
+            if not m or int(m.group(1)) >= int(m.group(2)):
+                break
+            page += 1
+        for t in titles:
+            self.assertEqual(len(re.findall(re.escape(t) + r"\b", listing)), 1,
+                             f"{t!r} in:\n{listing}")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
