@@ -481,7 +481,7 @@ note_notice_sender(struct tlbot_router *rt, const char *sender)
 	return r == 1 ? tlbot_store_kv_set(rt->st, key, "1") : 0;
 }
 
-/* Command descriptions for every joined room. 0 or -1. */
+/* Command descriptions for every joined room but DM rooms. 0 or -1. */
 static int
 describe_rooms(struct tlbot_router *rt)
 {
@@ -497,7 +497,18 @@ describe_rooms(struct tlbot_router *rt)
 	while (rc == 0 && (step = tlbot_db_next(&q)) > 0) {
 		const char *room = tlbot_db_col_text(&q, 0);
 
-		if (room && tlbot_config_room_allowed(rt->cfg, room))
+		char *dm_user = NULL;
+		int dm;
+
+		if (room == NULL || !tlbot_config_room_allowed(rt->cfg, room))
+			continue;
+		/* not in direct-message rooms: the bot made them (so it may send
+		 * state) and one person there needs no autocomplete for the team */
+		dm = tlbot_store_dm_user(rt->st, room, &dm_user);
+		free(dm_user);
+		if (dm < 0)
+			rc = -1;
+		else if (dm == 1)
 			rc = tlbot_describe_room(rt->cfg, rt->st, rt->bot_user, room);
 	}
 	tlbot_db_done(&q);
