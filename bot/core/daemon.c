@@ -140,6 +140,10 @@ tlbot_daemon_login(struct tlbot_daemon *d)
 		tlbot_http_resp_release(&r);
 		if (password_login(d, stored_device) != 0)
 			goto out;
+		/* sends that reached the server under the old token are looked
+		 * for before they are sent again (worker.c verify_after_relogin) */
+		if (tlbot_store_kv_set(&d->st, "outbox_verify", "1") != 0)
+			goto out;
 		rc = tlbot_daemon_login(d);
 		goto out;
 	}

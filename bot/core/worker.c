@@ -35,6 +35,7 @@
 #define SCAN_WINDOW 1024 /* pending rows looked at per fill */
 #define SET_SLOTS 4096   /* hash sets of one fill (power of 2, > 2 * SCAN_WINDOW) */
 #define PAUSE_MAX 64     /* destinations paused by a 429 at once */
+#define TXN_KEY "org.tlbot.txn" /* the row's txnId, in the content of what it sends */
 
 /* A pending outbox row the worker knows of (id order). */
 struct pend {
@@ -421,6 +422,60 @@ pause_dest(struct worker *w, uint64_t dest, int64_t until)
 
 /* ---- finishing a row ---- */
 
+/* A reply the homeserver refused for good must not vanish: a 413 (too
+ * large) becomes a one-line notice in its place, a 400 for its relation
+ * (Synapse: a thread root the server does not know) the same answer
+ * without the relation. The replacement is a new row (txnId + "-fb", the
+ * same cause), tried once. Returns 1 when one was queued. */
+static int
+queue_fallback(struct worker *w, const struct tlbot_outbox_row *row, const struct tlbot_http_resp *r)
+{
+	json_error_t jerr;
+	json_t *c, *rel, *out = NULL;
+	char txn[512], *text = NULL;
+	size_t n = row->txn_id ? strlen(row->txn_id) : 0;
+	int rc = 0;
+
+	if (strcmp(row->kind, "send") != 0 || row->room_id == NULL || row->event_type == NULL ||
+	    strcmp(row->event_type, "m.room.message") != 0 || n == 0 ||
+	    (n > 3 && strcmp(row->txn_id + n - 3, "-fb") == 0) || (r->status != 413 && r->status != 400))
+		return 0;
+	c = json_loads(row->content ? row->content : "{}", 0, &jerr);
+	rel = json_object_get(c, "m.relates_to");
+	if (r->status == 413) {
+		out = json_pack("{s:s, s:s, s:{s:[]}}", "msgtype", "m.notice", "body",
+				"This answer was too large for the homeserver to accept; ask for less "
+				"(a filter or a page), or for an export file.",
+				"m.mentions", "user_ids");
+		if (out && json_is_object(rel))
+			json_object_set(out, "m.relates_to", rel);
+	} else if (json_is_object(rel) && json_object_get(rel, "rel_type")) {
+		json_t *irt = json_object_get(rel, "m.in_reply_to");
+
+		out = json_deep_copy(c);
+		if (out && json_is_object(irt))
+			json_object_set_new(out, "m.relates_to", json_pack("{s:O}", "m.in_reply_to", irt));
+		else if (out)
+			json_object_del(out, "m.relates_to");
+	}
+	if (out)
+		text = json_dumps(out, JSON_COMPACT);
+	if (text && (size_t)snprintf(txn, sizeof(txn), "%s-fb", row->txn_id) < sizeof(txn) &&
+	    tlbot_store_outbox_add(&w->st, txn, "send", row->room_id, NULL, row->event_type, text,
+				   NULL, 0) == 0) {
+		log_warnx("outbox %s: the homeserver refused this answer in %s for good (%s %s, "
+			  "HTTP %ld): sending %s instead", row->txn_id, row->room_id, r->errcode,
+			  r->error, r->status, r->status == 413 ? "a one-line notice" :
+			  "it without its relation");
+		w->reload = 1;
+		rc = 1;
+	}
+	free(text);
+	json_decref(out);
+	json_decref(c);
+	return rc;
+}
+
 /* The outcome of one request for row: record it, decide when to retry. */
 static void
 finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int64_t started_ms,
@@ -487,6 +542,7 @@ finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int
 			  r->errcode, r->error, r->status);
 		tlbot_store_outbox_fail(&w->st, row->id, r->errcode[0] ? r->errcode : r->error, 1);
 		tlbot_metrics_send("failed", r->errcode[0] ? r->errcode : r->status > 0 ? "HTTP" : tlbot_strerror(e));
+		queue_fallback(w, row, r);
 		if (strcmp(row->kind, "join") == 0)
 			tlbot_store_room_set(&w->st, row->room_id, "leave", NULL);
 		w->attempt = 0;
@@ -555,6 +611,10 @@ start_rest(struct worker *w, struct flight *f)
 static void
 start_send(struct worker *w, struct flight *f)
 {
+	json_error_t jerr;
+	json_t *c;
+	char *text;
+
 	/* end-to-end encryption: synchronous, before the row is handed to the
 	 * WebSocket or the multi handle; in an encrypted room it shares the
 	 * room key and rewrites f->row into the persisted m.room.encrypted */
@@ -569,6 +629,16 @@ start_send(struct worker *w, struct flight *f)
 		tlbot_http_resp_release(&r);
 		return;
 	}
+	/* the txnId in the content too (after encryption: in the clear): after
+	 * a re-login the row can be found in the room whoever the server tells
+	 * transaction_id to (verify_after_relogin) */
+	c = json_loads(f->row.content ? f->row.content : "{}", 0, &jerr);
+	if (json_is_object(c) && json_object_set_new(c, TXN_KEY, json_string(f->row.txn_id)) == 0 &&
+	    (text = json_dumps(c, JSON_COMPACT)) != NULL) {
+		free(f->row.content);
+		f->row.content = text;
+	}
+	json_decref(c);
 	if (w->d->ws) {
 		f->wq = tlbot_ws_send_start(w->d->ws, f->row.room_id, f->row.event_type,
 					    f->row.txn_id, f->row.content);
@@ -792,6 +862,85 @@ wake_multi(void *arg)
 	tlbot_http_multi_wakeup(arg);
 }
 
+/* Is row's event already in its room (the bot's latest 100 there)? Sets
+ * *event_id (owned). 0: looked (found or not), -1: could not look. */
+static int
+find_posted(struct worker *w, const struct tlbot_outbox_row *row, char **event_id)
+{
+	struct tlbot_http_resp r;
+	json_t *filter = json_pack("{s:[s]}", "senders", w->d->user_id), *ev;
+	char *fj = filter ? json_dumps(filter, JSON_COMPACT) : NULL;
+	size_t i;
+	int rc = -1;
+
+	*event_id = NULL;
+	tlbot_http_resp_init(&r);
+	if (fj && tlbot_mx_messages(&w->http, row->room_id, NULL, "b", 100, fj, &r) == TLBOT_OK) {
+		json_array_foreach(json_object_get(r.json, "chunk"), i, ev) {
+			const char *a = json_string_value(
+				json_object_get(json_object_get(ev, "content"), TXN_KEY));
+			const char *b = json_string_value(
+				json_object_get(json_object_get(ev, "unsigned"), "transaction_id"));
+			const char *id = json_string_value(json_object_get(ev, "event_id"));
+
+			if (id && ((a && strcmp(a, row->txn_id) == 0) ||
+				   (b && strcmp(b, row->txn_id) == 0))) {
+				*event_id = strdup(id);
+				break;
+			}
+		}
+		rc = 0;
+	}
+	free(fj);
+	json_decref(filter);
+	tlbot_http_resp_release(&r);
+	return rc;
+}
+
+/* After a password re-login (kv "outbox_verify", set by daemon.c): the
+ * pending rows that may have reached the homeserver under the old token
+ * (at most send_concurrency were in flight, the first ones) are looked for
+ * in their rooms before they are sent again. A server that scopes txnIds
+ * to the access token (spec <= v1.6, Synapse 1.67) would post them a
+ * second time, and tells transaction_id only to the sending token; the
+ * txnId in the content (TXN_KEY) finds them there too. */
+static void
+verify_after_relogin(struct worker *w)
+{
+	struct pend *p;
+	char *flag = NULL;
+	int n = 0, found = 0, failed = 0;
+
+	if (tlbot_store_kv_get(&w->st, "outbox_verify", &flag) != 0)
+		return;
+	free(flag);
+	if (load_pending(w) != 0)
+		return; /* the flag stays: next start */
+	for (p = w->head; p && n < FLIGHT_MAX; p = p->next, n++) {
+		struct tlbot_outbox_row row;
+		char *event_id = NULL;
+
+		memset(&row, 0, sizeof(row));
+		if (tlbot_store_outbox_get(&w->st, p->id, &row) == 0 && row.kind &&
+		    strcmp(row.kind, "send") == 0 && row.room_id && row.txn_id) {
+			if (find_posted(w, &row, &event_id) != 0)
+				failed++;
+			else if (event_id && tlbot_store_outbox_done(&w->st, row.id, event_id) == 0) {
+				log_info("outbox %s: already in %s as %s (sent before the re-login); not "
+					 "sent again", row.txn_id, row.room_id, event_id);
+				found++;
+			}
+		}
+		free(event_id);
+		tlbot_store_outbox_row_release(&row);
+	}
+	if (failed)
+		log_warnx("outbox: %d row(s) could not be checked after the re-login; sending them "
+			  "(a server that scopes txnIds to the token may show them twice)", failed);
+	log_info("outbox: checked %d pending row(s) after the re-login, %d already sent", n, found);
+	tlbot_store_kv_del(&w->st, "outbox_verify");
+}
+
 void *
 tlbot_worker_main(void *arg)
 {
@@ -826,6 +975,7 @@ tlbot_worker_main(void *arg)
 	d->woken = 1; /* load what a previous run left pending */
 	pthread_mutex_unlock(&d->lock);
 	tlbot_router_init(&w->router, d->cfg, d->user_id, &w->st);
+	verify_after_relogin(w);
 	while (!*d->stop) {
 		time_t now = tlbot_clock_now();
 		int64_t next, mono;

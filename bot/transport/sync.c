@@ -138,7 +138,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 {
 	struct tlbot_http_resp r;
 	char *since = NULL;
-	int attempt = 0, apply_failures = 0;
+	int attempt = 0, apply_failures = 0, refused = 0;
 
 	tlbot_sync_prepare(d);
 	tlbot_metrics_transport("sync");
@@ -165,7 +165,20 @@ tlbot_sync_run(struct tlbot_daemon *d)
 				tlbot_daemon_fail(d, 2);
 				break;
 			}
-			if (!tlbot_http_retryable(e, &r)) {
+			if (!tlbot_http_retryable(e, &r) && refused++ > 0 && since) {
+				/* refused again with a new filter: the position itself
+				 * (a since the server no longer knows, e.g. after its
+				 * database was restored). Start afresh: what came
+				 * meanwhile is marked handled, as at a first start. */
+				log_error("sync: %s %s (HTTP %ld) again with a new filter: the homeserver "
+					  "does not know our position; starting afresh (messages sent "
+					  "meanwhile are not answered)", r.errcode, r.error, r.status);
+				free(since);
+				since = NULL;
+				tlbot_store_kv_del(&d->st, "next_batch");
+				refused = 0;
+				continue;
+			} else if (!tlbot_http_retryable(e, &r)) {
 				/* e.g. a filter or position the server no longer knows */
 				log_error("sync: %s %s (HTTP %ld); retrying with a new filter", r.errcode,
 					  r.error, r.status);
@@ -200,6 +213,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 			continue;
 		}
 		apply_failures = 0;
+		refused = 0;
 		if (attempt > 0)
 			log_info("sync: recovered after %d failed attempts", attempt);
 		attempt = 0;

@@ -780,7 +780,10 @@ class App:
         txn = e.get("_txn")
         # Spec: transaction_id only if the client being given the event is the
         # one (device) which sent it.
-        if txn and txn[0] == user_id and txn[1] == device_id:
+        # With COMPAT txn_scope "token" (Synapse 1.67), only to the access
+        # token that sent it: a re-login of the device replaced that token.
+        if txn and txn[0] == user_id and txn[1] == device_id and (
+                self.compat["txn_scope"] != "token" or len(txn) < 4 or txn[3] in self.s["tokens"]):
             unsigned["transaction_id"] = txn[2]
         if e.get("_replaces"):
             prev = self.ev(e["_replaces"])
@@ -1750,7 +1753,7 @@ def h_send(app, req):
                           f"You don't have permission to post that to the room. "
                           f"user_level ({have}) < send_level ({need})")
         check_new_event(app, room, req.user_id, etype, body)
-        txn = [req.user_id, req.device_id, req.params["txnId"]]
+        txn = [req.user_id, req.device_id, req.params["txnId"], req.token]
         if etype == "m.room.redaction" and isinstance(body.get("redacts"), str):
             e = app.redact(room, req.user_id, body["redacts"], body.get("reason"), txn)
         else:

@@ -583,9 +583,12 @@ class TestCompat(Base):
         self.assertNotEqual(e3, e1)
         self.assertEqual(d3.send_text(room, "scoped", txn_id="tx1"), e3)   # same token: same
         self.assertEqual(bodies(a.room_events(room)).count("scoped"), 2)
-        # either way the sender's device is told its transaction id
-        ev = d3.event(room, e1)
-        self.assertEqual(ev["unsigned"].get("transaction_id"), "tx1")
+        # the sending token is told its transaction id; per token, a new
+        # login of the device is not told those of the old one
+        self.assertEqual(d3.event(room, e3)["unsigned"].get("transaction_id"), "tx1")
+        self.assertNotIn("transaction_id", d3.event(room, e1)["unsigned"])
+        self.hs.compat(txn_scope="device")
+        self.assertEqual(d3.event(room, e1)["unsigned"].get("transaction_id"), "tx1")
 
     def test_event_size_limit(self):
         """Spec "Size limits" (C-S API, room events): an event over 65,536

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""The bot against the homeserver behaviours of real servers that the other
+suites meet only on their kind side (mxhs COMPAT switches, see
+tests/homeserver/mxhs.py): a stored access token revoked (a password
+re-login on the same device) on servers that scope txnIds to the device
+and to the access token, without posting anything twice; a reply refused
+for good (413 too large, 400 for a thread root the server does not know)
+still answered in the room; a /sync position the server refuses (400)
+given up for a fresh start instead of retried for ever.  Runs standalone
+or under CTest."""
+
+import os
+import sqlite3
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mx  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import Asks, body, in_reply_to  # noqa: E402
+
+SEND = "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"
+
+
+def kv(bot, key, value=None, delete=False):
+    db = sqlite3.connect(bot.db_path, timeout=10)
+    try:
+        if delete:
+            db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        elif value is not None:
+            db.execute("UPDATE kv SET value = ? WHERE key = ?", (value, key))
+        db.commit()
+        row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+def replies(hs, room, bot_user, event_id):
+    return [e for e in hs.all_events(room) if e.get("sender") == bot_user and
+            in_reply_to(e) == event_id]
+
+
+class Relogin(unittest.TestCase):
+    """A reply whose PUT reached the server but whose answer was lost, then
+    the token revoked while the bot was down: the bot logs in again with
+    the same device and must not post that reply a second time."""
+
+    def run_scope(self, scope):
+        hs = mx.Homeserver(compat={"txn_scope": scope})
+        self.addCleanup(hs.stop)
+        alice = hs.register("alice")
+        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+                                                    "transport": "sync"})
+        bot.start()
+        self.addCleanup(bot.stop)
+        room = alice.create_room(name="relogin", invite=[bot.user_id])
+        alice.wait_membership(room, bot.user_id, "join", timeout=20)
+        fixtures.ask(alice, room, "!ping")
+        device = kv(bot, "device_id")
+        # the reply is posted, its answer lost; every retry then fails
+        hs.fault("drop", path="/send/", method="PUT", count=1, execute=True, user=bot.user_id)
+        hs.fault("status", path="/send/", method="PUT", count=None, status=503,
+                 user=bot.user_id)
+        cmd = alice.send_text(room, "!ping")
+        alice.wait_for(room, mx.reply_to(cmd), timeout=20)          # posted once
+        bot.wait_log(r"outbox .* failed .*HTTP 503", timeout=20)
+        bot.kill()
+        # the operator (or the server) revokes the stored token
+        mx.request("POST", hs.url + "/_matrix/client/v3/logout", {},
+                   token=kv(bot, "access_token"))
+        hs.clear_faults()
+        mark = bot.log_mark()
+        bot.start()
+        bot.wait_log(r"revoked \(M_UNKNOWN_TOKEN\); logging in again with the same device",
+                     since=mark, timeout=20)
+        self.assertEqual(kv(bot, "device_id"), device)
+        # answered after the re-login: everything before it was sent
+        fixtures.ask(alice, room, "!ping")
+        bot.wait_idle()
+        self.assertEqual(len(replies(hs, room, bot.user_id, cmd)), 1,
+                         f"txn_scope {scope}: the reply was posted again")
+        self.assertIsNone(kv(bot, "outbox_verify"))
+
+    def test_txn_scope_device(self):
+        self.run_scope("device")
+
+    def test_txn_scope_token(self):
+        self.run_scope("token")
+
+
+class Refusals(Asks, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.hs = mx.Homeserver()
+        cls.addClassCleanup(cls.hs.stop)
+        cls.alice = cls.hs.register("alice")
+        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        cls.bot.start()
+        cls.addClassCleanup(cls.bot.stop)
+        cls.room = cls.alice.create_room(name="refusals", invite=[cls.bot.user_id])
+        cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=20)
+
+    def test_too_large_reply_answered_in_one_line(self):
+        # a homeserver with a small event limit refuses the help text: 413
+        self.hs.compat(max_event_bytes=1500)
+        self.addCleanup(self.hs.compat, max_event_bytes=65536)
+        mark = self.bot.log_mark()
+        r = self.ask("!help")
+        self.assertRegex(body(r), "too large for the homeserver")
+        self.assertNotIn("\n", body(r))
+        self.bot.wait_log(r"refused this answer in .* for good \(M_TOO_LARGE .*HTTP 413\): "
+                          r"sending a one-line notice", since=mark)
+
+    def test_thread_root_unknown_to_the_server(self):
+        # the command came in a thread whose root this server never saw (as
+        # over federation); Synapse refuses the bot's thread reply: 400
+        self.bot.stop()
+        self.hs.compat(relation_unknown_target="accept")
+        cmd = self.alice.send_text(self.room, "!ping", thread_root="$ghost-root:localhost")
+        self.hs.compat(relation_unknown_target="refuse")
+        mark = self.bot.log_mark()
+        self.bot.start()
+        r = self.alice.wait_reply(self.room, cmd, timeout=20)
+        self.assertEqual(body(r), "pong")
+        self.assertNotIn("rel_type", r["content"]["m.relates_to"])
+        self.bot.wait_log(r"refused this answer .* \(M_UNKNOWN .*HTTP 400\): sending it without "
+                          r"its relation", since=mark)
+        self.bot.wait_idle()
+        self.assertEqual(len(replies(self.hs, self.room, self.bot.user_id, cmd)), 1)
+
+
+class BadSince(Asks, unittest.TestCase):
+    def test_refused_position_starts_afresh(self):
+        self.hs = mx.Homeserver()
+        self.addCleanup(self.hs.stop)
+        self.alice = self.hs.register("alice")
+        self.bot = mx.Bot(self.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+                                                              "transport": "sync"})
+        self.bot.start()
+        self.addCleanup(self.bot.stop)
+        self.room = self.alice.create_room(name="since", invite=[self.bot.user_id])
+        self.alice.wait_membership(self.room, self.bot.user_id, "join", timeout=20)
+        self.ask("!ping")
+        self.bot.stop()
+        # a position the server does not know (its database restored, say)
+        self.assertIsNotNone(kv(self.bot, "next_batch", "s-restored-elsewhere"))
+        missed = self.alice.send_text(self.room, "!ping")
+        mark = self.bot.log_mark()
+        self.hs.reset_stats()
+        self.bot.start()
+        self.bot.wait_log(r"does not know our position; starting afresh", since=mark,
+                          timeout=30)
+        r = self.ask("!ping")
+        self.assertEqual(body(r), "pong")
+        self.bot.wait_idle()
+        # at most the first refusal and the one with a new filter
+        refused = self.bot.log()[mark:].count("(HTTP 400)")
+        self.assertLessEqual(refused, 2, self.bot.log()[mark:])
+        # what came while the position was lost is history, as at a first start
+        self.assertEqual(replies(self.hs, self.room, self.bot.user_id, missed), [])
+
+
+if __name__ == "__main__":
+    fixtures.main(verbosity=2)
