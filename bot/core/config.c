@@ -85,7 +85,9 @@ static const struct key keys[] = {
 	{ "ca_file", K_STR, F(ca_file), check_path, 0, 0 },
 	{ "timezone", K_STR, F(timezone), check_timezone, 0, 0 },
 	{ "power_level", K_INT, F(power_level), NULL, 0, 1000000 },
-	{ "sync_timeout_ms", K_INT, F(sync_timeout_ms), NULL, 0, 600000 },
+	/* not 0: the bot would poll in a tight loop, and Synapse answers a
+	 * repeated since + timeout=0 /sync from its response cache */
+	{ "sync_timeout_ms", K_INT, F(sync_timeout_ms), NULL, 1000, 600000 },
 	{ "timeline_limit", K_INT, F(timeline_limit), NULL, 1, 1000 },
 	{ "grace_period", K_DURATION, F(grace_period_s), NULL, 0, 30 * 86400 },
 	{ "rate_limit_per_min", K_INT, F(rate_limit_per_min), NULL, 0, 100000 }, /* 0: off */

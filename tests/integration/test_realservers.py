@@ -6,7 +6,8 @@ re-login on the same device) on servers that scope txnIds to the device
 and to the access token, without posting anything twice; a reply refused
 for good (413 too large, 400 for a thread root the server does not know)
 still answered in the room; a /sync position the server refuses (400)
-given up for a fresh start instead of retried for ever.  Runs standalone
+given up for a fresh start instead of retried for ever; the bot kicked,
+banned, invited to a DM (is_direct) and in a room outside allowed_rooms.  Runs standalone
 or under CTest."""
 
 import os
@@ -160,6 +161,96 @@ class BadSince(Asks, unittest.TestCase):
         self.assertLessEqual(refused, 2, self.bot.log()[mark:])
         # what came while the position was lost is history, as at a first start
         self.assertEqual(replies(self.hs, self.room, self.bot.user_id, missed), [])
+
+
+def db_value(bot, sql, *args):
+    db = sqlite3.connect(f"file:{bot.db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = db.execute(sql, args).fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+class Membership(Asks, unittest.TestCase):
+    """Kicked, banned, invited to a DM, and rooms outside allowed_rooms."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hs = mx.Homeserver()
+        cls.addClassCleanup(cls.hs.stop)
+        cls.alice = cls.hs.register("alice")
+        cls.bob = cls.hs.register("bob")
+        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        cls.bot.start()
+        cls.addClassCleanup(cls.bot.stop)
+        cls.room = cls.alice.create_room(name="home", invite=[cls.bot.user_id])
+        cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=20)
+
+    def joined_room(self, name):
+        room = self.alice.create_room(name=name, invite=[self.bot.user_id])
+        self.alice.wait_membership(room, self.bot.user_id, "join", timeout=20)
+        self.assertEqual(body(self.ask("!ping", room=room)), "pong")
+        return room
+
+    def membership(self, room):
+        return db_value(self.bot, "SELECT membership FROM rooms WHERE room_id = ?", room)
+
+    def test_kicked_then_invited_again(self):
+        room = self.joined_room("kick")
+        self.alice.kick(room, self.bot.user_id, reason="testing")
+        # the next command answered elsewhere: the kick was applied before it
+        self.assertEqual(body(self.ask("!ping")), "pong")
+        self.bot.wait_idle()
+        self.assertEqual(self.membership(room), "leave")
+        self.assertTrue(self.bot.alive())
+        # invited again by an allowed user: back, and answering
+        self.alice.invite(room, self.bot.user_id)
+        self.alice.wait_membership(room, self.bot.user_id, "join", timeout=20)
+        self.assertEqual(body(self.ask("!ping", room=room)), "pong")
+
+    def test_banned_then_unbanned(self):
+        room = self.joined_room("ban")
+        self.alice.api("POST", f"/rooms/{mx.q(room)}/ban", {"user_id": self.bot.user_id,
+                                                            "reason": "testing"})
+        self.assertEqual(body(self.ask("!ping")), "pong")
+        self.bot.wait_idle()
+        self.assertEqual(self.membership(room), "leave")
+        self.alice.api("POST", f"/rooms/{mx.q(room)}/unban", {"user_id": self.bot.user_id})
+        self.alice.invite(room, self.bot.user_id)
+        self.alice.wait_membership(room, self.bot.user_id, "join", timeout=20)
+        self.assertEqual(body(self.ask("!ping", room=room)), "pong")
+
+    def test_invite_with_is_direct_is_the_dm_room(self):
+        dm = self.bob.create_room(invite=[self.bot.user_id], is_direct=True)
+        self.bob.wait_membership(dm, self.bot.user_id, "join", timeout=20)
+        self.assertEqual(db_value(self.bot, "SELECT room_id FROM dm_rooms WHERE user_id = ?",
+                                  self.bob.user_id), dm)
+        self.assertEqual(body(self.ask("!ping", user=self.bob, room=dm)), "pong")
+
+    def test_rooms_outside_allowed_rooms_are_left(self):
+        room = self.joined_room("not allowed later")
+        self.bot.stop()
+        self.bot.config["allowed_rooms"] = [self.room]
+        self.bot.write_config()
+        self.addCleanup(self.restore_rooms)
+        self.bot.start()
+        cmd = self.alice.send_text(room, "!ping")
+        self.alice.wait_membership(room, self.bot.user_id, "leave", timeout=20)
+        self.assertEqual(body(self.ask("!ping")), "pong")      # the allowed one still works
+        self.assertIn(f"room {room}: not in allowed_rooms: leaving", self.bot.log())
+        self.assertEqual(replies(self.hs, room, self.bot.user_id, cmd), [])
+        # and an invite to another room is declined
+        other = self.alice.create_room(name="other", invite=[self.bot.user_id])
+        self.alice.wait_membership(other, self.bot.user_id, "leave", timeout=20)
+
+    def restore_rooms(self):
+        self.bot.stop()
+        self.bot.config.pop("allowed_rooms", None)
+        self.bot.write_config()
+        mark = self.bot.log_mark()
+        self.bot.start()
+        self.bot.wait_log(r"running as", timeout=20, since=mark)
 
 
 if __name__ == "__main__":

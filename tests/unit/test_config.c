@@ -200,7 +200,7 @@ TEST(bad_file_every_problem_with_its_line)
 	CHECK_INT(line_of(&p, "invalid user_id 'bob' (expected @localpart:server)"), ==, 4);
 	CHECK_INT(line_of(&p, "password must be a string, not a list"), ==, 5);
 	CHECK_INT(line_of(&p, "power_level must be an integer, not 'lots'"), ==, 6);
-	CHECK_INT(line_of(&p, "sync_timeout_ms out of range: 99999999999 (expected 0 to 600000)"), ==, 7);
+	CHECK_INT(line_of(&p, "sync_timeout_ms out of range: 99999999999 (expected 1000 to 600000)"), ==, 7);
 	CHECK_INT(line_of(&p, "timeline_limit out of range: 0 (expected 1 to 1000)"), ==, 8);
 	CHECK_INT(line_of(&p, "grace_period must be a duration like 2h, 90m, 45s"), ==, 9);
 	CHECK_INT(line_of(&p, "dm_notifications must be on or off, not 'maybe'"), ==, 10);
@@ -348,6 +348,18 @@ TEST(unreadable_file)
 	tlbot_config_release(&c);
 }
 
+/* 0 would poll /sync in a tight loop (and be answered from Synapse's
+ * response cache): refused, with the range */
+TEST(sync_timeout_zero_refused)
+{
+	struct tlbot_config c;
+	struct problems p;
+
+	CHECK_INT(load(&c, &p, "sync_timeout_ms: 0\n"), ==, 1);
+	CHECK_CONTAINS(p.msg[0], "sync_timeout_ms out of range: 0 (expected 1000 to 600000)");
+	tlbot_config_release(&c);
+}
+
 TEST(types_and_values)
 {
 	struct tlbot_config c;
@@ -356,7 +368,7 @@ TEST(types_and_values)
 	use_test_zones();
 	/* quoted numbers, booleans of every spelling */
 	CHECK_INT(load(&c, &p, "power_level: \"0\"\ndm_notifications: false\n"
-			       "sync_timeout_ms: 0\nhandled_events_max: 10000000\n"), ==, 0);
+			       "sync_timeout_ms: 1000\nhandled_events_max: 10000000\n"), ==, 0);
 	CHECK_INT(c.power_level, ==, 0);
 	CHECK_STR(c.dm_notifications, "off");
 	CHECK_INT(c.handled_events_max, ==, 10000000);
@@ -645,7 +657,7 @@ TEST(env_every_key_has_a_variable)
 		"TLBOT_ALLOWED_ROOMS=!r:x.org", "TLBOT_ADMINS=@a:x.org", "TLBOT_LOG_LEVEL=error",
 		"TLBOT_TRANSPORT=websocket", "TLBOT_WEBSOCKET_URL=wss://g.x.org/s",
 		"TLBOT_CA_FILE=/ca.pem", "TLBOT_TIMEZONE=UTC", "TLBOT_POWER_LEVEL=1",
-		"TLBOT_SYNC_TIMEOUT_MS=2", "TLBOT_TIMELINE_LIMIT=3", "TLBOT_GRACE_PERIOD=4",
+		"TLBOT_SYNC_TIMEOUT_MS=2000", "TLBOT_TIMELINE_LIMIT=3", "TLBOT_GRACE_PERIOD=4",
 		"TLBOT_RATE_LIMIT_PER_MIN=5", "TLBOT_HANDLED_EVENTS_MAX=600",
 		"TLBOT_DM_NOTIFICATIONS=off", "TLBOT_DIGEST_ROOM=!g:x.org",
 		"TLBOT_BANK_HOLIDAYS_FILE=/bh.json", NULL
@@ -679,7 +691,7 @@ TEST(env_every_key_has_a_variable)
 	CHECK_STR(c.ca_file, "/ca.pem");
 	CHECK_STR(c.timezone, "UTC");
 	CHECK_INT(c.power_level, ==, 1);
-	CHECK_INT(c.sync_timeout_ms, ==, 2);
+	CHECK_INT(c.sync_timeout_ms, ==, 2000);
 	CHECK_INT(c.timeline_limit, ==, 3);
 	CHECK_INT(c.grace_period_s, ==, 4);
 	CHECK_INT(c.rate_limit_per_min, ==, 5);
@@ -952,6 +964,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(secret_files),
 	TEST_ENTRY(finish_required_and_consistency),
 	TEST_ENTRY(real_zoneinfo),
+	TEST_ENTRY(sync_timeout_zero_refused),
 	TEST_ENTRY(allow_own_server_by_default),
 	TEST_ENTRY(allow_users_and_servers),
 	TEST_ENTRY(admins),
