@@ -10,9 +10,14 @@ given up for a fresh start instead of retried for ever; the bot kicked,
 banned, invited to a DM (is_direct) and in a room outside allowed_rooms.  Runs standalone
 or under CTest."""
 
+import json
 import os
+import re
+import shutil
 import sqlite3
+import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -251,6 +256,87 @@ class Membership(Asks, unittest.TestCase):
         mark = self.bot.log_mark()
         self.bot.start()
         self.bot.wait_log(r"running as", timeout=20, since=mark)
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
+class WellKnown(unittest.TestCase):
+    """homeserver: a server name, found through
+    https://NAME/.well-known/matrix/client (spec "Server Discovery"), over
+    TLS verified with ca_file: a base_url that works is used; with one that
+    is not a URL the bot says why and goes no further."""
+
+    def serve_wellknown(self, payload):
+        import http.server
+        import ssl
+        d = mx.tmpdir()
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True,
+                       capture_output=True)
+        seen = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.path)
+                data = json.dumps(payload).encode()
+                code = 200 if self.path == "/.well-known/matrix/client" else 404
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.addCleanup(srv.server_close)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.shutdown)
+        return srv.server_address[1], cert, seen
+
+    def test_discovered_base_url_is_used(self):
+        hs = mx.Homeserver(persist=False)
+        self.addCleanup(hs.stop)
+        alice = hs.register("alice")
+        port, cert, seen = self.serve_wellknown({"m.homeserver": {"base_url": hs.url}})
+        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"ca_file": cert, "transport": "sync"})
+        bot.config["homeserver"] = f"localhost:{port}"
+        bot.write_config = lambda: None           # keep the server name in the config
+        with open(bot.config_path, "w") as f:
+            f.write(mx.to_yaml(bot.config))
+        os.chmod(bot.config_path, 0o600)
+        bot.start()
+        self.addCleanup(bot.stop)
+        bot.wait_log(r"discovered homeserver %s for localhost:%d" % (re.escape(hs.url), port),
+                     timeout=20)
+        self.assertEqual(seen[:1], ["/.well-known/matrix/client"])
+        room = alice.create_room(name="discovered", invite=[bot.user_id])
+        alice.wait_membership(room, bot.user_id, "join", timeout=20)
+        self.assertEqual(body(fixtures.ask(alice, room, "!ping")), "pong")
+
+    def test_bad_base_url_stops_with_the_reason(self):
+        hs = mx.Homeserver(persist=False)
+        self.addCleanup(hs.stop)
+        port, cert, _ = self.serve_wellknown({"m.homeserver": {"base_url": "not a url"}})
+        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"ca_file": cert, "transport": "sync"})
+        bot.config["homeserver"] = f"localhost:{port}"
+        bot.write_config = lambda: None
+        with open(bot.config_path, "w") as f:
+            f.write(mx.to_yaml(bot.config))
+        os.chmod(bot.config_path, 0o600)
+        bot.start()
+        self.addCleanup(bot.stop)
+        bot.wait_log(r"no valid m\.homeserver\.base_url", timeout=20)
+        # (spec FAIL_ERROR: not used; a daemon says why and tries again, as
+        # the operator may mend the server's file)
+        bot.wait_log(r"cannot resolve homeserver localhost:%d yet; retrying" % port, timeout=20)
+        self.assertTrue(bot.alive())
+        self.assertEqual(hs.request_count("POST", "/_matrix/client/v3/login"), 0)
 
 
 if __name__ == "__main__":
