@@ -85,6 +85,23 @@ class Challenge(Asks, unittest.TestCase):
         self.assertIn(f"• {cid} Cut the cost of <temporary> accommodation — open", body(r))
         self.assertIn("<table>", html(r))
 
+    def test_lead_edits_and_table_cells(self):
+        # issue 13 items 16 and 19, as bob (power 0) sees them
+        cid = self.new("Bob's pilot", f"--lead {self.bob.user_id}")
+        r = self.ask(f'!challenge edit {cid} --desc "run from the hub"', user=self.bob)
+        self.assertNotIn("not allowed", body(r))
+        r = self.ask(f"!challenge show {cid}", user=self.bob)
+        self.assertIn("run from the hub", body(r))
+        other = self.new("Not bob's")
+        r = self.ask(f'!challenge edit {other} --desc "mine now"', user=self.bob)
+        self.assertIn("not allowed", body(r))
+        r = self.ask("!challenge list --status all", user=self.bob)
+        self.assertNotRegex(html(r), r"<td>\d+</td></tr>")     # names, not a count
+        self.assertIn("<td>—</td>", html(r))                     # no lead: a dash
+        r = self.ask("!challenge list --status dropped", user=self.bob)
+        self.assertIn("No dropped challenges in this room", body(r))
+        self.assertNotIn("Create one", body(r))
+
     def test_refusals_change_nothing(self):
         r = self.ask('!challenge new "Bob wants this"', user=self.bob)
         self.assertIn("not allowed: !challenge new needs a power level of at least 50", body(r))

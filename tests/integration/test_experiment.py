@@ -14,6 +14,7 @@ import datetime
 import io
 import json
 import os
+import sqlite3
 import sys
 import unittest
 
@@ -197,6 +198,39 @@ class Experiment(Asks, unittest.TestCase):
                 if v.startswith("'") and v[1:] == j:
                     v = v[1:]           # the CSV's formula guard
                 self.assertEqual(j, v, k)
+
+    # -- issue 13: what people see ------------------------------------------------------
+
+    def test_6_words_targets_owner_dm_and_csv_file(self):
+        n = self.new("Walk-in hours", '--metric visits --target 30 --owner @bob:localhost')
+        # the new owner is told by DM (item 16): the bot's outbox holds a
+        # message to bob's DM room (encrypted there, so its words are
+        # checked in tests/unit/test_experiment.c)
+        with sqlite3.connect(self.bot.db_path) as db:
+            dms = db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'send' AND user_id = ?"
+                             " AND event_type IN ('m.room.message', 'm.room.encrypted')",
+                             ("@bob:localhost",)).fetchone()[0]
+        self.assertGreaterEqual(dms, 1)
+        self.ask(f"!exp start E-{n}", self.bob)
+        r = self.ask(f'!exp result E-{n} --value 28 "fewer than hoped"', self.bob)
+        self.assertIn("target missed", body(r))                # item 16
+        r = self.ask(f"!exp history E-{n}")
+        b = body(r)
+        # item 11: words, never column names
+        self.assertIn("started on ", b)
+        self.assertIn("result: 28 (target 30: missed) — fewer than hoped", b)
+        for col in ("status:", "start_date", "result_value", "(none) →"):
+            self.assertNotIn(col, b)
+        # item 13: a CSV is an uploaded file even when small, with the notes
+        self.ask(f'!exp note E-{n} "asked at the desk"', self.bob)
+        ev, raw = self.export_file("csv")
+        rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+        row = [x for x in rows if x["id"] == f"E-{n}"][0]
+        self.assertEqual(row["notes"], "asked at the desk")
+        # the Markdown export's plain body has no backslash escapes
+        r = self.ask("!exp export --status concluded --challenge C-1")
+        if "Exported" not in body(r):
+            self.assertNotIn("\\", body(r))
 
     # -- the test clock ----------------------------------------------------------------
 
