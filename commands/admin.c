@@ -84,12 +84,17 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_br(&m);
 	tlbot_msg_textf(&m, "database: %s, %s (write-ahead log %s)", st.database, db, wal);
 	tlbot_msg_br(&m);
-	if (st.olm_sessions >= 0)
-		tlbot_msg_textf(&m,
-		                "encryption: on (%lld Olm sessions, %lld Megolm inbound sessions)",
-		                st.olm_sessions, st.megolm_inbound < 0 ? 0 : st.megolm_inbound);
-	else
+	if (strcmp(st.encryption, "on") != 0)
 		tlbot_msg_text(&m, "encryption: off (encrypted rooms are not read)");
+	else if (st.olm_sessions >= 0)
+		tlbot_msg_textf(
+		        &m,
+		        "encryption: on, %lld encrypted rooms (%lld Olm sessions, %lld Megolm "
+		        "inbound sessions)",
+		        st.encrypted_rooms, st.olm_sessions,
+		        st.megolm_inbound < 0 ? 0 : st.megolm_inbound);
+	else
+		tlbot_msg_textf(&m, "encryption: on, %lld encrypted rooms", st.encrypted_rooms);
 	return tlbot_reply(ctx, &m);
 }
 
@@ -315,8 +320,8 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static const struct tlbot_param leave_params[] = {
         {TLBOT_TEXT("room", 0), .mode = TLBOT_WORD, .label = "ROOM", .desc = "the room id"},
         {.name = NULL}};
-static const struct tlbot_param user_params[] = {
-        {TLBOT_USER("user"), .desc = "the person"}, {.name = NULL}};
+static const struct tlbot_param user_params[] = {{TLBOT_USER("user"), .desc = "the person"},
+                                                 {.name = NULL}};
 static const struct tlbot_param forget_params[] = {
         {TLBOT_USER("user"), .desc = "the person"},
         {TLBOT_ENUM("confirm", "confirm"), .mode = TLBOT_OPTIONAL, .desc = "confirm"},

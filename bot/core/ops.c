@@ -62,6 +62,14 @@ tlbot_ctx_status(struct tlbot_ctx *ctx, struct tlbot_status *out)
 	if (tlbot_db_int(ctx, &n, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'", "") != 0)
 		return -1;
 	out->outbox_pending = n;
+	out->encryption = ctx->cfg->encryption ? ctx->cfg->encryption : "off";
+	if (tlbot_db_int(ctx, &n,
+	                 "SELECT COUNT(*) FROM room_state s JOIN rooms r ON r.room_id = s.room_id"
+	                 " WHERE s.type = 'm.room.encryption' AND s.state_key = ''"
+	                 " AND r.membership = 'join'",
+	                 "") != 0)
+		return tlbot_db_error(ctx, "count encrypted rooms");
+	out->encrypted_rooms = n;
 	return 0;
 }
 
@@ -74,12 +82,13 @@ tlbot_ctx_rooms_each(struct tlbot_ctx *ctx,
 	struct tlbot_db_rows q;
 	int n = 0, rc;
 
-	if (tlbot_db_query(ctx, &q,
-	                   "SELECT r.room_id, r.membership, (SELECT json_extract(st.content, '$.name')"
-	                   " FROM room_state st WHERE st.room_id = r.room_id AND st.type = 'm.room.name'"
-	                   " AND st.state_key = ''), r.updated_at FROM rooms r"
-	                   " ORDER BY r.membership <> 'join', r.membership, r.room_id",
-	                   "") != 0)
+	if (tlbot_db_query(
+	            ctx, &q,
+	            "SELECT r.room_id, r.membership, (SELECT json_extract(st.content, '$.name')"
+	            " FROM room_state st WHERE st.room_id = r.room_id AND st.type = 'm.room.name'"
+	            " AND st.state_key = ''), r.updated_at FROM rooms r"
+	            " ORDER BY r.membership <> 'join', r.membership, r.room_id",
+	            "") != 0)
 		return -1;
 	while ((rc = tlbot_db_next(&q)) > 0) {
 		n++;
@@ -333,6 +342,19 @@ tlbot_dp_retain(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const cha
 	return n;
 }
 
+/* 1 if the database has table name (the crypto tables exist only once
+ * encryption has run). */
+static int
+has_table(struct tlbot_ctx *ctx, const char *name)
+{
+	int64_t n = 0;
+
+	return tlbot_db_int(ctx, &n,
+	                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+	                    "t", name) == 0 &&
+	       n > 0;
+}
+
 /* The core's own tables: preferences, the DM room, invites, the mirror of
  * their room membership, messages addressed to them. */
 static int
@@ -359,6 +381,19 @@ core_export(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_export *out)
 	                    "SELECT kind, key, room_id, due, state, payload FROM jobs"
 	                    " WHERE instr(key, ?1) > 0 OR instr(payload, ?1) > 0 ORDER BY id",
 	                    u) < 0)
+		return -1;
+	/* encryption (bot/crypto/): the device keys their homeserver publishes
+	 * and encrypted events of theirs still waiting for a key; read only:
+	 * the crypto module keeps them while they share an encrypted room */
+	if (has_table(ctx, "crypto_devices") &&
+	    (tlbot_dp_export(ctx, out, "crypto.devices",
+	                     "SELECT user_id, device_id, curve25519, ed25519 FROM crypto_devices"
+	                     " WHERE user_id = ?1",
+	                     u) < 0 ||
+	     tlbot_dp_export(ctx, out, "crypto.undecrypted_events",
+	                     "SELECT event_id, room_id, created_ms FROM crypto_pending"
+	                     " WHERE sender = ?1",
+	                     u) < 0))
 		return -1;
 	return 0;
 }

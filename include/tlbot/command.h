@@ -459,7 +459,9 @@ struct tlbot_status {
 	const char *database;        /* path */
 	long long db_bytes, wal_bytes;
 	long long rooms_joined, outbox_pending;
-	long long olm_sessions, megolm_inbound; /* -1: encryption is not running */
+	long long olm_sessions, megolm_inbound; /* -1: not reported by the crypto module */
+	const char *encryption;      /* configured: "on" or "off" */
+	long long encrypted_rooms;   /* joined rooms with m.room.encryption */
 };
 int tlbot_ctx_status(struct tlbot_ctx *ctx, struct tlbot_status *out);
 /* Call fn for each room the bot knows (room id, membership, name or NULL,
