@@ -9,11 +9,14 @@ bot is the real binary, the homeserver the local one.
     next reply uses a new Megolm session (session id); a second device of a
     member receives the keys;
   * the room key arrives after the message (held back by the homeserver):
-    the command is still answered, once;
+    the command is still answered, once; when it does not come, the bot
+    asks alice's devices for it (m.room_key_request);
+  * an encrypted edit of a refused command runs; the room's
+    rotation_period_msgs is honoured;
   * bad input -- garbage ciphertext, a replayed Megolm index, an Olm message
     for another recipient key or claiming another sender or signing key --
     is refused and logged once, and the rest of the same sync batch is
-    handled;
+    handled; a forwarded room key from another user is ignored;
   * the bot's log (info) holds neither the plaintext nor key material.
 
 Run with Debian's python3 (matrix-nio, python3-olm): /usr/bin/python3
@@ -221,6 +224,70 @@ class E2EE(unittest.TestCase):
         time.sleep(1)
         self.assertEqual(len(self.replies(cmd)), 1)
 
+    def test_ga_key_request_then_key(self):
+        # the key does not come: the bot asks the sender's devices for it
+        # (m.room_key_request), and answers once when it does come
+        dev_id, _, _ = self.bot_device()
+        self.hs.api("POST", "/_test/to_device/hold", {"user": self.bot.user_id,
+                                                      "sender": self.alice.user_id,
+                                                      "type": "m.room.encrypted"})
+        self.alice.rotate(self.room)
+        cmd = self.alice.send_text(self.room, "!ping")
+        sid = self.alice.sent[cmd]["session_id"]
+        # the bot follows pending events up after each sync batch: keep the
+        # homeserver busy (a to-device message it ignores, every second) as
+        # a live server is, rather than waiting for its long-poll timeout
+        last = [0.0]
+
+        def asked():
+            if time.monotonic() - last[0] > 1:
+                last[0] = time.monotonic()
+                self.alice.send_to_device("org.example.e2ee.wake",
+                                          {"messages": {self.bot.user_id: {"*": {}}}})
+            return any(isinstance(ev, e2ee.nio.RoomKeyRequest) and ev.sender == self.bot.user_id
+                       and ev.session_id == sid for ev in self.alice.to_device)
+        self.alice.wait(asked, 20, "m.room_key_request")
+        req = [ev for ev in self.alice.to_device if isinstance(ev, e2ee.nio.RoomKeyRequest) and
+               ev.session_id == sid][0]
+        self.assertEqual((req.room_id, req.algorithm, req.requesting_device_id),
+                         (self.room, e2ee.MEGOLM, dev_id))
+        self.assert_no_reply(cmd, wait=0.5)
+        self.hs.api("POST", "/_test/to_device/release", {})
+        self.alice.wait_reply(self.room, cmd, sender=self.bot.user_id, timeout=20)
+        time.sleep(1)
+        self.assertEqual(len(self.replies(cmd)), 1)
+
+    def test_gb_edit_of_an_encrypted_command(self):
+        # an encrypted edit (relation in the cleartext, m.new_content inside)
+        # of a refused command runs, as for plaintext
+        cmd, r = self.ask('!chalenge new "Edited pilots"')
+        self.assertIn("did you mean", r["content"]["body"])
+        self.alice.edit(self.room, cmd, '!challenge new "Edited pilots"')
+        self.alice.wait(lambda: len(self.replies(cmd)) >= 2, 20, "the edited command's reply")
+        got = self.replies(cmd)
+        self.assertEqual(len(got), 2)
+        self.assertRegex(got[1]["content"]["body"], r"C-\d+")
+        self.assertTrue(got[1]["decrypted"])
+
+    def test_gc_rotation_period_msgs(self):
+        # the room's m.room.encryption rotation_period_msgs is honoured
+        room = self.alice.create_room(name="rotating", invite=[self.bot.user_id],
+                                      encryption={"rotation_period_msgs": 2})
+        self.alice.wait_joined(room, self.bot.user_id, timeout=20)
+        self.bot.wait_idle(timeout=15)
+        sessions = []
+        for _ in range(5):
+            _, r = self.ask("!ping", room=room)
+            sessions.append(r["session_id"])
+        bot_msgs = [x for x in self.alice.events(room) if x["sender"] == self.bot.user_id
+                    and x["decrypted"]]
+        per = {}
+        for x in bot_msgs:
+            per.setdefault(x["session_id"], 0)
+            per[x["session_id"]] += 1
+        self.assertGreaterEqual(len(set(sessions)), 2, sessions)
+        self.assertLessEqual(max(per.values()), 2, per)
+
     # ---- hostile input ----------------------------------------------------------------------
 
     def test_i_garbage_ciphertext(self):
@@ -302,6 +369,35 @@ class E2EE(unittest.TestCase):
 
     def test_o_olm_garbage(self):
         self.hostile_olm(garbage=True)
+
+    def test_p_forwarded_key_from_another_user(self):
+        # m.forwarded_room_key is accepted only from the bot's own verified
+        # devices: one from alice is ignored (logged once), its session
+        # unusable, the batch goes on
+        dev_id, _, _ = self.bot_device()
+        mark = self.bot.log_mark()
+        session = e2ee.olm.OutboundGroupSession()
+        inbound = e2ee.olm.InboundGroupSession(session.session_key)
+        fwd = {"algorithm": e2ee.MEGOLM, "room_id": self.room, "sender_key": self.alice.curve25519,
+               "session_id": session.id, "session_key": inbound.export_session(0),
+               "sender_claimed_ed25519_key": self.alice.ed25519,
+               "forwarding_curve25519_key_chain": []}
+        _, olm_body = self.alice.olm_to_device(self.bot.user_id, dev_id, "m.forwarded_room_key",
+                                               fwd, send=False)
+        sneaky = self.alice.megolm_event(self.room, session,
+                                         {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+        good = self.alice.encrypt(self.room, {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+
+        def send():
+            self.alice.send_to_device("m.room.encrypted", olm_body)
+            return (self.alice.send_raw(self.room, "m.room.encrypted", sneaky),
+                    self.alice.send_raw(self.room, "m.room.encrypted", good))
+        sneaky_id, good_id = self.one_batch(send)
+        self.alice.wait_reply(self.room, good_id, sender=self.bot.user_id, timeout=20)
+        self.assert_no_reply(sneaky_id, wait=1.5)
+        self.assertEqual(len(self.log_lines(mark, r"forwarded room key from " +
+                                            re.escape(self.alice.user_id))), 1,
+                         self.bot.log()[mark:][-3000:])
 
     # ---- the log --------------------------------------------------------------------------
 

@@ -223,13 +223,15 @@ class Peer:
 
     # ---- rooms ---------------------------------------------------------------
 
-    def create_room(self, name="e2ee", invite=(), encrypted=True, is_direct=False, **extra):
+    def create_room(self, name="e2ee", invite=(), encrypted=True, is_direct=False,
+                    encryption=None, **extra):
         """A room (encrypted by default, m.room.encryption in initial_state as
-        Element creates them).  -> room_id"""
+        Element creates them; encryption: more of its content, e.g.
+        rotation_period_msgs).  -> room_id"""
         initial = list(extra.pop("initial_state", []))
         if encrypted:
             initial.append({"type": "m.room.encryption", "state_key": "",
-                            "content": {"algorithm": MEGOLM}})
+                            "content": dict({"algorithm": MEGOLM}, **(encryption or {}))})
         room = self.mx.create_room(name=name, invite=invite, is_direct=is_direct,
                                    initial_state=initial, **extra)
         self.step(0)
@@ -310,6 +312,14 @@ class Peer:
         if reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         return self.send_encrypted(room, content)
+
+    def edit(self, room, event_id, new_body, msgtype="m.text"):
+        """An encrypted m.replace edit as Element sends it: the relation in
+        the cleartext, m.new_content inside.  -> the edit's event_id"""
+        return self.send_encrypted(room, {
+            "msgtype": msgtype, "body": "* " + new_body, "m.mentions": {},
+            "m.new_content": {"msgtype": msgtype, "body": new_body, "m.mentions": {}},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id}})
 
     def send_raw(self, room, event_type, content, txn_id=None):
         """Send content as is (no encryption): for hand-made bad events."""
