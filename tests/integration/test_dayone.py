@@ -43,8 +43,11 @@ class DayOne(unittest.TestCase):
         cls.frank = cls.hs.register("frank")   # in no room with the bot
         # the programme room exists before the bot is configured with it
         cls.prog = cls.alice.create_room(name="Programme board")
+        # the test users read the bot's DMs in clear: no E2EE here (its own
+        # suites cover it)
         cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
-                                                             "digest_room": cls.prog})
+                                                             "digest_room": cls.prog,
+                                                             "encryption": "off"})
         # Wednesday 18 November 2026, 08:00 GMT
         cls.bot.set_clock(utc(2026, 11, 18, 8, 0))
         cls.bot.start()

@@ -36,7 +36,10 @@ class Standup(Asks, unittest.TestCase):
         cls.hs.start()
         cls.alice = cls.hs.register("alice")
         cls.bob = cls.hs.register("bob")
-        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        # the test users read the bot's DM prompts in clear: no E2EE here
+        # (the bot makes its DM rooms encrypted when encryption is on)
+        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+                                                             "encryption": "off"})
         # Wednesday 18 November 2026, 08:00 GMT
         cls.bot.set_clock(utc(2026, 11, 18, 8, 0))
         cls.bot.start()
