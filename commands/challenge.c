@@ -1983,30 +1983,30 @@ static const struct tlbot_param new_params[] = {
         {TLBOT_USER("--sponsor"), .desc = "who sponsors it"},
         {TLBOT_USER("--lead"), .desc = "who leads it (also assigned)"},
         {TLBOT_TEXT("--desc", 0), .desc = "a longer description"},
-        {NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param list_params[] = {
         {TLBOT_BOOL("--mine"), .desc = "only yours, across rooms"},
         {TLBOT_TEXT("--status", 0), .label = "S", .desc = "open, active, paused, done, dropped, closed or all"},
         {TLBOT_TEXT("--region", 0), .label = "R", .desc = "only this area"},
         {TLBOT_BOOL("--all-rooms"), .desc = "every room's (the programme room only)"},
         {TLBOT_INT("--page", 1, 100000), .desc = "which page"},
-        {NULL}};
-static const struct tlbot_param show_params[] = {CH_REF, {NULL}};
+        TLBOT_PARAMS_END};
+static const struct tlbot_param show_params[] = {CH_REF, TLBOT_PARAMS_END};
 static const struct tlbot_param history_params[] = {
-        CH_REF, {TLBOT_INT("--page", 1, 100000), .desc = "which page"}, {NULL}};
+        CH_REF, {TLBOT_INT("--page", 1, 100000), .desc = "which page"}, TLBOT_PARAMS_END};
 static const struct tlbot_param assign_params[] = {
         CH_REF,
         {TLBOT_USER("people"), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT, .desc = "who to assign"},
         {TLBOT_USER("--lead"), .desc = "who leads it"},
         {TLBOT_BOOL("--team"), .desc = "everyone on the room's !team roster"},
-        {NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param unassign_params[] = {
-        CH_REF, {TLBOT_USER("people"), .mode = TLBOT_REPEAT, .desc = "who to take off"}, {NULL}};
+        CH_REF, {TLBOT_USER("people"), .mode = TLBOT_REPEAT, .desc = "who to take off"}, TLBOT_PARAMS_END};
 static const struct tlbot_param status_params[] = {
         CH_REF,
         {TLBOT_ENUM("status", "open|active|paused|done|dropped"), .desc = "the new status"},
         {TLBOT_TEXT("--note", 0), .desc = "the outcome, in a sentence"},
-        {NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param edit_params[] = {
         CH_REF,
         {TLBOT_TEXT("--title", 0), .label = "T", .desc = "a new title"},
@@ -2014,7 +2014,7 @@ static const struct tlbot_param edit_params[] = {
         {TLBOT_TEXT("--desc", 0), .label = "D", .desc = "a new description"},
         {TLBOT_TEXT("--region", 0), .label = "R", .desc = "a new area"},
         {TLBOT_TEXT("--sponsor", 0), .label = "S", .desc = "a new sponsor"},
-        {NULL}};
+        TLBOT_PARAMS_END};
 
 static const struct tlbot_subcmd subcmds[] = {
         {"new", "record a new challenge for this room's team", TLBOT_PERM_WRITE, new_params, cmd_new,

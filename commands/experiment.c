@@ -2510,31 +2510,31 @@ static const struct tlbot_param new_params[] = {
 	{ TLBOT_DATE("--start"), .desc = "when it starts" },
 	{ TLBOT_DATE("--until"), .desc = "when it ends" },
 	{ TLBOT_USER("--owner"), .desc = "who owns it" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 static const struct tlbot_param start_params[] = {
-	EXP_REF, { TLBOT_DATE("--until"), .desc = "when it ends" }, { NULL },
+	EXP_REF, { TLBOT_DATE("--until"), .desc = "when it ends" }, TLBOT_PARAMS_END,
 };
 static const struct tlbot_param note_params[] = {
-	EXP_REF, { TLBOT_TEXT("text", 0), .desc = "the note" }, { NULL },
+	EXP_REF, { TLBOT_TEXT("text", 0), .desc = "the note" }, TLBOT_PARAMS_END,
 };
 static const struct tlbot_param result_params[] = {
 	EXP_REF,
 	{ TLBOT_TEXT("finding", 0), .desc = "what was found" },
 	{ TLBOT_NUM("--value"), .desc = "the observed value of the metric" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 static const struct tlbot_param decide_params[] = {
 	EXP_REF,
 	{ TLBOT_ENUM("decision", "persevere|pivot|stop|scale"), .desc = "what was decided" },
 	{ TLBOT_TEXT("reason", 0), .desc = "why" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 static const struct tlbot_param learn_params[] = {
-	EXP_REF, { TLBOT_TEXT("learning", 0), .desc = "one short statement" }, { NULL },
+	EXP_REF, { TLBOT_TEXT("learning", 0), .desc = "one short statement" }, TLBOT_PARAMS_END,
 };
 static const struct tlbot_param abandon_params[] = {
-	EXP_REF, { TLBOT_TEXT("reason", 0), .desc = "why it stops" }, { NULL },
+	EXP_REF, { TLBOT_TEXT("reason", 0), .desc = "why it stops" }, TLBOT_PARAMS_END,
 };
 static const struct tlbot_param list_params[] = {
 	{ TLBOT_REF("--challenge", "C"), .desc = "only this challenge's" },
@@ -2544,35 +2544,35 @@ static const struct tlbot_param list_params[] = {
 	{ TLBOT_USER("--owner"), .desc = "only this person's" },
 	EXP_PAGE,
 	{ TLBOT_BOOL("--all-rooms"), .desc = "every team's (the programme room only)" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 static const struct tlbot_param search_params[] = {
 	{ TLBOT_TEXT("words", 0), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT,
 	  .desc = "up to 3 words to look for" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
-static const struct tlbot_param show_params[] = { EXP_REF, { NULL } };
-static const struct tlbot_param history_params[] = { EXP_REF, EXP_PAGE, { NULL } };
+static const struct tlbot_param show_params[] = { EXP_REF, TLBOT_PARAMS_END };
+static const struct tlbot_param history_params[] = { EXP_REF, EXP_PAGE, TLBOT_PARAMS_END };
 /* every editable field of the record's table, and the hypothesis as a sentence */
 #define REC_REF_PREFIX "C"
 static const struct tlbot_param edit_params[] = {
 	EXP_REF,
 	EXP_FIELDS(REC_X_EDIT_PARAM)
 	{ TLBOT_TEXT("--hypothesis", 0), .desc = "the whole sentence" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 static const struct tlbot_param export_params[] = {
 	{ TLBOT_REF("--challenge", "C"), .desc = "only this challenge's" },
 	{ TLBOT_TEXT("--status", 0), .label = "S", .desc = "only this status" },
 	{ TLBOT_ENUM("--format", "md|csv|json"), .desc = "the file format" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 static const struct tlbot_param digest_params[] = {
 	{ TLBOT_TEXT("day", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "DAY|off",
 	  .desc = "the weekday, or off" },
 	{ TLBOT_TIME("time"), .mode = TLBOT_OPTIONAL, .desc = "the time of day" },
 	{ TLBOT_ZONE("zone"), .mode = TLBOT_OPTIONAL, .desc = "the time zone" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 
 static const struct tlbot_subcmd subcmds[] = {

@@ -251,7 +251,7 @@ static const struct tlbot_param help_params[] = {
 	  .desc = "a command, to see its usage and examples" },
 	{ TLBOT_TEXT("subcommand", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD,
 	  .desc = "one of its subcommands" },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 
 const struct tlbot_cmd tlbot_cmd_help = {

@@ -227,7 +227,7 @@ static const struct tlbot_param me_params[] = {
          .desc = "the setting to change"},
         {TLBOT_TEXT("value", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "ZONE|default",
          .desc = "an IANA time zone, or default"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 
 const struct tlbot_cmd tlbot_cmd_me = {
         .name = "me",

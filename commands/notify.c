@@ -41,7 +41,7 @@ notify(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 }
 
 static const struct tlbot_param notify_params[] = {
-        {TLBOT_ENUM("state", "on|off"), .mode = TLBOT_OPTIONAL, .desc = "on or off"}, {.name = NULL}};
+        {TLBOT_ENUM("state", "on|off"), .mode = TLBOT_OPTIONAL, .desc = "on or off"}, TLBOT_PARAMS_END};
 
 const struct tlbot_cmd tlbot_cmd_notify = {
         .name = "notify",

@@ -487,7 +487,7 @@ static const struct tlbot_param remind_params[] = {
          .desc = "who to remind (or list, cancel R-N)"},
         {TLBOT_TEXT("when", 0), .mode = TLBOT_OPTIONAL | TLBOT_REPEAT, .label = "WHEN TEXT",
          .desc = "when, then the text: in 2 hours call the council"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 
 const struct tlbot_cmd tlbot_cmd_remind = {
         .name = "remind",

@@ -814,45 +814,45 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static const char *const aliases[] = {"su", NULL};
 
 #define SU_ANSWER {TLBOT_TEXT("answer", 0), .mode = TLBOT_OPTIONAL, .desc = "your answer"}
-static const struct tlbot_param answer_params[] = {SU_ANSWER, {.name = NULL}};
+static const struct tlbot_param answer_params[] = {SU_ANSWER, TLBOT_PARAMS_END};
 static const struct tlbot_param schedule_params[] = {
         {TLBOT_TIME("time"), .desc = "when the prompts go out"},
         {TLBOT_TEXT("zone", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "ZONE",
          .desc = "an IANA time zone"},
         {TLBOT_TEXT("days", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "DAYS",
          .desc = "mon-fri, mon,wed,fri"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param summary_at_params[] = {
-        {TLBOT_TIME("time"), .desc = "when the summary is posted"}, {.name = NULL}};
+        {TLBOT_TIME("time"), .desc = "when the summary is posted"}, TLBOT_PARAMS_END};
 static const struct tlbot_param questions_params[] = {
         {TLBOT_TEXT("q1", 0), .mode = TLBOT_WORD, .desc = "the first question"},
         {TLBOT_TEXT("q2", 0), .mode = TLBOT_WORD, .desc = "the second question"},
         {TLBOT_TEXT("q3", 0), .mode = TLBOT_WORD, .desc = "the third question"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param mode_params[] = {
-        {TLBOT_ENUM("mode", "dm|room"), .desc = "ask by DM or in the room"}, {.name = NULL}};
+        {TLBOT_ENUM("mode", "dm|room"), .desc = "ask by DM or in the room"}, TLBOT_PARAMS_END};
 static const struct tlbot_param reminder_params[] = {
         {TLBOT_TEXT("minutes", 0), .mode = TLBOT_WORD, .label = "MINUTES|off",
          .desc = "minutes before the summary, or off"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param holidays_params[] = {
         {TLBOT_TEXT("division", 0), .mode = TLBOT_WORD,
          .label = "england-and-wales|scotland|northern-ireland|none", .desc = "whose bank holidays"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param skip_params[] = {
         {TLBOT_TEXT("from", 0), .mode = TLBOT_WORD, .label = "DATE", .desc = "the date (or FROM..TO)"},
         {TLBOT_TEXT("to", 0), .mode = TLBOT_OPTIONAL | TLBOT_WORD, .label = "DATE",
          .desc = "the last date of a range"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param away_params[] = {
         {TLBOT_USER("who"), .label = "@user|me", .desc = "who is away"},
         {TLBOT_DATE("--until"), .desc = "the last day away"},
         {TLBOT_DATE("--from"), .desc = "the first day away (default today)"},
-        {.name = NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param back_params[] = {
-        {TLBOT_USER("who"), .label = "@user|me", .desc = "who is back"}, {.name = NULL}};
+        {TLBOT_USER("who"), .label = "@user|me", .desc = "who is back"}, TLBOT_PARAMS_END};
 static const struct tlbot_param history_params[] = {
-        {TLBOT_INT("--days", 1, 366), .desc = "how many days back"}, {.name = NULL}};
+        {TLBOT_INT("--days", 1, 366), .desc = "how many days back"}, TLBOT_PARAMS_END};
 
 static const struct tlbot_subcmd subcmds[] = {
         {"y:", "give your stand-up answer (yesterday, today, blockers)", TLBOT_PERM_ANYONE,

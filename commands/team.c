@@ -704,16 +704,16 @@ static const struct tlbot_param add_params[] = {
         {TLBOT_TEXT("--role", 0), .label = "ROLE", .desc = "data, digital, policy, frontline or any short text"},
         {TLBOT_DATE("--from"), .mode = TLBOT_NONE_OK, .desc = "the first day of the tour of duty"},
         {TLBOT_DATE("--until"), .mode = TLBOT_NONE_OK, .desc = "the last day of the tour of duty"},
-        {NULL}};
+        TLBOT_PARAMS_END};
 static const struct tlbot_param remove_params[] = {
-        {TLBOT_USER("people"), .mode = TLBOT_REPEAT, .desc = "who leaves the team"}, {NULL}};
+        {TLBOT_USER("people"), .mode = TLBOT_REPEAT, .desc = "who leaves the team"}, TLBOT_PARAMS_END};
 static const struct tlbot_param list_params[] = {
-        {TLBOT_INT("--page", 1, 100000), .desc = "which page"}, {NULL}};
+        {TLBOT_INT("--page", 1, 100000), .desc = "which page"}, TLBOT_PARAMS_END};
 static const struct tlbot_param set_params[] = {
         {TLBOT_TEXT("--name", 0), .desc = "the team's name"},
         {TLBOT_TEXT("--region", 0), .label = "R", .desc = "the area it covers"},
         {TLBOT_USER("--lead"), .mode = TLBOT_NONE_OK, .desc = "who leads it (none clears)"},
-        {NULL}};
+        TLBOT_PARAMS_END};
 
 static const struct tlbot_subcmd subcmds[] = {
         {"add", "put people on the team (or change their role or tour of duty)", TLBOT_PERM_WRITE,

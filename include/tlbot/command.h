@@ -42,7 +42,7 @@ typedef int (*tlbot_handler_fn)(struct tlbot_ctx *ctx, const struct tlbot_args *
  *		{ TLBOT_USER("--lead") },
  *		{ TLBOT_ENUM("--status", "open|active|done") },
  *		{ TLBOT_BOOL("--mine") },
- *		{ NULL },
+ *		TLBOT_PARAMS_END,
  *	};
  *
  * What the handler gets (argv[i] and tlbot_args_get, as before, plus the
@@ -104,6 +104,10 @@ struct tlbot_param {
 	const char *label;     /* how usage writes the value (default from the type) */
 	const char *desc;      /* a few words: !help and MSC4391 descriptions */
 };
+
+/* The end of a parameter table (designated, so no compiler sees a
+ * missing field initializer). */
+#define TLBOT_PARAMS_END { .name = NULL }
 
 #define TLBOT_TEXT(nm, mx) .name = (nm), .type = TLBOT_P_TEXT, .max = (mx)
 #define TLBOT_INT(nm, lo, hi) .name = (nm), .type = TLBOT_P_INT, .min = (lo), .max = (hi)

@@ -13,7 +13,7 @@
 static const struct tlbot_param note_params[] = {
 	{ TLBOT_REF("id", "E") },
 	{ TLBOT_TEXT("text", 20) },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 
 static const struct tlbot_param many_params[] = {
@@ -27,13 +27,13 @@ static const struct tlbot_param many_params[] = {
 	{ TLBOT_INT("--page", 1, 100) },
 	{ TLBOT_NUM("--value") },
 	{ TLBOT_BOOL("--mine") },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 
 static const struct tlbot_param rest_params[] = {
 	{ TLBOT_TEXT("title", 0) },
 	{ TLBOT_DATE("--due") },
-	{ NULL },
+	TLBOT_PARAMS_END,
 };
 
 static struct tlbot_checked ck;
@@ -158,9 +158,9 @@ TEST(one_wording_for_every_refusal)
 	CHECK_CONTAINS(err, "unknown decision 'words'");
 	CHECK_INT(check(many_params, "!x t stop"), ==, 0);
 	{
-		static const struct tlbot_param no_text[] = { { TLBOT_INT("n", 1, 9) }, { NULL } };
+		static const struct tlbot_param no_text[] = { { TLBOT_INT("n", 1, 9) }, TLBOT_PARAMS_END };
 		static const struct tlbot_param word_text[] = {
-			{ TLBOT_TEXT("a", 0), .mode = TLBOT_WORD }, { NULL } };
+			{ TLBOT_TEXT("a", 0), .mode = TLBOT_WORD }, TLBOT_PARAMS_END };
 
 		CHECK_INT(check(no_text, "!x 1 2"), ==, -1);
 		CHECK_STR(err, "unexpected argument '2'");

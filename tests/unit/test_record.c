@@ -31,7 +31,7 @@ static const struct rec_field toy_fields[] = { TOY_FIELDS(TOY_X_FIELD){ NULL, NU
 static const struct rec_desc toy_desc = { "toys", "T", "P", "at", toy_fields };
 
 #define REC_REF_PREFIX "P"
-static const struct tlbot_param toy_params[] = { TOY_FIELDS(REC_X_EDIT_PARAM){ NULL } };
+static const struct tlbot_param toy_params[] = { TOY_FIELDS(REC_X_EDIT_PARAM)TLBOT_PARAMS_END };
 
 static struct cmdtest t;
 static struct tlbot_ctx ctx;
