@@ -111,6 +111,11 @@ COMPAT = {
     # the room version of createRoom without one (Synapse 1.67: "9";
     # Synapse 1.76+: "10")
     "default_room_version": "9",
+    # "spec": a redaction says what it redacts where its room version puts
+    # it, top-level "redacts" before v11, content.redacts from v11 (room
+    # versions spec, MSC2174); "both": in both places in every version
+    # (Synapse copies them for older clients)
+    "redacts_where": "spec",
     # False: /_matrix/client/v1/media/download is unknown (404
     # M_UNRECOGNIZED), as on servers before spec v1.11 (MSC3916)
     "media_v1": True,
@@ -758,10 +763,13 @@ class App:
             if have < self.action_pl(room, "redact"):
                 raise MxError(403, "M_FORBIDDEN", "You don't have permission to redact "
                                                   "other users' events")
-        content = {"redacts": target_id}
+        both = self.compat["redacts_where"] == "both"
+        v11 = int(room["version"]) >= 11
+        content = {"redacts": target_id} if v11 or both else {}
         if reason is not None:
             content["reason"] = reason
-        e = self.append(room, sender, "m.room.redaction", content, txn=txn, redacts=target_id)
+        e = self.append(room, sender, "m.room.redaction", content, txn=txn,
+                        redacts=target_id if both or not v11 else None)
         if target and target["room_id"] == room["room_id"] and "_redacted_because" not in target:
             target["content"] = redact_content(target["type"], target["content"], room["version"])
             target["_redacted_because"] = e["event_id"]

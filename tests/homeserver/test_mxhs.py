@@ -285,8 +285,8 @@ class TestRooms(Base):
         self.assertEqual(ev["content"], {})
         self.assertEqual(ev["unsigned"]["redacted_because"]["event_id"], r1)
         red = a.event(room, r1)
-        self.assertEqual(red["redacts"], eid)
-        self.assertEqual(red["content"]["redacts"], eid)
+        self.assertEqual(red["redacts"], eid)           # room v9: top-level only
+        self.assertNotIn("redacts", red["content"])
         other = a.send_text(room, "mine")
         self.assertMxError(403, "M_FORBIDDEN", b.redact, room, other)
         self.assertEqual(len([e for e in a.room_events(room) if e["type"] == "m.room.redaction"]), 1)
@@ -747,6 +747,21 @@ class TestCompat(Base):
         self.assertEqual(u.state(room, "m.room.create")["room_version"], "9")
         self.hs.compat(default_room_version="10")
         self.assertEqual(u.state(u.create_room(), "m.room.create")["room_version"], "10")
+
+    def test_redacts_where_the_room_version_says(self):
+        """Room v11 (spec "Room version 11", MSC2174) moves `redacts` into
+        the content; before it is top-level.  Synapse serves both in every
+        version ("both"); a server that follows the spec alone does not."""
+        a, b = self.user("alice"), self.user("bob")
+        for version, top, inside in (("10", True, False), ("11", False, True)):
+            room = a.create_room(room_version=version, invite=[b.user_id])
+            b.join(room)
+            red = a.event(room, a.redact(room, a.send_text(room, "x")))
+            self.assertEqual(("redacts" in red, "redacts" in red["content"]), (top, inside),
+                             version)
+        self.hs.compat(redacts_where="both")
+        red = a.event(room, a.redact(room, a.send_text(room, "y")))
+        self.assertEqual((red["redacts"], red["content"]["redacts"]), (red["redacts"],) * 2)
 
     def test_media_v1_unknown_to_older_servers(self):
         """Authenticated media (/_matrix/client/v1/media, spec v1.11, MSC3916)

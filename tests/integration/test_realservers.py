@@ -7,7 +7,8 @@ and to the access token, without posting anything twice; a reply refused
 for good (413 too large, 400 for a thread root the server does not know)
 still answered in the room; a /sync position the server refuses (400)
 given up for a fresh start instead of retried for ever; the bot kicked,
-banned, invited to a DM (is_direct) and in a room outside allowed_rooms.  Runs standalone
+banned, invited to a DM (is_direct) and in a room outside allowed_rooms;
+.well-known discovery; a room v11 redaction (content.redacts only).  Runs standalone
 or under CTest."""
 
 import json
@@ -337,6 +338,34 @@ class WellKnown(unittest.TestCase):
         bot.wait_log(r"cannot resolve homeserver localhost:%d yet; retrying" % port, timeout=20)
         self.assertTrue(bot.alive())
         self.assertEqual(hs.request_count("POST", "/_matrix/client/v3/login"), 0)
+
+
+class V11Redaction(Asks, unittest.TestCase):
+    """Room v11 moves `redacts` into the redaction's content (MSC2174); a
+    server that follows the spec alone (mxhs redacts_where "spec") sends it
+    nowhere else.  A stand-up answer redacted so is withdrawn."""
+
+    def test_content_redacts_withdraws_the_answer(self):
+        self.hs = mx.Homeserver()
+        self.addCleanup(self.hs.stop)
+        self.alice = self.hs.register("alice")
+        self.bot = mx.Bot(self.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        self.bot.set_clock(1795423800)          # Monday 23 November 2026, 08:50 GMT
+        self.bot.start()
+        self.addCleanup(self.bot.stop)
+        self.room = self.alice.create_room(name="v11", room_version="11",
+                                           invite=[self.bot.user_id])
+        self.alice.wait_membership(self.room, self.bot.user_id, "join", timeout=20)
+        self.assertIn("Next stand-up", body(self.ask("!standup schedule 09:00 Europe/London "
+                                                     "mon-fri")))
+        self.bot.set_clock(1795424460)          # 09:01: the stand-up is open
+        cmd, r = self.ask_ev("!standup y: a t: b b: secret blocker")
+        self.assertIn("secret blocker", body(self.ask("!standup summary")))
+        red = self.alice.redact(self.room, cmd)
+        ev = self.alice.event(self.room, red)
+        self.assertNotIn("redacts", ev)                     # content only
+        self.assertEqual(ev["content"]["redacts"], cmd)
+        self.assertNotIn("secret blocker", body(self.ask("!standup summary")))
 
 
 if __name__ == "__main__":
