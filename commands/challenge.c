@@ -1904,16 +1904,12 @@ summary_since(struct tlbot_ctx *ctx, struct tlbot_summary *sm, const char *room_
 	int n = 0, i, rc, total = 0;
 
 	(void)date;
-	if (tlbot_db_query(ctx, &q, "SELECT record_id FROM history WHERE kind = 'C' AND room_id = ?"
-	                   " AND at > ? AND at <= ? AND action IN ('created', 'assigned',"
-	                   " 'unassigned', 'status', 'lead') GROUP BY record_id"
-	                   " ORDER BY MIN(at), MIN(id) LIMIT 100",
-	                   "tii", room_id, (int64_t)since, (int64_t)until) != 0)
-		return -1;
-	while (n < 100 && (rc = tlbot_db_next(&q)) > 0)
-		ids[n++] = tlbot_db_col_int(&q, 0);
-	tlbot_db_done(&q);
-	if (rc < 0)
+	n = tlbot_db_ids(ctx, ids, 100, "SELECT record_id FROM history WHERE kind = 'C' AND"
+	                 " room_id = ? AND at > ? AND at <= ? AND action IN ('created', 'assigned',"
+	                 " 'unassigned', 'status', 'lead') GROUP BY record_id"
+	                 " ORDER BY MIN(at), MIN(id) LIMIT 100",
+	                 "tii", room_id, (int64_t)since, (int64_t)until);
+	if (n < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		struct challenge c;

@@ -2414,32 +2414,25 @@ static int
 summary_since(struct tlbot_ctx *ctx, struct tlbot_summary *sm, const char *room_id,
 	      const char *date, time_t since, time_t until)
 {
-	struct tlbot_db_rows q;
 	int64_t ids[100];
 	int n = 0, i, rc, k, total = 0;
 
 	for (k = 0; k < 2; k++) {
 		if (k == 0)
-			rc = tlbot_db_query(ctx, &q, "SELECT record_id FROM history WHERE kind = 'E' AND"
-					    " room_id = ? AND at > ? AND at <= ? AND action IN ('created',"
-					    " 'started', 'result', 'decided', 'abandoned', 'learned')"
-					    " GROUP BY record_id ORDER BY MIN(at), MIN(id) LIMIT 100", "tii",
-					    room_id, (int64_t)since, (int64_t)until);
+			n = tlbot_db_ids(ctx, ids, 100, "SELECT record_id FROM history WHERE kind = 'E'"
+					 " AND room_id = ? AND at > ? AND at <= ? AND action IN ('created',"
+					 " 'started', 'result', 'decided', 'abandoned', 'learned')"
+					 " GROUP BY record_id ORDER BY MIN(at), MIN(id) LIMIT 100", "tii",
+					 room_id, (int64_t)since, (int64_t)until);
 		else
-			rc = tlbot_db_query(ctx, &q, "SELECT id FROM experiments e WHERE room_id = ?"
-					    " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
-					    " AND status IN ('proposed', 'running') AND NOT EXISTS (SELECT 1"
-					    " FROM history h WHERE h.kind = 'E' AND h.record_id = e.id AND"
-					    " h.at > ? AND h.at <= ? AND h.action IN ('created', 'started',"
-					    " 'result', 'decided', 'abandoned', 'learned')) ORDER BY end_date, id"
-					    " LIMIT 100", "ttii", room_id, date, (int64_t)since, (int64_t)until);
-		if (rc != 0)
-			return -1;
-		n = 0;
-		while (n < 100 && (rc = tlbot_db_next(&q)) > 0)
-			ids[n++] = tlbot_db_col_int(&q, 0);
-		tlbot_db_done(&q);
-		if (rc < 0)
+			n = tlbot_db_ids(ctx, ids, 100, "SELECT id FROM experiments e WHERE room_id = ?"
+					 " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
+					 " AND status IN ('proposed', 'running') AND NOT EXISTS (SELECT 1"
+					 " FROM history h WHERE h.kind = 'E' AND h.record_id = e.id AND"
+					 " h.at > ? AND h.at <= ? AND h.action IN ('created', 'started',"
+					 " 'result', 'decided', 'abandoned', 'learned')) ORDER BY end_date, id"
+					 " LIMIT 100", "ttii", room_id, date, (int64_t)since, (int64_t)until);
+		if (n < 0)
 			return -1;
 		for (i = 0; i < n; i++) {
 			rc = summary_record(ctx, sm, ids[i], date, k == 0 ? since : until, until);

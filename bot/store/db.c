@@ -150,6 +150,26 @@ tlbot_db_changes(struct tlbot_ctx *ctx)
 	return sqlite3_changes64(tlbot_ctx_db(ctx));
 }
 
+int
+tlbot_db_ids(struct tlbot_ctx *ctx, int64_t *ids, int max, const char *sql, const char *types,
+	     ...)
+{
+	struct tlbot_db_rows q;
+	va_list ap;
+	int n = 0, rc = 0;
+
+	q.ctx = ctx;
+	va_start(ap, types);
+	q.stmt = prepv(ctx, sql, types, ap);
+	va_end(ap);
+	if (q.stmt == NULL)
+		return -1;
+	while (n < max && (rc = tlbot_db_next(&q)) > 0)
+		ids[n++] = tlbot_db_col_int(&q, 0);
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : n;
+}
+
 int64_t
 tlbot_db_last_id(struct tlbot_ctx *ctx)
 {

@@ -334,6 +334,11 @@ int tlbot_db_text(struct tlbot_ctx *ctx, char **out, const char *sql, const char
 int64_t tlbot_db_changes(struct tlbot_ctx *ctx);
 int64_t tlbot_db_last_id(struct tlbot_ctx *ctx);
 
+/* The first column of up to max rows as integers (record ids) into ids.
+ * Returns how many, or -1 (ctx marked). */
+int tlbot_db_ids(struct tlbot_ctx *ctx, int64_t *ids, int max, const char *sql,
+		 const char *types, ...);
+
 /* A row iterator:
  *	struct tlbot_db_rows q;
  *	if (tlbot_db_query(ctx, &q, "SELECT a, b FROM t WHERE r = ?", "t", room) != 0)
