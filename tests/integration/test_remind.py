@@ -27,7 +27,9 @@ class Remind(Asks, unittest.TestCase):
         cls.hs.start()
         cls.alice = cls.hs.register("alice")
         cls.bob = cls.hs.register("bob")
-        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        # reminders by DM are read in clear by the test users: no E2EE here
+        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+                                                             "encryption": "off"})
         cls.bot.set_clock(utc(2026, 11, 18, 10, 0))  # Wednesday, GMT
         cls.bot.start()
         cls.room = cls.alice.create_room(name="Hull TA", invite=[cls.bot.user_id, "@bob:localhost"])
