@@ -8,9 +8,10 @@ and the outbox must survive every kill together.
 Afterwards, with no more kills:
   * every command has exactly one reply (none lost, none doubled);
   * every message the bot sent in the room is an m.room.encrypted event the
-    member decrypts (no reply left that members cannot read);
+    member decrypts (no reply left that members cannot read); a member who
+    joins mid-run reads every later one, a member who leaves mid-run none;
   * every challenge exists once (`!challenge list`, decrypted).
-Prints: commands, kills, lost, duplicated, undecryptable.
+Prints: commands, kills, lost, duplicated, undecryptable, leaked, unreadable.
 
 TLBOT_E2EE_CRASH_COMMANDS / TLBOT_E2EE_CRASH_SEED change the size / seed."""
 
@@ -75,8 +76,20 @@ class E2EECrash(unittest.TestCase):
         room = alice.create_room(name="Encrypted crash team", invite=[bot.user_id])
         alice.wait_joined(room, bot.user_id, timeout=30)
         bot.wait_idle(timeout=30)
+        # carol is in the room and leaves mid-run (the bot rotates under the
+        # kills); bob joins mid-run (the bot shares with his device under them)
+        carol = e2ee.Peer(hs, "carol")
+        self.addCleanup(carol.close)
+        bob = e2ee.Peer(hs, "bob")
+        self.addCleanup(bob.close)
+        alice.invite(room, carol.user_id)
+        carol.step(0)
+        carol.join(room)
+        alice.wait_joined(room, carol.user_id)
         first = alice.send_text(room, "!ping")
         alice.wait_reply(room, first, sender=bot.user_id, timeout=30)
+        carol.wait_reply(room, first, sender=bot.user_id, timeout=30)
+        rounds = 0
 
         killer = Killer(bot, random.Random(SEED + 1))
         killer.start()
@@ -98,6 +111,13 @@ class E2EECrash(unittest.TestCase):
                 if rng.random() < 0.3:
                     alice.rotate(room)          # sometimes a new session of ours, too
             cmds += batch
+            rounds += 1
+            if rounds == 4:
+                carol.leave(room)
+            if rounds == 6:
+                alice.invite(room, bob.user_id)
+                bob.step(0)
+                bob.join(room)
             want = {e for e, _, _ in batch}
             deadline = time.monotonic() + 90
             while want and time.monotonic() < deadline:
@@ -131,6 +151,23 @@ class E2EECrash(unittest.TestCase):
                 undecryptable.append(e["event_id"])
             else:
                 decrypted[e["event_id"]] = (e, d)
+        # after carol left, nothing the bot sent is readable by her device; after
+        # bob joined, everything is readable by his
+        def pos_of(membership_user, membership):
+            evs = hs.all_events(room)
+            for i, e in enumerate(evs):
+                if e.get("type") == "m.room.member" and e.get("state_key") == membership_user \
+                        and e["content"].get("membership") == membership:
+                    return i, evs
+            raise AssertionError(f"no {membership} of {membership_user}")
+        i_left, evs = pos_of(carol.user_id, "leave")
+        i_joined, _ = pos_of(bob.user_id, "join")
+        after = lambda i: [e for e in evs[i + 1:] if e.get("sender") == bot.user_id  # noqa: E731
+                           and e.get("type") == "m.room.encrypted"]
+        carol.step(0)
+        bob.step(0)
+        leaked = [e["event_id"] for e in after(i_left) if carol.decrypt_raw(e) is not None]
+        unreadable_bob = [e["event_id"] for e in after(i_joined) if bob.decrypt_raw(e) is None]
         per_cmd = {}
         for eid, (e, d) in decrypted.items():
             rel = (e.get("content") or {}).get("m.relates_to") or d["content"].get("m.relates_to") or {}
@@ -141,12 +178,15 @@ class E2EECrash(unittest.TestCase):
         dup = [c for c, _, _ in cmds if len(per_cmd.get(c, [])) > 1]
         figures("e2ee crash", commands=len(cmds), kills=killer.kills, lost=len(lost),
                 duplicated=len(dup), undecryptable=len(undecryptable),
+                leaked_to_leaver=len(leaked), unreadable_for_joiner=len(unreadable_bob),
                 seconds=round(elapsed, 1))
         self.assertGreaterEqual(killer.kills, MIN_KILLS)
         self.assertEqual(plain, [], "the bot sent unencrypted messages to an encrypted room")
         self.assertEqual(undecryptable, [], "replies the member cannot decrypt")
         self.assertEqual(lost, [], "commands never answered")
         self.assertEqual(dup, [], "commands answered twice")
+        self.assertEqual(leaked, [], "replies readable by a member who had left")
+        self.assertEqual(unreadable_bob, [], "replies the member who joined cannot read")
         # each challenge recorded once
         listing, page = "", 1
         while True:
