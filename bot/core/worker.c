@@ -693,6 +693,21 @@ start_row(struct worker *w, struct pend *p)
 				start_send(w, f);
 				return;
 			}
+			if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id &&
+			    w->d->crypto && tlbot_crypto_room_encrypted(&w->st, f->row.room_id)) {
+				/* an encrypted DM: the file goes up encrypted */
+				if (tlbot_crypto_prepare_file(w->d->crypto, &w->st, &w->http,
+							      &f->row) == 0 &&
+				    strcmp(f->row.kind, "send") == 0) {
+					tlbot_http_resp_release(&r);
+					start_send(w, f);
+					return;
+				}
+				snprintf(r.error, sizeof(r.error), "encrypted upload failed");
+				slot_done(w, f, TLBOT_ERR_NET, &r, NULL);
+				tlbot_http_resp_release(&r);
+				return;
+			}
 			if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id) {
 				e = send_file(w, &f->row, &event_id, &r);
 				slot_done(w, f, e, &r, event_id);
@@ -707,6 +722,17 @@ start_row(struct worker *w, struct pend *p)
 		start_send(w, f);
 	} else if (strcmp(f->row.kind, "join") == 0 || strcmp(f->row.kind, "leave") == 0) {
 		start_rest(w, f);
+	} else if (strcmp(f->row.kind, "file") == 0 && w->d->crypto &&
+		   tlbot_crypto_room_encrypted(&w->st, f->row.room_id)) {
+		/* an encrypted room: the file goes up encrypted, then the row is
+		 * an ordinary message (blocking: rare) */
+		if (tlbot_crypto_prepare_file(w->d->crypto, &w->st, &w->http, &f->row) == 0 &&
+		    strcmp(f->row.kind, "send") == 0) {
+			start_send(w, f);
+		} else {
+			snprintf(r.error, sizeof(r.error), "encrypted upload failed");
+			slot_done(w, f, TLBOT_ERR_NET, &r, NULL);
+		}
 	} else if (strcmp(f->row.kind, "file") == 0) {
 		/* upload, then the m.file event (blocking: rare) */
 		e = send_file(w, &f->row, &event_id, &r);

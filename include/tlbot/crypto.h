@@ -76,6 +76,21 @@ json_t *tlbot_crypto_take_ready(struct tlbot_crypto *c, struct tlbot_store *st);
 int tlbot_crypto_prepare_send(struct tlbot_crypto *c, struct tlbot_store *st,
 			      struct tlbot_http *h, struct tlbot_outbox_row *row);
 
+/* A "file" row (content: filename, mimetype, caption; data in the blob) to
+ * an encrypted room: encrypt the data as an EncryptedFile (AES-256-CTR,
+ * SHA-256, JWK), upload the ciphertext, and rewrite the row into a "send"
+ * row with the m.file content (persisted; tlbot_crypto_prepare_send then
+ * encrypts it like any message). Other rows are left alone. Blocking;
+ * outside a transaction. Returns 0 (row->kind may now be "send") or -1
+ * (retry later, logged). */
+int tlbot_crypto_prepare_file(struct tlbot_crypto *c, struct tlbot_store *st,
+			      struct tlbot_http *h, struct tlbot_outbox_row *row);
+/* The EncryptedFile of len bytes of data: *out the ciphertext (len bytes,
+ * caller frees), *file the JSON object without "url" (new reference).
+ * 0 or -1. */
+int tlbot_crypto_encrypt_attachment(const void *data, size_t len, unsigned char **out,
+				    json_t **file);
+
 /* Worker upkeep, called often (does its work at most once a second):
  * device keys not yet uploaded, one-time and fallback keys below target,
  * pending to-device messages (key shares, key requests). st must not be in

@@ -13,6 +13,8 @@
 #include "tap.h"
 #include "tlbot/log.h"
 
+#include <openssl/evp.h>
+
 #define BOT "@tlbot:test"
 #define ROOM "!r:test"
 
@@ -368,6 +370,58 @@ TEST(olm_encrypt_back)
 	done(c, &st);
 }
 
+
+/* Unpadded (URL-safe or not) base64 into out; returns the byte count. */
+static int
+unb64(const char *in, unsigned char *out)
+{
+	char buf[256];
+	size_t n = strlen(in), i;
+	int len;
+
+	if (n + 4 >= sizeof(buf))
+		return -1;
+	for (i = 0; i < n; i++)
+		buf[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+	while (i % 4)
+		buf[i++] = '=';
+	buf[i] = '\0';
+	len = EVP_DecodeBlock(out, (unsigned char *)buf, (int)i);
+	return len - (int)(i - n);
+}
+
+TEST(encrypted_attachment)
+{
+	const char plain[] = "experiment,owner\nE-1,@alice:test\n";
+	unsigned char *ct = NULL, key[64], iv[64], hash[64], got[64], back[sizeof(plain)];
+	json_t *file = NULL;
+	EVP_CIPHER_CTX *cx;
+	unsigned int hl = 0;
+	int n = 0;
+
+	CHECK_OR_RETURN(tlbot_crypto_encrypt_attachment(plain, sizeof(plain) - 1, &ct, &file) == 0);
+	CHECK_STR(json_string_value(json_object_get(file, "v")), "v2");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(file, "key"), "alg")), "A256CTR");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(file, "key"), "kty")), "oct");
+	CHECK(json_is_true(json_object_get(json_object_get(file, "key"), "ext")));
+	CHECK(memcmp(ct, plain, sizeof(plain) - 1) != 0);
+	CHECK(unb64(json_string_value(json_object_get(json_object_get(file, "key"), "k")), key) == 32);
+	CHECK(unb64(json_string_value(json_object_get(file, "iv")), iv) == 16);
+	/* the counter half of the IV starts at zero (spec) */
+	CHECK(memcmp(iv + 8, "\0\0\0\0\0\0\0\0", 8) == 0);
+	CHECK(unb64(json_string_value(json_object_get(json_object_get(file, "hashes"), "sha256")),
+		    hash) == 32);
+	EVP_Digest(ct, sizeof(plain) - 1, got, &hl, EVP_sha256(), NULL);
+	CHECK(hl == 32 && memcmp(got, hash, 32) == 0);
+	cx = EVP_CIPHER_CTX_new();
+	EVP_DecryptInit_ex(cx, EVP_aes_256_ctr(), NULL, key, iv);
+	EVP_DecryptUpdate(cx, back, &n, ct, (int)sizeof(plain) - 1);
+	EVP_CIPHER_CTX_free(cx);
+	CHECK(n == (int)sizeof(plain) - 1 && memcmp(back, plain, sizeof(plain) - 1) == 0);
+	free(ct);
+	json_decref(file);
+}
+
 static const struct tap_test tests[] = {
 	TEST_ENTRY(canonical_json),
 	TEST_ENTRY(identity_and_pickle_key),
@@ -375,6 +429,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(receive_room_key_and_decrypt),
 	TEST_ENTRY(olm_checks_refuse),
 	TEST_ENTRY(olm_encrypt_back),
+	TEST_ENTRY(encrypted_attachment),
 	TEST_END,
 };
 
