@@ -77,7 +77,7 @@ help_all(struct tlbot_ctx *ctx)
 		{
 			char num[8];
 
-			snprintf(num, sizeof(num), "%zu. ", i + 1);
+			snprintf(num, sizeof(num), "\n%zu. ", i + 1);
 			tlbot_msg_plain(&m, num);
 		}
 		if (s->example)

@@ -75,9 +75,9 @@ TEST(help_first_steps_and_did_you_mean)
 	b = cmdtest_reply(&t, 0);
 	CHECK_OR_RETURN(b != NULL);
 	/* team, challenge, stand-up: in that order, before the full list */
-	CHECK(strstr(b, "1. !team add") != NULL);
-	CHECK(strstr(b, "2. !challenge new") != NULL);
-	CHECK(strstr(b, "3. !standup schedule") != NULL);
+	CHECK(strstr(b, "\n1. !team add") != NULL); /* one step a line in the plain body */
+	CHECK(strstr(b, "\n2. !challenge new") != NULL);
+	CHECK(strstr(b, "\n3. !standup schedule") != NULL);
 	CHECK(strstr(b, "!team add") < strstr(b, "!challenge new"));
 	CHECK(strstr(b, "!challenge new") < strstr(b, "!standup schedule"));
 	CHECK(strstr(b, "!standup schedule") < strstr(b, "All commands"));
