@@ -13,7 +13,8 @@
  * answer is de-duplicated by the homeserver as before. A 429 pauses only
  * that destination for retry_after_ms; a network failure or 5xx pauses new
  * requests everywhere with backoff (the homeserver is in trouble), then
- * one request at a time until one is answered. */
+ * one request at a time until one is answered. Rows not caused by an event
+ * (scheduled jobs) use at most three quarters of the slots. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,7 @@
 #define FLIGHT_MAX 64    /* the cap of send_concurrency */
 #define PEND_MAX 4096    /* pending rows known at once; the rest load as these go */
 #define LOAD_BATCH 512   /* rows read from the store per query */
-#define SCAN_WINDOW 1024 /* pending rows looked at per fill */
-#define SET_SLOTS 4096   /* hash sets of one fill (power of 2, > 2 * SCAN_WINDOW) */
+#define SET_SLOTS 8192   /* hash sets of one fill (power of 2, >= 2 * PEND_MAX) */
 #define PAUSE_MAX 64     /* destinations paused by a 429 at once */
 #define TXN_KEY "org.tlbot.txn" /* the row's txnId, in the content of what it sends */
 
@@ -44,6 +44,7 @@ struct pend {
 	uint64_t cause;     /* hash of the txnId up to its last '.' */
 	uint64_t dest;      /* hash of the room, or of the DM partner */
 	int barrier;        /* join/leave/members: ordered with every row of dest */
+	int interactive;    /* caused by an event (a command someone waits on) */
 	int flying;         /* in flight */
 	int64_t not_before; /* monotonic ms: retry not before */
 };
@@ -80,6 +81,7 @@ struct worker {
 	int probing;                 /* after it: one request at a time until one is answered */
 	struct pend *head, **tail;
 	int npend;
+	int ninteractive;            /* of which caused by an event */
 	int64_t max_loaded;          /* highest row id loaded */
 	int more;                    /* PEND_MAX reached: load again as rows go */
 	int reload;                  /* this thread committed rows: load them */
@@ -161,16 +163,13 @@ resolve_dm(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_ht
  * lazy-loading /sync lists only members who spoke. Members /sync already
  * told about are kept (newer). */
 static enum tlbot_err
-fetch_members(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_http_resp *r)
+store_members(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_http_resp *r)
 {
-	enum tlbot_err e = tlbot_mx_joined_members(&w->http, row->room_id, r);
 	const json_t *joined;
 	const char *user;
 	json_t *info;
 	int n = 0;
 
-	if (e != TLBOT_OK)
-		return e;
 	joined = json_object_get(r->json, "joined");
 	if (!json_is_object(joined))
 		return TLBOT_ERR_PARSE;
@@ -337,6 +336,7 @@ load_row(void *arg, int64_t id, const char *txn_id, const char *kind, const char
 		p->dest = key_of('u', dm_user); /* the same partner as its "dm" rows */
 	else
 		p->dest = key_of('r', room_id);
+	p->interactive = txn_id && strncmp(txn_id, "tlbot.e.", 8) == 0;
 	/* a "profile" lookup runs its command again, whose answer must come
 	 * after the "checking" reply sent before it */
 	p->barrier = kind && (strcmp(kind, "join") == 0 || strcmp(kind, "leave") == 0 ||
@@ -344,6 +344,7 @@ load_row(void *arg, int64_t id, const char *txn_id, const char *kind, const char
 	*w->tail = p;
 	w->tail = &p->next;
 	w->npend++;
+	w->ninteractive += p->interactive;
 	if (id > w->max_loaded)
 		w->max_loaded = id;
 	return 0;
@@ -387,6 +388,7 @@ drop_pend(struct worker *w, struct pend *p)
 			break;
 		}
 	w->npend--;
+	w->ninteractive -= p->interactive;
 	free(p);
 }
 
@@ -584,14 +586,17 @@ start_rest(struct worker *w, struct flight *f)
 	if (strcmp(row->kind, "send") == 0) {
 		path = tlbot_mx_send_path(row->room_id, row->event_type, row->txn_id);
 		body = row->content ? row->content : "{}";
+	} else if (strcmp(row->kind, "members") == 0) {
+		path = tlbot_mx_joined_members_path(row->room_id); /* a room just joined */
+		body = NULL;
 	} else {
 		path = tlbot_mx_membership_path(row->room_id, strcmp(row->kind, "join") == 0);
 		body = "{}";
 	}
 	f->x.arg = f;
-	rc = path ? tlbot_http_xfer_start(&w->multi, &f->x, strcmp(row->kind, "send") == 0 ? "PUT"
-									   : "POST",
-					  path, body, strlen(body), NULL, TLBOT_MX_TIMEOUT_MS)
+	rc = path ? tlbot_http_xfer_start(&w->multi, &f->x,
+					  strcmp(row->kind, "send") == 0 ? "PUT" : body ? "POST" : "GET",
+					  path, body, body ? strlen(body) : 0, NULL, TLBOT_MX_TIMEOUT_MS)
 		  : -1;
 	free(path);
 	if (rc != 0) {
@@ -720,7 +725,8 @@ start_row(struct worker *w, struct pend *p)
 		slot_done(w, f, e, &r, NULL);
 	} else if (strcmp(f->row.kind, "send") == 0) {
 		start_send(w, f);
-	} else if (strcmp(f->row.kind, "join") == 0 || strcmp(f->row.kind, "leave") == 0) {
+	} else if (strcmp(f->row.kind, "join") == 0 || strcmp(f->row.kind, "leave") == 0 ||
+		   strcmp(f->row.kind, "members") == 0) {
 		start_rest(w, f);
 	} else if (strcmp(f->row.kind, "file") == 0 && w->d->crypto &&
 		   tlbot_crypto_room_encrypted(&w->st, f->row.room_id)) {
@@ -744,10 +750,6 @@ start_row(struct worker *w, struct pend *p)
 				       f->row.user_id ? f->row.user_id : "",
 				       f->row.content ? f->row.content : "{}", &event_id, &r);
 		slot_done(w, f, e, &r, event_id);
-	} else if (strcmp(f->row.kind, "members") == 0) {
-		/* a room just joined (blocking: once per room) */
-		e = fetch_members(w, &f->row, &r);
-		slot_done(w, f, e, &r, NULL);
 	} else if (strcmp(f->row.kind, "profile") == 0) {
 		/* does a user exist; the command runs again (blocking: rare) */
 		e = lookup_profile(w, &f->row, &r);
@@ -782,7 +784,7 @@ fill(struct worker *w)
 {
 	int64_t now = tlbot_clock_mono_ms(), next = 0;
 	struct pend *p, *nx;
-	int looked = 0;
+	int inter_left = w->ninteractive;
 
 	if (w->global_until > now)
 		return w->global_until;
@@ -791,14 +793,13 @@ fill(struct worker *w)
 	/* after a network failure or 5xx, one request at a time (oldest first)
 	 * until the homeserver answers again, so a recovering server is not
 	 * hit by every pending row at once and rows retry in their order */
-	for (p = w->head; p && looked < SCAN_WINDOW && w->nflight < (w->probing ? 1 : w->cap) &&
-			  !*w->d->stop;
-	     p = nx, looked++) {
+	for (p = w->head; p && w->nflight < (w->probing ? 1 : w->cap) && !*w->d->stop; p = nx) {
 		uint64_t k = p->cause * 0x9e3779b97f4a7c15ULL ^ p->dest;
 		int blocked = hset_add(&w->seen, w->gen, k);
 		int64_t until;
 
 		nx = p->next; /* start_row may drop p */
+		inter_left -= p->interactive;
 		if (p->barrier)
 			blocked |= hset_has(&w->dests, w->gen, p->dest);
 		else
@@ -816,6 +817,14 @@ fill(struct worker *w)
 		}
 		if (dest_flying(w, p->dest) >= w->per_room)
 			continue;
+		/* rows of jobs (a burst of prompts) leave a quarter of the slots
+		 * to replies, so a command typed meanwhile is not queued behind
+		 * them */
+		if (!p->interactive && w->cap > 1 && w->nflight >= w->cap - (w->cap + 3) / 4) {
+			if (inter_left <= 0)
+				break; /* no reply further on to make room for */
+			continue;
+		}
 		start_row(w, p);
 	}
 	return next;
@@ -873,6 +882,8 @@ reap(struct worker *w)
 			ev = json_string_value(json_object_get(x->resp.json, "event_id"));
 			if (ev == NULL)
 				e = TLBOT_ERR_PARSE;
+		} else if (e == TLBOT_OK && strcmp(f->row.kind, "members") == 0) {
+			e = store_members(w, &f->row, &x->resp);
 		} else if (e == TLBOT_OK) {
 			log_info("room %s: %s", f->row.room_id,
 				 strcmp(f->row.kind, "join") == 0 ? "joined" : "left");

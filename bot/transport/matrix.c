@@ -235,6 +235,12 @@ tlbot_mx_send_path(const char *room_id, const char *type, const char *txn_id)
 }
 
 char *
+tlbot_mx_joined_members_path(const char *room_id)
+{
+	return path_build(API "/rooms/%s/joined_members", room_id);
+}
+
+char *
 tlbot_mx_membership_path(const char *room_id, int join)
 {
 	return join ? path_build(API "/rooms/%s/join", room_id)
