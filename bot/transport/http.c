@@ -342,7 +342,7 @@ request_setup(CURL *c, const struct tlbot_http *h, const char *method, const cha
 
 /* Classify a finished transfer and fill r (status, JSON, errcode...). */
 static enum tlbot_err
-request_finish(CURL *c, CURLcode cc, struct tlbot_http_resp *r)
+request_finish(CURL *c, CURLcode cc, struct tlbot_http_resp *r, int raw)
 {
 	json_error_t jerr;
 	enum tlbot_err rc;
@@ -353,6 +353,8 @@ request_finish(CURL *c, CURLcode cc, struct tlbot_http_resp *r)
 		snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(cc));
 		return (abort_flag && *abort_flag) ? TLBOT_ERR_ABORT : TLBOT_ERR_NET;
 	}
+	if (raw && r->status >= 200 && r->status < 300)
+		return TLBOT_OK;
 	if (r->body.len > 0 && (r->body.data[0] == '{' || r->body.data[0] == '['))
 		r->json = tlbot_json_decode(r->body.data, r->body.len, &jerr);
 	if (r->json && json_is_object(r->json)) {
@@ -400,7 +402,7 @@ tlbot_http_request(struct tlbot_http *h, const char *method, const char *path,
 	hdrs = request_headers(h, body, content_type);
 	curl_easy_reset(c);
 	request_setup(c, h, method, tlbot_buf_str(&url), hdrs, body, bodylen, timeout_ms, r);
-	rc = request_finish(c, curl_easy_perform(c), r);
+	rc = request_finish(c, curl_easy_perform(c), r, h->raw);
 out:
 	curl_slist_free_all(hdrs);
 	tlbot_buf_release(&url);
@@ -532,7 +534,7 @@ tlbot_http_multi_done(struct tlbot_http_multi *m, enum tlbot_err *e)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		if (x == NULL)
 			continue;
-		*e = request_finish(x->easy, msg->data.result, &x->resp);
+		*e = request_finish(x->easy, msg->data.result, &x->resp, 0);
 		curl_multi_remove_handle(m->multi, x->easy);
 		x->running = 0;
 		return x;

@@ -27,6 +27,8 @@ struct tlbot_http {
 	char *token;         /* access token or NULL */
 	char *ca_file;       /* or NULL */
 	void *headers;       /* struct curl_slist * for the token */
+	int raw;             /* leave a 2xx body undecoded (r->json NULL): the
+	                      * first sync splits its own (sync.c) */
 };
 
 struct tlbot_http_resp {
