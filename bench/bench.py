@@ -763,6 +763,8 @@ TARGETS = {
     "rss_peak_kb_100_rooms": ("<=", 10 * 1024), "rss_peak_kb_5000_rooms": ("<=", 64 * 1024),
     "batch_mb_per_s": (">=", 100.0), "batch_events_per_s": (">=", 50000.0),
     "startup_first_request_ms": ("<=", 100.0), "list_query_ms_100k": ("<=", 10.0),
+    "dm_burst_last_prompt_s": ("<=", 15.0), "dm_burst_command_reply_s": ("<=", 1.0),
+    "rss_peak_kb_5000_rooms_first_sync": ("<=", 48 * 1024),
 }
 
 
@@ -859,6 +861,15 @@ def table(out):
                          f"{fmt(q_.get('max_ms')):>8s}  {q_.get('note', '')}")
         for p in st.get("pending", []):
             lines.append(f"  pending: {p}")
+    import loaded  # bench/loaded.py: the loaded homeserver, the peers, the DM burst
+    loaded.loaded_table(out, lines)
+    dm = out.get("dm_burst")
+    if dm:
+        lines.append("")
+        lines.append(f"DM burst: {dm['prompts']} prompts due at once in {dm['rooms']} rooms "
+                     f"(send {dm['send_ms']} ms, {dm['workers']} workers): the last sent after "
+                     f"{fmt(dm['last_prompt_s'])} s; a command typed then answered in "
+                     f"{fmt(dm['command_reply_s'])} s")
     for e in out.get("errors", []):
         lines.append(f"ERROR: {e}")
     return "\n".join(lines)
@@ -870,7 +881,8 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
-    ap.add_argument("--only", default="latency,websocket,rss,startup,batch,store")
+    ap.add_argument("--only",
+                    default="latency,websocket,rss,startup,batch,store,loaded,dmburst")
     a = ap.parse_args()
     if a.smoke:
         a.quick = True
@@ -878,12 +890,18 @@ def main():
     if a.smoke:
         a.closed_n, a.open_s_20, a.open_s_100, a.cost_n = 5, 1, 1, 200
         a.room_counts, a.settle_s, a.startup_reps, a.db_mb = [1, 100], 0.3, 1, 5
+        a.loaded_closed_n, a.loaded_open_s, a.loaded_rooms, a.loaded_drain_s = 2, 1, [10], 20
+        a.dm_rooms = 20
     elif a.quick:
         a.closed_n, a.open_s_20, a.open_s_100, a.cost_n = 15, 2, 3, 1000
         a.room_counts, a.settle_s, a.startup_reps, a.db_mb = [1, 100, 5000], 0.5, 3, 100
+        a.loaded_closed_n, a.loaded_open_s, a.loaded_rooms, a.loaded_drain_s = 10, 3, [1, 10], 40
+        a.dm_rooms = 200
     else:
         a.closed_n, a.open_s_20, a.open_s_100, a.cost_n = 100, 15, 20, 10000
         a.room_counts, a.settle_s, a.startup_reps, a.db_mb = [1, 100, 5000], 2.0, 5, 100
+        a.loaded_closed_n, a.loaded_open_s, a.loaded_rooms, a.loaded_drain_s = 25, 10, [1, 10], 90
+        a.dm_rooms = 200
     os.environ.setdefault("TLBOT_BIN", os.path.join(a.build, "tlbot"))
     a.work = mx.tmpdir("tlbot-bench-")
     os.makedirs(a.out, exist_ok=True)
@@ -900,6 +918,8 @@ def main():
     steps = [("batch", batch_bench), ("store", store_bench), ("startup", startup_bench),
              ("rss", rss_bench), ("latency", lambda x, o: LatencyBench(x, o).run()),
              ("websocket", websocket_bench)]
+    import loaded  # bench/loaded.py
+    steps += [("loaded", loaded.loaded_bench), ("dmburst", loaded.dm_burst_bench)]
     only = set(a.only.split(","))
     t = time.monotonic()
     for name, fn in steps:
