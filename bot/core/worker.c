@@ -4,7 +4,8 @@
  *
  * Sending: up to send_concurrency rows are in flight at once (curl multi,
  * or the WebSocket's request queue), at most send_per_room of them to one
- * room or DM partner. Order is kept where people see it: a row waits while
+ * room or DM partner while other rooms have rows waiting (a slot nobody
+ * else wants goes to a room that has rows). Order is kept where people see it: a row waits while
  * an earlier pending row has the same cause (its txnId without the last
  * ".<n>": one command's event or one job) and the same destination, so one
  * command's or job's messages reach each room in their order; a join or
@@ -778,9 +779,11 @@ dest_flying(const struct worker *w, uint64_t dest)
 }
 
 /* Start what may go now; returns the monotonic time of the next row that
- * waits only for the clock (0: none). */
+ * waits only for the clock (0: none). per_room: the cap of one room's rows
+ * in flight (the second pass lifts it: slots no other room wants go to the
+ * rooms that have rows). */
 static int64_t
-fill(struct worker *w)
+fill_pass(struct worker *w, int per_room)
 {
 	int64_t now = tlbot_clock_mono_ms(), next = 0;
 	struct pend *p, *nx;
@@ -815,7 +818,7 @@ fill(struct worker *w)
 				next = until;
 			continue;
 		}
-		if (dest_flying(w, p->dest) >= w->per_room)
+		if (dest_flying(w, p->dest) >= per_room)
 			continue;
 		/* rows of jobs (a burst of prompts) leave a quarter of the slots
 		 * to replies, so a command typed meanwhile is not queued behind
@@ -1048,7 +1051,9 @@ tlbot_worker_main(void *arg)
 		}
 		if (d->crypto) /* key upkeep, queued to-device messages */
 			tlbot_crypto_tick(d->crypto, &w->st, &w->http);
-		next = fill(w);
+		next = fill_pass(w, w->per_room);
+		if (w->nflight < w->cap && w->head)
+			fill_pass(w, w->cap);
 		/* wait for a transfer, a wake-up (new rows, a WebSocket answer),
 		 * the next retry, or the scheduler's next second */
 		mono = tlbot_clock_mono_ms();

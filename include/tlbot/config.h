@@ -54,7 +54,8 @@ struct tlbot_config {
 	char *log_format;        /* "text" | "json", default text */
 	int retention_days;      /* stand-up answers and reminders: delete after; 0 = keep (default) */
 	int send_concurrency;    /* outbox requests in flight at once, default 8 */
-	int send_per_room;       /* of which to one room (or DM partner), default 3 */
+	int send_per_room;       /* of which to one room (or DM partner) while others
+	                          * wait, default 3 */
 	char *encryption;        /* "on" | "off": end-to-end encryption, default on */
 	char *pickle_key_file;   /* key that encrypts the crypto pickles; default
 	                          * <database>.pickle-key, generated (0600) */
