@@ -318,8 +318,13 @@ int
 tlbot_metrics_render(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
 {
 	long long age = tlbot_metrics_sync_age_s(), lag = atomic_load(&sched_lag_s);
-	long long cu = atomic_load(&crypto_undecryptable), co = atomic_load(&crypto_olm);
-	long long cmi = atomic_load(&crypto_megolm_in), cmo = atomic_load(&crypto_megolm_out);
+	long long cu = s && s->crypto_pending >= 0 ? s->crypto_pending
+	                                           : atomic_load(&crypto_undecryptable);
+	long long co = s && s->crypto_olm >= 0 ? s->crypto_olm : atomic_load(&crypto_olm);
+	long long cmi = s && s->crypto_megolm_in >= 0 ? s->crypto_megolm_in
+	                                              : atomic_load(&crypto_megolm_in);
+	long long cmo = s && s->crypto_megolm_out >= 0 ? s->crypto_megolm_out
+	                                               : atomic_load(&crypto_megolm_out);
 	const char *tr = tlbot_metrics_transport_name();
 	int rc = 0;
 

@@ -49,6 +49,19 @@ file_size(const char *path, const char *suffix)
 	return (long long)sb.st_size;
 }
 
+/* The single number sql answers, or -1 (no such table, an error). */
+static long long
+count(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
 /* Read the database gauges; unknown ones stay -1. */
 static void
 read_store(struct tlbot_metrics_server *srv, struct tlbot_metrics_store *m)
@@ -57,6 +70,7 @@ read_store(struct tlbot_metrics_server *srv, struct tlbot_metrics_store *m)
 	int64_t rooms;
 
 	m->outbox_depth = m->outbox_oldest_age_s = m->rooms = -1;
+	m->crypto_olm = m->crypto_megolm_in = m->crypto_megolm_out = m->crypto_pending = -1;
 	m->transport_config = srv->cfg->transport;
 	m->db_bytes = file_size(srv->cfg->database, "");
 	m->wal_bytes = file_size(srv->cfg->database, "-wal");
@@ -67,8 +81,10 @@ read_store(struct tlbot_metrics_server *srv, struct tlbot_metrics_store *m)
 	}
 	/* the core's own read-only connection (tlbot_db_* is the commands' API) */
 	s = NULL;
-	if (sqlite3_prepare_v2(srv->st.db, "SELECT COUNT(*), IFNULL(MIN(created_at), 0) FROM outbox"
-	                       " WHERE state = 'pending'", -1, &s, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(srv->st.db,
+	                       "SELECT COUNT(*), IFNULL(MIN(created_at), 0) FROM outbox"
+	                       " WHERE state = 'pending'",
+	                       -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW) {
 		long long oldest = sqlite3_column_int64(s, 1), now = (long long)time(NULL);
 
@@ -77,13 +93,18 @@ read_store(struct tlbot_metrics_server *srv, struct tlbot_metrics_store *m)
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if (sqlite3_prepare_v2(srv->st.db, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'", -1,
-	                       &s, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(srv->st.db, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'",
+	                       -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW) {
 		rooms = sqlite3_column_int64(s, 0);
 		m->rooms = rooms;
 	}
 	sqlite3_finalize(s);
+	/* encryption (bot/crypto/): its tables exist once it has run */
+	m->crypto_olm = count(srv->st.db, "SELECT COUNT(*) FROM crypto_olm_sessions");
+	m->crypto_megolm_in = count(srv->st.db, "SELECT COUNT(*) FROM crypto_megolm_in");
+	m->crypto_megolm_out = count(srv->st.db, "SELECT COUNT(*) FROM crypto_megolm_out");
+	m->crypto_pending = count(srv->st.db, "SELECT COUNT(*) FROM crypto_pending");
 }
 
 /* Build the answer for uri into p. Returns the HTTP status. */

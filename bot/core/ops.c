@@ -41,6 +41,19 @@ file_size(const char *path, const char *suffix)
 	return (long long)sb.st_size;
 }
 
+/* 1 if the database has table name (the crypto tables exist only once
+ * encryption has run). */
+static int
+has_table(struct tlbot_ctx *ctx, const char *name)
+{
+	int64_t n = 0;
+
+	return tlbot_db_int(ctx, &n,
+	                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+	                    "t", name) == 0 &&
+	       n > 0;
+}
+
 int
 tlbot_ctx_status(struct tlbot_ctx *ctx, struct tlbot_status *out)
 {
@@ -70,6 +83,13 @@ tlbot_ctx_status(struct tlbot_ctx *ctx, struct tlbot_status *out)
 	                 "") != 0)
 		return tlbot_db_error(ctx, "count encrypted rooms");
 	out->encrypted_rooms = n;
+	/* the crypto module's own counts, from its tables once it has run */
+	if (has_table(ctx, "crypto_olm_sessions") &&
+	    tlbot_db_int(ctx, &n, "SELECT COUNT(*) FROM crypto_olm_sessions", "") == 0)
+		out->olm_sessions = n;
+	if (has_table(ctx, "crypto_megolm_in") &&
+	    tlbot_db_int(ctx, &n, "SELECT COUNT(*) FROM crypto_megolm_in", "") == 0)
+		out->megolm_inbound = n;
 	return 0;
 }
 
@@ -340,19 +360,6 @@ tlbot_dp_retain(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const cha
 	n = sqlite3_changes(ctx->st->db);
 	note(report, what, n);
 	return n;
-}
-
-/* 1 if the database has table name (the crypto tables exist only once
- * encryption has run). */
-static int
-has_table(struct tlbot_ctx *ctx, const char *name)
-{
-	int64_t n = 0;
-
-	return tlbot_db_int(ctx, &n,
-	                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-	                    "t", name) == 0 &&
-	       n > 0;
 }
 
 /* The core's own tables: preferences, the DM room, invites, the mirror of

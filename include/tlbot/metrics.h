@@ -69,6 +69,9 @@ struct tlbot_metrics_store {
 	long long db_bytes, wal_bytes; /* file sizes */
 	long long rooms;               /* rooms the bot is in */
 	const char *transport_config;  /* cfg transport (sync, websocket, auto) */
+	/* from the crypto module's tables (-1 when they do not exist, i.e.
+	 * encryption never ran); win over tlbot_metrics_set_crypto's values */
+	long long crypto_olm, crypto_megolm_in, crypto_megolm_out, crypto_pending;
 };
 
 /* Seconds since the last sync_ok (monotonic), -1 before the first one. */

@@ -153,6 +153,12 @@ class Metrics(unittest.TestCase):
                        frozenset({"family": "standup", "outcome": "refused"}.items())), m)
         self.assertIn(("tlbot_jobs_total",
                        frozenset({"kind": "remind.deliver", "outcome": "done"}.items())), m)
+        # encryption is on by default: the crypto module's tables are counted
+        if self.bot.config.get("encryption", "on") == "on":
+            self.assertIn(("tlbot_crypto_sessions", frozenset({"kind": "olm"}.items())), m)
+            self.assertIn(("tlbot_crypto_sessions", frozenset({"kind": "megolm_inbound"}.items())),
+                          m)
+            self.assertIn(("tlbot_undecryptable_events", frozenset()), m)
         self.assertGreater(self.val(m, "tlbot_database_size_bytes"), 0)
         self.assertGreaterEqual(self.val(m, "tlbot_rooms"), 1)
         self.assertLess(self.val(m, "tlbot_sync_lag_seconds"), 5)

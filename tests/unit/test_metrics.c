@@ -110,7 +110,7 @@ TEST(families_and_labels)
 
 TEST(health)
 {
-	struct tlbot_metrics_store s = {0, 0, 100, 0, 1, "sync"};
+	struct tlbot_metrics_store s = {0, 0, 100, 0, 1, "sync", -1, -1, -1, -1};
 	char why[256];
 
 	tlbot_metrics_reset();
