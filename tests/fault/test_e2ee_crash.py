@@ -68,7 +68,7 @@ class E2EECrash(unittest.TestCase):
         rng = random.Random(SEED)
         hs = mx.Homeserver()
         self.addCleanup(hs.stop)
-        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
+        bot = mx.Bot(hs, mx.tmpdir(), encryption=True, config_extra={"rate_limit_per_min": 0})
         bot.start()
         self.addCleanup(bot.stop)
         alice = e2ee.Peer(hs, "alice")

@@ -51,7 +51,7 @@ class E2EE(unittest.TestCase):
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
         # log at info: the level at which plaintext must never appear
-        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), encryption=True, config_extra={"rate_limit_per_min": 0,
                                                              "log_level": "info"})
         cls.bot.set_clock(T0)
         cls.bot.start()

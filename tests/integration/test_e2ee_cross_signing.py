@@ -38,7 +38,7 @@ def cross_signing(peer, bot_user):
 
 class CrossSigning(unittest.TestCase):
     def start(self, hs, **extra):
-        bot = mx.Bot(hs, mx.tmpdir(), config_extra=dict({"rate_limit_per_min": 0}, **extra))
+        bot = mx.Bot(hs, mx.tmpdir(), encryption=True, config_extra=dict({"rate_limit_per_min": 0}, **extra))
         bot.start()
         self.addCleanup(bot.stop)
         return bot
@@ -52,7 +52,10 @@ class CrossSigning(unittest.TestCase):
 
     def wait_master(self, alice, bot, timeout=20):
         def ok():
-            return cross_signing(alice, bot.user_id)[2] is not None
+            try:
+                return cross_signing(alice, bot.user_id)[2] is not None
+            except AssertionError:
+                return False        # its device keys are not uploaded yet
         alice.wait(ok, timeout, "a master key of the bot")
 
     def assert_chain(self, alice, bot_user):

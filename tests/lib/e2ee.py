@@ -7,7 +7,7 @@ to mx.py:
 
     import mx, e2ee
     with mx.Homeserver() as hs:
-        bot = mx.Bot(hs, mx.tmpdir()); bot.start()
+        bot = mx.Bot(hs, mx.tmpdir(), encryption=True); bot.start()
         alice = e2ee.Peer(hs, "alice")
         room = alice.create_room(invite=[bot.user_id])      # encrypted
         alice.wait_joined(room, bot.user_id)

@@ -776,14 +776,18 @@ class Bot:
     """The real bot binary, configured against a Homeserver.
 
     Bot(hs, workdir, user_id="@tlbot:localhost", password="botpass",
-        config_extra={}, env_extra={})
+        config_extra={}, env_extra={}, encryption=False)
     config_extra is merged over the defaults (a None value removes a key).
+    encryption: the bot's own default is on (it creates its DM rooms
+    encrypted, as clients do); the suites whose members are plain clients
+    (User) cannot read encrypted DMs, so it is off unless a suite with E2EE
+    peers (tests/lib/e2ee.py) asks for it.
     Files in workdir: tlbot.yaml (config), tlbot.db (database), tlbot.log
     (stdout+stderr, appended across restarts), clock (test clock, see set_clock).
     """
 
     def __init__(self, hs, workdir, user_id="@tlbot:localhost", password="botpass",
-                 config_extra=None, env_extra=None):
+                 config_extra=None, env_extra=None, encryption=False):
         self.hs, self.workdir = hs, os.path.abspath(workdir)
         self.user_id, self.password = user_id, password
         os.makedirs(self.workdir, exist_ok=True)
@@ -801,7 +805,8 @@ class Bot:
             "log_level": "debug",
             # the transport under test: run any suite per transport with
             # TLBOT_TEST_TRANSPORT=websocket (or auto); config_extra wins
-            "transport": os.environ.get("TLBOT_TEST_TRANSPORT") or "sync"}
+            "transport": os.environ.get("TLBOT_TEST_TRANSPORT") or "sync",
+            "encryption": bool(encryption)}
         for k, v in (config_extra or {}).items():
             if v is None:
                 self.config.pop(k, None)     # None removes a default key
