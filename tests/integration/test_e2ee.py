@@ -180,6 +180,21 @@ class E2EE(unittest.TestCase):
         rep = bob.wait_reply(self.room, cmd, sender=self.bot.user_id, timeout=20)
         self.assertEqual(rep["content"]["body"], "pong")
 
+    def test_da_invited_member_reads_later(self):
+        # history visibility "shared" (the default): an invited member's
+        # devices get the keys, so what the bot says while they are invited
+        # is readable once they join
+        dave = self.peer("dave")
+        self.alice.invite(self.room, dave.user_id)
+        dave.step(0)
+        self.bot.wait_idle(timeout=15)
+        cmd, r = self.ask("!ping")
+        dave.join(self.room)
+        dave.step(0)
+        got = dave.decrypt_raw(self.alice.raw_event(self.room, r["event_id"]))
+        self.assertIsNotNone(got, "a reply sent while dave was invited is not readable by him")
+        self.assertEqual(got["content"]["body"], "pong")
+
     def test_e_member_leaves_new_session(self):
         carol = self.peer("carol")
         self.alice.invite(self.room, carol.user_id)

@@ -253,7 +253,8 @@ class Peer:
         """Until user_id is joined (as nio sees the room)."""
         def ok():
             r = self.client.rooms.get(room)
-            return r is not None and user_id in r.users
+            # nio's room.users holds invited users too
+            return r is not None and user_id in r.users and user_id not in r.invited_users
         self.wait(ok, timeout, f"{user_id} joined {room}")
 
     def wait_invite(self, timeout=15, inviter=None):
