@@ -497,18 +497,24 @@ describe_rooms(struct tlbot_router *rt)
 	while (rc == 0 && (step = tlbot_db_next(&q)) > 0) {
 		const char *room = tlbot_db_col_text(&q, 0);
 
-		char *dm_user = NULL;
-		int dm;
+		char *dm_user = NULL, *creator = NULL;
+		int dm, own;
 
 		if (room == NULL || !tlbot_config_room_allowed(rt->cfg, room))
 			continue;
 		/* not in direct-message rooms: the bot made them (so it may send
-		 * state) and one person there needs no autocomplete for the team */
+		 * state) and one person there needs no autocomplete for the team.
+		 * The rooms the bot creates are its DM rooms, known as such
+		 * before the worker has recorded the DM. */
 		dm = tlbot_store_dm_user(rt->st, room, &dm_user);
+		own = tlbot_store_state_sender(rt->st, room, "m.room.create", "", &creator);
+		if (own >= 0)
+			own = own == 0 && creator && strcmp(creator, rt->bot_user) == 0;
 		free(dm_user);
-		if (dm < 0)
+		free(creator);
+		if (dm < 0 || own < 0)
 			rc = -1;
-		else if (dm == 1)
+		else if (dm == 1 && !own)
 			rc = tlbot_describe_room(rt->cfg, rt->st, rt->bot_user, room);
 	}
 	tlbot_db_done(&q);

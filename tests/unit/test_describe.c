@@ -210,7 +210,40 @@ TEST(structured_invocations_run_as_commands)
 	cmdtest_release(&t);
 }
 
+/* Through the router as the daemon runs it: on the first batch every
+ * joined team room is described, the bot's own (DM) rooms never. */
+TEST(router_describes_team_rooms_on_start)
+{
+	struct cmdtest t;
+	struct tlbot_router rt;
+	json_t *batch;
+
+	cmdtest_init(&t);
+	/* a team room where the bot is a moderator, and a room the bot made */
+	tlbot_store_room_set(&t.st, ROOM, "join", NULL);
+	cmdtest_power(&t, ROOM, BOT, 50);
+	tlbot_store_room_set(&t.st, "!dm:test", "join", NULL);
+	tlbot_store_state_put(&t.st, "!dm:test", "m.room.create", "", BOT, "{\"room_version\":\"10\"}");
+	cmdtest_power(&t, "!dm:test", BOT, 100);
+	tlbot_router_init(&rt, &t.cfg, t.cfg.user_id, &t.st);
+	rt.describe = 1;
+	batch = json_pack("{s:s, s:{}}", "next_batch", "s1", "rooms");
+	CHECK_INT(tlbot_router_apply(&rt, batch, NULL), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM outbox WHERE kind = 'state' AND room_id = ?",
+				ROOM), ==, 2 * (long long)ncommands());
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM outbox WHERE room_id = '!dm:test'", NULL), ==, 0);
+	CHECK_INT(rt.describe, ==, 2);
+	/* later batches without a join describe nothing again */
+	sqlite3_exec(t.st.db, "DELETE FROM outbox", NULL, NULL, NULL);
+	json_object_set_new(batch, "next_batch", json_string("s2"));
+	CHECK_INT(tlbot_router_apply(&rt, batch, "s1"), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM outbox", NULL), ==, 0);
+	json_decref(batch);
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+	TEST_ENTRY(router_describes_team_rooms_on_start),
 	TEST_ENTRY(sha256_and_state_keys),
 	TEST_ENTRY(content_from_the_tables),
 	TEST_ENTRY(rooms_kept_in_step_within_power),
