@@ -203,7 +203,7 @@ copy_rows(const char *table, long n)
 /* Give each copy 2..n of the parent row 1 the history rows of row 1:
  * fk = i, the copy's room, times spread over the past year. 0 or -1. */
 static int
-copy_history(const char *table, const char *fk, const char *parent, long n)
+copy_history(const char *table, const char *fk, const char *parent, long n, const char *kind)
 {
 	char cols[2048], sel[8192], buf[2048], *save = NULL, *c, *sql;
 	size_t k = 0;
@@ -227,7 +227,8 @@ copy_history(const char *table, const char *fk, const char *parent, long n)
 	}
 	sql = sqlite3_mprintf("WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n"
 			      " WHERE i < %ld) INSERT INTO %s(%s) SELECT %s FROM n, %s t"
-			      " WHERE t.%s = 1", n, table, cols, sel, table, fk);
+			      " WHERE t.%s = 1 AND (%Q IS NULL OR t.kind = %Q)", n, table, cols, sel, table,
+			      fk, kind, kind);
 	rc = tlbot_store_exec(&st, "BEGIN") || tlbot_store_exec(&st, sql) ||
 	     tlbot_store_exec(&st, "COMMIT");
 	sqlite3_free(sql);
@@ -369,8 +370,7 @@ main(int argc, char **argv)
 		run(ROOM0, ME, "!challenge new \"Template challenge\" --region Sheffield --due +12w",
 		    reply, sizeof(reply));
 		if (count("SELECT COUNT(*) FROM challenges") != 1 || copy_rows("challenges", nchal) != 0 ||
-		    (table_exists("challenge_history") &&
-		     copy_history("challenge_history", "challenge_id", "challenges", nchal) != 0)) {
+		    copy_history("history", "record_id", "challenges", nchal, "C") != 0) {
 			fprintf(stderr, "bench_store: could not make the challenges (reply: %s)\n", reply);
 			have_ch = 0;
 		}
@@ -382,8 +382,7 @@ main(int argc, char **argv)
 		    reply, sizeof(reply));
 		if (count("SELECT COUNT(*) FROM experiments") != 1 ||
 		    copy_rows("experiments", nexp) != 0 ||
-		    (table_exists("experiment_history") &&
-		     copy_history("experiment_history", "experiment_id", "experiments", nexp) != 0)) {
+		    copy_history("history", "record_id", "experiments", nexp, "E") != 0) {
 			fprintf(stderr, "bench_store: could not make the experiments (reply: %s)\n",
 				reply);
 			have_exp = 0;
@@ -401,8 +400,8 @@ main(int argc, char **argv)
 		"%ld + %ld history rows, made in %.1f s\n", have_ch ? count("SELECT COUNT(*) FROM challenges") : 0,
 		have_exp ? count("SELECT COUNT(*) FROM experiments") : 0,
 		have_exp ? count("SELECT COUNT(*) FROM experiments WHERE room_id = '" ROOM0 "'") : 0,
-		table_exists("challenge_history") ? count("SELECT COUNT(*) FROM challenge_history") : 0,
-		table_exists("experiment_history") ? count("SELECT COUNT(*) FROM experiment_history") : 0,
+		count("SELECT COUNT(*) FROM history WHERE kind = 'C'"),
+		count("SELECT COUNT(*) FROM history WHERE kind = 'E'"),
 		(now_ms() - t0) / 1e3);
 
 	printf("{\"challenges\": %ld, \"experiments\": %ld, \"rooms\": %d, \"measured_room\": "

@@ -1104,9 +1104,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	}
 	tlbot_db_query(ctx, &q,
 	         "SELECT c.id, c.room_id, c.title, c.status, c.due, c.lead, NULL,"
-	         " (SELECT group_concat(a.user_id, ' ') FROM (SELECT user_id, challenge_id FROM"
-	         " challenge_assignees ORDER BY assigned_at, user_id) a WHERE a.challenge_id = "
-	         "c.id)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
+	         " (SELECT group_concat(a.user_id, ' ') FROM (SELECT user_id FROM challenge_assignees"
+	         " WHERE challenge_id = c.id ORDER BY assigned_at, user_id) a)" LIST_WHERE " ORDER BY c.due IS NULL, c.due, c.id LIMIT ?5 OFFSET ?6",
 	         "ttttii", room, filter, region, who, (int64_t)PAGE_SIZE,
 	         (int64_t)((page - 1) * PAGE_SIZE));
 	if (q.stmt == NULL) {

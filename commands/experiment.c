@@ -2408,40 +2408,66 @@ summary_record(struct tlbot_ctx *ctx, struct tlbot_summary *sm, int64_t id, cons
 	return rc < 0 ? -1 : 1;
 }
 
+/* After the SELECT of the record's fields: the room's overdue experiments
+ * that did not change in (since, until]; ?1 room, ?2 today, ?3 since, ?4 until. */
+static const char sql_overdue_unchanged[] =
+	"WHERE e.room_id = ?1 AND e.end_date IS NOT NULL AND e.end_date <> '' AND e.end_date < ?2"
+	" AND e.status IN ('proposed', 'running') AND NOT EXISTS (SELECT 1 FROM history h"
+	" WHERE h.kind = 'E' AND h.record_id = e.id AND h.at > ?3 AND h.at <= ?4 AND h.action IN"
+	" ('created', 'started', 'result', 'decided', 'abandoned', 'learned'))"
+	" ORDER BY e.end_date, e.id LIMIT 100";
+
 /* struct tlbot_cmd.summary_since: experiments changed since the last
  * stand-up (new ones included), then the overdue ones not changed. */
 static int
 summary_since(struct tlbot_ctx *ctx, struct tlbot_summary *sm, const char *room_id,
 	      const char *date, time_t since, time_t until)
 {
+	struct tlbot_db_rows q;
+	struct tlbot_buf b;
 	int64_t ids[100];
-	int n = 0, i, rc, k, total = 0;
+	int n, i, rc, total = 0;
 
-	for (k = 0; k < 2; k++) {
-		if (k == 0)
-			n = tlbot_db_ids(ctx, ids, 100, "SELECT record_id FROM history WHERE kind = 'E'"
-					 " AND room_id = ? AND at > ? AND at <= ? AND action IN ('created',"
-					 " 'started', 'result', 'decided', 'abandoned', 'learned')"
-					 " GROUP BY record_id ORDER BY MIN(at), MIN(id) LIMIT 100", "tii",
-					 room_id, (int64_t)since, (int64_t)until);
-		else
-			n = tlbot_db_ids(ctx, ids, 100, "SELECT id FROM experiments e WHERE room_id = ?"
-					 " AND end_date IS NOT NULL AND end_date <> '' AND end_date < ?"
-					 " AND status IN ('proposed', 'running') AND NOT EXISTS (SELECT 1"
-					 " FROM history h WHERE h.kind = 'E' AND h.record_id = e.id AND"
-					 " h.at > ? AND h.at <= ? AND h.action IN ('created', 'started',"
-					 " 'result', 'decided', 'abandoned', 'learned')) ORDER BY end_date, id"
-					 " LIMIT 100", "ttii", room_id, date, (int64_t)since, (int64_t)until);
-		if (n < 0)
+	n = tlbot_db_ids(ctx, ids, 100, "SELECT record_id FROM history WHERE kind = 'E'"
+			 " AND room_id = ? AND at > ? AND at <= ? AND action IN ('created',"
+			 " 'started', 'result', 'decided', 'abandoned', 'learned')"
+			 " GROUP BY record_id ORDER BY MIN(at), MIN(id) LIMIT 100", "tii",
+			 room_id, (int64_t)since, (int64_t)until);
+	if (n < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		rc = summary_record(ctx, sm, ids[i], date, since, until);
+		if (rc < 0)
 			return -1;
-		for (i = 0; i < n; i++) {
-			rc = summary_record(ctx, sm, ids[i], date, k == 0 ? since : until, until);
-			if (rc < 0)
-				return -1;
-			total += rc;
-		}
+		total += rc;
 	}
-	return total;
+	/* the overdue ones that did not change: one query */
+	tlbot_buf_init(&b, 8192);
+	rec_select(DESC, "e", &b);
+	tlbot_buf_adds(&b, sql_overdue_unchanged);
+	rc = tlbot_db_query(ctx, &q, tlbot_buf_str(&b), "ttii", room_id, date, (int64_t)since,
+			    (int64_t)until);
+	tlbot_buf_release(&b);
+	if (rc != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		struct exp_rec r;
+
+		if (rec_read(DESC, &q, &r) != 0) {
+			rc = -1;
+			break;
+		}
+		tlbot_summary_item(sm);
+		exp_link(sm->m, &r);
+		tlbot_msg_text(sm->m, " ");
+		text_clip(sm->m, ctx, r.title, 200);
+		tlbot_msg_textf(sm->m, ": overdue (end date %s)", r.end_date);
+		tlbot_summary_item_end(sm);
+		release(&r);
+		total++;
+	}
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : total;
 }
 
 /* struct tlbot_cmd.linked: the experiments of challenge C-num. */
