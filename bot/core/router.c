@@ -309,10 +309,19 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	struct tlbot_ctx ctx;
 	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
 	char txn_base[300], *pilled = NULL, *html_owned = NULL, *structured = NULL;
-	const char *html;
+	const char *html, *bundled;
 	int rc = 0, r, consumed = 0;
 	size_t i;
 
+	/* A server before MSC3925 (spec <= v1.6) serves an edited event (in a
+	 * gap fill) with its latest edit's content and the edit bundled in
+	 * unsigned.m.relations: the text that runs now is the edited one, so
+	 * that edit is applied; marked handled, it is not answered again as
+	 * an edit of a command that already ran. */
+	bundled = jstr(json_object_get(json_object_get(json_object_get(ev, "unsigned"), "m.relations"),
+				       "m.replace"), "event_id");
+	if (bundled && tlbot_store_event_mark(rt->st, bundled, room_id) != 0)
+		return -1;
 	tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
 	ctx.room_id = room_id;
 	ctx.sender = jstr(ev, "sender");

@@ -368,5 +368,60 @@ class V11Redaction(Asks, unittest.TestCase):
         self.assertNotIn("secret blocker", body(self.ask("!standup summary")))
 
 
+class EditWhileDown(unittest.TestCase):
+    """A command edited while the bot was down, reaching the bot through the
+    gap fill (/messages): servers before MSC3925 (spec <= v1.6, older
+    Synapse) serve the original with the edit's content and the edit
+    bundled; current ones serve it as sent.  On both the command runs once,
+    and its edit is answered at most once."""
+
+    def run_mode(self, mode):
+        # (no sync cache: the long-poll the stopped bot left behind would be
+        # answered with the command alone and that answer served to the new
+        # bot, as Synapse does, and the command would not be in the gap)
+        hs = mx.Homeserver(compat={"edits_in_messages": mode, "sync_cache_s": 0})
+        self.addCleanup(hs.stop)
+        alice = hs.register("alice")
+        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0, "transport": "sync",
+                                                    "timeline_limit": 3})
+        bot.start()
+        self.addCleanup(bot.stop)
+        room = alice.create_room(name="edits " + mode, invite=[bot.user_id])
+        alice.wait_membership(room, bot.user_id, "join", timeout=20)
+        fixtures.ask(alice, room, "!ping")
+        bot.stop()
+        cmd = alice.send_text(room, "!ping")
+        alice.edit(room, cmd, "!help ping")
+        for i in range(6):                     # the command only in the gap
+            alice.send_text(room, f"chatter {i}")
+        mark = bot.log_mark()
+        bot.start()
+        last = fixtures.ask(alice, room, "!ping")
+        self.assertEqual(body(last), "pong")
+        bot.wait_idle()
+        bot.wait_log(r"limited timeline: filled a gap", since=mark)   # through /messages
+        if mode == "replace":
+            served = alice.event(room, cmd)
+            self.assertEqual(served["content"]["body"], "!help ping")   # as such servers do
+        return [body(e) for e in replies(hs, room, bot.user_id, cmd)]
+
+    def test_edits_as_sent(self):
+        # the command as sent, once, and one note for its edit (two causes:
+        # either may be posted first)
+        got = sorted(self.run_mode("original"))
+        self.assertEqual(len(got), 2, got)
+        self.assertRegex(got[0], "do not run edits")
+        self.assertEqual(got[1], "pong")
+
+    def test_edits_replaced_by_older_servers(self):
+        # the text as sent is not to be had from such a server: the command
+        # runs once, as it now reads, and its edit is not answered again as
+        # "an edit of a command that already ran" (it was: the edited text
+        # ran, then a note said edits are not run)
+        got = self.run_mode("replace")
+        self.assertEqual(len(got), 1, got)
+        self.assertTrue(got[0].startswith("ping — check that the bot is alive"), got)
+
+
 if __name__ == "__main__":
     fixtures.main(verbosity=2)
