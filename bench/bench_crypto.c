@@ -189,6 +189,28 @@ main(int argc, char **argv)
 	}
 	tlbot_store_commit(&st);
 	stats(out, "decrypt", t, n);
+	/* the libolm part alone: unpickle the inbound session, decrypt */
+	{
+		char *pickle = NULL;
+
+		cr_get1(&st, &pickle, "SELECT pickle FROM crypto_megolm_in LIMIT 1", NULL, NULL, NULL);
+		for (i = 0; pickle && i < n; i++) {
+			const char *ct = json_string_value(json_object_get(
+				json_object_get(json_array_get(evs, i), "content"), "ciphertext"));
+			char *copy = strdup(ct), pt[4096];
+			double t0 = now_us();
+			OlmInboundGroupSession *gs = cr_unpickle_in(c, pickle);
+			uint32_t idx;
+
+			olm_group_decrypt(gs, (uint8_t *)copy, strlen(copy), (uint8_t *)pt, sizeof(pt),
+					  &idx);
+			cr_in_free(gs);
+			t[i] = now_us() - t0;
+			free(copy);
+		}
+		free(pickle);
+		stats(out, "decrypt_libolm_only", t, n);
+	}
 	json_decref(evs);
 
 	/* ---- encrypt: a room where the session is shared (only the bot's own
