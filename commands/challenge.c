@@ -2002,13 +2002,10 @@ static const struct tlbot_param status_params[] = {
         {TLBOT_ENUM("status", "open|active|paused|done|dropped"), .desc = "the new status"},
         {TLBOT_TEXT("--note", 0), .desc = "the outcome, in a sentence"},
         TLBOT_PARAMS_END};
+/* every editable field of the record's table (CH_FIELDS) */
 static const struct tlbot_param edit_params[] = {
         CH_REF,
-        {TLBOT_TEXT("--title", 0), .label = "T", .desc = "a new title"},
-        {TLBOT_DATE("--due"), .mode = TLBOT_NONE_OK, .desc = "a new due date (none clears it)"},
-        {TLBOT_TEXT("--desc", 0), .label = "D", .desc = "a new description"},
-        {TLBOT_TEXT("--region", 0), .label = "R", .desc = "a new area"},
-        {TLBOT_TEXT("--sponsor", 0), .label = "S", .desc = "a new sponsor"},
+        CH_FIELDS(REC_X_EDIT_PARAM)
         TLBOT_PARAMS_END};
 
 static const struct tlbot_subcmd subcmds[] = {
