@@ -590,13 +590,20 @@ start_rest(struct worker *w, struct flight *f)
 	} else if (strcmp(row->kind, "members") == 0) {
 		path = tlbot_mx_joined_members_path(row->room_id); /* a room just joined */
 		body = NULL;
+	} else if (strcmp(row->kind, "state") == 0) {
+		path = tlbot_mx_state_path(row->room_id, row->event_type,
+					   row->user_id ? row->user_id : "");
+		body = row->content ? row->content : "{}";
 	} else {
 		path = tlbot_mx_membership_path(row->room_id, strcmp(row->kind, "join") == 0);
 		body = "{}";
 	}
 	f->x.arg = f;
 	rc = path ? tlbot_http_xfer_start(&w->multi, &f->x,
-					  strcmp(row->kind, "send") == 0 ? "PUT" : body ? "POST" : "GET",
+					  strcmp(row->kind, "send") == 0 || strcmp(row->kind, "state") == 0
+						  ? "PUT"
+					  : body ? "POST"
+						 : "GET",
 					  path, body, body ? strlen(body) : 0, NULL, TLBOT_MX_TIMEOUT_MS)
 		  : -1;
 	free(path);
@@ -727,7 +734,9 @@ start_row(struct worker *w, struct pend *p)
 	} else if (strcmp(f->row.kind, "send") == 0) {
 		start_send(w, f);
 	} else if (strcmp(f->row.kind, "join") == 0 || strcmp(f->row.kind, "leave") == 0 ||
-		   strcmp(f->row.kind, "members") == 0) {
+		   strcmp(f->row.kind, "members") == 0 || strcmp(f->row.kind, "state") == 0) {
+		/* a state event (MSC4391 command descriptions, on start and
+		 * joins: the row's user_id holds the state key) */
 		start_rest(w, f);
 	} else if (strcmp(f->row.kind, "file") == 0 && w->d->crypto &&
 		   tlbot_crypto_room_encrypted(&w->st, f->row.room_id)) {
@@ -743,13 +752,6 @@ start_row(struct worker *w, struct pend *p)
 	} else if (strcmp(f->row.kind, "file") == 0) {
 		/* upload, then the m.file event (blocking: rare) */
 		e = send_file(w, &f->row, &event_id, &r);
-		slot_done(w, f, e, &r, event_id);
-	} else if (strcmp(f->row.kind, "state") == 0) {
-		/* a state event, MSC4391 command descriptions (blocking: on
-		 * start and joins); the row's user_id holds the state key */
-		e = tlbot_mx_put_state(&w->http, f->row.room_id, f->row.event_type,
-				       f->row.user_id ? f->row.user_id : "",
-				       f->row.content ? f->row.content : "{}", &event_id, &r);
 		slot_done(w, f, e, &r, event_id);
 	} else if (strcmp(f->row.kind, "profile") == 0) {
 		/* does a user exist; the command runs again (blocking: rare) */
@@ -881,7 +883,8 @@ reap(struct worker *w)
 		struct flight *f = x->arg;
 		const char *ev = NULL;
 
-		if (e == TLBOT_OK && strcmp(f->row.kind, "send") == 0) {
+		if (e == TLBOT_OK &&
+		    (strcmp(f->row.kind, "send") == 0 || strcmp(f->row.kind, "state") == 0)) {
 			ev = json_string_value(json_object_get(x->resp.json, "event_id"));
 			if (ev == NULL)
 				e = TLBOT_ERR_PARSE;

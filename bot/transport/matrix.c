@@ -235,6 +235,12 @@ tlbot_mx_send_path(const char *room_id, const char *type, const char *txn_id)
 }
 
 char *
+tlbot_mx_state_path(const char *room_id, const char *type, const char *state_key)
+{
+	return path_build(API "/rooms/%s/state/%s/%s", room_id, type, state_key);
+}
+
+char *
 tlbot_mx_joined_members_path(const char *room_id)
 {
 	return path_build(API "/rooms/%s/joined_members", room_id);

@@ -43,6 +43,7 @@ enum tlbot_err tlbot_mx_put_state(struct tlbot_http *h, const char *room_id, con
 				  const char *state_key, const char *content_json, char **event_id,
 				  struct tlbot_http_resp *r);
 char *tlbot_mx_joined_members_path(const char *room_id); /* GET */
+char *tlbot_mx_state_path(const char *room_id, const char *type, const char *state_key); /* PUT */
 enum tlbot_err tlbot_mx_join(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r);
 enum tlbot_err tlbot_mx_leave(struct tlbot_http *h, const char *room_id, struct tlbot_http_resp *r);
 /* GET /rooms/{roomId}/messages; r->json holds {chunk,start,end}. */
