@@ -331,6 +331,20 @@ cr_megolm_follow_up(struct tlbot_crypto *c, struct tlbot_store *st)
 		return -1;
 	}
 	sqlite3_bind_int64(q, 1, now - KEY_REQUEST_AFTER_MS);
+	{
+		/* a key that never came after a week will not come: forget the
+		 * event (the room was told) */
+		sqlite3_stmt *d = cr_prep(st, "DELETE FROM crypto_pending WHERE notified = 1"
+					      " AND created_ms < ?");
+
+		if (d)
+			sqlite3_bind_int64(d, 1, now - 7LL * 86400 * 1000);
+		if (cr_done(st, d) != 0) {
+			sqlite3_finalize(q);
+			json_decref(rows);
+			return -1;
+		}
+	}
 	while (sqlite3_step(q) == SQLITE_ROW)
 		json_array_append_new(
 			rows, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:I, s:i}", "event_id",

@@ -422,6 +422,81 @@ TEST(encrypted_attachment)
 	json_decref(file);
 }
 
+/* The send path in a room where only the bot's own device is a member (so
+ * no key has to travel): the ciphertext is persisted in the outbox row with
+ * the advanced session; preparing the same row again changes nothing; the
+ * session rotates after rotation_period_msgs. */
+static void
+prepare(struct tlbot_crypto *c, struct tlbot_store *st, const char *txn, char *sid, size_t sidlen,
+	char **content_out)
+{
+	struct tlbot_outbox_row row;
+	json_t *j;
+	sqlite3_stmt *s;
+
+	tlbot_store_outbox_add(st, txn, "send", ROOM, NULL, "m.room.message",
+			       "{\"msgtype\":\"m.notice\",\"body\":\"pong\"}", NULL, 0);
+	sqlite3_prepare_v2(st->db, "SELECT id FROM outbox WHERE txn_id = ?", -1, &s, NULL);
+	sqlite3_bind_text(s, 1, txn, -1, SQLITE_STATIC);
+	sqlite3_step(s);
+	memset(&row, 0, sizeof(row));
+	CHECK(tlbot_store_outbox_get(st, sqlite3_column_int64(s, 0), &row) == 0);
+	sqlite3_finalize(s);
+	CHECK(tlbot_crypto_prepare_send(c, st, NULL, &row) == 0);
+	CHECK_STR(row.event_type, "m.room.encrypted");
+	j = json_loads(row.content, 0, NULL);
+	CHECK_STR(json_string_value(json_object_get(j, "algorithm")), "m.megolm.v1.aes-sha2");
+	CHECK(json_object_get(j, "body") == NULL);
+	snprintf(sid, sidlen, "%s", json_string_value(json_object_get(j, "session_id")));
+	json_decref(j);
+	*content_out = strdup(row.content);
+	tlbot_store_outbox_row_release(&row);
+}
+
+TEST(send_path_persisted_and_rotated)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	char sid1[128], sid2[128], sid3[128], *c1, *c2, *c3, *again;
+	struct tlbot_outbox_row row;
+
+	CHECK_OR_RETURN(c != NULL);
+	tlbot_store_state_put(&st, ROOM, "m.room.encryption", "", BOT,
+			      "{\"algorithm\":\"m.megolm.v1.aes-sha2\",\"rotation_period_msgs\":2}");
+	tlbot_store_state_put(&st, ROOM, "m.room.member", BOT, BOT, "{\"membership\":\"join\"}");
+	tlbot_store_exec(&st, "INSERT INTO crypto_members_loaded VALUES ('" ROOM "');"
+			      "INSERT INTO crypto_users VALUES ('" BOT "', 0);");
+	prepare(c, &st, "t.1", sid1, sizeof(sid1), &c1);
+	prepare(c, &st, "t.2", sid2, sizeof(sid2), &c2);
+	prepare(c, &st, "t.3", sid3, sizeof(sid3), &c3);
+	CHECK_STR(sid1, sid2);
+	CHECK(strcmp(sid2, sid3) != 0); /* rotated after 2 messages */
+	CHECK(strcmp(c1, c2) != 0);
+	/* the stored row is what goes out, and a second preparation (a resend
+	 * after a crash) leaves it as it is */
+	memset(&row, 0, sizeof(row));
+	CHECK(tlbot_store_outbox_get(&st, 1, &row) == 0);
+	CHECK_STR(row.content, c1);
+	CHECK(tlbot_crypto_prepare_send(c, &st, NULL, &row) == 0);
+	again = strdup(row.content);
+	CHECK_STR(again, c1);
+	tlbot_store_outbox_row_release(&row);
+	CHECK(one_int(&st, "SELECT msg_count FROM crypto_megolm_out") == 1);
+	/* an unencrypted room is left alone */
+	tlbot_store_outbox_add(&st, "t.plain", "send", "!plain:test", NULL, "m.room.message",
+			       "{\"body\":\"x\"}", NULL, 0);
+	memset(&row, 0, sizeof(row));
+	CHECK(tlbot_store_outbox_get(&st, 4, &row) == 0);
+	CHECK(tlbot_crypto_prepare_send(c, &st, NULL, &row) == 0);
+	CHECK_STR(row.event_type, "m.room.message");
+	tlbot_store_outbox_row_release(&row);
+	free(c1);
+	free(c2);
+	free(c3);
+	free(again);
+	done(c, &st);
+}
+
 static const struct tap_test tests[] = {
 	TEST_ENTRY(canonical_json),
 	TEST_ENTRY(identity_and_pickle_key),
@@ -430,6 +505,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(olm_checks_refuse),
 	TEST_ENTRY(olm_encrypt_back),
 	TEST_ENTRY(encrypted_attachment),
+	TEST_ENTRY(send_path_persisted_and_rotated),
 	TEST_END,
 };
 
