@@ -1,5 +1,5 @@
-/* SHA-256 (FIPS 180-4) and padded standard base64 (RFC 4648 section 4), for
- * MSC4391 command description state keys. */
+/* SHA-256 (FIPS 180-4) and padded standard base64 (RFC 4648 section 4),
+ * from OpenSSL's libcrypto, for MSC4391 command description state keys. */
 #ifndef TLBOT_SHA256_H
 #define TLBOT_SHA256_H
 
