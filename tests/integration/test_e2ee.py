@@ -110,7 +110,7 @@ class E2EE(unittest.TestCase):
         that everything send() sends reaches the bot in one sync batch."""
         self.bot.wait_idle(timeout=15)
         fid = self.hs.fault(kind="delay", path=r"/sync$", method="GET",
-                            user=self.bot.user_id, delay_ms=2500, count=1)
+                            user=self.bot.user_id, delay_ms=1500, count=1)
         # wake the bot's pending long-poll with a to-device message it ignores
         self.alice.mx.api("PUT", f"/sendToDevice/org.example.e2ee.wake/{uuid.uuid4().hex}",
                           {"messages": {self.bot.user_id: {"*": {}}}})
@@ -120,7 +120,7 @@ class E2EE(unittest.TestCase):
             time.sleep(0.02)
         t0 = time.monotonic()
         out = send()
-        self.assertLess(time.monotonic() - t0, 2.0, "send() too slow for one batch")
+        self.assertLess(time.monotonic() - t0, 1.2, "send() too slow for one batch")
         return out
 
     def log_lines(self, since, pattern):
@@ -360,7 +360,7 @@ class E2EE(unittest.TestCase):
                     self.alice.send_raw(self.room, "m.room.encrypted", good))
         sneaky, good = self.one_batch(send)
         self.alice.wait_reply(self.room, good, sender=self.bot.user_id, timeout=20)
-        self.assert_no_reply(sneaky, wait=1.5)
+        self.assert_no_reply(sneaky, wait=1.0)
         refused = self.log_lines(mark, r"refused a to-device message from " +
                                  re.escape(self.alice.user_id))
         self.assertEqual(len(refused), 1, self.bot.log()[mark:][-3000:])
@@ -409,7 +409,7 @@ class E2EE(unittest.TestCase):
                     self.alice.send_raw(self.room, "m.room.encrypted", good))
         sneaky_id, good_id = self.one_batch(send)
         self.alice.wait_reply(self.room, good_id, sender=self.bot.user_id, timeout=20)
-        self.assert_no_reply(sneaky_id, wait=1.5)
+        self.assert_no_reply(sneaky_id, wait=1.0)
         self.assertEqual(len(self.log_lines(mark, r"forwarded room key from " +
                                             re.escape(self.alice.user_id))), 1,
                          self.bot.log()[mark:][-3000:])
