@@ -334,7 +334,12 @@ first_sync_request(struct tlbot_daemon *d, const char *filter, struct tlbot_http
 	enum tlbot_err e = TLBOT_ERR_NOMEM;
 
 	tlbot_buf_init(&p, 65536);
-	if (f && tlbot_buf_printf(&p, "/_matrix/client/v3/sync?timeout=0&filter=%s", f) == 0) {
+	/* A first sync returns at once whatever its timeout. One that differs
+	 * from the last start's keeps Synapse from answering it from its
+	 * response cache (the same since, filter and timeout within 2 minutes):
+	 * a stale start position would answer what came since as new. */
+	if (f && tlbot_buf_printf(&p, "/_matrix/client/v3/sync?timeout=%ld&filter=%s",
+				  1 + (long)(tlbot_clock_mono_ms() % 9973), f) == 0) {
 		d->http.raw = 1;
 		e = tlbot_http_request(&d->http, "GET", tlbot_buf_str(&p), NULL, 0, NULL,
 				       FIRST_SYNC_TIMEOUT_MS, r);
