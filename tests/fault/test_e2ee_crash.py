@@ -25,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultlib import figures, mx  # noqa: E402
+import fixtures  # noqa: E402
 import e2ee  # noqa: E402
 
 N_COMMANDS = int(os.environ.get("TLBOT_E2EE_CRASH_COMMANDS", "100"))
@@ -212,4 +213,4 @@ class E2EECrash(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -11,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx    # noqa: E402
+import fixtures  # noqa: E402
 import e2ee  # noqa: E402
 
 
@@ -70,4 +71,4 @@ class TestNioPeers(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=1)
+    fixtures.main(verbosity=1)

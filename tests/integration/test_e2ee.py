@@ -33,6 +33,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx    # noqa: E402
+import fixtures  # noqa: E402
 import e2ee  # noqa: E402
 
 BOT_DEVICE_WAIT = 20
@@ -435,4 +436,4 @@ class E2EE(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

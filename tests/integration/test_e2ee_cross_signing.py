@@ -22,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx    # noqa: E402
+import fixtures  # noqa: E402
 import e2ee  # noqa: E402
 
 UPLOAD = "POST /_matrix/client/v3/keys/device_signing/upload"
@@ -129,4 +130,4 @@ class CrossSigning(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)

@@ -16,6 +16,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx    # noqa: E402
+import fixtures  # noqa: E402
 import e2ee  # noqa: E402
 from nio.crypto.attachments import decrypt_attachment  # noqa: E402
 
@@ -86,4 +87,4 @@ class EncryptedFiles(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    fixtures.main(verbosity=2)
