@@ -20,7 +20,9 @@ cr_devices_changed(struct tlbot_store *st, const json_t *device_lists)
 
 		if (u == NULL)
 			continue;
-		s = cr_prep(st, "UPDATE crypto_users SET stale = 1 WHERE user_id = ?");
+		/* a counter, not a flag: a change that comes while a query for
+		 * the user is in flight keeps the user stale (see refresh) */
+		s = cr_prep(st, "UPDATE crypto_users SET stale = stale + 1 WHERE user_id = ?");
 		if (s)
 			cr_bind(s, 1, u);
 		if (cr_done(st, s) != 0)
@@ -83,7 +85,8 @@ cr_device_by_curve(struct tlbot_store *st, const char *user, const char *curve, 
  * a known device whose ed25519 key changed is refused (spec: a device's
  * keys never change). Returns 0 or -1 (db). */
 static int
-store_user_devices(struct tlbot_store *st, const char *user, const json_t *devices)
+store_user_devices(struct tlbot_store *st, const char *user, const json_t *devices,
+		   json_int_t gen)
 {
 	const char *dev;
 	json_t *dk;
@@ -171,9 +174,17 @@ store_user_devices(struct tlbot_store *st, const char *user, const json_t *devic
 		json_decref(gone);
 	}
 	json_decref(keep);
-	s = cr_prep(st, "INSERT OR REPLACE INTO crypto_users(user_id, stale) VALUES (?, 0)");
-	if (s)
+	/* fresh, unless the list changed again since the query was made
+	 * (gen: the counter then, -1 when the user was not tracked yet) */
+	if (gen < 0)
+		s = cr_prep(st, "INSERT OR IGNORE INTO crypto_users(user_id, stale) VALUES (?, 0)");
+	else
+		s = cr_prep(st, "UPDATE crypto_users SET stale = 0 WHERE user_id = ? AND stale = ?");
+	if (s) {
 		cr_bind(s, 1, user);
+		if (gen >= 0)
+			sqlite3_bind_int64(s, 2, gen);
+	}
 	return cr_done(st, s);
 }
 
@@ -181,7 +192,7 @@ int
 cr_devices_refresh(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
 		   const json_t *users)
 {
-	json_t *body = json_pack("{s:{}}", "device_keys"), *want;
+	json_t *body = json_pack("{s:{}}", "device_keys"), *want, *gens = json_object();
 	struct tlbot_http_resp r;
 	const json_t *answer;
 	const char *user;
@@ -190,8 +201,11 @@ cr_devices_refresh(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_
 	int own_tx = !st->in_tx, rc = -1;
 	size_t i;
 
-	if (body == NULL)
+	if (body == NULL || gens == NULL) {
+		json_decref(body);
+		json_decref(gens);
 		return -1;
+	}
 	want = json_object_get(body, "device_keys");
 	for (i = 0; i < json_array_size(users); i++) {
 		const char *u = json_string_value(json_array_get(users, i));
@@ -204,20 +218,27 @@ cr_devices_refresh(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_
 			    NULL);
 		if (g < 0) {
 			json_decref(body);
+			json_decref(gens);
 			return -1;
 		}
-		if (g == 1 || strcmp(stale, "0") != 0)
+		if (g == 1 || strcmp(stale, "0") != 0) {
 			json_object_set_new(want, u, json_array());
+			json_object_set_new(gens, u,
+					    json_integer(g == 1 ? -1 : strtoll(stale, NULL, 10)));
+		}
 		free(stale);
 	}
 	if (json_object_size(want) == 0) {
 		json_decref(body);
+		json_decref(gens);
 		return 0;
 	}
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	if (text == NULL)
+	if (text == NULL) {
+		json_decref(gens);
 		return -1;
+	}
 	tlbot_http_resp_init(&r);
 	if (tlbot_http_request(h, "POST", "/_matrix/client/v3/keys/query", text, strlen(text), NULL,
 			       15000, &r) != TLBOT_OK) {
@@ -229,7 +250,12 @@ cr_devices_refresh(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_
 	if (own_tx && tlbot_store_begin(st) != 0)
 		goto out;
 	json_object_foreach((json_t *)answer, user, devs) {
-		if (json_is_object(devs) && store_user_devices(st, user, devs) != 0) {
+		const json_t *gj = json_object_get(gens, user);
+
+		if (gj == NULL)
+			continue; /* not asked for */
+		if (json_is_object(devs) &&
+		    store_user_devices(st, user, devs, json_integer_value(gj)) != 0) {
 			if (own_tx)
 				tlbot_store_rollback(st);
 			goto out;
@@ -243,6 +269,7 @@ cr_devices_refresh(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_
 	(void)c;
 out:
 	free(text);
+	json_decref(gens);
 	tlbot_http_resp_release(&r);
 	return rc;
 }

@@ -223,7 +223,7 @@ cr_olm_handle_to_device(struct tlbot_crypto *c, struct tlbot_store *st, struct t
 	if (r == 1 && h) {
 		/* a device we have not seen yet: ask the server, then look again */
 		json_t *u = json_pack("[s]", sender);
-		sqlite3_stmt *q = cr_prep(st, "UPDATE crypto_users SET stale = 1 WHERE user_id = ?");
+		sqlite3_stmt *q = cr_prep(st, "UPDATE crypto_users SET stale = stale + 1 WHERE user_id = ?");
 
 		if (q)
 			cr_bind(q, 1, sender);
