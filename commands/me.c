@@ -20,15 +20,19 @@ static int
 replan_all(struct tlbot_ctx *ctx)
 {
 	struct su_list rooms = {0};
-	sqlite3_stmt *s = su_prep(ctx, "SELECT room_id FROM standup_rooms WHERE enabled = 1");
+	struct tlbot_db_rows q;
 	size_t i;
 	int rc = 0;
 
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q, "SELECT room_id FROM standup_rooms WHERE enabled = 1", "") != 0)
 		return -1;
-	while (sqlite3_step(s) == SQLITE_ROW)
-		su_list_add(&rooms, (const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	while ((rc = tlbot_db_next(&q)) > 0)
+		su_list_add(&rooms, tlbot_db_col_text(&q, 0));
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		su_list_release(&rooms);
+		return -1;
+	}
 	for (i = 0; i < rooms.n && rc == 0; i++)
 		rc = su_replan(ctx, rooms.v[i]);
 	su_list_release(&rooms);
@@ -110,7 +114,6 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 	int reset = strcasecmp(tz, "default") == 0 || strcasecmp(tz, "reset") == 0 ||
 	            strcasecmp(tz, "none") == 0;
 	char warn[256] = "";
-	sqlite3_stmt *s;
 
 	if (!reset && !tlbot_tz_valid(tz)) {
 		char sug[192];
@@ -123,15 +126,13 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 		                  "Europe/London, Europe/Paris or America/New_York",
 		                  tz);
 	}
-	s = su_prep(ctx, "INSERT INTO me_prefs(user_id, tz, updated_at) VALUES (?, ?, ?)"
-	                 " ON CONFLICT(user_id) DO UPDATE SET tz = excluded.tz,"
-	                 " updated_at = excluded.updated_at");
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, tlbot_ctx_sender(ctx));
-	su_bind_text(s, 2, reset ? NULL : tz);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)tlbot_ctx_now(ctx));
-	if (su_exec(ctx, s) != 0 || replan_all(ctx) != 0)
+	if (tlbot_db_exec(ctx,
+	                  "INSERT INTO me_prefs(user_id, tz, updated_at) VALUES (?, ?, ?)"
+	                  " ON CONFLICT(user_id) DO UPDATE SET tz = excluded.tz,"
+	                  " updated_at = excluded.updated_at",
+	                  "tti", tlbot_ctx_sender(ctx), reset ? NULL : tz,
+	                  (int64_t)tlbot_ctx_now(ctx)) != 0 ||
+	    replan_all(ctx) != 0)
 		return -1;
 	if (reset)
 		return tlbot_replyf(ctx, "Your time zone is back to the default (%s).",
@@ -154,15 +155,14 @@ show(struct tlbot_ctx *ctx)
 	const char *dflt = tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC";
 	struct tlbot_msg m;
 	char tz[128];
-	sqlite3_stmt *s;
-	int own = 0;
+	struct tlbot_db_rows q;
+	int64_t own = 0, n = 0;
+	int rc;
 
-	s = su_prep(ctx, "SELECT tz FROM me_prefs WHERE user_id = ? AND tz IS NOT NULL");
-	if (s == NULL)
+	rc = tlbot_db_int(ctx, &own, "SELECT 1 FROM me_prefs WHERE user_id = ? AND tz IS NOT NULL",
+	                  "t", user);
+	if (rc < 0)
 		return -1;
-	su_bind_text(s, 1, user);
-	own = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
 	su_user_tz(ctx, user, dflt, tz, sizeof(tz));
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Your settings");
@@ -171,31 +171,29 @@ show(struct tlbot_ctx *ctx)
 	tlbot_msg_br(&m);
 	tlbot_msg_textf(&m, "Direct messages: %s", tlbot_ctx_dm_enabled(ctx, user) ? "on" : "off");
 	tlbot_msg_br(&m);
-	s = su_prep(ctx, "SELECT COUNT(*) FROM reminders WHERE owner = ? AND delivered = 0"
-	                 " AND cancelled = 0");
-	if (s) {
-		su_bind_text(s, 1, user);
-		if (sqlite3_step(s) == SQLITE_ROW)
-			tlbot_msg_textf(&m, "Pending reminders you set: %d (%sremind list)",
-			                sqlite3_column_int(s, 0), tlbot_ctx_prefix(ctx));
-		sqlite3_finalize(s);
+	if (tlbot_db_int(ctx, &n,
+	                 "SELECT COUNT(*) FROM reminders WHERE owner = ? AND delivered = 0"
+	                 " AND cancelled = 0",
+	                 "t", user) >= 0) {
+		tlbot_msg_textf(&m, "Pending reminders you set: %d (%sremind list)", (int)n,
+		                tlbot_ctx_prefix(ctx));
 		tlbot_msg_br(&m);
 	}
-	s = su_prep(ctx, "SELECT room_id, until_date FROM standup_away WHERE user_id = ?"
-	                 " AND until_date >= ? ORDER BY until_date");
-	if (s) {
+	{
 		char today[11];
 
 		tlbot_tz_date(tz, tlbot_ctx_now(ctx), today);
-		su_bind_text(s, 1, user);
-		su_bind_text(s, 2, today);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			tlbot_msg_textf(&m, "Away from the stand-up in %s until %s",
-			                (const char *)sqlite3_column_text(s, 0),
-			                (const char *)sqlite3_column_text(s, 1));
-			tlbot_msg_br(&m);
+		if (tlbot_db_query(ctx, &q,
+		                   "SELECT room_id, until_date FROM standup_away WHERE user_id = ?"
+		                   " AND until_date >= ? ORDER BY until_date",
+		                   "tt", user, today) == 0) {
+			while (tlbot_db_next(&q) > 0) {
+				tlbot_msg_textf(&m, "Away from the stand-up in %s until %s",
+				                tlbot_db_col_text(&q, 0), tlbot_db_col_text(&q, 1));
+				tlbot_msg_br(&m);
+			}
+			tlbot_db_done(&q);
 		}
-		sqlite3_finalize(s);
 	}
 	su_textf_code(&m, "Change your zone with `%sme tz Europe/Paris` (or `%sme tz default`).",
 	                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));

@@ -181,9 +181,9 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	char tz[128], key[64], payload[64], when[160];
 	struct tlbot_buf text;
 	struct tlbot_msg m;
-	sqlite3_stmt *s;
 	size_t i = 1;
 	int64_t id;
+	int rc;
 	time_t due;
 
 	if (strcasecmp(who, "me") == 0)
@@ -217,25 +217,14 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_buf_release(&text);
 		return -1;
 	}
-	s = su_prep(ctx,
-	            "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due, tz,"
-	            " text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	if (s == NULL) {
-		tlbot_buf_release(&text);
-		return -1;
-	}
-	sqlite3_bind_int64(s, 1, id);
-	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
-	su_bind_text(s, 3, target_user);
-	su_bind_text(s, 4, target_room);
-	su_bind_text(s, 5, tlbot_ctx_room(ctx));
-	sqlite3_bind_int64(s, 6, (sqlite3_int64)due);
-	su_bind_text(s, 7, tz);
-	su_bind_text(s, 8, tlbot_buf_str(&text));
-	su_bind_text(s, 9, tlbot_ctx_event_id(ctx));
-	sqlite3_bind_int64(s, 10, (sqlite3_int64)tlbot_ctx_now(ctx));
+	rc = tlbot_db_exec(ctx,
+	                   "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due,"
+	                   " tz, text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                   "ittttittti", id, tlbot_ctx_sender(ctx), target_user, target_room,
+	                   tlbot_ctx_room(ctx), (int64_t)due, tz, tlbot_buf_str(&text),
+	                   tlbot_ctx_event_id(ctx), (int64_t)tlbot_ctx_now(ctx));
 	tlbot_buf_release(&text);
-	if (su_exec(ctx, s) != 0)
+	if (rc != 0)
 		return -1;
 	snprintf(key, sizeof(key), "remind.R-%lld", (long long)id);
 	snprintf(payload, sizeof(payload), "{\"id\":%lld}", (long long)id);
@@ -279,33 +268,32 @@ short_text(struct tlbot_msg *m, const char *text)
 static int
 list(struct tlbot_ctx *ctx)
 {
-	sqlite3_stmt *s =
-	        su_prep(ctx, "SELECT id, owner, target_user, target_room, due, text"
-	                     " FROM reminders WHERE delivered = 0 AND cancelled = 0 AND missed = 0"
-	                     " AND (owner = ?1 OR target_user = ?1 OR target_room = ?2)"
-	                     " ORDER BY due, id LIMIT 50");
+	struct tlbot_db_rows q;
 	char tz[128];
 	struct tlbot_msg m;
-	int n = 0;
+	int n = 0, rc;
 
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT id, owner, target_user, target_room, due, text"
+	                   " FROM reminders WHERE delivered = 0 AND cancelled = 0 AND missed = 0"
+	                   " AND (owner = ?1 OR target_user = ?1 OR target_room = ?2)"
+	                   " ORDER BY due, id LIMIT 50",
+	                   "tt", tlbot_ctx_sender(ctx), tlbot_ctx_room(ctx)) != 0)
 		return -1;
 	user_zone(ctx, tz, sizeof(tz));
-	su_bind_text(s, 1, tlbot_ctx_sender(ctx));
-	su_bind_text(s, 2, tlbot_ctx_room(ctx));
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Pending reminders");
 	tlbot_msg_br(&m);
 	tlbot_msg_html(&m, "<ul>");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *owner = (const char *)sqlite3_column_text(s, 1);
-		const char *tu = (const char *)sqlite3_column_text(s, 2);
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *owner = tlbot_db_col_text(&q, 1);
+		const char *tu = tlbot_db_col_text(&q, 2);
 		char when[160];
 
-		when_text((time_t)sqlite3_column_int64(s, 4), tz, when, sizeof(when));
+		when_text((time_t)tlbot_db_col_int(&q, 4), tz, when, sizeof(when));
 		tlbot_msg_html(&m, "<li>");
 		tlbot_msg_plain(&m, "• ");
-		tlbot_msg_textf(&m, "R-%lld — %s — ", (long long)sqlite3_column_int64(s, 0), when);
+		tlbot_msg_textf(&m, "R-%lld — %s — ", (long long)tlbot_db_col_int(&q, 0), when);
 		if (tu == NULL)
 			tlbot_msg_text(&m, "in the room");
 		else if (strcmp(tu, tlbot_ctx_sender(ctx)) == 0)
@@ -319,12 +307,16 @@ list(struct tlbot_ctx *ctx)
 			tlbot_msg_user(&m, owner);
 		}
 		tlbot_msg_text(&m, ": ");
-		short_text(&m, (const char *)sqlite3_column_text(s, 5));
+		short_text(&m, tlbot_db_col_text(&q, 5));
 		tlbot_msg_html(&m, "</li>");
 		tlbot_msg_plain(&m, "\n");
 		n++;
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		tlbot_msg_release(&m);
+		return -1;
+	}
 	tlbot_msg_html(&m, "</ul>");
 	if (n == 0) {
 		tlbot_msg_release(&m);
@@ -339,7 +331,7 @@ cancel(struct tlbot_ctx *ctx, const char *ref)
 	const char *p = ref;
 	char *end, key[64];
 	long long id;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	int found, allowed;
 
 	if ((*p == 'R' || *p == 'r') && p[1] == '-')
@@ -350,29 +342,26 @@ cancel(struct tlbot_ctx *ctx, const char *ref)
 	if (*p == '\0' || *end != '\0' || id <= 0)
 		return tlbot_fail(ctx, "which reminder? give its number, e.g. R-7 (`%sremind list`)",
 		                  tlbot_ctx_prefix(ctx));
-	s = su_prep(ctx, "SELECT owner = ?2 OR target_user = ?2, room_id FROM reminders WHERE"
-	                 " id = ?1 AND delivered = 0 AND cancelled = 0 AND missed = 0");
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT owner = ?2 OR target_user = ?2, room_id FROM reminders WHERE"
+	                   " id = ?1 AND delivered = 0 AND cancelled = 0 AND missed = 0",
+	                   "it", (int64_t)id, tlbot_ctx_sender(ctx)) != 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
-	found = sqlite3_step(s) == SQLITE_ROW;
-	allowed = found &&
-	          (sqlite3_column_int(s, 0) ||
-	           (sqlite3_column_text(s, 1) && tlbot_ctx_room(ctx) &&
-	            strcmp((const char *)sqlite3_column_text(s, 1), tlbot_ctx_room(ctx)) == 0 &&
+	found = tlbot_db_next(&q);
+	allowed = found > 0 &&
+	          (tlbot_db_col_int(&q, 0) ||
+	           (tlbot_db_col_text(&q, 1) && tlbot_ctx_room(ctx) &&
+	            strcmp(tlbot_db_col_text(&q, 1), tlbot_ctx_room(ctx)) == 0 &&
 	            tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx))));
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
+	if (found < 0)
+		return -1;
 	if (!found)
 		return tlbot_fail(ctx, "no pending reminder R-%lld", id);
 	if (!allowed)
 		return tlbot_fail(ctx, "not allowed: R-%lld is someone else's reminder", id);
-	s = su_prep(ctx, "UPDATE reminders SET cancelled = 1, cancelled_by = ? WHERE id = ?");
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, tlbot_ctx_sender(ctx));
-	sqlite3_bind_int64(s, 2, id);
-	if (su_exec(ctx, s) != 0)
+	if (tlbot_db_exec(ctx, "UPDATE reminders SET cancelled = 1, cancelled_by = ? WHERE id = ?",
+	                  "ti", tlbot_ctx_sender(ctx), (int64_t)id) != 0)
 		return -1;
 	snprintf(key, sizeof(key), "remind.R-%lld", id);
 	if (tlbot_job_cancel(ctx, key) < 0)
@@ -400,10 +389,7 @@ remind(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	sqlite3_stmt *s =
-	        su_prep(ctx, "SELECT owner, target_user, target_room, text, room_id"
-	                     " FROM reminders WHERE id = ? AND delivered = 0 AND cancelled = 0"
-	                     " AND missed = 0");
+	struct tlbot_db_rows q;
 	char *owner = NULL, *tu = NULL, *tr = NULL, *text = NULL, *room = NULL;
 	json_error_t jerr;
 	json_t *p = json_loads(job->payload, 0, &jerr);
@@ -412,24 +398,26 @@ fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	int rc = 0;
 
 	json_decref(p);
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT owner, target_user, target_room, text, room_id"
+	                   " FROM reminders WHERE id = ? AND delivered = 0 AND cancelled = 0"
+	                   " AND missed = 0",
+	                   "i", id) != 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_finalize(s);
-		return 0; /* cancelled or gone */
+	rc = tlbot_db_next(&q);
+	if (rc > 0) {
+		owner = tlbot_db_col_dup(&q, 0);
+		tu = tlbot_db_col_dup(&q, 1);
+		tr = tlbot_db_col_dup(&q, 2);
+		text = tlbot_db_col_dup(&q, 3);
+		room = tlbot_db_col_dup(&q, 4);
 	}
-	owner = su_col(s, 0);
-	tu = su_col(s, 1);
-	tr = su_col(s, 2);
-	text = su_col(s, 3);
-	room = su_col(s, 4);
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
+	if (rc <= 0)
+		return rc; /* 0: cancelled or gone */
+	rc = 0;
 	if (job->missed) {
-		s = su_prep(ctx, "UPDATE reminders SET missed = 1 WHERE id = ?");
-		if (s)
-			sqlite3_bind_int64(s, 1, id);
-		rc = su_exec(ctx, s);
+		rc = tlbot_db_exec(ctx, "UPDATE reminders SET missed = 1 WHERE id = ?", "i", id);
 		goto out;
 	}
 	tlbot_msg_init(&m);
@@ -456,12 +444,8 @@ fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		tlbot_msg_release(&m);
 	if (rc != 0)
 		goto out;
-	s = su_prep(ctx, "UPDATE reminders SET delivered = 1, delivered_at = ? WHERE id = ?");
-	if (s) {
-		sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));
-		sqlite3_bind_int64(s, 2, id);
-	}
-	rc = su_exec(ctx, s);
+	rc = tlbot_db_exec(ctx, "UPDATE reminders SET delivered = 1, delivered_at = ? WHERE id = ?",
+	                   "ii", (int64_t)tlbot_ctx_now(ctx), id);
 out:
 	free(owner);
 	free(tu);

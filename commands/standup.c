@@ -76,18 +76,11 @@ need_room(struct tlbot_ctx *ctx, struct su_room *r)
 static int
 set_field(struct tlbot_ctx *ctx, const char *sql, const char *text, int64_t num, int is_text)
 {
-	sqlite3_stmt *s = su_prep(ctx, sql);
-
-	if (s == NULL)
-		return -1;
 	if (is_text)
-		su_bind_text(s, 1, text);
-	else
-		sqlite3_bind_int64(s, 1, num);
-	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)tlbot_ctx_now(ctx));
-	su_bind_text(s, 4, tlbot_ctx_room(ctx));
-	return su_exec(ctx, s);
+		return tlbot_db_exec(ctx, sql, "ttit", text, tlbot_ctx_sender(ctx),
+		                     (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx));
+	return tlbot_db_exec(ctx, sql, "itit", num, tlbot_ctx_sender(ctx),
+	                     (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx));
 }
 
 /* After a settings change: plan again and tell when the next one is. */
@@ -146,8 +139,8 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	unsigned days = 0;
 	int minute = tlbot_hhmm_parse(args->argv[0]), have, cleared = 0;
 	char what[512], at[6], dtext[64], tzbuf[128];
-	sqlite3_stmt *s;
 	size_t i;
+	int rc;
 
 	if (tlbot_ctx_is_dm(ctx))
 		return tlbot_fail(
@@ -186,28 +179,18 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		days = have == 0 ? old.days : TLBOT_DAYS_WEEKDAYS;
 	if (have == 0 && old.summary_explicit && old.summary_minute <= minute)
 		cleared = 1;
-	s = su_prep(
+	rc = tlbot_db_exec(
 	        ctx,
 	        "INSERT INTO standup_rooms(room_id, minute, tz, days, updated_by, updated_at)"
 	        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(room_id) DO UPDATE SET"
 	        " minute = excluded.minute, tz = excluded.tz, days = excluded.days, enabled = 1,"
 	        " summary_minute = CASE WHEN ? THEN NULL ELSE summary_minute END,"
-	        " updated_by = excluded.updated_by, updated_at = excluded.updated_at");
-	if (s == NULL) {
-		if (have == 0)
-			su_room_release(&old);
-		return -1;
-	}
-	su_bind_text(s, 1, tlbot_ctx_room(ctx));
-	sqlite3_bind_int(s, 2, minute);
-	su_bind_text(s, 3, tz);
-	sqlite3_bind_int(s, 4, (int)days);
-	su_bind_text(s, 5, tlbot_ctx_sender(ctx));
-	sqlite3_bind_int64(s, 6, (sqlite3_int64)tlbot_ctx_now(ctx));
-	sqlite3_bind_int(s, 7, cleared);
+	        " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+	        "tititii", tlbot_ctx_room(ctx), (int64_t)minute, tz, (int64_t)days,
+	        tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx), (int64_t)cleared);
 	if (have == 0)
 		su_room_release(&old);
-	if (su_exec(ctx, s) != 0)
+	if (rc != 0)
 		return -1;
 	su_hhmm(minute, at);
 	tlbot_days_format(days, dtext, sizeof(dtext));
@@ -249,7 +232,6 @@ static int
 cmd_questions(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	struct su_room r;
-	sqlite3_stmt *s;
 	int i;
 
 	for (i = 0; i < 3; i++)
@@ -258,16 +240,11 @@ cmd_questions(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	su_room_release(&r);
-	s = su_prep(ctx, "UPDATE standup_rooms SET q_yesterday = ?, q_today = ?, q_blockers = ?,"
-	                 " updated_by = ?, updated_at = ? WHERE room_id = ?");
-	if (s == NULL)
-		return -1;
-	for (i = 0; i < 3; i++)
-		su_bind_text(s, i + 1, args->argv[i]);
-	su_bind_text(s, 4, tlbot_ctx_sender(ctx));
-	sqlite3_bind_int64(s, 5, (sqlite3_int64)tlbot_ctx_now(ctx));
-	su_bind_text(s, 6, tlbot_ctx_room(ctx));
-	if (su_exec(ctx, s) != 0)
+	if (tlbot_db_exec(ctx,
+	                  "UPDATE standup_rooms SET q_yesterday = ?, q_today = ?, q_blockers = ?,"
+	                  " updated_by = ?, updated_at = ? WHERE room_id = ?",
+	                  "ttttit", args->argv[0], args->argv[1], args->argv[2],
+	                  tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx)) != 0)
 		return -1;
 	return tlbot_replyf(ctx, "Questions set: 1. %s 2. %s 3. %s", args->argv[0], args->argv[1],
 	                    args->argv[2]);
@@ -490,21 +467,20 @@ skip_or_unskip(struct tlbot_ctx *ctx, const struct tlbot_args *args, int add)
 		return -1;
 	memcpy(date, from, sizeof(date));
 	for (;;) {
-		sqlite3_stmt *s = su_prep(
-		        ctx, add ? "INSERT OR IGNORE INTO standup_skips(room_id, date,"
-		                   " added_by) VALUES (?, ?, ?)"
-		                 : "DELETE FROM standup_skips WHERE room_id = ? AND date = ?"
-		                   " AND ? IS NOT NULL");
 		char next[11];
+		int rc;
 
-		if (s == NULL)
+		if (add)
+			rc = tlbot_db_exec(ctx,
+			                   "INSERT OR IGNORE INTO standup_skips(room_id, date, added_by)"
+			                   " VALUES (?, ?, ?)",
+			                   "ttt", tlbot_ctx_room(ctx), date, tlbot_ctx_sender(ctx));
+		else
+			rc = tlbot_db_exec(ctx, "DELETE FROM standup_skips WHERE room_id = ? AND date = ?",
+			                   "tt", tlbot_ctx_room(ctx), date);
+		if (rc != 0)
 			return -1;
-		su_bind_text(s, 1, tlbot_ctx_room(ctx));
-		su_bind_text(s, 2, date);
-		su_bind_text(s, 3, tlbot_ctx_sender(ctx));
-		if (su_exec(ctx, s) != 0)
-			return -1;
-		n += sqlite3_changes(tlbot_ctx_db(ctx));
+		n += (int)tlbot_db_changes(ctx);
 		if (strcmp(date, to) == 0 || tlbot_date_add(date, 1, next) != 0)
 			break;
 		memcpy(date, next, sizeof(date));
@@ -540,7 +516,6 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const char *until = tlbot_args_get(args, "until"), *from = tlbot_args_get(args, "from");
 	char tz[64], ud[11], fd[11];
 	struct su_room r;
-	sqlite3_stmt *s;
 
 	if (user == NULL)
 		return tlbot_fail(ctx, "who is away? name them as @user:server (or me)");
@@ -564,18 +539,12 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return tlbot_fail(ctx, "bad --from date '%s': %s", from, tlbot_date_forms);
 	if (strcmp(fd, ud) > 0)
 		return tlbot_fail(ctx, "--until %s is before --from %s", ud, fd);
-	s = su_prep(ctx, "INSERT INTO standup_away(room_id, user_id, from_date, until_date, set_by)"
-	                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id) DO UPDATE SET"
-	                 " from_date = excluded.from_date, until_date = excluded.until_date,"
-	                 " set_by = excluded.set_by");
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, tlbot_ctx_room(ctx));
-	su_bind_text(s, 2, user);
-	su_bind_text(s, 3, fd);
-	su_bind_text(s, 4, ud);
-	su_bind_text(s, 5, tlbot_ctx_sender(ctx));
-	if (su_exec(ctx, s) != 0)
+	if (tlbot_db_exec(ctx,
+	                  "INSERT INTO standup_away(room_id, user_id, from_date, until_date, set_by)"
+	                  " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id) DO UPDATE SET"
+	                  " from_date = excluded.from_date, until_date = excluded.until_date,"
+	                  " set_by = excluded.set_by",
+	                  "ttttt", tlbot_ctx_room(ctx), user, fd, ud, tlbot_ctx_sender(ctx)) != 0)
 		return -1;
 	{
 		struct tlbot_msg m;
@@ -593,7 +562,6 @@ static int
 cmd_back(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	const char *user = target_user(ctx, args->argv[0]);
-	sqlite3_stmt *s;
 	struct tlbot_msg m;
 
 	if (user == NULL)
@@ -601,14 +569,10 @@ cmd_back(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (strcmp(user, tlbot_ctx_sender(ctx)) != 0 &&
 	    !tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)))
 		return tlbot_fail(ctx, "not allowed: only a moderator may mark someone else back");
-	s = su_prep(ctx, "DELETE FROM standup_away WHERE room_id = ? AND user_id = ?");
-	if (s == NULL)
+	if (tlbot_db_exec(ctx, "DELETE FROM standup_away WHERE room_id = ? AND user_id = ?", "tt",
+	                  tlbot_ctx_room(ctx), user) != 0)
 		return -1;
-	su_bind_text(s, 1, tlbot_ctx_room(ctx));
-	su_bind_text(s, 2, user);
-	if (su_exec(ctx, s) != 0)
-		return -1;
-	if (sqlite3_changes(tlbot_ctx_db(ctx)) == 0)
+	if (tlbot_db_changes(ctx) == 0)
 		return tlbot_fail(ctx, "%s was not marked away here", user);
 	tlbot_msg_init(&m);
 	tlbot_msg_user(&m, user);
@@ -624,7 +588,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_msg m;
 	char at[6], sat[6], dtext[64], today[11], date[64], until[11];
 	int roster = 0, n = 0;
-	sqlite3_stmt *s;
+	struct tlbot_db_rows q;
 	size_t i;
 
 	if (need_room(ctx, &r) != 0)
@@ -668,37 +632,35 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_textf(&m, "Next stand-up: %s.", date);
 		tlbot_msg_br(&m);
 	}
-	s = su_prep(ctx, "SELECT date FROM standup_skips WHERE room_id = ? AND date >= ?"
-	                 " ORDER BY date LIMIT 20");
-	if (s) {
-		su_bind_text(s, 1, r.room_id);
-		su_bind_text(s, 2, today);
-		while (sqlite3_step(s) == SQLITE_ROW)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT date FROM standup_skips WHERE room_id = ? AND date >= ?"
+	                   " ORDER BY date LIMIT 20",
+	                   "tt", r.room_id, today) == 0) {
+		while (tlbot_db_next(&q) > 0)
 			tlbot_msg_textf(&m, "%s%s", n++ ? ", " : "Skip dates: ",
-			                (const char *)sqlite3_column_text(s, 0));
-		sqlite3_finalize(s);
+			                tlbot_db_col_text(&q, 0));
+		tlbot_db_done(&q);
 		if (n)
 			tlbot_msg_br(&m);
 	}
-	s = su_prep(ctx, "SELECT user_id, from_date, until_date FROM standup_away"
-	                 " WHERE room_id = ? AND until_date >= ? ORDER BY from_date, user_id"
-	                 " LIMIT 20");
-	if (s) {
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT user_id, from_date, until_date FROM standup_away"
+	                   " WHERE room_id = ? AND until_date >= ? ORDER BY from_date, user_id"
+	                   " LIMIT 20",
+	                   "tt", r.room_id, today) == 0) {
 		n = 0;
-		su_bind_text(s, 1, r.room_id);
-		su_bind_text(s, 2, today);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			const char *fd = (const char *)sqlite3_column_text(s, 1);
-			const char *ud = (const char *)sqlite3_column_text(s, 2);
+		while (tlbot_db_next(&q) > 0) {
+			const char *fd = tlbot_db_col_text(&q, 1);
+			const char *ud = tlbot_db_col_text(&q, 2);
 
 			tlbot_msg_text(&m, n++ ? "; " : "Leave: ");
-			tlbot_msg_user(&m, (const char *)sqlite3_column_text(s, 0));
+			tlbot_msg_user(&m, tlbot_db_col_text(&q, 0));
 			if (fd && strcmp(fd, today) <= 0)
 				tlbot_msg_textf(&m, " away until %s", ud);
 			else
 				tlbot_msg_textf(&m, " away %s to %s", fd, ud);
 		}
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
 		if (n)
 			tlbot_msg_br(&m);
 	}
@@ -766,22 +728,21 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	const struct tlbot_value *dv = tlbot_args_flag_val(args, "days"); /* checked: 1..366 */
 	long days = dv ? (long)dv->n : 7;
 	struct tlbot_msg m;
-	sqlite3_stmt *s;
-	int n = 0;
-	s = su_prep(ctx, "SELECT date, kind, text FROM standup_summaries WHERE room_id = ?"
-	                 " AND at >= ? AND kind IN ('scheduled', 'missed') ORDER BY at DESC");
-	if (s == NULL)
+	struct tlbot_db_rows q;
+	int n = 0, rc;
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT date, kind, text FROM standup_summaries WHERE room_id = ?"
+	                   " AND at >= ? AND kind IN ('scheduled', 'missed') ORDER BY at DESC",
+	                   "ti", tlbot_ctx_room(ctx), (int64_t)(tlbot_ctx_now(ctx) - days * 86400)) != 0)
 		return -1;
-	su_bind_text(s, 1, tlbot_ctx_room(ctx));
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)(tlbot_ctx_now(ctx) - days * 86400));
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Stand-up history");
 	tlbot_msg_textf(&m, " (last %ld day%s)", days, days == 1 ? "" : "s");
 	tlbot_msg_br(&m);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *date = (const char *)sqlite3_column_text(s, 0);
-		const char *kind = (const char *)sqlite3_column_text(s, 1);
-		const char *text = (const char *)sqlite3_column_text(s, 2);
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *date = tlbot_db_col_text(&q, 0);
+		const char *kind = tlbot_db_col_text(&q, 1);
+		const char *text = tlbot_db_col_text(&q, 2);
 		char longdate[64];
 
 		su_date_long(date, longdate, sizeof(longdate));
@@ -803,7 +764,11 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_br(&m);
 		n++;
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		tlbot_msg_release(&m);
+		return -1;
+	}
 	if (n == 0)
 		tlbot_msg_text(&m, "No stand-up summaries in that period.");
 	return tlbot_reply(ctx, &m);

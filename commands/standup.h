@@ -39,8 +39,6 @@ int su_list_has(const struct su_list *l, const char *s);
 int su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r);
 void su_room_release(struct su_room *r);
 
-/* 1 if table exists in the database, else 0. */
-int su_table_exists(struct tlbot_ctx *ctx, const char *table);
 
 /* The people expected at the stand-up of room on date: the team roster
  * (team_members) when there is one, else the people joined to the room
@@ -118,15 +116,6 @@ void su_room_link(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *room_i
 
 /* Helpers shared by the files. */
 char *su_strdup(const char *s);
-/* A column as a new string (NULL for SQL NULL). */
-char *su_col(sqlite3_stmt *s, int i);
-/* Prepare, or report a database error (tlbot_db_error: the batch or job
- * is rolled back and retried). NULL on failure. */
-sqlite3_stmt *su_prep(struct tlbot_ctx *ctx, const char *sql);
-/* Step a statement without rows and finalize. 0 or -1 (database error
- * reported as above). */
-int su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s);
-void su_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Formatted bot text (at most 2 KiB) whose `backticked` commands are
  * <code> (tlbot_msg_text_code). */
 void su_textf_code(struct tlbot_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,28 +23,28 @@ open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room, str
 
 	*summarised = 0;
 	for (pass = 0; pass < 2 && rooms->n == 0; pass++) {
-		sqlite3_stmt *s = su_prep(
-		        ctx, "SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
-		             " AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
-		             " (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
-		             " AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC");
+		struct tlbot_db_rows q;
+		int rc;
 
-		if (s == NULL)
+		if (tlbot_db_query(ctx, &q,
+		                   "SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
+		                   " AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
+		                   " (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
+		                   " AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC",
+		                   "titti", user, (int64_t)(tlbot_ctx_now(ctx) - OPEN_PROMPT_S),
+		                   only_room, only_room, (int64_t)pass) != 0)
 			return -1;
-		su_bind_text(s, 1, user);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)(tlbot_ctx_now(ctx) - OPEN_PROMPT_S));
-		su_bind_text(s, 3, only_room);
-		su_bind_text(s, 4, only_room);
-		sqlite3_bind_int(s, 5, pass);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			const char *room = (const char *)sqlite3_column_text(s, 0);
+		while ((rc = tlbot_db_next(&q)) > 0) {
+			const char *room = tlbot_db_col_text(&q, 0);
 
 			if (su_list_has(rooms, room))
 				continue;
 			su_list_add(rooms, room);
-			su_list_add(dates, (const char *)sqlite3_column_text(s, 1));
+			su_list_add(dates, tlbot_db_col_text(&q, 1));
 		}
-		sqlite3_finalize(s);
+		tlbot_db_done(&q);
+		if (rc < 0)
+			return -1;
 		*summarised = pass == 1;
 	}
 	return 0;
@@ -56,28 +56,26 @@ static int
 current_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date,
                char **y, char **t, char **b)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT yesterday, today, blockers FROM standup_answers"
-	                               " WHERE room_id = ? AND user_id = ? AND date = ?"
-	                               " AND replaced_by IS NULL AND withdrawn = 0"
-	                               " ORDER BY id DESC LIMIT 1");
+	struct tlbot_db_rows q;
 	int rc;
 
 	*y = *t = *b = NULL;
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT yesterday, today, blockers FROM standup_answers"
+	                   " WHERE room_id = ? AND user_id = ? AND date = ?"
+	                   " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id DESC LIMIT 1",
+	                   "ttt", room, user, date) != 0)
 		return -1;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, user);
-	su_bind_text(s, 3, date);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*y = su_col(s, 0);
-		*t = su_col(s, 1);
-		*b = su_col(s, 2);
+	rc = tlbot_db_next(&q);
+	if (rc > 0) {
+		*y = tlbot_db_col_dup(&q, 0);
+		*t = tlbot_db_col_dup(&q, 1);
+		*b = tlbot_db_col_dup(&q, 2);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return tlbot_db_error(ctx, "stand-up: current answer");
-	return rc == SQLITE_ROW ? 0 : 1;
+	tlbot_db_done(&q);
+	if (rc < 0)
+		return -1;
+	return rc > 0 ? 0 : 1;
 }
 
 /* The answer as it now stands, as a short list. */
@@ -293,20 +291,24 @@ on_edit(struct tlbot_ctx *ctx)
 {
 	const char *orig = tlbot_ctx_replaces(ctx);
 	struct su_list rooms = {0}, dates = {0};
-	sqlite3_stmt *s = su_prep(ctx, "SELECT room_id, date FROM standup_answers WHERE"
-	                               " event_id = ? AND user_id = ? AND replaced_by IS NULL"
-	                               " AND withdrawn = 0");
+	struct tlbot_db_rows q;
 	int rc;
 
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT room_id, date FROM standup_answers WHERE event_id = ? AND"
+	                   " user_id = ? AND replaced_by IS NULL AND withdrawn = 0",
+	                   "tt", orig, tlbot_ctx_sender(ctx)) != 0)
 		return -1;
-	su_bind_text(s, 1, orig);
-	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		su_list_add(&rooms, (const char *)sqlite3_column_text(s, 0));
-		su_list_add(&dates, (const char *)sqlite3_column_text(s, 1));
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		su_list_add(&rooms, tlbot_db_col_text(&q, 0));
+		su_list_add(&dates, tlbot_db_col_text(&q, 1));
 	}
-	sqlite3_finalize(s);
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		su_list_release(&rooms);
+		su_list_release(&dates);
+		return -1;
+	}
 	if (rooms.n == 0) {
 		su_list_release(&rooms);
 		su_list_release(&dates);
@@ -322,16 +324,12 @@ on_edit(struct tlbot_ctx *ctx)
 static int
 on_redaction(struct tlbot_ctx *ctx)
 {
-	sqlite3_stmt *s = su_prep(ctx, "UPDATE standup_answers SET withdrawn = 1 WHERE"
-	                               " event_id = ? AND user_id = ? AND replaced_by IS NULL");
-
-	if (s == NULL)
+	if (tlbot_db_exec(ctx,
+	                  "UPDATE standup_answers SET withdrawn = 1 WHERE event_id = ? AND"
+	                  " user_id = ? AND replaced_by IS NULL",
+	                  "tt", tlbot_ctx_redacts(ctx), tlbot_ctx_sender(ctx)) != 0)
 		return -1;
-	su_bind_text(s, 1, tlbot_ctx_redacts(ctx));
-	su_bind_text(s, 2, tlbot_ctx_sender(ctx));
-	if (su_exec(ctx, s) != 0)
-		return -1;
-	return sqlite3_changes(tlbot_ctx_db(ctx)) > 0 ? 1 : 0;
+	return tlbot_db_changes(ctx) > 0 ? 1 : 0;
 }
 
 /* The date of the stand-up prompt posted in room as event_id: 1 (date
@@ -339,24 +337,21 @@ on_redaction(struct tlbot_ctx *ctx)
 static int
 prompt_date(struct tlbot_ctx *ctx, const char *room, const char *event_id, char date[11])
 {
-	sqlite3_stmt *s;
+	char *d = NULL;
 	int rc;
 
 	if (event_id == NULL)
 		return 0;
-	s = su_prep(ctx, "SELECT p.date FROM standup_prompt_msgs p JOIN outbox o"
-	                 " ON o.txn_id = p.txn_id WHERE o.event_id = ? AND p.room_id = ?");
-	if (s == NULL)
+	rc = tlbot_db_text(ctx, &d,
+	                   "SELECT p.date FROM standup_prompt_msgs p JOIN outbox o"
+	                   " ON o.txn_id = p.txn_id WHERE o.event_id = ? AND p.room_id = ?",
+	                   "tt", event_id, room);
+	if (rc < 0)
 		return -1;
-	su_bind_text(s, 1, event_id);
-	su_bind_text(s, 2, room);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		snprintf(date, 11, "%s", (const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return tlbot_db_error(ctx, "stand-up: prompt lookup");
-	return rc == SQLITE_ROW;
+	if (rc == 0)
+		snprintf(date, 11, "%s", d ? d : "(null)");
+	free(d);
+	return rc == 0;
 }
 
 int

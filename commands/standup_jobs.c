@@ -63,51 +63,36 @@ job_room(struct tlbot_ctx *ctx, const struct tlbot_job *job, struct payload *p, 
 static int
 mark_prompted(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
-	sqlite3_stmt *s = su_prep(ctx, "INSERT OR IGNORE INTO standup_prompts(room_id, user_id,"
-	                               " date, at) VALUES (?, ?, ?, ?)");
-
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, user);
-	su_bind_text(s, 3, date);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)tlbot_ctx_now(ctx));
-	return su_exec(ctx, s);
+	return tlbot_db_exec(ctx,
+	                     "INSERT OR IGNORE INTO standup_prompts(room_id, user_id, date, at)"
+	                     " VALUES (?, ?, ?, ?)",
+	                     "ttti", room, user, date, (int64_t)tlbot_ctx_now(ctx));
 }
 
 static int
 was_prompted(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_prompts WHERE room_id = ?"
-	                               " AND user_id = ? AND date = ?");
-	int r;
+	int64_t one = 0;
 
-	if (s == NULL)
+	if (tlbot_db_int(ctx, &one,
+	                 "SELECT 1 FROM standup_prompts WHERE room_id = ? AND user_id = ? AND"
+	                 " date = ?",
+	                 "ttt", room, user, date) != 0)
 		return 0;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, user);
-	su_bind_text(s, 3, date);
-	r = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
-	return r;
+	return one == 1;
 }
 
 static int
 was_reminded(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT reminded FROM standup_prompts WHERE room_id = ?"
-	                               " AND user_id = ? AND date = ?");
-	int r = 0;
+	int64_t r = 0;
 
-	if (s == NULL)
+	if (tlbot_db_int(ctx, &r,
+	                 "SELECT reminded FROM standup_prompts WHERE room_id = ? AND user_id = ?"
+	                 " AND date = ?",
+	                 "ttt", room, user, date) != 0)
 		return 0;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, user);
-	su_bind_text(s, 3, date);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		r = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return r;
+	return (int)r;
 }
 
 static void
@@ -161,7 +146,6 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 {
 	struct tlbot_msg m;
 	char longdate[64], sat[6];
-	sqlite3_stmt *s;
 	size_t i;
 
 	su_date_long(date, longdate, sizeof(longdate));
@@ -190,14 +174,11 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 		return -1;
 	/* remember the prompt just enqueued: the worker records its event id
 	 * in the outbox once sent, and a reply to it is an answer */
-	s = su_prep(ctx, "INSERT OR IGNORE INTO standup_prompt_msgs(txn_id, room_id, date)"
-	                 " SELECT txn_id, room_id, ? FROM outbox WHERE room_id = ?"
-	                 " AND kind = 'send' ORDER BY id DESC LIMIT 1");
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, date);
-	su_bind_text(s, 2, r->room_id);
-	if (su_exec(ctx, s) != 0)
+	if (tlbot_db_exec(ctx,
+	                  "INSERT OR IGNORE INTO standup_prompt_msgs(txn_id, room_id, date)"
+	                  " SELECT txn_id, room_id, ? FROM outbox WHERE room_id = ?"
+	                  " AND kind = 'send' ORDER BY id DESC LIMIT 1",
+	                  "tt", date, r->room_id) != 0)
 		return -1;
 	for (i = 0; i < who->n; i++)
 		if (mark_prompted(ctx, r->room_id, who->v[i], date) != 0)
@@ -355,19 +336,11 @@ fire_remind(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		su_textf_code(&m, ": `%sstandup y: ... t: ... b: ...`", tlbot_ctx_prefix(ctx));
 		rc = tlbot_send_room(ctx, r.room_id, &m);
 	}
-	for (i = 0; i < late.n && rc == 0; i++) {
-		sqlite3_stmt *s = su_prep(ctx, "UPDATE standup_prompts SET reminded = 1 WHERE"
-		                               " room_id = ? AND user_id = ? AND date = ?");
-
-		if (s == NULL)
-			rc = -1;
-		else {
-			su_bind_text(s, 1, r.room_id);
-			su_bind_text(s, 2, late.v[i]);
-			su_bind_text(s, 3, p.date);
-			rc = su_exec(ctx, s);
-		}
-	}
+	for (i = 0; i < late.n && rc == 0; i++)
+		rc = tlbot_db_exec(ctx,
+		                   "UPDATE standup_prompts SET reminded = 1 WHERE room_id = ? AND"
+		                   " user_id = ? AND date = ?",
+		                   "ttt", r.room_id, late.v[i], p.date);
 	su_list_release(&members);
 	su_list_release(&late);
 	su_room_release(&r);
@@ -378,18 +351,10 @@ static int
 record_summary(struct tlbot_ctx *ctx, const char *room, const char *date, const char *kind,
                const char *text)
 {
-	sqlite3_stmt *s =
-	        su_prep(ctx, "INSERT INTO standup_summaries(room_id, date, at, kind, text)"
-	                     " VALUES (?, ?, ?, ?, ?)");
-
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, date);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)tlbot_ctx_now(ctx));
-	su_bind_text(s, 4, kind);
-	su_bind_text(s, 5, text);
-	return su_exec(ctx, s);
+	return tlbot_db_exec(ctx,
+	                     "INSERT INTO standup_summaries(room_id, date, at, kind, text)"
+	                     " VALUES (?, ?, ?, ?, ?)",
+	                     "ttitt", room, date, (int64_t)tlbot_ctx_now(ctx), kind, text);
 }
 
 static int

@@ -18,43 +18,6 @@ su_strdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-char *
-su_col(sqlite3_stmt *s, int i)
-{
-	const unsigned char *t = sqlite3_column_text(s, i);
-
-	return t ? strdup((const char *)t) : NULL;
-}
-
-sqlite3_stmt *
-su_prep(struct tlbot_ctx *ctx, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK) {
-		tlbot_db_error(ctx, "stand-up: prepare");
-		return NULL;
-	}
-	return s;
-}
-
-int
-su_exec(struct tlbot_ctx *ctx, sqlite3_stmt *s)
-{
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		tlbot_db_error(ctx, "stand-up: write");
-		sqlite3_finalize(s);
-		return -1;
-	}
-	sqlite3_finalize(s);
-	return 0;
-}
-
 void
 su_room_link(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *room_id)
 {
@@ -75,15 +38,6 @@ su_textf_code(struct tlbot_msg *m, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	tlbot_msg_text_code(m, text);
-}
-
-void
-su_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
 }
 
 void
@@ -122,35 +76,27 @@ su_hhmm(int minute, char out[6])
 int
 su_has_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date)
 {
-	sqlite3_stmt *s =
-	        su_prep(ctx, "SELECT 1 FROM standup_answers WHERE room_id = ? AND"
-	                     " user_id = ? AND date = ? AND replaced_by IS NULL AND withdrawn = 0");
-	int r;
+	int64_t one = 0;
 
-	if (s == NULL)
+	if (tlbot_db_int(ctx, &one,
+	                 "SELECT 1 FROM standup_answers WHERE room_id = ? AND user_id = ? AND"
+	                 " date = ? AND replaced_by IS NULL AND withdrawn = 0",
+	                 "ttt", room, user, date) != 0)
 		return 0;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, user);
-	su_bind_text(s, 3, date);
-	r = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
-	return r;
+	return one == 1;
 }
 
 int
 su_summary_posted(struct tlbot_ctx *ctx, const char *room, const char *date)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM standup_summaries WHERE room_id = ?"
-	                               " AND date = ? AND kind = 'scheduled'");
-	int r;
+	int64_t one = 0;
 
-	if (s == NULL)
+	if (tlbot_db_int(ctx, &one,
+	                 "SELECT 1 FROM standup_summaries WHERE room_id = ? AND date = ? AND"
+	                 " kind = 'scheduled'",
+	                 "tt", room, date) != 0)
 		return 0;
-	su_bind_text(s, 1, room);
-	su_bind_text(s, 2, date);
-	r = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
-	return r;
+	return one == 1;
 }
 
 /* ---- lists ---- */
@@ -218,42 +164,40 @@ su_room_release(struct su_room *r)
 int
 su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
 {
-	sqlite3_stmt *s =
-	        su_prep(ctx, "SELECT minute, tz, days, summary_minute, q_yesterday,"
-	                     " q_today, q_blockers, enabled, mode, remind_lead, division, gen,"
-	                     " next_date FROM standup_rooms WHERE room_id = ?");
+	struct tlbot_db_rows q;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT minute, tz, days, summary_minute, q_yesterday,"
+	                   " q_today, q_blockers, enabled, mode, remind_lead, division, gen,"
+	                   " next_date FROM standup_rooms WHERE room_id = ?",
+	                   "t", room_id) != 0)
 		return -1;
-	su_bind_text(s, 1, room_id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		if (rc != SQLITE_DONE)
-			tlbot_db_error(ctx, "stand-up: load settings");
-		sqlite3_finalize(s);
-		return rc == SQLITE_DONE ? 1 : -1;
+	rc = tlbot_db_next(&q);
+	if (rc <= 0) {
+		tlbot_db_done(&q);
+		return rc == 0 ? 1 : -1;
 	}
 	r->room_id = su_strdup(room_id);
-	r->minute = sqlite3_column_int(s, 0);
-	r->tz = su_col(s, 1);
-	r->days = (unsigned)sqlite3_column_int(s, 2);
-	r->summary_explicit = sqlite3_column_type(s, 3) != SQLITE_NULL;
-	r->summary_minute = r->summary_explicit ? sqlite3_column_int(s, 3)
+	r->minute = (int)tlbot_db_col_int(&q, 0);
+	r->tz = tlbot_db_col_dup(&q, 1);
+	r->days = (unsigned)tlbot_db_col_int(&q, 2);
+	r->summary_explicit = !tlbot_db_col_null(&q, 3);
+	r->summary_minute = r->summary_explicit ? (int)tlbot_db_col_int(&q, 3)
 	                                        : r->minute + SU_DEFAULT_SUMMARY_AFTER;
 	if (r->summary_minute > 1439)
 		r->summary_minute = 1439;
-	r->q[0] = su_col(s, 4);
-	r->q[1] = su_col(s, 5);
-	r->q[2] = su_col(s, 6);
-	r->enabled = sqlite3_column_int(s, 7);
-	r->mode = su_col(s, 8);
-	r->remind_lead = sqlite3_column_int(s, 9);
-	r->division = su_col(s, 10);
-	r->gen = sqlite3_column_int64(s, 11);
-	r->next_date = su_col(s, 12);
-	sqlite3_finalize(s);
+	r->q[0] = tlbot_db_col_dup(&q, 4);
+	r->q[1] = tlbot_db_col_dup(&q, 5);
+	r->q[2] = tlbot_db_col_dup(&q, 6);
+	r->enabled = (int)tlbot_db_col_int(&q, 7);
+	r->mode = tlbot_db_col_dup(&q, 8);
+	r->remind_lead = (int)tlbot_db_col_int(&q, 9);
+	r->division = tlbot_db_col_dup(&q, 10);
+	r->gen = tlbot_db_col_int(&q, 11);
+	r->next_date = tlbot_db_col_dup(&q, 12);
+	tlbot_db_done(&q);
 	if (r->room_id == NULL || r->tz == NULL || r->q[0] == NULL || r->q[1] == NULL ||
 	    r->q[2] == NULL || r->mode == NULL) {
 		su_room_release(r);
@@ -262,86 +206,61 @@ su_room_load(struct tlbot_ctx *ctx, const char *room_id, struct su_room *r)
 	return 0;
 }
 
-int
-su_table_exists(struct tlbot_ctx *ctx, const char *table)
-{
-	sqlite3_stmt *s = NULL;
-	int found = 0;
-
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-	                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1,
-	                       &s, NULL) != SQLITE_OK)
-		return 0;
-	su_bind_text(s, 1, table);
-	found = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
-	return found;
-}
-
 /* ---- people ---- */
+
+static void
+roster_add(void *arg, const char *user_id)
+{
+	su_list_add(arg, user_id);
+}
 
 int
 su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct su_list *out,
            int *from_roster)
 {
-	sqlite3_stmt *s = NULL;
+	struct tlbot_db_rows q;
 	int rc;
 
 	*from_roster = 0;
-	if (su_table_exists(ctx, "team_members") &&
-	    sqlite3_prepare_v2(tlbot_ctx_db(ctx),
-	                       "SELECT user_id FROM team_members WHERE room_id = ?"
-	                       " AND (from_date IS NULL OR from_date = '' OR from_date <= ?)"
-	                       " AND (until_date IS NULL OR until_date = '' OR until_date >= ?)"
-	                       " ORDER BY rowid",
-	                       -1, &s, NULL) == SQLITE_OK) {
-		su_bind_text(s, 1, room_id);
-		su_bind_text(s, 2, date);
-		su_bind_text(s, 3, date);
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-			if (su_list_add(out, (const char *)sqlite3_column_text(s, 0)) != 0)
-				break;
-		sqlite3_finalize(s);
-		if (out->n > 0) {
-			*from_roster = 1;
-			return 0;
-		}
+	/* the team's roster on date, when a family keeps one */
+	if (tlbot_roster(ctx, room_id, date, roster_add, out) < 0)
+		return -1;
+	if (out->n > 0) {
+		*from_roster = 1;
+		return 0;
 	}
 	/* no roster: the people joined to the room (from /sync and the
 	 * /joined_members the worker asks when the bot joins), not the bot nor
 	 * other bots; then anyone who answered here before and is still in the
 	 * room or its membership is unknown */
-	s = su_prep(ctx, "SELECT state_key FROM room_state WHERE room_id = ?"
-	                 " AND type = 'm.room.member' AND state_key <> ?"
-	                 " AND json_extract(content, '$.membership') = 'join' ORDER BY rowid");
-	if (s == NULL)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT state_key FROM room_state WHERE room_id = ?"
+	                   " AND type = 'm.room.member' AND state_key <> ?"
+	                   " AND json_extract(content, '$.membership') = 'join' ORDER BY rowid",
+	                   "tt", room_id, tlbot_ctx_bot_user(ctx)) != 0)
 		return -1;
-	su_bind_text(s, 1, room_id);
-	su_bind_text(s, 2, tlbot_ctx_bot_user(ctx));
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *u = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		const char *u = tlbot_db_col_text(&q, 0);
 
 		if (u && !su_is_other_bot(ctx, u) && su_list_add(out, u) != 0)
 			break;
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return tlbot_db_error(ctx, "stand-up: members");
-	s = su_prep(ctx, "SELECT a.user_id FROM standup_answers a WHERE a.room_id = ?"
-	                 " AND NOT EXISTS (SELECT 1 FROM room_state m WHERE m.room_id = a.room_id"
-	                 " AND m.type = 'm.room.member' AND m.state_key = a.user_id"
-	                 " AND json_extract(m.content, '$.membership') <> 'join')"
-	                 " GROUP BY a.user_id ORDER BY MIN(a.id)");
-	if (s == NULL)
+	tlbot_db_done(&q);
+	if (rc < 0)
 		return -1;
-	su_bind_text(s, 1, room_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (su_list_add(out, (const char *)sqlite3_column_text(s, 0)) != 0)
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT a.user_id FROM standup_answers a WHERE a.room_id = ?"
+	                   " AND NOT EXISTS (SELECT 1 FROM room_state m WHERE m.room_id = a.room_id"
+	                   " AND m.type = 'm.room.member' AND m.state_key = a.user_id"
+	                   " AND json_extract(m.content, '$.membership') <> 'join')"
+	                   " GROUP BY a.user_id ORDER BY MIN(a.id)",
+	                   "t", room_id) != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0)
+		if (su_list_add(out, tlbot_db_col_text(&q, 0)) != 0)
 			break;
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return tlbot_db_error(ctx, "stand-up: members");
-	return 0;
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : 0;
 }
 
 int
@@ -349,7 +268,7 @@ su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id)
 {
 	const char *p = user_id + 1, *end = strchr(user_id, ':');
 	char key[300];
-	int r;
+	int64_t one = 0;
 
 	if (tlbot_ctx_bot_user(ctx) && strcmp(user_id, tlbot_ctx_bot_user(ctx)) == 0)
 		return 1;
@@ -367,56 +286,42 @@ su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id)
 	}
 	/* seen talking in notices, as bots do (the router notes them) */
 	snprintf(key, sizeof(key), "notice_sender.%s", user_id);
-	{
-		sqlite3_stmt *s = su_prep(ctx, "SELECT 1 FROM kv WHERE key = ?");
-
-		if (s == NULL)
-			return 0;
-		su_bind_text(s, 1, key);
-		r = sqlite3_step(s) == SQLITE_ROW;
-		sqlite3_finalize(s);
-	}
-	return r;
+	if (tlbot_db_int(ctx, &one, "SELECT 1 FROM kv WHERE key = ?", "t", key) != 0)
+		return 0;
+	return one == 1;
 }
 
 int
 su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
            char *until)
 {
-	sqlite3_stmt *s = su_prep(ctx, "SELECT until_date FROM standup_away WHERE room_id = ?"
-	                               " AND user_id = ? AND from_date <= ? AND until_date >= ?");
-	int away = 0;
+	char *u = NULL;
+	int rc = tlbot_db_text(ctx, &u,
+	                       "SELECT until_date FROM standup_away WHERE room_id = ?"
+	                       " AND user_id = ? AND from_date <= ? AND until_date >= ?",
+	                       "tttt", room_id, user_id, date, date);
 
-	if (s == NULL)
+	if (rc != 0)
 		return 0;
-	su_bind_text(s, 1, room_id);
-	su_bind_text(s, 2, user_id);
-	su_bind_text(s, 3, date);
-	su_bind_text(s, 4, date);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		away = 1;
-		if (until)
-			snprintf(until, 11, "%s", (const char *)sqlite3_column_text(s, 0));
-	}
-	sqlite3_finalize(s);
-	return away;
+	if (until)
+		snprintf(until, 11, "%s", u ? u : "(null)");
+	free(u);
+	return 1;
 }
 
 void
 su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out, size_t outlen)
 {
-	sqlite3_stmt *s = NULL;
+	char *tz = NULL;
 
 	snprintf(out, outlen, "%s", dflt ? dflt : "UTC");
-	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), "SELECT tz FROM me_prefs WHERE user_id = ?", -1,
-	                       &s, NULL) != SQLITE_OK)
-		return;
-	su_bind_text(s, 1, user_id);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
-	    tlbot_tz_valid((const char *)sqlite3_column_text(s, 0)))
-		snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	if (tlbot_db_text(ctx, &tz, "SELECT tz FROM me_prefs WHERE user_id = ?", "t", user_id) ==
+	            0 &&
+	    tz && tlbot_tz_valid(tz))
+		snprintf(out, outlen, "%s", tz);
+	free(tz);
 }
+
 
 /* ---- answers ---- */
 
@@ -633,35 +538,19 @@ su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id
                  const char *y, const char *t, const char *b, const char *event_id,
                  const char *source)
 {
-	sqlite3_stmt *s;
 	int64_t id;
 
-	s = su_prep(ctx, "INSERT INTO standup_answers(room_id, user_id, date, yesterday, today,"
-	                 " blockers, event_id, source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	if (s == NULL)
+	if (tlbot_db_exec(ctx,
+	                  "INSERT INTO standup_answers(room_id, user_id, date, yesterday, today,"
+	                  " blockers, event_id, source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                  "tttttttti", room_id, user_id, date, y, t, b, event_id, source,
+	                  (int64_t)tlbot_ctx_now(ctx)) != 0)
 		return -1;
-	su_bind_text(s, 1, room_id);
-	su_bind_text(s, 2, user_id);
-	su_bind_text(s, 3, date);
-	su_bind_text(s, 4, y);
-	su_bind_text(s, 5, t);
-	su_bind_text(s, 6, b);
-	su_bind_text(s, 7, event_id);
-	su_bind_text(s, 8, source);
-	sqlite3_bind_int64(s, 9, (sqlite3_int64)tlbot_ctx_now(ctx));
-	if (su_exec(ctx, s) != 0)
-		return -1;
-	id = sqlite3_last_insert_rowid(tlbot_ctx_db(ctx));
-	s = su_prep(ctx, "UPDATE standup_answers SET replaced_by = ? WHERE room_id = ?"
-	                 " AND user_id = ? AND date = ? AND replaced_by IS NULL AND id <> ?");
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	su_bind_text(s, 2, room_id);
-	su_bind_text(s, 3, user_id);
-	su_bind_text(s, 4, date);
-	sqlite3_bind_int64(s, 5, id);
-	if (su_exec(ctx, s) != 0)
+	id = tlbot_db_last_id(ctx);
+	if (tlbot_db_exec(ctx,
+	                  "UPDATE standup_answers SET replaced_by = ? WHERE room_id = ?"
+	                  " AND user_id = ? AND date = ? AND replaced_by IS NULL AND id <> ?",
+	                  "ittti", id, room_id, user_id, date, id) != 0)
 		return -1;
 	return id;
 }
@@ -672,17 +561,13 @@ int
 su_date_skipped(struct tlbot_ctx *ctx, const struct su_room *r, const char *date, char *why,
                 size_t whylen)
 {
-	sqlite3_stmt *s =
-	        su_prep(ctx, "SELECT 1 FROM standup_skips WHERE room_id = ? AND date = ?");
 	char title[96];
-	int skip, h;
+	int64_t skip = 0;
+	int h;
 
-	if (s == NULL)
+	if (tlbot_db_int(ctx, &skip, "SELECT 1 FROM standup_skips WHERE room_id = ? AND date = ?",
+	                 "tt", r->room_id, date) < 0)
 		return -1;
-	su_bind_text(s, 1, r->room_id);
-	su_bind_text(s, 2, date);
-	skip = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
 	if (skip) {
 		if (why)
 			snprintf(why, whylen, "skip date");
@@ -749,7 +634,6 @@ su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
 	time_t summary, prompt;
 	int rc, roster;
 	size_t i;
-	sqlite3_stmt *s;
 
 	if (!r->enabled)
 		return 0;
@@ -789,12 +673,8 @@ su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
 		}
 	}
 	su_list_release(&members);
-	s = su_prep(ctx, "UPDATE standup_rooms SET next_date = ? WHERE room_id = ?");
-	if (s == NULL)
-		return -1;
-	su_bind_text(s, 1, date);
-	su_bind_text(s, 2, r->room_id);
-	if (su_exec(ctx, s) != 0)
+	if (tlbot_db_exec(ctx, "UPDATE standup_rooms SET next_date = ? WHERE room_id = ?", "tt",
+	                  date, r->room_id) != 0)
 		return -1;
 	free(r->next_date);
 	r->next_date = strdup(date);
@@ -806,19 +686,15 @@ su_replan(struct tlbot_ctx *ctx, const char *room_id)
 {
 	struct su_room r;
 	char key[600];
-	sqlite3_stmt *s;
 	int rc;
 
 	snprintf(key, sizeof(key), "standup.%s.*", room_id);
 	if (tlbot_job_cancel(ctx, key) < 0)
 		return -1;
-	s = su_prep(ctx, "UPDATE standup_rooms SET gen = gen + 1, next_date = NULL,"
-	                 " updated_at = ? WHERE room_id = ?");
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)tlbot_ctx_now(ctx));
-	su_bind_text(s, 2, room_id);
-	if (su_exec(ctx, s) != 0)
+	if (tlbot_db_exec(ctx,
+	                  "UPDATE standup_rooms SET gen = gen + 1, next_date = NULL,"
+	                  " updated_at = ? WHERE room_id = ?",
+	                  "it", (int64_t)tlbot_ctx_now(ctx), room_id) != 0)
 		return -1;
 	rc = su_room_load(ctx, room_id, &r);
 	if (rc != 0)

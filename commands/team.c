@@ -140,6 +140,29 @@ last_active_lead(void *arg, const char *user_id, int64_t num, const char *status
 }
 
 /* struct tlbot_cmd.room_profile: the team's name and region. */
+/* struct tlbot_cmd.roster: who is on the team on date. */
+static int
+roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+       void (*add)(void *arg, const char *user_id), void *arg)
+{
+	struct tlbot_db_rows q;
+	int rc, n = 0;
+
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT user_id FROM team_members WHERE room_id = ?"
+	                   " AND (from_date IS NULL OR from_date = '' OR from_date <= ?)"
+	                   " AND (until_date IS NULL OR until_date = '' OR until_date >= ?)"
+	                   " ORDER BY rowid",
+	                   "ttt", room_id, date, date) != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		add(arg, tlbot_db_col_text(&q, 0));
+		n++;
+	}
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : n;
+}
+
 static int
 room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region)
 {
@@ -751,4 +774,5 @@ const struct tlbot_cmd tlbot_cmd_team = {
         .export_user = team_export_user,
         .forget_user = team_forget_user,
         .room_profile = room_profile,
+        .roster = roster,
 };

@@ -547,6 +547,18 @@ tlbot_room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char
 }
 
 int
+tlbot_roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+	     void (*add)(void *arg, const char *user_id), void *arg)
+{
+	size_t i;
+
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->roster)
+			return tlbot_commands[i]->roster(ctx, room_id, date, add, arg);
+	return 0;
+}
+
+int
 tlbot_ref_exists(struct tlbot_ctx *ctx, const char *prefix, int64_t num)
 {
 	const struct tlbot_cmd *c = ref_owner(prefix, strlen(prefix));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tlbot/command.h"
+#include "tlbot/ctx.h"
 
 /* Mark ctx with the statement that failed (its first words: SQL text is a
  * literal of the caller, never user data). Returns -1. */

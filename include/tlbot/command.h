@@ -227,6 +227,11 @@ struct tlbot_cmd {
 		     void (*add)(void *arg, const char *user_id, int64_t num, const char *status),
 		     void *arg);
 	int (*room_profile)(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region);
+	/* roster: the people on room_id's team on date (YYYY-MM-DD; their
+	 * tour of duty covers it), in the order they were added: add(arg,
+	 * user) for each. Returns how many, or -1 (ctx marked). */
+	int (*roster)(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+		      void (*add)(void *arg, const char *user_id), void *arg);
 };
 
 /* One list of items across families (the stand-up summary): the first
@@ -366,9 +371,6 @@ const char *tlbot_db_col_text(const struct tlbot_db_rows *q, int i);
 char *tlbot_db_col_dup(const struct tlbot_db_rows *q, int i);
 int tlbot_db_col_null(const struct tlbot_db_rows *q, int i);
 
-/* Borrowed connection, for the families not yet on tlbot_db_* (stand-up,
- * remind, me); new code uses tlbot_db_*. */
-sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
 /* Report a failed store call that did not go through tlbot_db_* (or an
  * out-of-memory while reading rows): logs what and SQLite's message, and
  * marks the batch (or job) for a rollback and a retry later, since a
@@ -399,6 +401,10 @@ int tlbot_leads(struct tlbot_ctx *ctx, const char *prefix, const char *room_id, 
 		void (*add)(void *arg, const char *user_id, int64_t num, const char *status),
 		void *arg);
 int tlbot_room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region);
+/* The team's roster of room_id on date through the roster hook (see
+ * above): how many were added (0 when no family keeps rosters), or -1. */
+int tlbot_roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+		 void (*add)(void *arg, const char *user_id), void *arg);
 
 /* Linked records: whether record <prefix>-<num> ("C", 12) exists, asked
  * of the family that owns the prefix (its ref_lookup), so no family reads

@@ -53,6 +53,9 @@ struct tlbot_ctx {
 void tlbot_ctx_init(struct tlbot_ctx *ctx, const struct tlbot_config *cfg,
 		    struct tlbot_store *st, const char *bot_user);
 void tlbot_ctx_release(struct tlbot_ctx *ctx);
+/* The batch's connection, for the store calls of the command API
+ * (bot/store/db.c); commands use tlbot_db_* (command.h). */
+sqlite3 *tlbot_ctx_db(struct tlbot_ctx *ctx);
 void tlbot_ctx_add_mention(struct tlbot_ctx *ctx, const char *user_id);
 /* The pill namer (tlbot_msg_namer_fn) for ctx (bot/core/members.c): a
  * member's own display name (not just their localpart), else -1. */
