@@ -217,12 +217,13 @@ create(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		tlbot_buf_release(&text);
 		return -1;
 	}
-	rc = tlbot_db_exec(ctx,
-	                   "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due,"
-	                   " tz, text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	                   "ittttittti", id, tlbot_ctx_sender(ctx), target_user, target_room,
-	                   tlbot_ctx_room(ctx), (int64_t)due, tz, tlbot_buf_str(&text),
-	                   tlbot_ctx_event_id(ctx), (int64_t)tlbot_ctx_now(ctx));
+	rc = tlbot_db_exec(
+	        ctx,
+	        "INSERT INTO reminders(id, owner, target_user, target_room, room_id, due,"
+	        " tz, text, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	        "ittttittti", id, tlbot_ctx_sender(ctx), target_user, target_room,
+	        tlbot_ctx_room(ctx), (int64_t)due, tz, tlbot_buf_str(&text),
+	        tlbot_ctx_event_id(ctx), (int64_t)tlbot_ctx_now(ctx));
 	tlbot_buf_release(&text);
 	if (rc != 0)
 		return -1;
@@ -348,11 +349,10 @@ cancel(struct tlbot_ctx *ctx, const char *ref)
 	                   "it", (int64_t)id, tlbot_ctx_sender(ctx)) != 0)
 		return -1;
 	found = tlbot_db_next(&q);
-	allowed = found > 0 &&
-	          (tlbot_db_col_int(&q, 0) ||
-	           (tlbot_db_col_text(&q, 1) && tlbot_ctx_room(ctx) &&
-	            strcmp(tlbot_db_col_text(&q, 1), tlbot_ctx_room(ctx)) == 0 &&
-	            tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx))));
+	allowed = found > 0 && (tlbot_db_col_int(&q, 0) ||
+	                        (tlbot_db_col_text(&q, 1) && tlbot_ctx_room(ctx) &&
+	                         strcmp(tlbot_db_col_text(&q, 1), tlbot_ctx_room(ctx)) == 0 &&
+	                         tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx))));
 	tlbot_db_done(&q);
 	if (found < 0)
 		return -1;

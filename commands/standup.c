@@ -244,7 +244,8 @@ cmd_questions(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	                  "UPDATE standup_rooms SET q_yesterday = ?, q_today = ?, q_blockers = ?,"
 	                  " updated_by = ?, updated_at = ? WHERE room_id = ?",
 	                  "ttttit", args->argv[0], args->argv[1], args->argv[2],
-	                  tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx), tlbot_ctx_room(ctx)) != 0)
+	                  tlbot_ctx_sender(ctx), (int64_t)tlbot_ctx_now(ctx),
+	                  tlbot_ctx_room(ctx)) != 0)
 		return -1;
 	return tlbot_replyf(ctx, "Questions set: 1. %s 2. %s 3. %s", args->argv[0], args->argv[1],
 	                    args->argv[2]);
@@ -471,13 +472,15 @@ skip_or_unskip(struct tlbot_ctx *ctx, const struct tlbot_args *args, int add)
 		int rc;
 
 		if (add)
-			rc = tlbot_db_exec(ctx,
-			                   "INSERT OR IGNORE INTO standup_skips(room_id, date, added_by)"
-			                   " VALUES (?, ?, ?)",
-			                   "ttt", tlbot_ctx_room(ctx), date, tlbot_ctx_sender(ctx));
+			rc = tlbot_db_exec(
+			        ctx,
+			        "INSERT OR IGNORE INTO standup_skips(room_id, date, added_by)"
+			        " VALUES (?, ?, ?)",
+			        "ttt", tlbot_ctx_room(ctx), date, tlbot_ctx_sender(ctx));
 		else
-			rc = tlbot_db_exec(ctx, "DELETE FROM standup_skips WHERE room_id = ? AND date = ?",
-			                   "tt", tlbot_ctx_room(ctx), date);
+			rc = tlbot_db_exec(
+			        ctx, "DELETE FROM standup_skips WHERE room_id = ? AND date = ?",
+			        "tt", tlbot_ctx_room(ctx), date);
 		if (rc != 0)
 			return -1;
 		n += (int)tlbot_db_changes(ctx);
@@ -539,12 +542,13 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return tlbot_fail(ctx, "bad --from date '%s': %s", from, tlbot_date_forms);
 	if (strcmp(fd, ud) > 0)
 		return tlbot_fail(ctx, "--until %s is before --from %s", ud, fd);
-	if (tlbot_db_exec(ctx,
-	                  "INSERT INTO standup_away(room_id, user_id, from_date, until_date, set_by)"
-	                  " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id) DO UPDATE SET"
-	                  " from_date = excluded.from_date, until_date = excluded.until_date,"
-	                  " set_by = excluded.set_by",
-	                  "ttttt", tlbot_ctx_room(ctx), user, fd, ud, tlbot_ctx_sender(ctx)) != 0)
+	if (tlbot_db_exec(
+	            ctx,
+	            "INSERT INTO standup_away(room_id, user_id, from_date, until_date, set_by)"
+	            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id) DO UPDATE SET"
+	            " from_date = excluded.from_date, until_date = excluded.until_date,"
+	            " set_by = excluded.set_by",
+	            "ttttt", tlbot_ctx_room(ctx), user, fd, ud, tlbot_ctx_sender(ctx)) != 0)
 		return -1;
 	{
 		struct tlbot_msg m;
@@ -637,8 +641,8 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	                   " ORDER BY date LIMIT 20",
 	                   "tt", r.room_id, today) == 0) {
 		while (tlbot_db_next(&q) > 0)
-			tlbot_msg_textf(&m, "%s%s", n++ ? ", " : "Skip dates: ",
-			                tlbot_db_col_text(&q, 0));
+			tlbot_msg_textf(&m, "%s%s",
+			                n++ ? ", " : "Skip dates: ", tlbot_db_col_text(&q, 0));
 		tlbot_db_done(&q);
 		if (n)
 			tlbot_msg_br(&m);
@@ -733,7 +737,8 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (tlbot_db_query(ctx, &q,
 	                   "SELECT date, kind, text FROM standup_summaries WHERE room_id = ?"
 	                   " AND at >= ? AND kind IN ('scheduled', 'missed') ORDER BY at DESC",
-	                   "ti", tlbot_ctx_room(ctx), (int64_t)(tlbot_ctx_now(ctx) - days * 86400)) != 0)
+	                   "ti", tlbot_ctx_room(ctx),
+	                   (int64_t)(tlbot_ctx_now(ctx) - days * 86400)) != 0)
 		return -1;
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Stand-up history");

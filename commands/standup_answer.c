@@ -26,13 +26,14 @@ open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room, str
 		struct tlbot_db_rows q;
 		int rc;
 
-		if (tlbot_db_query(ctx, &q,
-		                   "SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
-		                   " AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
-		                   " (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
-		                   " AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC",
-		                   "titti", user, (int64_t)(tlbot_ctx_now(ctx) - OPEN_PROMPT_S),
-		                   only_room, only_room, (int64_t)pass) != 0)
+		if (tlbot_db_query(
+		            ctx, &q,
+		            "SELECT p.room_id, p.date FROM standup_prompts p WHERE p.user_id = ?"
+		            " AND p.at > ? AND (? IS NULL OR p.room_id = ?) AND (? OR NOT EXISTS"
+		            " (SELECT 1 FROM standup_summaries s WHERE s.room_id = p.room_id"
+		            " AND s.date = p.date AND s.kind = 'scheduled')) ORDER BY p.at DESC",
+		            "titti", user, (int64_t)(tlbot_ctx_now(ctx) - OPEN_PROMPT_S), only_room,
+		            only_room, (int64_t)pass) != 0)
 			return -1;
 		while ((rc = tlbot_db_next(&q)) > 0) {
 			const char *room = tlbot_db_col_text(&q, 0);

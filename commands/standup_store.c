@@ -322,7 +322,6 @@ su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *o
 	free(tz);
 }
 
-
 /* ---- answers ---- */
 
 struct marker {
