@@ -44,7 +44,7 @@ struct pend {
 	int64_t id;
 	uint64_t cause;     /* hash of the txnId up to its last '.' */
 	uint64_t dest;      /* hash of the room, or of the DM partner */
-	int barrier;        /* join/leave/members: ordered with every row of dest */
+	int barrier;        /* join/leave/profile: ordered with every row of dest */
 	int interactive;    /* caused by an event (a command someone waits on) */
 	int flying;         /* in flight */
 	int64_t not_before; /* monotonic ms: retry not before */
@@ -340,8 +340,10 @@ load_row(void *arg, int64_t id, const char *txn_id, const char *kind, const char
 	p->interactive = txn_id && strncmp(txn_id, "tlbot.e.", 8) == 0;
 	/* a "profile" lookup runs its command again, whose answer must come
 	 * after the "checking" reply sent before it */
+	/* (a "members" fetch is no barrier: nothing sent waits for it, and at
+	 * a first start in 5,000 rooms a reply would wait behind them all) */
 	p->barrier = kind && (strcmp(kind, "join") == 0 || strcmp(kind, "leave") == 0 ||
-			      strcmp(kind, "members") == 0 || strcmp(kind, "profile") == 0);
+			      strcmp(kind, "profile") == 0);
 	*w->tail = p;
 	w->tail = &p->next;
 	w->npend++;
