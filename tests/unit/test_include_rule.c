@@ -15,13 +15,13 @@
  *      store header.
  *
  * Comments are ignored. */
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "srctree.h"
 #include "tap.h"
 
 /* include/tlbot headers commands/ may use, and why */
@@ -53,53 +53,6 @@ static const char *const util_banned[] = { "tlbot/http.h", "tlbot/matrix.h", "tl
 					   "tlbot/config.h", NULL };
 
 static int violations;
-
-/* The file with comments blanked (strings kept). Caller frees. */
-static char *
-load(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *s;
-	long n;
-	size_t i;
-	int in_str = 0;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = malloc((size_t)n + 1);
-	if (s == NULL || fread(s, 1, (size_t)n, f) != (size_t)n) {
-		fclose(f);
-		free(s);
-		return NULL;
-	}
-	fclose(f);
-	s[n] = '\0';
-	for (i = 0; s[i]; i++) {
-		if (in_str) {
-			if (s[i] == '\\' && s[i + 1])
-				i++;
-			else if (s[i] == '"' || s[i] == '\n')
-				in_str = 0;
-		} else if (s[i] == '"' && (i == 0 || s[i - 1] != '\'')) {
-			in_str = 1;
-		} else if (s[i] == '/' && s[i + 1] == '*') {
-			for (; s[i] && !(s[i] == '*' && s[i + 1] == '/'); i++)
-				if (s[i] != '\n')
-					s[i] = ' ';
-			if (s[i])
-				s[i] = s[i + 1] = ' ';
-		} else if (s[i] == '/' && s[i + 1] == '/') {
-			for (; s[i] && s[i] != '\n'; i++)
-				s[i] = ' ';
-			if (!s[i])
-				break;
-		}
-	}
-	return s;
-}
 
 static int
 in_list(const char *const *list, const char *name)
@@ -137,7 +90,7 @@ check_file(const char *root, const char *rel)
 	int is_util = strncmp(rel, "bot/util/", 9) == 0;
 
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	text = load(path);
+	text = srctree_load(path);
 	CHECK(text != NULL);
 	if (text == NULL)
 		return;
@@ -189,57 +142,12 @@ check_file(const char *root, const char *rel)
 	free(text);
 }
 
-static void
-check_dir(const char *root, const char *dir, int *files)
-{
-	char path[4096];
-	DIR *d;
-	struct dirent *e;
-
-	snprintf(path, sizeof(path), "%s/%s", root, dir);
-	d = opendir(path);
-	CHECK(d != NULL);
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		size_t n = strlen(e->d_name);
-		char rel[1024];
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
-		if (n > 2 && (strcmp(e->d_name + n - 2, ".c") == 0 || strcmp(e->d_name + n - 2, ".h") == 0)) {
-			check_file(root, rel);
-			(*files)++;
-		} else if (e->d_type == DT_DIR) {
-			check_dir(root, rel, files);
-		}
-	}
-	closedir(d);
-}
-
-static const char *
-source_root(void)
-{
-	static char root[4096];
-	const char *data = tap_data_path(".");
-	char *cut;
-
-	snprintf(root, sizeof(root), "%s", data ? data : "tests/data/.");
-	cut = strstr(root, "/tests/data");
-	if (cut)
-		*cut = '\0';
-	else
-		snprintf(root, sizeof(root), ".");
-	return root;
-}
-
 TEST(commands_off_the_network_and_internals)
 {
 	int files = 0;
 
 	violations = 0;
-	check_dir(source_root(), "commands", &files);
+	srctree_walk(srctree_root(), "commands", check_file, &files);
 	printf("# %d files in commands/\n", files);
 	CHECK(files > 15);
 	CHECK_INT(violations, ==, 0);
@@ -250,7 +158,7 @@ TEST(store_off_commands)
 	int files = 0;
 
 	violations = 0;
-	check_dir(source_root(), "bot/store", &files);
+	srctree_walk(srctree_root(), "bot/store", check_file, &files);
 	CHECK(files >= 2);
 	CHECK_INT(violations, ==, 0);
 }
@@ -260,7 +168,7 @@ TEST(utilities_off_the_daemon)
 	int files = 0;
 
 	violations = 0;
-	check_dir(source_root(), "bot/util", &files);
+	srctree_walk(srctree_root(), "bot/util", check_file, &files);
 	CHECK(files > 5);
 	CHECK_INT(violations, ==, 0);
 }

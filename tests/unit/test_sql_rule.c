@@ -14,11 +14,11 @@
  *
  * Comments are ignored; string literals are read as written. */
 #include <ctype.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "srctree.h"
 #include "tap.h"
 
 /* Audited exceptions to rule 2: file and a piece of the format string. */
@@ -62,55 +62,6 @@ static const char *const sql_words[] = { "SELECT ", "INSERT ", "UPDATE ", "DELET
 					 "VALUES(", "= ?", "=?", NULL };
 
 static int violations;
-
-/* The file with comments blanked (strings and newlines kept). Caller frees. */
-static char *
-load(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *s;
-	long n;
-	size_t i;
-	int in_str = 0, in_chr = 0;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = malloc((size_t)n + 1);
-	if (s == NULL || fread(s, 1, (size_t)n, f) != (size_t)n) {
-		fclose(f);
-		free(s);
-		return NULL;
-	}
-	fclose(f);
-	s[n] = '\0';
-	for (i = 0; s[i]; i++) {
-		if (in_str || in_chr) {
-			if (s[i] == '\\' && s[i + 1])
-				i++;
-			else if ((in_str && s[i] == '"') || (in_chr && s[i] == '\''))
-				in_str = in_chr = 0;
-		} else if (s[i] == '"') {
-			in_str = 1;
-		} else if (s[i] == '\'') {
-			in_chr = 1;
-		} else if (s[i] == '/' && s[i + 1] == '*') {
-			for (; s[i] && !(s[i] == '*' && s[i + 1] == '/'); i++)
-				if (s[i] != '\n')
-					s[i] = ' ';
-			if (s[i])
-				s[i] = s[i + 1] = ' ';
-		} else if (s[i] == '/' && s[i + 1] == '/') {
-			for (; s[i] && s[i] != '\n'; i++)
-				s[i] = ' ';
-			if (!s[i])
-				break;
-		}
-	}
-	return s;
-}
 
 static int
 line_of(const char *text, const char *p)
@@ -238,7 +189,7 @@ check_file(const char *root, const char *rel)
 	size_t i;
 
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	text = load(path);
+	text = srctree_load(path);
 	if (text == NULL) {
 		CHECK(text != NULL);
 		return;
@@ -302,59 +253,13 @@ check_file(const char *root, const char *rel)
 	free(text);
 }
 
-static void
-check_dir(const char *root, const char *dir, int *files)
-{
-	char path[4096];
-	DIR *d;
-	struct dirent *e;
-
-	snprintf(path, sizeof(path), "%s/%s", root, dir);
-	d = opendir(path);
-	CHECK(d != NULL);
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		size_t n = strlen(e->d_name);
-		char rel[1024];
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
-		if (n > 2 && (strcmp(e->d_name + n - 2, ".c") == 0 || strcmp(e->d_name + n - 2, ".h") == 0)) {
-			check_file(root, rel);
-			(*files)++;
-		} else if (e->d_type == DT_DIR) {
-			check_dir(root, rel, files);
-		}
-	}
-	closedir(d);
-}
-
-static const char *
-source_root(void)
-{
-	static char root[4096];
-	const char *data = tap_data_path(".");
-	char *cut;
-
-	/* tests/data/. -> the source tree */
-	snprintf(root, sizeof(root), "%s", data ? data : "tests/data/.");
-	cut = strstr(root, "/tests/data");
-	if (cut)
-		*cut = '\0';
-	else
-		snprintf(root, sizeof(root), ".");
-	return root;
-}
-
 TEST(sql_only_through_bound_parameters)
 {
 	int files = 0;
 
 	violations = 0;
-	check_dir(source_root(), "bot", &files);
-	check_dir(source_root(), "commands", &files);
+	srctree_walk(srctree_root(), "bot", check_file, &files);
+	srctree_walk(srctree_root(), "commands", check_file, &files);
 	printf("# %d source files checked\n", files);
 	CHECK(files > 20);
 	CHECK_INT(violations, ==, 0);
