@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "tlbot/daemon.h"
 #include "tlbot/holidays.h"
@@ -30,6 +33,44 @@ tlbot_daemon_wake(struct tlbot_daemon *d)
 	if (d->wake_hook)
 		d->wake_hook(d->wake_arg);
 	pthread_mutex_unlock(&d->lock);
+}
+
+int
+tlbot_daemon_apply(struct tlbot_daemon *d, int *failures, const char *who, const json_t *batch,
+		   char **since)
+{
+	const char *next = json_string_value(json_object_get(batch, "next_batch"));
+	char *copy;
+
+	if (next == NULL) {
+		log_warnx("%s: a batch without next_batch: not applied", who);
+		return -1;
+	}
+	copy = strdup(next);
+	if (copy == NULL)
+		return -1;
+	d->router.isolate = *failures >= 3;
+	log_debug("%s: batch %s -> %s", who, *since ? *since : "(start)", next);
+	if (tlbot_router_apply(&d->router, batch, *since) != 0) {
+		(*failures)++;
+		log_error("%s: could not apply a batch (see above); nothing of it was kept%s", who,
+			  *failures >= 3 ? "; next time event by event" : "");
+		free(copy);
+		return -1;
+	}
+	*failures = 0;
+	free(*since);
+	*since = copy;
+	tlbot_daemon_wake(d);
+	return 0;
+}
+
+void
+tlbot_daemon_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 int

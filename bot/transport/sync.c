@@ -2,9 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "tlbot/clock.h"
 #include "tlbot/daemon.h"
@@ -431,7 +428,6 @@ tlbot_sync_run(struct tlbot_daemon *d)
 		enum tlbot_err e = since ? tlbot_mx_sync(&d->http, since, d->filter,
 							 d->cfg->sync_timeout_ms, &r)
 					 : first_sync_request(d, first_filter, &r);
-		const char *next;
 		size_t body_len = r.body.len;
 
 		if (e == TLBOT_ERR_ABORT || *d->stop)
@@ -499,9 +495,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 			tlbot_daemon_wake(d);
 			tlbot_http_resp_release(&r);
 			tlbot_http_resp_init(&r);
-#ifdef __GLIBC__
-			malloc_trim(0);
-#endif
+			tlbot_daemon_trim();
 			continue;
 		}
 		/* the body is decoded: free it before the tree is applied, so the
@@ -510,30 +504,17 @@ tlbot_sync_run(struct tlbot_daemon *d)
 			tlbot_buf_release(&r.body);
 			tlbot_buf_init(&r.body, 64u * 1024 * 1024);
 		}
-		/* after repeated failures, isolate each event so one poison
-		 * event is skipped instead of stalling every room */
-		d->router.isolate = apply_failures >= 3;
-		log_debug("sync: batch %s -> %s", since ? since : "(start)",
-			  json_string_value(json_object_get(r.json, "next_batch")));
-		if (tlbot_router_apply(&d->router, r.json, since) != 0) {
+		if (tlbot_daemon_apply(d, &apply_failures, "sync", r.json, &since) != 0) {
 			long wait = tlbot_backoff_ms(attempt++, 500, 60000);
 
-			apply_failures++;
-			log_error("sync: could not apply a batch (see above); nothing of it was kept; "
-				  "retrying in %ld ms%s", wait, apply_failures >= 3 ?
-				  ", event by event" : "");
+			log_warnx("sync: retrying the batch in %ld ms", wait);
 			tlbot_daemon_sleep(d, wait);
 			continue;
 		}
-		apply_failures = 0;
 		refused = 0;
 		if (attempt > 0)
 			log_info("sync: recovered after %d failed attempts", attempt);
 		attempt = 0;
-		next = json_string_value(json_object_get(r.json, "next_batch"));
-		free(since);
-		since = strdup(next);
-		tlbot_daemon_wake(d);
 		/* A large batch (a first sync in thousands of rooms) leaves its
 		 * body and its JSON tree (~9x the body) in the heap: free them
 		 * now and hand the pages back, or the idle daemon keeps its peak
@@ -541,9 +522,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 		if (body_len > TRIM_AFTER_BYTES) {
 			tlbot_http_resp_release(&r);
 			tlbot_http_resp_init(&r);
-#ifdef __GLIBC__
-			malloc_trim(0);
-#endif
+			tlbot_daemon_trim();
 		}
 	}
 	tlbot_http_resp_release(&r);

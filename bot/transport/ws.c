@@ -13,9 +13,6 @@
  * to REST with the same txnId. */
 #include <ctype.h>
 #include <libwebsockets.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,24 +489,16 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 	}
 	log_debug("websocket: update from %s to %s (%zu bytes)",
 	          ws->since ? ws->since : "the start", next, len);
-	/* as in sync.c: after repeated failures at the same update (it comes
-	 * again after the reconnect), handle its events one by one so one
-	 * poison event is skipped instead of stalling every room */
-	d->router.isolate = ws->apply_failures >= 3;
-	if (tlbot_router_apply(&d->router, batch, ws->since) != 0) {
-		ws->apply_failures++;
-		log_error("websocket: could not apply an update (see above); nothing of it was "
-		          "kept; reconnecting from the stored position%s",
-		          ws->apply_failures >= 3 ? ", then event by event" : "");
+	/* the policy both transports share (tlbot_daemon_apply): after
+	 * repeated failures at the same update (it comes again after the
+	 * reconnect), its events one by one */
+	if (tlbot_daemon_apply(d, &ws->apply_failures, "websocket", batch, &ws->since) != 0) {
+		log_warnx("websocket: reconnecting from the stored position");
 		json_decref(msg);
 		return -1;
 	}
-	ws->apply_failures = 0;
-	free(ws->since);
-	ws->since = strdup(next);
 	ws->attempt = 0;
 	json_decref(msg);
-	tlbot_daemon_wake(d);
 	return 0;
 }
 
@@ -566,9 +555,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 				 * buffer and the freed JSON tree back, as sync.c does */
 				tlbot_buf_release(&ws->rx);
 				tlbot_buf_init(&ws->rx, TLBOT_WS_MAX_MESSAGE);
-#ifdef __GLIBC__
-				malloc_trim(0);
-#endif
+				tlbot_daemon_trim();
 			}
 			tlbot_buf_reset(&ws->rx);
 			if (rc != 0)

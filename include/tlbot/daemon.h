@@ -79,4 +79,18 @@ void tlbot_holidays_cache_for(const char *database, char *out, size_t outlen);
 /* The sync filter JSON the bot uses (static string). */
 const char *tlbot_sync_filter_json(int timeline_limit, char *buf, size_t buflen);
 
+/* The batch-apply policy both transports share (sync.c, ws.c): apply one
+ * sync-shaped batch (borrowed) from position *since in one transaction;
+ * after three consecutive failures (*failures, kept by the caller) its
+ * events are applied one by one, so a poison event is skipped instead of
+ * stalling every room. Returns 0 when it was applied: *since is then a new
+ * copy of its next_batch (the old one freed), *failures is 0 and the
+ * worker is woken. Returns -1 when nothing of it was kept (logged with
+ * who, e.g. "sync"); the caller retries as its transport does. */
+int tlbot_daemon_apply(struct tlbot_daemon *d, int *failures, const char *who,
+		       const json_t *batch, char **since);
+/* After a large batch: hand the freed heap pages back to the system, so
+ * the idle daemon does not keep the peak of a first sync. */
+void tlbot_daemon_trim(void);
+
 #endif
