@@ -61,6 +61,7 @@ tlbot_daemon_apply(struct tlbot_daemon *d, int *failures, const char *who, const
 	*failures = 0;
 	free(*since);
 	*since = copy;
+	__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
 	tlbot_daemon_wake(d);
 	return 0;
 }

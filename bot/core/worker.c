@@ -133,6 +133,31 @@ resolve_dm(struct worker *w, const struct tlbot_outbox_row *row, struct tlbot_ht
 	if (tlbot_store_dm_get(&w->st, row->user_id, &room) < 0)
 		return TLBOT_ERR_DB;
 	if (room == NULL) {
+		/* createRoom is not idempotent: a kill -9 between its answer and
+		 * the commit below left a room nobody recorded. The receive side
+		 * learns it from its first batch after the restart (the bot's own
+		 * m.room.create and the invite), so wait for that batch, then
+		 * reuse such a room rather than make a second one. */
+		int waited = 0;
+
+		while (__atomic_load_n(&w->d->batches_applied, __ATOMIC_ACQUIRE) == 0 &&
+		       waited < 10000 && !*w->d->stop) {
+			tlbot_daemon_sleep(w->d, 100);
+			waited += 100;
+		}
+		if (tlbot_store_dm_orphan(&w->st, w->d->user_id, row->user_id, &room) < 0)
+			return TLBOT_ERR_DB;
+		if (room != NULL) {
+			if (tlbot_store_dm_set(&w->st, row->user_id, room) != 0) {
+				free(room);
+				return TLBOT_ERR_DB;
+			}
+			log_info("DM room %s with %s was created before a restart: using it", room,
+				 row->user_id);
+			mark_direct(w, row->user_id, room);
+		}
+	}
+	if (room == NULL) {
 		e = tlbot_mx_create_dm(&w->http, row->user_id, w->d->crypto != NULL, &room, r);
 		if (e != TLBOT_OK)
 			return e;

@@ -659,6 +659,22 @@ tlbot_store_dm_get(struct tlbot_store *st, const char *user_id, char **room_id)
 }
 
 int
+tlbot_store_dm_orphan(struct tlbot_store *st, const char *bot_user, const char *user_id,
+		      char **room_id)
+{
+	return get_text(st, room_id,
+			"SELECT c.room_id FROM room_state c"
+			" JOIN rooms r ON r.room_id = c.room_id AND r.membership = 'join'"
+			" JOIN room_state m ON m.room_id = c.room_id AND m.type = 'm.room.member'"
+			"  AND m.state_key = ?2"
+			"  AND json_extract(m.content, '$.membership') IN ('invite', 'join')"
+			" WHERE c.type = 'm.room.create' AND c.state_key = '' AND c.sender = ?1"
+			"  AND c.room_id NOT IN (SELECT room_id FROM dm_rooms)"
+			" ORDER BY c.rowid DESC LIMIT 1",
+			2, bot_user, user_id);
+}
+
+int
 tlbot_store_dm_user(struct tlbot_store *st, const char *room_id, char **user_id)
 {
 	return get_text(st, user_id, "SELECT user_id FROM dm_rooms WHERE room_id = ?", 1, room_id);

@@ -492,6 +492,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 			apply_failures = 0;
 			attempt = 0;
 			since = first_next;
+			__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
 			tlbot_daemon_wake(d);
 			tlbot_http_resp_release(&r);
 			tlbot_http_resp_init(&r);

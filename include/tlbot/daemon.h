@@ -26,6 +26,9 @@ struct tlbot_daemon {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;          /* outbox rows were committed */
 	int woken;
+	/* batches the receive side applied since start (atomic): the worker
+	 * waits for the first before it creates a DM room (worker.c) */
+	int batches_applied;
 	/* called (under lock) by tlbot_daemon_wake and _fail: the worker sets it
 	 * to wake its curl multi wait (worker.c) */
 	void (*wake_hook)(void *arg);

@@ -89,6 +89,12 @@ int tlbot_store_joined_count(struct tlbot_store *st);
 /* DM rooms: the room the bot uses for direct messages with user. */
 int tlbot_store_dm_get(struct tlbot_store *st, const char *user_id, char **room_id);
 int tlbot_store_dm_set(struct tlbot_store *st, const char *user_id, const char *room_id);
+/* A room the bot created and is joined to, with user_id invited or joined,
+ * that is no recorded DM room: one created just before a kill -9, before
+ * it was recorded. 0 and a new string in *room_id (caller frees), 1 when
+ * there is none, -1 on error. */
+int tlbot_store_dm_orphan(struct tlbot_store *st, const char *bot_user, const char *user_id,
+			  char **room_id);
 /* The DM partner if room_id is one of the bot's DM rooms (0), else 1. */
 int tlbot_store_dm_user(struct tlbot_store *st, const char *room_id, char **user_id);
 
