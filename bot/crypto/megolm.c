@@ -250,7 +250,7 @@ out_err:
 	rc = -1;
 out:
 	if (text)
-		explicit_bzero(text, strlen(text));
+		explicit_bzero(text, max + 1); /* all of it: not NUL-terminated when olm refused */
 	free(text);
 	free(copy);
 	free(seen);
