@@ -423,9 +423,12 @@ tlbot_send_dm(struct tlbot_ctx *ctx, const char *user_id, struct tlbot_msg *m)
 	return enqueue_msg(ctx, "dm", NULL, user_id, m, 0);
 }
 
-int
-tlbot_send_file(struct tlbot_ctx *ctx, const char *room_id, const char *filename,
-		const char *mimetype, const void *data, size_t len, const char *caption)
+/* A "file" row: to room_id, or without a room to user_id's DM (the sender
+ * finds or creates it). 0 or -1 (the context is marked). */
+static int
+enqueue_file(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
+	     const char *filename, const char *mimetype, const void *data, size_t len,
+	     const char *caption)
 {
 	json_t *meta = json_pack("{s:s, s:s, s:s}", "filename", filename, "mimetype", mimetype,
 				 "caption", caption ? caption : "");
@@ -438,13 +441,27 @@ tlbot_send_file(struct tlbot_ctx *ctx, const char *room_id, const char *filename
 		goto out;
 	snprintf(txn, sizeof(txn), "tlbot.%s.%d", ctx->txn_base ? ctx->txn_base : "x",
 		 ctx->msg_index++);
-	rc = tlbot_store_outbox_add(ctx->st, txn, "file", room_id, NULL, "m.room.message", text,
+	rc = tlbot_store_outbox_add(ctx->st, txn, "file", room_id, user_id, "m.room.message", text,
 				    data, (int)len);
 	if (rc != 0)
 		ctx->db_failed = 1;
 out:
 	free(text);
 	return rc;
+}
+
+int
+tlbot_send_file(struct tlbot_ctx *ctx, const char *room_id, const char *filename,
+		const char *mimetype, const void *data, size_t len, const char *caption)
+{
+	return enqueue_file(ctx, room_id, NULL, filename, mimetype, data, len, caption);
+}
+
+int
+tlbot_send_file_dm(struct tlbot_ctx *ctx, const char *user_id, const char *filename,
+		   const char *mimetype, const void *data, size_t len, const char *caption)
+{
+	return enqueue_file(ctx, NULL, user_id, filename, mimetype, data, len, caption);
 }
 
 /* ---- scheduler ---- */

@@ -225,31 +225,6 @@ out:
 	return *path ? rc : -1;
 }
 
-int
-tlbot_send_file_dm(struct tlbot_ctx *ctx, const char *user_id, const char *filename,
-                   const char *mimetype, const void *data, size_t len, const char *caption)
-{
-	json_t *meta = json_pack("{s:s, s:s, s:s}", "filename", filename, "mimetype", mimetype,
-	                         "caption", caption ? caption : "");
-	char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
-	char txn[512];
-	int rc = -1;
-
-	json_decref(meta);
-	if (text == NULL || len > 50u * 1024 * 1024)
-		goto out;
-	snprintf(txn, sizeof(txn), "tlbot.%s.%d", ctx->txn_base ? ctx->txn_base : "x",
-	         ctx->msg_index++);
-	/* a "file" row without a room: the sender finds or creates the DM */
-	rc = tlbot_store_outbox_add(ctx->st, txn, "file", NULL, user_id, "m.room.message", text,
-	                            data, (int)len);
-	if (rc != 0)
-		ctx->db_failed = 1;
-out:
-	free(text);
-	return rc;
-}
-
 /* ---- data protection ---- */
 
 static sqlite3_stmt *
