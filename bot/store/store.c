@@ -166,6 +166,22 @@ col_dup(sqlite3_stmt *s, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
+/* The single integer a constant query (no parameters) answers, e.g. a
+ * COUNT(*); -1 on error. */
+static int
+get_count(struct tlbot_store *st, const char *sql)
+{
+	sqlite3_stmt *s = prep(st, sql);
+	int n = -1;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	unprep(st, s);
+	return n;
+}
+
 /* The first column of the one row sql (a literal with nargs text
  * parameters) selects: 0 and a new string in *out (NULL for SQL NULL),
  * 1 when there is no row, -1 on error. */
@@ -496,15 +512,7 @@ tlbot_store_room_membership(struct tlbot_store *st, const char *room_id, char **
 int
 tlbot_store_joined_count(struct tlbot_store *st)
 {
-	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'");
-	int n = -1;
-
-	if (s == NULL)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int(s, 0);
-	unprep(st, s);
-	return n;
+	return get_count(st, "SELECT COUNT(*) FROM rooms WHERE membership = 'join'");
 }
 
 int
@@ -847,15 +855,7 @@ tlbot_store_outbox_fail(struct tlbot_store *st, int64_t id, const char *error, i
 int
 tlbot_store_outbox_pending(struct tlbot_store *st)
 {
-	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'");
-	int n = -1;
-
-	if (s == NULL)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int(s, 0);
-	unprep(st, s);
-	return n;
+	return get_count(st, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'");
 }
 
 int
