@@ -191,6 +191,11 @@ class ThroughGateway(unittest.TestCase):
         cls.bot.start()
         cls.room = cls.alice.create_room(name="gw", invite=[cls.bot.user_id])
         cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=15)
+        # the welcome the bot posts on joining is a send of its own: wait for
+        # it, or test_1's count of sends can take it for a second reply
+        cls.alice.wait_for(cls.room, lambda e: e.get("sender") == cls.bot.user_id
+                           and "Start with" in e.get("content", {}).get("body", ""),
+                           timeout=30)
         cls.bot.wait_log(r"transport: websocket \(ws://127\.0\.0\.1:%d" % cls.gw.port)
 
     @classmethod
