@@ -19,7 +19,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
 import fixtures  # noqa: E402
-from fixtures import body, html, in_reply_to  # noqa: E402
+from fixtures import Asks, body, html, in_reply_to  # noqa: E402
 
 
 def utc(y, mo, d, h, mi):
@@ -30,7 +30,7 @@ def from_bot(ev):
     return ev.get("sender") == "@tlbot:localhost"
 
 
-class DayOne(unittest.TestCase):
+class DayOne(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hs = mx.Homeserver()
@@ -68,21 +68,11 @@ class DayOne(unittest.TestCase):
         cls.bot.stop()
         cls.hs.stop()
 
-    def ask(self, text, user=None, room=None):
-        user = user or self.alice
-        room = room or self.room
-        ev = user.send_text(room, text)
-        return ev, user.wait_reply(room, ev, timeout=20)
+    # here ask gives (the command's id, the reply)
+    ask = Asks.ask_ev
 
     def clock(self, t):
         self.bot.set_clock(t)
-
-    def dm_room(self, user):
-        if user.user_id not in self.dm:
-            room = user.wait_for_invite(timeout=20, inviter=self.bot.user_id)
-            user.join(room)
-            self.dm[user.user_id] = room
-        return self.dm[user.user_id]
 
     def test_a_welcome_once(self):
         w = self.alice.wait_for(self.room, lambda e: from_bot(e) and "Start with" in body(e),

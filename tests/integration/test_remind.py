@@ -42,13 +42,6 @@ class Remind(Asks, unittest.TestCase):
         cls.bot.stop()
         cls.hs.stop()
 
-    def dm_room(self, user):
-        if user.user_id not in self.dm:
-            room = user.wait_for_invite(timeout=20, inviter=self.bot.user_id)
-            user.join(room)
-            self.dm[user.user_id] = room
-        return self.dm[user.user_id]
-
     def test_forms_delivery_cancel(self):
         a, b = self.alice, self.bob
         _, r = self.ask_ev('!remind me in 2h "call the council"')

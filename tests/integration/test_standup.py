@@ -57,14 +57,6 @@ class Standup(Asks, unittest.TestCase):
     def clock(self, t):
         self.bot.set_clock(t)
 
-    def dm_room(self, user):
-        """The user's DM room with the bot (joining the bot's invite once)."""
-        if user.user_id not in self.dm:
-            room = user.wait_for_invite(timeout=20, inviter=self.bot.user_id)
-            user.join(room)
-            self.dm[user.user_id] = room
-        return self.dm[user.user_id]
-
     def test_a_full_day(self):
         a, b = self.alice, self.bob
         _, r = self.ask_ev("!team add @alice:localhost --role data")

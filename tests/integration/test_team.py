@@ -15,7 +15,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402
 import fixtures  # noqa: E402
-from fixtures import Asks, body, html  # noqa: E402
+from fixtures import Asks, body, html, team_room  # noqa: E402
 
 T0 = 1794999600          # Wed 2026-11-18 11:00 UTC (Europe/London is UTC in winter)
 DAY = 86400
@@ -24,22 +24,8 @@ DAY = 86400
 class Team(Asks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.hs = mx.Homeserver()
-        cls.addClassCleanup(cls.hs.stop)
-        cls.alice = cls.hs.register("alice")     # room creator: power 100
-        cls.bob = cls.hs.register("bob")         # power 0
-        cls.sam = cls.hs.register("sam")
-        cls.kim = cls.hs.register("kim")
-        cls.bot = mx.Bot(cls.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 1000})
-        cls.bot.set_clock(T0)
-        cls.bot.start()
-        cls.addClassCleanup(cls.bot.stop)
-        cls.room = cls.alice.create_room(name="Essex family hubs", invite=[
-            cls.bot.user_id, cls.bob.user_id, cls.sam.user_id, cls.kim.user_id])
-        for u in (cls.bob, cls.sam, cls.kim):
-            u.join(cls.room)
-        cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=15)
-        cls.bot.wait_idle(timeout=15)
+        # alice made the room (power 100); bob, sam and kim have power 0
+        team_room(cls, "Essex family hubs", ("bob", "sam", "kim"), clock=T0)
 
     def test_add_list_remove(self):
         r = self.ask("!team add @sam:localhost --role data --from 2026-09-01 --until 2027-03-31")

@@ -1,12 +1,17 @@
 """fixtures -- what every integration and fault test needs, defined once.
 
     import mx
-    from fixtures import body, html, in_reply_to, ask, ask_ev, Asks
+    from fixtures import body, html, in_reply_to, ask, ask_ev, Asks, team_room
 
     class Team(Asks, unittest.TestCase):     # uses cls.alice and cls.room
+        @classmethod
+        def setUpClass(cls):                   # hs, alice, bob, bot, a room
+            team_room(cls, "Leeds family hubs", ("bob",), clock=T0)
+
         def test_x(self):
             r = self.ask("!ping")                  # the bot's reply event
             ev, r = self.ask_ev("!ping")           # the command's id and the reply
+            dm = self.dm_room(self.bob)            # bob's DM room with the bot
 
 Event accessors never raise on odd events (no content, content not a dict):
 the hostile tests feed the bot exactly those.
@@ -18,7 +23,8 @@ import re
 import sys
 import unittest
 
-__all__ = ["body", "html", "msgtype", "in_reply_to", "ask", "ask_ev", "Asks", "main"]
+__all__ = ["body", "html", "msgtype", "in_reply_to", "ask", "ask_ev", "Asks", "team_room",
+           "main"]
 
 ASK_TIMEOUT = 20
 
@@ -73,6 +79,50 @@ class Asks:
 
     def ask_ev(self, text, user=None, room=None, timeout=ASK_TIMEOUT, **send_kw):
         return ask_ev(user or self.alice, room or self.room, text, timeout=timeout, **send_kw)
+
+    def dm_room(self, user):
+        """user's DM room with the bot, joining the bot's invite the first
+        time (kept in the class's .dm)."""
+        dm = type(self).__dict__.get("dm")
+        if dm is None:
+            dm = {}
+            type(self).dm = dm
+        if user.user_id not in dm:
+            room = user.wait_for_invite(timeout=20, inviter=self.bot.user_id)
+            user.join(room)
+            dm[user.user_id] = room
+        return dm[user.user_id]
+
+
+def team_room(cls, name, users=(), config=None, clock=None, env=None, hs=None, wait_idle=True):
+    """The set-up most suites share, on the test class cls: a test homeserver
+    (cls.hs, or hs), alice (the room's creator, power 100) and each localpart
+    of users as cls.<localpart>, the bot (cls.bot) with config_extra config
+    (default: rate_limit_per_min 1000) and env_extra env, its clock set to
+    clock (epoch seconds) when given, and a room named name (cls.room) that
+    alice made and invited the bot and the users to; the users have joined,
+    the bot has joined and, unless wait_idle is False, caught up.  Stopping
+    is registered as class clean-ups."""
+    import mx
+    cls.hs = hs or mx.Homeserver()
+    cls.addClassCleanup(cls.hs.stop)
+    cls.alice = cls.hs.register("alice")
+    members = [cls.hs.register(u) for u in users]
+    for u, m in zip(users, members):
+        setattr(cls, u.replace("-", "_"), m)
+    cls.bot = mx.Bot(cls.hs, mx.tmpdir(),
+                     config_extra=config if config is not None else {"rate_limit_per_min": 1000},
+                     env_extra=env)
+    if clock is not None:
+        cls.bot.set_clock(clock)
+    cls.bot.start()
+    cls.addClassCleanup(cls.bot.stop)
+    cls.room = cls.alice.create_room(name=name, invite=[cls.bot.user_id] + [m.user_id for m in members])
+    for m in members:
+        m.join(cls.room)
+    cls.alice.wait_membership(cls.room, cls.bot.user_id, "join", timeout=15)
+    if wait_idle:
+        cls.bot.wait_idle(timeout=15)
 
 
 # --------------------------------------------------------------------------
