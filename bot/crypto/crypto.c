@@ -17,6 +17,7 @@
 
 #define PICKLE_KEY_MAX 1024
 #define TICK_MS 1000
+#define PRUNE_EVERY_MS (3600LL * 1000)
 #define OTK_TARGET 50 /* half of what libolm keeps (100), as the spec suggests */
 
 static const char *const crypto_migrations[] = {
@@ -47,6 +48,15 @@ static const char *const crypto_migrations[] = {
 	"  requested INTEGER NOT NULL DEFAULT 0, notified INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX crypto_pending_session ON crypto_pending(room_id, session_id);"
 	"CREATE TABLE crypto_members_loaded (room_id TEXT PRIMARY KEY);",
+	/* 2: the replay table is pruned by age (seen_ms; rows from before
+	 * have 0 and go at the first pruning), and what was pruned of a
+	 * session stays refused (pruned_upto: highest pruned index, -1 none);
+	 * forwarded keys record their forwarding chain (JSON array of
+	 * curve25519 keys; NULL for a key that came as m.room_key) */
+	"ALTER TABLE crypto_megolm_index ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX crypto_megolm_index_seen ON crypto_megolm_index(seen_ms);"
+	"ALTER TABLE crypto_megolm_in ADD COLUMN pruned_upto INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE crypto_megolm_in ADD COLUMN forwarding_chain TEXT;",
 	NULL
 };
 
@@ -879,7 +889,41 @@ tlbot_crypto_apply_batch(struct tlbot_crypto *c, struct tlbot_store *st, struct 
 	for (i = 0; i < json_array_size(events); i++)
 		if (cr_olm_handle_to_device(c, st, h, json_array_get(events, i)) != 0)
 			return -1;
-	return cr_megolm_follow_up(c, st);
+	return 0;
+}
+
+/* The replay table keeps REPLAY_KEEP_MS of message indexes. */
+static void
+prune_tick(struct tlbot_store *st, int64_t now)
+{
+	int n;
+
+	if (tlbot_store_begin(st) != 0)
+		return;
+	n = cr_megolm_prune_replay(st, now - REPLAY_KEEP_MS);
+	if (n < 0 || tlbot_store_commit(st) != 0) {
+		tlbot_store_rollback(st);
+		log_warnx("encryption: pruning the replay table failed; retrying in an hour");
+	} else if (n > 0) {
+		log_info("encryption: housekeeping: forgot %d replay-table entries older than %lld "
+			 "days",
+			 n, (long long)(REPLAY_KEEP_MS / 86400000));
+	}
+}
+
+/* Key requests and the room notice for events kept without their key, on
+ * the worker's clock (each tick) rather than after sync batches, so a
+ * quiet room gets them on time too. Its own transaction, opened only when
+ * something is due. */
+static void
+follow_up_tick(struct tlbot_crypto *c, struct tlbot_store *st)
+{
+	if (cr_megolm_follow_up_due(st) != 1 || tlbot_store_begin(st) != 0)
+		return;
+	if (cr_megolm_follow_up(c, st) != 0 || tlbot_store_commit(st) != 0) {
+		tlbot_store_rollback(st);
+		log_warnx("encryption: following up undecryptable events failed; retrying");
+	}
 }
 
 void
@@ -899,6 +943,11 @@ tlbot_crypto_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_h
 		} else {
 			c->failures = 0;
 		}
+	}
+	follow_up_tick(c, st);
+	if (now - c->last_prune_ms >= PRUNE_EVERY_MS) {
+		c->last_prune_ms = now;
+		prune_tick(st, now);
 	}
 	cr_todevice_flush(st, h);
 }

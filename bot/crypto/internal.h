@@ -17,6 +17,8 @@
 #define MEGOLM_ALGO "m.megolm.v1.aes-sha2"
 #define KEY_REQUEST_AFTER_MS 5000      /* ask the sender's devices for a missing key */
 #define GIVE_UP_AFTER_MS 60000         /* then say so in the room, once */
+#define PENDING_KEEP_MS (7LL * 86400 * 1000) /* then forget the event */
+#define REPLAY_KEEP_MS (30LL * 86400 * 1000) /* replay-table entries kept this long */
 
 struct tlbot_crypto {
 	pthread_mutex_t lock;          /* the counters and flags below */
@@ -26,6 +28,7 @@ struct tlbot_crypto {
 	size_t pickle_key_len;
 	int keys_uploaded;             /* device keys accepted by the server */
 	int64_t last_tick_ms;
+	int64_t last_prune_ms;         /* the replay table, once an hour */
 	int64_t retry_at_ms;           /* after a failed upload: back off */
 	int failures;                  /* consecutive failed uploads */
 	const char *password;          /* for UIA (cross-signing), borrowed from cfg */
@@ -117,7 +120,22 @@ int cr_xsign_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_h
 /* Store an inbound Megolm session from an m.room_key (inside the tx). */
 int cr_megolm_add_inbound(struct tlbot_crypto *c, struct tlbot_store *st, const char *sender,
 			  const char *sender_key, const char *sender_ed, const json_t *content);
-/* Key requests and the one line in the room for events kept too long. */
+/* Store an inbound Megolm session from an m.forwarded_room_key that
+ * forwarder's device (fwd_curve, fwd_device, fwd_ed: from the Olm checks)
+ * sent, if the bot asked for it and the device may forward it; otherwise
+ * log and ignore it (inside the tx). 0 (taken or ignored) or -1 (db). */
+int cr_megolm_add_forwarded(struct tlbot_crypto *c, struct tlbot_store *st, const char *forwarder,
+			    const char *fwd_curve, const char *fwd_device, const char *fwd_ed,
+			    const json_t *content);
+/* Key requests and the one line in the room for events kept too long
+ * (inside a transaction). 0 or -1. */
 int cr_megolm_follow_up(struct tlbot_crypto *c, struct tlbot_store *st);
+/* 1 if cr_megolm_follow_up has something to do now, 0 if not, -1 (db).
+ * A read, so the worker's tick opens a write transaction only when due. */
+int cr_megolm_follow_up_due(struct tlbot_store *st);
+/* Forget replay-table entries seen before before_ms; their indexes stay
+ * refused (per session, up to the highest pruned). Inside a transaction.
+ * The number of entries removed, or -1. */
+int cr_megolm_prune_replay(struct tlbot_store *st, int64_t before_ms);
 
 #endif

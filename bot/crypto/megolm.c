@@ -27,55 +27,60 @@ count(struct tlbot_crypto *c, unsigned long long *what)
 
 /* ------------------------------------------------------------ inbound */
 
-int
-cr_megolm_add_inbound(struct tlbot_crypto *c, struct tlbot_store *st, const char *sender,
-		      const char *sender_key, const char *sender_ed, const json_t *content)
+/* An inbound session from a session key (m.room_key) or, with exported
+ * set, from a session export (m.forwarded_room_key), checked to have the
+ * id sid. Returns it (new), or NULL with *why set (bad key, logged by the
+ * caller) or NULL why (out of memory). */
+static OlmInboundGroupSession *
+new_inbound(const char *key, int exported, const char *sid, const char **why)
 {
-	const char *algo = jstr(content, "algorithm"), *room = jstr(content, "room_id");
-	const char *sid = jstr(content, "session_id"), *key = jstr(content, "session_key");
-	OlmInboundGroupSession *s;
-	char *copy, *pickle, idbuf[128];
-	sqlite3_stmt *q;
-	size_t n;
+	OlmInboundGroupSession *s = malloc(olm_inbound_group_session_size());
+	char *copy = strdup(key), idbuf[128];
+	size_t n, r;
 
-	if (algo == NULL || strcmp(algo, MEGOLM_ALGO) != 0 || room == NULL || sid == NULL ||
-	    key == NULL) {
-		log_warnx("encryption: a room key from %s is not a Megolm key; ignored", sender);
-		return 0;
-	}
-	s = malloc(olm_inbound_group_session_size());
-	copy = strdup(key);
+	*why = NULL;
 	if (s == NULL || copy == NULL) {
 		free(s);
 		free(copy);
-		return -1;
+		return NULL;
 	}
 	olm_inbound_group_session(s);
-	if (olm_init_inbound_group_session(s, (const uint8_t *)copy, strlen(copy)) == olm_error()) {
-		log_warnx("encryption: a room key from %s for room %s is invalid: %s", sender, room,
-			  olm_inbound_group_session_last_error(s));
-		explicit_bzero(copy, strlen(copy));
-		free(copy);
-		cr_in_free(s);
-		return 0;
-	}
+	r = exported ? olm_import_inbound_group_session(s, (const uint8_t *)copy, strlen(copy))
+		     : olm_init_inbound_group_session(s, (const uint8_t *)copy, strlen(copy));
 	explicit_bzero(copy, strlen(copy));
 	free(copy);
+	if (r == olm_error()) {
+		*why = olm_inbound_group_session_last_error(s);
+		cr_in_free(s);
+		return NULL;
+	}
 	n = olm_inbound_group_session_id(s, (uint8_t *)idbuf, sizeof(idbuf) - 1);
 	if (n == olm_error() || (idbuf[n] = '\0', strcmp(idbuf, sid) != 0)) {
-		log_warnx("encryption: a room key from %s: the key does not match its session id",
-			  sender);
+		*why = "the key does not match its session id";
 		cr_in_free(s);
-		return 0;
+		return NULL;
 	}
-	pickle = cr_pickle_in(c, s);
+	return s;
+}
+
+/* Store inbound session s (freed here) of room/sid as sender's (device
+ * keys sender_key, sender_ed). The first key for a session wins: a later
+ * one (even from someone else holding the key) cannot change who it
+ * belongs to. chain: the forwarding chain (JSON) or NULL. 0 or -1. */
+static int
+store_inbound(struct tlbot_crypto *c, struct tlbot_store *st, OlmInboundGroupSession *s,
+	      const char *room, const char *sid, const char *sender, const char *sender_key,
+	      const char *sender_ed, const char *chain)
+{
+	char *pickle = cr_pickle_in(c, s);
+	sqlite3_stmt *q;
+
 	cr_in_free(s);
 	if (pickle == NULL)
 		return -1;
-	/* the first key for a session wins: a later one (even from someone
-	 * else holding the key) cannot change who it belongs to */
 	q = cr_prep(st, "INSERT OR IGNORE INTO crypto_megolm_in(room_id, session_id, sender_key,"
-			" sender_user, sender_ed25519, pickle) VALUES (?, ?, ?, ?, ?, ?)");
+			" sender_user, sender_ed25519, pickle, forwarding_chain)"
+			" VALUES (?, ?, ?, ?, ?, ?, ?)");
 	if (q) {
 		cr_bind(q, 1, room);
 		cr_bind(q, 2, sid);
@@ -83,12 +88,140 @@ cr_megolm_add_inbound(struct tlbot_crypto *c, struct tlbot_store *st, const char
 		cr_bind(q, 4, sender);
 		cr_bind(q, 5, sender_ed);
 		cr_bind(q, 6, pickle);
+		cr_bind(q, 7, chain);
 	}
 	free(pickle);
-	if (cr_done(st, q) != 0)
+	return cr_done(st, q);
+}
+
+int
+cr_megolm_add_inbound(struct tlbot_crypto *c, struct tlbot_store *st, const char *sender,
+		      const char *sender_key, const char *sender_ed, const json_t *content)
+{
+	const char *algo = jstr(content, "algorithm"), *room = jstr(content, "room_id");
+	const char *sid = jstr(content, "session_id"), *key = jstr(content, "session_key");
+	OlmInboundGroupSession *s;
+	const char *why;
+
+	if (algo == NULL || strcmp(algo, MEGOLM_ALGO) != 0 || room == NULL || sid == NULL ||
+	    key == NULL) {
+		log_warnx("encryption: a room key from %s is not a Megolm key; ignored", sender);
+		return 0;
+	}
+	s = new_inbound(key, 0, sid, &why);
+	if (s == NULL && why == NULL)
+		return -1;
+	if (s == NULL) {
+		log_warnx("encryption: a room key from %s for room %s is invalid: %s", sender, room,
+			  why);
+		return 0;
+	}
+	if (store_inbound(c, st, s, room, sid, sender, sender_key, sender_ed, NULL) != 0)
 		return -1;
 	log_info("encryption: room %s: received a room key from %s", room, sender);
 	return 0;
+}
+
+/* Why the forwarded key content from forwarder's device (Olm identity key
+ * fwd_curve, signing key fwd_ed) is not taken, or NULL when it is. The bot
+ * takes a forwarded key only in answer to a request it sent (a kept event
+ * of that room and session whose key it asked for; the event's sender_key,
+ * when it named one, must be the forwarded key's), and only from the
+ * device that made the session: the forwarder is the kept event's sender,
+ * its identity key is the session's sender_key, its signing key the
+ * claimed one, and the chain is empty. The spec's other trusted
+ * forwarders, the bot's own verified devices, do not exist: the bot runs
+ * one device. *db set on a database error. */
+static const char *
+forward_refused(struct tlbot_store *st, const char *forwarder, const char *fwd_curve,
+		const char *fwd_ed, const json_t *content, int *db)
+{
+	const char *sender_key = jstr(content, "sender_key");
+	const char *claimed = jstr(content, "sender_claimed_ed25519_key");
+	const json_t *chain = json_object_get(content, "forwarding_curve25519_key_chain");
+	sqlite3_stmt *q = cr_prep(st, "SELECT sender, sender_key FROM crypto_pending"
+				      " WHERE room_id = ? AND session_id = ? AND requested = 1"
+				      " LIMIT 1");
+	const char *why = NULL;
+	int r;
+
+	*db = 0;
+	if (jstr(content, "algorithm") == NULL || strcmp(jstr(content, "algorithm"), MEGOLM_ALGO) ||
+	    jstr(content, "room_id") == NULL || jstr(content, "session_id") == NULL ||
+	    jstr(content, "session_key") == NULL || sender_key == NULL || claimed == NULL ||
+	    !json_is_array(chain)) {
+		sqlite3_finalize(q);
+		return "not a Megolm key";
+	}
+	if (q == NULL) {
+		*db = 1;
+		return "database error";
+	}
+	cr_bind(q, 1, jstr(content, "room_id"));
+	cr_bind(q, 2, jstr(content, "session_id"));
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		const char *asked_sender = (const char *)sqlite3_column_text(q, 0);
+		const char *asked_key = (const char *)sqlite3_column_text(q, 1);
+
+		if (asked_key && strcmp(asked_key, sender_key) != 0)
+			why = "it is not the session the bot asked for";
+		else if (asked_sender == NULL || strcmp(asked_sender, forwarder) != 0 ||
+			 strcmp(fwd_curve, sender_key) != 0 || strcmp(fwd_ed, claimed) != 0 ||
+			 json_array_size(chain) != 0)
+			why = "only the device that made the session may forward it";
+	} else if (r == SQLITE_DONE) {
+		why = "the bot did not ask for it";
+	} else {
+		*db = 1;
+		why = "database error";
+	}
+	sqlite3_finalize(q);
+	return why;
+}
+
+int
+cr_megolm_add_forwarded(struct tlbot_crypto *c, struct tlbot_store *st, const char *forwarder,
+			const char *fwd_curve, const char *fwd_device, const char *fwd_ed,
+			const json_t *content)
+{
+	const char *room = jstr(content, "room_id"), *sid = jstr(content, "session_id");
+	OlmInboundGroupSession *s = NULL;
+	json_t *chain = NULL;
+	char *chain_text = NULL;
+	int db, rc;
+	const char *why = forward_refused(st, forwarder, fwd_curve, fwd_ed, content, &db);
+
+	if (db)
+		return -1;
+	if (why == NULL) {
+		s = new_inbound(jstr(content, "session_key"), 1, sid, &why);
+		if (s == NULL && why == NULL)
+			return -1;
+	}
+	if (s == NULL) {
+		count(c, &c->refused);
+		log_warnx("encryption: ignored a forwarded room key from %s device %s for room %s: %s",
+			  forwarder, fwd_device, room ? room : "?", why);
+		return 0;
+	}
+	/* the chain as it would be passed on: the forwarder's key appended */
+	chain = json_deep_copy(json_object_get(content, "forwarding_curve25519_key_chain"));
+	if (chain == NULL || json_array_append_new(chain, json_string(fwd_curve)) != 0 ||
+	    (chain_text = json_dumps(chain, JSON_COMPACT)) == NULL) {
+		json_decref(chain);
+		cr_in_free(s);
+		return -1;
+	}
+	json_decref(chain);
+	rc = store_inbound(c, st, s, room, sid, forwarder, jstr(content, "sender_key"),
+			   jstr(content, "sender_claimed_ed25519_key"), chain_text);
+	free(chain_text);
+	if (rc == 0)
+		log_info("encryption: room %s: accepted a forwarded room key from %s device %s "
+			 "(asked for; forwarded by the device that made the session)",
+			 room, forwarder, fwd_device);
+	return rc;
 }
 
 /* Keep an event whose key has not arrived. 0 or -1. */
@@ -125,6 +258,143 @@ refuse(struct tlbot_crypto *c, const char *room_id, const json_t *ev, const char
 	return 2;
 }
 
+/* The inbound session of (room_id, sid): 0 (new strings in *pickle and
+ * *owner, the highest pruned replay index in *pruned_upto), 1 none, -1. */
+static int
+load_inbound(struct tlbot_store *st, const char *room_id, const char *sid, char **pickle,
+	     char **owner, int64_t *pruned_upto)
+{
+	sqlite3_stmt *q = cr_prep(st, "SELECT pickle, sender_user, pruned_upto FROM crypto_megolm_in"
+				      " WHERE room_id = ? AND session_id = ?");
+	int r;
+
+	*pickle = *owner = NULL;
+	*pruned_upto = -1;
+	if (q == NULL)
+		return -1;
+	cr_bind(q, 1, room_id);
+	cr_bind(q, 2, sid);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		*pickle = cr_col(q, 0);
+		*owner = cr_col(q, 1);
+		*pruned_upto = sqlite3_column_int64(q, 2);
+	}
+	sqlite3_finalize(q);
+	if (r == SQLITE_ROW && (*pickle == NULL || *owner == NULL)) {
+		free(*pickle);
+		free(*owner);
+		*pickle = *owner = NULL;
+		return -1;
+	}
+	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? 1 : -1;
+}
+
+/* Megolm-decrypt ct with s: a new NUL-terminated plaintext (its buffer
+ * size in *cap, for wiping) and its message index, or NULL with *why set
+ * (refused) or NULL why (out of memory). */
+static char *
+group_decrypt(OlmInboundGroupSession *s, const char *ct, uint32_t *idx, size_t *cap,
+	      const char **why)
+{
+	char *copy = strdup(ct), *text;
+	size_t max, n;
+
+	*why = NULL;
+	max = copy ? olm_group_decrypt_max_plaintext_length(s, (uint8_t *)copy, strlen(copy))
+		   : olm_error();
+	free(copy);
+	if (max == olm_error()) {
+		*why = "garbage ciphertext";
+		return NULL;
+	}
+	text = malloc(max + 1);
+	copy = strdup(ct);
+	n = text && copy ? olm_group_decrypt(s, (uint8_t *)copy, strlen(copy), (uint8_t *)text, max,
+					     idx)
+			 : olm_error();
+	free(copy);
+	if (n == olm_error()) {
+		if (text) {
+			*why = olm_inbound_group_session_last_error(s);
+			explicit_bzero(text, max + 1); /* all of it: not NUL-terminated */
+		}
+		free(text);
+		return NULL;
+	}
+	text[n] = '\0';
+	*cap = max + 1;
+	return text;
+}
+
+/* Replay check of message index idx of session sid: 0 fresh (recorded
+ * with the time seen), 1 a replay (the index was seen under another event
+ * id, or is at or below what was pruned of the session), -1 db error. */
+static int
+check_replay(struct tlbot_store *st, const char *sid, uint32_t idx, const char *event_id,
+	     int64_t pruned_upto)
+{
+	char num[16], *seen = NULL;
+	sqlite3_stmt *q;
+	int r;
+
+	snprintf(num, sizeof(num), "%u", idx);
+	r = cr_get1(st, &seen, "SELECT event_id FROM crypto_megolm_index WHERE session_id = ? AND idx = ?",
+		    sid, num, NULL);
+	if (r == 0) {
+		r = strcmp(seen, event_id) != 0;
+		free(seen);
+		return r;
+	}
+	if (r < 0)
+		return -1;
+	if ((int64_t)idx <= pruned_upto)
+		return 1;
+	q = cr_prep(st, "INSERT INTO crypto_megolm_index(session_id, idx, event_id, seen_ms)"
+			" VALUES (?, ?, ?, ?)");
+	if (q) {
+		cr_bind(q, 1, sid);
+		sqlite3_bind_int64(q, 2, idx);
+		cr_bind(q, 3, event_id);
+		sqlite3_bind_int64(q, 4, cr_now_ms());
+	}
+	return cr_done(st, q);
+}
+
+/* Why the decrypted payload pj cannot stand for an event of room_id, or
+ * NULL when it is fine. */
+static const char *
+bad_plaintext(const json_t *pj, const char *room_id)
+{
+	if (!json_is_object(pj) || jstr(pj, "type") == NULL ||
+	    !json_is_object(json_object_get(pj, "content")))
+		return "malformed plaintext";
+	if (jstr(pj, "room_id") == NULL || strcmp(jstr(pj, "room_id"), room_id) != 0)
+		return "the plaintext belongs to another room";
+	return NULL;
+}
+
+/* The event ev as its plaintext pj says: type and content replaced, the
+ * relation (which travels in the clear so the server can aggregate it)
+ * kept from the encrypted content. New reference or NULL. */
+static json_t *
+plain_event(const json_t *ev, const json_t *content, const json_t *pj)
+{
+	json_t *plain = json_deep_copy(ev);
+	json_t *pc = json_deep_copy(json_object_get(pj, "content"));
+	const json_t *rel = json_object_get(content, "m.relates_to");
+
+	if (plain == NULL) {
+		json_decref(pc);
+		return NULL;
+	}
+	if (pc && rel && json_object_get(pc, "m.relates_to") == NULL)
+		json_object_set(pc, "m.relates_to", (json_t *)rel);
+	json_object_set_new(plain, "type", json_string(jstr(pj, "type")));
+	json_object_set_new(plain, "content", pc ? pc : json_object());
+	return plain;
+}
+
 int
 tlbot_crypto_decrypt(struct tlbot_crypto *c, struct tlbot_store *st, const char *room_id,
 		     const json_t *ev, json_t **plain)
@@ -132,128 +402,57 @@ tlbot_crypto_decrypt(struct tlbot_crypto *c, struct tlbot_store *st, const char 
 	const json_t *content = json_object_get(ev, "content");
 	const char *algo = jstr(content, "algorithm"), *ct = jstr(content, "ciphertext");
 	const char *sid = jstr(content, "session_id"), *event_id = jstr(ev, "event_id");
-	const char *sender = jstr(ev, "sender");
-	sqlite3_stmt *q;
+	const char *sender = jstr(ev, "sender"), *why = NULL;
 	OlmInboundGroupSession *s = NULL;
-	char *pickle = NULL, *owner = NULL, *copy = NULL, *text = NULL, *seen = NULL;
+	char *pickle = NULL, *owner = NULL, *text = NULL;
+	int64_t pruned_upto;
 	uint32_t idx = 0;
-	size_t max, n;
+	size_t cap = 0;
 	json_t *pj = NULL;
-	int rc = 2, r;
+	int rc = -1, r;
 
 	*plain = NULL;
 	if (algo == NULL || strcmp(algo, MEGOLM_ALGO) != 0 || ct == NULL || sid == NULL ||
 	    event_id == NULL || sender == NULL)
 		return refuse(c, room_id, ev, "not a Megolm event");
-	q = cr_prep(st, "SELECT pickle, sender_user FROM crypto_megolm_in"
-			" WHERE room_id = ? AND session_id = ?");
-	if (q == NULL)
+	r = load_inbound(st, room_id, sid, &pickle, &owner, &pruned_upto);
+	if (r < 0)
 		return -1;
-	cr_bind(q, 1, room_id);
-	cr_bind(q, 2, sid);
-	r = sqlite3_step(q);
-	if (r == SQLITE_ROW) {
-		pickle = cr_col(q, 0);
-		owner = cr_col(q, 1);
-	}
-	sqlite3_finalize(q);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return -1;
-	if (r == SQLITE_DONE) {
+	if (r == 1) {
 		log_info("encryption: room %s event %s from %s: its key has not arrived yet; kept",
 			 room_id, event_id, sender);
 		return keep_pending(st, room_id, ev, sid, jstr(content, "sender_key")) == 0 ? 1 : -1;
 	}
-	if (pickle == NULL || owner == NULL)
-		goto out_err;
 	if (strcmp(owner, sender) != 0) {
-		rc = refuse(c, room_id, ev, "the session belongs to another sender");
+		why = "the session belongs to another sender";
 		goto out;
 	}
 	s = cr_unpickle_in(c, pickle);
-	if (s == NULL)
-		goto out_err;
-	copy = strdup(ct);
-	max = copy ? olm_group_decrypt_max_plaintext_length(s, (uint8_t *)copy, strlen(copy))
-		   : olm_error();
-	free(copy);
-	copy = NULL;
-	if (max == olm_error()) {
-		rc = refuse(c, room_id, ev, "garbage ciphertext");
+	text = s ? group_decrypt(s, ct, &idx, &cap, &why) : NULL;
+	if (text == NULL)
+		goto out; /* refused (why) or out of memory */
+	r = check_replay(st, sid, idx, event_id, pruned_upto);
+	if (r != 0) {
+		why = r > 0 ? "replayed Megolm message index" : NULL;
 		goto out;
-	}
-	text = malloc(max + 1);
-	copy = strdup(ct);
-	if (text == NULL || copy == NULL)
-		goto out_err;
-	n = olm_group_decrypt(s, (uint8_t *)copy, strlen(copy), (uint8_t *)text, max, &idx);
-	if (n == olm_error()) {
-		rc = refuse(c, room_id, ev, olm_inbound_group_session_last_error(s));
-		goto out;
-	}
-	text[n] = '\0';
-	/* replay: the same message index under another event id */
-	{
-		char num[16];
-
-		snprintf(num, sizeof(num), "%u", idx);
-		r = cr_get1(st, &seen,
-			    "SELECT event_id FROM crypto_megolm_index WHERE session_id = ? AND idx = ?",
-			    sid, num, NULL);
-		if (r < 0)
-			goto out_err;
-		if (r == 0 && strcmp(seen, event_id) != 0) {
-			rc = refuse(c, room_id, ev, "replayed Megolm message index");
-			goto out;
-		}
-		if (r == 1) {
-			q = cr_prep(st, "INSERT INTO crypto_megolm_index(session_id, idx, event_id)"
-					" VALUES (?, ?, ?)");
-			if (q) {
-				cr_bind(q, 1, sid);
-				sqlite3_bind_int64(q, 2, idx);
-				cr_bind(q, 3, event_id);
-			}
-			if (cr_done(st, q) != 0)
-				goto out_err;
-		}
 	}
 	pj = json_loads(text, 0, NULL);
-	if (!json_is_object(pj) || jstr(pj, "type") == NULL ||
-	    !json_is_object(json_object_get(pj, "content"))) {
-		rc = refuse(c, room_id, ev, "malformed plaintext");
+	why = bad_plaintext(pj, room_id);
+	if (why)
 		goto out;
-	}
-	if (jstr(pj, "room_id") == NULL || strcmp(jstr(pj, "room_id"), room_id) != 0) {
-		rc = refuse(c, room_id, ev, "the plaintext belongs to another room");
-		goto out;
-	}
-	*plain = json_deep_copy(ev);
+	*plain = plain_event(ev, content, pj);
 	if (*plain == NULL)
-		goto out_err;
-	{
-		json_t *pc = json_deep_copy(json_object_get(pj, "content"));
-		const json_t *rel = json_object_get(content, "m.relates_to");
-
-		/* relations travel in the clear (the server aggregates them) */
-		if (pc && rel && json_object_get(pc, "m.relates_to") == NULL)
-			json_object_set(pc, "m.relates_to", (json_t *)rel);
-		json_object_set_new(*plain, "type", json_string(jstr(pj, "type")));
-		json_object_set_new(*plain, "content", pc ? pc : json_object());
-	}
+		goto out;
 	count(c, &c->decrypted);
 	log_debug("encryption: room %s event %s from %s decrypted (%s)", room_id, event_id, sender,
 		  jstr(pj, "type"));
 	rc = 0;
-	goto out;
-out_err:
-	rc = -1;
 out:
+	if (why)
+		rc = refuse(c, room_id, ev, why);
 	if (text)
-		explicit_bzero(text, max + 1); /* all of it: not NUL-terminated when olm refused */
+		explicit_bzero(text, cap);
 	free(text);
-	free(copy);
-	free(seen);
 	free(pickle);
 	free(owner);
 	json_decref(pj);
@@ -261,44 +460,153 @@ out:
 	return rc;
 }
 
+/* Forget replay-table entries seen before before_ms (the table would grow
+ * by one row per message for ever): each session remembers the highest
+ * index pruned, and indexes up to it stay refused as replays (a Megolm
+ * session's indexes only go up, so a genuine message that old is not
+ * expected). Inside a transaction. Returns the rows removed, or -1. */
+int
+cr_megolm_prune_replay(struct tlbot_store *st, int64_t before_ms)
+{
+	sqlite3_stmt *q = cr_prep(st, "UPDATE crypto_megolm_in SET pruned_upto = MAX(pruned_upto,"
+				      " (SELECT MAX(i.idx) FROM crypto_megolm_index i"
+				      "  WHERE i.session_id = crypto_megolm_in.session_id"
+				      "  AND i.seen_ms < ?1))"
+				      " WHERE session_id IN (SELECT session_id FROM crypto_megolm_index"
+				      "  WHERE seen_ms < ?1)");
+
+	if (q)
+		sqlite3_bind_int64(q, 1, before_ms);
+	if (cr_done(st, q) != 0)
+		return -1;
+	q = cr_prep(st, "DELETE FROM crypto_megolm_index WHERE seen_ms < ?");
+	if (q)
+		sqlite3_bind_int64(q, 1, before_ms);
+	if (cr_done(st, q) != 0)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+/* Queue an m.room_key_request for the kept event ev_id: with body, the
+ * request ("action": "request"); without, its cancellation. It goes to
+ * every device of the sender (spec: requests go to all devices of the user
+ * who used the session, not only the one named in the event) and to the
+ * bot's own other devices; request_id is the event id, so a cancellation
+ * names the request it cancels. The txnId derives from the event, so
+ * queueing twice is a no-op. Inside a transaction. 0 or -1. */
+static int
+queue_key_request(struct tlbot_crypto *c, struct tlbot_store *st, const char *ev_id,
+		  const char *sender, const json_t *body)
+{
+	json_t *req = body ? json_pack("{s:s, s:O, s:s, s:s}", "action", "request", "body", body,
+				       "request_id", ev_id, "requesting_device_id", c->device_id)
+			   : json_pack("{s:s, s:s, s:s}", "action", "request_cancellation",
+				       "request_id", ev_id, "requesting_device_id", c->device_id);
+	json_t *msgs = req ? json_object() : NULL;
+	char txn[128], seed[2048];
+	int r;
+
+	if (msgs) {
+		json_object_set_new(msgs, sender, json_pack("{s:O}", "*", req));
+		if (strcmp(sender, c->user_id) != 0)
+			json_object_set_new(msgs, c->user_id, json_pack("{s:O}", "*", req));
+	}
+	snprintf(seed, sizeof(seed), "%s.%s", body ? "keyreq" : "keycancel", ev_id);
+	memcpy(txn, body ? "kr." : "kc.", 3);
+	cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
+	r = msgs ? cr_todevice_queue(st, txn, "m.room_key_request", msgs) : -1;
+	json_decref(req);
+	json_decref(msgs);
+	return r;
+}
+
+/* The kept events (all columns the callers need) of a query with one
+ * integer parameter, as an array of objects: event_id, room_id,
+ * session_id, sender, sender_key (may be absent), created, requested,
+ * event (only when the query selects it). New reference or NULL. */
+static json_t *
+pending_rows(struct tlbot_store *st, const char *sql, int64_t param)
+{
+	sqlite3_stmt *q = cr_prep(st, sql);
+	json_t *rows = json_array();
+
+	if (q == NULL || rows == NULL) {
+		sqlite3_finalize(q);
+		json_decref(rows);
+		return NULL;
+	}
+	if (param >= 0)
+		sqlite3_bind_int64(q, 1, param);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:I, s:i}", "event_id",
+					sqlite3_column_text(q, 0), "room_id",
+					sqlite3_column_text(q, 1), "session_id",
+					sqlite3_column_text(q, 2), "sender", sqlite3_column_text(q, 3),
+					"sender_key", sqlite3_column_text(q, 4), "created",
+					(json_int_t)sqlite3_column_int64(q, 5), "requested",
+					sqlite3_column_int(q, 6));
+
+		if (row && sqlite3_column_count(q) > 7)
+			json_object_set_new(row, "event",
+					    json_string((const char *)sqlite3_column_text(q, 7)));
+		if (row == NULL || json_array_append_new(rows, row) != 0) {
+			sqlite3_finalize(q);
+			json_decref(rows);
+			return NULL;
+		}
+	}
+	sqlite3_finalize(q);
+	return rows;
+}
+
+#define PENDING_COLS                                                                       \
+	"p.event_id, p.room_id, p.session_id, p.sender, p.sender_key, p.created_ms,"        \
+	" p.requested"
+
+/* Remove the kept event ev_id; when the bot had asked for its key, cancel
+ * that request (spec: a request that is no longer needed is cancelled
+ * with action "request_cancellation"). 0 or -1. */
+static int
+forget_pending(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *row)
+{
+	const char *ev_id = jstr(row, "event_id");
+	sqlite3_stmt *d = cr_prep(st, "DELETE FROM crypto_pending WHERE event_id = ?");
+
+	if (d)
+		cr_bind(d, 1, ev_id);
+	if (cr_done(st, d) != 0)
+		return -1;
+	if (!json_integer_value(json_object_get(row, "requested")))
+		return 0;
+	if (queue_key_request(c, st, ev_id, jstr(row, "sender"), NULL) != 0)
+		return -1;
+	log_debug("encryption: room %s event %s: key request cancelled", jstr(row, "room_id"),
+		  ev_id);
+	return 0;
+}
+
 json_t *
 tlbot_crypto_take_ready(struct tlbot_crypto *c, struct tlbot_store *st)
 {
-	sqlite3_stmt *q = cr_prep(st, "SELECT p.event_id, p.room_id, p.event FROM crypto_pending p"
-				      " JOIN crypto_megolm_in m ON m.room_id = p.room_id"
-				      " AND m.session_id = p.session_id ORDER BY p.created_ms");
-	json_t *rows = json_array(), *out = json_array();
+	json_t *rows = pending_rows(st, "SELECT " PENDING_COLS ", p.event FROM crypto_pending p"
+					" JOIN crypto_megolm_in m ON m.room_id = p.room_id"
+					" AND m.session_id = p.session_id ORDER BY p.created_ms",
+				    -1);
+	json_t *out = json_array();
 	size_t i;
 
-	if (q == NULL || rows == NULL || out == NULL) {
-		sqlite3_finalize(q);
+	if (rows == NULL || out == NULL) {
 		json_decref(rows);
 		json_decref(out);
 		return NULL;
 	}
-	while (sqlite3_step(q) == SQLITE_ROW)
-		json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "event_id",
-						      sqlite3_column_text(q, 0), "room_id",
-						      sqlite3_column_text(q, 1), "event",
-						      sqlite3_column_text(q, 2)));
-	sqlite3_finalize(q);
 	for (i = 0; i < json_array_size(rows); i++) {
 		const json_t *row = json_array_get(rows, i);
 		json_t *ev = json_loads(jstr(row, "event"), 0, NULL), *plain = NULL;
 		int r = ev ? tlbot_crypto_decrypt(c, st, jstr(row, "room_id"), ev, &plain) : 2;
-		sqlite3_stmt *d;
 
 		json_decref(ev);
-		if (r < 0 || r == 1) {
-			json_decref(plain);
-			json_decref(rows);
-			json_decref(out);
-			return NULL;
-		}
-		d = cr_prep(st, "DELETE FROM crypto_pending WHERE event_id = ?");
-		if (d)
-			cr_bind(d, 1, jstr(row, "event_id"));
-		if (cr_done(st, d) != 0) {
+		if (r < 0 || r == 1 || forget_pending(c, st, row) != 0) {
 			json_decref(plain);
 			json_decref(rows);
 			json_decref(out);
@@ -315,125 +623,141 @@ tlbot_crypto_take_ready(struct tlbot_crypto *c, struct tlbot_store *st)
 	return out;
 }
 
+/* Set a flag column ("requested" or "notified") of the kept event. */
+static int
+mark_pending(struct tlbot_store *st, const char *ev_id, int notified)
+{
+	sqlite3_stmt *u = cr_prep(st, notified ? "UPDATE crypto_pending SET notified = 1"
+						 " WHERE event_id = ?"
+					       : "UPDATE crypto_pending SET requested = 1"
+						 " WHERE event_id = ?");
+
+	if (u)
+		cr_bind(u, 1, ev_id);
+	return cr_done(st, u);
+}
+
+/* Ask the sender's devices (and the bot's own) for the missing key. */
+static int
+request_key(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *row)
+{
+	const char *ev_id = jstr(row, "event_id"), *room = jstr(row, "room_id");
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s?}", "algorithm", MEGOLM_ALGO, "room_id", room,
+				 "session_id", jstr(row, "session_id"), "sender_key",
+				 jstr(row, "sender_key"));
+	int r = body ? queue_key_request(c, st, ev_id, jstr(row, "sender"), body) : -1;
+
+	json_decref(body);
+	if (r != 0 || mark_pending(st, ev_id, 0) != 0)
+		return -1;
+	log_info("encryption: room %s event %s: asked %s's devices for the missing key", room,
+		 ev_id, jstr(row, "sender"));
+	return 0;
+}
+
+/* Say in the room, once per sender and session however many of their
+ * messages it hides, that a message could not be decrypted. */
+static int
+tell_room(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *row)
+{
+	const char *ev_id = jstr(row, "event_id"), *room = jstr(row, "room_id");
+	const char *sender = jstr(row, "sender"), *sid = jstr(row, "session_id");
+	char txn[128], seed[2048], body[1024], *text;
+	json_t *msg;
+	int r;
+
+	snprintf(body, sizeof(body),
+		 "I could not decrypt a message from %s: my device (%s) never "
+		 "received its key. Please send it again; if it keeps happening, "
+		 "make sure your client shares keys with unverified devices or "
+		 "verify my device.",
+		 sender, c->device_id);
+	msg = json_pack("{s:s, s:s, s:{s:[s]}}", "msgtype", "m.notice", "body", body, "m.mentions",
+			"user_ids", sender);
+	text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	json_decref(msg);
+	snprintf(seed, sizeof(seed), "undecryptable.%s.%s.%s", room, sender, sid);
+	memcpy(txn, "ud.", 3);
+	cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
+	r = text ? tlbot_store_outbox_add(st, txn, "send", room, NULL, "m.room.message", text, NULL,
+					  0)
+		 : -1;
+	free(text);
+	if (r != 0 || mark_pending(st, ev_id, 1) != 0)
+		return -1;
+	log_warnx("encryption: room %s event %s from %s: still no key after %d s; told the room",
+		  room, ev_id, sender, GIVE_UP_AFTER_MS / 1000);
+	return 0;
+}
+
+/* A key that never came after a week will not come: forget the events
+ * (the room was told), cancelling their requests. 0 or -1. */
+static int
+forget_hopeless(struct tlbot_crypto *c, struct tlbot_store *st, int64_t now)
+{
+	json_t *rows = pending_rows(st, "SELECT " PENDING_COLS " FROM crypto_pending p"
+					" WHERE p.notified = 1 AND p.created_ms < ?",
+				    now - PENDING_KEEP_MS);
+	size_t i;
+
+	if (rows == NULL)
+		return -1;
+	for (i = 0; i < json_array_size(rows); i++)
+		if (forget_pending(c, st, json_array_get(rows, i)) != 0) {
+			json_decref(rows);
+			return -1;
+		}
+	json_decref(rows);
+	return 0;
+}
+
+int
+cr_megolm_follow_up_due(struct tlbot_store *st)
+{
+	int64_t now = cr_now_ms();
+	sqlite3_stmt *q = cr_prep(st, "SELECT 1 FROM crypto_pending WHERE"
+				      " (requested = 0 AND created_ms < ?)"
+				      " OR (notified = 0 AND created_ms < ?)"
+				      " OR (notified = 1 AND created_ms < ?) LIMIT 1");
+	int r;
+
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_int64(q, 1, now - KEY_REQUEST_AFTER_MS);
+	sqlite3_bind_int64(q, 2, now - GIVE_UP_AFTER_MS);
+	sqlite3_bind_int64(q, 3, now - PENDING_KEEP_MS);
+	r = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+}
+
 int
 cr_megolm_follow_up(struct tlbot_crypto *c, struct tlbot_store *st)
 {
 	int64_t now = cr_now_ms();
-	sqlite3_stmt *q = cr_prep(st, "SELECT event_id, room_id, session_id, sender, sender_key,"
-				      " created_ms, requested FROM crypto_pending"
-				      " WHERE notified = 0 AND created_ms < ?");
-	json_t *rows = json_array();
+	json_t *rows;
 	size_t i;
 
-	if (q == NULL || rows == NULL) {
-		sqlite3_finalize(q);
-		json_decref(rows);
+	if (forget_hopeless(c, st, now) != 0)
 		return -1;
-	}
-	sqlite3_bind_int64(q, 1, now - KEY_REQUEST_AFTER_MS);
-	{
-		/* a key that never came after a week will not come: forget the
-		 * event (the room was told) */
-		sqlite3_stmt *d = cr_prep(st, "DELETE FROM crypto_pending WHERE notified = 1"
-					      " AND created_ms < ?");
+	rows = pending_rows(st, "SELECT " PENDING_COLS " FROM crypto_pending p"
+				" WHERE p.notified = 0 AND p.created_ms < ?",
+			    now - KEY_REQUEST_AFTER_MS);
+	if (rows == NULL)
+		return -1;
+	for (i = 0; i < json_array_size(rows); i++) {
+		const json_t *row = json_array_get(rows, i);
 
-		if (d)
-			sqlite3_bind_int64(d, 1, now - 7LL * 86400 * 1000);
-		if (cr_done(st, d) != 0) {
-			sqlite3_finalize(q);
+		if ((!json_integer_value(json_object_get(row, "requested")) &&
+		     request_key(c, st, row) != 0) ||
+		    (json_integer_value(json_object_get(row, "created")) < now - GIVE_UP_AFTER_MS &&
+		     tell_room(c, st, row) != 0)) {
 			json_decref(rows);
 			return -1;
 		}
 	}
-	while (sqlite3_step(q) == SQLITE_ROW)
-		json_array_append_new(
-			rows, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:I, s:i}", "event_id",
-					sqlite3_column_text(q, 0), "room_id", sqlite3_column_text(q, 1),
-					"session_id", sqlite3_column_text(q, 2), "sender",
-					sqlite3_column_text(q, 3), "sender_key",
-					sqlite3_column_text(q, 4), "created",
-					(json_int_t)sqlite3_column_int64(q, 5), "requested",
-					sqlite3_column_int(q, 6)));
-	sqlite3_finalize(q);
-	for (i = 0; i < json_array_size(rows); i++) {
-		const json_t *row = json_array_get(rows, i);
-		const char *ev_id = jstr(row, "event_id"), *room = jstr(row, "room_id");
-		const char *sender = jstr(row, "sender"), *sid = jstr(row, "session_id");
-		char txn[128], seed[2048];
-		sqlite3_stmt *u;
-
-		if (!json_integer_value(json_object_get(row, "requested"))) {
-			json_t *req = json_pack("{s:s, s:{s:s, s:s, s:s, s:s?}, s:s, s:s}", "action",
-						"request", "body", "algorithm", MEGOLM_ALGO, "room_id",
-						room, "session_id", sid, "sender_key",
-						jstr(row, "sender_key"), "request_id", ev_id,
-						"requesting_device_id", c->device_id);
-			json_t *msgs = req ? json_object() : NULL;
-			int r;
-
-			if (msgs) {
-				json_object_set_new(msgs, sender, json_pack("{s:O}", "*", req));
-				if (strcmp(sender, c->user_id) != 0)
-					json_object_set_new(msgs, c->user_id,
-							    json_pack("{s:O}", "*", req));
-			}
-			snprintf(seed, sizeof(seed), "keyreq.%s", ev_id);
-			memcpy(txn, "kr.", 3);
-			cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
-			r = msgs ? cr_todevice_queue(st, txn, "m.room_key_request", msgs) : -1;
-			json_decref(req);
-			json_decref(msgs);
-			if (r != 0)
-				goto fail;
-			u = cr_prep(st, "UPDATE crypto_pending SET requested = 1 WHERE event_id = ?");
-			if (u)
-				cr_bind(u, 1, ev_id);
-			if (cr_done(st, u) != 0)
-				goto fail;
-			log_info("encryption: room %s event %s: asked %s's devices for the missing key",
-				 room, ev_id, sender);
-		}
-		if (json_integer_value(json_object_get(row, "created")) < now - GIVE_UP_AFTER_MS) {
-			/* one line per sender and session, however many of their
-			 * messages it hides */
-			json_t *msg;
-			char *text, body[1024];
-
-			snprintf(body, sizeof(body),
-				 "I could not decrypt a message from %s: my device (%s) never "
-				 "received its key. Please send it again; if it keeps happening, "
-				 "make sure your client shares keys with unverified devices or "
-				 "verify my device.",
-				 sender, c->device_id);
-			msg = json_pack("{s:s, s:s, s:{s:[s]}}", "msgtype", "m.notice", "body", body,
-					"m.mentions", "user_ids", sender);
-			text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-			json_decref(msg);
-			snprintf(seed, sizeof(seed), "undecryptable.%s.%s.%s", room, sender, sid);
-			memcpy(txn, "ud.", 3);
-			cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
-			if (text == NULL || tlbot_store_outbox_add(st, txn, "send", room, NULL,
-								   "m.room.message", text, NULL,
-								   0) != 0) {
-				free(text);
-				goto fail;
-			}
-			free(text);
-			u = cr_prep(st, "UPDATE crypto_pending SET notified = 1 WHERE event_id = ?");
-			if (u)
-				cr_bind(u, 1, ev_id);
-			if (cr_done(st, u) != 0)
-				goto fail;
-			log_warnx("encryption: room %s event %s from %s: still no key after %d s; "
-				  "told the room",
-				  room, ev_id, sender, GIVE_UP_AFTER_MS / 1000);
-		}
-	}
 	json_decref(rows);
 	return 0;
-fail:
-	json_decref(rows);
-	return -1;
 }
 
 /* ------------------------------------------------------------ outbound */

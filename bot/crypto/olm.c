@@ -258,11 +258,8 @@ cr_olm_handle_to_device(struct tlbot_crypto *c, struct tlbot_store *st, struct t
 		rc = cr_megolm_add_inbound(c, st, sender, sender_key, dev_ed,
 					   json_object_get(payload, "content"));
 	} else if (strcmp(ptype, "m.forwarded_room_key") == 0) {
-		/* only the bot's own verified devices may forward keys; the bot
-		 * verifies none of its other devices, so it takes none */
-		log_warnx("encryption: ignored a forwarded room key from %s device %s (only the "
-			  "bot's own verified devices may forward keys)",
-			  sender, dev_id);
+		rc = cr_megolm_add_forwarded(c, st, sender, sender_key, dev_id, dev_ed,
+					     json_object_get(payload, "content"));
 	} else {
 		log_debug("encryption: encrypted to-device %s from %s ignored", ptype, sender);
 	}

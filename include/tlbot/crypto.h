@@ -41,10 +41,10 @@ const char *tlbot_crypto_curve25519(const struct tlbot_crypto *c);
 const char *tlbot_crypto_ed25519(const struct tlbot_crypto *c);
 
 /* Receive side, inside the batch transaction: to-device events (Olm
- * decryption, room keys), device_lists, one-time key counts, and the
- * follow-up of undecryptable events (key requests, the one line in the
- * room). h may be used to fetch the device keys of a sender the bot does
- * not know yet. Returns 0, or -1 on a database error (batch not kept). */
+ * decryption, room keys, forwarded keys the bot asked for), device_lists
+ * and one-time key counts. h may be used to fetch the device keys of a
+ * sender the bot does not know yet. Returns 0, or -1 on a database error
+ * (batch not kept). */
 int tlbot_crypto_apply_batch(struct tlbot_crypto *c, struct tlbot_store *st,
 			     struct tlbot_http *h, const json_t *batch);
 
@@ -93,8 +93,10 @@ int tlbot_crypto_encrypt_attachment(const void *data, size_t len, unsigned char 
 
 /* Worker upkeep, called often (does its work at most once a second):
  * device keys not yet uploaded, one-time and fallback keys below target,
- * pending to-device messages (key shares, key requests). st must not be in
- * a transaction. */
+ * the follow-up of undecryptable events (a key request after 5 s, its
+ * cancellation when the key came, one line in the room after 60 s), the
+ * hourly pruning of the replay table, and pending to-device messages (key
+ * shares, key requests). st must not be in a transaction. */
 void tlbot_crypto_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h);
 
 /* 1 if room_id has m.room.encryption state in the store, else 0. */

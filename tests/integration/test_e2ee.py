@@ -10,7 +10,10 @@ bot is the real binary, the homeserver the local one.
     member receives the keys;
   * the room key arrives after the message (held back by the homeserver):
     the command is still answered, once; when it does not come, the bot
-    asks alice's devices for it (m.room_key_request);
+    asks alice's devices for it (m.room_key_request), after ~5 s even in
+    a quiet room; the device that made the session may answer with
+    m.forwarded_room_key (taken, the request then cancelled), another user
+    may not;
   * an encrypted edit of a refused command runs; the room's
     rotation_period_msgs is honoured;
   * bad input -- garbage ciphertext, a replayed Megolm index, an Olm message
@@ -272,6 +275,57 @@ class E2EE(unittest.TestCase):
         self.alice.wait_reply(self.room, cmd, sender=self.bot.user_id, timeout=20)
         time.sleep(1)
         self.assertEqual(len(self.replies(cmd)), 1)
+
+    def test_gd_quiet_room_key_request_forwarded_key_and_cancellation(self):
+        # no sync traffic at all: the bot asks for a missing key on its own
+        # clock (~5 s), not at its next long-poll timeout. A forwarded key
+        # from another user is refused; the device that made the session
+        # answers with m.forwarded_room_key (a session export): the bot
+        # takes it (it asked), handles the message once and cancels its
+        # request (action request_cancellation, same request_id)
+        dev_id, _, _ = self.bot_device()
+        bob = self.peer("bob")
+        session = e2ee.olm.OutboundGroupSession()
+        inbound = e2ee.olm.InboundGroupSession(session.session_key)     # from index 0
+        content = self.alice.megolm_event(self.room, session,
+                                          {"msgtype": "m.text", "body": "!ping", "m.mentions": {}})
+        self.bot.wait_idle(timeout=15)
+        mark = self.bot.log_mark()
+        t0 = time.monotonic()
+        cmd = self.alice.send_raw(self.room, "m.room.encrypted", content)
+
+        def requests(kind):
+            return [ev for ev in self.alice.to_device if isinstance(ev, kind) and
+                    ev.sender == self.bot.user_id]
+        self.alice.wait(lambda: any(ev.session_id == session.id
+                                    for ev in requests(e2ee.nio.RoomKeyRequest)),
+                        15, "m.room_key_request")
+        waited = time.monotonic() - t0
+        print(f"\n  key request {waited:.1f} s after the event (quiet room)", file=sys.stderr)
+        self.assertGreaterEqual(waited, 4.5)        # KEY_REQUEST_AFTER_MS
+        self.assertLess(waited, 9.0)
+        req = [ev for ev in requests(e2ee.nio.RoomKeyRequest) if ev.session_id == session.id][0]
+        self.assertEqual((req.room_id, req.requesting_device_id), (self.room, dev_id))
+        fwd = {"algorithm": e2ee.MEGOLM, "room_id": self.room, "sender_key": self.alice.curve25519,
+               "session_id": session.id, "session_key": inbound.export_session(0),
+               "sender_claimed_ed25519_key": self.alice.ed25519,
+               "forwarding_curve25519_key_chain": []}
+        # bob has the key (say) and forwards it: not the session's device
+        bob_fwd = dict(fwd, forwarding_curve25519_key_chain=[self.alice.curve25519])
+        bob.olm_to_device(self.bot.user_id, dev_id, "m.forwarded_room_key", bob_fwd)
+        self.bot.wait_log(r"forwarded room key from " + re.escape(bob.user_id) +
+                          r".*only the device that made the session", timeout=15, since=mark)
+        self.assert_no_reply(cmd, wait=1.0)
+        self.alice.olm_to_device(self.bot.user_id, dev_id, "m.forwarded_room_key", fwd)
+        rep = self.alice.wait_reply(self.room, cmd, sender=self.bot.user_id, timeout=20)
+        self.assertEqual(rep["content"]["body"], "pong")
+        self.alice.wait(lambda: any(ev.request_id == req.request_id for ev in
+                                    requests(e2ee.nio.RoomKeyRequestCancellation)),
+                        10, "request_cancellation")
+        time.sleep(1)
+        self.assertEqual(len(self.replies(cmd)), 1)
+        self.assertEqual(len(self.log_lines(mark, r"accepted a forwarded room key from " +
+                                            re.escape(self.alice.user_id))), 1)
 
     def test_gb_edit_of_an_encrypted_command(self):
         # an encrypted edit (relation in the cleartext, m.new_content inside)

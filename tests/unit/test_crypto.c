@@ -1,7 +1,9 @@
 /* bot/crypto: canonical JSON and signatures, the pickled identity and its
  * key, and the receive path against a libolm peer (olm_peer.h): room keys
  * over Olm with the spec's checks, Megolm decryption, replay refusal,
- * events kept until their key arrives, and Olm encryption back. */
+ * events kept until their key arrives, and Olm encryption back; key
+ * requests, their cancellation and forwarded keys; the replay table's
+ * pruning. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,6 +499,185 @@ TEST(send_path_persisted_and_rotated)
 	done(c, &st);
 }
 
+/* An m.forwarded_room_key content for the peer's Megolm session (a session
+ * export from its current index), with a forwarding chain of chain0 (or
+ * empty). */
+static json_t *
+forwarded_key(struct olm_peer *p, const char *room, const char *chain0)
+{
+	char key[512], exp[1024];
+	size_t n = olm_outbound_group_session_key(p->megolm, (uint8_t *)key, sizeof(key) - 1);
+	OlmInboundGroupSession *in = malloc(olm_inbound_group_session_size());
+	uint32_t first;
+
+	olm_inbound_group_session(in);
+	if (olm_init_inbound_group_session(in, (uint8_t *)key, n) == olm_error())
+		abort();
+	first = olm_inbound_group_session_first_known_index(in);
+	n = olm_export_inbound_group_session(in, (uint8_t *)exp, sizeof(exp) - 1, first);
+	if (n == olm_error())
+		abort();
+	exp[n] = '\0';
+	olm_clear_inbound_group_session(in);
+	free(in);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s*]}", "algorithm",
+			 "m.megolm.v1.aes-sha2", "room_id", room, "sender_key", p->curve,
+			 "session_id", p->sid, "session_key", exp, "sender_claimed_ed25519_key",
+			 p->ed, "forwarding_curve25519_key_chain", chain0);
+}
+
+/* Send the forwarded key content fk (borrowed) from the peer. */
+static int
+send_forward(struct tlbot_crypto *c, struct tlbot_store *st, struct olm_peer *p, const json_t *fk)
+{
+	return apply_to_device(c, st, json_pack("[o]", peer_to_device(p, BOT,
+			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.forwarded_room_key",
+			json_deep_copy(fk), NULL, NULL)));
+}
+
+static int
+follow_up(struct tlbot_crypto *c, struct tlbot_store *st)
+{
+	int rc;
+
+	tlbot_store_begin(st);
+	rc = cr_megolm_follow_up(c, st);
+	tlbot_store_commit(st);
+	return rc;
+}
+
+TEST(key_request_forward_and_cancel)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	struct olm_peer p;
+	unsigned long long dec, ref0, ref, enc;
+	char otk[64];
+	json_t *ev, *plain = NULL, *ready, *fk, *fk_via;
+
+	CHECK_OR_RETURN(c != NULL);
+	peer_init(&p, "@alice:test", "ALICEDEV");
+	know_device(&st, &p);
+	bot_otk(c, &st, otk, sizeof(otk));
+	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	tlbot_crypto_stats(c, &dec, &ref0, &enc);
+	fk = forwarded_key(&p, ROOM, NULL); /* from index 0 */
+	fk_via = forwarded_key(&p, ROOM, "c2VlbWluZ2x5IGFub3RoZXIgZGV2aWNlJ3Mga2V5");
+	/* a forwarded key the bot did not ask for is refused */
+	CHECK(send_forward(c, &st, &p, fk) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 0);
+	ev = peer_room_event(&p, ROOM, "$k", "!ping");
+	CHECK(decrypt(c, &st, ev, &plain) == 1);
+	json_decref(ev);
+	/* nothing due at once; kept for 5 s: a key request, to the sender's
+	 * devices and the bot's own */
+	CHECK(cr_megolm_follow_up_due(&st) == 0);
+	CHECK(send_forward(c, &st, &p, fk) == 0); /* not asked yet */
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 0);
+	sqlite3_exec(st.db, "UPDATE crypto_pending SET created_ms = created_ms - 6000", 0, 0, 0);
+	CHECK(cr_megolm_follow_up_due(&st) == 1);
+	CHECK(follow_up(c, &st) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_todevice WHERE type = 'm.room_key_request'"
+			   " AND body LIKE '%\"action\":\"request\"%' AND body LIKE '%@alice:test%'"
+			   " AND body LIKE '%" BOT "%' AND body LIKE '%\"request_id\":\"$k\"%'") == 1);
+	CHECK(one_int(&st, "SELECT requested FROM crypto_pending") == 1);
+	CHECK(follow_up(c, &st) == 0); /* asked once */
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_todevice") == 1);
+	CHECK(cr_megolm_follow_up_due(&st) == 0);
+	/* after 60 s: one line in the room */
+	sqlite3_exec(st.db, "UPDATE crypto_pending SET created_ms = created_ms - 60000", 0, 0, 0);
+	CHECK(cr_megolm_follow_up_due(&st) == 1);
+	CHECK(follow_up(c, &st) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM outbox WHERE room_id = '" ROOM "'") == 1);
+	CHECK(one_int(&st, "SELECT notified FROM crypto_pending") == 1);
+	CHECK(cr_megolm_follow_up_due(&st) == 0);
+	/* asked for, but forwarded through another device: refused */
+	CHECK(send_forward(c, &st, &p, fk_via) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 0);
+	tlbot_crypto_stats(c, &dec, &ref, &enc);
+	CHECK(ref == ref0 + 3);
+	/* from the device that made the session: taken, chain recorded */
+	CHECK(send_forward(c, &st, &p, fk) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 1);
+	{
+		char *chain = NULL;
+
+		CHECK(cr_get1(&st, &chain, "SELECT forwarding_chain FROM crypto_megolm_in", NULL,
+			      NULL, NULL) == 0);
+		CHECK(chain && strstr(chain, p.curve) != NULL && chain[0] == '[');
+		free(chain);
+	}
+	/* the kept event is handled; the request is cancelled */
+	tlbot_store_begin(&st);
+	ready = tlbot_crypto_take_ready(c, &st);
+	tlbot_store_commit(&st);
+	CHECK(json_array_size(ready) == 1);
+	json_decref(ready);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_pending") == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_todevice WHERE type = 'm.room_key_request'"
+			   " AND body LIKE '%\"action\":\"request_cancellation\"%'"
+			   " AND body LIKE '%\"request_id\":\"$k\"%'") == 1);
+	json_decref(fk);
+	json_decref(fk_via);
+	peer_free(&p);
+	done(c, &st);
+}
+
+TEST(replay_table_pruned)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	struct olm_peer p;
+	char otk[64];
+	json_t *one, *two, *three, *plain = NULL;
+
+	CHECK_OR_RETURN(c != NULL);
+	peer_init(&p, "@alice:test", "ALICEDEV");
+	know_device(&st, &p);
+	bot_otk(c, &st, otk, sizeof(otk));
+	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
+			peer_room_key(&p, ROOM), NULL, NULL))) == 0);
+	one = peer_room_event(&p, ROOM, "$one", "a");
+	two = peer_room_event(&p, ROOM, "$two", "b");
+	CHECK(decrypt(c, &st, one, &plain) == 0);
+	json_decref(plain);
+	CHECK(decrypt(c, &st, two, &plain) == 0);
+	json_decref(plain);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_index") == 2);
+	/* nothing is old yet */
+	tlbot_store_begin(&st);
+	CHECK(cr_megolm_prune_replay(&st, cr_now_ms() - REPLAY_KEEP_MS) == 0);
+	tlbot_store_commit(&st);
+	/* $one was seen 31 days ago: pruned, and its index stays refused */
+	sqlite3_exec(st.db, "UPDATE crypto_megolm_index SET seen_ms = seen_ms - 31 * 86400000"
+			    " WHERE event_id = '$one'", 0, 0, 0);
+	tlbot_store_begin(&st);
+	CHECK(cr_megolm_prune_replay(&st, cr_now_ms() - REPLAY_KEEP_MS) == 1);
+	tlbot_store_commit(&st);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_index") == 1);
+	CHECK(one_int(&st, "SELECT pruned_upto FROM crypto_megolm_in") == 0);
+	json_object_set_new(one, "event_id", json_string("$one-again"));
+	CHECK(decrypt(c, &st, one, &plain) == 2);
+	CHECK(plain == NULL);
+	/* what is kept works as before: redelivery fine, replay refused */
+	CHECK(decrypt(c, &st, two, &plain) == 0);
+	json_decref(plain);
+	json_object_set_new(two, "event_id", json_string("$two-again"));
+	CHECK(decrypt(c, &st, two, &plain) == 2);
+	/* and new messages of the session still decrypt */
+	three = peer_room_event(&p, ROOM, "$three", "c");
+	CHECK(decrypt(c, &st, three, &plain) == 0);
+	json_decref(plain);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_index") == 2);
+	json_decref(one);
+	json_decref(two);
+	json_decref(three);
+	peer_free(&p);
+	done(c, &st);
+}
+
 static const struct tap_test tests[] = {
 	TEST_ENTRY(canonical_json),
 	TEST_ENTRY(identity_and_pickle_key),
@@ -506,6 +687,8 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(olm_encrypt_back),
 	TEST_ENTRY(encrypted_attachment),
 	TEST_ENTRY(send_path_persisted_and_rotated),
+	TEST_ENTRY(key_request_forward_and_cancel),
+	TEST_ENTRY(replay_table_pruned),
 	TEST_END,
 };
 
