@@ -628,21 +628,141 @@ unpublished(OlmAccount *a, int fallback)
 	return j;
 }
 
+/* Generate n one-time keys (n > 0) or, with n == 0, a fallback key into
+ * the account. 0 or -1. */
+static int
+generate_keys(OlmAccount *a, size_t n)
+{
+	size_t rl = n ? olm_account_generate_one_time_keys_random_length(a, n)
+		      : olm_account_generate_fallback_key_random_length(a);
+	void *rnd = malloc(rl ? rl : 1);
+	int rc = -1;
+
+	if (rnd != NULL && cr_random(rnd, rl) == 0 &&
+	    (n ? olm_account_generate_one_time_keys(a, n, rnd, rl)
+	       : olm_account_generate_fallback_key(a, rnd, rl)) != olm_error())
+		rc = 0;
+	if (rnd)
+		explicit_bzero(rnd, rl ? rl : 1);
+	free(rnd);
+	return rc;
+}
+
+/* First transaction of the top-up: generate what is missing (unless keys
+ * generated earlier are still unpublished) and save the account. Returns
+ * 0 with the account in *out (caller frees), 1 when there is nothing to
+ * do, -1 on failure. */
+static int
+prepare_keys(struct tlbot_crypto *c, struct tlbot_store *st, long have, int need_fb,
+	     OlmAccount **out)
+{
+	OlmAccount *a;
+	json_t *otk, *fb;
+	size_t target, n_otk, n_fb;
+	int rc = -1;
+
+	*out = NULL;
+	if (tlbot_store_begin(st) != 0)
+		return -1;
+	a = cr_account_load(c, st);
+	if (a == NULL) {
+		tlbot_store_rollback(st);
+		return -1;
+	}
+	target = olm_account_max_number_of_one_time_keys(a) / 2;
+	if (target > OTK_TARGET)
+		target = OTK_TARGET;
+	otk = unpublished(a, 0);
+	fb = unpublished(a, 1);
+	n_otk = json_object_size(json_object_get(otk, "curve25519"));
+	n_fb = json_object_size(json_object_get(fb, "curve25519"));
+	json_decref(otk);
+	json_decref(fb);
+	if (n_otk == 0 && n_fb == 0 && (size_t)have >= target && !need_fb)
+		rc = 1;
+	else if ((n_otk == 0 && (size_t)have < target &&
+		  generate_keys(a, target - (size_t)have) != 0) ||
+		 (n_fb == 0 && need_fb && generate_keys(a, 0) != 0))
+		rc = -1;
+	else if (cr_account_save(c, st, a) == 0 && tlbot_store_commit(st) == 0)
+		rc = 0;
+	if (rc != 0) {
+		tlbot_store_rollback(st);
+		cr_account_free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+/* Sign each unpublished key of kind (0 one-time, 1 fallback) of the
+ * account into obj as "signed_curve25519:<id>". 0 or -1. */
+static int
+sign_unpublished(struct tlbot_crypto *c, OlmAccount *a, int fallback, json_t *obj)
+{
+	json_t *keys = unpublished(a, fallback), *v;
+	const char *id;
+	int rc = keys ? 0 : -1;
+
+	json_object_foreach(json_object_get(keys, "curve25519"), id, v) {
+		char kid[128];
+		json_t *k = fallback ? json_pack("{s:O, s:b}", "key", v, "fallback", 1)
+				     : json_pack("{s:O}", "key", v);
+
+		snprintf(kid, sizeof(kid), "signed_curve25519:%s", id);
+		if (k == NULL || cr_sign_json(c, a, k) != 0 || json_object_set_new(obj, kid, k) != 0) {
+			rc = -1;
+			break;
+		}
+	}
+	json_decref(keys);
+	return rc;
+}
+
+/* Second transaction, after the upload: mark the keys published and
+ * remember the server's count. 0 or -1. */
+static int
+mark_published(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *answer,
+	       const json_t *body)
+{
+	json_int_t cnt = json_integer_value(
+		json_object_get(json_object_get(answer, "one_time_key_counts"), "signed_curve25519"));
+	char num[32];
+	OlmAccount *a;
+	int rc = -1;
+
+	if (tlbot_store_begin(st) != 0)
+		return -1;
+	snprintf(num, sizeof(num), "%lld", (long long)cnt);
+	a = cr_account_load(c, st);
+	if (a && olm_account_mark_keys_as_published(a) != olm_error() &&
+	    cr_account_save(c, st, a) == 0 && tlbot_store_kv_set(st, "crypto_otk_count", num) == 0 &&
+	    tlbot_store_kv_set(st, "crypto_fallback", "unused") == 0 &&
+	    tlbot_store_commit(st) == 0) {
+		rc = 0;
+		log_debug("encryption: %zu one-time keys and %zu fallback keys uploaded "
+			  "(server has %lld)",
+			  json_object_size(json_object_get(body, "one_time_keys")),
+			  json_object_size(json_object_get(body, "fallback_keys")), (long long)cnt);
+	} else {
+		tlbot_store_rollback(st);
+	}
+	cr_account_free(a);
+	return rc;
+}
+
 /* Generate what is missing (in one transaction), upload every unpublished
  * key, then mark them published (second transaction). A crash in between
  * leaves them unpublished: the next tick uploads the same keys again. */
 static int
 top_up_keys(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h)
 {
-	char *count_s = NULL, *fb_s = NULL;
+	char *count_s = NULL, *fb_s = NULL, *text = NULL;
 	long have;
-	int need_fb, rc = -1;
-	size_t target;
+	int need_fb, rc;
 	OlmAccount *a;
-	json_t *otk = NULL, *fb = NULL, *body = NULL, *ok, *fk, *v;
-	const char *id;
+	json_t *body;
 	struct tlbot_http_resp r;
-	char *text = NULL;
 
 	if (cr_get1(st, &count_s, "SELECT value FROM kv WHERE key = 'crypto_otk_count'", NULL, NULL,
 		    NULL) < 0 ||
@@ -657,123 +777,29 @@ top_up_keys(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h
 	free(fb_s);
 	if (have >= OTK_TARGET && !need_fb)
 		return 0; /* the common case: no write transaction each second */
-	if (tlbot_store_begin(st) != 0)
-		return -1;
-	a = cr_account_load(c, st);
-	if (a == NULL) {
-		tlbot_store_rollback(st);
-		return -1;
-	}
-	target = olm_account_max_number_of_one_time_keys(a) / 2;
-	if (target > OTK_TARGET)
-		target = OTK_TARGET;
-	otk = unpublished(a, 0);
-	fb = unpublished(a, 1);
-	ok = json_object_get(otk, "curve25519");
-	fk = json_object_get(fb, "curve25519");
-	if (json_object_size(ok) == 0 && json_object_size(fk) == 0 &&
-	    ((size_t)have >= target && !need_fb)) {
-		tlbot_store_rollback(st);
-		rc = 0;
-		goto out;
-	}
-	if (json_object_size(ok) == 0 && (size_t)have < target) {
-		size_t n = target - (size_t)have, rl = olm_account_generate_one_time_keys_random_length(a, n);
-		void *rnd = malloc(rl ? rl : 1);
-
-		if (rnd == NULL || cr_random(rnd, rl) != 0 ||
-		    olm_account_generate_one_time_keys(a, n, rnd, rl) == olm_error()) {
-			free(rnd);
-			tlbot_store_rollback(st);
-			goto out;
-		}
-		free(rnd);
-	}
-	if (json_object_size(fk) == 0 && need_fb) {
-		size_t rl = olm_account_generate_fallback_key_random_length(a);
-		void *rnd = malloc(rl);
-
-		if (rnd == NULL || cr_random(rnd, rl) != 0 ||
-		    olm_account_generate_fallback_key(a, rnd, rl) == olm_error()) {
-			free(rnd);
-			tlbot_store_rollback(st);
-			goto out;
-		}
-		free(rnd);
-	}
-	if (cr_account_save(c, st, a) != 0 || tlbot_store_commit(st) != 0) {
-		tlbot_store_rollback(st);
-		goto out;
-	}
-	json_decref(otk);
-	json_decref(fb);
-	otk = unpublished(a, 0);
-	fb = unpublished(a, 1);
+	rc = prepare_keys(c, st, have, need_fb, &a);
+	if (rc != 0)
+		return rc > 0 ? 0 : -1;
 	body = json_pack("{s:{}, s:{}}", "one_time_keys", "fallback_keys");
-	if (otk == NULL || fb == NULL || body == NULL)
-		goto out;
-	json_object_foreach(json_object_get(otk, "curve25519"), id, v) {
-		char kid[128];
-		json_t *k = json_pack("{s:O}", "key", v);
-
-		snprintf(kid, sizeof(kid), "signed_curve25519:%s", id);
-		if (k == NULL || cr_sign_json(c, a, k) != 0 ||
-		    json_object_set_new(json_object_get(body, "one_time_keys"), kid, k) != 0)
-			goto out;
+	if (body == NULL || sign_unpublished(c, a, 0, json_object_get(body, "one_time_keys")) != 0 ||
+	    sign_unpublished(c, a, 1, json_object_get(body, "fallback_keys")) != 0 ||
+	    (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		json_decref(body);
+		cr_account_free(a);
+		return -1;
 	}
-	json_object_foreach(json_object_get(fb, "curve25519"), id, v) {
-		char kid[128];
-		json_t *k = json_pack("{s:O, s:b}", "key", v, "fallback", 1);
-
-		snprintf(kid, sizeof(kid), "signed_curve25519:%s", id);
-		if (k == NULL || cr_sign_json(c, a, k) != 0 ||
-		    json_object_set_new(json_object_get(body, "fallback_keys"), kid, k) != 0)
-			goto out;
-	}
-	text = json_dumps(body, JSON_COMPACT);
-	if (text == NULL)
-		goto out;
+	cr_account_free(a);
+	rc = -1;
 	tlbot_http_resp_init(&r);
 	if (tlbot_http_request(h, "POST", "/_matrix/client/v3/keys/upload", text, strlen(text), NULL,
-			       30000, &r) != TLBOT_OK) {
-		if (c->failures == 0)
-			log_warnx("encryption: uploading one-time keys failed: %s %s (HTTP %ld); "
-				  "retrying",
-				  r.errcode, r.error, r.status);
-		tlbot_http_resp_release(&r);
-		goto out;
-	}
-	cr_account_free(a);
-	a = NULL;
-	if (tlbot_store_begin(st) == 0) {
-		json_int_t cnt = json_integer_value(json_object_get(
-			json_object_get(r.json, "one_time_key_counts"), "signed_curve25519"));
-		char num[32];
-
-		snprintf(num, sizeof(num), "%lld", (long long)cnt);
-		a = cr_account_load(c, st);
-		if (a && olm_account_mark_keys_as_published(a) != olm_error() &&
-		    cr_account_save(c, st, a) == 0 &&
-		    tlbot_store_kv_set(st, "crypto_otk_count", num) == 0 &&
-		    tlbot_store_kv_set(st, "crypto_fallback", "unused") == 0 &&
-		    tlbot_store_commit(st) == 0) {
-			rc = 0;
-			log_debug("encryption: %zu one-time keys and %zu fallback keys uploaded "
-				  "(server has %lld)",
-				  json_object_size(json_object_get(body, "one_time_keys")),
-				  json_object_size(json_object_get(body, "fallback_keys")),
-				  (long long)cnt);
-		} else {
-			tlbot_store_rollback(st);
-		}
-	}
+			       30000, &r) == TLBOT_OK)
+		rc = mark_published(c, st, r.json, body);
+	else if (c->failures == 0)
+		log_warnx("encryption: uploading one-time keys failed: %s %s (HTTP %ld); retrying",
+			  r.errcode, r.error, r.status);
 	tlbot_http_resp_release(&r);
-out:
 	free(text);
 	json_decref(body);
-	json_decref(otk);
-	json_decref(fb);
-	cr_account_free(a);
 	return rc;
 }
 

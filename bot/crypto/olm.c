@@ -36,14 +36,49 @@ save_session(struct tlbot_crypto *c, struct tlbot_store *st, OlmSession *s, cons
 	return cr_done(st, q);
 }
 
-/* Decrypt body (type 0 pre-key or 1) from sender_key with a known session,
- * or a new inbound one from a pre-key message. On success the plaintext
- * (new, NUL-terminated) and the session (to save once the payload checks
- * pass; *new_account set when the account changed) are returned. */
+/* Decrypt body (message type type) with session s: a new NUL-terminated
+ * plaintext, or NULL. libolm consumes its input, so each call gets a copy. */
 static char *
-olm_decrypt_body(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a,
-		 const char *sender_key, int type, const char *body, OlmSession **out,
-		 int *account_changed)
+session_decrypt(OlmSession *s, int type, const char *body)
+{
+	char *copy = strdup(body), *plain;
+	size_t max, n;
+
+	max = copy ? olm_decrypt_max_plaintext_length(s, (size_t)type, copy, strlen(copy))
+		   : olm_error();
+	free(copy);
+	if (max == olm_error())
+		return NULL;
+	plain = malloc(max + 1);
+	copy = strdup(body);
+	n = plain && copy ? olm_decrypt(s, (size_t)type, copy, strlen(copy), plain, max)
+			  : olm_error();
+	free(copy);
+	if (n == olm_error()) {
+		free(plain);
+		return NULL;
+	}
+	plain[n] = '\0';
+	return plain;
+}
+
+/* 1 if the pre-key message body was made for session s. */
+static int
+prekey_matches(OlmSession *s, const char *sender_key, const char *body)
+{
+	char *copy = strdup(body);
+	int r = copy && olm_matches_inbound_session_from(s, sender_key, strlen(sender_key), copy,
+							 strlen(copy)) == 1;
+
+	free(copy);
+	return r;
+}
+
+/* Decrypt with one of the known sessions with sender_key (the most
+ * recently used first): the plaintext (new) and, in *out, the session. */
+static char *
+known_sessions_decrypt(struct tlbot_crypto *c, struct tlbot_store *st, const char *sender_key,
+		       int type, const char *body, OlmSession **out)
 {
 	sqlite3_stmt *q = cr_prep(st, "SELECT pickle FROM crypto_olm_sessions WHERE sender_key = ?"
 				      " ORDER BY last_used_ms DESC LIMIT 50");
@@ -51,98 +86,66 @@ olm_decrypt_body(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a,
 	OlmSession *s = NULL;
 
 	*out = NULL;
-	*account_changed = 0;
 	if (q == NULL)
 		return NULL;
 	cr_bind(q, 1, sender_key);
 	while (plain == NULL && sqlite3_step(q) == SQLITE_ROW) {
-		char *copy;
-		size_t max, n;
-
 		s = cr_unpickle_olm(c, (const char *)sqlite3_column_text(q, 0));
 		if (s == NULL)
 			continue;
-		if (type == 0) {
-			copy = strdup(body);
-			if (copy == NULL ||
-			    olm_matches_inbound_session_from(s, sender_key, strlen(sender_key), copy,
-							     strlen(copy)) != 1) {
-				free(copy);
-				cr_olm_free(s);
-				s = NULL;
-				continue;
-			}
-			free(copy);
-		}
-		copy = strdup(body);
-		max = copy ? olm_decrypt_max_plaintext_length(s, (size_t)type, copy, strlen(copy))
-			   : olm_error();
-		free(copy);
-		if (max != olm_error()) {
-			plain = malloc(max + 1);
-			copy = strdup(body);
-			n = plain && copy ? olm_decrypt(s, (size_t)type, copy, strlen(copy), plain, max)
-					  : olm_error();
-			free(copy);
-			if (n == olm_error()) {
-				free(plain);
-				plain = NULL;
-			} else {
-				plain[n] = '\0';
-			}
-		}
+		if (type != 0 || prekey_matches(s, sender_key, body))
+			plain = session_decrypt(s, type, body);
 		if (plain == NULL) {
 			cr_olm_free(s);
 			s = NULL;
 		}
 	}
 	sqlite3_finalize(q);
-	if (plain == NULL && type == 0) {
-		/* a new session from a pre-key message: uses one of our one-time
-		 * (or the fallback) keys, which the account then forgets */
-		char *copy = strdup(body);
-		size_t max, n;
+	*out = s;
+	return plain;
+}
 
-		s = malloc(olm_session_size());
-		if (s == NULL || copy == NULL) {
-			free(s);
-			free(copy);
-			return NULL;
-		}
-		olm_session(s);
-		if (olm_create_inbound_session_from(s, a, sender_key, strlen(sender_key), copy,
-						    strlen(copy)) == olm_error()) {
-			log_debug("encryption: no inbound Olm session from the pre-key message: %s",
-				  olm_session_last_error(s));
-			free(copy);
-			cr_olm_free(s);
-			return NULL;
-		}
+/* Decrypt body (type 0 pre-key or 1) from sender_key with a known session,
+ * or a new inbound one from a pre-key message. On success the plaintext
+ * (new, NUL-terminated) and the session (to save once the payload checks
+ * pass; *account_changed set when the account changed) are returned. */
+static char *
+olm_decrypt_body(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a,
+		 const char *sender_key, int type, const char *body, OlmSession **out,
+		 int *account_changed)
+{
+	char *plain = known_sessions_decrypt(c, st, sender_key, type, body, out), *copy;
+	OlmSession *s;
+
+	*account_changed = 0;
+	if (plain != NULL || type != 0)
+		return plain;
+	/* a new session from a pre-key message: uses one of our one-time (or
+	 * the fallback) keys, which the account then forgets */
+	copy = strdup(body);
+	s = malloc(olm_session_size());
+	if (s == NULL || copy == NULL) {
+		free(s);
 		free(copy);
-		olm_remove_one_time_keys(a, s); /* fails harmlessly for the fallback key */
-		*account_changed = 1;
-		copy = strdup(body);
-		max = copy ? olm_decrypt_max_plaintext_length(s, 0, copy, strlen(copy)) : olm_error();
-		free(copy);
-		if (max != olm_error()) {
-			plain = malloc(max + 1);
-			copy = strdup(body);
-			n = plain && copy ? olm_decrypt(s, 0, copy, strlen(copy), plain, max)
-					  : olm_error();
-			free(copy);
-			if (n == olm_error()) {
-				free(plain);
-				plain = NULL;
-			} else {
-				plain[n] = '\0';
-			}
-		}
-		if (plain == NULL) {
-			cr_olm_free(s);
-			s = NULL;
-			*account_changed = 0;
-		}
+		return NULL;
 	}
+	olm_session(s);
+	if (olm_create_inbound_session_from(s, a, sender_key, strlen(sender_key), copy,
+					    strlen(copy)) == olm_error()) {
+		log_debug("encryption: no inbound Olm session from the pre-key message: %s",
+			  olm_session_last_error(s));
+		free(copy);
+		cr_olm_free(s);
+		return NULL;
+	}
+	free(copy);
+	olm_remove_one_time_keys(a, s); /* fails harmlessly for the fallback key */
+	plain = session_decrypt(s, 0, body);
+	if (plain == NULL) {
+		cr_olm_free(s);
+		return NULL;
+	}
+	*account_changed = 1;
 	*out = s;
 	return plain;
 }
@@ -156,22 +159,101 @@ refused(struct tlbot_crypto *c, const char *sender, const char *why)
 	log_warnx("encryption: refused a to-device message from %s: %s", sender ? sender : "?", why);
 }
 
+/* The spec's checks of a decrypted Olm payload: it names the event's
+ * sender, the bot as recipient with the bot's keys, and a sender signing
+ * key. Returns why it is refused, or NULL. */
+static const char *
+payload_refused(const struct tlbot_crypto *c, const json_t *payload, const char *sender)
+{
+	const char *rk = jstr(json_object_get(payload, "recipient_keys"), "ed25519");
+
+	if (!json_is_object(payload) || jstr(payload, "type") == NULL ||
+	    !json_is_object(json_object_get(payload, "content")))
+		return "malformed payload";
+	if (jstr(payload, "sender") == NULL || strcmp(jstr(payload, "sender"), sender) != 0)
+		return "the payload's sender is not the event's sender";
+	if (jstr(payload, "recipient") == NULL || strcmp(jstr(payload, "recipient"), c->user_id) != 0)
+		return "addressed to another user";
+	if (rk == NULL || strcmp(rk, c->ed25519) != 0)
+		return "addressed to another device key";
+	if (jstr(json_object_get(payload, "keys"), "ed25519") == NULL)
+		return "no sender signing key";
+	return NULL;
+}
+
+/* The sender's device with identity key sender_key: 0 (new strings in
+ * *ed, *dev_id), 1 not one of the sender's devices, -1 db error. A device
+ * the bot has not seen yet is looked up with the server first (h). */
+static int
+sender_device(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+	      const char *sender, const char *sender_key, char **ed, char **dev_id)
+{
+	int r = cr_device_by_curve(st, sender, sender_key, ed, dev_id);
+	json_t *u;
+	sqlite3_stmt *q;
+
+	if (r != 1 || h == NULL)
+		return r;
+	u = json_pack("[s]", sender);
+	q = cr_prep(st, "UPDATE crypto_users SET stale = stale + 1 WHERE user_id = ?");
+	if (q)
+		cr_bind(q, 1, sender);
+	if (u == NULL || cr_done(st, q) != 0) {
+		json_decref(u);
+		return -1;
+	}
+	cr_devices_refresh(c, st, h, u);
+	json_decref(u);
+	return cr_device_by_curve(st, sender, sender_key, ed, dev_id);
+}
+
+/* Act on an accepted payload (room keys; the rest is ignored). 0 or -1. */
+static int
+handle_payload(struct tlbot_crypto *c, struct tlbot_store *st, const char *sender,
+	       const char *sender_key, const char *dev_id, const char *dev_ed, const json_t *payload)
+{
+	const char *ptype = jstr(payload, "type");
+	const json_t *content = json_object_get(payload, "content");
+
+	if (strcmp(ptype, "m.room_key") == 0)
+		return cr_megolm_add_inbound(c, st, sender, sender_key, dev_ed, content);
+	if (strcmp(ptype, "m.forwarded_room_key") == 0)
+		return cr_megolm_add_forwarded(c, st, sender, sender_key, dev_id, dev_ed, content);
+	log_debug("encryption: encrypted to-device %s from %s ignored", ptype, sender);
+	return 0;
+}
+
+/* Why a to-device event is not an Olm message the bot can read, or NULL
+ * (then *body and *type are its ciphertext for the bot). */
+static const char *
+envelope_refused(const struct tlbot_crypto *c, const json_t *content, const char **body,
+		 int *type)
+{
+	const char *algo = jstr(content, "algorithm");
+	const json_t *mine = json_object_get(json_object_get(content, "ciphertext"), c->curve25519);
+	const json_t *tj = json_object_get(mine, "type");
+
+	*body = jstr(mine, "body");
+	*type = (int)json_integer_value(tj);
+	if (algo == NULL || strcmp(algo, OLM_ALGO) != 0 || jstr(content, "sender_key") == NULL)
+		return "not an Olm message";
+	if (*body == NULL || !json_is_integer(tj) || (*type != 0 && *type != 1))
+		return "no ciphertext for this device";
+	return NULL;
+}
+
 int
 cr_olm_handle_to_device(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
 			const json_t *ev)
 {
 	const char *type = jstr(ev, "type"), *sender = jstr(ev, "sender");
 	const json_t *content = json_object_get(ev, "content");
-	const char *algo = jstr(content, "algorithm"), *sender_key = jstr(content, "sender_key");
-	const json_t *mine = json_object_get(json_object_get(content, "ciphertext"), c->curve25519);
-	const char *body = jstr(mine, "body");
-	const json_t *tj = json_object_get(mine, "type");
+	const char *sender_key = jstr(content, "sender_key"), *body, *why;
 	OlmAccount *a = NULL;
 	OlmSession *s = NULL;
 	json_t *payload = NULL;
 	char *plain = NULL, *dev_ed = NULL, *dev_id = NULL;
-	const char *ptype, *why = NULL;
-	int account_changed = 0, rc = 0, r;
+	int account_changed = 0, rc = 0, r, btype;
 
 	if (type == NULL || sender == NULL || strcmp(type, "m.room.encrypted") != 0) {
 		if (type)
@@ -179,69 +261,28 @@ cr_olm_handle_to_device(struct tlbot_crypto *c, struct tlbot_store *st, struct t
 				  sender ? sender : "?");
 		return 0;
 	}
-	if (algo == NULL || strcmp(algo, OLM_ALGO) != 0 || sender_key == NULL) {
-		refused(c, sender, "not an Olm message");
-		return 0;
-	}
-	if (body == NULL || !json_is_integer(tj) ||
-	    (json_integer_value(tj) != 0 && json_integer_value(tj) != 1)) {
-		refused(c, sender, "no ciphertext for this device");
+	why = envelope_refused(c, content, &body, &btype);
+	if (why) {
+		refused(c, sender, why);
 		return 0;
 	}
 	a = cr_account_load(c, st);
 	if (a == NULL)
 		return -1;
-	plain = olm_decrypt_body(c, st, a, sender_key, (int)json_integer_value(tj), body, &s,
-				 &account_changed);
+	plain = olm_decrypt_body(c, st, a, sender_key, btype, body, &s, &account_changed);
 	if (plain == NULL) {
 		why = "cannot decrypt it (no matching session, or garbage)";
 		goto out;
 	}
 	payload = json_loads(plain, 0, NULL);
 	explicit_bzero(plain, strlen(plain));
-	ptype = jstr(payload, "type");
-	/* the spec's checks: the payload names us, our keys, and the sender;
-	 * its ed25519 key is the one the sender's device published */
-	if (!json_is_object(payload) || ptype == NULL ||
-	    !json_is_object(json_object_get(payload, "content"))) {
-		why = "malformed payload";
-	} else if (jstr(payload, "sender") == NULL || strcmp(jstr(payload, "sender"), sender) != 0) {
-		why = "the payload's sender is not the event's sender";
-	} else if (jstr(payload, "recipient") == NULL ||
-		   strcmp(jstr(payload, "recipient"), c->user_id) != 0) {
-		why = "addressed to another user";
-	} else if (jstr(json_object_get(payload, "recipient_keys"), "ed25519") == NULL ||
-		   strcmp(jstr(json_object_get(payload, "recipient_keys"), "ed25519"), c->ed25519) !=
-			   0) {
-		why = "addressed to another device key";
-	} else if (jstr(json_object_get(payload, "keys"), "ed25519") == NULL) {
-		why = "no sender signing key";
-	}
+	why = payload_refused(c, payload, sender);
 	if (why)
 		goto out;
-	r = cr_device_by_curve(st, sender, sender_key, &dev_ed, &dev_id);
-	if (r == 1 && h) {
-		/* a device we have not seen yet: ask the server, then look again */
-		json_t *u = json_pack("[s]", sender);
-		sqlite3_stmt *q = cr_prep(st, "UPDATE crypto_users SET stale = stale + 1 WHERE user_id = ?");
-
-		if (q)
-			cr_bind(q, 1, sender);
-		if (cr_done(st, q) != 0) {
-			json_decref(u);
-			rc = -1;
-			goto out;
-		}
-		cr_devices_refresh(c, st, h, u);
-		json_decref(u);
-		r = cr_device_by_curve(st, sender, sender_key, &dev_ed, &dev_id);
-	}
-	if (r < 0) {
-		rc = -1;
-		goto out;
-	}
-	if (r == 1) {
-		why = "the sending device is not one of the sender's devices";
+	r = sender_device(c, st, h, sender, sender_key, &dev_ed, &dev_id);
+	if (r != 0) {
+		rc = r < 0 ? -1 : 0;
+		why = r < 0 ? NULL : "the sending device is not one of the sender's devices";
 		goto out;
 	}
 	if (strcmp(dev_ed, jstr(json_object_get(payload, "keys"), "ed25519")) != 0) {
@@ -250,19 +291,10 @@ cr_olm_handle_to_device(struct tlbot_crypto *c, struct tlbot_store *st, struct t
 	}
 	/* accepted: keep the session (and the account, without the used key) */
 	if (save_session(c, st, s, sender_key) != 0 ||
-	    (account_changed && cr_account_save(c, st, a) != 0)) {
+	    (account_changed && cr_account_save(c, st, a) != 0))
 		rc = -1;
-		goto out;
-	}
-	if (strcmp(ptype, "m.room_key") == 0) {
-		rc = cr_megolm_add_inbound(c, st, sender, sender_key, dev_ed,
-					   json_object_get(payload, "content"));
-	} else if (strcmp(ptype, "m.forwarded_room_key") == 0) {
-		rc = cr_megolm_add_forwarded(c, st, sender, sender_key, dev_id, dev_ed,
-					     json_object_get(payload, "content"));
-	} else {
-		log_debug("encryption: encrypted to-device %s from %s ignored", ptype, sender);
-	}
+	else
+		rc = handle_payload(c, st, sender, sender_key, dev_id, dev_ed, payload);
 out:
 	if (why)
 		refused(c, sender, why);
