@@ -80,10 +80,95 @@ cr_device_by_curve(struct tlbot_store *st, const char *user, const char *curve, 
 	return rc == SQLITE_DONE ? 1 : -1;
 }
 
-/* Store one user's devices from a /keys/query answer: each device's keys
- * must be self-signed and name the user and device they are listed under;
- * a known device whose ed25519 key changed is refused (spec: a device's
- * keys never change). Returns 0 or -1 (db). */
+/* Store device dev of user from a /keys/query answer (dk): its keys must
+ * be self-signed and name the user and device they are listed under; a
+ * known device whose ed25519 key changed is refused (spec: a device's keys
+ * never change) but kept with its old keys. Devices kept are noted in
+ * keep. Returns 0 or -1 (db). */
+static int
+store_device(struct tlbot_store *st, const char *user, const char *dev, const json_t *dk,
+	     json_t *keep)
+{
+	char kc[300], ke[300], *old_ed = NULL;
+	const json_t *keys = json_object_get(dk, "keys");
+	const char *cu, *ed, *du, *dd;
+	sqlite3_stmt *s;
+	int r;
+
+	snprintf(kc, sizeof(kc), "curve25519:%s", dev);
+	snprintf(ke, sizeof(ke), "ed25519:%s", dev);
+	cu = json_string_value(json_object_get(keys, kc));
+	ed = json_string_value(json_object_get(keys, ke));
+	du = json_string_value(json_object_get(dk, "user_id"));
+	dd = json_string_value(json_object_get(dk, "device_id"));
+	if (cu == NULL || ed == NULL || du == NULL || dd == NULL || strcmp(du, user) != 0 ||
+	    strcmp(dd, dev) != 0 || !cr_verify_json(dk, user, ke, ed)) {
+		log_warnx("encryption: device %s of %s: keys not validly self-signed; ignored", dev,
+			  user);
+		return 0;
+	}
+	r = cr_get1(st, &old_ed, "SELECT ed25519 FROM crypto_devices WHERE user_id = ? AND device_id = ?",
+		    user, dev, NULL);
+	if (r < 0)
+		return -1;
+	json_object_set_new(keep, dev, json_true());
+	if (r == 0 && strcmp(old_ed, ed) != 0) {
+		log_warnx("encryption: device %s of %s changed its signing key; the new keys are "
+			  "refused",
+			  dev, user);
+		free(old_ed);
+		return 0;
+	}
+	free(old_ed);
+	s = cr_prep(st, "INSERT OR REPLACE INTO crypto_devices(user_id, device_id, curve25519,"
+			" ed25519) VALUES (?, ?, ?, ?)");
+	if (s) {
+		cr_bind(s, 1, user);
+		cr_bind(s, 2, dev);
+		cr_bind(s, 3, cu);
+		cr_bind(s, 4, ed);
+	}
+	return cr_done(st, s);
+}
+
+/* Forget the devices of user not in keep (no longer listed: removed). */
+static int
+remove_unlisted(struct tlbot_store *st, const char *user, const json_t *keep)
+{
+	sqlite3_stmt *q = cr_prep(st, "SELECT device_id FROM crypto_devices WHERE user_id = ?"), *s;
+	json_t *gone = json_array();
+	size_t i;
+	int rc = 0;
+
+	if (q == NULL || gone == NULL) {
+		sqlite3_finalize(q);
+		json_decref(gone);
+		return -1;
+	}
+	cr_bind(q, 1, user);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(q, 0);
+
+		if (d && json_object_get(keep, d) == NULL)
+			json_array_append_new(gone, json_string(d));
+	}
+	sqlite3_finalize(q);
+	for (i = 0; rc == 0 && i < json_array_size(gone); i++) {
+		s = cr_prep(st, "DELETE FROM crypto_devices WHERE user_id = ? AND device_id = ?");
+		if (s) {
+			cr_bind(s, 1, user);
+			cr_bind(s, 2, json_string_value(json_array_get(gone, i)));
+		}
+		rc = cr_done(st, s);
+	}
+	json_decref(gone);
+	return rc;
+}
+
+/* Store one user's devices from a /keys/query answer (see store_device);
+ * devices no longer listed are forgotten; the user is fresh unless the
+ * list changed again since the query was made (gen: the change counter
+ * then, -1 when the user was not tracked yet). Returns 0 or -1 (db). */
 static int
 store_user_devices(struct tlbot_store *st, const char *user, const json_t *devices,
 		   json_int_t gen)
@@ -93,89 +178,19 @@ store_user_devices(struct tlbot_store *st, const char *user, const json_t *devic
 	sqlite3_stmt *s;
 	json_t *keep = json_object();
 
+	if (keep == NULL)
+		return -1;
 	json_object_foreach((json_t *)devices, dev, dk) {
-		char kc[300], ke[300], *old_ed = NULL;
-		const json_t *keys = json_object_get(dk, "keys");
-		const char *cu, *ed, *du, *dd;
-		int r;
-
-		snprintf(kc, sizeof(kc), "curve25519:%s", dev);
-		snprintf(ke, sizeof(ke), "ed25519:%s", dev);
-		cu = json_string_value(json_object_get(keys, kc));
-		ed = json_string_value(json_object_get(keys, ke));
-		du = json_string_value(json_object_get(dk, "user_id"));
-		dd = json_string_value(json_object_get(dk, "device_id"));
-		if (cu == NULL || ed == NULL || du == NULL || dd == NULL || strcmp(du, user) != 0 ||
-		    strcmp(dd, dev) != 0 || !cr_verify_json(dk, user, ke, ed)) {
-			log_warnx("encryption: device %s of %s: keys not validly self-signed; ignored",
-				  dev, user);
-			continue;
-		}
-		r = cr_get1(st, &old_ed,
-			    "SELECT ed25519 FROM crypto_devices WHERE user_id = ? AND device_id = ?",
-			    user, dev, NULL);
-		if (r < 0) {
+		if (store_device(st, user, dev, dk, keep) != 0) {
 			json_decref(keep);
 			return -1;
 		}
-		if (r == 0 && strcmp(old_ed, ed) != 0) {
-			log_warnx("encryption: device %s of %s changed its signing key; the new keys "
-				  "are refused",
-				  dev, user);
-			free(old_ed);
-			json_object_set_new(keep, dev, json_true());
-			continue;
-		}
-		free(old_ed);
-		s = cr_prep(st, "INSERT OR REPLACE INTO crypto_devices(user_id, device_id, curve25519,"
-				" ed25519) VALUES (?, ?, ?, ?)");
-		if (s) {
-			cr_bind(s, 1, user);
-			cr_bind(s, 2, dev);
-			cr_bind(s, 3, cu);
-			cr_bind(s, 4, ed);
-		}
-		if (cr_done(st, s) != 0) {
-			json_decref(keep);
-			return -1;
-		}
-		json_object_set_new(keep, dev, json_true());
 	}
-	/* devices no longer listed were removed */
-	{
-		sqlite3_stmt *q = cr_prep(st, "SELECT device_id FROM crypto_devices WHERE user_id = ?");
-		json_t *gone = json_array();
-
-		if (q == NULL) {
-			json_decref(keep);
-			json_decref(gone);
-			return -1;
-		}
-		cr_bind(q, 1, user);
-		while (sqlite3_step(q) == SQLITE_ROW) {
-			const char *d = (const char *)sqlite3_column_text(q, 0);
-
-			if (d && json_object_get(keep, d) == NULL)
-				json_array_append_new(gone, json_string(d));
-		}
-		sqlite3_finalize(q);
-		for (size_t i = 0; i < json_array_size(gone); i++) {
-			s = cr_prep(st, "DELETE FROM crypto_devices WHERE user_id = ? AND device_id = ?");
-			if (s) {
-				cr_bind(s, 1, user);
-				cr_bind(s, 2, json_string_value(json_array_get(gone, i)));
-			}
-			if (cr_done(st, s) != 0) {
-				json_decref(keep);
-				json_decref(gone);
-				return -1;
-			}
-		}
-		json_decref(gone);
+	if (remove_unlisted(st, user, keep) != 0) {
+		json_decref(keep);
+		return -1;
 	}
 	json_decref(keep);
-	/* fresh, unless the list changed again since the query was made
-	 * (gen: the counter then, -1 when the user was not tracked yet) */
 	if (gen < 0)
 		s = cr_prep(st, "INSERT OR IGNORE INTO crypto_users(user_id, stale) VALUES (?, 0)");
 	else
@@ -274,6 +289,67 @@ out:
 	return rc;
 }
 
+/* Store the member events of a GET /members answer (chunk) for room_id
+ * and note that its list is loaded, in one transaction. 0 or -1. */
+static int
+store_members(struct tlbot_store *st, const char *room_id, const json_t *chunk)
+{
+	sqlite3_stmt *s;
+	size_t i;
+
+	if (tlbot_store_begin(st) != 0)
+		return -1;
+	for (i = 0; i < json_array_size(chunk); i++) {
+		const json_t *ev = json_array_get(chunk, i);
+		const char *skey = json_string_value(json_object_get(ev, "state_key"));
+		char *ct = json_dumps(json_object_get(ev, "content"), JSON_COMPACT);
+		int bad = skey && ct &&
+			  tlbot_store_state_put(st, room_id, "m.room.member", skey,
+						json_string_value(json_object_get(ev, "sender")),
+						ct) != 0;
+
+		free(ct);
+		if (bad) {
+			tlbot_store_rollback(st);
+			return -1;
+		}
+	}
+	s = cr_prep(st, "INSERT OR IGNORE INTO crypto_members_loaded(room_id) VALUES (?)");
+	if (s)
+		cr_bind(s, 1, room_id);
+	if (cr_done(st, s) != 0 || tlbot_store_commit(st) != 0) {
+		tlbot_store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* The sync filter loads members lazily: fetch the room's whole list once
+ * (GET /members); afterwards the timeline's member events keep it
+ * current. Outside a transaction. 0 or -1. */
+static int
+load_members(struct tlbot_store *st, struct tlbot_http *h, const char *room_id)
+{
+	struct tlbot_http_resp resp;
+	char *esc = tlbot_http_escape(room_id), path[1024];
+	int rc;
+
+	if (esc == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "/_matrix/client/v3/rooms/%s/members", esc);
+	free(esc);
+	tlbot_http_resp_init(&resp);
+	if (tlbot_http_request(h, "GET", path, NULL, 0, NULL, 15000, &resp) != TLBOT_OK) {
+		log_warnx("encryption: room %s: fetching the members failed: %s %s", room_id,
+			  resp.errcode, resp.error);
+		tlbot_http_resp_release(&resp);
+		return -1;
+	}
+	rc = store_members(st, room_id, json_object_get(resp.json, "chunk"));
+	tlbot_http_resp_release(&resp);
+	return rc;
+}
+
 json_t *
 cr_room_members(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
 		const char *room_id)
@@ -286,57 +362,8 @@ cr_room_members(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_htt
 	int with_invited = 1;
 
 	free(loaded);
-	if (r < 0)
+	if (r < 0 || (r == 1 && load_members(st, h, room_id) != 0))
 		return NULL;
-	if (r == 1) {
-		/* the sync filter loads members lazily: fetch the whole list once;
-		 * afterwards the timeline's member events keep it current */
-		struct tlbot_http_resp resp;
-		char *esc = tlbot_http_escape(room_id), path[1024];
-		const json_t *chunk;
-		size_t i;
-		int ok = 0;
-
-		if (esc == NULL)
-			return NULL;
-		snprintf(path, sizeof(path), "/_matrix/client/v3/rooms/%s/members", esc);
-		free(esc);
-		tlbot_http_resp_init(&resp);
-		if (tlbot_http_request(h, "GET", path, NULL, 0, NULL, 15000, &resp) != TLBOT_OK) {
-			log_warnx("encryption: room %s: fetching the members failed: %s %s", room_id,
-				  resp.errcode, resp.error);
-			tlbot_http_resp_release(&resp);
-			return NULL;
-		}
-		chunk = json_object_get(resp.json, "chunk");
-		if (tlbot_store_begin(st) == 0) {
-			ok = 1;
-			for (i = 0; ok && i < json_array_size(chunk); i++) {
-				const json_t *ev = json_array_get(chunk, i);
-				const char *skey = json_string_value(json_object_get(ev, "state_key"));
-				char *ct = json_dumps(json_object_get(ev, "content"), JSON_COMPACT);
-
-				if (skey && ct &&
-				    tlbot_store_state_put(st, room_id, "m.room.member", skey,
-							  json_string_value(json_object_get(ev, "sender")),
-							  ct) != 0)
-					ok = 0;
-				free(ct);
-			}
-			s = ok ? cr_prep(st, "INSERT OR IGNORE INTO crypto_members_loaded(room_id)"
-					     " VALUES (?)")
-			       : NULL;
-			if (s)
-				cr_bind(s, 1, room_id);
-			if (!ok || cr_done(st, s) != 0 || tlbot_store_commit(st) != 0) {
-				tlbot_store_rollback(st);
-				ok = 0;
-			}
-		}
-		tlbot_http_resp_release(&resp);
-		if (!ok)
-			return NULL;
-	}
 	if (tlbot_store_state_get(st, room_id, "m.room.history_visibility", "", &vis) == 0) {
 		json_t *j = json_loads(vis, 0, NULL);
 		const char *hv = json_string_value(json_object_get(j, "history_visibility"));

@@ -818,6 +818,89 @@ recipients(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *members
 	return out;
 }
 
+/* Why session sid (created at created_ms, msgs messages sent) must be
+ * rotated before the next message to the recipients rcpt, or NULL. *db
+ * set on a database error. */
+static const char *
+rotation_reason(struct tlbot_store *st, const char *room_id, const char *sid,
+		int64_t created_ms, int64_t msgs, const json_t *rcpt, int *db)
+{
+	int64_t rot_ms, rot_msgs;
+	sqlite3_stmt *q;
+	const char *why = NULL;
+
+	*db = 0;
+	rotation(st, room_id, &rot_ms, &rot_msgs);
+	if (msgs >= rot_msgs)
+		return "message count";
+	if (cr_now_ms() - created_ms >= rot_ms)
+		return "age";
+	q = cr_prep(st, "SELECT user_id, device_id FROM crypto_megolm_shared WHERE session_id = ?");
+	if (q == NULL) {
+		*db = 1;
+		return NULL;
+	}
+	cr_bind(q, 1, sid);
+	while (why == NULL && sqlite3_step(q) == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(q, 0);
+		const char *d = (const char *)sqlite3_column_text(q, 1);
+
+		if (json_object_get(json_object_get(rcpt, u), d) == NULL)
+			why = "a member left or removed a device";
+	}
+	sqlite3_finalize(q);
+	return why;
+}
+
+/* A new outbound session for room_id, stored (replacing the old one);
+ * its id in sid. Inside a transaction. New, or NULL. */
+static OlmOutboundGroupSession *
+create_outbound(struct tlbot_crypto *c, struct tlbot_store *st, const char *room_id, char *sid,
+		size_t sidlen)
+{
+	OlmOutboundGroupSession *s = malloc(olm_outbound_group_session_size());
+	sqlite3_stmt *q;
+	size_t rl, n;
+	void *rnd;
+	char *pickle;
+
+	if (s == NULL)
+		return NULL;
+	olm_outbound_group_session(s);
+	rl = olm_init_outbound_group_session_random_length(s);
+	rnd = malloc(rl);
+	if (rnd == NULL || cr_random(rnd, rl) != 0 ||
+	    olm_init_outbound_group_session(s, rnd, rl) == olm_error()) {
+		free(rnd);
+		cr_out_free(s);
+		return NULL;
+	}
+	explicit_bzero(rnd, rl);
+	free(rnd);
+	n = olm_outbound_group_session_id(s, (uint8_t *)sid, sidlen - 1);
+	if (n == olm_error()) {
+		cr_out_free(s);
+		return NULL;
+	}
+	sid[n] = '\0';
+	pickle = cr_pickle_out(c, s);
+	q = pickle ? cr_prep(st, "INSERT OR REPLACE INTO crypto_megolm_out(room_id, session_id,"
+				 " pickle, created_ms, msg_count) VALUES (?, ?, ?, ?, 0)")
+		   : NULL;
+	if (q) {
+		cr_bind(q, 1, room_id);
+		cr_bind(q, 2, sid);
+		cr_bind(q, 3, pickle);
+		sqlite3_bind_int64(q, 4, cr_now_ms());
+	}
+	free(pickle);
+	if (cr_done(st, q) != 0) {
+		cr_out_free(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* Load the room's outbound session, rotating it when it is too old, has
  * sent too many messages, or was shared with a device that is no longer a
  * recipient (a member left, a device was removed). Inside a transaction.
@@ -829,14 +912,13 @@ outbound_session(struct tlbot_crypto *c, struct tlbot_store *st, const char *roo
 	sqlite3_stmt *q = cr_prep(st, "SELECT session_id, pickle, created_ms, msg_count"
 				      " FROM crypto_megolm_out WHERE room_id = ?");
 	OlmOutboundGroupSession *s = NULL;
-	int64_t rot_ms, rot_msgs, created_ms = 0, msgs = 0;
-	const char *why = NULL;
-	size_t n;
+	int64_t created_ms = 0, msgs = 0;
+	const char *why;
+	int db;
 
 	*created = 0;
 	if (q == NULL)
 		return NULL;
-	rotation(st, room_id, &rot_ms, &rot_msgs);
 	cr_bind(q, 1, room_id);
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		snprintf(sid, sidlen, "%s", (const char *)sqlite3_column_text(q, 0));
@@ -846,75 +928,18 @@ outbound_session(struct tlbot_crypto *c, struct tlbot_store *st, const char *roo
 	}
 	sqlite3_finalize(q);
 	if (s) {
-		if (msgs >= rot_msgs)
-			why = "message count";
-		else if (cr_now_ms() - created_ms >= rot_ms)
-			why = "age";
-		else {
-			q = cr_prep(st, "SELECT user_id, device_id FROM crypto_megolm_shared"
-					" WHERE session_id = ?");
-			if (q == NULL) {
-				cr_out_free(s);
-				return NULL;
-			}
-			cr_bind(q, 1, sid);
-			while (why == NULL && sqlite3_step(q) == SQLITE_ROW) {
-				const char *u = (const char *)sqlite3_column_text(q, 0);
-				const char *d = (const char *)sqlite3_column_text(q, 1);
-
-				if (json_object_get(json_object_get(rcpt, u), d) == NULL)
-					why = "a member left or removed a device";
-			}
-			sqlite3_finalize(q);
+		why = rotation_reason(st, room_id, sid, created_ms, msgs, rcpt, &db);
+		if (db) {
+			cr_out_free(s);
+			return NULL;
 		}
 		if (why == NULL)
 			return s;
 		log_info("encryption: room %s: rotating the outbound session (%s)", room_id, why);
 		cr_out_free(s);
-		s = NULL;
 	}
-	{
-		size_t rl;
-		void *rnd;
-		char *pickle;
-
-		s = malloc(olm_outbound_group_session_size());
-		if (s == NULL)
-			return NULL;
-		olm_outbound_group_session(s);
-		rl = olm_init_outbound_group_session_random_length(s);
-		rnd = malloc(rl);
-		if (rnd == NULL || cr_random(rnd, rl) != 0 ||
-		    olm_init_outbound_group_session(s, rnd, rl) == olm_error()) {
-			free(rnd);
-			cr_out_free(s);
-			return NULL;
-		}
-		explicit_bzero(rnd, rl);
-		free(rnd);
-		n = olm_outbound_group_session_id(s, (uint8_t *)sid, sidlen - 1);
-		if (n == olm_error()) {
-			cr_out_free(s);
-			return NULL;
-		}
-		sid[n] = '\0';
-		pickle = cr_pickle_out(c, s);
-		q = pickle ? cr_prep(st, "INSERT OR REPLACE INTO crypto_megolm_out(room_id, session_id,"
-					 " pickle, created_ms, msg_count) VALUES (?, ?, ?, ?, 0)")
-			   : NULL;
-		if (q) {
-			cr_bind(q, 1, room_id);
-			cr_bind(q, 2, sid);
-			cr_bind(q, 3, pickle);
-			sqlite3_bind_int64(q, 4, cr_now_ms());
-		}
-		free(pickle);
-		if (cr_done(st, q) != 0) {
-			cr_out_free(s);
-			return NULL;
-		}
-		*created = 1;
-	}
+	s = create_outbound(c, st, room_id, sid, sidlen);
+	*created = s != NULL;
 	return s;
 }
 
@@ -1055,6 +1080,126 @@ claim_keys(struct tlbot_store *st, struct tlbot_http *h, const json_t *need)
 	return out;
 }
 
+/* The stored outbound session sid of room_id (new), or NULL when it is
+ * gone (rotated in between) or on error. */
+static OlmOutboundGroupSession *
+load_outbound(struct tlbot_crypto *c, struct tlbot_store *st, const char *room_id,
+	      const char *sid)
+{
+	OlmOutboundGroupSession *s = NULL;
+	char *pickle = NULL;
+
+	if (cr_get1(st, &pickle, "SELECT pickle FROM crypto_megolm_out WHERE room_id = ?"
+				 " AND session_id = ?",
+		    room_id, sid, NULL) == 0)
+		s = cr_unpickle_out(c, pickle);
+	free(pickle);
+	return s;
+}
+
+/* Queue part number part of the m.room_key messages of session sid
+ * (txnId from the session, the cause and the part). 0 or -1. */
+static int
+queue_room_keys(struct tlbot_store *st, const json_t *msgs, const char *sid, const char *cause,
+		int part)
+{
+	char txn[128], seed[2048];
+
+	snprintf(seed, sizeof(seed), "roomkey.%s.%s.%d", sid, cause, part);
+	memcpy(txn, "rk.", 3);
+	cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
+	return cr_todevice_queue(st, txn, "m.room.encrypted", msgs);
+}
+
+/* The m.room_key of session sid (key: its session key) Olm-encrypted for
+ * user u's device d (keys: [curve, ed]; otk a claimed one-time key or
+ * NULL), and the share recorded. Returns the encrypted content (new), or
+ * NULL with *db clear when the device cannot get it now (logged), or NULL
+ * with *db set on a database error. */
+static json_t *
+room_key_for(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, const char *u,
+	     const char *d, const json_t *keys, const char *otk, const char *room_id,
+	     const char *sid, const char *key, int *db)
+{
+	json_t *payload = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "type", "m.room_key",
+				    "content", "algorithm", MEGOLM_ALGO, "room_id", room_id,
+				    "session_id", sid, "session_key", key);
+	json_t *enc = payload ? cr_olm_encrypt(c, st, a, u, d,
+					       json_string_value(json_array_get(keys, 0)),
+					       json_string_value(json_array_get(keys, 1)), otk,
+					       payload)
+			      : NULL;
+	sqlite3_stmt *q;
+
+	json_decref(payload);
+	*db = 0;
+	if (enc == NULL) {
+		/* no session and no one-time key: the device cannot get the key
+		 * now; it is tried again with the next message */
+		log_warnx("encryption: room %s: cannot share the room key with %s device %s "
+			  "(no one-time key)",
+			  room_id, u, d);
+		return NULL;
+	}
+	q = cr_prep(st, "INSERT OR IGNORE INTO crypto_megolm_shared(session_id, user_id, device_id)"
+			" VALUES (?, ?, ?)");
+	if (q) {
+		cr_bind(q, 1, sid);
+		cr_bind(q, 2, u);
+		cr_bind(q, 3, d);
+	}
+	if (cr_done(st, q) != 0) {
+		json_decref(enc);
+		*db = 1;
+		return NULL;
+	}
+	return enc;
+}
+
+/* Inside share_session's transaction: encrypt the room key for every
+ * device of need and queue the messages, TODEVICE_BATCH devices per
+ * request. Returns the number of devices, or -1. */
+static int
+queue_shares(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, const json_t *need,
+	     const json_t *otks, const char *room_id, const char *sid, const char *key,
+	     const char *cause)
+{
+	json_t *msgs = json_object(), *devs, *keys;
+	const char *u, *d;
+	int ndev = 0, part = 0, total = 0, db;
+
+	if (msgs == NULL)
+		return -1;
+	json_object_foreach((json_t *)need, u, devs) {
+		json_object_foreach(devs, d, keys) {
+			const char *otk = json_string_value(json_object_get(json_object_get(otks, u), d));
+			json_t *enc = room_key_for(c, st, a, u, d, keys, otk, room_id, sid, key, &db);
+
+			if (db)
+				goto fail;
+			if (enc == NULL)
+				continue;
+			if (json_object_get(msgs, u) == NULL)
+				json_object_set_new(msgs, u, json_object());
+			json_object_set_new(json_object_get(msgs, u), d, enc);
+			total++;
+			if (++ndev >= TODEVICE_BATCH) {
+				if (queue_room_keys(st, msgs, sid, cause, part++) != 0)
+					goto fail;
+				json_object_clear(msgs);
+				ndev = 0;
+			}
+		}
+	}
+	if (ndev > 0 && queue_room_keys(st, msgs, sid, cause, part++) != 0)
+		goto fail;
+	json_decref(msgs);
+	return total;
+fail:
+	json_decref(msgs);
+	return -1;
+}
+
 /* Share session sid of room_id with the devices in need: Olm-encrypt
  * m.room_key for each, queue the to-device messages and record the shares
  * in ONE transaction, then send them. 0 or -1. */
@@ -1062,12 +1207,11 @@ static int
 share_session(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
 	      const char *room_id, const char *sid, const json_t *need, const char *cause)
 {
-	json_t *otks = claim_keys(st, h, need), *msgs = NULL, *devs, *keys;
+	json_t *otks = claim_keys(st, h, need);
 	OlmAccount *a = NULL;
 	OlmOutboundGroupSession *s = NULL;
-	const char *u, *d;
-	char key[512], txn[128], seed[2048];
-	int rc = -1, ndev = 0, part = 0, total = 0;
+	char key[512];
+	int total = -1;
 	size_t n;
 
 	if (otks == NULL)
@@ -1077,165 +1221,77 @@ share_session(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http 
 		return -1;
 	}
 	a = cr_account_load(c, st);
-	{
-		char *pickle = NULL;
-
-		if (cr_get1(st, &pickle, "SELECT pickle FROM crypto_megolm_out WHERE room_id = ?"
-					 " AND session_id = ?",
-			    room_id, sid, NULL) == 0)
-			s = cr_unpickle_out(c, pickle);
-		free(pickle);
+	s = load_outbound(c, st, room_id, sid);
+	n = a && s ? olm_outbound_group_session_key(s, (uint8_t *)key, sizeof(key) - 1)
+		   : olm_error();
+	if (n != olm_error()) {
+		key[n] = '\0';
+		total = queue_shares(c, st, a, need, otks, room_id, sid, key, cause);
 	}
-	if (a == NULL || s == NULL)
-		goto fail;
-	n = olm_outbound_group_session_key(s, (uint8_t *)key, sizeof(key) - 1);
-	if (n == olm_error())
-		goto fail;
-	key[n] = '\0';
-	msgs = json_object();
-	json_object_foreach((json_t *)need, u, devs) {
-		json_object_foreach(devs, d, keys) {
-			const char *curve = json_string_value(json_array_get(keys, 0));
-			const char *ed = json_string_value(json_array_get(keys, 1));
-			const char *otk = json_string_value(json_object_get(json_object_get(otks, u), d));
-			json_t *payload = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "type",
-						    "m.room_key", "content", "algorithm", MEGOLM_ALGO,
-						    "room_id", room_id, "session_id", sid,
-						    "session_key", key);
-			json_t *enc = payload ? cr_olm_encrypt(c, st, a, u, d, curve, ed, otk, payload)
-					      : NULL;
-			sqlite3_stmt *q;
-
-			json_decref(payload);
-			if (enc == NULL) {
-				/* no session and no one-time key: the device cannot get
-				 * the key now; it is tried again with the next message */
-				log_warnx("encryption: room %s: cannot share the room key with %s "
-					  "device %s (no one-time key)",
-					  room_id, u, d);
-				continue;
-			}
-			if (json_object_get(msgs, u) == NULL)
-				json_object_set_new(msgs, u, json_object());
-			json_object_set_new(json_object_get(msgs, u), d, enc);
-			q = cr_prep(st, "INSERT OR IGNORE INTO crypto_megolm_shared(session_id,"
-					" user_id, device_id) VALUES (?, ?, ?)");
-			if (q) {
-				cr_bind(q, 1, sid);
-				cr_bind(q, 2, u);
-				cr_bind(q, 3, d);
-			}
-			if (cr_done(st, q) != 0)
-				goto fail;
-			total++;
-			if (++ndev >= TODEVICE_BATCH) {
-				snprintf(seed, sizeof(seed), "roomkey.%s.%s.%d", sid, cause, part++);
-				memcpy(txn, "rk.", 3);
-				cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
-				if (cr_todevice_queue(st, txn, "m.room.encrypted", msgs) != 0)
-					goto fail;
-				json_object_clear(msgs);
-				ndev = 0;
-			}
-		}
-	}
-	if (ndev > 0) {
-		snprintf(seed, sizeof(seed), "roomkey.%s.%s.%d", sid, cause, part++);
-		memcpy(txn, "rk.", 3);
-		cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
-		if (cr_todevice_queue(st, txn, "m.room.encrypted", msgs) != 0)
-			goto fail;
-	}
-	if (tlbot_store_commit(st) != 0)
-		goto fail;
 	explicit_bzero(key, sizeof(key));
-	json_decref(msgs);
 	json_decref(otks);
 	cr_account_free(a);
 	cr_out_free(s);
-	rc = cr_todevice_flush(st, h);
-	if (rc == 0)
-		log_info("encryption: room %s: room key shared with %d device%s", room_id, total,
-			 total == 1 ? "" : "s");
-	return rc;
-fail:
-	explicit_bzero(key, sizeof(key));
-	tlbot_store_rollback(st);
-	json_decref(msgs);
-	json_decref(otks);
-	cr_account_free(a);
-	cr_out_free(s);
-	return -1;
+	if (total < 0 || tlbot_store_commit(st) != 0) {
+		tlbot_store_rollback(st);
+		return -1;
+	}
+	if (cr_todevice_flush(st, h) != 0)
+		return -1;
+	log_info("encryption: room %s: room key shared with %d device%s", room_id, total,
+		 total == 1 ? "" : "s");
+	return 0;
 }
 
-int
-tlbot_crypto_prepare_send(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
-			  struct tlbot_outbox_row *row)
+/* Before a message to row's room: the current outbound session (rotated
+ * as needed; its id in sid) shared with every device of the members, and
+ * the queued room keys sent. Blocking, outside a transaction. 0 or -1. */
+static int
+share_first(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+	    const struct tlbot_outbox_row *row, char *sid, size_t sidlen)
 {
-	json_t *members = NULL, *rcpt = NULL, *need = NULL, *content = NULL, *plain = NULL;
-	json_t *enc = NULL;
+	json_t *members = cr_room_members(c, st, h, row->room_id), *rcpt = NULL, *need = NULL;
 	OlmOutboundGroupSession *s = NULL;
-	char sid[128], *ptext = NULL, *ct = NULL, *etext = NULL;
 	int created, rc = -1;
-	size_t n;
-	sqlite3_stmt *q;
 
-	if (c == NULL || row->kind == NULL || strcmp(row->kind, "send") != 0 ||
-	    row->room_id == NULL)
-		return 0;
-	if (row->event_type && strcmp(row->event_type, "m.room.encrypted") == 0)
-		return 0; /* encrypted before a crash or a failed send: same ciphertext */
-	if (!tlbot_crypto_room_encrypted(st, row->room_id))
-		return 0;
-	members = cr_room_members(c, st, h, row->room_id);
 	if (members == NULL || cr_devices_refresh(c, st, h, members) != 0)
 		goto out;
 	rcpt = recipients(c, st, members);
 	if (rcpt == NULL || tlbot_store_begin(st) != 0)
 		goto out;
-	s = outbound_session(c, st, row->room_id, rcpt, sid, sizeof(sid), &created);
+	s = outbound_session(c, st, row->room_id, rcpt, sid, sidlen, &created);
 	need = s ? unshared(st, rcpt, sid) : NULL;
 	if (need == NULL || tlbot_store_commit(st) != 0) {
 		tlbot_store_rollback(st);
 		goto out;
 	}
-	cr_out_free(s);
-	s = NULL;
 	if (json_object_size(need) > 0 &&
 	    share_session(c, st, h, row->room_id, sid, need, row->txn_id) != 0)
 		goto out;
 	/* keys queued by an earlier attempt go out before the message */
-	if (cr_todevice_flush(st, h) != 0)
-		goto out;
-	/* encrypt and persist in one transaction */
-	content = json_loads(row->content ? row->content : "{}", 0, NULL);
-	plain = content ? json_pack("{s:s, s:O, s:s}", "type",
-				    row->event_type ? row->event_type : "m.room.message", "content",
-				    content, "room_id", row->room_id)
-			: NULL;
-	ptext = plain ? json_dumps(plain, JSON_COMPACT) : NULL;
-	if (ptext == NULL || tlbot_store_begin(st) != 0)
-		goto out;
-	{
-		char *pickle = NULL;
+	rc = cr_todevice_flush(st, h);
+out:
+	cr_out_free(s);
+	json_decref(need);
+	json_decref(rcpt);
+	json_decref(members);
+	return rc;
+}
 
-		if (cr_get1(st, &pickle, "SELECT pickle FROM crypto_megolm_out WHERE room_id = ?"
-					 " AND session_id = ?",
-			    row->room_id, sid, NULL) == 0)
-			s = cr_unpickle_out(c, pickle);
-		free(pickle);
-	}
-	if (s == NULL) {
-		/* rotated by someone else in between: try again */
-		tlbot_store_rollback(st);
-		goto out;
-	}
-	n = olm_group_encrypt_message_length(s, strlen(ptext));
-	ct = malloc(n + 1);
-	if (ct == NULL || olm_group_encrypt(s, (uint8_t *)ptext, strlen(ptext), (uint8_t *)ct, n) ==
-				  olm_error()) {
-		tlbot_store_rollback(st);
-		goto out;
+/* The m.room.encrypted content (new string) of plaintext ptext encrypted
+ * with s (session sid), with the relation of content in the clear. */
+static char *
+megolm_content(struct tlbot_crypto *c, OlmOutboundGroupSession *s, const char *sid,
+	       const char *ptext, const json_t *content)
+{
+	size_t n = olm_group_encrypt_message_length(s, strlen(ptext));
+	char *ct = malloc(n + 1), *etext = NULL;
+	json_t *enc = NULL;
+
+	if (ct == NULL ||
+	    olm_group_encrypt(s, (uint8_t *)ptext, strlen(ptext), (uint8_t *)ct, n) == olm_error()) {
+		free(ct);
+		return NULL;
 	}
 	ct[n] = '\0';
 	enc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "algorithm", MEGOLM_ALGO, "sender_key",
@@ -1244,6 +1300,33 @@ tlbot_crypto_prepare_send(struct tlbot_crypto *c, struct tlbot_store *st, struct
 	if (enc && json_object_get(content, "m.relates_to"))
 		json_object_set(enc, "m.relates_to", json_object_get(content, "m.relates_to"));
 	etext = enc ? json_dumps(enc, JSON_COMPACT) : NULL;
+	json_decref(enc);
+	free(ct);
+	return etext;
+}
+
+/* Encrypt row's content with session sid and persist the ciphertext in the
+ * row together with the advanced session, in one transaction. Returns the
+ * encrypted content (new string), or NULL. */
+static char *
+encrypt_row(struct tlbot_crypto *c, struct tlbot_store *st, const struct tlbot_outbox_row *row,
+	    const char *sid)
+{
+	json_t *content = json_loads(row->content ? row->content : "{}", 0, NULL), *plain;
+	OlmOutboundGroupSession *s = NULL;
+	char *ptext, *etext = NULL;
+	sqlite3_stmt *q;
+
+	plain = content ? json_pack("{s:s, s:O, s:s}", "type",
+				    row->event_type ? row->event_type : "m.room.message", "content",
+				    content, "room_id", row->room_id)
+			: NULL;
+	ptext = plain ? json_dumps(plain, JSON_COMPACT) : NULL;
+	json_decref(plain);
+	if (ptext == NULL || tlbot_store_begin(st) != 0)
+		goto out;
+	s = load_outbound(c, st, row->room_id, sid); /* NULL: rotated meanwhile, try again */
+	etext = s ? megolm_content(c, s, sid, ptext, content) : NULL;
 	q = etext ? cr_prep(st, "UPDATE outbox SET event_type = 'm.room.encrypted', content = ?"
 				" WHERE id = ?")
 		  : NULL;
@@ -1254,32 +1337,46 @@ tlbot_crypto_prepare_send(struct tlbot_crypto *c, struct tlbot_store *st, struct
 	if (cr_done(st, q) != 0 || save_outbound(c, st, row->room_id, s, 1) != 0 ||
 	    tlbot_store_commit(st) != 0) {
 		tlbot_store_rollback(st);
-		goto out;
+		free(etext);
+		etext = NULL;
 	}
-	free(row->event_type);
-	free(row->content);
-	row->event_type = strdup("m.room.encrypted");
-	row->content = etext;
-	etext = NULL;
-	if (row->event_type == NULL || row->content == NULL)
-		goto out;
-	count(c, &c->encrypted);
-	rc = 0;
 out:
-	if (rc != 0)
-		log_warnx("encryption: outbox %s to %s: not ready to send encrypted yet; retrying",
-			  row->txn_id, row->room_id);
 	if (ptext)
 		explicit_bzero(ptext, strlen(ptext));
 	free(ptext);
-	free(ct);
-	free(etext);
-	json_decref(enc);
-	json_decref(plain);
 	json_decref(content);
-	json_decref(need);
-	json_decref(rcpt);
-	json_decref(members);
 	cr_out_free(s);
+	return etext;
+}
+
+int
+tlbot_crypto_prepare_send(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+			  struct tlbot_outbox_row *row)
+{
+	char sid[128], *etext = NULL;
+	int rc = -1;
+
+	if (c == NULL || row->kind == NULL || strcmp(row->kind, "send") != 0 ||
+	    row->room_id == NULL)
+		return 0;
+	if (row->event_type && strcmp(row->event_type, "m.room.encrypted") == 0)
+		return 0; /* encrypted before a crash or a failed send: same ciphertext */
+	if (!tlbot_crypto_room_encrypted(st, row->room_id))
+		return 0;
+	if (share_first(c, st, h, row, sid, sizeof(sid)) == 0)
+		etext = encrypt_row(c, st, row, sid);
+	if (etext) {
+		free(row->event_type);
+		free(row->content);
+		row->event_type = strdup("m.room.encrypted");
+		row->content = etext;
+		if (row->event_type != NULL) {
+			count(c, &c->encrypted);
+			rc = 0;
+		}
+	}
+	if (rc != 0)
+		log_warnx("encryption: outbox %s to %s: not ready to send encrypted yet; retrying",
+			  row->txn_id, row->room_id);
 	return rc;
 }
