@@ -26,6 +26,7 @@
 
 #include "../bot/crypto/internal.h"
 #include "../tests/unit/olm_peer.h"
+#include "../tests/unit/crypto_fixture.h"
 #include "tlbot/log.h"
 
 #define BOT "@tlbot:bench"
@@ -77,53 +78,12 @@ stats(json_t *out, const char *name, double *v, int n)
 				      v[n / 2], "p99_us", v[(n * 99) / 100]));
 }
 
-/* A published one-time key of the bot. */
-static void
-bot_otk(struct tlbot_crypto *c, struct tlbot_store *st, char *out, size_t outlen)
-{
-	OlmAccount *a = cr_account_load(c, st);
-	size_t n = olm_account_generate_one_time_keys_random_length(a, 1);
-	void *r = peer_rand(n);
-	char buf[512];
-	json_t *j, *v;
-	const char *id;
-
-	olm_account_generate_one_time_keys(a, 1, r, n);
-	free(r);
-	n = olm_account_one_time_keys(a, buf, sizeof(buf) - 1);
-	buf[n] = '\0';
-	j = json_loads(buf, 0, NULL);
-	json_object_foreach(json_object_get(j, "curve25519"), id, v)
-		snprintf(out, outlen, "%s", json_string_value(v));
-	json_decref(j);
-	olm_account_mark_keys_as_published(a);
-	tlbot_store_begin(st);
-	cr_account_save(c, st, a);
-	tlbot_store_commit(st);
-	cr_account_free(a);
-}
-
-static void
-know_device(struct tlbot_store *st, const struct olm_peer *p)
-{
-	sqlite3_stmt *s;
-
-	sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO crypto_devices VALUES (?, ?, ?, ?)", -1,
-			   &s, NULL);
-	sqlite3_bind_text(s, 1, p->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, p->device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, p->curve, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, p->ed, -1, SQLITE_STATIC);
-	sqlite3_step(s);
-	sqlite3_finalize(s);
-}
-
 int
 main(int argc, char **argv)
 {
 	const char *dir = "/tmp";
 	int quick = 0, n, i, nsess;
-	char path[512], otk[64];
+	char path[512];
 	struct tlbot_store st;
 	struct tlbot_config cfg;
 	struct tlbot_crypto *c;
@@ -154,20 +114,9 @@ main(int argc, char **argv)
 
 	/* ---- decrypt */
 	peer_init(&p, "@alice:bench", "ALICEDEV");
-	know_device(&st, &p);
-	bot_otk(c, &st, otk, sizeof(otk));
-	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
-	{
-		json_t *ev = peer_to_device(&p, BOT, tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c),
-					    "m.room_key", peer_room_key(&p, ROOM), NULL, NULL);
-		json_t *batch = json_pack("{s:{s:[o]}}", "to_device", "events", ev);
-
-		tlbot_store_begin(&st);
-		if (tlbot_crypto_apply_batch(c, &st, NULL, batch) != 0)
-			return 1;
-		tlbot_store_commit(&st);
-		json_decref(batch);
-	}
+	cf_connect(c, &st, &p);
+	if (cf_give_room_key(c, &st, &p, ROOM, BOT) != 0)
+		return 1;
 	evs = json_array();
 	for (i = 0; i < n; i++) {
 		char id[32];
@@ -265,20 +214,13 @@ main(int argc, char **argv)
 	for (i = 0; i < nsess; i++) {
 		struct olm_peer q;
 		char user[64];
-		json_t *ev, *batch;
 
 		snprintf(user, sizeof(user), "@u%d:bench", i);
 		peer_init(&q, user, "DEV");
-		know_device(&st, &q);
-		bot_otk(c, &st, otk, sizeof(otk));
-		peer_connect(&q, tlbot_crypto_curve25519(c), otk);
-		ev = peer_to_device(&q, BOT, tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c),
-				    "m.dummy", json_object(), NULL, NULL);
-		batch = json_pack("{s:{s:[o]}}", "to_device", "events", ev);
-		tlbot_store_begin(&st);
-		tlbot_crypto_apply_batch(c, &st, NULL, batch);
-		tlbot_store_commit(&st);
-		json_decref(batch);
+		cf_connect(c, &st, &q);
+		cf_apply_to_device(c, &st, json_pack("[o]", peer_to_device(&q, BOT,
+				   tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.dummy",
+				   json_object(), NULL, NULL)));
 		peer_free(&q);
 	}
 	after = vacuumed_size(&st);
@@ -296,7 +238,6 @@ main(int argc, char **argv)
 	tlbot_store_close(&st);
 	tlbot_config_release(&cfg);
 	unlink(path);
-	snprintf(otk, sizeof(otk), "-wal");
 	{
 		char p2[600];
 

@@ -12,6 +12,7 @@
 
 #include "../../bot/crypto/internal.h"
 #include "olm_peer.h"
+#include "crypto_fixture.h"
 #include "tap.h"
 #include "tlbot/log.h"
 
@@ -72,62 +73,6 @@ one_int(struct tlbot_store *st, const char *sql)
 		v = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return v;
-}
-
-/* One published one-time key of the bot (as /keys/claim would give it). */
-static void
-bot_otk(struct tlbot_crypto *c, struct tlbot_store *st, char *out, size_t outlen)
-{
-	OlmAccount *a = cr_account_load(c, st);
-	size_t n = olm_account_generate_one_time_keys_random_length(a, 1);
-	void *r = peer_rand(n);
-	char buf[512];
-	json_t *j;
-	const char *id;
-	json_t *v;
-
-	olm_account_generate_one_time_keys(a, 1, r, n);
-	free(r);
-	n = olm_account_one_time_keys(a, buf, sizeof(buf) - 1);
-	buf[n] = '\0';
-	j = json_loads(buf, 0, NULL);
-	json_object_foreach(json_object_get(j, "curve25519"), id, v)
-		snprintf(out, outlen, "%s", json_string_value(v));
-	json_decref(j);
-	olm_account_mark_keys_as_published(a);
-	tlbot_store_begin(st);
-	cr_account_save(c, st, a);
-	tlbot_store_commit(st);
-	cr_account_free(a);
-}
-
-/* What /keys/query would have told the bot about the peer's device. */
-static void
-know_device(struct tlbot_store *st, const struct olm_peer *p)
-{
-	sqlite3_stmt *s;
-
-	sqlite3_prepare_v2(st->db, "INSERT INTO crypto_devices VALUES (?, ?, ?, ?)", -1, &s, NULL);
-	sqlite3_bind_text(s, 1, p->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, p->device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, p->curve, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, p->ed, -1, SQLITE_STATIC);
-	sqlite3_step(s);
-	sqlite3_finalize(s);
-}
-
-/* Apply one batch holding to-device events (stolen) in a transaction. */
-static int
-apply_to_device(struct tlbot_crypto *c, struct tlbot_store *st, json_t *events)
-{
-	json_t *batch = json_pack("{s:{s:o}}", "to_device", "events", events);
-	int rc;
-
-	tlbot_store_begin(st);
-	rc = tlbot_crypto_apply_batch(c, st, NULL, batch);
-	tlbot_store_commit(st);
-	json_decref(batch);
-	return rc;
 }
 
 static int
@@ -210,14 +155,11 @@ TEST(receive_room_key_and_decrypt)
 	struct tlbot_store st;
 	struct tlbot_crypto *c = fresh(&st);
 	struct olm_peer p;
-	char otk[64];
 	json_t *ev, *plain = NULL, *key;
 
 	CHECK_OR_RETURN(c != NULL);
 	peer_init(&p, "@alice:test", "ALICEDEV");
-	know_device(&st, &p);
-	bot_otk(c, &st, otk, sizeof(otk));
-	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	cf_connect(c, &st, &p);
 	key = peer_room_key(&p, ROOM); /* from index 0, as a client shares it */
 	/* a message whose key comes later is kept */
 	ev = peer_room_event(&p, ROOM, "$early", "!ping early");
@@ -225,7 +167,7 @@ TEST(receive_room_key_and_decrypt)
 	json_decref(ev);
 	CHECK(one_int(&st, "SELECT count(*) FROM crypto_pending") == 1);
 	/* the key arrives over Olm (a pre-key message: new inbound session) */
-	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
 			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
 			key, NULL, NULL))) == 0);
 	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 1);
@@ -288,20 +230,20 @@ TEST(olm_checks_refuse)
 	CHECK_OR_RETURN(c != NULL);
 	peer_init(&p, "@alice:test", "ALICEDEV");
 	peer_init(&q, "@mallory:test", "MALDEV");
-	know_device(&st, &p);
-	know_device(&st, &q);
-	bot_otk(c, &st, otk, sizeof(otk));
+	cf_know_device(&st, &p);
+	cf_know_device(&st, &q);
+	cf_bot_otk(c, &st, otk, sizeof(otk));
 	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
 	/* addressed to another device key */
-	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
 			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
 			peer_room_key(&p, ROOM), NULL, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))) == 0);
 	/* the event claims another sender than the payload */
-	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
 			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
 			peer_room_key(&p, ROOM), "@mallory:test", NULL))) == 0);
 	/* garbage: not for our key at all */
-	CHECK(apply_to_device(c, &st, json_pack("[{s:s, s:s, s:{s:s, s:s, s:{}}}]", "type",
+	CHECK(cf_apply_to_device(c, &st, json_pack("[{s:s, s:s, s:{s:s, s:s, s:{}}}]", "type",
 			"m.room.encrypted", "sender", "@alice:test", "content", "algorithm", OLM_ALGO,
 			"sender_key", p.curve, "ciphertext")) == 0);
 	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 0);
@@ -313,9 +255,7 @@ TEST(olm_checks_refuse)
 		CHECK(r == 3);
 	}
 	/* and then the right one still works */
-	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
-			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
-			peer_room_key(&p, ROOM), NULL, NULL))) == 0);
+	CHECK(cf_give_room_key(c, &st, &p, ROOM, BOT) == 0);
 	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_in") == 1);
 	peer_free(&p);
 	peer_free(&q);
@@ -327,7 +267,7 @@ TEST(olm_encrypt_back)
 	struct tlbot_store st;
 	struct tlbot_crypto *c = fresh(&st);
 	struct olm_peer p;
-	char otk[64], plain[4096];
+	char plain[4096];
 	OlmAccount *a;
 	json_t *payload, *enc;
 	const json_t *m;
@@ -335,10 +275,8 @@ TEST(olm_encrypt_back)
 
 	CHECK_OR_RETURN(c != NULL);
 	peer_init(&p, "@alice:test", "ALICEDEV");
-	know_device(&st, &p);
-	bot_otk(c, &st, otk, sizeof(otk));
-	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
-	apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT, tlbot_crypto_curve25519(c),
+	cf_connect(c, &st, &p);
+	cf_apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT, tlbot_crypto_curve25519(c),
 			tlbot_crypto_ed25519(c), "m.dummy", json_object(), NULL, NULL)));
 	/* the bot answers over the session the peer started */
 	a = cr_account_load(c, &st);
@@ -530,7 +468,7 @@ forwarded_key(struct olm_peer *p, const char *room, const char *chain0)
 static int
 send_forward(struct tlbot_crypto *c, struct tlbot_store *st, struct olm_peer *p, const json_t *fk)
 {
-	return apply_to_device(c, st, json_pack("[o]", peer_to_device(p, BOT,
+	return cf_apply_to_device(c, st, json_pack("[o]", peer_to_device(p, BOT,
 			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.forwarded_room_key",
 			json_deep_copy(fk), NULL, NULL)));
 }
@@ -552,14 +490,11 @@ TEST(key_request_forward_and_cancel)
 	struct tlbot_crypto *c = fresh(&st);
 	struct olm_peer p;
 	unsigned long long dec, ref0, ref, enc;
-	char otk[64];
 	json_t *ev, *plain = NULL, *ready, *fk, *fk_via;
 
 	CHECK_OR_RETURN(c != NULL);
 	peer_init(&p, "@alice:test", "ALICEDEV");
-	know_device(&st, &p);
-	bot_otk(c, &st, otk, sizeof(otk));
-	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
+	cf_connect(c, &st, &p);
 	tlbot_crypto_stats(c, &dec, &ref0, &enc);
 	fk = forwarded_key(&p, ROOM, NULL); /* from index 0 */
 	fk_via = forwarded_key(&p, ROOM, "c2VlbWluZ2x5IGFub3RoZXIgZGV2aWNlJ3Mga2V5");
@@ -628,17 +563,12 @@ TEST(replay_table_pruned)
 	struct tlbot_store st;
 	struct tlbot_crypto *c = fresh(&st);
 	struct olm_peer p;
-	char otk[64];
 	json_t *one, *two, *three, *plain = NULL;
 
 	CHECK_OR_RETURN(c != NULL);
 	peer_init(&p, "@alice:test", "ALICEDEV");
-	know_device(&st, &p);
-	bot_otk(c, &st, otk, sizeof(otk));
-	peer_connect(&p, tlbot_crypto_curve25519(c), otk);
-	CHECK(apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p, BOT,
-			tlbot_crypto_curve25519(c), tlbot_crypto_ed25519(c), "m.room_key",
-			peer_room_key(&p, ROOM), NULL, NULL))) == 0);
+	cf_connect(c, &st, &p);
+	CHECK(cf_give_room_key(c, &st, &p, ROOM, BOT) == 0);
 	one = peer_room_event(&p, ROOM, "$one", "a");
 	two = peer_room_event(&p, ROOM, "$two", "b");
 	CHECK(decrypt(c, &st, one, &plain) == 0);
