@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "standup.h"
+#include "tlbot/command.h"
 #include "tlbot/tz.h"
 
 static const char *const schema_v1 =
@@ -14,28 +14,32 @@ static const char *const schema_v1 =
 static const char *const migrations[] = {schema_v1, NULL};
 static const struct tlbot_schema schema = {"me", migrations};
 
-/* Re-plan every stand-up so personal prompt times follow the new zone.
- * 0 or -1. */
+/* Tell every family that scheduled things at the person's local time
+ * (the stand-up's personal prompts) that their zone changed. 0 or -1. */
 static int
-replan_all(struct tlbot_ctx *ctx)
+tz_changed(struct tlbot_ctx *ctx, const char *user_id)
 {
-	struct su_list rooms = {0};
-	struct tlbot_db_rows q;
 	size_t i;
-	int rc = 0;
 
-	if (tlbot_db_query(ctx, &q, "SELECT room_id FROM standup_rooms WHERE enabled = 1", "") != 0)
-		return -1;
-	while ((rc = tlbot_db_next(&q)) > 0)
-		su_list_add(&rooms, tlbot_db_col_text(&q, 0));
-	tlbot_db_done(&q);
-	if (rc < 0) {
-		su_list_release(&rooms);
-		return -1;
-	}
-	for (i = 0; i < rooms.n && rc == 0; i++)
-		rc = su_replan(ctx, rooms.v[i]);
-	su_list_release(&rooms);
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->user_tz_changed &&
+		    tlbot_commands[i]->user_tz_changed(ctx, user_id) != 0)
+			return -1;
+	return 0;
+}
+
+/* The user_tz hook: the zone the person chose, from this family's table. */
+static int
+user_tz(struct tlbot_ctx *ctx, const char *user_id, char *out, size_t outlen)
+{
+	char *tz = NULL;
+	int rc = tlbot_db_text(ctx, &tz, "SELECT tz FROM me_prefs WHERE user_id = ?", "t", user_id);
+
+	if (rc == 0 && tz == NULL)
+		rc = 1;
+	if (rc == 0)
+		snprintf(out, outlen, "%s", tz);
+	free(tz);
 	return rc;
 }
 
@@ -132,7 +136,7 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 	                  " updated_at = excluded.updated_at",
 	                  "tti", tlbot_ctx_sender(ctx), reset ? NULL : tz,
 	                  (int64_t)tlbot_ctx_now(ctx)) != 0 ||
-	    replan_all(ctx) != 0)
+	    tz_changed(ctx, tlbot_ctx_sender(ctx)) != 0)
 		return -1;
 	if (reset)
 		return tlbot_replyf(ctx, "Your time zone is back to the default (%s).",
@@ -148,22 +152,32 @@ set_tz(struct tlbot_ctx *ctx, const char *tz)
 	                    tz, warn);
 }
 
+/* Each family's lines about the person (their away periods, the
+ * reminders they set...), in table order. 0 or -1. */
+static int
+about_user(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *user_id, const char *today)
+{
+	size_t i;
+
+	for (i = 0; tlbot_commands[i]; i++)
+		if (tlbot_commands[i]->about_user &&
+		    tlbot_commands[i]->about_user(ctx, m, user_id, today) < 0)
+			return -1;
+	return 0;
+}
+
 static int
 show(struct tlbot_ctx *ctx)
 {
 	const char *user = tlbot_ctx_sender(ctx);
 	const char *dflt = tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC";
+	const char *pfx = tlbot_ctx_prefix(ctx);
 	struct tlbot_msg m;
-	char tz[128];
-	struct tlbot_db_rows q;
-	int64_t own = 0, n = 0;
-	int rc;
+	char tz[128], today[11], hint[256];
+	int own;
 
-	rc = tlbot_db_int(ctx, &own, "SELECT 1 FROM me_prefs WHERE user_id = ? AND tz IS NOT NULL",
-	                  "t", user);
-	if (rc < 0)
-		return -1;
-	su_user_tz(ctx, user, dflt, tz, sizeof(tz));
+	own = tlbot_user_tz(ctx, user, dflt, tz, sizeof(tz));
+	tlbot_tz_date(tz, tlbot_ctx_now(ctx), today);
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Your settings");
 	tlbot_msg_br(&m);
@@ -171,32 +185,13 @@ show(struct tlbot_ctx *ctx)
 	tlbot_msg_br(&m);
 	tlbot_msg_textf(&m, "Direct messages: %s", tlbot_ctx_dm_enabled(ctx, user) ? "on" : "off");
 	tlbot_msg_br(&m);
-	if (tlbot_db_int(ctx, &n,
-	                 "SELECT COUNT(*) FROM reminders WHERE owner = ? AND delivered = 0"
-	                 " AND cancelled = 0",
-	                 "t", user) >= 0) {
-		tlbot_msg_textf(&m, "Pending reminders you set: %d (%sremind list)", (int)n,
-		                tlbot_ctx_prefix(ctx));
-		tlbot_msg_br(&m);
+	if (about_user(ctx, &m, user, today) != 0) {
+		tlbot_msg_release(&m);
+		return -1;
 	}
-	{
-		char today[11];
-
-		tlbot_tz_date(tz, tlbot_ctx_now(ctx), today);
-		if (tlbot_db_query(ctx, &q,
-		                   "SELECT room_id, until_date FROM standup_away WHERE user_id = ?"
-		                   " AND until_date >= ? ORDER BY until_date",
-		                   "tt", user, today) == 0) {
-			while (tlbot_db_next(&q) > 0) {
-				tlbot_msg_textf(&m, "Away from the stand-up in %s until %s",
-				                tlbot_db_col_text(&q, 0), tlbot_db_col_text(&q, 1));
-				tlbot_msg_br(&m);
-			}
-			tlbot_db_done(&q);
-		}
-	}
-	su_textf_code(&m, "Change your zone with `%sme tz Europe/Paris` (or `%sme tz default`).",
-	                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
+	snprintf(hint, sizeof(hint),
+	         "Change your zone with `%sme tz Europe/Paris` (or `%sme tz default`).", pfx, pfx);
+	tlbot_msg_text_code(&m, hint);
 	return tlbot_reply(ctx, &m);
 }
 
@@ -236,6 +231,7 @@ const struct tlbot_cmd tlbot_cmd_me = {
         .example = "tz Europe/London",
         .handler = me,
         .schema = &schema,
+        .user_tz = user_tz,
         .export_user = me_export_user,
         .forget_user = me_forget_user,
 };

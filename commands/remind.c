@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "standup.h"
+#include "tlbot/command.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
 #include "tlbot/when.h"
@@ -32,7 +32,7 @@ static const struct tlbot_schema schema = {"remind", migrations};
 static const char *
 user_zone(struct tlbot_ctx *ctx, char *buf, size_t len)
 {
-	su_user_tz(ctx, tlbot_ctx_sender(ctx),
+	tlbot_user_tz(ctx, tlbot_ctx_sender(ctx),
 	           tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC", buf, len);
 	return buf;
 }
@@ -170,7 +170,7 @@ when_text(time_t t, const char *tz, char *out, size_t len)
 		snprintf(out, len, "%lld", (long long)t);
 		return;
 	}
-	su_date_long(date, longdate, sizeof(longdate));
+	tlbot_date_long(date, longdate, sizeof(longdate));
 	snprintf(out, len, "%s at %02d:%02d %s", longdate, tm.tm_hour, tm.tm_min, tz);
 }
 
@@ -473,6 +473,24 @@ static const struct tlbot_param remind_params[] = {
          .desc = "when, then the text: in 2 hours call the council"},
         TLBOT_PARAMS_END};
 
+/* about_user: the count of pending reminders the person set, for !me. */
+static int
+about_user(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *user_id, const char *today)
+{
+	int64_t n = 0;
+
+	(void)today;
+	if (tlbot_db_int(ctx, &n,
+	                 "SELECT COUNT(*) FROM reminders WHERE owner = ? AND delivered = 0"
+	                 " AND cancelled = 0",
+	                 "t", user_id) < 0)
+		return -1;
+	tlbot_msg_textf(m, "Pending reminders you set: %d (%sremind list)", (int)n,
+	                tlbot_ctx_prefix(ctx));
+	tlbot_msg_br(m);
+	return 1;
+}
+
 const struct tlbot_cmd tlbot_cmd_remind = {
         .name = "remind",
         .aliases = NULL,
@@ -491,4 +509,5 @@ const struct tlbot_cmd tlbot_cmd_remind = {
         .export_user = remind_export_user,
         .forget_user = remind_forget_user,
         .retain = remind_retain,
+        .about_user = about_user,
 };

@@ -100,7 +100,7 @@ replan_reply(struct tlbot_ctx *ctx, const char *what)
 	else if (r.next_date) {
 		char today[11] = "";
 
-		su_date_long(r.next_date, next, sizeof(next));
+		tlbot_date_long(r.next_date, next, sizeof(next));
 		tlbot_tz_date(r.tz, tlbot_ctx_now(ctx), today);
 		tlbot_replyf(ctx, "%s. Next stand-up: %s%s, prompts at %s, summary at %s (%s)%s.",
 		             what, next, strcmp(r.next_date, today) == 0 ? " (today)" : "", at, sat,
@@ -632,7 +632,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                tlbot_ctx_prefix(ctx));
 	tlbot_msg_br(&m);
 	if (r.enabled && r.next_date) {
-		su_date_long(r.next_date, date, sizeof(date));
+		tlbot_date_long(r.next_date, date, sizeof(date));
 		tlbot_msg_textf(&m, "Next stand-up: %s.", date);
 		tlbot_msg_br(&m);
 	}
@@ -677,7 +677,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 				if (i)
 					tlbot_msg_text(&m, ", ");
 				tlbot_msg_user(&m, members.v[i]);
-				su_user_tz(ctx, members.v[i], r.tz, tz, sizeof(tz));
+				tlbot_user_tz(ctx, members.v[i], r.tz, tz, sizeof(tz));
 				if (strcmp(tz, r.tz) != 0)
 					tlbot_msg_textf(&m, " (%s)", tz);
 				if (su_is_away(ctx, r.room_id, members.v[i], today, until))
@@ -750,7 +750,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		const char *text = tlbot_db_col_text(&q, 2);
 		char longdate[64];
 
-		su_date_long(date, longdate, sizeof(longdate));
+		tlbot_date_long(date, longdate, sizeof(longdate));
 		/* stop before the message would overflow */
 		if (su_msg_too_big(&m) ||
 		    m.plain.len + m.html.len + (text ? strlen(text) : 0) * 3 + 1024 >
@@ -878,6 +878,8 @@ const struct tlbot_cmd tlbot_cmd_standup = {
         .schema = &schema,
         .jobs = su_jobs,
         .on_message = su_on_message,
+        .user_tz_changed = su_tz_changed,
+        .about_user = su_about_user,
         .export_user = standup_export_user,
         .forget_user = standup_forget_user,
         .retain = standup_retain,

@@ -52,9 +52,12 @@ int su_is_other_bot(struct tlbot_ctx *ctx, const char *user_id);
  * bytes, when non-NULL), else 0. */
 int su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
                char *until);
-/* The user's own zone (!me tz) or dflt, into out. */
-void su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
-                size_t outlen);
+/* Hooks for other families (struct tlbot_cmd): a person's zone changed
+ * (re-plan every enabled stand-up: personal prompt times follow it), and
+ * their away periods for !me. */
+int su_tz_changed(struct tlbot_ctx *ctx, const char *user_id);
+int su_about_user(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *user_id,
+                  const char *today);
 
 /* Split answer text into yesterday / today / blockers (new strings, NULL
  * when absent; caller frees). Markers: y: t: b:, yesterday: today:
@@ -119,7 +122,5 @@ char *su_strdup(const char *s);
 /* Formatted bot text (at most 2 KiB) whose `backticked` commands are
  * <code> (tlbot_msg_text_code). */
 void su_textf_code(struct tlbot_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "Wednesday 18 November 2026" */
-void su_date_long(const char *date, char *out, size_t outlen);
 
 #endif

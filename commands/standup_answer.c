@@ -176,7 +176,7 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 	for (i = 0; i < rooms->n; i++) {
 		char longdate[64];
 
-		su_date_long(dates->v[i], longdate, sizeof(longdate));
+		tlbot_date_long(dates->v[i], longdate, sizeof(longdate));
 		if (i)
 			tlbot_msg_text(&m, " and ");
 		if (tlbot_ctx_is_dm(ctx) || strcmp(rooms->v[i], tlbot_ctx_room(ctx)) != 0) {

@@ -122,7 +122,7 @@ prompt_dm(struct tlbot_ctx *ctx, const struct su_room *r, const char *user, cons
 	    su_is_away(ctx, r->room_id, user, date, NULL) ||
 	    su_has_answer(ctx, r->room_id, user, date))
 		return 0; /* answered early: nothing to ask */
-	su_date_long(date, longdate, sizeof(longdate));
+	tlbot_date_long(date, longdate, sizeof(longdate));
 	su_hhmm(r->summary_minute, sat);
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Stand-up");
@@ -148,7 +148,7 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 	char longdate[64], sat[6];
 	size_t i;
 
-	su_date_long(date, longdate, sizeof(longdate));
+	tlbot_date_long(date, longdate, sizeof(longdate));
 	su_hhmm(r->summary_minute, sat);
 	tlbot_msg_init(&m);
 	tlbot_msg_bold(&m, "Stand-up");
@@ -243,7 +243,7 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 			su_list_add(&here, u); /* direct messages off: asked in the room */
 			continue;
 		}
-		su_user_tz(ctx, u, r.tz, tz, sizeof(tz));
+		tlbot_user_tz(ctx, u, r.tz, tz, sizeof(tz));
 		if (strcmp(tz, r.tz) != 0 && tlbot_sched_at(tz, p.date, r.minute, &own) == 0 &&
 		    own > tlbot_ctx_now(ctx) && own < summary) {
 			char key[1024], payload[600];

@@ -40,23 +40,6 @@ su_textf_code(struct tlbot_msg *m, const char *fmt, ...)
 	tlbot_msg_text_code(m, text);
 }
 
-void
-su_date_long(const char *date, char *out, size_t outlen)
-{
-	static const char *const wd[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-	                                 "Friday", "Saturday", "Sunday"};
-	static const char *const mn[] = {"January",   "February", "March",    "April",
-	                                 "May",       "June",     "July",     "August",
-	                                 "September", "October",  "November", "December"};
-	int y, m, d, w = tlbot_date_weekday(date);
-
-	if (w < 0 || tlbot_date_split(date, &y, &m, &d) != 0) {
-		snprintf(out, outlen, "%s", date ? date : "?");
-		return;
-	}
-	snprintf(out, outlen, "%s %d %s %d", wd[w], d, mn[m - 1], y);
-}
-
 const char *
 su_room_tz(struct tlbot_ctx *ctx, const struct su_room *r)
 {
@@ -309,17 +292,51 @@ su_is_away(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, cons
 	return 1;
 }
 
-void
-su_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out, size_t outlen)
-{
-	char *tz = NULL;
+/* ---- hooks for other families ---- */
 
-	snprintf(out, outlen, "%s", dflt ? dflt : "UTC");
-	if (tlbot_db_text(ctx, &tz, "SELECT tz FROM me_prefs WHERE user_id = ?", "t", user_id) ==
-	            0 &&
-	    tz && tlbot_tz_valid(tz))
-		snprintf(out, outlen, "%s", tz);
-	free(tz);
+int
+su_tz_changed(struct tlbot_ctx *ctx, const char *user_id)
+{
+	struct su_list rooms = {0};
+	struct tlbot_db_rows q;
+	size_t i;
+	int rc = 0;
+
+	(void)user_id; /* every room: the person may be on any roster */
+	if (tlbot_db_query(ctx, &q, "SELECT room_id FROM standup_rooms WHERE enabled = 1", "") != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0)
+		su_list_add(&rooms, tlbot_db_col_text(&q, 0));
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		su_list_release(&rooms);
+		return -1;
+	}
+	for (i = 0; i < rooms.n && rc == 0; i++)
+		rc = su_replan(ctx, rooms.v[i]);
+	su_list_release(&rooms);
+	return rc;
+}
+
+int
+su_about_user(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *user_id, const char *today)
+{
+	struct tlbot_db_rows q;
+	int rc, n = 0;
+
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT room_id, until_date FROM standup_away WHERE user_id = ?"
+	                   " AND until_date >= ? ORDER BY until_date",
+	                   "tt", user_id, today) != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		tlbot_msg_textf(m, "Away from the stand-up in %s until %s", tlbot_db_col_text(&q, 0),
+		                tlbot_db_col_text(&q, 1));
+		tlbot_msg_br(m);
+		n++;
+	}
+	tlbot_db_done(&q);
+	return rc < 0 ? -1 : n;
 }
 
 /* ---- answers ---- */
@@ -659,7 +676,7 @@ su_plan(struct tlbot_ctx *ctx, struct su_room *r, time_t after)
 			char tz[128];
 			time_t own;
 
-			su_user_tz(ctx, members.v[i], r->tz, tz, sizeof(tz));
+			tlbot_user_tz(ctx, members.v[i], r->tz, tz, sizeof(tz));
 			if (strcmp(tz, r->tz) == 0 ||
 			    tlbot_sched_at(tz, date, r->minute, &own) != 0)
 				continue;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "standup.h"
+#include "tlbot/sched_time.h"
 
 struct answer {
 	char *user, *y, *t, *b;
@@ -247,7 +248,7 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 	}
 	for (i = 0; i < 3; i++)
 		label(r, i, lab[i], sizeof(lab[i]));
-	su_date_long(date, longdate, sizeof(longdate));
+	tlbot_date_long(date, longdate, sizeof(longdate));
 	tlbot_msg_bold(m, "Stand-up summary");
 	tlbot_msg_textf(m, " — %s", longdate);
 	tlbot_msg_br(m);

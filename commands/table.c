@@ -1,6 +1,9 @@
 /* The one command table. Adding a command family is one file in commands/
  * and one line here; !help walks this same table. */
+#include <stdio.h>
+
 #include "tlbot/command.h"
+#include "tlbot/tz.h"
 
 extern const struct tlbot_cmd tlbot_cmd_help;
 extern const struct tlbot_cmd tlbot_cmd_ping;
@@ -30,4 +33,26 @@ tlbot_command_schemas(void)
 			list[n++] = tlbot_commands[i]->schema;
 	list[n] = NULL;
 	return list;
+}
+
+int
+tlbot_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
+	      size_t outlen)
+{
+	char own[128];
+	size_t i;
+
+	snprintf(out, outlen, "%s", dflt ? dflt : "UTC");
+	if (user_id == NULL)
+		return 0;
+	for (i = 0; tlbot_commands[i]; i++) {
+		if (tlbot_commands[i]->user_tz == NULL)
+			continue;
+		if (tlbot_commands[i]->user_tz(ctx, user_id, own, sizeof(own)) != 0 ||
+		    !tlbot_tz_valid(own))
+			return 0;
+		snprintf(out, outlen, "%s", own);
+		return 1;
+	}
+	return 0;
 }

@@ -94,6 +94,23 @@ tlbot_date_weekday(const char *date)
 	return (int)(((days % 7) + 7 + 3) % 7);
 }
 
+void
+tlbot_date_long(const char *date, char *out, size_t outlen)
+{
+	static const char *const wd[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
+					  "Friday", "Saturday", "Sunday" };
+	static const char *const mn[] = { "January", "February", "March",     "April",
+					  "May",     "June",     "July",      "August",
+					  "September", "October", "November", "December" };
+	int y, m, d, w = tlbot_date_weekday(date);
+
+	if (w < 0 || tlbot_date_split(date, &y, &m, &d) != 0) {
+		snprintf(out, outlen, "%s", date ? date : "?");
+		return;
+	}
+	snprintf(out, outlen, "%s %d %s %d", wd[w], d, mn[m - 1], y);
+}
+
 static const char *const day_names[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 static const char *const day_full[] = {"monday", "tuesday",  "wednesday", "thursday",
                                        "friday", "saturday", "sunday"};

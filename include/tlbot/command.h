@@ -232,6 +232,19 @@ struct tlbot_cmd {
 	 * user) for each. Returns how many, or -1 (ctx marked). */
 	int (*roster)(struct tlbot_ctx *ctx, const char *room_id, const char *date,
 		      void (*add)(void *arg, const char *user_id), void *arg);
+	/* A person's own settings (the me family keeps them; others ask
+	 * through tlbot_user_tz, never its table):
+	 * user_tz: the zone user_id chose (!me tz) into out: 0, 1 when they
+	 * chose none, -1 (ctx marked).
+	 * user_tz_changed: user_id's zone changed: re-plan what this family
+	 * scheduled at their local time. 0 or -1 (ctx marked).
+	 * about_user: append to m what this family holds for user_id that
+	 * !me shows, one line each ending in tlbot_msg_br; today is their
+	 * date (YYYY-MM-DD). Returns the number of lines, or -1. */
+	int (*user_tz)(struct tlbot_ctx *ctx, const char *user_id, char *out, size_t outlen);
+	int (*user_tz_changed)(struct tlbot_ctx *ctx, const char *user_id);
+	int (*about_user)(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *user_id,
+			  const char *today);
 };
 
 /* One list of items across families (the stand-up summary): the first
@@ -254,6 +267,11 @@ extern const struct tlbot_cmd *const tlbot_commands[];
 const struct tlbot_schema *const *tlbot_command_schemas(void);
 /* Find by name or alias (case-insensitive); NULL if none. */
 const struct tlbot_cmd *tlbot_command_find(const char *name);
+/* The zone user_id's times are read in: their own (the user_tz hook of
+ * the family that keeps it) when it is an installed zone, else dflt, else
+ * "UTC", into out. Returns 1 for their own, 0 for the default. */
+int tlbot_user_tz(struct tlbot_ctx *ctx, const char *user_id, const char *dflt, char *out,
+		  size_t outlen);
 
 /* ---- context: who, where, when (all borrowed, valid during the call) ---- */
 const char *tlbot_ctx_sender(const struct tlbot_ctx *ctx);   /* NULL in jobs */

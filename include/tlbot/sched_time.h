@@ -5,6 +5,7 @@
 #ifndef TLBOT_SCHED_TIME_H
 #define TLBOT_SCHED_TIME_H
 
+#include <stddef.h>
 #include <time.h>
 
 /* Weekday bits: Monday = 1 << 0 ... Sunday = 1 << 6. */
@@ -20,6 +21,9 @@ int tlbot_date_split(const char *s, int *y, int *m, int *d);
 int tlbot_date_add(const char *date, long n, char out[11]);
 /* Weekday index of a date: 0 = Monday ... 6 = Sunday, or -1 if invalid. */
 int tlbot_date_weekday(const char *date);
+/* A date as people read it, "Wednesday 18 November 2026", into out; an
+ * invalid date is copied as it is ("?" for NULL). */
+void tlbot_date_long(const char *date, char *out, size_t outlen);
 
 /* Parse a weekday set: "mon-fri", "mon,wed,fri", "tue-thu,sat", "daily",
  * "weekdays", "weekends", full names ("monday"); case-insensitive.

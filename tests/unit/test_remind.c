@@ -205,11 +205,63 @@ TEST(missed_past_grace)
 	cmdtest_release(&t);
 }
 
+/* tlbot_user_tz asks the family that keeps the person's zone (me.c's
+ * user_tz hook): their own when set, else the default given, else UTC. */
+TEST(user_tz_through_the_hook)
+{
+	struct cmdtest t;
+	struct tlbot_ctx ctx;
+	char tz[64];
+
+	cmdtest_init(&t);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!me tz Europe/Paris"), ==, 1);
+	tlbot_ctx_init(&ctx, &t.cfg, &t.st, "@tlbot:test");
+	CHECK_INT(tlbot_user_tz(&ctx, ALICE, "Europe/London", tz, sizeof(tz)), ==, 1);
+	CHECK_STR(tz, "Europe/Paris");
+	CHECK_INT(tlbot_user_tz(&ctx, BOB, "Europe/London", tz, sizeof(tz)), ==, 0);
+	CHECK_STR(tz, "Europe/London");
+	CHECK_INT(tlbot_user_tz(&ctx, BOB, NULL, tz, sizeof(tz)), ==, 0);
+	CHECK_STR(tz, "UTC");
+	CHECK_INT(tlbot_user_tz(&ctx, NULL, "Asia/Tokyo", tz, sizeof(tz)), ==, 0);
+	CHECK_STR(tz, "Asia/Tokyo");
+	/* a zone that is no longer installed reads as the default */
+	sqlite3_exec(t.st.db, "UPDATE me_prefs SET tz = 'Atlantis/Capital'", NULL, NULL, NULL);
+	CHECK_INT(tlbot_user_tz(&ctx, ALICE, "Europe/London", tz, sizeof(tz)), ==, 0);
+	CHECK_STR(tz, "Europe/London");
+	tlbot_ctx_release(&ctx);
+	cmdtest_release(&t);
+}
+
+/* !me shows what the other families hold for the person through their
+ * about_user hooks: the stand-up's away periods, the reminders they set. */
+TEST(me_shows_other_families)
+{
+	struct cmdtest t;
+
+	cmdtest_init(&t);
+	t.now = utc(2026, 11, 18, 10, 0);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!me"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Time zone: Europe/London (the default)");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Pending reminders you set: 0");
+	CHECK(strstr(cmdtest_reply(&t, 0), "Away from the stand-up") == NULL);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!remind me in 2 hours call"), ==, 1);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup away me --until 2026-11-20"), ==, 1);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!me"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Pending reminders you set: 1 (!remind list)");
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Away from the stand-up in " ROOM " until 2026-11-20");
+	CHECK_CONTAINS(cmdtest_html(&t, 0), "<code>!me tz Europe/Paris</code>");
+	t.now = utc(2026, 11, 21, 10, 0);
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!me"), ==, 1);
+	CHECK(strstr(cmdtest_reply(&t, 0), "Away from the stand-up") == NULL);
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
         TEST_ENTRY(time_forms),          TEST_ENTRY(time_forms_as_people_write_them),
         TEST_ENTRY(requester_zone),
         TEST_ENTRY(list_cancel_deliver), TEST_ENTRY(dm_off_delivers_in_room),
-        TEST_ENTRY(missed_past_grace),   TEST_END,
+        TEST_ENTRY(missed_past_grace),   TEST_ENTRY(user_tz_through_the_hook),
+        TEST_ENTRY(me_shows_other_families), TEST_END,
 };
 
 TAP_MAIN(tests)

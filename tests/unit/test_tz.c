@@ -113,6 +113,20 @@ TEST(dates)
 	CHECK_INT(tlbot_date_split("26-1-1", &y, &m, &d), ==, -1);
 }
 
+TEST(date_long)
+{
+	char out[64];
+
+	tlbot_date_long("2026-11-18", out, sizeof(out));
+	CHECK_STR(out, "Wednesday 18 November 2026");
+	tlbot_date_long("2027-01-03", out, sizeof(out));
+	CHECK_STR(out, "Sunday 3 January 2027");
+	tlbot_date_long("2026-13-01", out, sizeof(out));
+	CHECK_STR(out, "2026-13-01");
+	tlbot_date_long(NULL, out, sizeof(out));
+	CHECK_STR(out, "?");
+}
+
 TEST(days_and_hhmm)
 {
 	char buf[64];
@@ -367,7 +381,7 @@ static const struct tap_test tests[] = {
         TEST_ENTRY(mktime_march_gap),
         TEST_ENTRY(mktime_october_repeat),
         TEST_ENTRY(mktime_other_zones),
-        TEST_ENTRY(dates),
+        TEST_ENTRY(dates), TEST_ENTRY(date_long),
         TEST_ENTRY(days_and_hhmm),
         TEST_ENTRY(next_across_march),
         TEST_ENTRY(next_across_october),
