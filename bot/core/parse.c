@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "tlbot/buf.h"
 #include "tlbot/parse.h"
+
+#include "mxuri.h"
 
 #define SNIPPET_MAX 32     /* bytes of the body quoted in an error */
 #define ECHO_MAX 40        /* bytes of a flag name quoted in an error */
@@ -782,48 +783,15 @@ ifind(const char *s, const char *end, const char *needle)
 	return NULL;
 }
 
-/* A link target: https://matrix.to/#/@user:server or matrix:u/user:server,
- * percent-encoded or not, with an optional ?query. */
+/* A link target that names a user (a matrix.to link or a matrix: URI, see
+ * mxuri.h). */
 static void
 pill(struct seen *s, const char *v, size_t len)
 {
-	static const char *const to[] = { "https://matrix.to/#/", "http://matrix.to/#/", NULL };
-	const char *end = v + len, *q;
-	char *dec;
-	int declen = 0, i, user_uri = 0;
+	struct tlbot_mxuri uri;
 
-	for (i = 0; to[i]; i++) {
-		if (istarts(v, end, to[i])) {
-			v += strlen(to[i]);
-			break;
-		}
-	}
-	if (to[i] == NULL) {
-		if (!istarts(v, end, "matrix:u/"))
-			return;
-		v += strlen("matrix:u/");
-		user_uri = 1;
-	}
-	q = memchr(v, '?', (size_t)(end - v));
-	if (q)
-		end = q;
-	if (end - v > 3 * USER_ID_MAX)
-		return;
-	dec = curl_easy_unescape(NULL, v, (int)(end - v), &declen);
-	if (dec == NULL)
-		return;
-	if (user_uri) {
-		char buf[USER_ID_MAX + 2];
-
-		if ((size_t)declen < sizeof(buf) - 1) {
-			buf[0] = '@';
-			memcpy(buf + 1, dec, (size_t)declen);
-			emit(s, buf, (size_t)declen + 1);
-		}
-	} else {
-		emit(s, dec, (size_t)declen);
-	}
-	curl_free(dec);
+	if (tlbot_mxuri_parse(v, len, &uri) == 0 && uri.kind == TLBOT_MXURI_USER)
+		emit(s, uri.id, strlen(uri.id));
 }
 
 static void

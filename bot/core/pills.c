@@ -1,13 +1,15 @@
 /* Pills: Element writes a mention as the person's display name in the
- * plain body and as a matrix.to link in formatted_body. Commands read user
- * ids, so the display names are put back as ids before parsing. */
-#include <curl/curl.h>
+ * plain body and as a matrix.to link (or a matrix: URI) in formatted_body.
+ * Commands read user ids, so the display names are put back as ids before
+ * parsing. Links are read by mxuri.c, as in parse.c's mentions. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "tlbot/buf.h"
 #include "tlbot/parse.h"
+
+#include "mxuri.h"
 
 #define PILL_MAX_TEXT 512
 
@@ -49,34 +51,23 @@ html_text(const char *s, size_t n, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-/* The user id a matrix.to href points at, into out; 0 or -1. */
+/* The user id an href value (up to its closing quote, at most n bytes)
+ * points at, into out; 0 or -1. */
 static int
 href_user(const char *v, size_t n, char *out, size_t outlen)
 {
-	static const char *const pre[] = { "https://matrix.to/#/", "http://matrix.to/#/" };
+	struct tlbot_mxuri uri;
 	size_t i, l;
-	char *dec;
-	int declen = 0, rc = -1;
 
-	for (i = 0; i < 2; i++) {
-		l = strlen(pre[i]);
-		if (n > l && strncasecmp(v, pre[i], l) == 0)
-			break;
-	}
-	if (i == 2)
-		return -1;
-	v += l;
-	n -= l;
-	for (i = 0; i < n && v[i] != '?' && v[i] != '"' && v[i] != '\''; i++)
+	for (i = 0; i < n && v[i] != '"' && v[i] != '\''; i++)
 		;
-	dec = curl_easy_unescape(NULL, v, (int)i, &declen);
-	if (dec && (size_t)declen < outlen && tlbot_is_user_id(dec)) {
-		memcpy(out, dec, (size_t)declen);
-		out[declen] = '\0';
-		rc = 0;
-	}
-	curl_free(dec);
-	return rc;
+	if (tlbot_mxuri_parse(v, i, &uri) != 0 || uri.kind != TLBOT_MXURI_USER)
+		return -1;
+	l = strlen(uri.id);
+	if (l >= outlen)
+		return -1;
+	memcpy(out, uri.id, l + 1);
+	return 0;
 }
 
 char *

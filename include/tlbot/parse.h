@@ -114,7 +114,7 @@ size_t tlbot_mentions_collect(const char *body, const char *formatted_body,
 			      void (*fn)(const char *user_id, void *arg), void *arg);
 
 /* Element writes a mention pill as the display name in the plain body and
- * a matrix.to link in formatted_body. Returns a new body (caller frees)
+ * a matrix.to link (or matrix:u/ URI) in formatted_body. Returns a new body (caller frees)
  * where each pill's display name is replaced by its user id, in order, or
  * NULL when there is nothing to replace. */
 char *tlbot_pills_to_ids(const char *body, const char *formatted_body);

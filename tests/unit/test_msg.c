@@ -138,6 +138,13 @@ TEST(pills_become_ids)
 			       "<a href=\"https://gov.uk\">https://gov.uk</a>");
 	CHECK_STR(b, "ask @tj:test about https://gov.uk");
 	free(b);
+	/* a matrix: URI pill reads as a matrix.to one does (one reader, mxuri.c) */
+	b = tlbot_pills_to_ids("ping Dave Jones",
+			       "ping <a href=\"matrix:u/dave:example.org?action=chat\">Dave Jones</a>");
+	CHECK_STR(b, "ping @dave:example.org");
+	free(b);
+	/* a room permalink is no person */
+	CHECK(tlbot_pills_to_ids("see room", "see <a href=\"matrix:r/room:test\">room</a>") == NULL);
 	CHECK(tlbot_pills_to_ids("no pills here", "no <b>pills</b> here") == NULL);
 	CHECK(tlbot_pills_to_ids("x", NULL) == NULL);
 	/* a pill whose text is not in the body (edited elsewhere) changes nothing */
