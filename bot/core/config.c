@@ -105,6 +105,7 @@ static const struct key keys[] = {
 	{ "retention_days", K_INT, F(retention_days), NULL, 0, 36500 }, /* 0: keep */
 	{ "send_concurrency", K_INT, F(send_concurrency), NULL, 1, 64 },
 	{ "send_per_room", K_INT, F(send_per_room), NULL, 1, 64 },
+	{ "send_give_up", K_DURATION, F(send_give_up_s), NULL, 1, 30 * 86400 },
 	{ "encryption", K_BOOL, F(encryption), NULL, 0, 0 },
 	{ "pickle_key_file", K_STR, F(pickle_key_file), check_path, 0, 0 },
 	{ "pickle_key", K_SECRET, F(pickle_key), check_secret, 0, 0 },
@@ -1302,6 +1303,7 @@ tlbot_config_init(struct tlbot_config *c)
 	c->log_format = xstrdup("text");
 	c->send_concurrency = 8;
 	c->send_per_room = 3;
+	c->send_give_up_s = 300;
 	c->encryption = xstrdup("on");
 }
 

@@ -37,6 +37,8 @@
 #define SET_SLOTS 8192   /* hash sets of one fill (power of 2, >= 2 * PEND_MAX) */
 #define PAUSE_MAX 64     /* destinations paused by a 429 at once */
 #define TXN_KEY "org.tlbot.txn" /* the row's txnId, in the content of what it sends */
+#define ROW_ERR_ALONE 3     /* a row's server errors in a row after which it backs off alone */
+#define ROW_ERR_GIVE_UP 5   /* and the fewest after which it may be given up */
 
 /* A pending outbox row the worker knows of (id order). */
 struct pend {
@@ -48,6 +50,8 @@ struct pend {
 	int interactive;    /* caused by an event (a command someone waits on) */
 	int flying;         /* in flight */
 	int64_t not_before; /* monotonic ms: retry not before */
+	int row_errs;       /* server errors answered to this row (see row_error) */
+	int64_t first_err_ms; /* monotonic ms of the first of them */
 };
 
 /* One request in flight. */
@@ -88,6 +92,7 @@ struct worker {
 	int reload;                  /* this thread committed rows: load them */
 	struct flight fl[FLIGHT_MAX];
 	int nflight, cap, per_room;
+	int64_t give_up_ms;          /* send_give_up: a row's server errors for this long */
 	struct pause pauses[PAUSE_MAX];
 	unsigned gen;
 	unsigned finished;           /* rows finished (any outcome), to see progress */
@@ -506,6 +511,34 @@ queue_fallback(struct worker *w, const struct tlbot_outbox_row *row, const struc
 	return rc;
 }
 
+/* Is this failure the homeserver's answer about the row itself: a 5xx
+ * other than 502/503/504? Those three (a proxy without its homeserver, a
+ * restart, an overload) and failures without an answer (connection
+ * refused or dropped, a timeout) are the homeserver's trouble, retried for
+ * as long as it lasts; a 429 is a rate limit. */
+static int
+row_error(enum tlbot_err e, const struct tlbot_http_resp *r)
+{
+	return e == TLBOT_ERR_HTTP && r->status >= 500 && r->status != 502 && r->status != 503 &&
+	       r->status != 504;
+}
+
+/* row will not be sent: mark it failed, count it, and let go of what it
+ * held (a fallback for a refused answer; a join never made). */
+static void
+give_up(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, enum tlbot_err e,
+	const struct tlbot_http_resp *r)
+{
+	tlbot_store_outbox_fail(&w->st, row->id, r->errcode[0] ? r->errcode : r->error, 1);
+	tlbot_metrics_send("failed", r->errcode[0] ? r->errcode : r->status > 0 ? "HTTP" : tlbot_strerror(e));
+	queue_fallback(w, row, r);
+	if (strcmp(row->kind, "join") == 0)
+		tlbot_store_room_set(&w->st, row->room_id, "leave", NULL);
+	w->attempt = 0;
+	w->probing = 0;
+	drop_pend(w, p);
+}
+
 /* The outcome of one request for row: record it, decide when to retry. */
 static void
 finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int64_t started_ms,
@@ -515,6 +548,8 @@ finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int
 
 	p->flying = 0;
 	w->finished++;
+	if (row_error(e, r) && p->row_errs++ == 0)
+		p->first_err_ms = now;
 	if (e == TLBOT_OK) {
 		log_debug("outbox %s: %s to %s done%s%s", row->txn_id, row->kind,
 			  row->room_id ? row->room_id : row->user_id, event_id ? " as " : "",
@@ -533,6 +568,17 @@ finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int
 		log_error("sending: the homeserver rejected the access token (M_UNKNOWN_TOKEN); "
 			  "stopping: restart tlbot to log in again or give it a new token");
 		tlbot_daemon_fail(w->d, 2);
+	} else if (row_error(e, r) && p->row_errs >= ROW_ERR_GIVE_UP &&
+		   now - p->first_err_ms >= w->give_up_ms) {
+		/* the homeserver keeps answering this row with an error of its
+		 * own (others go through): mark it failed, so it no longer holds
+		 * back the rows behind it */
+		log_error("outbox %s: %s to %s failed for good: the homeserver answered HTTP %ld%s%s "
+			  "%d times in %lld s; marked failed",
+			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id, r->status,
+			  r->errcode[0] ? " " : "", r->errcode, p->row_errs,
+			  (long long)((now - p->first_err_ms) / 1000));
+		give_up(w, p, row, e, r);
 	} else if (tlbot_http_retryable(e, r)) {
 		long wait;
 
@@ -546,6 +592,11 @@ finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int
 							  SEND_BACKOFF_CAP_MS);
 			pause_dest(w, p->dest, now + wait);
 			w->probing = 0; /* the homeserver answers */
+		} else if (p->row_errs >= ROW_ERR_ALONE && row_error(e, r)) {
+			/* the same server error for this row again and again: it
+			 * backs off alone, so the next row probes the homeserver
+			 * and one bad row cannot stall the whole outbox */
+			wait = tlbot_backoff_ms(p->row_errs - 1, SEND_BACKOFF_BASE_MS, SEND_BACKOFF_CAP_MS);
 		} else if (started_ms >= w->global_set_ms) {
 			/* the homeserver is in trouble: back off everything, once
 			 * per episode (the requests already in flight when it began
@@ -570,14 +621,7 @@ finish(struct worker *w, struct pend *p, const struct tlbot_outbox_row *row, int
 		log_error("outbox %s: %s to %s failed for good: %s %s (HTTP %ld); dropped",
 			  row->txn_id, row->kind, row->room_id ? row->room_id : row->user_id,
 			  r->errcode, r->error, r->status);
-		tlbot_store_outbox_fail(&w->st, row->id, r->errcode[0] ? r->errcode : r->error, 1);
-		tlbot_metrics_send("failed", r->errcode[0] ? r->errcode : r->status > 0 ? "HTTP" : tlbot_strerror(e));
-		queue_fallback(w, row, r);
-		if (strcmp(row->kind, "join") == 0)
-			tlbot_store_room_set(&w->st, row->room_id, "leave", NULL);
-		w->attempt = 0;
-		w->probing = 0;
-		drop_pend(w, p);
+		give_up(w, p, row, e, r);
 	}
 }
 
@@ -1031,6 +1075,7 @@ tlbot_worker_main(void *arg)
 	if (w->cap > FLIGHT_MAX)
 		w->cap = FLIGHT_MAX;
 	w->per_room = d->cfg->send_per_room > 0 ? d->cfg->send_per_room : 3;
+	w->give_up_ms = (int64_t)(d->cfg->send_give_up_s > 0 ? d->cfg->send_give_up_s : 300) * 1000;
 	if (tlbot_store_open(&w->st, d->cfg->database, NULL) != 0 ||
 	    tlbot_http_init(&w->http, d->base_url, d->cfg->ca_file) != 0 ||
 	    tlbot_http_set_token(&w->http, d->token) != 0 ||

@@ -56,6 +56,9 @@ struct tlbot_config {
 	int send_concurrency;    /* outbox requests in flight at once, default 8 */
 	int send_per_room;       /* of which to one room (or DM partner) while others
 	                          * wait, default 3 */
+	int send_give_up_s;      /* a row the homeserver answers with a server error
+	                          * (5xx but 502/503/504) this long (and 5 times) is
+	                          * marked failed, default 300 */
 	char *encryption;        /* "on" | "off": end-to-end encryption, default on */
 	char *pickle_key_file;   /* key that encrypts the crypto pickles; default
 	                          * <database>.pickle-key, generated (0600) */

@@ -138,6 +138,59 @@ class Refusals(Asks, unittest.TestCase):
         self.assertEqual(len(replies(self.hs, self.room, self.bot.user_id, cmd)), 1)
 
 
+class ServerErrors(unittest.TestCase):
+    """A send the homeserver answers with 500 every time (a bug on its side
+    about that event) is marked failed after send_give_up and does not
+    hold back other rooms meanwhile; 503 (down or restarting) is retried
+    past that bound until it ends."""
+
+    def test_permanent_500_given_up_503_retried(self):
+        hs = mx.Homeserver()
+        self.addCleanup(hs.stop)
+        alice = hs.register("alice")
+        bot = mx.Bot(hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
+                                                    "transport": "sync", "send_give_up": "3s"})
+        bot.start()
+        self.addCleanup(bot.stop)
+        bad = alice.create_room(name="bad", invite=[bot.user_id])
+        good = alice.create_room(name="good", invite=[bot.user_id])
+        alice.wait_membership(bad, bot.user_id, "join", timeout=20)
+        alice.wait_membership(good, bot.user_id, "join", timeout=20)
+        fixtures.ask(alice, bad, "!ping")
+        fixtures.ask(alice, good, "!ping")
+        bot.wait_idle()
+        in_bad = re.escape(bad.split(":")[0][1:])
+        hs.fault("status", path=f"{in_bad}.*/send/", method="PUT", count=None, status=500,
+                 errcode="M_UNKNOWN", error="Internal server error", user=bot.user_id)
+        mark = bot.log_mark()
+        cmd = alice.send_text(bad, "!ping")
+        bot.wait_log(r"outbox .* failed .*HTTP 500", since=mark, timeout=20)
+        # other rooms are answered meanwhile, not after the bad row's backoff
+        for _ in range(3):
+            t0 = time.monotonic()
+            fixtures.ask(alice, good, "!ping")
+            self.assertLess(time.monotonic() - t0, 5)
+        bot.wait_log(r"outbox \S+: send to " + re.escape(bad) + r" failed for good: the "
+                     r"homeserver answered HTTP 500 M_UNKNOWN \d+ times in \d+ s; marked failed",
+                     since=mark, timeout=30)
+        txn = re.search(r"outbox (\S+): send to \S+ failed for good: the homeserver",
+                        bot.log()[mark:]).group(1)
+        self.assertEqual(db_value(bot, "SELECT state FROM outbox WHERE txn_id = ?", txn), "failed")
+        self.assertEqual(replies(hs, bad, bot.user_id, cmd), [])
+        self.assertEqual(db_value(bot, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"), 0)
+        # a homeserver down for longer than send_give_up: nothing is dropped
+        hs.clear_faults()
+        hs.fault("status", path=f"{in_bad}.*/send/", method="PUT", count=None, status=503,
+                 user=bot.user_id)
+        mark = bot.log_mark()
+        cmd = alice.send_text(bad, "!ping")
+        bot.wait_log(r"outbox .* failed .*HTTP 503", since=mark, timeout=20)
+        time.sleep(5)
+        hs.clear_faults()
+        alice.wait_for(bad, mx.reply_to(cmd), timeout=90)
+        self.assertNotIn("failed for good", bot.log()[mark:])
+
+
 class BadSince(Asks, unittest.TestCase):
     def test_refused_position_starts_afresh(self):
         self.hs = mx.Homeserver()
