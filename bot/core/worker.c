@@ -284,6 +284,12 @@ send_file(struct worker *w, const struct tlbot_outbox_row *row, char **event_id,
 		      "body", caption && *caption ? caption : filename, "filename", filename,
 		      "url", uri, "info", "mimetype", mimetype, "size", row->bloblen,
 		      "m.mentions", "user_ids");
+	/* the txnId in the content, as start_send does: verify_after_relogin
+	 * finds the file whoever the server tells transaction_id to */
+	if (c && json_object_set_new(c, TXN_KEY, json_string(row->txn_id)) != 0) {
+		json_decref(c);
+		c = NULL;
+	}
 	text = c ? json_dumps(c, JSON_COMPACT) : NULL;
 	e = text ? tlbot_mx_send(&w->http, row->room_id, "m.room.message", row->txn_id, text,
 				 event_id, r) : TLBOT_ERR_NOMEM;
@@ -1017,7 +1023,8 @@ find_posted(struct worker *w, const struct tlbot_outbox_row *row, char **event_i
  * in their rooms before they are sent again. A server that scopes txnIds
  * to the access token (spec <= v1.6, Synapse 1.67) would post them a
  * second time, and tells transaction_id only to the sending token; the
- * txnId in the content (TXN_KEY) finds them there too. */
+ * txnId in the content (TXN_KEY) finds them there too. A file row found
+ * there is not uploaded again either. */
 static void
 verify_after_relogin(struct worker *w)
 {
@@ -1036,7 +1043,8 @@ verify_after_relogin(struct worker *w)
 
 		memset(&row, 0, sizeof(row));
 		if (tlbot_store_outbox_get(&w->st, p->id, &row) == 0 && row.kind &&
-		    strcmp(row.kind, "send") == 0 && row.room_id && row.txn_id) {
+		    (strcmp(row.kind, "send") == 0 || strcmp(row.kind, "file") == 0) &&
+		    row.room_id && row.txn_id) {
 			if (find_posted(w, &row, &event_id) != 0)
 				failed++;
 			else if (event_id && tlbot_store_outbox_done(&w->st, row.id, event_id) == 0) {

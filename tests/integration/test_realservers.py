@@ -49,12 +49,17 @@ def replies(hs, room, bot_user, event_id):
             in_reply_to(e) == event_id]
 
 
+def is_file(bot_user):
+    return lambda e: (e.get("sender") == bot_user and e.get("type") == "m.room.message" and
+                      e.get("content", {}).get("msgtype") == "m.file")
+
+
 class Relogin(unittest.TestCase):
     """A reply whose PUT reached the server but whose answer was lost, then
     the token revoked while the bot was down: the bot logs in again with
     the same device and must not post that reply a second time."""
 
-    def run_scope(self, scope):
+    def run_scope(self, scope, export=False):
         hs = mx.Homeserver(compat={"txn_scope": scope})
         self.addCleanup(hs.stop)
         alice = hs.register("alice")
@@ -66,12 +71,22 @@ class Relogin(unittest.TestCase):
         alice.wait_membership(room, bot.user_id, "join", timeout=20)
         fixtures.ask(alice, room, "!ping")
         device = kv(bot, "device_id")
-        # the reply is posted, its answer lost; every retry then fails
-        hs.fault("drop", path="/send/", method="PUT", count=1, execute=True, user=bot.user_id)
-        hs.fault("status", path="/send/", method="PUT", count=None, status=503,
+        # the reply is posted, its answer lost; every retry then fails (with
+        # export: the file after the reply, its message the command's
+        # second, txnId ".1")
+        which = r"/send/m\.room\.message/[^/?]*\.1(\?|$)" if export else "/send/"
+        if export:
+            fixtures.ask(alice, room, '!challenge new "Relogin"')
+            fixtures.ask(alice, room, '!exp new C-1 "Pilot" "We believe texting will result in '
+                                      'fewer missed visits. We will know when misses fall '
+                                      'below 10%."')
+        hs.fault("drop", path=which, method="PUT", count=1, execute=True, user=bot.user_id)
+        hs.fault("status", path=which, method="PUT", count=None, status=503,
                  user=bot.user_id)
-        cmd = alice.send_text(room, "!ping")
+        cmd = alice.send_text(room, "!exp export --format csv" if export else "!ping")
         alice.wait_for(room, mx.reply_to(cmd), timeout=20)          # posted once
+        if export:
+            alice.wait_for(room, is_file(bot.user_id), timeout=20)
         bot.wait_log(r"outbox .* failed .*HTTP 503", timeout=20)
         bot.kill()
         # the operator (or the server) revokes the stored token
@@ -88,6 +103,9 @@ class Relogin(unittest.TestCase):
         bot.wait_idle()
         self.assertEqual(len(replies(hs, room, bot.user_id, cmd)), 1,
                          f"txn_scope {scope}: the reply was posted again")
+        if export:
+            files = [e for e in hs.all_events(room) if is_file(bot.user_id)(e)]
+            self.assertEqual(len(files), 1, f"txn_scope {scope}: the file was posted again")
         self.assertIsNone(kv(bot, "outbox_verify"))
 
     def test_txn_scope_device(self):
@@ -95,6 +113,9 @@ class Relogin(unittest.TestCase):
 
     def test_txn_scope_token(self):
         self.run_scope("token")
+
+    def test_txn_scope_token_file(self):
+        self.run_scope("token", export=True)
 
 
 class Refusals(Asks, unittest.TestCase):
