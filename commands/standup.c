@@ -137,7 +137,7 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct su_room old;
 	const char *tz = NULL;
 	unsigned days = 0;
-	int minute = tlbot_hhmm_parse(args->argv[0]), have, cleared = 0;
+	int minute = (int)tlbot_args_val(args, 0)->n, have, cleared = 0; /* TIME: checked */
 	char what[512], at[6], dtext[64], tzbuf[128];
 	size_t i;
 	int rc;
@@ -145,9 +145,6 @@ cmd_schedule(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (tlbot_ctx_is_dm(ctx))
 		return tlbot_fail(
 		        ctx, "set the stand-up up in the team's room, not in a direct message");
-	if (minute < 0)
-		return tlbot_fail(ctx, "bad time '%s': use HH:MM on a 24-hour clock, e.g. 09:30",
-		                  args->argv[0]);
 	for (i = 1; i < args->argc; i++) {
 		const char *a = args->argv[i];
 		unsigned d = tlbot_days_parse(a);
@@ -204,12 +201,9 @@ static int
 cmd_summary_at(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	struct su_room r;
-	int minute = tlbot_hhmm_parse(args->argv[0]), prompt;
+	int minute = (int)tlbot_args_val(args, 0)->n, prompt; /* TIME: checked */
 	char what[128], at[6];
 
-	if (minute < 0)
-		return tlbot_fail(ctx, "bad time '%s': use HH:MM on a 24-hour clock, e.g. 10:15",
-		                  args->argv[0]);
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	prompt = r.minute;
@@ -291,22 +285,17 @@ static int
 cmd_mode(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	struct su_room r;
-	const char *m = args->argv[0];
+	const char *m = args->argv[0]; /* ENUM dm|room, lower-cased by dispatch */
 
-	if (strcasecmp(m, "dm") != 0 && strcasecmp(m, "room") != 0)
-		return tlbot_fail(ctx,
-		                  "mode is dm (each person asked by direct message) or room "
-		                  "(one message in the room), not '%s'",
-		                  m);
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	su_room_release(&r);
 	if (set_field(ctx,
 	              "UPDATE standup_rooms SET mode = ?, updated_by = ?, updated_at = ?"
 	              " WHERE room_id = ?",
-	              strcasecmp(m, "dm") == 0 ? "dm" : "room", 0, 1) != 0)
+	              m, 0, 1) != 0)
 		return -1;
-	return replan_reply(ctx, strcasecmp(m, "dm") == 0 ? "Prompts by direct message"
+	return replan_reply(ctx, strcmp(m, "dm") == 0 ? "Prompts by direct message"
 	                                                  : "Prompts in the room");
 }
 
@@ -459,8 +448,6 @@ skip_or_unskip(struct tlbot_ctx *ctx, const struct tlbot_args *args, int add)
 	char from[11], to[11], date[11], what[128];
 	int n = 0;
 
-	if (args->argc > 2)
-		return tlbot_fail(ctx, "give one date, two dates (a range) or FROM..TO");
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	su_room_release(&r);
@@ -536,10 +523,12 @@ cmd_away(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	} else {
 		snprintf(tz, sizeof(tz), "%s", su_room_tz(ctx, NULL));
 	}
-	if (tlbot_parse_date(until, tlbot_ctx_now(ctx), tz, ud) != 0)
-		return tlbot_fail(ctx, "bad --until date '%s': %s", until, tlbot_date_forms);
-	if (tlbot_parse_date(from ? from : "today", tlbot_ctx_now(ctx), tz, fd) != 0)
-		return tlbot_fail(ctx, "bad --from date '%s': %s", from, tlbot_date_forms);
+	/* DATE flags: dispatch checked them and hands YYYY-MM-DD */
+	snprintf(ud, sizeof(ud), "%s", until);
+	if (from)
+		snprintf(fd, sizeof(fd), "%s", from);
+	else if (tlbot_tz_date(tz, tlbot_ctx_now(ctx), fd) != 0)
+		return tlbot_fail(ctx, "stand-up: cannot compute today's date in %s", tz);
 	if (strcmp(fd, ud) > 0)
 		return tlbot_fail(ctx, "--until %s is before --from %s", ud, fd);
 	if (tlbot_db_exec(

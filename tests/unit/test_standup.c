@@ -673,7 +673,43 @@ TEST(dayone_parts_blockers_later_time)
 	cmdtest_release(&t);
 }
 
+/* Arguments the table types (TIME, ENUM, DATE, extra positionals) are
+ * checked once in dispatch; the handlers take the normalised values. */
+TEST(typed_arguments_checked_in_dispatch)
+{
+	struct cmdtest t;
+
+	setup(&t, utc(2026, 11, 18, 6, 0)); /* Wednesday */
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 25:00"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "25:00");
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_rooms", NULL), ==, 0);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup schedule 9:30am Europe/London"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Stand-up set for 09:30 Europe/London");
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup summary-at 5pm"), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "Summary at 17:00");
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup mode ROOM"), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_rooms WHERE mode = 'room'",
+	                        NULL),
+	          ==, 1);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup mode chat"), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_rooms WHERE mode = 'room'",
+	                        NULL),
+	          ==, 1);
+	CHECK_INT(cmdtest_run(&t, MOD, ROOM, "!standup skip 2026-12-24 2026-12-25 2026-12-26"),
+	          ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "unexpected argument");
+	CHECK_INT(cmdtest_run(&t, ALICE, ROOM, "!standup away me --from friday --until 2026-11-23"),
+	          ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "is away from 2026-11-20 until 2026-11-23");
+	CHECK_INT(cmdtest_run(&t, BOB, ROOM, "!standup away me --until 2026-02-30"), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_away WHERE user_id = '" BOB "'",
+	                        NULL),
+	          ==, 0);
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+        TEST_ENTRY(typed_arguments_checked_in_dispatch),
         TEST_ENTRY(dayone_parts_blockers_later_time),
         TEST_ENTRY(early_answer_not_asked),
         TEST_ENTRY(long_answers_fit),
