@@ -1,5 +1,6 @@
 /* Records described once: the field-by-field work of every family's
  * record, driven by its field table (see record.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,53 +108,127 @@ rec_release(const struct rec_desc *d, void *rec)
 }
 
 int
-rec_load(struct tlbot_ctx *ctx, const struct rec_desc *d, int64_t id, void *rec)
+rec_is_key(const struct rec_field *f)
+{
+	return f->type == R_ID || (f->flags & REC_KEY);
+}
+
+/* The R_ID field (the record's number, its history id), or NULL. */
+static const struct rec_field *
+id_field(const struct rec_desc *d)
+{
+	const struct rec_field *f;
+
+	for (f = d->fields; f->column; f++)
+		if (f->type == R_ID)
+			return f;
+	return NULL;
+}
+
+/* Bind field f of rec as parameter i of q. 0 or -1 (ctx marked). */
+static int
+bind_field(struct tlbot_db_rows *q, int i, const struct rec_field *f, const void *rec)
+{
+	void *r = (void *)(uintptr_t)rec;
+
+	if (is_text(f->type))
+		return tlbot_db_bind(q, i, 't', *rec_text(f, r));
+	if (f->type == R_REAL)
+		return tlbot_db_bind(q, i, 'n', rec_num(f, r)->has, rec_num(f, r)->v);
+	return tlbot_db_bind(q, i, 'i', *rec_int(f, r));
+}
+
+/* " WHERE <alias.>k1 = ?<first> AND <alias.>k2 = ?<first+1> ..." over the
+ * key columns into b. 0 or -1 (too long). */
+static int
+where_key(const struct rec_desc *d, const char *alias, int first, struct tlbot_buf *b)
+{
+	const struct rec_field *f;
+	int rc = 0, n = 0;
+
+	for (f = d->fields; f->column; f++) {
+		if (!rec_is_key(f))
+			continue;
+		rc = tlbot_buf_printf(b, "%s%s%s%s = ?%d", n ? " AND " : " WHERE ", alias ? alias : "",
+				      alias ? "." : "", f->column, first + n);
+		n++;
+	}
+	return n ? rc : -1;
+}
+
+/* Bind the key members of key from parameter first on. 0 or -1. */
+static int
+bind_key(const struct rec_desc *d, struct tlbot_db_rows *q, int first, const void *key)
+{
+	const struct rec_field *f;
+	int n = 0;
+
+	for (f = d->fields; f->column; f++)
+		if (rec_is_key(f) && bind_field(q, first + n++, f, key) != 0)
+			return -1;
+	return 0;
+}
+
+/* Run the SELECT of d for the one row where its key is key's (or, key
+ * NULL, where its single R_ID key is id) and read it into rec. */
+static int
+load(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *key, int64_t id, void *rec)
 {
 	struct tlbot_buf sql;
 	struct tlbot_db_rows q;
 	int rc = -1;
 
 	tlbot_buf_init(&sql, 4096);
-	if (rec_select(d, "x", &sql) != 0 ||
-	    tlbot_buf_printf(&sql, "WHERE x.%s = ?", d->fields[0].column) != 0) {
+	if (rec_select(d, "x", &sql) != 0 || where_key(d, "x", 1, &sql) != 0) {
 		tlbot_buf_release(&sql);
 		return tlbot_db_error(ctx, "record query too long");
 	}
-	if (tlbot_db_query(ctx, &q, tlbot_buf_str(&sql), "i", id) == 0) {
-		rc = tlbot_db_next(&q);
-		if (rc > 0)
-			rc = rec_read(d, &q, rec) == 0 ? 0 : -1;
-		else if (rc == 0)
-			rc = 1;
+	if (tlbot_db_query(ctx, &q, tlbot_buf_str(&sql), "") == 0) {
+		if (key ? bind_key(d, &q, 1, key) == 0 : tlbot_db_bind(&q, 1, 'i', id) == 0) {
+			rc = tlbot_db_next(&q);
+			if (rc > 0)
+				rc = rec_read(d, &q, rec) == 0 ? 0 : -1;
+			else if (rc == 0)
+				rc = 1;
+		}
 		tlbot_db_done(&q);
 	}
 	tlbot_buf_release(&sql);
 	return rc;
 }
 
-/* Bind fields of rec to the statement of q (one per field, in order). */
-static int
-bind_all(const struct rec_desc *d, sqlite3_stmt *s, const void *rec)
+int
+rec_load(struct tlbot_ctx *ctx, const struct rec_desc *d, int64_t id, void *rec)
 {
-	const struct rec_field *f;
-	int i, rc = SQLITE_OK;
+	return load(ctx, d, NULL, id, rec);
+}
 
-	for (f = d->fields, i = 1; f->column && rc == SQLITE_OK; f++, i++) {
-		void *r = (void *)(uintptr_t)rec;
+int
+rec_load_key(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *key, void *rec)
+{
+	return load(ctx, d, key, 0, rec);
+}
 
-		if (is_text(f->type)) {
-			const char *v = *rec_text(f, r);
+int
+rec_query(struct tlbot_ctx *ctx, const struct rec_desc *d, struct tlbot_db_rows *q,
+	  const char *where, const char *types, ...)
+{
+	struct tlbot_buf sql;
+	va_list ap;
+	int rc;
 
-			rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
-		} else if (f->type == R_REAL) {
-			const struct rec_num *n = rec_num(f, r);
-
-			rc = n->has ? sqlite3_bind_double(s, i, n->v) : sqlite3_bind_null(s, i);
-		} else {
-			rc = sqlite3_bind_int64(s, i, *rec_int(f, r));
-		}
+	q->ctx = ctx;
+	q->stmt = NULL;
+	tlbot_buf_init(&sql, 4096);
+	if (rec_select(d, "x", &sql) != 0 || tlbot_buf_adds(&sql, where) != 0) {
+		tlbot_buf_release(&sql);
+		return tlbot_db_error(ctx, "record query too long");
 	}
-	return rc == SQLITE_OK ? 0 : -1;
+	va_start(ap, types);
+	rc = tlbot_db_vquery(ctx, q, tlbot_buf_str(&sql), types, ap);
+	va_end(ap);
+	tlbot_buf_release(&sql);
+	return rc;
 }
 
 int
@@ -162,7 +237,7 @@ rec_insert(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *rec)
 	const struct rec_field *f;
 	struct tlbot_buf sql;
 	struct tlbot_db_rows q;
-	int rc = -1;
+	int rc = -1, i;
 
 	tlbot_buf_init(&sql, 4096);
 	tlbot_buf_printf(&sql, "INSERT INTO %s(", d->table);
@@ -175,13 +250,36 @@ rec_insert(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *rec)
 		tlbot_buf_release(&sql);
 		return tlbot_db_error(ctx, "record insert too long");
 	}
-	/* the binds come from the record, so the iterator's statement is
-	 * bound here rather than through a types string */
+	/* the values come from the record, so they are bound one by one
+	 * rather than through a types string */
 	if (tlbot_db_query(ctx, &q, tlbot_buf_str(&sql), "") == 0) {
-		if (bind_all(d, q.stmt, rec) != 0)
-			tlbot_db_error(ctx, "bind record");
-		else if (tlbot_db_next(&q) == 0)
+		for (f = d->fields, i = 1; f->column; f++, i++)
+			if (bind_field(&q, i, f, rec) != 0)
+				break;
+		if (f->column == NULL && tlbot_db_next(&q) == 0)
 			rc = 0;
+		tlbot_db_done(&q);
+	}
+	tlbot_buf_release(&sql);
+	return rc;
+}
+
+int
+rec_delete(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *key)
+{
+	struct tlbot_buf sql;
+	struct tlbot_db_rows q;
+	int rc = -1;
+
+	tlbot_buf_init(&sql, 512);
+	if (tlbot_buf_printf(&sql, "DELETE FROM %s", d->table) != 0 ||
+	    where_key(d, NULL, 1, &sql) != 0) {
+		tlbot_buf_release(&sql);
+		return tlbot_db_error(ctx, "record delete too long");
+	}
+	if (tlbot_db_query(ctx, &q, tlbot_buf_str(&sql), "") == 0) {
+		if (bind_key(d, &q, 1, key) == 0 && tlbot_db_next(&q) == 0)
+			rc = (int)tlbot_db_changes(ctx);
 		tlbot_db_done(&q);
 	}
 	tlbot_buf_release(&sql);
@@ -213,23 +311,21 @@ rec_value(const struct rec_desc *d, const struct rec_field *f, const void *rec, 
 	}
 }
 
-/* UPDATE <table> SET <column> = ?1[, <touch> = ?2] WHERE <id> = ?3, the
- * value bound by the caller's bind(). */
+/* UPDATE <table> SET <column> = ?1[, <touch> = ?2] WHERE <key> = ?3 ...,
+ * the values from rec. */
 static int
 update(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *rec,
        const struct rec_field *f)
 {
 	struct tlbot_buf sql;
 	struct tlbot_db_rows q;
-	sqlite3_stmt *s;
-	int rc = -1, b = SQLITE_OK;
-	void *r = (void *)(uintptr_t)rec;
+	int rc = -1;
 
 	tlbot_buf_init(&sql, 512);
 	tlbot_buf_printf(&sql, "UPDATE %s SET %s = ?1", d->table, f->column);
 	if (d->touch)
 		tlbot_buf_printf(&sql, ", %s = ?2", d->touch);
-	if (tlbot_buf_printf(&sql, " WHERE %s = ?3", d->fields[0].column) != 0) {
+	if (where_key(d, NULL, 3, &sql) != 0) {
 		tlbot_buf_release(&sql);
 		return tlbot_db_error(ctx, "record update too long");
 	}
@@ -237,44 +333,33 @@ update(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *rec,
 		tlbot_buf_release(&sql);
 		return -1;
 	}
-	s = q.stmt;
-	if (is_text(f->type)) {
-		const char *v = *rec_text(f, r);
-
-		b = v ? sqlite3_bind_text(s, 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, 1);
-	} else if (f->type == R_REAL) {
-		b = rec_num(f, r)->has ? sqlite3_bind_double(s, 1, rec_num(f, r)->v)
-				       : sqlite3_bind_null(s, 1);
-	} else {
-		b = sqlite3_bind_int64(s, 1, *rec_int(f, r));
-	}
-	if (b == SQLITE_OK && d->touch)
-		b = sqlite3_bind_int64(s, 2, (sqlite3_int64)tlbot_ctx_now(ctx));
-	if (b == SQLITE_OK)
-		b = sqlite3_bind_int64(s, 3, *rec_int(&d->fields[0], r));
-	if (b != SQLITE_OK)
-		tlbot_db_error(ctx, "bind record update");
-	else if (tlbot_db_next(&q) == 0)
+	if (bind_field(&q, 1, f, rec) == 0 &&
+	    (d->touch == NULL || tlbot_db_bind(&q, 2, 'i', (int64_t)tlbot_ctx_now(ctx)) == 0) &&
+	    bind_key(d, &q, 3, rec) == 0 && tlbot_db_next(&q) == 0)
 		rc = 0;
 	tlbot_db_done(&q);
 	tlbot_buf_release(&sql);
 	return rc;
 }
 
-/* After the member changed from old text: write it and the history row. */
+/* After the member changed from old text: write it and, for a record with
+ * a kind and a number, the history row. */
 static int
 changed(struct tlbot_ctx *ctx, const struct rec_desc *d, void *rec, const struct rec_field *f,
 	const char *old, const char *action)
 {
+	const struct rec_field *idf = id_field(d);
 	char now[256];
 
 	if (update(ctx, d, rec, f) != 0)
 		return -1;
+	if (d->kind == NULL || idf == NULL)
+		return 0;
 	rec_value(d, f, rec, now, sizeof(now));
 	if (is_text(f->type))
-		return tlbot_history_add(ctx, d->kind, *rec_int(&d->fields[0], rec), action, f->column,
-					 old, *rec_text(f, rec));
-	return tlbot_history_add(ctx, d->kind, *rec_int(&d->fields[0], rec), action, f->column, old,
+		return tlbot_history_add(ctx, d->kind, *rec_int(idf, rec), action, f->column, old,
+					 *rec_text(f, rec));
+	return tlbot_history_add(ctx, d->kind, *rec_int(idf, rec), action, f->column, old,
 				 now[0] ? now : NULL);
 }
 
@@ -285,6 +370,8 @@ rec_set_text(struct tlbot_ctx *ctx, const struct rec_desc *d, void *rec,
 	char **p = rec_text(f, rec), *old = *p, *copy = NULL;
 	int rc;
 
+	if (rec_is_key(f))
+		return tlbot_db_error(ctx, "a record's key is not changed in place");
 	if ((old == NULL && v == NULL) || (old && v && strcmp(old, v) == 0))
 		return 0;
 	if (v && (copy = strdup(v)) == NULL)
@@ -302,6 +389,8 @@ rec_set_num(struct tlbot_ctx *ctx, const struct rec_desc *d, void *rec,
 	struct rec_num *p = rec_num(f, rec);
 	char old[64];
 
+	if (rec_is_key(f))
+		return tlbot_db_error(ctx, "a record's key is not changed in place");
 	if (p->has == v.has && (!v.has || p->v == v.v))
 		return 0;
 	rec_value(d, f, rec, old, sizeof(old));
@@ -316,6 +405,8 @@ rec_set_int(struct tlbot_ctx *ctx, const struct rec_desc *d, void *rec,
 	int64_t *p = rec_int(f, rec);
 	char old[64];
 
+	if (rec_is_key(f))
+		return tlbot_db_error(ctx, "a record's key is not changed in place");
 	if (*p == v)
 		return 0;
 	rec_value(d, f, rec, old, sizeof(old));

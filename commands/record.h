@@ -16,8 +16,18 @@
  *          record's number, e.g. a challenge)
  * max      at most this many characters (text), 0 for no limit
  * EDIT     RE_EDIT when `edit --flag` may change it, RE_FIXED when not
- * flags    REC_REQUIRED | REC_EXPORTED | REC_SHOWN | REC_INTERNAL
+ * flags    REC_REQUIRED | REC_EXPORTED | REC_SHOWN | REC_INTERNAL | REC_KEY
  * label    the human name ("end date"), used in show, export, history
+ *
+ * The key. A record is found (rec_load*, rec_delete) and updated (rec_set_*)
+ * by its key: its R_ID field, if any, and every field flagged REC_KEY. So
+ * a record with a number has the R_ID row first and no REC_KEY; a record
+ * without one names its composite primary key, e.g. a team member:
+ *	X(room_id, "room_id", "room", R_TEXT, 0, RE_FIXED, REC_KEY | ..., "room")
+ *	X(user_id, "user_id", "user", R_USER, 0, RE_FIXED, REC_KEY | ..., "member")
+ * Key fields are never changed in place. History rows (tlbot_history_add)
+ * need the record's kind and number: a desc with kind NULL, or without an
+ * R_ID field, writes none.
  *
  * Adding a field is then one row plus one migration (ALTER TABLE ADD
  * COLUMN) in the family's schema. */
@@ -53,6 +63,7 @@ struct rec_num {
 #define REC_EXPORTED 0x04 /* a column of the export */
 #define REC_SHOWN 0x08    /* a line of `show` */
 #define REC_INTERNAL 0x10 /* bookkeeping (room, creator, times): never shown as a change */
+#define REC_KEY 0x20      /* a column of a composite primary key (R_ID is always a key) */
 
 #define REC_BIT_RE_EDIT REC_EDITABLE
 #define REC_BIT_RE_FIXED 0
@@ -86,7 +97,7 @@ struct rec_desc {
 	const char *kind;       /* history kind and reference letter: "E" */
 	const char *ref_kind;   /* R_REF fields point at records of this kind: "C" */
 	const char *touch;      /* a column set to now on every change, or NULL */
-	const struct rec_field *fields; /* terminated by column NULL; fields[0] is R_ID */
+	const struct rec_field *fields; /* terminated by column NULL; the key: R_ID and REC_KEY */
 };
 
 /* The field with this flag name (or column), NULL if none. */
@@ -103,10 +114,29 @@ int rec_select(const struct rec_desc *d, const char *alias, struct tlbot_buf *b)
  * from column 0). 0, or -1 when out of memory (ctx marked, rec released). */
 int rec_read(const struct rec_desc *d, const struct tlbot_db_rows *q, void *rec);
 void rec_release(const struct rec_desc *d, void *rec);
-/* Load record id. 0 (rec filled), 1 when there is none, -1 (ctx marked). */
+/* Is f a column of the record's key (R_ID or REC_KEY)? */
+int rec_is_key(const struct rec_field *f);
+/* Load record id (a record whose key is its one R_ID field). 0 (rec
+ * filled: release it), 1 when there is none (rec untouched), -1 (ctx
+ * marked). */
 int rec_load(struct tlbot_ctx *ctx, const struct rec_desc *d, int64_t id, void *rec);
+/* Load the record whose key is the key members of key (borrowed; the
+ * other members are not read): the same returns as rec_load. key may be
+ * rec itself, e.g. { .room_id = room, .user_id = user }: on 0 every member
+ * is then an owned copy, on 1 rec is as the caller left it. */
+int rec_load_key(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *key, void *rec);
+/* The rows of d matching where, a string literal of the caller that
+ * follows "SELECT <fields> FROM <table> x " (so "WHERE x.room_id = ?
+ * ORDER BY x.role"), with its parameters bound as by tlbot_db_query; read
+ * each row with rec_read and finish with tlbot_db_done. 0 or -1 (ctx
+ * marked). */
+int rec_query(struct tlbot_ctx *ctx, const struct rec_desc *d, struct tlbot_db_rows *q,
+	      const char *where, const char *types, ...);
 /* INSERT every field of rec. 0 or -1 (ctx marked). */
 int rec_insert(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *rec);
+/* DELETE the record whose key is key's (as rec_load_key). The number of
+ * rows deleted (0 when there was none, 1), or -1 (ctx marked). */
+int rec_delete(struct tlbot_ctx *ctx, const struct rec_desc *d, const void *key);
 /* The value of field f of rec as text into out ("" when absent): numbers
  * as written, references as "C-12", users and dates as stored. */
 void rec_value(const struct rec_desc *d, const struct rec_field *f, const void *rec, char *out,
@@ -114,7 +144,7 @@ void rec_value(const struct rec_desc *d, const struct rec_field *f, const void *
 /* Change field f of rec (and the record in the store, with the touch
  * column and a history row of action). Text fields take text (NULL
  * clears), numbers and references through rec_set_num / rec_set_int.
- * 0 (also when unchanged; *changed tells, may be NULL) or -1 (ctx marked). */
+ * 0 (also when unchanged) or -1 (ctx marked; also for a key field). */
 int rec_set_text(struct tlbot_ctx *ctx, const struct rec_desc *d, void *rec,
 		 const struct rec_field *f, const char *v, const char *action);
 int rec_set_num(struct tlbot_ctx *ctx, const struct rec_desc *d, void *rec,

@@ -21,12 +21,12 @@
 #include <strings.h>
 
 #include "people.h"
+#include "team.h"
 #include "tlbot/command.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
 
 #define PAGE_SIZE      20
-#define ROLE_MAX       40
 #define NAME_MAX_CHARS 100
 #define TOUR_WARN_DAYS 14
 #define REMIND_HOUR    9
@@ -53,6 +53,13 @@ static const char *const migrations[] = {
 
 static const char *const known_roles[] = {"data", "digital", "policy", "frontline", NULL};
 
+#define TEAM_X_FIELD(...) REC_X_FIELD(struct team_member, __VA_ARGS__)
+static const struct rec_field member_fields[] = {
+        TEAM_MEMBER_FIELDS(TEAM_X_FIELD){NULL, NULL, 0, 0, 0, NULL, 0}};
+const struct rec_desc tlbot_team_member_desc = {"team_members", NULL, NULL, NULL, member_fields};
+#define MEMBERS    (&tlbot_team_member_desc)
+#define FIELD(col) rec_field_by_column(MEMBERS, col)
+
 /* ------------------------------------------------------------------ store */
 
 /* A store error is not the user's fault: the core rolls the batch back and
@@ -61,6 +68,25 @@ static int
 db_fail(struct tlbot_ctx *ctx)
 {
 	return tlbot_db_error(ctx, "team");
+}
+
+/* A borrowed string as the member of a key or of a record to insert
+ * (record.c only reads those). */
+static char *
+mut(const char *s)
+{
+	return (char *)(uintptr_t)s;
+}
+
+/* Load user's membership of room into m (all NULL when there is none).
+ * 0, 1 none, -1 (ctx marked); rec_release(MEMBERS, m) in every case. */
+static int
+member_load(struct tlbot_ctx *ctx, const char *room, const char *user, struct team_member *m)
+{
+	struct team_member key = {.room_id = mut(room), .user_id = mut(user)};
+
+	memset(m, 0, sizeof(*m));
+	return rec_load_key(ctx, MEMBERS, &key, m);
 }
 
 /* ----------------------------------------------------------------- dates */
@@ -146,17 +172,23 @@ roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
        void (*add)(void *arg, const char *user_id), void *arg)
 {
 	struct tlbot_db_rows q;
+	struct team_member m;
 	int rc, n = 0;
 
-	if (tlbot_db_query(ctx, &q,
-	                   "SELECT user_id FROM team_members WHERE room_id = ?"
-	                   " AND (from_date IS NULL OR from_date = '' OR from_date <= ?)"
-	                   " AND (until_date IS NULL OR until_date = '' OR until_date >= ?)"
-	                   " ORDER BY rowid",
-	                   "ttt", room_id, date, date) != 0)
+	if (rec_query(ctx, MEMBERS, &q,
+	              "WHERE x.room_id = ?"
+	              " AND (x.from_date IS NULL OR x.from_date = '' OR x.from_date <= ?)"
+	              " AND (x.until_date IS NULL OR x.until_date = '' OR x.until_date >= ?)"
+	              " ORDER BY x.rowid",
+	              "ttt", room_id, date, date) != 0)
 		return -1;
 	while ((rc = tlbot_db_next(&q)) > 0) {
-		add(arg, tlbot_db_col_text(&q, 0));
+		if (rec_read(MEMBERS, &q, &m) != 0) {
+			rc = -1;
+			break;
+		}
+		add(arg, m.user_id);
+		rec_release(MEMBERS, &m);
 		n++;
 	}
 	tlbot_db_done(&q);
@@ -240,14 +272,75 @@ schedule_tour(struct tlbot_ctx *ctx, const char *room, const char *user, const c
 	return rc;
 }
 
+/* The heads-up about user's tour ending on until (left days from today). */
+static void
+tour_msg(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct team_member *tm,
+         const char *team, int64_t left)
+{
+	tlbot_msg_init(m);
+	tlbot_msg_text(m, "Heads-up: the tour of duty of ");
+	tlbot_msg_user(m, tm->user_id);
+	if (tm->role)
+		tlbot_msg_textf(m, " (%s)", tm->role);
+	tlbot_msg_text(m, " with ");
+	tlbot_msg_text(m, team ? team : "this team");
+	tlbot_msg_textf(m, " ends on %s", tm->until_date);
+	if (left > 1)
+		tlbot_msg_textf(m, ", in %lld days", (long long)left);
+	else if (left == 1)
+		tlbot_msg_text(m, ", tomorrow");
+	else
+		tlbot_msg_text(m, ", today");
+	tlbot_msg_textf(m,
+	                ". Plan the hand-over, or extend it with %steam add %s --role %s"
+	                " --until DATE.",
+	                tlbot_ctx_prefix(ctx), tm->user_id, tm->role ? tm->role : "ROLE");
+}
+
+/* Tell the team's lead about the member's tour ending: by DM, else in the
+ * room with a mention (or how to set a lead when there is none). */
+static int
+tour_tell(struct tlbot_ctx *ctx, const char *room, const struct team_member *tm)
+{
+	char *lead = NULL, *team = NULL;
+	struct tlbot_msg m;
+	int64_t end = 0;
+	int rc = -1;
+
+	if (team_lead(ctx, room, &lead) != 0 ||
+	    tlbot_db_text(ctx, &team, "SELECT name FROM teams WHERE room_id = ?", "t", room) < 0)
+		goto out;
+	if (team == NULL)
+		team = tlbot_ctx_room_name(ctx, room);
+	date_days(tm->until_date, &end);
+	tour_msg(ctx, &m, tm, team, end - today(ctx));
+	if (lead && tlbot_ctx_dm_enabled(ctx, lead)) {
+		rc = tlbot_send_dm(ctx, lead, &m);
+	} else {
+		if (lead) {
+			tlbot_msg_text(&m, " ");
+			tlbot_msg_mention(&m, lead);
+		} else {
+			tlbot_msg_textf(&m,
+			                " (This team has no lead to tell: set one with %steam set"
+			                " --lead @name.)",
+			                tlbot_ctx_prefix(ctx));
+		}
+		rc = tlbot_send_room(ctx, room, &m);
+	}
+out:
+	free(lead);
+	free(team);
+	return rc;
+}
+
 static int
 tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
-	char *user = NULL, *until = NULL, *lead = NULL, *role = NULL, *team = NULL;
-	struct tlbot_msg m;
+	char *user = NULL, *until = NULL;
+	struct team_member tm;
 	struct tlbot_db_rows q;
-	int64_t end = 0, left;
-	int rc = -1, current = 0;
+	int rc = -1, have;
 
 	if (job->missed || job->room_id == NULL)
 		return 0;
@@ -261,72 +354,19 @@ tour_fire_(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	}
 	tlbot_db_done(&q);
 	if (user == NULL || until == NULL) {
-		rc = 0;
-		goto out;
+		free(user);
+		free(until);
+		return 0;
 	}
 	/* still on the team with the same end date? */
-	tlbot_db_query(ctx, &q,
-	         "SELECT role FROM team_members WHERE room_id = ? AND user_id = ? AND"
-	         " until_date = ?",
-	         "ttt", job->room_id, user, until);
-	if (q.stmt == NULL)
-		goto out;
-	if (tlbot_db_next(&q) > 0) {
-		current = 1;
-		role = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
-	}
-	tlbot_db_done(&q);
-	if (!current) {
+	have = member_load(ctx, job->room_id, user, &tm);
+	if (have == 0 && tm.until_date && strcmp(tm.until_date, until) == 0)
+		rc = tour_tell(ctx, job->room_id, &tm);
+	else if (have >= 0)
 		rc = 0;
-		goto out;
-	}
-	if (team_lead(ctx, job->room_id, &lead) != 0 ||
-	    tlbot_db_text(ctx, &team, "SELECT name FROM teams WHERE room_id = ?", "t", job->room_id) <
-	            0)
-		goto out;
-	if (team == NULL)
-		team = tlbot_ctx_room_name(ctx, job->room_id);
-	date_days(until, &end);
-	left = end - today(ctx);
-
-	tlbot_msg_init(&m);
-	tlbot_msg_text(&m, "Heads-up: the tour of duty of ");
-	tlbot_msg_user(&m, user);
-	if (role)
-		tlbot_msg_textf(&m, " (%s)", role);
-	tlbot_msg_text(&m, " with ");
-	tlbot_msg_text(&m, team ? team : "this team");
-	tlbot_msg_textf(&m, " ends on %s", until);
-	if (left > 1)
-		tlbot_msg_textf(&m, ", in %lld days", (long long)left);
-	else if (left == 1)
-		tlbot_msg_text(&m, ", tomorrow");
-	else
-		tlbot_msg_text(&m, ", today");
-	tlbot_msg_textf(&m,
-	                ". Plan the hand-over, or extend it with %steam add %s --role %s"
-	                " --until DATE.",
-	                tlbot_ctx_prefix(ctx), user, role ? role : "ROLE");
-	if (lead && tlbot_ctx_dm_enabled(ctx, lead)) {
-		rc = tlbot_send_dm(ctx, lead, &m);
-	} else {
-		if (lead) {
-			tlbot_msg_text(&m, " ");
-			tlbot_msg_mention(&m, lead);
-		} else {
-			tlbot_msg_textf(&m,
-			                " (This team has no lead to tell: set one with %steam set"
-			                " --lead @name.)",
-			                tlbot_ctx_prefix(ctx));
-		}
-		rc = tlbot_send_room(ctx, job->room_id, &m);
-	}
-out:
+	rec_release(MEMBERS, &tm);
 	free(user);
 	free(until);
-	free(lead);
-	free(role);
-	free(team);
 	return rc;
 }
 
@@ -340,32 +380,24 @@ tour_fire(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 
 /* ------------------------------------------------------------ handlers */
 
-/* Parse an optional date flag; "none" clears when allow_none. out[0] is
- * '\0' when cleared. Returns 0 or fails the command. */
-static int
-date_flag(struct tlbot_ctx *ctx, const char *flag, const char *v, char out[11])
+/* An optional date flag as dispatch checked it (YYYY-MM-DD, or "none"):
+ * out[0] is '\0' when "none" clears it. */
+static void
+date_flag(const char *v, char out[11])
 {
-	if (is_none(v)) {
-		out[0] = '\0';
-		return 0;
-	}
-	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tlbot_ctx_default_tz(ctx), out) != 0)
-		return tlbot_fail(ctx, "--%s '%s' is not a date: %s, or none", flag, v,
-		                  tlbot_date_forms);
-	return 0;
+	snprintf(out, 11, "%s", is_none(v) ? "" : v);
 }
 
+/* The flags of !team add: the role (checked, a known one in its own
+ * spelling) and the dates, in order. 0 or -1 (failed). */
 static int
-cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+add_flags(struct tlbot_ctx *ctx, const struct tlbot_args *args, char *role, size_t rolelen,
+          char from[11], char until[11])
 {
 	const char *role_v = tlbot_args_get(args, "role"), *from_v = tlbot_args_get(args, "from");
-	const char *until_v = tlbot_args_get(args, "until"), *room = tlbot_ctx_room(ctx);
-	char role[4 * ROLE_MAX + 1], from[11] = "", until[11] = "";
-	struct tlbot_users u = {0}, added = {0}, updated = {0};
-	struct tlbot_msg m;
+	const char *until_v = tlbot_args_get(args, "until");
 	int64_t d_from, d_until;
 	size_t i;
-	int rc = -1;
 
 	if (role_v == NULL || *role_v == '\0')
 		return tlbot_fail(ctx,
@@ -373,15 +405,16 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  " short text: usage: %steam add @user --role ROLE [--from DATE]"
 		                  " [--until DATE]",
 		                  tlbot_ctx_prefix(ctx));
-	if (check_text(ctx, "role", role_v, ROLE_MAX) != 0)
+	if (check_text(ctx, "role", role_v, TEAM_ROLE_MAX) != 0)
 		return -1;
-	snprintf(role, sizeof(role), "%s", role_v);
+	snprintf(role, rolelen, "%s", role_v);
 	for (i = 0; known_roles[i]; i++)
 		if (strcasecmp(known_roles[i], role) == 0)
-			snprintf(role, sizeof(role), "%s", known_roles[i]);
-	if ((from_v && date_flag(ctx, "from", from_v, from) != 0) ||
-	    (until_v && date_flag(ctx, "until", until_v, until) != 0))
-		return -1;
+			snprintf(role, rolelen, "%s", known_roles[i]);
+	if (from_v)
+		date_flag(from_v, from);
+	if (until_v)
+		date_flag(until_v, until);
 	if (until[0] && date_days(until, &d_until) == 0 && d_until < today(ctx))
 		return tlbot_fail(ctx,
 		                  "--until %s is in the past: a tour of duty ends today or later"
@@ -390,6 +423,80 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	if (from[0] && until[0] && date_days(from, &d_from) == 0 &&
 	    date_days(until, &d_until) == 0 && d_until < d_from)
 		return tlbot_fail(ctx, "--until %s is before --from %s", until, from);
+	return 0;
+}
+
+/* Change member m's role and tour (nf, nu: dates or NULL; they may be
+ * m's own) and reschedule its flag. 0 or -1 (ctx marked). */
+static int
+set_member(struct tlbot_ctx *ctx, struct team_member *m, const char *role, const char *nf,
+           const char *nu)
+{
+	if (rec_set_text(ctx, MEMBERS, m, FIELD("role"), role, "edited") != 0 ||
+	    rec_set_text(ctx, MEMBERS, m, FIELD("from_date"), nf, "edited") != 0 ||
+	    rec_set_text(ctx, MEMBERS, m, FIELD("until_date"), nu, "edited") != 0 ||
+	    schedule_tour(ctx, m->room_id, m->user_id, m->until_date) != 0)
+		return db_fail(ctx);
+	return 0;
+}
+
+/* Put user on the ctx room's team as role, or change their role and the
+ * dates given (from_v / until_v: the flag was given; from / until its
+ * date, "" for none). *is_new tells which. 0 or -1 (failed or ctx marked). */
+static int
+add_member(struct tlbot_ctx *ctx, const char *user, const char *role, int from_v,
+           const char *from, int until_v, const char *until, int *is_new)
+{
+	const char *room = tlbot_ctx_room(ctx), *nf, *nu;
+	struct team_member m;
+	int64_t d_from, d_until;
+	int have, rc;
+
+	have = member_load(ctx, room, user, &m);
+	if (have < 0)
+		return db_fail(ctx);
+	*is_new = have == 1;
+	/* a flag not given keeps the current value; "none" clears it */
+	nf = from_v ? (from[0] ? from : NULL) : m.from_date;
+	nu = until_v ? (until[0] ? until : NULL) : m.until_date;
+	if (nf && nu && date_days(nf, &d_from) == 0 && date_days(nu, &d_until) == 0 &&
+	    d_until < d_from) {
+		rc = tlbot_fail(ctx, "the tour of %s would end (%s) before it starts (%s)", user, nu,
+		                nf);
+	} else if (have == 1) {
+		struct team_member n = {.room_id = mut(room),
+		                        .user_id = mut(user),
+		                        .role = mut(role),
+		                        .from_date = mut(nf),
+		                        .until_date = mut(nu),
+		                        .added_by = mut(tlbot_ctx_sender(ctx)),
+		                        .added_at = (int64_t)tlbot_ctx_now(ctx)};
+
+		rc = rec_insert(ctx, MEMBERS, &n);
+		if (rc == 0)
+			rc = schedule_tour(ctx, room, user, nu);
+		if (rc != 0)
+			rc = db_fail(ctx);
+	} else {
+		rc = set_member(ctx, &m, role, nf, nu);
+	}
+	rec_release(MEMBERS, &m);
+	return rc;
+}
+
+static int
+cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	int from_v = tlbot_args_get(args, "from") != NULL;
+	int until_v = tlbot_args_get(args, "until") != NULL;
+	char role[4 * TEAM_ROLE_MAX + 1], from[11] = "", until[11] = "";
+	struct tlbot_users u = {0}, added = {0};
+	struct tlbot_msg m;
+	size_t i;
+	int rc = -1, is_new = 0;
+
+	if (add_flags(ctx, args, role, sizeof(role), from, until) != 0)
+		return -1;
 	if (tlbot_collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	if (u.n == 0) {
@@ -400,79 +507,31 @@ cmd_add(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	}
 	for (i = 0; i < u.n; i++) {
-		char *cur_until = NULL, *cur_from = NULL;
-		const char *nf, *nu;
-		int64_t have = 0;
-		struct tlbot_db_rows q;
-
-		tlbot_db_query(ctx, &q,
-		         "SELECT from_date, until_date FROM team_members WHERE room_id = ? AND"
-		         " user_id = ?",
-		         "tt", room, u.v[i]);
-		if (q.stmt == NULL)
-			goto dberr;
-		if (tlbot_db_next(&q) > 0) {
-			have = 1;
-			cur_from = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
-			cur_until = tlbot_db_col_text(&q, 1) ? strdup(tlbot_db_col_text(&q, 1)) : NULL;
-		}
-		tlbot_db_done(&q);
-		/* a flag not given keeps the current value; "none" clears it */
-		nf = from_v ? (from[0] ? from : NULL) : cur_from;
-		nu = until_v ? (until[0] ? until : NULL) : cur_until;
-		if (nf && nu && date_days(nf, &d_from) == 0 && date_days(nu, &d_until) == 0 &&
-		    d_until < d_from) {
-			tlbot_fail(ctx, "the tour of %s would end (%s) before it starts (%s)",
-			           u.v[i], nu, nf);
-			free(cur_from);
-			free(cur_until);
+		if (add_member(ctx, u.v[i], role, from_v, from, until_v, until, &is_new) != 0)
+			goto out;
+		if (is_new && tlbot_users_add(&added, u.v[i]) != 0) {
+			db_fail(ctx);
 			goto out;
 		}
-		if (tlbot_db_exec(ctx,
-		         "INSERT INTO team_members(room_id, user_id, role, from_date, until_date,"
-		         " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, "
-		         "user_id)"
-		         " DO UPDATE SET role = excluded.role, from_date = excluded.from_date,"
-		         " until_date = excluded.until_date",
-		         "tttttti", room, u.v[i], role, nf, nu, tlbot_ctx_sender(ctx),
-		         (int64_t)tlbot_ctx_now(ctx)) != 0 ||
-		    schedule_tour(ctx, room, u.v[i], nu) != 0) {
-			free(cur_from);
-			free(cur_until);
-			goto dberr;
-		}
-		free(cur_from);
-		free(cur_until);
-		if (tlbot_users_add(have ? &updated : &added, u.v[i]) != 0)
-			goto dberr;
 	}
 	tlbot_msg_init(&m);
 	for (i = 0; i < u.n; i++) {
-		int is_new = 0;
-		size_t k;
-
-		for (k = 0; k < added.n; k++)
-			if (strcmp(added.v[k], u.v[i]) == 0)
-				is_new = 1;
+		is_new = tlbot_users_has(&added, u.v[i]);
 		if (i)
 			tlbot_msg_text(&m, " ");
 		tlbot_msg_text(&m, is_new ? "Added " : "Updated ");
 		tlbot_msg_user(&m, u.v[i]);
 		tlbot_msg_textf(&m, is_new ? " to the team as %s" : ": %s", role);
-		if (from_v && from[0])
+		if (from[0])
 			tlbot_msg_textf(&m, ", from %s", from);
-		if (until_v && until[0])
+		if (until[0])
 			tlbot_msg_textf(&m, ", until %s", until);
 		tlbot_msg_text(&m, ".");
 	}
 	rc = tlbot_reply(ctx, &m);
-	goto out;
-dberr:
-	rc = db_fail(ctx);
 out:
 	tlbot_users_release(&u);
 	tlbot_users_release(&added);
-	tlbot_users_release(&updated);
 	return rc;
 }
 
@@ -483,15 +542,17 @@ cmd_remove(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_users u = {0}, removed = {0}, absent = {0};
 	struct tlbot_msg m;
 	size_t i;
-	int rc = -1;
+	int rc = -1, n;
 
 	if (tlbot_collect_users(ctx, args, 0, &u) != 0)
 		goto out;
 	for (i = 0; i < u.n; i++) {
-		if (tlbot_db_exec(ctx, "DELETE FROM team_members WHERE room_id = ? AND user_id = ?", "tt",
-		         room, u.v[i]) != 0)
+		struct team_member key = {.room_id = mut(room), .user_id = u.v[i]};
+
+		n = rec_delete(ctx, MEMBERS, &key);
+		if (n < 0)
 			goto dberr;
-		if (tlbot_db_changes(ctx) == 0) {
+		if (n == 0) {
 			if (tlbot_users_add(&absent, u.v[i]) != 0)
 				goto dberr;
 			continue;
@@ -533,132 +594,175 @@ out:
 	return rc;
 }
 
-static int
-cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+/* One member's line (a table row in HTML): who, role, from, until, and a
+ * warning when the tour has ended or ends within TOUR_WARN_DAYS. */
+static void
+member_row(struct tlbot_msg *m, const struct team_member *tm, int64_t now_day)
 {
-	const char *room = tlbot_ctx_room(ctx), *pv = tlbot_args_get(args, "page");
-	char *name = NULL, *region = NULL, *lead = NULL, *set_lead = NULL;
-	int64_t total = 0, page = 1, pages, now_day = today(ctx);
-	struct tlbot_msg m;
+	int64_t end;
+
+	tlbot_msg_plain(m, "\n• ");
+	tlbot_msg_html(m, "<tr><td>");
+	tlbot_msg_user(m, tm->user_id);
+	tlbot_msg_plain(m, " — ");
+	tlbot_msg_html(m, "</td><td>");
+	tlbot_msg_text(m, tm->role ? tm->role : "-");
+	tlbot_msg_html(m, "</td><td>");
+	if (tm->from_date) {
+		tlbot_msg_plain(m, ", from ");
+		tlbot_msg_text(m, tm->from_date);
+	}
+	tlbot_msg_html(m, "</td><td>");
+	if (tm->until_date) {
+		tlbot_msg_plain(m, ", until ");
+		tlbot_msg_text(m, tm->until_date);
+		if (date_days(tm->until_date, &end) == 0) {
+			if (end < now_day)
+				tlbot_msg_text(m, " (ended)");
+			else if (end - now_day <= TOUR_WARN_DAYS)
+				tlbot_msg_textf(m, " (⚠ ends in %lld day%s)", (long long)(end - now_day),
+				                end - now_day == 1 ? "" : "s");
+		}
+	}
+	tlbot_msg_html(m, "</td></tr>");
+}
+
+/* The members of page (from 1) of room, as a table, into m. 0 or -1. */
+static int
+member_rows(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room, int64_t page)
+{
+	struct tlbot_db_rows q;
+	struct team_member tm;
+	int64_t now_day = today(ctx);
+	int rc;
+
+	if (rec_query(ctx, MEMBERS, &q,
+	              "WHERE x.room_id = ? ORDER BY x.role, x.user_id LIMIT ? OFFSET ?", "tii", room,
+	              (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE)) != 0)
+		return -1;
+	tlbot_msg_html(m, "<table><thead><tr><th>Member</th><th>Role</th><th>From</th>"
+	                  "<th>Until</th></tr></thead><tbody>");
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		if (rec_read(MEMBERS, &q, &tm) != 0) {
+			rc = -1;
+			break;
+		}
+		member_row(m, &tm, now_day);
+		rec_release(MEMBERS, &tm);
+	}
+	tlbot_db_done(&q);
+	tlbot_msg_html(m, "</tbody></table>");
+	return rc < 0 ? -1 : 0;
+}
+
+/* The team as !team list heads it: name, region and lead. */
+struct team_head {
+	char *name, *region, *lead, *set_lead;
+	int64_t total;
+};
+
+static void
+team_head_release(struct team_head *h)
+{
+	free(h->name);
+	free(h->region);
+	free(h->lead);
+	free(h->set_lead);
+}
+
+/* Read the head of room's team (and how many members it has). 0 or -1. */
+static int
+team_head_load(struct tlbot_ctx *ctx, const char *room, struct team_head *h)
+{
 	struct tlbot_db_rows q;
 
-	if (pv) {
-		char *end;
-		long n = strtol(pv, &end, 10);
-
-		if (end == pv || *end != '\0' || n < 1 || n > 100000)
-			return tlbot_fail(ctx, "--page takes a page number like 2, not '%s'", pv);
-		page = n;
-	}
+	memset(h, 0, sizeof(*h));
 	tlbot_db_query(ctx, &q, "SELECT name, region, lead FROM teams WHERE room_id = ?", "t", room);
 	if (q.stmt == NULL)
-		return db_fail(ctx);
+		return -1;
 	if (tlbot_db_next(&q) > 0) {
-		name = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
-		region = tlbot_db_col_text(&q, 1) ? strdup(tlbot_db_col_text(&q, 1)) : NULL;
-		set_lead = tlbot_db_col_text(&q, 2) ? strdup(tlbot_db_col_text(&q, 2)) : NULL;
+		h->name = tlbot_db_col_text(&q, 0) ? strdup(tlbot_db_col_text(&q, 0)) : NULL;
+		h->region = tlbot_db_col_text(&q, 1) ? strdup(tlbot_db_col_text(&q, 1)) : NULL;
+		h->set_lead = tlbot_db_col_text(&q, 2) ? strdup(tlbot_db_col_text(&q, 2)) : NULL;
 	}
 	tlbot_db_done(&q);
 	tlbot_db_query(ctx, &q, "SELECT COUNT(*) FROM team_members WHERE room_id = ?", "t", room);
 	if (q.stmt && tlbot_db_next(&q) > 0)
-		total = tlbot_db_col_int(&q, 0);
+		h->total = tlbot_db_col_int(&q, 0);
 	tlbot_db_done(&q);
-	if (team_lead(ctx, room, &lead) != 0)
+	if (team_lead(ctx, room, &h->lead) != 0)
+		return -1;
+	if (h->name == NULL)
+		h->name = tlbot_ctx_room_name(ctx, room);
+	return 0;
+}
+
+static void
+team_head_msg(struct tlbot_msg *m, const struct team_head *h)
+{
+	tlbot_msg_bold(m, h->name ? h->name : "This room's team");
+	if (h->region) {
+		tlbot_msg_text(m, " · region ");
+		tlbot_msg_text(m, h->region);
+	}
+	tlbot_msg_text(m, " · lead ");
+	if (h->lead) {
+		tlbot_msg_user(m, h->lead);
+		if (h->set_lead == NULL)
+			tlbot_msg_text(m, " (lead of the active challenge)");
+	} else {
+		tlbot_msg_text(m, "not set");
+	}
+}
+
+static int
+cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
+{
+	const struct tlbot_value *pv = tlbot_args_flag_val(args, "page");
+	const char *room = tlbot_ctx_room(ctx);
+	int64_t page = pv ? pv->n : 1, pages;
+	struct team_head h;
+	struct tlbot_msg m;
+	int rc = -1;
+
+	if (team_head_load(ctx, room, &h) != 0)
 		goto dberr;
-	pages = total ? (total + PAGE_SIZE - 1) / PAGE_SIZE : 1;
-	if (total > 0 && page > pages) {
+	pages = h.total ? (h.total + PAGE_SIZE - 1) / PAGE_SIZE : 1;
+	if (h.total > 0 && page > pages) {
 		tlbot_fail(ctx, "there is no page %lld: the list has %lld page%s", (long long)page,
 		           (long long)pages, pages == 1 ? "" : "s");
-		goto fail;
+		goto out;
 	}
 	tlbot_msg_init(&m);
-	if (name == NULL)
-		name = tlbot_ctx_room_name(ctx, room);
-	tlbot_msg_bold(&m, name ? name : "This room's team");
-	if (region) {
-		tlbot_msg_text(&m, " · region ");
-		tlbot_msg_text(&m, region);
-	}
-	tlbot_msg_text(&m, " · lead ");
-	if (lead) {
-		tlbot_msg_user(&m, lead);
-		if (set_lead == NULL)
-			tlbot_msg_text(&m, " (lead of the active challenge)");
-	} else {
-		tlbot_msg_text(&m, "not set");
-	}
-	if (total == 0) {
+	team_head_msg(&m, &h);
+	if (h.total == 0) {
 		tlbot_msg_br(&m);
 		tlbot_msg_textf(&m,
 		                "Nobody is on the team yet: %steam add @name --role data"
 		                " --until 2027-03-31 (%shelp team shows how)",
 		                tlbot_ctx_prefix(ctx), tlbot_ctx_prefix(ctx));
-		goto send;
+		rc = tlbot_reply(ctx, &m);
+		goto out;
 	}
-	tlbot_msg_textf(&m, " · %lld member%s", (long long)total, total == 1 ? "" : "s");
+	tlbot_msg_textf(&m, " · %lld member%s", (long long)h.total, h.total == 1 ? "" : "s");
 	if (pages > 1)
 		tlbot_msg_textf(&m, ", page %lld of %lld", (long long)page, (long long)pages);
-	tlbot_db_query(ctx, &q,
-	         "SELECT user_id, role, from_date, until_date FROM team_members WHERE room_id = ?"
-	         " ORDER BY role, user_id LIMIT ? OFFSET ?",
-	         "tii", room, (int64_t)PAGE_SIZE, (int64_t)((page - 1) * PAGE_SIZE));
-	if (q.stmt == NULL) {
+	if (member_rows(ctx, &m, room, page) != 0) {
 		tlbot_msg_release(&m);
 		goto dberr;
 	}
-	tlbot_msg_html(&m, "<table><thead><tr><th>Member</th><th>Role</th><th>From</th>"
-	                   "<th>Until</th></tr></thead><tbody>");
-	while (tlbot_db_next(&q) > 0) {
-		const char *role = tlbot_db_col_text(&q, 1), *from = tlbot_db_col_text(&q, 2), *until = tlbot_db_col_text(&q, 3);
-		int64_t end;
-
-		tlbot_msg_plain(&m, "\n• ");
-		tlbot_msg_html(&m, "<tr><td>");
-		tlbot_msg_user(&m, tlbot_db_col_text(&q, 0));
-		tlbot_msg_plain(&m, " — ");
-		tlbot_msg_html(&m, "</td><td>");
-		tlbot_msg_text(&m, role ? role : "-");
-		tlbot_msg_html(&m, "</td><td>");
-		if (from) {
-			tlbot_msg_plain(&m, ", from ");
-			tlbot_msg_text(&m, from);
-		}
-		tlbot_msg_html(&m, "</td><td>");
-		if (until) {
-			tlbot_msg_plain(&m, ", until ");
-			tlbot_msg_text(&m, until);
-			if (date_days(until, &end) == 0) {
-				if (end < now_day)
-					tlbot_msg_text(&m, " (ended)");
-				else if (end - now_day <= TOUR_WARN_DAYS)
-					tlbot_msg_textf(&m, " (⚠ ends in %lld day%s)",
-					                (long long)(end - now_day),
-					                end - now_day == 1 ? "" : "s");
-			}
-		}
-		tlbot_msg_html(&m, "</td></tr>");
-	}
-	tlbot_db_done(&q);
-	tlbot_msg_html(&m, "</tbody></table>");
 	if (page < pages) {
 		tlbot_msg_plain(&m, "\n");
 		tlbot_msg_textf(&m, "Next page: %steam list --page %lld", tlbot_ctx_prefix(ctx),
 		                (long long)page + 1);
 	}
-send:
-	free(name);
-	free(region);
-	free(lead);
-	free(set_lead);
-	return tlbot_reply(ctx, &m);
+	rc = tlbot_reply(ctx, &m);
+	goto out;
 dberr:
 	db_fail(ctx);
-fail:
-	free(name);
-	free(region);
-	free(lead);
-	free(set_lead);
-	return -1;
+out:
+	team_head_release(&h);
+	return rc;
 }
 
 static int

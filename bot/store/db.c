@@ -24,47 +24,50 @@ failed(struct tlbot_ctx *ctx, const char *sql)
 	return tlbot_db_error(ctx, what);
 }
 
+/* Bind parameter col of s: type is a letter of the types strings (see
+ * command.h), its value(s) taken from ap. An SQLite result code. */
+static int
+bind1(sqlite3_stmt *s, int col, int type, va_list *ap)
+{
+	switch (type) {
+	case 'i':
+		return sqlite3_bind_int64(s, col, va_arg(*ap, int64_t));
+	case 'd':
+		return sqlite3_bind_double(s, col, va_arg(*ap, double));
+	case 'n': {
+		int has = va_arg(*ap, int);
+		double v = va_arg(*ap, double);
+
+		return has ? sqlite3_bind_double(s, col, v) : sqlite3_bind_null(s, col);
+	}
+	default: {
+		const char *v = va_arg(*ap, const char *);
+
+		return v ? sqlite3_bind_text(s, col, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, col);
+	}
+	}
+}
+
 static sqlite3_stmt *
 prepv(struct tlbot_ctx *ctx, const char *sql, const char *types, va_list ap)
 {
 	sqlite3_stmt *s = NULL;
-	int i, col = 1;
+	va_list aq;
+	int i, rc = SQLITE_OK;
 
 	if (sqlite3_prepare_v2(tlbot_ctx_db(ctx), sql, -1, &s, NULL) != SQLITE_OK) {
 		failed(ctx, sql);
 		sqlite3_finalize(s);
 		return NULL;
 	}
-	for (i = 0; types && types[i]; i++, col++) {
-		int rc;
-
-		switch (types[i]) {
-		case 'i':
-			rc = sqlite3_bind_int64(s, col, va_arg(ap, int64_t));
-			break;
-		case 'd':
-			rc = sqlite3_bind_double(s, col, va_arg(ap, double));
-			break;
-		case 'n': {
-			int has = va_arg(ap, int);
-			double v = va_arg(ap, double);
-
-			rc = has ? sqlite3_bind_double(s, col, v) : sqlite3_bind_null(s, col);
-			break;
-		}
-		default: {
-			const char *v = va_arg(ap, const char *);
-
-			rc = v ? sqlite3_bind_text(s, col, v, -1, SQLITE_TRANSIENT)
-			       : sqlite3_bind_null(s, col);
-			break;
-		}
-		}
-		if (rc != SQLITE_OK) {
-			failed(ctx, sql);
-			sqlite3_finalize(s);
-			return NULL;
-		}
+	va_copy(aq, ap);
+	for (i = 0; types && types[i] && rc == SQLITE_OK; i++)
+		rc = bind1(s, i + 1, types[i], &aq);
+	va_end(aq);
+	if (rc != SQLITE_OK) {
+		failed(ctx, sql);
+		sqlite3_finalize(s);
+		return NULL;
 	}
 	return s;
 }
@@ -182,12 +185,37 @@ tlbot_db_query(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql, 
 	       ...)
 {
 	va_list ap;
+	int rc;
 
-	q->ctx = ctx;
 	va_start(ap, types);
-	q->stmt = prepv(ctx, sql, types, ap);
+	rc = tlbot_db_vquery(ctx, q, sql, types, ap);
 	va_end(ap);
+	return rc;
+}
+
+int
+tlbot_db_vquery(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql,
+		const char *types, va_list ap)
+{
+	q->ctx = ctx;
+	q->stmt = prepv(ctx, sql, types, ap);
 	return q->stmt ? 0 : -1;
+}
+
+int
+tlbot_db_bind(struct tlbot_db_rows *q, int i, int type, ...)
+{
+	va_list ap;
+	int rc;
+
+	if (q->stmt == NULL)
+		return -1;
+	va_start(ap, type);
+	rc = bind1(q->stmt, i, type, &ap);
+	va_end(ap);
+	if (rc != SQLITE_OK)
+		return failed(q->ctx, sqlite3_sql(q->stmt) ? sqlite3_sql(q->stmt) : "bind");
+	return 0;
 }
 
 int

@@ -378,6 +378,14 @@ struct tlbot_db_rows {
 };
 int tlbot_db_query(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql,
 		   const char *types, ...);
+/* tlbot_db_query with the values in ap (for a wrapper that takes them). */
+int tlbot_db_vquery(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql,
+		    const char *types, va_list ap);
+/* Bind parameter i (from 1) of q's statement before its first
+ * tlbot_db_next, for values known only at run time (a record's fields):
+ * type is one letter of a types string and then its value(s) ('n' takes
+ * two: int has, double v). 0 or -1 (ctx marked). */
+int tlbot_db_bind(struct tlbot_db_rows *q, int i, int type, ...);
 int tlbot_db_next(struct tlbot_db_rows *q);
 void tlbot_db_done(struct tlbot_db_rows *q);
 /* Columns of the current row. col_text is borrowed (valid until the next

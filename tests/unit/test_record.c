@@ -1,6 +1,8 @@
 /* Records described once (commands/record.c): a toy record's field table
  * drives its SELECT list, INSERT, reading, updates with history, edit
- * parameters and values; and the experiment's table matches its schema. */
+ * parameters and values; a record keyed by two columns (a team member's
+ * room and user); and the experiment's and team member's tables match
+ * their schemas. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 #include "../../commands/experiment.h"
 #include "../../commands/record.h"
+#include "../../commands/team.h"
 
 /* A toy record: adding a field is one row here (and a column below). */
 #define TOY_FIELDS(X)                                                                   \
@@ -33,6 +36,22 @@ static const struct rec_desc toy_desc = { "toys", "T", "P", "at", toy_fields };
 #define REC_REF_PREFIX "P"
 static const struct tlbot_param toy_params[] = { TOY_FIELDS(REC_X_EDIT_PARAM)TLBOT_PARAMS_END };
 
+/* A record without a number: its key is (room, user), like a team member. */
+#define PAIR_FIELDS(X)                                                          \
+	X(room, "room_id", "room", R_TEXT, 0, RE_FIXED, REC_KEY | REC_INTERNAL, "room") \
+	X(user, "user_id", "user", R_USER, 0, RE_FIXED, REC_KEY, "user")             \
+	X(role, "role", "role", R_TEXT, 0, RE_EDIT, 0, "role")                       \
+	X(score, "score", "score", R_REAL, 0, RE_EDIT, 0, "score")                   \
+	X(at, "at", "at", R_TIME, 0, RE_FIXED, REC_INTERNAL, "changed")
+
+struct pair {
+	PAIR_FIELDS(REC_X_MEMBER)
+};
+
+#define PAIR_X_FIELD(...) REC_X_FIELD(struct pair, __VA_ARGS__)
+static const struct rec_field pair_fields[] = { PAIR_FIELDS(PAIR_X_FIELD){ NULL, NULL, 0, 0, 0, NULL, 0 } };
+static const struct rec_desc pair_desc = { "pairs", "S", NULL, "at", pair_fields };
+
 static struct cmdtest t;
 static struct tlbot_ctx ctx;
 
@@ -42,6 +61,9 @@ setup(void)
 	cmdtest_init(&t);
 	sqlite3_exec(t.st.db, "CREATE TABLE toys (id INTEGER PRIMARY KEY, name TEXT, due_date TEXT,"
 		     " score REAL, parent_id INTEGER, who TEXT, at INTEGER)", NULL, NULL, NULL);
+	sqlite3_exec(t.st.db, "CREATE TABLE pairs (room_id TEXT NOT NULL, user_id TEXT NOT NULL,"
+		     " role TEXT, score REAL, at INTEGER, PRIMARY KEY (room_id, user_id))", NULL, NULL,
+		     NULL);
 	tlbot_ctx_init(&ctx, &t.cfg, &t.st, "@tlbot:test");
 	ctx.room_id = "!r:test";
 	ctx.sender = "@alice:test";
@@ -178,6 +200,100 @@ TEST(experiment_table_matches_its_schema)
 	teardown();
 }
 
+TEST(composite_key)
+{
+	struct pair a = { .room = "!a:test", .user = "@u:test", .role = "data", .at = 1 };
+	struct pair b = { .room = "!b:test", .user = "@u:test", .role = "policy", .at = 2 };
+	struct pair key = { .room = "!b:test", .user = "@u:test" }, r;
+	struct tlbot_db_rows q;
+	int n = 0;
+
+	setup();
+	CHECK(rec_is_key(rec_field_by_flag(&pair_desc, "room")));
+	CHECK(rec_is_key(rec_field_by_flag(&pair_desc, "user")));
+	CHECK(!rec_is_key(rec_field_by_flag(&pair_desc, "role")));
+	CHECK(rec_is_key(rec_field_by_flag(&toy_desc, "id"))); /* R_ID is a key */
+	CHECK_INT(rec_insert(&ctx, &pair_desc, &a), ==, 0);
+	CHECK_INT(rec_insert(&ctx, &pair_desc, &b), ==, 0);
+	/* found by both columns of its key */
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(rec_load_key(&ctx, &pair_desc, &key, &r), ==, 0);
+	CHECK_STR(r.room, "!b:test");
+	CHECK_STR(r.role, "policy");
+	CHECK_INT((int)r.at, ==, 2);
+	/* an update touches that row only, and writes no history (no number) */
+	ctx.now += 60;
+	CHECK_INT(rec_set_text(&ctx, &pair_desc, &r, rec_field_by_flag(&pair_desc, "role"), "digital",
+			       "edited"), ==, 0);
+	CHECK_INT(rec_set_num(&ctx, &pair_desc, &r, rec_field_by_flag(&pair_desc, "score"),
+			      (struct rec_num){ 1, 3 }, "edited"), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pairs WHERE room_id = '!b:test' AND"
+				" role = 'digital' AND score = 3 AND at = 1795000060", NULL), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pairs WHERE room_id = '!a:test' AND"
+				" role = 'data' AND score IS NULL AND at = 1", NULL), ==, 1);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM history WHERE kind = 'S'", NULL), ==, 0);
+	rec_release(&pair_desc, &r);
+	/* the key may be the record itself; none leaves it as it was */
+	r = (struct pair){ .room = "!a:test", .user = "@u:test" };
+	CHECK_INT(rec_load_key(&ctx, &pair_desc, &r, &r), ==, 0);
+	CHECK_STR(r.role, "data");
+	rec_release(&pair_desc, &r);
+	r = (struct pair){ .room = "!c:test", .user = "@u:test" };
+	CHECK_INT(rec_load_key(&ctx, &pair_desc, &r, &r), ==, 1);
+	CHECK_STR(r.room, "!c:test");
+	CHECK(r.role == NULL);
+	/* rows by the caller's WHERE */
+	CHECK_INT(rec_query(&ctx, &pair_desc, &q, "WHERE x.user_id = ? ORDER BY x.room_id DESC",
+			    "t", "@u:test"), ==, 0);
+	while (tlbot_db_next(&q) > 0) {
+		CHECK_INT(rec_read(&pair_desc, &q, &r), ==, 0);
+		CHECK_STR(r.room, n == 0 ? "!b:test" : "!a:test");
+		rec_release(&pair_desc, &r);
+		n++;
+	}
+	tlbot_db_done(&q);
+	CHECK_INT(n, ==, 2);
+	/* deleted by its key: one row, then none */
+	CHECK_INT(rec_delete(&ctx, &pair_desc, &key), ==, 1);
+	CHECK_INT(rec_delete(&ctx, &pair_desc, &key), ==, 0);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pairs", NULL), ==, 1);
+	/* a key column is not changed in place: refused, ctx marked */
+	memset(&r, 0, sizeof(r));
+	r.room = "!a:test";
+	r.user = "@u:test";
+	CHECK_INT(rec_load_key(&ctx, &pair_desc, &r, &r), ==, 0);
+	CHECK_INT(rec_set_text(&ctx, &pair_desc, &r, rec_field_by_flag(&pair_desc, "user"), "@v:test",
+			       "edited"), ==, -1);
+	CHECK_STR(r.user, "@u:test");
+	rec_release(&pair_desc, &r);
+	teardown();
+}
+
+TEST(team_member_table_matches_its_schema)
+{
+	const struct rec_field *f;
+	int n = 0, keys = 0;
+
+	setup();
+	for (f = tlbot_team_member_desc.fields; f->column; f++, n++) {
+		if (cmdtest_count(&t, "SELECT count(*) FROM pragma_table_info('team_members')"
+				  " WHERE name = ?", f->column) != 1)
+			printf("# no column %s\n", f->column);
+		CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pragma_table_info('team_members')"
+					" WHERE name = ?", f->column), ==, 1);
+		/* the table's key is the table's primary key */
+		CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pragma_table_info('team_members')"
+					" WHERE name = ? AND pk > 0", f->column), ==,
+			  rec_is_key(f) ? 1 : 0);
+		keys += rec_is_key(f);
+		CHECK(rec_field_by_flag(&tlbot_team_member_desc, f->flag) == f);
+	}
+	CHECK_INT(keys, ==, 2);
+	CHECK_INT(cmdtest_count(&t, "SELECT count(*) FROM pragma_table_info('team_members')", NULL),
+		  ==, n);
+	teardown();
+}
+
 TEST(day_in_words)
 {
 	char out[32];
@@ -195,6 +311,8 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(updates_write_history),
 	TEST_ENTRY(edit_params_and_flags_from_the_table),
 	TEST_ENTRY(experiment_table_matches_its_schema),
+	TEST_ENTRY(composite_key),
+	TEST_ENTRY(team_member_table_matches_its_schema),
 	TEST_ENTRY(day_in_words),
 	TEST_END,
 };
