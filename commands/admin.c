@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tlbot/command.h"
 
@@ -187,10 +186,12 @@ cmd_backup(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return rc;
 }
 
+/* USER lets a name through for families that resolve one ("me", "Erin");
+ * admin wants the id itself. A full id was checked in dispatch. */
 static int
 check_user(struct tlbot_ctx *ctx, const char *u)
 {
-	if (u[0] != '@' || strchr(u, ':') == NULL || strchr(u, ' '))
+	if (u[0] != '@' || strchr(u, ':') == NULL)
 		return tlbot_fail(ctx, "'%s' is not a user id (@name:server)", u);
 	return 0;
 }
@@ -290,7 +291,8 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		free(report);
 		return rc;
 	}
-	if (args->argc != 3 || strcasecmp(args->argv[1], "confirm") != 0)
+	/* dispatch let argv[1] be only "confirm": only the code can be missing */
+	if (args->argc != 3)
 		return tlbot_fail(ctx,
 		                  "usage: %sadmin forget @user, then %sadmin forget @user confirm "
 		                  "CODE",

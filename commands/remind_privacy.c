@@ -10,6 +10,16 @@ int remind_forget_user(struct tlbot_ctx *ctx, const char *user_id, const char *p
                        struct tlbot_dp_report *report);
 int remind_retain(struct tlbot_ctx *ctx, time_t before, struct tlbot_dp_report *report);
 
+static const struct tlbot_dp_step forget_steps[] = {
+        {"reminders deleted", "DELETE FROM reminders WHERE owner = ?1 OR target_user = ?1"},
+        {"reminders naming them pseudonymised",
+         "UPDATE reminders SET"
+         " cancelled_by = CASE WHEN cancelled_by = ?1 THEN ?2"
+         " ELSE cancelled_by END, text = replace(text, ?1, ?2)"
+         " WHERE cancelled_by = ?1 OR instr(text, ?1) > 0"},
+        TLBOT_DP_STEPS_END,
+};
+
 int
 remind_export_user(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_export *out)
 {
@@ -24,7 +34,7 @@ remind_forget_user(struct tlbot_ctx *ctx, const char *u, const char *p, struct t
 {
 	struct tlbot_db_rows q;
 	char key[64];
-	int a, b, rc;
+	int rc;
 
 	if (tlbot_db_query(ctx, &q,
 	                   "SELECT id FROM reminders WHERE (owner = ?1 OR target_user = ?1)"
@@ -41,16 +51,7 @@ remind_forget_user(struct tlbot_ctx *ctx, const char *u, const char *p, struct t
 	tlbot_db_done(&q);
 	if (rc < 0)
 		return -1;
-	a = tlbot_dp_forget(ctx, r, "reminders deleted",
-	                    "DELETE FROM reminders WHERE owner = ?1 OR target_user = ?1", u, p);
-	b = a < 0 ? -1
-	          : tlbot_dp_forget(ctx, r, "reminders naming them pseudonymised",
-	                            "UPDATE reminders SET"
-	                            " cancelled_by = CASE WHEN cancelled_by = ?1 THEN ?2"
-	                            " ELSE cancelled_by END, text = replace(text, ?1, ?2)"
-	                            " WHERE cancelled_by = ?1 OR instr(text, ?1) > 0",
-	                            u, p);
-	return b < 0 ? -1 : a + b;
+	return tlbot_dp_forget_steps(ctx, r, forget_steps, u, p);
 }
 
 int

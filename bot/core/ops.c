@@ -337,6 +337,64 @@ tlbot_dp_retain(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const cha
 	return n;
 }
 
+/* What a walk over a table of steps calls each step with. */
+struct dp_walk {
+	struct tlbot_dp_export *out; /* export: the document */
+	struct tlbot_dp_report *report; /* forget, retain: the report */
+	const char *user_id, *pseudonym;
+	time_t before;
+};
+
+/* Run every step of steps with w (export when w->out is set, forget when
+ * w->user_id is, else retain). Returns the rows in all, or -1. */
+static int
+walk_steps(struct tlbot_ctx *ctx, const struct tlbot_dp_step *steps, const struct dp_walk *w)
+{
+	int n = 0, k;
+
+	for (; steps->label; steps++) {
+		if (w->out)
+			k = tlbot_dp_export(ctx, w->out, steps->label, steps->sql, w->user_id);
+		else if (w->user_id)
+			k = tlbot_dp_forget(ctx, w->report, steps->label, steps->sql, w->user_id,
+			                    w->pseudonym);
+		else
+			k = tlbot_dp_retain(ctx, w->report, steps->label, steps->sql, w->before);
+		if (k < 0)
+			return -1;
+		n += k;
+	}
+	return n;
+}
+
+int
+tlbot_dp_export_steps(struct tlbot_ctx *ctx, struct tlbot_dp_export *out,
+                      const struct tlbot_dp_step *steps, const char *user_id)
+{
+	struct dp_walk w = {.out = out, .user_id = user_id};
+
+	return walk_steps(ctx, steps, &w);
+}
+
+int
+tlbot_dp_forget_steps(struct tlbot_ctx *ctx, struct tlbot_dp_report *report,
+                      const struct tlbot_dp_step *steps, const char *user_id,
+                      const char *pseudonym)
+{
+	struct dp_walk w = {.report = report, .user_id = user_id, .pseudonym = pseudonym};
+
+	return walk_steps(ctx, steps, &w);
+}
+
+int
+tlbot_dp_retain_steps(struct tlbot_ctx *ctx, struct tlbot_dp_report *report,
+                      const struct tlbot_dp_step *steps, time_t before)
+{
+	struct dp_walk w = {.report = report, .before = before};
+
+	return walk_steps(ctx, steps, &w);
+}
+
 /* The core's own tables: preferences, the DM room, invites, the mirror of
  * their room membership, messages addressed to them. */
 static int

@@ -557,4 +557,23 @@ int tlbot_dp_forget(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const
 int tlbot_dp_retain(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
 		    const char *sql, time_t before);
 
+/* A family's hooks described once: a table of steps, each an export key
+ * or a report line ("teams led pseudonymised") and its literal SQL, bound
+ * as for the call above that the walker makes; a table ends with
+ * TLBOT_DP_STEPS_END. Each walker runs the steps in order and stops at
+ * the first failure. Returns the rows in all, or -1 (tlbot_db_error
+ * called). */
+struct tlbot_dp_step {
+	const char *label;
+	const char *sql;
+};
+#define TLBOT_DP_STEPS_END { NULL, NULL }
+int tlbot_dp_export_steps(struct tlbot_ctx *ctx, struct tlbot_dp_export *out,
+			  const struct tlbot_dp_step *steps, const char *user_id);
+int tlbot_dp_forget_steps(struct tlbot_ctx *ctx, struct tlbot_dp_report *report,
+			  const struct tlbot_dp_step *steps, const char *user_id,
+			  const char *pseudonym);
+int tlbot_dp_retain_steps(struct tlbot_ctx *ctx, struct tlbot_dp_report *report,
+			  const struct tlbot_dp_step *steps, time_t before);
+
 #endif
