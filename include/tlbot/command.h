@@ -5,7 +5,6 @@
 #ifndef TLBOT_COMMAND_H
 #define TLBOT_COMMAND_H
 
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -372,9 +371,10 @@ int tlbot_db_ids(struct tlbot_ctx *ctx, int64_t *ids, int max, const char *sql,
  *	if (rc < 0) return -1;
  * tlbot_db_query returns 0 or -1 (ctx marked); tlbot_db_next returns 1 for
  * a row, 0 at the end, -1 on error (ctx marked). */
+struct sqlite3_stmt; /* bot/store/db.c's; commands never call SQLite */
 struct tlbot_db_rows {
 	struct tlbot_ctx *ctx;
-	sqlite3_stmt *stmt;
+	struct sqlite3_stmt *stmt;
 };
 int tlbot_db_query(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *sql,
 		   const char *types, ...);

@@ -4,7 +4,9 @@
  *   1. commands/ stays off the network and off the daemon's internals: it
  *      includes no transport, core or store header and no network or
  *      database library header, and calls no libcurl, libwebsockets,
- *      Matrix API (tlbot_mx_*) or HTTP (tlbot_http_*) function. What it may
+ *      Matrix API (tlbot_mx_*) or HTTP (tlbot_http_*) function, and no
+ *      SQLite function (sqlite3_*, SQLITE_*: the store is reached only
+ *      through tlbot_db_* of command.h). What it may
  *      include from include/tlbot/ is the command API and the pure
  *      utilities listed below.
  *   2. The store stays off commands/: bot/store/ includes nothing from
@@ -44,7 +46,8 @@ static const char *const command_banned_system[] = { "curl/", "libwebsockets.h",
 
 /* calls no command may make (prefixes of identifiers) */
 static const char *const command_banned_calls[] = { "curl_", "lws_", "tlbot_mx_", "tlbot_http_",
-						    "tlbot_ws_", "tlbot_sync_", "socket(", NULL };
+						    "tlbot_ws_", "tlbot_sync_", "socket(",
+						    "sqlite3_", "SQLITE_", NULL };
 
 /* headers bot/util/ may not include */
 static const char *const util_banned[] = { "tlbot/http.h", "tlbot/matrix.h", "tlbot/sync.h",
@@ -189,12 +192,14 @@ TEST(catches_what_it_should)
 		return;
 	fputs("#include <curl/curl.h>\n#include \"tlbot/matrix.h\"\n#include \"tlbot/command.h\"\n"
 	      "/* curl_easy_init() in a comment is fine */\n"
-	      "static void f(void) { curl_easy_init(); tlbot_mx_send(0); my_curl_x(); }\n",
+	      "static void f(void) { curl_easy_init(); tlbot_mx_send(0); my_curl_x(); }\n"
+	      "static int g(void *s) { return sqlite3_step(s) == SQLITE_ROW; }\n",
 	      f);
 	fclose(f);
 	violations = 0;
 	check_file(dir, "commands/bad.c");
-	CHECK_INT(violations, ==, 4); /* curl.h, matrix.h, curl_easy_init, tlbot_mx_send */
+	/* curl.h, matrix.h, curl_easy_init, tlbot_mx_send, sqlite3_step, SQLITE_ROW */
+	CHECK_INT(violations, ==, 6);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/commands", dir);
 	rmdir(path);

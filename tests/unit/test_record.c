@@ -264,8 +264,33 @@ TEST(composite_key)
 	CHECK_INT(rec_load_key(&ctx, &pair_desc, &r, &r), ==, 0);
 	CHECK_INT(rec_set_text(&ctx, &pair_desc, &r, rec_field_by_flag(&pair_desc, "user"), "@v:test",
 			       "edited"), ==, -1);
+	CHECK(ctx.db_failed);
 	CHECK_STR(r.user, "@u:test");
 	rec_release(&pair_desc, &r);
+	teardown();
+}
+
+/* tlbot_db_bind, which record.c binds a record's values with: a failed
+ * bind marks the context like every other store call. */
+TEST(bind_marks_the_context)
+{
+	struct tlbot_db_rows q;
+	int64_t n = 0;
+
+	setup();
+	CHECK_INT(tlbot_db_query(&ctx, &q, "SELECT ?1 + ?2, ?3 IS NULL", "i", (int64_t)40), ==, 0);
+	CHECK_INT(tlbot_db_bind(&q, 2, 'n', 1, 2.0), ==, 0);
+	CHECK_INT(tlbot_db_bind(&q, 3, 't', (const char *)NULL), ==, 0);
+	CHECK_INT(tlbot_db_next(&q), ==, 1);
+	n = tlbot_db_col_int(&q, 0);
+	CHECK_INT((int)n, ==, 42);
+	CHECK_INT((int)tlbot_db_col_int(&q, 1), ==, 1);
+	tlbot_db_done(&q);
+	CHECK(!ctx.db_failed);
+	CHECK_INT(tlbot_db_query(&ctx, &q, "SELECT ?1", ""), ==, 0);
+	CHECK_INT(tlbot_db_bind(&q, 5, 'i', (int64_t)1), ==, -1); /* no parameter 5 */
+	tlbot_db_done(&q);
+	CHECK(ctx.db_failed);
 	teardown();
 }
 
@@ -312,6 +337,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(edit_params_and_flags_from_the_table),
 	TEST_ENTRY(experiment_table_matches_its_schema),
 	TEST_ENTRY(composite_key),
+	TEST_ENTRY(bind_marks_the_context),
 	TEST_ENTRY(team_member_table_matches_its_schema),
 	TEST_ENTRY(day_in_words),
 	TEST_END,
