@@ -573,17 +573,133 @@ cmd_back(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return tlbot_reply(ctx, &m);
 }
 
+/* The room's settings, one line each: time, mode and questions, the
+ * reminder, bank holidays, the next date. */
+static void
+show_settings(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r)
+{
+	char at[6], sat[6], dtext[64], date[64];
+
+	su_hhmm(r->minute, at);
+	su_hhmm(r->summary_minute, sat);
+	tlbot_days_format(r->days, dtext, sizeof(dtext));
+	tlbot_msg_bold(m, "Stand-up");
+	tlbot_msg_textf(m, " — %s", r->enabled ? "on" : "off");
+	tlbot_msg_br(m);
+	tlbot_msg_textf(m, "Prompts at %s %s, %s; summary at %s.", at, r->tz, dtext, sat);
+	tlbot_msg_br(m);
+	tlbot_msg_textf(m, "Asked %s. Questions: 1. %s 2. %s 3. %s",
+	                strcmp(r->mode, "dm") == 0 ? "by direct message" : "in the room", r->q[0],
+	                r->q[1], r->q[2]);
+	tlbot_msg_br(m);
+	if (r->remind_lead)
+		tlbot_msg_textf(m, "Reminder %d minutes before the summary.", r->remind_lead);
+	else
+		tlbot_msg_text(m, "No reminder before the summary.");
+	tlbot_msg_br(m);
+	if (r->division)
+		tlbot_msg_textf(m, "Bank holidays skipped: %s (GOV.UK).", r->division);
+	else
+		su_textf_code(m,
+		                "Bank holidays are not skipped (`%sstandup holidays "
+		                "england-and-wales|scotland|northern-ireland`).",
+		                tlbot_ctx_prefix(ctx));
+	tlbot_msg_br(m);
+	if (r->enabled && r->next_date) {
+		tlbot_date_long(r->next_date, date, sizeof(date));
+		tlbot_msg_textf(m, "Next stand-up: %s.", date);
+		tlbot_msg_br(m);
+	}
+}
+
+/* The coming skip dates and away periods of the room (20 of each). */
+static void
+show_skips_and_leave(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
+                     const char *today)
+{
+	struct tlbot_db_rows q;
+	int n = 0;
+
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT date FROM standup_skips WHERE room_id = ? AND date >= ?"
+	                   " ORDER BY date LIMIT 20",
+	                   "tt", room_id, today) == 0) {
+		while (tlbot_db_next(&q) > 0)
+			tlbot_msg_textf(m, "%s%s", n++ ? ", " : "Skip dates: ",
+			                tlbot_db_col_text(&q, 0));
+		tlbot_db_done(&q);
+		if (n)
+			tlbot_msg_br(m);
+	}
+	if (tlbot_db_query(ctx, &q,
+	                   "SELECT user_id, from_date, until_date FROM standup_away"
+	                   " WHERE room_id = ? AND until_date >= ? ORDER BY from_date, user_id"
+	                   " LIMIT 20",
+	                   "tt", room_id, today) == 0) {
+		n = 0;
+		while (tlbot_db_next(&q) > 0) {
+			const char *fd = tlbot_db_col_text(&q, 1);
+			const char *ud = tlbot_db_col_text(&q, 2);
+
+			tlbot_msg_text(m, n++ ? "; " : "Leave: ");
+			tlbot_msg_user(m, tlbot_db_col_text(&q, 0));
+			if (fd && strcmp(fd, today) <= 0)
+				tlbot_msg_textf(m, " away until %s", ud);
+			else
+				tlbot_msg_textf(m, " away %s to %s", fd, ud);
+		}
+		tlbot_db_done(&q);
+		if (n)
+			tlbot_msg_br(m);
+	}
+}
+
+/* Who is asked: the team (or the room's members), with their own zone
+ * and away period when they have one. */
+static void
+show_people(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r,
+            const char *today)
+{
+	struct su_list members = {0};
+	char until[11];
+	int roster = 0;
+	size_t i;
+
+	if (su_members(ctx, r->room_id, today, &members, &roster) == 0) {
+		if (members.n) {
+			tlbot_msg_text(m, roster ? "Team: " : "Prompted (the room's members): ");
+			for (i = 0; i < members.n; i++) {
+				char tz[64];
+
+				if (i)
+					tlbot_msg_text(m, ", ");
+				tlbot_msg_user(m, members.v[i]);
+				tlbot_user_tz(ctx, members.v[i], r->tz, tz, sizeof(tz));
+				if (strcmp(tz, r->tz) != 0)
+					tlbot_msg_textf(m, " (%s)", tz);
+				if (su_is_away(ctx, r->room_id, members.v[i], today, until))
+					tlbot_msg_textf(m, " (away until %s)", until);
+			}
+			tlbot_msg_br(m);
+		}
+		if (!roster)
+			su_textf_code(m,
+			                "No team roster here, so everyone in the room is asked; "
+			                "`%steam add @user --role R` makes a roster that is asked "
+			                "instead.",
+			                tlbot_ctx_prefix(ctx));
+	}
+	su_list_release(&members);
+}
+
 static int
 cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	struct su_list members = {0};
 	struct su_room r;
 	struct tlbot_msg m;
-	char at[6], sat[6], dtext[64], today[11], date[64], until[11];
-	int roster = 0, n = 0;
-	struct tlbot_db_rows q;
-	size_t i;
+	char today[11];
 
+	(void)args;
 	if (need_room(ctx, &r) != 0)
 		return -1;
 	tlbot_tz_date(r.tz, tlbot_ctx_now(ctx), today);
@@ -594,94 +710,10 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		if (su_replan(ctx, tlbot_ctx_room(ctx)) != 0 || need_room(ctx, &r) != 0)
 			return -1;
 	}
-	su_hhmm(r.minute, at);
-	su_hhmm(r.summary_minute, sat);
-	tlbot_days_format(r.days, dtext, sizeof(dtext));
 	tlbot_msg_init(&m);
-	tlbot_msg_bold(&m, "Stand-up");
-	tlbot_msg_textf(&m, " — %s", r.enabled ? "on" : "off");
-	tlbot_msg_br(&m);
-	tlbot_msg_textf(&m, "Prompts at %s %s, %s; summary at %s.", at, r.tz, dtext, sat);
-	tlbot_msg_br(&m);
-	tlbot_msg_textf(&m, "Asked %s. Questions: 1. %s 2. %s 3. %s",
-	                strcmp(r.mode, "dm") == 0 ? "by direct message" : "in the room", r.q[0],
-	                r.q[1], r.q[2]);
-	tlbot_msg_br(&m);
-	if (r.remind_lead)
-		tlbot_msg_textf(&m, "Reminder %d minutes before the summary.", r.remind_lead);
-	else
-		tlbot_msg_text(&m, "No reminder before the summary.");
-	tlbot_msg_br(&m);
-	if (r.division)
-		tlbot_msg_textf(&m, "Bank holidays skipped: %s (GOV.UK).", r.division);
-	else
-		su_textf_code(&m,
-		                "Bank holidays are not skipped (`%sstandup holidays "
-		                "england-and-wales|scotland|northern-ireland`).",
-		                tlbot_ctx_prefix(ctx));
-	tlbot_msg_br(&m);
-	if (r.enabled && r.next_date) {
-		tlbot_date_long(r.next_date, date, sizeof(date));
-		tlbot_msg_textf(&m, "Next stand-up: %s.", date);
-		tlbot_msg_br(&m);
-	}
-	if (tlbot_db_query(ctx, &q,
-	                   "SELECT date FROM standup_skips WHERE room_id = ? AND date >= ?"
-	                   " ORDER BY date LIMIT 20",
-	                   "tt", r.room_id, today) == 0) {
-		while (tlbot_db_next(&q) > 0)
-			tlbot_msg_textf(&m, "%s%s",
-			                n++ ? ", " : "Skip dates: ", tlbot_db_col_text(&q, 0));
-		tlbot_db_done(&q);
-		if (n)
-			tlbot_msg_br(&m);
-	}
-	if (tlbot_db_query(ctx, &q,
-	                   "SELECT user_id, from_date, until_date FROM standup_away"
-	                   " WHERE room_id = ? AND until_date >= ? ORDER BY from_date, user_id"
-	                   " LIMIT 20",
-	                   "tt", r.room_id, today) == 0) {
-		n = 0;
-		while (tlbot_db_next(&q) > 0) {
-			const char *fd = tlbot_db_col_text(&q, 1);
-			const char *ud = tlbot_db_col_text(&q, 2);
-
-			tlbot_msg_text(&m, n++ ? "; " : "Leave: ");
-			tlbot_msg_user(&m, tlbot_db_col_text(&q, 0));
-			if (fd && strcmp(fd, today) <= 0)
-				tlbot_msg_textf(&m, " away until %s", ud);
-			else
-				tlbot_msg_textf(&m, " away %s to %s", fd, ud);
-		}
-		tlbot_db_done(&q);
-		if (n)
-			tlbot_msg_br(&m);
-	}
-	if (su_members(ctx, r.room_id, today, &members, &roster) == 0) {
-		if (members.n) {
-			tlbot_msg_text(&m, roster ? "Team: " : "Prompted (the room's members): ");
-			for (i = 0; i < members.n; i++) {
-				char tz[64];
-
-				if (i)
-					tlbot_msg_text(&m, ", ");
-				tlbot_msg_user(&m, members.v[i]);
-				tlbot_user_tz(ctx, members.v[i], r.tz, tz, sizeof(tz));
-				if (strcmp(tz, r.tz) != 0)
-					tlbot_msg_textf(&m, " (%s)", tz);
-				if (su_is_away(ctx, r.room_id, members.v[i], today, until))
-					tlbot_msg_textf(&m, " (away until %s)", until);
-			}
-			tlbot_msg_br(&m);
-		}
-		if (!roster)
-			su_textf_code(&m,
-			                "No team roster here, so everyone in the room is asked; "
-			                "`%steam add @user --role R` makes a roster that is asked "
-			                "instead.",
-			                tlbot_ctx_prefix(ctx));
-	}
-	su_list_release(&members);
+	show_settings(ctx, &m, &r);
+	show_skips_and_leave(ctx, &m, r.room_id, today);
+	show_people(ctx, &m, &r, today);
 	su_room_release(&r);
 	return tlbot_reply(ctx, &m);
 }

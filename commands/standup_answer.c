@@ -101,75 +101,78 @@ answer_list(struct tlbot_msg *m, char *const sec[3])
 	tlbot_msg_html(m, "</ul>");
 }
 
-/* Record text as user's answer in each (room, date). A part ("b: none",
- * or one line) after an answer of the same day replaces only that part:
- * the others are kept from the current answer (the earlier rows stay as
- * history). The acknowledgement names what was understood and, for a
- * part, what the whole answer now is. 0 or -1. */
+static void
+free3(char *v[3])
+{
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		free(v[k]);
+		v[k] = NULL;
+	}
+}
+
+/* Record text as user's answer in room for date. A part ("b: none", or
+ * one line) after an answer of the same day replaces only that part: the
+ * others are kept from the current answer (the earlier rows stay as
+ * history), and *merged is set. keep (or NULL) gets the sections as
+ * recorded (new strings). 0 or -1. */
 static int
-record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct su_list *dates,
-               const char *text, const char *event_id, const char *source, int ack, int late)
+record_one(struct tlbot_ctx *ctx, const char *room, const char *date, const char *text,
+           const char *event_id, const char *source, char *keep[3], int *merged)
 {
 	const char *user = tlbot_ctx_sender(ctx);
-	char *now_sec[3] = {NULL, NULL, NULL};
+	struct su_room r;
+	char *sec[3], *old[3];
+	int have = su_room_load(ctx, room, &r), nsec, cur, k;
+
+	if (have < 0)
+		return -1;
+	nsec = su_parse_answer(text, have == 0 ? r.q : NULL, &sec[0], &sec[1], &sec[2]);
+	if (have == 0)
+		su_room_release(&r);
+	if (nsec == 0) {
+		free3(sec);
+		return tlbot_fail(ctx, "empty stand-up answer: give y: (yesterday) t: (today) "
+		                       "b: (blockers)");
+	}
+	cur = nsec < 3 ? current_answer(ctx, room, user, date, &old[0], &old[1], &old[2]) : 1;
+	if (cur < 0) {
+		free3(sec);
+		return -1;
+	}
+	if (cur == 0) {
+		for (k = 0; k < 3; k++) {
+			if (sec[k] == NULL) {
+				sec[k] = old[k];
+				old[k] = NULL;
+			}
+			free(old[k]);
+		}
+		*merged = 1;
+	}
+	if (su_answer_record(ctx, room, user, date, sec[0], sec[1], sec[2], event_id, source) <
+	    0) {
+		free3(sec);
+		return -1;
+	}
+	for (k = 0; k < 3 && keep; k++) {
+		keep[k] = sec[k];
+		sec[k] = NULL;
+	}
+	free3(sec);
+	return 0;
+}
+
+/* The acknowledgement: what was understood (rooms and dates) and, for a
+ * part, what the whole answer now is (sec). */
+static int
+ack_answer(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct su_list *dates,
+           char *const sec[3], int merged, int late)
+{
 	struct tlbot_msg m;
 	size_t i;
-	int nsec = 0, merged = 0, k;
 
-	for (i = 0; i < rooms->n; i++) {
-		struct su_room r;
-		char *sec[3], *old[3];
-		int have = su_room_load(ctx, rooms->v[i], &r), cur;
-
-		if (have < 0)
-			return -1;
-		nsec = su_parse_answer(text, have == 0 ? r.q : NULL, &sec[0], &sec[1], &sec[2]);
-		if (have == 0)
-			su_room_release(&r);
-		if (nsec == 0) {
-			for (k = 0; k < 3; k++)
-				free(sec[k]);
-			return tlbot_fail(ctx,
-			                  "empty stand-up answer: give y: (yesterday) t: (today) "
-			                  "b: (blockers)");
-		}
-		cur = nsec < 3 ? current_answer(ctx, rooms->v[i], user, dates->v[i], &old[0],
-		                                &old[1], &old[2])
-		               : 1;
-		if (cur < 0) {
-			for (k = 0; k < 3; k++)
-				free(sec[k]);
-			return -1;
-		}
-		if (cur == 0) {
-			for (k = 0; k < 3; k++) {
-				if (sec[k] == NULL) {
-					sec[k] = old[k];
-					old[k] = NULL;
-				}
-				free(old[k]);
-			}
-			merged = 1;
-		}
-		if (su_answer_record(ctx, rooms->v[i], user, dates->v[i], sec[0], sec[1], sec[2],
-		                     event_id, source) < 0) {
-			for (k = 0; k < 3; k++)
-				free(sec[k]);
-			return -1;
-		}
-		for (k = 0; k < 3; k++) {
-			if (i == 0) {
-				now_sec[k] = sec[k];
-				sec[k] = NULL;
-			}
-			free(sec[k]);
-		}
-	}
-	if (!ack) {
-		for (k = 0; k < 3; k++)
-			free(now_sec[k]);
-		return 0;
-	}
 	tlbot_msg_init(&m);
 	tlbot_msg_text(&m, merged ? "Thanks, your stand-up answer is updated for "
 	                          : "Thanks, your stand-up answer is recorded for ");
@@ -189,7 +192,7 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 	}
 	if (merged) {
 		tlbot_msg_text(&m, ". Your answer now:");
-		answer_list(&m, now_sec);
+		answer_list(&m, sec);
 		tlbot_msg_plain(&m, "\n");
 		su_textf_code(&m, "Give another part (`%sstandup b: ...`, or `t:` or `y:`) to change just"
 		                  " that part.",
@@ -197,14 +200,31 @@ record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct 
 	} else {
 		tlbot_msg_text(&m, ". Edit your message to change it; your latest answer counts.");
 	}
-	for (k = 0; k < 3; k++)
-		free(now_sec[k]);
 	if (late)
 		tlbot_msg_textf(&m,
 		                " The summary was already posted: `%sstandup summary` shows it "
 		                "with your answer.",
 		                tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
+}
+
+/* Record text as user's answer in each (room, date) (record_one) and,
+ * when ack, acknowledge it (with the first room's answer). 0 or -1. */
+static int
+record_and_ack(struct tlbot_ctx *ctx, const struct su_list *rooms, const struct su_list *dates,
+               const char *text, const char *event_id, const char *source, int ack, int late)
+{
+	char *now_sec[3] = {NULL, NULL, NULL};
+	int merged = 0, rc = 0;
+	size_t i;
+
+	for (i = 0; i < rooms->n && rc == 0; i++)
+		rc = record_one(ctx, rooms->v[i], dates->v[i], text, event_id, source,
+		                i == 0 ? now_sec : NULL, &merged);
+	if (rc == 0 && ack)
+		rc = ack_answer(ctx, rooms, dates, now_sec, merged, late);
+	free3(now_sec);
+	return rc;
 }
 
 /* The answer text of a "!standup y: ..." body: what follows the family

@@ -186,6 +186,60 @@ prompt_room(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list
 	return 0;
 }
 
+/* A person's own prompt at their local time (in the room when they turned
+ * direct messages off since it was planned). 0 or -1. */
+static int
+prompt_own(struct tlbot_ctx *ctx, const struct su_room *r, const struct su_list *members,
+           const char *user, const char *date)
+{
+	struct su_list here = {0};
+	int rc;
+
+	if (!su_list_has(members, user))
+		return 0;
+	if (tlbot_ctx_dm_enabled(ctx, user))
+		return prompt_dm(ctx, r, user, date);
+	if (su_is_away(ctx, r->room_id, user, date, NULL) ||
+	    was_prompted(ctx, r->room_id, user, date))
+		return 0;
+	su_list_add(&here, user);
+	rc = prompt_room(ctx, r, &here, date, 0);
+	su_list_release(&here);
+	return rc;
+}
+
+/* Ask member u of r for date: by DM, or added to here (asked in the
+ * room), or a job of their own when their zone's prompt time is still to
+ * come before the summary; nothing when away, asked or answered. 0 or -1. */
+static int
+prompt_member(struct tlbot_ctx *ctx, const struct su_room *r, const char *u, const char *date,
+              time_t summary, struct su_list *here)
+{
+	char tz[128], key[1024], payload[600];
+	time_t own;
+
+	if (su_is_away(ctx, r->room_id, u, date, NULL) || was_prompted(ctx, r->room_id, u, date) ||
+	    su_has_answer(ctx, r->room_id, u, date))
+		return 0;
+	if (strcmp(r->mode, "room") == 0 || !tlbot_ctx_dm_enabled(ctx, u)) {
+		su_list_add(here, u); /* room mode, or direct messages off: asked in the room */
+		return 0;
+	}
+	tlbot_user_tz(ctx, u, r->tz, tz, sizeof(tz));
+	if (strcmp(tz, r->tz) == 0 || tlbot_sched_at(tz, date, r->minute, &own) != 0 ||
+	    own <= tlbot_ctx_now(ctx) || own >= summary)
+		return prompt_dm(ctx, r, u, date);
+	/* later in their own zone: their own job */
+	snprintf(key, sizeof(key), "standup.%s.%lld.%s.prompt.%s", r->room_id, (long long)r->gen,
+	         date, u);
+	snprintf(payload, sizeof(payload), "{\"gen\":%lld,\"date\":\"%s\",\"user\":\"%s\"}",
+	         (long long)r->gen, date, u);
+	if (strchr(u, '"') || strchr(u, '\\'))
+		return 0;
+	return tlbot_job_schedule(ctx, "standup.prompt", key, r->room_id, own, payload) < 0 ? -1
+	                                                                                    : 0;
+}
+
 static int
 fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
@@ -209,60 +263,13 @@ fire_prompt(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	}
 	rc = 0;
 	if (p.user[0]) {
-		/* a person's own prompt at their local time (in the room when
-		 * they turned direct messages off since it was planned) */
-		if (!su_list_has(&members, p.user))
-			goto out;
-		if (tlbot_ctx_dm_enabled(ctx, p.user)) {
-			rc = prompt_dm(ctx, &r, p.user, p.date);
-			goto out;
-		}
-		if (su_is_away(ctx, r.room_id, p.user, p.date, NULL) ||
-		    was_prompted(ctx, r.room_id, p.user, p.date))
-			goto out;
-		su_list_add(&here, p.user);
-		rc = prompt_room(ctx, &r, &here, p.date, 0);
+		rc = prompt_own(ctx, &r, &members, p.user, p.date);
 		goto out;
 	}
 	if (tlbot_sched_at(r.tz, p.date, r.summary_minute, &summary) != 0)
 		summary = tlbot_ctx_now(ctx) + 3600;
-	for (i = 0; i < members.n && rc == 0; i++) {
-		const char *u = members.v[i];
-		char tz[128];
-		time_t own;
-
-		if (su_is_away(ctx, r.room_id, u, p.date, NULL) ||
-		    was_prompted(ctx, r.room_id, u, p.date) ||
-		    su_has_answer(ctx, r.room_id, u, p.date))
-			continue;
-		if (strcmp(r.mode, "room") == 0) {
-			su_list_add(&here, u);
-			continue;
-		}
-		if (!tlbot_ctx_dm_enabled(ctx, u)) {
-			su_list_add(&here, u); /* direct messages off: asked in the room */
-			continue;
-		}
-		tlbot_user_tz(ctx, u, r.tz, tz, sizeof(tz));
-		if (strcmp(tz, r.tz) != 0 && tlbot_sched_at(tz, p.date, r.minute, &own) == 0 &&
-		    own > tlbot_ctx_now(ctx) && own < summary) {
-			char key[1024], payload[600];
-
-			/* later in their own zone: their own job */
-			snprintf(key, sizeof(key), "standup.%s.%lld.%s.prompt.%s", r.room_id,
-			         (long long)r.gen, p.date, u);
-			snprintf(payload, sizeof(payload),
-			         "{\"gen\":%lld,\"date\":\"%s\",\"user\":\"%s\"}", (long long)r.gen,
-			         p.date, u);
-			if (strchr(u, '"') || strchr(u, '\\'))
-				continue;
-			if (tlbot_job_schedule(ctx, "standup.prompt", key, r.room_id, own,
-			                       payload) < 0)
-				rc = -1;
-			continue;
-		}
-		rc = prompt_dm(ctx, &r, u, p.date);
-	}
+	for (i = 0; i < members.n && rc == 0; i++)
+		rc = prompt_member(ctx, &r, members.v[i], p.date, summary, &here);
 	/* one room message: for those asked in the room, or (once a day) to
 	 * say nobody can be asked yet; a re-planned prompt job finds everyone
 	 * already asked and posts nothing */

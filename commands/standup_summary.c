@@ -227,38 +227,18 @@ section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *lab, const char 
 	clipped(m, ctx, text);
 }
 
-/* compact: the answers section lists who answered without the answers
- * (used when the full summary is too large for one message). */
-static int
-build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const char *date,
-      time_t since, struct tlbot_msg *m, int compact)
+/* The blockers, first, each with the lead of the challenge concerned. */
+static void
+blockers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
+              const struct answers *ans)
 {
-	struct su_list members = {0}, away = {0}, missing = {0};
-	struct answers ans = {0};
-	char longdate[64], lab[3][128], until[11];
-	int roster = 0, nblock = 0, n, i;
-	time_t now = tlbot_ctx_now(ctx);
-	size_t k;
+	int nblock = 0;
+	size_t k, j;
 
-	if (su_members(ctx, room_id, date, &members, &roster) != 0 ||
-	    answers_load(ctx, room_id, date, &ans) != 0) {
-		su_list_release(&members);
-		answers_release(&ans);
-		return -1;
-	}
-	for (i = 0; i < 3; i++)
-		label(r, i, lab[i], sizeof(lab[i]));
-	tlbot_date_long(date, longdate, sizeof(longdate));
-	tlbot_msg_bold(m, "Stand-up summary");
-	tlbot_msg_textf(m, " — %s", longdate);
-	tlbot_msg_br(m);
-
-	/* blockers first, each with the lead of the challenge concerned */
-	for (k = 0; k < ans.n; k++) {
+	for (k = 0; k < ans->n; k++) {
 		struct su_list leads = {0}, refs = {0};
-		size_t j;
 
-		if (su_no_blocker(ans.v[k].b))
+		if (su_no_blocker(ans->v[k].b))
 			continue;
 		if (nblock++ == 0) {
 			heading(m, "Blockers");
@@ -266,12 +246,12 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 		}
 		tlbot_msg_html(m, "<li>");
 		item_open(m);
-		tlbot_msg_user(m, ans.v[k].user);
+		tlbot_msg_user(m, ans->v[k].user);
 		tlbot_msg_text(m, ": ");
-		clipped(m, ctx, ans.v[k].b);
-		blocker_leads(ctx, room_id, ans.v[k].b, &leads, &refs);
+		clipped(m, ctx, ans->v[k].b);
+		blocker_leads(ctx, room_id, ans->v[k].b, &leads, &refs);
 		for (j = 0; j < leads.n; j++) {
-			if (strcmp(leads.v[j], ans.v[k].user) == 0)
+			if (strcmp(leads.v[j], ans->v[k].user) == 0)
 				continue;
 			tlbot_msg_text(m, j ? ", " : " — ");
 			tlbot_msg_mention(m, leads.v[j]);
@@ -286,21 +266,34 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 	}
 	if (nblock)
 		tlbot_msg_html(m, "</ul>");
+}
 
-	/* answers, roster order first */
+/* The answers, roster order first; those without one go to away or
+ * missing. compact: who answered, without the answers. */
+static void
+answers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r,
+             const char *room_id, const char *date, const struct su_list *members,
+             const struct answers *ans, int compact, struct su_list *away,
+             struct su_list *missing)
+{
+	char lab[3][128], until[11];
+	int n = 0, i;
+	size_t k;
+
+	for (i = 0; i < 3; i++)
+		label(r, i, lab[i], sizeof(lab[i]));
 	heading(m, "Answers");
-	n = 0;
-	for (k = 0; k < members.n + ans.n; k++) {
-		const char *user = k < members.n ? members.v[k] : ans.v[k - members.n].user;
-		const struct answer *a = answer_of(&ans, user);
+	for (k = 0; k < members->n + ans->n; k++) {
+		const char *user = k < members->n ? members->v[k] : ans->v[k - members->n].user;
+		const struct answer *a = answer_of(ans, user);
 
-		if (k >= members.n && su_list_has(&members, user))
+		if (k >= members->n && su_list_has(members, user))
 			continue;
 		if (a == NULL) {
 			if (su_is_away(ctx, room_id, user, date, until))
-				su_list_add(&away, user);
+				su_list_add(away, user);
 			else
-				su_list_add(&missing, user);
+				su_list_add(missing, user);
 			continue;
 		}
 		if (compact) {
@@ -329,62 +322,87 @@ build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const
 		tlbot_msg_text(m, "No answers yet.");
 		tlbot_msg_br(m);
 	}
-	if (away.n) {
-		tlbot_msg_nl(m);
-		tlbot_msg_plain(m, "\n");
-		tlbot_msg_bold(m, "Away:");
-		for (k = 0; k < away.n; k++) {
-			tlbot_msg_text(m, k ? ", " : " ");
-			tlbot_msg_user(m, away.v[k]);
-			if (su_is_away(ctx, room_id, away.v[k], date, until))
-				tlbot_msg_textf(m, " (until %s)", until);
-		}
-		tlbot_msg_br(m);
-	}
-	if (missing.n) {
-		tlbot_msg_nl(m);
-		tlbot_msg_plain(m, "\n");
-		tlbot_msg_bold(m, "Not answered:");
-		for (k = 0; k < missing.n; k++) {
-			tlbot_msg_text(m, k ? ", " : " ");
-			tlbot_msg_user(m, missing.v[k]);
-		}
-		tlbot_msg_br(m);
-	}
-	if (!roster) {
-		tlbot_msg_nl(m);
-		tlbot_msg_plain(m, "\n");
-		tlbot_msg_italic(m, "No team roster for this room: add people with ");
-		{
-			char hint[64];
+}
 
-			snprintf(hint, sizeof(hint), "%steam add @user --role R",
-			         tlbot_ctx_prefix(ctx));
-			tlbot_msg_code(m, hint);
-		}
-		tlbot_msg_italic(m, " so they are prompted.");
-		tlbot_msg_br(m);
+/* "Away: @a (until D), @b" (with_until) or "Not answered: @c, @d", on a
+ * line of its own; nothing for an empty list. */
+static void
+people_line(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *title,
+            const struct su_list *people, const char *room_id, const char *date, int with_until)
+{
+	char until[11];
+	size_t k;
+
+	if (people->n == 0)
+		return;
+	tlbot_msg_nl(m);
+	tlbot_msg_plain(m, "\n");
+	tlbot_msg_bold(m, title);
+	for (k = 0; k < people->n; k++) {
+		tlbot_msg_text(m, k ? ", " : " ");
+		tlbot_msg_user(m, people->v[k]);
+		if (with_until && su_is_away(ctx, room_id, people->v[k], date, until))
+			tlbot_msg_textf(m, " (until %s)", until);
 	}
+	tlbot_msg_br(m);
+}
+
+/* A room without a team roster: how to add people. */
+static void
+roster_hint(struct tlbot_ctx *ctx, struct tlbot_msg *m)
+{
+	char hint[64];
+
+	tlbot_msg_nl(m);
+	tlbot_msg_plain(m, "\n");
+	tlbot_msg_italic(m, "No team roster for this room: add people with ");
+	snprintf(hint, sizeof(hint), "%steam add @user --role R", tlbot_ctx_prefix(ctx));
+	tlbot_msg_code(m, hint);
+	tlbot_msg_italic(m, " so they are prompted.");
+	tlbot_msg_br(m);
+}
+
+/* compact: the answers section lists who answered without the answers
+ * (used when the full summary is too large for one message). */
+static int
+build(struct tlbot_ctx *ctx, const struct su_room *r, const char *room_id, const char *date,
+      time_t since, struct tlbot_msg *m, int compact)
+{
+	struct su_list members = {0}, away = {0}, missing = {0};
+	struct answers ans = {0};
+	char longdate[64];
+	int roster = 0, n = 0;
+	time_t now = tlbot_ctx_now(ctx);
+
+	if (su_members(ctx, room_id, date, &members, &roster) != 0 ||
+	    answers_load(ctx, room_id, date, &ans) != 0) {
+		su_list_release(&members);
+		answers_release(&ans);
+		return -1;
+	}
+	tlbot_date_long(date, longdate, sizeof(longdate));
+	tlbot_msg_bold(m, "Stand-up summary");
+	tlbot_msg_textf(m, " — %s", longdate);
+	tlbot_msg_br(m);
+	blockers_part(ctx, m, room_id, &ans);
+	answers_part(ctx, m, r, room_id, date, &members, &ans, compact, &away, &missing);
+	people_line(ctx, m, "Away:", &away, room_id, date, 1);
+	people_line(ctx, m, "Not answered:", &missing, room_id, date, 0);
+	if (!roster)
+		roster_hint(ctx, m);
 
 	/* what moved since the last stand-up */
 	heading(m, "Since the last stand-up");
 	if (since <= 0)
 		since = now - 86400;
 	n = since_families(ctx, m, room_id, date, since, now);
-	if (n < 0) {
-		su_list_release(&members);
-		su_list_release(&away);
-		su_list_release(&missing);
-		answers_release(&ans);
-		return -1;
-	}
 	if (n == 0)
 		tlbot_msg_text(m, "No challenge or experiment activity.");
 	su_list_release(&members);
 	su_list_release(&away);
 	su_list_release(&missing);
 	answers_release(&ans);
-	return 0;
+	return n < 0 ? -1 : 0;
 }
 
 int
