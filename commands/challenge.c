@@ -320,20 +320,19 @@ due_text(char *out, size_t len, const char *due, int64_t now_day, int closed)
 		snprintf(out, len, "%s (%lld days overdue)", due, (long long)-diff);
 }
 
-/* Parse a --due value into out (or "" for "none" when allow_none).
- * Returns 0 or fails the command with the accepted forms. */
+/* A --due value as dispatch checked it (YYYY-MM-DD, or "none" where the
+ * parameter allows it) into out ("" for none). Returns 0 or fails the
+ * command when the date is in the past. */
 static int
-parse_due(struct tlbot_ctx *ctx, const char *v, int allow_none, char out[11])
+parse_due(struct tlbot_ctx *ctx, const char *v, char out[11])
 {
 	int64_t d;
 
-	if (allow_none && (strcasecmp(v, "none") == 0 || *v == '\0')) {
+	if (strcasecmp(v, "none") == 0) {
 		out[0] = '\0';
 		return 0;
 	}
-	if (tlbot_parse_date(v, tlbot_ctx_now(ctx), tlbot_ctx_default_tz(ctx), out) != 0)
-		return tlbot_fail(ctx, "'%s' is not a date: %s%s", v, tlbot_date_forms,
-		                  allow_none ? ", or none to clear it" : "");
+	snprintf(out, 11, "%s", v);
 	if (date_days(out, &d) == 0 && d < today(ctx))
 		return tlbot_fail(ctx,
 		                  "the due date %s is in the past: give today or a later date"
@@ -807,7 +806,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 			tlbot_fail(ctx, "the title is too long (at most %d characters)", TITLE_MAX);
 		goto out;
 	}
-	if ((v = tlbot_args_get(args, "due")) && parse_due(ctx, v, 0, due) != 0)
+	if ((v = tlbot_args_get(args, "due")) && parse_due(ctx, v, due) != 0)
 		goto out;
 	if (region && (check_text(ctx, "region", region, FIELD_MAX, 1) != 0))
 		goto out;
@@ -957,22 +956,13 @@ bad:
 	                  v);
 }
 
-/* --page N: 0 and *page, or fails. */
-static int
-page_arg(struct tlbot_ctx *ctx, const struct tlbot_args *args, int64_t *page)
+/* --page N (dispatch checked 1..100000), 1 when not given. */
+static int64_t
+page_of(const struct tlbot_args *args)
 {
-	const char *v = tlbot_args_get(args, "page");
-	char *end;
-	long n;
+	const struct tlbot_value *v = tlbot_args_flag_val(args, "page");
 
-	*page = 1;
-	if (v == NULL)
-		return 0;
-	n = strtol(v, &end, 10);
-	if (end == v || *end != '\0' || n < 1 || n > 100000)
-		return tlbot_fail(ctx, "--page takes a page number like 2, not '%s'", v);
-	*page = n;
-	return 0;
+	return v ? v->n : 1;
 }
 
 static int
@@ -1056,8 +1046,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_msg m;
 	int wide, n = 0;
 
-	if (status_filter(ctx, status_v, filter, sizeof(filter)) != 0 ||
-	    page_arg(ctx, args, &page) != 0)
+	page = page_of(args);
+	if (status_filter(ctx, status_v, filter, sizeof(filter)) != 0)
 		return -1;
 	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
 		return -1;
@@ -1405,7 +1395,8 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_msg m;
 	int64_t page, total = 0, pages;
 
-	if (page_arg(ctx, args, &page) != 0 || load_arg(ctx, args->argv[0], &c) != 0)
+	page = page_of(args);
+	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
 	if (tlbot_db_int(ctx, &total,
 	              "SELECT COUNT(*) FROM history WHERE kind = 'C' AND record_id = ?",
@@ -1757,7 +1748,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                       " --sponsor (none clears one)");
 	if (title && (*title == '\0' || check_text(ctx, "title", title, TITLE_MAX, 1) != 0))
 		return *title ? -1 : tlbot_fail(ctx, "the title cannot be empty");
-	if (due_v && parse_due(ctx, due_v, 1, due) != 0)
+	if (due_v && parse_due(ctx, due_v, due) != 0)
 		return -1;
 	if (desc && check_text(ctx, "description", desc, DESC_MAX, 0) != 0)
 		return -1;

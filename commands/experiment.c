@@ -391,6 +391,8 @@ check_text(struct tlbot_ctx *ctx, const char *what, const char *v, size_t max, i
 	return 0;
 }
 
+/* A date of `edit --flag`: dispatch wrote it YYYY-MM-DD, or passed
+ * "none", which is not a date here. 0 or -1 (failed). */
 static int
 parse_date_arg(struct tlbot_ctx *ctx, const char *flag, const char *v, char out[11])
 {
@@ -1168,10 +1170,11 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			   " name it with --metric \"...\"");
 		goto out;
 	}
-	if ((v = tlbot_args_get(a, "start")) != NULL && parse_date_arg(ctx, "start", v, start) != 0)
-		goto out;
-	if ((v = tlbot_args_get(a, "until")) != NULL && parse_date_arg(ctx, "until", v, until) != 0)
-		goto out;
+	/* dates as dispatch wrote them (YYYY-MM-DD) */
+	if ((v = tlbot_args_get(a, "start")) != NULL)
+		snprintf(start, sizeof(start), "%s", v);
+	if ((v = tlbot_args_get(a, "until")) != NULL)
+		snprintf(until, sizeof(until), "%s", v);
 	if (start[0] && until[0] && strcmp(until, start) < 0) {
 		tlbot_exp_fail(ctx, "the end date %s is before the start date %s", until, start);
 		goto out;
@@ -1258,8 +1261,8 @@ cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct tlbot_msg m;
 	int rc;
 
-	if (v && parse_date_arg(ctx, "until", v, until) != 0)
-		return -1;
+	if (v)
+		snprintf(until, sizeof(until), "%s", v); /* YYYY-MM-DD from dispatch */
 	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "proposed") != 0) {
@@ -2073,15 +2076,13 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	return tlbot_reply(ctx, &m);
 }
 
-static int
-parse_page(struct tlbot_ctx *ctx, const struct tlbot_args *a, int64_t *page)
+/* --page N (dispatch checked 1..100000), 1 when not given. */
+static int64_t
+page_of(const struct tlbot_args *a)
 {
-	const char *v = tlbot_args_get(a, "page");
+	const struct tlbot_value *v = tlbot_args_flag_val(a, "page");
 
-	*page = 1;
-	if (v && (tlbot_exp_parse_ref(v, 'P', page) != 0 || !isdigit((unsigned char)v[0])))
-		return tlbot_exp_fail(ctx, "bad page '%s': give a page number such as 2", v);
-	return 0;
+	return v ? v->n : 1;
 }
 
 static int
@@ -2091,7 +2092,8 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct tlbot_msg m;
 	int64_t page, n, pages;
 
-	if (parse_page(ctx, a, &page) != 0 || load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
+	page = page_of(a);
+	if (load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
 		return -1;
 	n = count_rows(ctx, "SELECT count(*) FROM history WHERE kind = 'E' AND record_id = ?", r.id);
 	if (n < 0) {
@@ -2134,15 +2136,14 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 
 	if (tlbot_args_has(a, "all-rooms"))
 		return tlbot_exp_list_all(ctx, a); /* the programme room only */
-	if (parse_page(ctx, a, &page) != 0)
-		return -1;
+	page = page_of(a);
 	if (st && strcasecmp(st, "overdue") == 0)
 		overdue_only = 1;
 	else if (st && strcasecmp(st, "open") != 0 && in_list(statuses, st) < 0)
 		return tlbot_exp_fail(ctx, "unknown status '%s': use proposed, running, concluded, abandoned,"
 				  " open (proposed or running) or overdue", st);
-	if (ch && tlbot_exp_parse_ref(ch, 'C', &cid) != 0)
-		return tlbot_exp_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
+	if (ch)
+		cid = tlbot_args_flag_val(a, "challenge")->n; /* C-12 from dispatch */
 	if (tlbot_args_has(a, "mine") && ow)
 		return tlbot_exp_fail(ctx, "--mine and --owner both name the owner: give one");
 	if (ow && parse_owner(ctx, ow, &owner) != 0)

@@ -441,16 +441,15 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	memset(&x, 0, sizeof(x));
 	x.ctx = ctx;
 	x.ncols = export_fields(x.cols);
-	if (fmtname == NULL || strcasecmp(fmtname, "md") == 0 || strcasecmp(fmtname, "markdown") == 0)
-		x.fmt = FMT_MD;
-	else if (strcasecmp(fmtname, "csv") == 0)
+	/* --format is md, csv or json (dispatch checked and lower-cased it) */
+	if (fmtname && strcmp(fmtname, "csv") == 0)
 		x.fmt = FMT_CSV;
-	else if (strcasecmp(fmtname, "json") == 0)
+	else if (fmtname && strcmp(fmtname, "json") == 0)
 		x.fmt = FMT_JSON;
 	else
-		return tlbot_exp_fail(ctx, "unknown format '%s': use --format md, csv or json", fmtname);
-	if (ch && tlbot_exp_parse_ref(ch, 'C', &cid) != 0)
-		return tlbot_exp_fail(ctx, "bad challenge '%s': give its id such as C-12", ch);
+		x.fmt = FMT_MD;
+	if (ch)
+		cid = tlbot_args_flag_val(a, "challenge")->n; /* C-12 from dispatch */
 	if (st && strcasecmp(st, "open") == 0)
 		open_only = 1;
 	else if (st) {
