@@ -783,14 +783,15 @@ def table(out):
                  f"{out['host']['platform']}, load average {out['host']['loadavg_start'][0]} at "
                  f"the start, {out['host'].get('loadavg_end', ['?'])[0]} at the end")
     lines.append("")
-    lines.append(f"{'key':34s} {'value':>12s}   target")
+    w = max([34] + [len(key) for key in k])
+    lines.append(f"{'key':{w}s} {'value':>12s}   target")
     for key in sorted(k):
         tgt = TARGETS.get(key)
         note = ""
         if tgt and k[key] is not None:
             ok = k[key] <= tgt[1] if tgt[0] == "<=" else k[key] >= tgt[1]
             note = f"{tgt[0]} {fmt(tgt[1])}  {'met' if ok else 'MISSED'}"
-        lines.append(f"{key:34s} {fmt(k[key]):>12s}   {note}")
+        lines.append(f"{key:{w}s} {fmt(k[key]):>12s}   {note}")
     for lat in [out.get("latency"), out.get("latency_websocket")]:
         if not lat:
             continue
@@ -863,6 +864,8 @@ def table(out):
             lines.append(f"  pending: {p}")
     import loaded  # bench/loaded.py: the loaded homeserver, the peers, the DM burst
     loaded.loaded_table(out, lines)
+    import encrypted  # bench/encrypted.py: bench_crypto, plain vs encrypted !ping
+    encrypted.e2ee_table(out, lines)
     dm = out.get("dm_burst")
     if dm:
         lines.append("")
@@ -882,7 +885,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     ap.add_argument("--only",
-                    default="latency,websocket,rss,startup,batch,store,loaded,dmburst")
+                    default="latency,websocket,rss,startup,batch,store,loaded,dmburst,e2ee")
     a = ap.parse_args()
     if a.smoke:
         a.quick = True
@@ -892,16 +895,19 @@ def main():
         a.room_counts, a.settle_s, a.startup_reps, a.db_mb = [1, 100], 0.3, 1, 5
         a.loaded_closed_n, a.loaded_open_s, a.loaded_rooms, a.loaded_drain_s = 2, 1, [10], 20
         a.dm_rooms = 20
+        a.e2ee_n = 5
     elif a.quick:
         a.closed_n, a.open_s_20, a.open_s_100, a.cost_n = 15, 2, 3, 1000
         a.room_counts, a.settle_s, a.startup_reps, a.db_mb = [1, 100, 5000], 0.5, 3, 100
         a.loaded_closed_n, a.loaded_open_s, a.loaded_rooms, a.loaded_drain_s = 10, 3, [1, 10], 40
         a.dm_rooms = 200
+        a.e2ee_n = 50
     else:
         a.closed_n, a.open_s_20, a.open_s_100, a.cost_n = 100, 15, 20, 10000
         a.room_counts, a.settle_s, a.startup_reps, a.db_mb = [1, 100, 5000], 2.0, 5, 100
         a.loaded_closed_n, a.loaded_open_s, a.loaded_rooms, a.loaded_drain_s = 25, 10, [1, 10], 90
         a.dm_rooms = 200
+        a.e2ee_n = 200
     os.environ.setdefault("TLBOT_BIN", os.path.join(a.build, "tlbot"))
     a.work = mx.tmpdir("tlbot-bench-")
     os.makedirs(a.out, exist_ok=True)
@@ -920,6 +926,8 @@ def main():
              ("websocket", websocket_bench)]
     import loaded  # bench/loaded.py
     steps += [("loaded", loaded.loaded_bench), ("dmburst", loaded.dm_burst_bench)]
+    import encrypted  # bench/encrypted.py
+    steps += [("e2ee", encrypted.e2ee_bench)]
     only = set(a.only.split(","))
     t = time.monotonic()
     for name, fn in steps:
@@ -936,7 +944,9 @@ def main():
     out["host"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     for key in ("floor_p50_ms", "reply_p50_ms", "reply_p99_ms", "added_p50_ms", "added_p99_ms",
                 "cpu_s_per_10k_commands", "rss_peak_kb_100_rooms", "rss_peak_kb_5000_rooms",
-                "batch_mb_per_s", "batch_events_per_s", "startup_ms", "list_query_ms_100k"):
+                "batch_mb_per_s", "batch_events_per_s", "startup_ms", "list_query_ms_100k",
+                "e2ee_decrypt_us_p50", "e2ee_encrypt_us_p50", "e2ee_ping_extra_p50_ms",
+                "e2ee_store_bytes_per_1000_megolm_sessions"):
         out["keys"].setdefault(key, None)
     # round the headline figures
     for key, v in out["keys"].items():
