@@ -11,7 +11,10 @@
  *   store     database growth per 1,000 inbound Megolm sessions and per
  *             1,000 Olm sessions (file size after VACUUM).
  *
- *	bench_crypto [--quick] [--dir DIR]
+ *	bench_crypto [--quick | --smoke] [--dir DIR]
+ *
+ * Full: 2,000 messages and 1,000 sessions; --quick: 200 and 100; --smoke
+ * (bench/run --smoke, what CTest runs): 50 and 50.
  *
  * Prints one JSON object on stdout. A real file database (WAL,
  * synchronous=NORMAL) in DIR (default /tmp).
@@ -82,7 +85,7 @@ int
 main(int argc, char **argv)
 {
 	const char *dir = "/tmp";
-	int quick = 0, n, i, nsess;
+	int quick = 0, smoke = 0, n, i, nsess;
 	char path[512];
 	struct tlbot_store st;
 	struct tlbot_config cfg;
@@ -93,13 +96,15 @@ main(int argc, char **argv)
 	long long before, after;
 
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0 || strcmp(argv[i], "--smoke") == 0)
+		if (strcmp(argv[i], "--quick") == 0)
 			quick = 1;
+		else if (strcmp(argv[i], "--smoke") == 0)
+			smoke = 1;
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			dir = argv[++i];
 	}
-	n = quick ? 200 : 2000;
-	nsess = quick ? 100 : 1000;
+	n = smoke ? 50 : quick ? 200 : 2000;
+	nsess = smoke ? 50 : quick ? 100 : 1000;
 	tlbot_log_set_level(TLBOT_LOG_ERROR);
 	snprintf(path, sizeof(path), "%s/bench-crypto-%d.db", dir, (int)getpid());
 	unlink(path);

@@ -31,7 +31,8 @@ EXIT_NO_NIO = 3     # e2ee_ping.py's exit status when it cannot import nio or ol
 
 
 def crypto_part(args, res, keys):
-    argv = ["--dir", args.work] + (["--quick"] if args.quick else [])
+    argv = ["--dir", args.work] + (["--smoke"] if args.smoke else ["--quick"] if args.quick
+                                   else [])
     r = B.run_c(os.path.join(args.build, "bench", "bench_crypto"), argv, 600)
     res["crypto"] = r
     keys["e2ee_decrypt_us_p50"] = r["decrypt"]["p50_us"]
