@@ -3,6 +3,7 @@
 #ifndef TLBOT_COMMANDS_STANDUP_H
 #define TLBOT_COMMANDS_STANDUP_H
 
+#include "record.h"
 #include "tlbot/command.h"
 
 #define SU_DEFAULT_SUMMARY_AFTER 45 /* minutes after the prompt */
@@ -70,11 +71,45 @@ int su_no_blocker(const char *b);
 /* 1 if text carries at least one section marker. */
 int su_has_marker(const char *text, char *const q[3]);
 
-/* Record an answer for (room, user, date); a previous current answer of
- * that day is kept as history (replaced_by). Returns the new row id or -1. */
-int64_t su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
-                         const char *date, const char *y, const char *t, const char *b,
-                         const char *event_id, const char *source);
+/* A stand-up answer's fields (see record.h): member, column, flag, type,
+ * max, edit, flags, label. Its key is (room, user, date): the current
+ * answer of the day; earlier ones stay as rows of history (the table's
+ * id, replaced_by and withdrawn are the family's bookkeeping, set by
+ * su_answer_record and the redaction of an answer, not fields). Adding a
+ * field is one row here and one migration. */
+#define SU_ANSWER_FIELDS(X)                                                                        \
+	X(room_id, "room_id", "room", R_TEXT, 0, RE_FIXED, REC_KEY | REC_REQUIRED | REC_INTERNAL,   \
+	  "room")                                                                                  \
+	X(user_id, "user_id", "user", R_USER, 0, RE_FIXED, REC_KEY | REC_REQUIRED | REC_SHOWN,     \
+	  "person")                                                                                \
+	X(date, "date", "date", R_DATE, 0, RE_FIXED, REC_KEY | REC_REQUIRED | REC_SHOWN, "date")   \
+	X(yesterday, "yesterday", "yesterday", R_TEXT, 0, RE_FIXED, REC_SHOWN, "yesterday")        \
+	X(today, "today", "today", R_TEXT, 0, RE_FIXED, REC_SHOWN, "today")                        \
+	X(blockers, "blockers", "blockers", R_TEXT, 0, RE_FIXED, REC_SHOWN, "blockers")            \
+	X(event_id, "event_id", "event", R_TEXT, 0, RE_FIXED, REC_INTERNAL, "event")               \
+	X(source, "source", "source", R_TEXT, 0, RE_FIXED, REC_REQUIRED | REC_INTERNAL, "source")  \
+	X(at, "at", "at", R_TIME, 0, RE_FIXED, REC_INTERNAL, "given at")
+
+struct su_answer {
+	SU_ANSWER_FIELDS(REC_X_MEMBER)
+};
+
+/* The record's description: table standup_answers, no history. */
+extern const struct rec_desc su_answer_desc;
+
+/* Record answer a (its at is set to now) for its (room, user, date); a
+ * previous current answer of that day is kept as history (replaced_by).
+ * Returns the new row id or -1. */
+int64_t su_answer_record(struct tlbot_ctx *ctx, struct su_answer *a);
+/* The current answer of (room, user, date) into a (release it with
+ * rec_release): 0, 1 when there is none (a zeroed), -1 (ctx marked). */
+int su_answer_current(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
+                      const char *date, struct su_answer *a);
+/* Every current answer of room for date, in the order they were given:
+ * *v a new array of *n answers (su_answers_free). 0 or -1 (ctx marked). */
+int su_answers_of_day(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+                      struct su_answer **v, size_t *n);
+void su_answers_free(struct su_answer *v, size_t n);
 
 /* Plan the next stand-up of r whose summary is after `after` (prompt,
  * per-person prompts, reminder, summary jobs). 0 or -1. */

@@ -3,6 +3,7 @@
  * answer. The latest answer of the day counts; earlier ones are kept as
  * history (replaced_by). Private to the family (see standup.h). */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,32 +52,12 @@ open_prompts(struct tlbot_ctx *ctx, const char *user, const char *only_room, str
 	return 0;
 }
 
-/* The user's current answer in (room, date): 0 (y, t, b filled, new
- * strings or NULL), 1 when there is none, -1 on error. */
-static int
-current_answer(struct tlbot_ctx *ctx, const char *room, const char *user, const char *date,
-               char **y, char **t, char **b)
+/* A borrowed string where a record member (char *) is wanted: the record
+ * is only read (rec_insert), never released. */
+static char *
+mut(const char *s)
 {
-	struct tlbot_db_rows q;
-	int rc;
-
-	*y = *t = *b = NULL;
-	if (tlbot_db_query(ctx, &q,
-	                   "SELECT yesterday, today, blockers FROM standup_answers"
-	                   " WHERE room_id = ? AND user_id = ? AND date = ?"
-	                   " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id DESC LIMIT 1",
-	                   "ttt", room, user, date) != 0)
-		return -1;
-	rc = tlbot_db_next(&q);
-	if (rc > 0) {
-		*y = tlbot_db_col_dup(&q, 0);
-		*t = tlbot_db_col_dup(&q, 1);
-		*b = tlbot_db_col_dup(&q, 2);
-	}
-	tlbot_db_done(&q);
-	if (rc < 0)
-		return -1;
-	return rc > 0 ? 0 : 1;
+	return (char *)(uintptr_t)s;
 }
 
 /* The answer as it now stands, as a short list. */
@@ -122,8 +103,9 @@ record_one(struct tlbot_ctx *ctx, const char *room, const char *date, const char
            const char *event_id, const char *source, char *keep[3], int *merged)
 {
 	const char *user = tlbot_ctx_sender(ctx);
+	struct su_answer a, old;
 	struct su_room r;
-	char *sec[3], *old[3];
+	char *sec[3];
 	int have = su_room_load(ctx, room, &r), nsec, cur, k;
 
 	if (have < 0)
@@ -136,23 +118,26 @@ record_one(struct tlbot_ctx *ctx, const char *room, const char *date, const char
 		return tlbot_fail(ctx, "empty stand-up answer: give y: (yesterday) t: (today) "
 		                       "b: (blockers)");
 	}
-	cur = nsec < 3 ? current_answer(ctx, room, user, date, &old[0], &old[1], &old[2]) : 1;
+	cur = nsec < 3 ? su_answer_current(ctx, room, user, date, &old) : 1;
 	if (cur < 0) {
 		free3(sec);
 		return -1;
 	}
 	if (cur == 0) {
-		for (k = 0; k < 3; k++) {
+		char **was[3] = {&old.yesterday, &old.today, &old.blockers};
+
+		for (k = 0; k < 3; k++)
 			if (sec[k] == NULL) {
-				sec[k] = old[k];
-				old[k] = NULL;
+				sec[k] = *was[k];
+				*was[k] = NULL;
 			}
-			free(old[k]);
-		}
+		rec_release(&su_answer_desc, &old);
 		*merged = 1;
 	}
-	if (su_answer_record(ctx, room, user, date, sec[0], sec[1], sec[2], event_id, source) <
-	    0) {
+	a = (struct su_answer){.room_id = mut(room), .user_id = mut(user), .date = mut(date),
+	                       .yesterday = sec[0], .today = sec[1], .blockers = sec[2],
+	                       .event_id = mut(event_id), .source = mut(source)};
+	if (su_answer_record(ctx, &a) < 0) {
 		free3(sec);
 		return -1;
 	}

@@ -549,26 +549,102 @@ su_no_blocker(const char *b)
 	return 0;
 }
 
+#define SU_X_FIELD(...) REC_X_FIELD(struct su_answer, __VA_ARGS__)
+static const struct rec_field answer_fields[] = {
+        SU_ANSWER_FIELDS(SU_X_FIELD){NULL, NULL, 0, 0, 0, NULL, 0}};
+const struct rec_desc su_answer_desc = {"standup_answers", NULL, NULL, NULL, answer_fields};
+
 int64_t
-su_answer_record(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
-                 const char *y, const char *t, const char *b, const char *event_id,
-                 const char *source)
+su_answer_record(struct tlbot_ctx *ctx, struct su_answer *a)
 {
 	int64_t id;
 
-	if (tlbot_db_exec(ctx,
-	                  "INSERT INTO standup_answers(room_id, user_id, date, yesterday, today,"
-	                  " blockers, event_id, source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	                  "tttttttti", room_id, user_id, date, y, t, b, event_id, source,
-	                  (int64_t)tlbot_ctx_now(ctx)) != 0)
+	a->at = (int64_t)tlbot_ctx_now(ctx);
+	if (rec_insert(ctx, &su_answer_desc, a) != 0)
 		return -1;
 	id = tlbot_db_last_id(ctx);
 	if (tlbot_db_exec(ctx,
 	                  "UPDATE standup_answers SET replaced_by = ? WHERE room_id = ?"
 	                  " AND user_id = ? AND date = ? AND replaced_by IS NULL AND id <> ?",
-	                  "ittti", id, room_id, user_id, date, id) != 0)
+	                  "ittti", id, a->room_id, a->user_id, a->date, id) != 0)
 		return -1;
 	return id;
+}
+
+int
+su_answer_current(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
+                  const char *date, struct su_answer *a)
+{
+	struct tlbot_db_rows q;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if (rec_query(ctx, &su_answer_desc, &q,
+	              "WHERE x.room_id = ? AND x.user_id = ? AND x.date = ?"
+	              " AND x.replaced_by IS NULL AND x.withdrawn = 0 ORDER BY x.id DESC LIMIT 1",
+	              "ttt", room_id, user_id, date) != 0)
+		return -1;
+	rc = tlbot_db_next(&q);
+	if (rc > 0 && rec_read(&su_answer_desc, &q, a) != 0)
+		rc = tlbot_db_error(ctx, "out of memory reading an answer");
+	tlbot_db_done(&q);
+	if (rc < 0)
+		return -1;
+	return rc > 0 ? 0 : 1;
+}
+
+void
+su_answers_free(struct su_answer *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		rec_release(&su_answer_desc, &v[i]);
+	free(v);
+}
+
+int
+su_answers_of_day(struct tlbot_ctx *ctx, const char *room_id, const char *date,
+                  struct su_answer **v, size_t *n)
+{
+	struct tlbot_db_rows q;
+	size_t cap = 0;
+	int rc;
+
+	*v = NULL;
+	*n = 0;
+	if (rec_query(ctx, &su_answer_desc, &q,
+	              "WHERE x.room_id = ? AND x.date = ? AND x.replaced_by IS NULL"
+	              " AND x.withdrawn = 0 ORDER BY x.id",
+	              "tt", room_id, date) != 0)
+		return -1;
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct su_answer *nv = realloc(*v, ncap * sizeof(*nv));
+
+			if (nv == NULL) {
+				rc = tlbot_db_error(ctx, "out of memory reading answers");
+				break;
+			}
+			*v = nv;
+			cap = ncap;
+		}
+		memset(&(*v)[*n], 0, sizeof(**v));
+		if (rec_read(&su_answer_desc, &q, &(*v)[*n]) != 0) {
+			rc = tlbot_db_error(ctx, "out of memory reading answers");
+			break;
+		}
+		(*n)++;
+	}
+	tlbot_db_done(&q);
+	if (rc < 0) {
+		su_answers_free(*v, *n);
+		*v = NULL;
+		*n = 0;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- planning ---- */

@@ -9,70 +9,32 @@
 #include "standup.h"
 #include "tlbot/sched_time.h"
 
-struct answer {
-	char *user, *y, *t, *b;
-};
-
+/* The current answers of a day (su_answers_of_day). */
 struct answers {
-	size_t n, cap;
-	struct answer *v;
+	size_t n;
+	struct su_answer *v;
 };
 
 static void
 answers_release(struct answers *a)
 {
-	size_t i;
-
-	for (i = 0; i < a->n; i++) {
-		free(a->v[i].user);
-		free(a->v[i].y);
-		free(a->v[i].t);
-		free(a->v[i].b);
-	}
-	free(a->v);
+	su_answers_free(a->v, a->n);
 	memset(a, 0, sizeof(*a));
 }
 
 static int
 answers_load(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct answers *a)
 {
-	struct tlbot_db_rows q;
-	int rc;
-
-	if (tlbot_db_query(ctx, &q, "SELECT user_id, yesterday, today, blockers"
-	                   " FROM standup_answers WHERE room_id = ? AND date = ?"
-	                   " AND replaced_by IS NULL AND withdrawn = 0 ORDER BY id",
-	                   "tt", room_id, date) != 0)
-		return -1;
-	while ((rc = tlbot_db_next(&q)) > 0) {
-		if (a->n == a->cap) {
-			size_t ncap = a->cap ? a->cap * 2 : 8;
-			struct answer *nv = realloc(a->v, ncap * sizeof(*nv));
-
-			if (nv == NULL) {
-				rc = tlbot_db_error(ctx, "out of memory reading answers");
-				break;
-			}
-			a->v = nv;
-			a->cap = ncap;
-		}
-		a->v[a->n].user = tlbot_db_col_dup(&q, 0);
-		a->v[a->n].y = tlbot_db_col_dup(&q, 1);
-		a->v[a->n].t = tlbot_db_col_dup(&q, 2);
-		a->v[a->n].b = tlbot_db_col_dup(&q, 3);
-		a->n++;
-	}
-	tlbot_db_done(&q);
-	return rc < 0 ? -1 : 0;
+	return su_answers_of_day(ctx, room_id, date, &a->v, &a->n);
 }
 
-static const struct answer *
+static const struct su_answer *
 answer_of(const struct answers *a, const char *user)
 {
 	size_t i;
 
 	for (i = 0; i < a->n; i++)
-		if (strcmp(a->v[i].user, user) == 0)
+		if (strcmp(a->v[i].user_id, user) == 0)
 			return &a->v[i];
 	return NULL;
 }
@@ -238,7 +200,7 @@ blockers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
 	for (k = 0; k < ans->n; k++) {
 		struct su_list leads = {0}, refs = {0};
 
-		if (su_no_blocker(ans->v[k].b))
+		if (su_no_blocker(ans->v[k].blockers))
 			continue;
 		if (nblock++ == 0) {
 			heading(m, "Blockers");
@@ -246,12 +208,12 @@ blockers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
 		}
 		tlbot_msg_html(m, "<li>");
 		item_open(m);
-		tlbot_msg_user(m, ans->v[k].user);
+		tlbot_msg_user(m, ans->v[k].user_id);
 		tlbot_msg_text(m, ": ");
-		clipped(m, ctx, ans->v[k].b);
-		blocker_leads(ctx, room_id, ans->v[k].b, &leads, &refs);
+		clipped(m, ctx, ans->v[k].blockers);
+		blocker_leads(ctx, room_id, ans->v[k].blockers, &leads, &refs);
 		for (j = 0; j < leads.n; j++) {
-			if (strcmp(leads.v[j], ans->v[k].user) == 0)
+			if (strcmp(leads.v[j], ans->v[k].user_id) == 0)
 				continue;
 			tlbot_msg_text(m, j ? ", " : " — ");
 			tlbot_msg_mention(m, leads.v[j]);
@@ -284,8 +246,8 @@ answers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r
 		label(r, i, lab[i], sizeof(lab[i]));
 	heading(m, "Answers");
 	for (k = 0; k < members->n + ans->n; k++) {
-		const char *user = k < members->n ? members->v[k] : ans->v[k - members->n].user;
-		const struct answer *a = answer_of(ans, user);
+		const char *user = k < members->n ? members->v[k] : ans->v[k - members->n].user_id;
+		const struct su_answer *a = answer_of(ans, user);
 
 		if (k >= members->n && su_list_has(members, user))
 			continue;
@@ -306,9 +268,9 @@ answers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r
 		tlbot_msg_html(m, "<li>");
 		item_open(m);
 		tlbot_msg_user(m, user);
-		section(m, ctx, lab[0], a->y);
-		section(m, ctx, lab[1], a->t);
-		section(m, ctx, lab[2], a->b);
+		section(m, ctx, lab[0], a->yesterday);
+		section(m, ctx, lab[1], a->today);
+		section(m, ctx, lab[2], a->blockers);
 		tlbot_msg_html(m, "</li>");
 		item_close(m);
 	}

@@ -708,7 +708,66 @@ TEST(typed_arguments_checked_in_dispatch)
 	cmdtest_release(&t);
 }
 
+/* The answer record through its field table (commands/standup.h): a new
+ * answer of the same (room, user, date) replaces the current one, the
+ * earlier row stays as history; the day's list is in answering order. */
+TEST(answer_record_table)
+{
+	struct cmdtest t;
+	struct tlbot_ctx ctx;
+	struct su_answer a = {.room_id = ROOM, .user_id = ALICE, .date = "2026-11-18",
+	                      .today = "interviews", .blockers = "none", .source = "command"};
+	struct su_answer *v;
+	size_t n;
+	int64_t first, second;
+
+	setup(&t, utc(2026, 11, 18, 9, 0));
+	tlbot_ctx_init(&ctx, &t.cfg, &t.st, "@tlbot:test");
+	ctx.now = utc(2026, 11, 18, 9, 0);
+	CHECK_INT(su_answer_current(&ctx, ROOM, ALICE, "2026-11-18", &a), ==, 1);
+	CHECK(a.room_id == NULL && a.today == NULL);
+	a = (struct su_answer){.room_id = ROOM, .user_id = ALICE, .date = "2026-11-18",
+	                       .today = "interviews", .blockers = "none", .source = "command"};
+	first = su_answer_record(&ctx, &a);
+	CHECK(first > 0);
+	CHECK_INT(a.at, ==, utc(2026, 11, 18, 9, 0));
+	a.user_id = BOB;
+	a.today = "policy paper";
+	a.event_id = "$b:test";
+	CHECK(su_answer_record(&ctx, &a) > first);
+	a.user_id = ALICE;
+	a.today = "analysis";
+	a.event_id = NULL;
+	second = su_answer_record(&ctx, &a);
+	CHECK(second > first);
+	CHECK_INT(cmdtest_count(&t, "SELECT COUNT(*) FROM standup_answers WHERE replaced_by IS NOT"
+	                        " NULL",
+	                        NULL),
+	          ==, 1);
+	CHECK_INT(su_answer_current(&ctx, ROOM, ALICE, "2026-11-18", &a), ==, 0);
+	CHECK_STR(a.today, "analysis");
+	CHECK_STR(a.blockers, "none");
+	CHECK(a.yesterday == NULL);
+	CHECK_STR(a.source, "command");
+	rec_release(&su_answer_desc, &a);
+	CHECK_INT(su_answers_of_day(&ctx, ROOM, "2026-11-18", &v, &n), ==, 0);
+	CHECK_INT(n, ==, 2);
+	if (n == 2) {
+		CHECK_STR(v[0].user_id, BOB);
+		CHECK_STR(v[0].event_id, "$b:test");
+		CHECK_STR(v[1].user_id, ALICE);
+		CHECK_STR(v[1].today, "analysis");
+	}
+	su_answers_free(v, n);
+	CHECK_INT(su_answers_of_day(&ctx, ROOM, "2026-11-19", &v, &n), ==, 0);
+	CHECK_INT(n, ==, 0);
+	su_answers_free(v, n);
+	tlbot_ctx_release(&ctx);
+	cmdtest_release(&t);
+}
+
 static const struct tap_test tests[] = {
+        TEST_ENTRY(answer_record_table),
         TEST_ENTRY(typed_arguments_checked_in_dispatch),
         TEST_ENTRY(dayone_parts_blockers_later_time),
         TEST_ENTRY(early_answer_not_asked),
