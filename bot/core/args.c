@@ -362,165 +362,193 @@ enum_match(const char *ch, const char *v, char *out, size_t outlen)
 	return 0;
 }
 
-/* Check one value; *norm may be replaced by normalised text in the pool. */
 static int
-check_value(const struct tlbot_param *p, const char **vp, struct tlbot_value *val, time_t now,
-	    const char *tz, struct tlbot_checked *c, char *err, size_t errlen)
+check_text(const struct tlbot_param *p, const char *v, char *err, size_t errlen)
+{
+	char nn[64];
+
+	if (p->max <= 0 || (long long)utf8_chars(v) <= p->max)
+		return 0;
+	noun(p, nn, sizeof(nn));
+	set_err(err, errlen, "%s is too long: %zu characters, at most %lld", nn, utf8_chars(v),
+		p->max);
+	return -1;
+}
+
+static int
+check_int(const struct tlbot_param *p, const char *v, struct tlbot_value *val, char *err,
+	  size_t errlen)
+{
+	char how[400], *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0 || n < p->min || n > p->max ||
+	    !(isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1])))) {
+		snprintf(how, sizeof(how), "write a whole number from %lld to %lld", p->min, p->max);
+		bad(p, v, how, err, errlen);
+		return -1;
+	}
+	val->n = n;
+	return 0;
+}
+
+static int
+check_num(const struct tlbot_param *p, const char *v, struct tlbot_value *val, char *err,
+	  size_t errlen)
+{
+	const char *s = v;
+	char *end;
+	int digits = 0, dot = 0;
+
+	if (*v == '\0')
+		return 0; /* an empty value clears the field */
+	if (*s == '-' || *s == '+')
+		s++;
+	for (; *s; s++) {
+		if (isdigit((unsigned char)*s))
+			digits++;
+		else if (*s == '.' && !dot)
+			dot = 1;
+		else
+			break;
+	}
+	if ((*s == 'e' || *s == 'E') && digits) {
+		s++;
+		if (*s == '-' || *s == '+')
+			s++;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	errno = 0;
+	val->d = strtod(v, &end);
+	if (*s != '\0' || digits == 0 || *end != '\0' || errno != 0 || !isfinite(val->d)) {
+		bad(p, v,
+		    "write a plain number such as 12, 0.75, -3.5 or 1e6 (no units, commas or %;"
+		    " put the unit in --unit)",
+		    err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/* DATE, DURATION and TIME: read as people write them, normalised. */
+static int
+check_when(const struct tlbot_param *p, const char **vp, struct tlbot_value *val, time_t now,
+	   const char *tz, struct tlbot_checked *c, char *err, size_t errlen)
 {
 	const char *v = *vp;
 	char buf[128], how[400];
-	char *end;
-	int y, m, d;
+	int y, m, d, minute;
+	long secs;
 
-	memset(val, 0, sizeof(*val));
-	if ((p->mode & TLBOT_NONE_OK) && strcasecmp(v, "none") == 0) {
-		*vp = "none";
-		return 0;
-	}
 	switch (p->type) {
-	case TLBOT_P_TEXT:
-		if (p->max > 0 && (long long)utf8_chars(v) > p->max) {
-			char nn[64];
-
-			noun(p, nn, sizeof(nn));
-			set_err(err, errlen, "%s is too long: %zu characters, at most %lld", nn,
-				utf8_chars(v), p->max);
-			return -1;
-		}
-		return 0;
-	case TLBOT_P_INT: {
-		long long n;
-
-		errno = 0;
-		n = strtoll(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || errno != 0 || n < p->min || n > p->max ||
-		    !(isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1])))) {
-			snprintf(how, sizeof(how), "write a whole number from %lld to %lld", p->min,
-				 p->max);
-			bad(p, v, how, err, errlen);
-			return -1;
-		}
-		val->n = n;
-		return 0;
-	}
-	case TLBOT_P_NUM: {
-		const char *s = v;
-		int digits = 0, dot = 0;
-
-		if (*v == '\0')
-			return 0; /* an empty value clears the field */
-		if (*s == '-' || *s == '+')
-			s++;
-		for (; *s; s++) {
-			if (isdigit((unsigned char)*s))
-				digits++;
-			else if (*s == '.' && !dot)
-				dot = 1;
-			else
-				break;
-		}
-		if ((*s == 'e' || *s == 'E') && digits) {
-			s++;
-			if (*s == '-' || *s == '+')
-				s++;
-			while (isdigit((unsigned char)*s))
-				s++;
-		}
-		errno = 0;
-		val->d = strtod(v, &end);
-		if (*s != '\0' || digits == 0 || *end != '\0' || errno != 0 || !isfinite(val->d)) {
-			bad(p, v,
-			    "write a plain number such as 12, 0.75, -3.5 or 1e6 (no units, commas or %;"
-			    " put the unit in --unit)",
-			    err, errlen);
-			return -1;
-		}
-		return 0;
-	}
 	case TLBOT_P_DATE:
-		if (tlbot_when_date(v, now, tz, buf, how, sizeof(how)) != 0) {
-			bad(p, v, how, err, errlen);
-			return -1;
-		}
+		if (tlbot_when_date(v, now, tz, buf, how, sizeof(how)) != 0)
+			break;
 		if (tlbot_date_split(buf, &y, &m, &d) != 0 || (*vp = pool_str(c, buf)) == NULL)
 			return -1;
 		val->n = tlbot_date_days(y, m, d);
 		return 0;
-	case TLBOT_P_DURATION: {
-		long secs;
-
-		if (tlbot_when_duration(v, &secs, how, sizeof(how)) != 0) {
-			bad(p, v, how, err, errlen);
-			return -1;
-		}
+	case TLBOT_P_DURATION:
+		if (tlbot_when_duration(v, &secs, how, sizeof(how)) != 0)
+			break;
 		val->n = secs;
 		snprintf(buf, sizeof(buf), "%lds", secs);
 		return (*vp = pool_str(c, buf)) ? 0 : -1;
-	}
-	case TLBOT_P_TIME: {
-		int minute;
-
-		if (tlbot_when_time(v, &minute, how, sizeof(how)) != 0) {
-			bad(p, v, how, err, errlen);
-			return -1;
-		}
+	default: /* TLBOT_P_TIME */
+		if (tlbot_when_time(v, &minute, how, sizeof(how)) != 0)
+			break;
 		val->n = minute;
 		snprintf(buf, sizeof(buf), "%02d:%02d", minute / 60, minute % 60);
 		return (*vp = pool_str(c, buf)) ? 0 : -1;
 	}
+	bad(p, v, how, err, errlen);
+	return -1;
+}
+
+static int
+check_user(const struct tlbot_param *p, const char *v, char *err, size_t errlen)
+{
+	/* "@erin", "Erin Hughes", "me": the family resolves names among
+	 * the room's members; a full id must be a valid one */
+	if ((v[0] == '@' && strchr(v, ':') && !tlbot_is_user_id(v)) || strlen(v) > 255 ||
+	    v[0] == '\0') {
+		bad(p, v, "write it as @name:server", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_ref(const struct tlbot_param *p, const char **vp, struct tlbot_value *val,
+	  struct tlbot_checked *c, char *err, size_t errlen)
+{
+	const char *s = *vp, *pre = p->choices ? p->choices : "";
+	size_t pl = strlen(pre);
+	char buf[128], how[400], *end = NULL;
+	long long n;
+
+	if (pl && strncasecmp(s, pre, pl) == 0 && s[pl] == '-')
+		s += pl + 1;
+	errno = 0;
+	n = isdigit((unsigned char)*s) ? strtoll(s, &end, 10) : -1;
+	if (n <= 0 || *end != '\0' || errno != 0 || n > 999999999) {
+		snprintf(how, sizeof(how), "write it as %s-%s", pre, strcmp(pre, "C") ? "34" : "12");
+		bad(p, *vp, how, err, errlen);
+		return -1;
+	}
+	val->n = n;
+	snprintf(buf, sizeof(buf), "%s-%lld", pre, n);
+	return (*vp = pool_str(c, buf)) ? 0 : -1;
+}
+
+static int
+check_enum(const struct tlbot_param *p, const char **vp, struct tlbot_checked *c, char *err,
+	   size_t errlen)
+{
+	char buf[128], list[300], nn[64];
+
+	if (enum_match(p->choices, *vp, buf, sizeof(buf)))
+		return (*vp = pool_str(c, buf)) ? 0 : -1;
+	noun(p, nn, sizeof(nn));
+	choices_text(p->choices ? p->choices : "", list, sizeof(list));
+	set_err(err, errlen, "unknown %s '%.*s': use %s%s%s", nn, SHOW_MAX, *vp,
+		tlbot_param_is_flag(p) ? p->name : "", tlbot_param_is_flag(p) ? " " : "", list);
+	return -1;
+}
+
+/* Check one value; *vp may be replaced by normalised text in the pool. */
+static int
+check_value(const struct tlbot_param *p, const char **vp, struct tlbot_value *val, time_t now,
+	    const char *tz, struct tlbot_checked *c, char *err, size_t errlen)
+{
+	memset(val, 0, sizeof(*val));
+	if ((p->mode & TLBOT_NONE_OK) && strcasecmp(*vp, "none") == 0) {
+		*vp = "none";
+		return 0;
+	}
+	switch (p->type) {
+	case TLBOT_P_TEXT: return check_text(p, *vp, err, errlen);
+	case TLBOT_P_INT: return check_int(p, *vp, val, err, errlen);
+	case TLBOT_P_NUM: return check_num(p, *vp, val, err, errlen);
+	case TLBOT_P_DATE:
+	case TLBOT_P_DURATION:
+	case TLBOT_P_TIME: return check_when(p, vp, val, now, tz, c, err, errlen);
 	case TLBOT_P_ZONE:
-		if (strlen(v) > 64 || !tlbot_tz_valid(v)) {
+		if (strlen(*vp) > 64 || !tlbot_tz_valid(*vp)) {
 			set_err(err, errlen,
 				"unknown time zone '%.*s': write an IANA name such as Europe/London",
-				SHOW_MAX, v);
+				SHOW_MAX, *vp);
 			return -1;
 		}
 		return 0;
-	case TLBOT_P_USER:
-		/* "@erin", "Erin Hughes", "me": the family resolves names among
-		 * the room's members; a full id must be a valid one */
-		if (v[0] == '@' && strchr(v, ':') && !tlbot_is_user_id(v)) {
-			bad(p, v, "write it as @name:server", err, errlen);
-			return -1;
-		}
-		if (strlen(v) > 255 || v[0] == '\0') {
-			bad(p, v, "write it as @name:server", err, errlen);
-			return -1;
-		}
-		return 0;
-	case TLBOT_P_REF: {
-		const char *s = v, *pre = p->choices ? p->choices : "";
-		size_t pl = strlen(pre);
-		long long n;
-
-		if (pl && strncasecmp(s, pre, pl) == 0 && s[pl] == '-')
-			s += pl + 1;
-		errno = 0;
-		n = isdigit((unsigned char)*s) ? strtoll(s, &end, 10) : -1;
-		if (n <= 0 || *end != '\0' || errno != 0 || n > 999999999) {
-			snprintf(how, sizeof(how), "write it as %s-%s", pre, strcmp(pre, "C") ? "34" : "12");
-			bad(p, v, how, err, errlen);
-			return -1;
-		}
-		val->n = n;
-		snprintf(buf, sizeof(buf), "%s-%lld", pre, n);
-		return (*vp = pool_str(c, buf)) ? 0 : -1;
-	}
-	case TLBOT_P_ENUM:
-		if (!enum_match(p->choices, v, buf, sizeof(buf))) {
-			char list[300], nn[64];
-
-			noun(p, nn, sizeof(nn));
-			choices_text(p->choices ? p->choices : "", list, sizeof(list));
-			set_err(err, errlen, "unknown %s '%.*s': use %s%s%s", nn, SHOW_MAX, v,
-				tlbot_param_is_flag(p) ? p->name : "", tlbot_param_is_flag(p) ? " " : "",
-				list);
-			return -1;
-		}
-		return (*vp = pool_str(c, buf)) ? 0 : -1;
+	case TLBOT_P_USER: return check_user(p, *vp, err, errlen);
+	case TLBOT_P_REF: return check_ref(p, vp, val, c, err, errlen);
+	case TLBOT_P_ENUM: return check_enum(p, vp, c, err, errlen);
 	case TLBOT_P_BOOL:
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -535,22 +563,21 @@ has_text_before(const struct tlbot_param *params, const struct tlbot_param *rest
 	return 0;
 }
 
-int
-tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *cl, size_t first,
-		 time_t now, const char *tz, struct tlbot_checked *out, char *err, size_t errlen,
-		 int *with_usage)
+/* The flag spec tlbot_args_bind reads ("due=", "tag=*", "all"), from the
+ * flags of params, into out->spec; the number of positionals and of the
+ * required ones before the first optional into *npos and *nreq. */
+static void
+build_spec(const struct tlbot_param *params, struct tlbot_checked *out, size_t *npos,
+	   size_t *nreq)
 {
-	const struct tlbot_param *p, *rest = rest_param(params);
-	size_t nspec = 0, npos = 0, nreq = 0, i, j;
-	char berr[512];
+	const struct tlbot_param *p;
+	size_t nspec = 0;
 
-	*with_usage = 0;
-	out->used = 0;
 	for (p = params; p && p->name; p++) {
 		if (!tlbot_param_is_flag(p)) {
-			npos++;
-			if (!(p->mode & TLBOT_OPTIONAL) && nreq + 1 == npos)
-				nreq++;
+			(*npos)++;
+			if (!(p->mode & TLBOT_OPTIONAL) && *nreq + 1 == *npos)
+				(*nreq)++;
 			continue;
 		}
 		if (nspec >= TLBOT_PARSE_MAX_TOKENS)
@@ -561,6 +588,41 @@ tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *c
 		nspec++;
 	}
 	out->spec[nspec] = NULL;
+}
+
+/* The last positional takes the rest of the line: join argv[npos - 1]
+ * onwards with spaces into one value. Returns 0, or -1 when it is too long. */
+static int
+join_rest(struct tlbot_checked *out, size_t npos)
+{
+	struct tlbot_buf b;
+	const char *s;
+	size_t i;
+
+	tlbot_buf_init(&b, TLBOT_PARSE_MAX_BODY + 1);
+	for (i = npos - 1; i < out->args.argc; i++)
+		tlbot_buf_printf(&b, "%s%s", i > npos - 1 ? " " : "", out->args.argv[i]);
+	s = pool_str(out, tlbot_buf_str(&b));
+	tlbot_buf_release(&b);
+	if (s == NULL)
+		return -1;
+	out->args.argv[npos - 1] = s;
+	out->args.argc = npos;
+	return 0;
+}
+
+int
+tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *cl, size_t first,
+		 time_t now, const char *tz, struct tlbot_checked *out, char *err, size_t errlen,
+		 int *with_usage)
+{
+	const struct tlbot_param *p, *rest = rest_param(params);
+	size_t npos = 0, nreq = 0, i, j;
+	char berr[512];
+
+	*with_usage = 0;
+	out->used = 0;
+	build_spec(params, out, &npos, &nreq);
 	if (join_words(params, cl, first, now, tz, out) != 0) {
 		set_err(err, errlen, "the command is too long");
 		return -1;
@@ -574,21 +636,9 @@ tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *c
 		return -1;
 	}
 	/* the rest of the line */
-	if (rest && npos > 0 && out->args.argc > npos) {
-		struct tlbot_buf b;
-		const char *s;
-
-		tlbot_buf_init(&b, TLBOT_PARSE_MAX_BODY + 1);
-		for (i = npos - 1; i < out->args.argc; i++)
-			tlbot_buf_printf(&b, "%s%s", i > npos - 1 ? " " : "", out->args.argv[i]);
-		s = pool_str(out, tlbot_buf_str(&b));
-		tlbot_buf_release(&b);
-		if (s == NULL) {
-			set_err(err, errlen, "the command is too long");
-			return -1;
-		}
-		out->args.argv[npos - 1] = s;
-		out->args.argc = npos;
+	if (rest && npos > 0 && out->args.argc > npos && join_rest(out, npos) != 0) {
+		set_err(err, errlen, "the command is too long");
+		return -1;
 	}
 	if (out->args.argc < nreq) {
 		char label[96];
