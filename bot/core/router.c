@@ -297,21 +297,210 @@ run_lines(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *body, cons
 	return 0;
 }
 
+/* The text of a message as the router reads it, and what it frees. */
+struct msg_text {
+	const char *body, *html;
+	char *pilled, *html_owned, *structured;
+};
+
+/* Fill ctx from the event: room, sender, ids, time, txnId base (in
+ * txn_base), reply and thread relations. */
+static void
+ctx_from_event(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *room_id,
+	       const json_t *ev, int is_dm, char *txn_base, size_t txn_len)
+{
+	const json_t *rel = json_object_get(json_object_get(ev, "content"), "m.relates_to");
+	const char *rel_type = jstr(rel, "rel_type");
+	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
+
+	ctx->room_id = room_id;
+	ctx->sender = jstr(ev, "sender");
+	ctx->event_id = jstr(ev, "event_id");
+	ctx->is_dm = is_dm;
+	ctx->encrypted = rt->decrypted;
+	if (ts > 0)
+		ctx->event_time = (time_t)(ts / 1000);
+	snprintf(txn_base, txn_len, "%s.%s", rt->rerun ? "p" : "e", ctx->event_id);
+	ctx->txn_base = txn_base;
+	ctx->rerun = rt->rerun;
+	ctx->in_reply_to = jstr(json_object_get(rel, "m.in_reply_to"), "event_id");
+	if (rel_type && strcmp(rel_type, "m.thread") == 0)
+		ctx->thread_root = jstr(rel, "event_id");
+}
+
+/* The body and formatted body of a message, an edit (its m.new_content;
+ * ctx->replaces set) or a redaction (ctx->redacts set, body ""). Returns 0,
+ * or -1 when the event has none (logged: it is ignored). */
+static int
+message_body(struct tlbot_ctx *ctx, const json_t *ev, struct msg_text *t)
+{
+	const json_t *content = json_object_get(ev, "content");
+	const json_t *rel = json_object_get(content, "m.relates_to");
+	const char *rel_type = jstr(rel, "rel_type");
+
+	t->body = jstr(content, "body");
+	if (strcmp(jstr(ev, "type"), "m.room.redaction") == 0) {
+		ctx->redacts = jstr(ev, "redacts");
+		if (ctx->redacts == NULL)
+			ctx->redacts = jstr(content, "redacts");
+		if (ctx->redacts == NULL) {
+			log_info("room %s event %s: a redaction without redacts: ignored",
+				 ctx->room_id, ctx->event_id);
+			return -1;
+		}
+		t->body = "";
+	} else if (rel_type && strcmp(rel_type, "m.replace") == 0) {
+		ctx->replaces = jstr(rel, "event_id");
+		t->body = jstr(json_object_get(content, "m.new_content"), "body");
+		if (ctx->replaces == NULL || t->body == NULL) {
+			log_info("room %s event %s: an edit without m.new_content.body: ignored",
+				 ctx->room_id, ctx->event_id);
+			return -1;
+		}
+	} else if (t->body == NULL) {
+		log_info("room %s event %s: a message without a body: ignored", ctx->room_id,
+			 ctx->event_id);
+		return -1;
+	}
+	t->html = ctx->replaces ? jstr(json_object_get(content, "m.new_content"), "formatted_body")
+				: jstr(content, "formatted_body");
+	return 0;
+}
+
+/* MSC4391: a structured invocation runs as the command line it stands
+ * for, through the same parser, checks and handlers (t->body becomes that
+ * line). Returns 0 to go on, 1 when a malformed one was answered, or -1
+ * (database). */
+static int
+structured_invocation(struct tlbot_router *rt, struct tlbot_ctx *ctx, const json_t *content,
+		      struct msg_text *t)
+{
+	const char *prefix = rt->cfg->prefixes.n ? rt->cfg->prefixes.v[0] : "!";
+	char serr[400];
+	int sc = tlbot_structured_command(content, rt->bot_user, prefix, &t->structured, serr,
+					  sizeof(serr));
+
+	if (sc < 0) {
+		log_info("room %s event %s: a malformed structured command: %s", ctx->room_id,
+			 ctx->event_id, serr);
+		ctx->body = t->body;
+		if (tlbot_dispatch(ctx, NULL, serr) < 0 ||
+		    tlbot_store_outcome_set(rt->st, ctx->event_id, ctx->room_id, ctx->sender, 0) != 0)
+			return -1;
+		return 1;
+	}
+	if (sc > 0) {
+		log_debug("room %s event %s: structured command: %s", ctx->room_id, ctx->event_id,
+			  t->structured);
+		t->body = t->structured;
+		t->html = NULL;
+	}
+	return 0;
+}
+
+/* The text commands read: a reply's fallback stripped (spec: "Fallbacks
+ * for rich replies"), so "!ping" sent as a reply is "!ping"; display-name
+ * pills as user ids, so "assign C-1 Kim Lee" reads as the id Element
+ * linked; the mentions collected into ctx. */
+static void
+command_text(struct tlbot_ctx *ctx, struct msg_text *t)
+{
+	if (ctx->redacts == NULL && ctx->in_reply_to && t->structured == NULL) {
+		const char *stripped = tlbot_reply_strip_body(t->body);
+
+		if (stripped != t->body)
+			log_debug("room %s event %s: stripped a reply fallback", ctx->room_id,
+				  ctx->event_id);
+		t->body = stripped;
+		t->html_owned = tlbot_reply_strip_html(t->html);
+		if (t->html_owned != NULL)
+			t->html = t->html_owned;
+	}
+	if (ctx->redacts == NULL) {
+		t->pilled = tlbot_pills_to_ids(t->body, t->html);
+		if (t->pilled)
+			t->body = t->pilled;
+	}
+	ctx->body = t->body;
+	/* Mentions come from the text itself (pills and plain ids). m.mentions
+	 * alone is not trusted: clients add the sender of the message replied
+	 * to, who must not be assigned by accident. */
+	tlbot_mentions_collect(t->body, t->html, NULL, collect_mention, ctx);
+}
+
+/* Run body when it is one command or several (one per line) and record
+ * the outcome. Returns 0 when it is no command, 1 when it ran, or -1
+ * (database). */
+static int
+run_if_command(struct tlbot_router *rt, struct tlbot_ctx *ctx, const char *body)
+{
+	const char *const *prefixes = (const char *const *)rt->cfg->prefixes.v;
+	size_t starts[TLBOT_ROUTER_MAX_LINES], nlines;
+	int ok = 1, r;
+
+	nlines = tlbot_command_lines(body, prefixes, starts, TLBOT_ROUTER_MAX_LINES);
+	if (nlines > 1)
+		r = run_lines(rt, ctx, body, starts, nlines, &ok) < 0 ? -1 : 1;
+	else
+		r = run_command(rt, ctx, body, 0, &ok);
+	if (r == 0)
+		return 0;
+	if (r < 0 || tlbot_store_outcome_set(rt->st, ctx->event_id, ctx->room_id, ctx->sender, ok) != 0)
+		return -1;
+	return 1;
+}
+
+/* Not a command: offer it to the families that listen, each in a
+ * savepoint; *consumed is set when one took it. 0 or -1 (database). */
+static int
+offer_to_families(struct tlbot_router *rt, struct tlbot_ctx *ctx, int *consumed)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; tlbot_commands[i]; i++) {
+		const struct tlbot_cmd *c = tlbot_commands[i];
+
+		if (c->on_message == NULL)
+			continue;
+		if (tlbot_store_savepoint(rt->st) != 0)
+			return -1;
+		ctx->failed = 0;
+		r = c->on_message(ctx);
+		if (ctx->db_failed) {
+			tlbot_store_rollback_to(rt->st);
+			return -1;
+		}
+		if (r < 0 || ctx->failed) {
+			tlbot_store_rollback_to(rt->st);
+			if (ctx->encrypted)
+				log_debug("room %s event %s: %s ignored the message: %s", ctx->room_id,
+					  ctx->event_id, c->name, tlbot_buf_str(&ctx->err));
+			else
+				log_info("room %s event %s: %s ignored the message: %s", ctx->room_id,
+					 ctx->event_id, c->name, tlbot_buf_str(&ctx->err));
+			continue;
+		}
+		if (tlbot_store_release(rt->st) != 0)
+			return -1;
+		if (r > 0) {
+			*consumed = 1;
+			return 0;
+		}
+	}
+	return 0;
+}
+
 /* Handle a message (command or not) from an allowed user. 0 or -1 (db). */
 static int
 handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, int is_dm)
 {
 	const json_t *content = json_object_get(ev, "content");
-	const json_t *rel = json_object_get(content, "m.relates_to");
-	const char *rel_type = jstr(rel, "rel_type");
-	const char *body = jstr(content, "body");
-	const char *type = jstr(ev, "type");
+	struct msg_text t = { NULL, NULL, NULL, NULL, NULL };
 	struct tlbot_ctx ctx;
-	json_int_t ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
-	char txn_base[300], *pilled = NULL, *html_owned = NULL, *structured = NULL;
-	const char *html, *bundled;
+	char txn_base[300];
+	const char *bundled;
 	int rc = 0, r, consumed = 0;
-	size_t i;
 
 	/* A server before MSC3925 (spec <= v1.6) serves an edited event (in a
 	 * gap fill) with its latest edit's content and the edit bundled in
@@ -323,154 +512,34 @@ handle_message(struct tlbot_router *rt, const char *room_id, const json_t *ev, i
 	if (bundled && tlbot_store_event_mark(rt->st, bundled, room_id) != 0)
 		return -1;
 	tlbot_ctx_init(&ctx, rt->cfg, rt->st, rt->bot_user);
-	ctx.room_id = room_id;
-	ctx.sender = jstr(ev, "sender");
-	ctx.event_id = jstr(ev, "event_id");
-	ctx.is_dm = is_dm;
-	ctx.encrypted = rt->decrypted;
-	if (ts > 0)
-		ctx.event_time = (time_t)(ts / 1000);
-	snprintf(txn_base, sizeof(txn_base), "%s.%s", rt->rerun ? "p" : "e", ctx.event_id);
-	ctx.txn_base = txn_base;
-	ctx.rerun = rt->rerun;
-	ctx.in_reply_to = jstr(json_object_get(rel, "m.in_reply_to"), "event_id");
-	if (rel_type && strcmp(rel_type, "m.thread") == 0)
-		ctx.thread_root = jstr(rel, "event_id");
-
-	if (strcmp(type, "m.room.redaction") == 0) {
-		ctx.redacts = jstr(ev, "redacts");
-		if (ctx.redacts == NULL)
-			ctx.redacts = jstr(content, "redacts");
-		if (ctx.redacts == NULL) {
-			log_info("room %s event %s: a redaction without redacts: ignored", room_id,
-				 ctx.event_id);
-			goto out;
-		}
-		body = "";
-	} else if (rel_type && strcmp(rel_type, "m.replace") == 0) {
-		ctx.replaces = jstr(rel, "event_id");
-		body = jstr(json_object_get(content, "m.new_content"), "body");
-		if (ctx.replaces == NULL || body == NULL) {
-			log_info("room %s event %s: an edit without m.new_content.body: ignored", room_id,
-				 ctx.event_id);
-			goto out;
-		}
-	} else if (body == NULL) {
-		log_info("room %s event %s: a message without a body: ignored", room_id, ctx.event_id);
+	ctx_from_event(rt, &ctx, room_id, ev, is_dm, txn_base, sizeof(txn_base));
+	if (message_body(&ctx, ev, &t) != 0)
 		goto out;
-	}
-	/* a reply carries the replied-to text as a fallback (spec: "Fallbacks
-	 * for rich replies"): strip it, so "!ping" sent as a reply is "!ping" */
-	html = ctx.replaces ? jstr(json_object_get(content, "m.new_content"), "formatted_body")
-			    : jstr(content, "formatted_body");
-	/* MSC4391: a structured invocation runs as the command line it
-	 * stands for, through the same parser, checks and handlers */
 	if (ctx.redacts == NULL && ctx.replaces == NULL) {
-		const char *prefix = rt->cfg->prefixes.n ? rt->cfg->prefixes.v[0] : "!";
-		char serr[400];
-		int sc = tlbot_structured_command(content, rt->bot_user, prefix, &structured, serr,
-						  sizeof(serr));
-
-		if (sc < 0) {
-			log_info("room %s event %s: a malformed structured command: %s", room_id,
-				 ctx.event_id, serr);
-			ctx.body = body;
-			if (tlbot_dispatch(&ctx, NULL, serr) < 0 ||
-			    tlbot_store_outcome_set(rt->st, ctx.event_id, room_id, ctx.sender, 0) != 0)
-				rc = -1;
-			goto out;
-		}
-		if (sc > 0) {
-			log_debug("room %s event %s: structured command: %s", room_id, ctx.event_id,
-				  structured);
-			body = structured;
-			html = NULL;
-		}
-	}
-	if (ctx.redacts == NULL && ctx.in_reply_to && structured == NULL) {
-		const char *stripped = tlbot_reply_strip_body(body);
-
-		if (stripped != body)
-			log_debug("room %s event %s: stripped a reply fallback", room_id, ctx.event_id);
-		body = stripped;
-		if ((html_owned = tlbot_reply_strip_html(html)) != NULL)
-			html = html_owned;
-	}
-	/* display-name pills become user ids, so "assign C-1 Kim Lee" reads
-	 * as the id Element linked */
-	if (ctx.redacts == NULL) {
-		pilled = tlbot_pills_to_ids(body, html);
-		if (pilled)
-			body = pilled;
-	}
-	ctx.body = body;
-	/* Mentions come from the text itself (pills and plain ids). m.mentions
-	 * alone is not trusted: clients add the sender of the message replied
-	 * to, who must not be assigned by accident. */
-	tlbot_mentions_collect(body, html, NULL, collect_mention, &ctx);
-
-	if (ctx.replaces == NULL && ctx.redacts == NULL) {
-		const char *const *prefixes = (const char *const *)rt->cfg->prefixes.v;
-		size_t starts[TLBOT_ROUTER_MAX_LINES], nlines;
-		int ok = 1;
-
-		nlines = tlbot_command_lines(body, prefixes, starts, TLBOT_ROUTER_MAX_LINES);
-		if (nlines > 1)
-			r = run_lines(rt, &ctx, body, starts, nlines, &ok) < 0 ? -1 : 1;
-		else
-			r = run_command(rt, &ctx, body, 0, &ok);
+		r = structured_invocation(rt, &ctx, content, &t);
 		if (r != 0) {
-			if (r < 0 || tlbot_store_outcome_set(rt->st, ctx.event_id, room_id, ctx.sender,
-							     ok) != 0)
-				rc = -1;
+			rc = r < 0 ? -1 : 0;
 			goto out;
 		}
 	}
-	/* not a command: offer it to the families that listen */
-	for (i = 0; tlbot_commands[i]; i++) {
-		const struct tlbot_cmd *c = tlbot_commands[i];
-
-		if (c->on_message == NULL)
-			continue;
-		if (tlbot_store_savepoint(rt->st) != 0) {
-			rc = -1;
-			break;
-		}
-		ctx.failed = 0;
-		r = c->on_message(&ctx);
-		if (ctx.db_failed) {
-			tlbot_store_rollback_to(rt->st);
-			rc = -1;
-			break;
-		}
-		if (r < 0 || ctx.failed) {
-			tlbot_store_rollback_to(rt->st);
-			if (ctx.encrypted)
-				log_debug("room %s event %s: %s ignored the message: %s", room_id,
-					  ctx.event_id, c->name, tlbot_buf_str(&ctx.err));
-			else
-				log_info("room %s event %s: %s ignored the message: %s", room_id,
-					 ctx.event_id, c->name, tlbot_buf_str(&ctx.err));
-			continue;
-		}
-		if (tlbot_store_release(rt->st) != 0) {
-			rc = -1;
-			break;
-		}
-		if (r > 0) {
-			consumed = 1;
-			break;
+	command_text(&ctx, &t);
+	if (ctx.replaces == NULL && ctx.redacts == NULL) {
+		r = run_if_command(rt, &ctx, t.body);
+		if (r != 0) {
+			rc = r < 0 ? -1 : 0;
+			goto out;
 		}
 	}
+	rc = offer_to_families(rt, &ctx, &consumed);
 	if (rc == 0 && !consumed && ctx.replaces && edit_of_command(rt, &ctx) != 0)
 		rc = -1;
 	else if (rc == 0 && !consumed && !ctx.replaces)
 		log_debug("room %s event %s: not a command, and no family took it: ignored", room_id,
 			  ctx.event_id);
 out:
-	free(pilled);
-	free(html_owned);
-	free(structured);
+	free(t.pilled);
+	free(t.html_owned);
+	free(t.structured);
 	tlbot_ctx_release(&ctx);
 	return rc;
 }
@@ -987,6 +1056,61 @@ tlbot_router_rerun(struct tlbot_router *rt, const char *event_json)
 	return rc;
 }
 
+/* The job kind some family declared under name, or NULL. */
+static const struct tlbot_job_kind *
+find_job_kind(const char *name)
+{
+	size_t i, j;
+
+	for (i = 0; tlbot_commands[i]; i++)
+		for (j = 0; tlbot_commands[i]->jobs && tlbot_commands[i]->jobs[j].kind; j++)
+			if (strcmp(tlbot_commands[i]->jobs[j].kind, name) == 0)
+				return &tlbot_commands[i]->jobs[j];
+	return NULL;
+}
+
+/* Job id hit a store failure (its batch rolled back): the store is in
+ * trouble, so it is retried on a later tick, at most JOB_DB_RETRIES
+ * times, then recorded as failed. Returns 0 when it was recorded as
+ * failed (the next job may run), -1 when it waits for a later tick. */
+static int
+job_db_retry(struct tlbot_router *rt, int64_t id, time_t now)
+{
+	int64_t tries = -1;
+
+	if (tlbot_store_begin(rt->st) == 0) {
+		tries = tlbot_store_job_attempt(rt->st, id);
+		if (tries >= JOB_DB_RETRIES && tlbot_store_job_finish(rt->st, id, "failed", now) != 0)
+			tries = -1;
+		if (tries < 0 || tlbot_store_commit(rt->st) != 0) {
+			tlbot_store_rollback(rt->st);
+			tries = -1;
+		}
+	}
+	if (tries >= JOB_DB_RETRIES) {
+		log_error("job %lld: database error %lld times: recorded as failed", (long long)id,
+			  (long long)tries);
+		return 0;
+	}
+	log_error("job %lld: database error (attempt %lld of %d); retrying later", (long long)id,
+		  (long long)tries, JOB_DB_RETRIES);
+	return -1;
+}
+
+/* Record job id as failed in a transaction of its own. 0 or -1. */
+static int
+job_record_failed(struct tlbot_router *rt, int64_t id, time_t now)
+{
+	if (tlbot_store_begin(rt->st) != 0)
+		return -1;
+	if (tlbot_store_job_finish(rt->st, id, "failed", now) != 0 ||
+	    tlbot_store_commit(rt->st) != 0) {
+		tlbot_store_rollback(rt->st);
+		return -1;
+	}
+	return 0;
+}
+
 int
 tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 {
@@ -994,12 +1118,11 @@ tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 	int fired = 0, rc;
 
 	for (;;) {
-		const struct tlbot_job_kind *kind = NULL;
+		const struct tlbot_job_kind *kind;
 		struct tlbot_job job;
 		struct tlbot_ctx ctx;
 		char txn_base[64];
 		const char *state;
-		size_t i, j;
 
 		if (tlbot_store_begin(rt->st) != 0)
 			return -1;
@@ -1008,10 +1131,7 @@ tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 			tlbot_store_rollback(rt->st);
 			return rc < 0 ? -1 : fired;
 		}
-		for (i = 0; tlbot_commands[i] && kind == NULL; i++)
-			for (j = 0; tlbot_commands[i]->jobs && tlbot_commands[i]->jobs[j].kind; j++)
-				if (strcmp(tlbot_commands[i]->jobs[j].kind, row.kind) == 0)
-					kind = &tlbot_commands[i]->jobs[j];
+		kind = find_job_kind(row.kind);
 		job.id = row.id;
 		job.kind = row.kind;
 		job.room_id = row.room_id;
@@ -1030,48 +1150,20 @@ tlbot_router_run_jobs(struct tlbot_router *rt, time_t now)
 			state = "failed";
 		} else if (kind->fire(&ctx, &job) != 0 || ctx.db_failed || ctx.failed) {
 			int64_t id = row.id;
+			int db_failed = ctx.db_failed;
 
 			tlbot_store_rollback(rt->st);
-			if (ctx.db_failed) {
-				/* the store is in trouble: retried on a later tick, at
-				 * most JOB_DB_RETRIES times, then recorded as failed */
-				int64_t tries = -1;
-
-				tlbot_ctx_release(&ctx);
-				tlbot_store_job_row_release(&row);
-				if (tlbot_store_begin(rt->st) == 0) {
-					tries = tlbot_store_job_attempt(rt->st, id);
-					if (tries >= JOB_DB_RETRIES &&
-					    tlbot_store_job_finish(rt->st, id, "failed", now) != 0)
-						tries = -1;
-					if (tries < 0 || tlbot_store_commit(rt->st) != 0) {
-						tlbot_store_rollback(rt->st);
-						tries = -1;
-					}
-				}
-				if (tries >= JOB_DB_RETRIES) {
-					log_error("job %lld: database error %lld times: recorded as failed",
-						  (long long)id, (long long)tries);
-					continue;
-				}
-				log_error("job %lld: database error (attempt %lld of %d); retrying later",
-					  (long long)id, (long long)tries, JOB_DB_RETRIES);
-				return -1;
+			if (!db_failed) {
+				/* the job itself cannot run: record it, do not block the others */
+				log_error("job %lld (%s, room %s): failed: %s", (long long)row.id,
+					  row.kind, row.room_id ? row.room_id : "-",
+					  ctx.failed ? tlbot_buf_str(&ctx.err) : "handler error");
+				tlbot_metrics_job(row.kind, "failed", (long)(now - row.due));
 			}
-			/* the job itself cannot run: record it, do not block the others */
-			log_error("job %lld (%s, room %s): failed: %s", (long long)row.id, row.kind,
-				  row.room_id ? row.room_id : "-",
-				  ctx.failed ? tlbot_buf_str(&ctx.err) : "handler error");
-			tlbot_metrics_job(row.kind, "failed", (long)(now - row.due));
 			tlbot_ctx_release(&ctx);
 			tlbot_store_job_row_release(&row);
-			if (tlbot_store_begin(rt->st) != 0)
+			if ((db_failed ? job_db_retry(rt, id, now) : job_record_failed(rt, id, now)) != 0)
 				return -1;
-			if (tlbot_store_job_finish(rt->st, id, "failed", now) != 0 ||
-			    tlbot_store_commit(rt->st) != 0) {
-				tlbot_store_rollback(rt->st);
-				return -1;
-			}
 			continue;
 		}
 		if (job.missed)
