@@ -125,6 +125,27 @@ enqueue(struct tlbot_store *st, const char *room_id, const char *type, const cha
 	return tlbot_store_outbox_add(st, txn, "state", room_id, key, type, content, NULL, 0);
 }
 
+/* Is cmd ("challenge new", "ping") a command of the table today? */
+static int
+is_current_command(const char *cmd)
+{
+	const struct tlbot_subcmd *sub;
+	size_t i, n;
+
+	for (i = 0; tlbot_commands[i]; i++) {
+		const struct tlbot_cmd *c = tlbot_commands[i];
+
+		n = strlen(c->name);
+		if (strcmp(cmd, c->name) == 0 && c->subcmds == NULL)
+			return 1;
+		for (sub = c->subcmds; sub && sub->name; sub++)
+			if (strncmp(cmd, c->name, n) == 0 && cmd[n] == ' ' &&
+			    strcmp(cmd + n + 1, sub->name) == 0)
+				return 1;
+	}
+	return 0;
+}
+
 /* One type: publish what differs, empty what is gone. */
 static int
 describe_type(struct tlbot_ctx *ctx, const char *room_id, const char *type, int *queued)
@@ -187,18 +208,7 @@ describe_type(struct tlbot_ctx *ctx, const char *room_id, const char *type, int 
 				continue;
 			j = json_loads(content, 0, &jerr);
 			cmd = json_string_value(json_object_get(j, "command"));
-			for (i = 0; cmd && tlbot_commands[i] && !current; i++) {
-				const struct tlbot_cmd *c = tlbot_commands[i];
-				const struct tlbot_subcmd *sub;
-				size_t n = strlen(c->name);
-
-				if (strcmp(cmd, c->name) == 0 && c->subcmds == NULL)
-					current = 1;
-				for (sub = c->subcmds; sub && sub->name && !current; sub++)
-					if (strncmp(cmd, c->name, n) == 0 && cmd[n] == ' ' &&
-					    strcmp(cmd + n + 1, sub->name) == 0)
-						current = 1;
-			}
+			current = cmd && is_current_command(cmd);
 			json_decref(j);
 			if (!current) {
 				rc = enqueue(st, room_id, type, key, "{}");
@@ -273,36 +283,125 @@ value(struct tlbot_buf *b, const json_t *v)
 	return 0;
 }
 
+/* Is the message for bot_user: no m.mentions list, or one naming it? */
+static int
+addressed_to(const json_t *content, const char *bot_user)
+{
+	const json_t *mentions = json_object_get(json_object_get(content, "m.mentions"), "user_ids");
+	size_t i;
+
+	if (!json_is_array(mentions))
+		return 1;
+	for (i = 0; i < json_array_size(mentions); i++)
+		if (json_is_string(json_array_get(mentions, i)) &&
+		    strcmp(json_string_value(json_array_get(mentions, i)), bot_user) == 0)
+			return 1;
+	return 0;
+}
+
+/* Write the positional arguments of params found in args, in order, to
+ * b. 0, or -1 with *key the one whose value has a type not taken. */
+static int
+write_positionals(struct tlbot_buf *b, const struct tlbot_param *params, const json_t *args,
+		  const char **key)
+{
+	const struct tlbot_param *p;
+	const json_t *v;
+	size_t i;
+
+	for (p = params; p && p->name; p++) {
+		if (tlbot_param_is_flag(p))
+			continue;
+		*key = p->name;
+		v = json_object_get(args, p->name);
+		if (v == NULL)
+			break; /* later ones cannot be placed; dispatch says what is missing */
+		if (json_is_array(v)) {
+			for (i = 0; i < json_array_size(v); i++)
+				if (value(b, json_array_get(v, i)) != 0)
+					return -1;
+		} else if (value(b, v) != 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Write one flag of args (key, v) as p declares it. 0 or -1. */
+static int
+write_flag(struct tlbot_buf *b, const struct tlbot_param *p, const char *key, const json_t *v)
+{
+	size_t i;
+
+	if (p->type == TLBOT_P_BOOL) {
+		if (json_is_true(v))
+			tlbot_buf_printf(b, " --%s", key);
+	} else if (json_is_array(v)) {
+		for (i = 0; i < json_array_size(v); i++) {
+			tlbot_buf_printf(b, " --%s", key);
+			if (value(b, json_array_get(v, i)) != 0)
+				return -1;
+		}
+	} else if (!json_is_null(v)) {
+		tlbot_buf_printf(b, " --%s", key);
+		if (value(b, v) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Write the flags in args to b; an argument params does not know is
+ * written as a flag, so that dispatch refuses it with the accepted flags.
+ * 0, or -1 with *key the one whose value has a type not taken. */
+static int
+write_flags(struct tlbot_buf *b, const struct tlbot_param *params, const json_t *args,
+	    const char **key)
+{
+	const struct tlbot_param *p;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)args, k, v) {
+		int known = 0;
+
+		*key = k;
+		for (p = params; p && p->name; p++) {
+			if (!tlbot_param_is_flag(p)) {
+				if (strcmp(p->name, k) == 0)
+					known = 1;
+				continue;
+			}
+			if (strcmp(p->name + 2, k) != 0)
+				continue;
+			known = 1;
+			if (write_flag(b, p, k, v) != 0)
+				return -1;
+		}
+		if (!known)
+			tlbot_buf_printf(b, " --%.40s", k);
+	}
+	return 0;
+}
+
 int
 tlbot_structured_command(const json_t *content, const char *bot_user, const char *prefix,
 			 char **text, char *err, size_t errlen)
 {
-	const json_t *inv = json_object_get(content, TLBOT_MSC4391_INVOKE), *args, *mentions, *v;
+	const json_t *inv = json_object_get(content, TLBOT_MSC4391_INVOKE), *args;
 	const struct tlbot_cmd *c;
 	const struct tlbot_subcmd *s = NULL;
-	const struct tlbot_param *p, *params;
+	const struct tlbot_param *params;
 	const char *command, *sp, *key = NULL;
 	struct tlbot_buf b;
 	char family[64];
-	size_t i;
 
 	*text = NULL;
 	if (inv == NULL)
 		inv = json_object_get(content, TLBOT_MSC4391_STABLE_INVOKE);
 	if (!json_is_object(inv))
 		return 0;
-	/* addressed to another bot? */
-	mentions = json_object_get(json_object_get(content, "m.mentions"), "user_ids");
-	if (json_is_array(mentions)) {
-		int us = 0;
-
-		for (i = 0; i < json_array_size(mentions); i++)
-			if (json_is_string(json_array_get(mentions, i)) &&
-			    strcmp(json_string_value(json_array_get(mentions, i)), bot_user) == 0)
-				us = 1;
-		if (!us)
-			return 0;
-	}
+	if (!addressed_to(content, bot_user))
+		return 0; /* to another bot */
 	command = json_string_value(json_object_get(inv, "command"));
 	args = json_object_get(inv, "arguments");
 	if (command == NULL || (args && !json_is_object(args))) {
@@ -331,53 +430,8 @@ tlbot_structured_command(const json_t *content, const char *bot_user, const char
 	tlbot_buf_init(&b, 16384);
 	tlbot_buf_printf(&b, "%s%s%s%s", prefix, c->name, s ? " " : "", s ? s->name : "");
 	/* positionals in order, then flags */
-	for (p = params; p && p->name; p++) {
-		if (tlbot_param_is_flag(p))
-			continue;
-		key = p->name;
-		v = json_object_get(args, p->name);
-		if (v == NULL)
-			break; /* later ones cannot be placed; dispatch says what is missing */
-		if (json_is_array(v)) {
-			for (i = 0; i < json_array_size(v); i++)
-				if (value(&b, json_array_get(v, i)) != 0)
-					goto bad;
-		} else if (value(&b, v) != 0) {
-			goto bad;
-		}
-	}
-	json_object_foreach((json_t *)args, key, v) {
-		int known = 0;
-
-		for (p = params; p && p->name; p++) {
-			if (!tlbot_param_is_flag(p)) {
-				if (strcmp(p->name, key) == 0)
-					known = 1;
-				continue;
-			}
-			if (strcmp(p->name + 2, key) != 0)
-				continue;
-			known = 1;
-			if (p->type == TLBOT_P_BOOL) {
-				if (json_is_true(v))
-					tlbot_buf_printf(&b, " --%s", key);
-			} else if (json_is_array(v)) {
-				for (i = 0; i < json_array_size(v); i++) {
-					tlbot_buf_printf(&b, " --%s", key);
-					if (value(&b, json_array_get(v, i)) != 0)
-						goto bad;
-				}
-			} else if (!json_is_null(v)) {
-				tlbot_buf_printf(&b, " --%s", key);
-				if (value(&b, v) != 0)
-					goto bad;
-			}
-		}
-		if (!known) {
-			/* dispatch refuses it with the accepted flags */
-			tlbot_buf_printf(&b, " --%.40s", key);
-		}
-	}
+	if (write_positionals(&b, params, args, &key) != 0 || write_flags(&b, params, args, &key) != 0)
+		goto bad;
 	*text = tlbot_buf_detach(&b);
 	tlbot_buf_release(&b);
 	if (*text == NULL) {

@@ -281,6 +281,61 @@ tlbot_cmdline_release(struct tlbot_cmdline *cl)
 	memset(cl, 0, sizeof(*cl));
 }
 
+/* Append the inside of a quoted section opened by open (at open_at) to
+ * b, from *pp up to and past its closing quote (*pp moves there). Inside
+ * double quotes, \" and \\ are a literal quote and backslash. Returns 0,
+ * or -1 with a reason (unbalanced quote, out of memory). */
+static int
+read_quoted(const char **pp, const char *end, enum quote open, const char *open_at,
+	    struct tlbot_buf *b, char *err, size_t errlen)
+{
+	const char *p = *pp;
+	size_t qc, n;
+
+	for (;;) {
+		enum quote cq;
+
+		if (p >= end) {
+			char snip[SNIPPET_MAX + 8];
+
+			snippet(open_at, end, snip, sizeof(snip));
+			set_err(err, errlen, "unbalanced quote: %s", snip);
+			return -1;
+		}
+		cq = quote_at(p, end, &qc);
+		if (cq != Q_NONE && closes(open, cq, p + qc, end)) {
+			*pp = p + qc;
+			return 0;
+		}
+		if (*p == '\\' && (open == Q_DQ || open == Q_TDQ_OPEN || open == Q_TDQ_CLOSE) &&
+		    p + 1 < end) {
+			size_t el;
+			enum quote eq = quote_at(p + 1, end, &el);
+
+			if (p[1] == '\\') {
+				el = 1;
+			} else if (!(eq == Q_DQ || eq == Q_TDQ_OPEN || eq == Q_TDQ_CLOSE)) {
+				el = 0;
+			}
+			if (el) {
+				if (tlbot_buf_add(b, p + 1, el) != 0)
+					goto oom;
+				p += 1 + el;
+				continue;
+			}
+		}
+		n = 1;
+		if ((unsigned char)*p >= 0x80)
+			n = utf8_decode((const unsigned char *)p, (size_t)(end - p), &(uint32_t){ 0 });
+		if (n == 0 || tlbot_buf_add(b, p, n) != 0)
+			goto oom;
+		p += n;
+	}
+oom:
+	set_err(err, errlen, "out of memory");
+	return -1;
+}
+
 /* Read one token starting at *pp (not white space) into t. Returns 0, or
  * -1 with a reason (unbalanced quote, out of memory). */
 static int
@@ -295,7 +350,7 @@ read_token(const char **pp, const char *end, struct tlbot_token *t,
 	t->quoted = 0;
 	t->bare = 0;
 	while (p < end && space_at(p, end) == 0) {
-		size_t ql, qc;
+		size_t ql;
 		enum quote q = quote_at(p, end, &ql);
 		const char *open_at = p;
 		enum quote open;
@@ -326,49 +381,9 @@ read_token(const char **pp, const char *end, struct tlbot_token *t,
 		bare = 0;
 		t->quoted = 1;
 		p += ql;
-		for (;;) {
-			enum quote cq;
-
-			if (p >= end) {
-				char snip[SNIPPET_MAX + 8];
-
-				snippet(open_at, end, snip, sizeof(snip));
-				set_err(err, errlen, "unbalanced quote: %s", snip);
-				tlbot_buf_release(&b);
-				return -1;
-			}
-			cq = quote_at(p, end, &qc);
-			if (cq != Q_NONE && closes(open, cq, p + qc, end)) {
-				p += qc;
-				break;
-			}
-			if (*p == '\\' && (open == Q_DQ || open == Q_TDQ_OPEN || open == Q_TDQ_CLOSE) &&
-			    p + 1 < end) {
-				size_t el;
-				enum quote eq = quote_at(p + 1, end, &el);
-
-				if (p[1] == '\\') {
-					el = 1;
-				} else if (!(eq == Q_DQ || eq == Q_TDQ_OPEN || eq == Q_TDQ_CLOSE)) {
-					el = 0;
-				}
-				if (el) {
-					if (tlbot_buf_add(&b, p + 1, el) != 0)
-						goto oom;
-					p += 1 + el;
-					continue;
-				}
-			}
-			{
-				size_t n = 1;
-
-				if ((unsigned char)*p >= 0x80)
-					n = utf8_decode((const unsigned char *)p, (size_t)(end - p),
-							&(uint32_t){ 0 });
-				if (n == 0 || tlbot_buf_add(&b, p, n) != 0)
-					goto oom;
-				p += n;
-			}
+		if (read_quoted(&p, end, open, open_at, &b, err, errlen) != 0) {
+			tlbot_buf_release(&b);
+			return -1;
 		}
 		after_close = 1;
 	}

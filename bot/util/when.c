@@ -333,139 +333,163 @@ next_dm(long now_days, long m, long d, long *out)
 	return -1;
 }
 
+/* What a reader of one form of date found. */
+enum date_r {
+	DATE_NO = 0, /* not this form: try the next */
+	DATE_OK,     /* *res is the day */
+	DATE_BAD,    /* not a date: the hint */
+	DATE_FAR,    /* past ten years */
+	DATE_ERR,    /* refused, err written */
+};
+
+/* today, tomorrow; weekdays: friday, this friday, next friday. */
+static enum date_r
+named_day(const struct words *w, const char *s, long now_days, long *res, char *err,
+	  size_t errlen)
+{
+	int next, this, wd, tw;
+	long ahead;
+
+	if (w->n == 1 && strcmp(w->w[0], "today") == 0) {
+		*res = now_days;
+		return DATE_OK;
+	}
+	if (w->n == 1 && strcmp(w->w[0], "tomorrow") == 0) {
+		*res = now_days + 1;
+		return DATE_OK;
+	}
+	if (w->n > 2)
+		return DATE_NO;
+	next = w->n == 2 && strcmp(w->w[0], "next") == 0;
+	this = w->n == 2 && strcmp(w->w[0], "this") == 0;
+	if (!(w->n == 1 || next || this) || (wd = weekday_of(w->w[w->n - 1])) < 0)
+		return DATE_NO;
+	tw = (int)((now_days + 3) % 7); /* 1970-01-01 was a Thursday */
+	ahead = (wd - tw + 7) % 7;
+	if (ahead == 0 && !next) {
+		set_err(err, errlen, "'%s' is today: write today, or next %s for the one in a week", s,
+			wdays[wd]);
+		return DATE_ERR;
+	}
+	*res = now_days + (ahead == 0 ? 7 : ahead);
+	return DATE_OK;
+}
+
+/* n units u (d, w, M, y) from today. */
+static enum date_r
+ahead_by(long now_days, long n, char u, long *res)
+{
+	return add_unit(now_days, n, u, res) != 0 ? DATE_FAR : DATE_OK;
+}
+
+/* Relative: +3d, +6m, 3 days, in 2 weeks, 6 months, in 3d. */
+static enum date_r
+relative_date(const struct words *w, long now_days, long *res)
+{
+	size_t i = strcmp(w->w[0], "in") == 0 ? 1 : 0;
+	const char *unit;
+	long n;
+	char u;
+
+	if (w->n - i == 1 && w->w[i][0] == '+' && num_unit(w->w[i] + 1, &n, &unit) == 0) {
+		u = strcmp(unit, "m") == 0 ? 'M' : unit_word(unit);
+		if (u == 'd' || u == 'w' || u == 'M' || u == 'y')
+			return ahead_by(now_days, n, u, res);
+		return DATE_BAD;
+	}
+	if (w->n - i == 2 && (n = number(w->w[i])) >= 0) {
+		u = unit_word(w->w[i + 1]);
+		if (strcmp(w->w[i + 1], "m") == 0 || strcmp(w->w[i + 1], "mon") == 0)
+			return DATE_BAD; /* minutes or months? */
+		if (u == 'd' || u == 'w' || u == 'M' || u == 'y')
+			return ahead_by(now_days, n, u, res);
+	}
+	if (w->n - i == 1 && i == 1 && num_unit(w->w[1], &n, &unit) == 0) {
+		u = unit_word(unit);
+		if (u == 'd' || u == 'w' || u == 'y')
+			return ahead_by(now_days, n, u, res);
+	}
+	return i == 1 ? DATE_BAD : DATE_NO;
+}
+
+/* One word: 2027-01-31, 2027-1-31, 31/01/2027, 31/01. */
+static enum date_r
+numeric_word_date(const char *word, long now_days, long *res)
+{
+	long y = 0, m = 0, d = 0;
+	int r = numeric_date(word, &y, &m, &d);
+
+	if (r <= 0)
+		return DATE_BAD;
+	if (y == 0)
+		return next_dm(now_days, m, d, res) == 0 ? DATE_OK : DATE_BAD;
+	if (!valid_date(y, m, d))
+		return DATE_BAD;
+	*res = tlbot_date_days((int)y, (int)m, (int)d);
+	return DATE_OK;
+}
+
+/* Words: 31 Jan, 31st January 2027, Jan 31, Jan 31 2027. */
+static enum date_r
+words_date(const struct words *w, long now_days, long *res)
+{
+	long y, m, d;
+	size_t yl;
+
+	if (w->n != 2 && w->n != 3)
+		return DATE_BAD;
+	if ((d = mday_of(w->w[0])) >= 0 && (m = month_of(w->w[1])) > 0) {
+	} else if ((m = month_of(w->w[0])) > 0 && (d = mday_of(w->w[1])) >= 0) {
+	} else {
+		return DATE_BAD;
+	}
+	if (w->n == 2)
+		return next_dm(now_days, m, d, res) == 0 ? DATE_OK : DATE_BAD;
+	yl = strlen(w->w[2]);
+	if (yl == 0 || w->w[2][yl - 1] == ',')
+		return DATE_BAD;
+	y = number(w->w[2]);
+	if (yl != 4 || !valid_date(y, m, d))
+		return DATE_BAD;
+	*res = tlbot_date_days((int)y, (int)m, (int)d);
+	return DATE_OK;
+}
+
 int
 tlbot_when_date(const char *s, time_t now, const char *tz, char out[11], char *err,
 		size_t errlen)
 {
 	struct words w;
-	long now_days, y = 0, m = 0, d = 0, n, res;
-	size_t i = 0;
-	const char *unit;
-	int r, wd;
+	long now_days, res = 0;
+	enum date_r r;
 
-	if (s == NULL || split(s, &w) != 0 || w.n == 0)
-		goto bad;
+	if (s == NULL || split(s, &w) != 0 || w.n == 0) {
+		set_err(err, errlen, "%s", tlbot_when_date_hint);
+		return -1;
+	}
 	if (today(now, tz, &now_days) != 0) {
 		set_err(err, errlen, "cannot read the date in time zone %s", tz ? tz : "(none)");
 		return -1;
 	}
-	if (w.n == 1 && strcmp(w.w[0], "today") == 0) {
-		write_date(now_days, out);
-		return 0;
-	}
-	if (w.n == 1 && strcmp(w.w[0], "tomorrow") == 0) {
-		write_date(now_days + 1, out);
-		return 0;
-	}
-	/* weekdays: friday, this friday, next friday */
-	if (w.n <= 2) {
-		int next = w.n == 2 && strcmp(w.w[0], "next") == 0;
-		int this = w.n == 2 && strcmp(w.w[0], "this") == 0;
-
-		if ((w.n == 1 || next || this) && (wd = weekday_of(w.w[w.n - 1])) >= 0) {
-			int tw = (int)((now_days + 3) % 7); /* 1970-01-01 was a Thursday */
-			long ahead = (wd - tw + 7) % 7;
-
-			if (ahead == 0 && !next) {
-				set_err(err, errlen,
-					"'%s' is today: write today, or next %s for the one in a week",
-					s, wdays[wd]);
-				return -1;
-			}
-			if (ahead == 0)
-				ahead = 7;
-			write_date(now_days + ahead, out);
-			return 0;
-		}
-	}
-	/* relative: +3d, +6m, 3 days, in 2 weeks, 6 months */
-	if (strcmp(w.w[0], "in") == 0)
-		i = 1;
-	if (w.n - i == 1 && w.w[i][0] == '+' && num_unit(w.w[i] + 1, &n, &unit) == 0) {
-		char u = strcmp(unit, "m") == 0 ? 'M' : unit_word(unit);
-
-		if (u == 'd' || u == 'w' || u == 'M' || u == 'y') {
-			if (add_unit(now_days, n, u, &res) != 0)
-				goto far;
-			write_date(res, out);
-			return 0;
-		}
-		goto bad;
-	}
-	if (w.n - i == 2 && (n = number(w.w[i])) >= 0) {
-		char u = unit_word(w.w[i + 1]);
-
-		if (strcmp(w.w[i + 1], "m") == 0 || strcmp(w.w[i + 1], "mon") == 0)
-			goto bad; /* minutes or months? */
-		if (u == 'd' || u == 'w' || u == 'M' || u == 'y') {
-			if (add_unit(now_days, n, u, &res) != 0)
-				goto far;
-			write_date(res, out);
-			return 0;
-		}
-	}
-	if (w.n - i == 1 && i == 1 && num_unit(w.w[1], &n, &unit) == 0) {
-		char u = unit_word(unit);
-
-		if (u == 'd' || u == 'w' || u == 'y') {
-			if (add_unit(now_days, n, u, &res) != 0)
-				goto far;
-			write_date(res, out);
-			return 0;
-		}
-	}
-	if (i == 1)
-		goto bad;
-	/* one word: 2027-01-31, 2027-1-31, 31/01/2027, 31/01 */
-	if (w.n == 1) {
-		r = numeric_date(w.w[0], &y, &m, &d);
-		if (r == 0)
-			goto bad;
-		if (r < 0)
-			goto invalid;
-		if (y == 0) {
-			if (next_dm(now_days, m, d, &res) != 0)
-				goto invalid;
-			write_date(res, out);
-			return 0;
-		}
-		if (!valid_date(y, m, d))
-			goto invalid;
-		write_date(tlbot_date_days((int)y, (int)m, (int)d), out);
-		return 0;
-	}
-	/* words: 31 Jan, 31st January 2027, Jan 31, Jan 31 2027 */
-	if (w.n == 2 || w.n == 3) {
-		if ((d = mday_of(w.w[0])) >= 0 && (m = month_of(w.w[1])) > 0) {
-		} else if ((m = month_of(w.w[0])) > 0 && (d = mday_of(w.w[1])) >= 0) {
-		} else {
-			goto bad;
-		}
-		if (w.n == 3) {
-			size_t yl = strlen(w.w[2]);
-
-			if (yl == 0 || w.w[2][yl - 1] == ',')
-				goto bad;
-			y = number(w.w[2]);
-			if (yl != 4 || !valid_date(y, m, d))
-				goto invalid;
-			write_date(tlbot_date_days((int)y, (int)m, (int)d), out);
-			return 0;
-		}
-		if (next_dm(now_days, m, d, &res) != 0)
-			goto invalid;
+	r = named_day(&w, s, now_days, &res, err, errlen);
+	if (r == DATE_NO)
+		r = relative_date(&w, now_days, &res);
+	if (r == DATE_NO)
+		r = w.n == 1 ? numeric_word_date(w.w[0], now_days, &res)
+			     : words_date(&w, now_days, &res);
+	switch (r) {
+	case DATE_OK:
 		write_date(res, out);
 		return 0;
+	case DATE_ERR:
+		return -1;
+	case DATE_FAR:
+		set_err(err, errlen, "too far ahead: dates go up to ten years from today");
+		return -1;
+	default:
+		set_err(err, errlen, "%s", tlbot_when_date_hint);
+		return -1;
 	}
-bad:
-	set_err(err, errlen, "%s", tlbot_when_date_hint);
-	return -1;
-invalid:
-	set_err(err, errlen, "%s", tlbot_when_date_hint);
-	return -1;
-far:
-	set_err(err, errlen, "too far ahead: dates go up to ten years from today");
-	return -1;
 }
 
 /* Seconds in one unit, or 0. */
@@ -480,6 +504,39 @@ unit_secs(char u)
 	case 's': return 1L;
 	default: return 0;
 	}
+}
+
+/* What reading part of a duration found. */
+enum dur_r { DUR_OK = 0, DUR_BAD, DUR_MONTHS, DUR_FAR };
+
+/* One word of number-unit runs ("2h", "1h30m", "90mins"), added to *total. */
+static enum dur_r
+compact_duration(const char *p, long *total)
+{
+	while (*p) {
+		const char *unit;
+		char ub[WORD_MAX], u;
+		size_t k = 0;
+		long n;
+
+		if (num_unit(p, &n, &unit) != 0)
+			return DUR_BAD;
+		while (unit[k] && !(unit[k] >= '0' && unit[k] <= '9') && k + 1 < sizeof(ub)) {
+			ub[k] = unit[k];
+			k++;
+		}
+		ub[k] = '\0';
+		u = unit_word(ub);
+		if (u == 'M' || u == 'y')
+			return DUR_MONTHS;
+		if (unit_secs(u) == 0 || n > MAX_DURATION)
+			return DUR_BAD;
+		*total += n * unit_secs(u);
+		if (*total > MAX_DURATION)
+			return DUR_FAR;
+		p = unit + k;
+	}
+	return DUR_OK;
 }
 
 int
@@ -527,29 +584,14 @@ tlbot_when_duration(const char *s, long *secs, char *err, size_t errlen)
 				goto bad;
 			i += 2;
 		} else {
-			/* "2h", "1h30m", "90mins" */
-			while (*p) {
-				const char *unit;
-				char ub[WORD_MAX];
-				size_t k = 0;
+			enum dur_r r = compact_duration(p, &total);
 
-				if (num_unit(p, &n, &unit) != 0)
-					goto bad;
-				while (unit[k] && !(unit[k] >= '0' && unit[k] <= '9') && k + 1 < sizeof(ub)) {
-					ub[k] = unit[k];
-					k++;
-				}
-				ub[k] = '\0';
-				u = unit_word(ub);
-				if (u == 'M' || u == 'y')
-					goto months;
-				if (unit_secs(u) == 0 || n > MAX_DURATION)
-					goto bad;
-				total += n * unit_secs(u);
-				if (total > MAX_DURATION)
-					goto far;
-				p = unit + k;
-			}
+			if (r == DUR_MONTHS)
+				goto months;
+			if (r == DUR_FAR)
+				goto far;
+			if (r != DUR_OK)
+				goto bad;
 			i++;
 			continue;
 		}
