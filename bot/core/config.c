@@ -1187,12 +1187,63 @@ refused(const struct tlbot_config *c, const char *name)
 	return k && (c->refused & (1ULL << key_index(k)));
 }
 
+/* Check the value of key k, whoever set it, reporting what is wrong. */
+static void
+check_key(struct ctx *x, const struct key *k)
+{
+	struct tlbot_config *c = x->c;
+	char why[MSG_MAX];
+	size_t j;
+
+	switch (k->type) {
+	case K_STR:
+	case K_SECRET: {
+		const char *v = *str_field(c, k);
+
+		if (v && v[0] && k->check && k->check(k->name, v, why, sizeof(why)) != 0)
+			problem(x, 0, "%s", why);
+		break;
+	}
+	case K_BOOL: {
+		const char *v = *str_field(c, k);
+
+		if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			problem(x, 0, "%s must be on or off", k->name);
+		break;
+	}
+	case K_INT:
+	case K_DURATION: {
+		int v = *int_field(c, k);
+
+		if (v < k->min || v > k->max)
+			problem(x, 0, "%s out of range: %d (expected %lld to %lld)", k->name,
+				v, k->min, k->max);
+		break;
+	}
+	case K_LIST: {
+		const struct tlbot_strlist *l = list_field(c, k);
+
+		if (l->n >= TLBOT_CONFIG_MAX_LIST || l->v[l->n] != NULL) {
+			problem(x, 0, "too many entries in %s (max %d)", k->name,
+				TLBOT_CONFIG_MAX_LIST - 1);
+			break;
+		}
+		for (j = 0; j < l->n; j++) {
+			if (l->v[j] == NULL || l->v[j][0] == '\0')
+				problem(x, 0, "empty entry in %s", k->name);
+			else if (k->check && k->check(k->name, l->v[j], why, sizeof(why)) != 0)
+				problem(x, 0, "%s", why);
+		}
+		break;
+	}
+	}
+}
+
 int
 tlbot_config_finish(struct tlbot_config *c, report_fn report, void *arg)
 {
 	struct ctx x;
-	size_t i, j;
-	char why[MSG_MAX];
+	size_t i;
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
@@ -1219,52 +1270,8 @@ tlbot_config_finish(struct tlbot_config *c, report_fn report, void *arg)
 			"password_file or password (or TLBOT_ACCESS_TOKEN)");
 
 	/* every value, whoever set it */
-	for (i = 0; i < NKEYS; i++) {
-		const struct key *k = &keys[i];
-
-		switch (k->type) {
-		case K_STR:
-		case K_SECRET: {
-			const char *v = *str_field(c, k);
-
-			if (v && v[0] && k->check && k->check(k->name, v, why, sizeof(why)) != 0)
-				problem(&x, 0, "%s", why);
-			break;
-		}
-		case K_BOOL: {
-			const char *v = *str_field(c, k);
-
-			if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
-				problem(&x, 0, "%s must be on or off", k->name);
-			break;
-		}
-		case K_INT:
-		case K_DURATION: {
-			int v = *int_field(c, k);
-
-			if (v < k->min || v > k->max)
-				problem(&x, 0, "%s out of range: %d (expected %lld to %lld)", k->name,
-					v, k->min, k->max);
-			break;
-		}
-		case K_LIST: {
-			const struct tlbot_strlist *l = list_field(c, k);
-
-			if (l->n >= TLBOT_CONFIG_MAX_LIST || l->v[l->n] != NULL) {
-				problem(&x, 0, "too many entries in %s (max %d)", k->name,
-					TLBOT_CONFIG_MAX_LIST - 1);
-				break;
-			}
-			for (j = 0; j < l->n; j++) {
-				if (l->v[j] == NULL || l->v[j][0] == '\0')
-					problem(&x, 0, "empty entry in %s", k->name);
-				else if (k->check && k->check(k->name, l->v[j], why, sizeof(why)) != 0)
-					problem(&x, 0, "%s", why);
-			}
-			break;
-		}
-		}
-	}
+	for (i = 0; i < NKEYS; i++)
+		check_key(&x, &keys[i]);
 	if (c->prefixes.n == 0 && !refused(c, "prefixes"))
 		problem(&x, 0, "prefixes is empty (commands need at least one, like \"!\")");
 	if (c->database == NULL || c->database[0] == '\0')

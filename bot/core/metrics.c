@@ -314,10 +314,35 @@ labelled(struct tlbot_buf *b, int family, const char *name, const char *k1, cons
 	return 0;
 }
 
-int
-tlbot_metrics_render(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
+/* The figures read from the store at scrape time (-1: not read). */
+static int
+render_store(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
 {
-	long long age = tlbot_metrics_sync_age_s(), lag = atomic_load(&sched_lag_s);
+	int rc = 0;
+
+	if (s->outbox_depth >= 0)
+		rc |= one(b, "tlbot_outbox_depth", "gauge",
+		          "Outbox rows waiting to be sent.", s->outbox_depth);
+	if (s->outbox_oldest_age_s >= 0)
+		rc |= one(b, "tlbot_outbox_oldest_age_seconds", "gauge",
+		          "Age of the oldest outbox row waiting (0 when none).",
+		          s->outbox_oldest_age_s);
+	if (s->db_bytes >= 0)
+		rc |= one(b, "tlbot_database_size_bytes", "gauge",
+		          "Size of the SQLite database file.", s->db_bytes);
+	if (s->wal_bytes >= 0)
+		rc |= one(b, "tlbot_database_wal_size_bytes", "gauge",
+		          "Size of the SQLite write-ahead log.", s->wal_bytes);
+	if (s->rooms >= 0)
+		rc |= one(b, "tlbot_rooms", "gauge", "Rooms the bot has joined.", s->rooms);
+	return rc;
+}
+
+/* Encryption gauges: the store's figures when it gave them, else the
+ * counters the crypto module keeps. */
+static int
+render_crypto(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
+{
 	long long cu = s && s->crypto_pending >= 0 ? s->crypto_pending
 	                                           : atomic_load(&crypto_undecryptable);
 	long long co = s && s->crypto_olm >= 0 ? s->crypto_olm : atomic_load(&crypto_olm);
@@ -325,6 +350,30 @@ tlbot_metrics_render(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
 	                                              : atomic_load(&crypto_megolm_in);
 	long long cmo = s && s->crypto_megolm_out >= 0 ? s->crypto_megolm_out
 	                                               : atomic_load(&crypto_megolm_out);
+	int rc = 0;
+
+	if (cu >= 0)
+		rc |= one(b, "tlbot_undecryptable_events", "gauge",
+		          "Encrypted events kept while their room key has not arrived.", cu);
+	if (co >= 0 || cmi >= 0 || cmo >= 0) {
+		rc |= head(b, "tlbot_crypto_sessions", "gauge",
+		           "Olm and Megolm sessions held, by kind.");
+		if (co >= 0)
+			rc |= tlbot_buf_printf(b, "tlbot_crypto_sessions{kind=\"olm\"} %lld\n", co);
+		if (cmi >= 0)
+			rc |= tlbot_buf_printf(
+			        b, "tlbot_crypto_sessions{kind=\"megolm_inbound\"} %lld\n", cmi);
+		if (cmo >= 0)
+			rc |= tlbot_buf_printf(
+			        b, "tlbot_crypto_sessions{kind=\"megolm_outbound\"} %lld\n", cmo);
+	}
+	return rc;
+}
+
+int
+tlbot_metrics_render(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
+{
+	long long age = tlbot_metrics_sync_age_s(), lag = atomic_load(&sched_lag_s);
 	const char *tr = tlbot_metrics_transport_name();
 	int rc = 0;
 
@@ -361,23 +410,8 @@ tlbot_metrics_render(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
 	if (lag >= 0)
 		rc |= one(b, "tlbot_scheduler_lag_seconds", "gauge",
 		          "How late the last scheduled job fired.", lag);
-	if (s) {
-		if (s->outbox_depth >= 0)
-			rc |= one(b, "tlbot_outbox_depth", "gauge",
-			          "Outbox rows waiting to be sent.", s->outbox_depth);
-		if (s->outbox_oldest_age_s >= 0)
-			rc |= one(b, "tlbot_outbox_oldest_age_seconds", "gauge",
-			          "Age of the oldest outbox row waiting (0 when none).",
-			          s->outbox_oldest_age_s);
-		if (s->db_bytes >= 0)
-			rc |= one(b, "tlbot_database_size_bytes", "gauge",
-			          "Size of the SQLite database file.", s->db_bytes);
-		if (s->wal_bytes >= 0)
-			rc |= one(b, "tlbot_database_wal_size_bytes", "gauge",
-			          "Size of the SQLite write-ahead log.", s->wal_bytes);
-		if (s->rooms >= 0)
-			rc |= one(b, "tlbot_rooms", "gauge", "Rooms the bot has joined.", s->rooms);
-	}
+	if (s)
+		rc |= render_store(b, s);
 	rc |= head(b, "tlbot_transport_info", "gauge",
 	           "The transport in use (1) and the configured choice.");
 	rc |= tlbot_buf_printf(b, "tlbot_transport_info{transport=\"%s\",configured=\"%s\"} 1\n",
@@ -388,21 +422,7 @@ tlbot_metrics_render(struct tlbot_buf *b, const struct tlbot_metrics_store *s)
 	rc |= one(b, "tlbot_undecryptable_events_total", "counter",
 	          "Encrypted events that could not be decrypted when they arrived.",
 	          (long long)atomic_load(&undecryptable_total));
-	if (cu >= 0)
-		rc |= one(b, "tlbot_undecryptable_events", "gauge",
-		          "Encrypted events kept while their room key has not arrived.", cu);
-	if (co >= 0 || cmi >= 0 || cmo >= 0) {
-		rc |= head(b, "tlbot_crypto_sessions", "gauge",
-		           "Olm and Megolm sessions held, by kind.");
-		if (co >= 0)
-			rc |= tlbot_buf_printf(b, "tlbot_crypto_sessions{kind=\"olm\"} %lld\n", co);
-		if (cmi >= 0)
-			rc |= tlbot_buf_printf(
-			        b, "tlbot_crypto_sessions{kind=\"megolm_inbound\"} %lld\n", cmi);
-		if (cmo >= 0)
-			rc |= tlbot_buf_printf(
-			        b, "tlbot_crypto_sessions{kind=\"megolm_outbound\"} %lld\n", cmo);
-	}
+	rc |= render_crypto(b, s);
 	rc |= one(b, "tlbot_metrics_label_overflow_total", "counter",
 	          "Increments dropped because the labelled-series table was full.",
 	          (long long)atomic_load(&overflow));
