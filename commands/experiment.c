@@ -1108,6 +1108,90 @@ tell_owner(struct tlbot_ctx *ctx, const struct exp_rec *r)
 	return tlbot_send_dm(ctx, r->owner, &m);
 }
 
+/* A title typed without quotes runs up to the sentence: "!exp new C-1
+ * Text reminders We believe ..." moves "reminders" from the sentence to
+ * the title (kept by ctx). 0 or -1 (failed). */
+static int
+title_run_up(struct tlbot_ctx *ctx, const char **title, const char **sentence)
+{
+	const char *p;
+	struct tlbot_buf t;
+
+	if (strncasecmp(*sentence, "we believe ", 11) == 0)
+		return 0;
+	for (p = *sentence; *p; p++)
+		if (*p == ' ' && strncasecmp(p + 1, "we believe ", 11) == 0)
+			break;
+	if (*p == '\0')
+		return 0;
+	tlbot_buf_init(&t, 8 * MAX_TITLE);
+	tlbot_buf_printf(&t, "%s %.*s", *title, (int)(p - *sentence), *sentence);
+	*title = tlbot_ctx_keep(ctx, tlbot_buf_str(&t));
+	tlbot_buf_release(&t);
+	if (*title == NULL)
+		return tlbot_exp_fail(ctx, "out of memory");
+	*sentence = p + 1;
+	return 0;
+}
+
+/* The metric of !exp new: --method, --metric and --unit checked, the
+ * --baseline and --target numbers, which need a metric. 0 or -1. */
+static int
+new_metric(struct tlbot_ctx *ctx, const struct tlbot_args *a, struct rec_num *baseline,
+	   struct rec_num *target)
+{
+	const char *method = tlbot_args_get(a, "method"), *metric = tlbot_args_get(a, "metric");
+	const char *unit = tlbot_args_get(a, "unit"), *v;
+
+	if (check_text(ctx, "--method", method, field_of("method")->max, 0) != 0 ||
+	    check_text(ctx, "--metric", metric, field_of("metric")->max, 0) != 0 ||
+	    check_text(ctx, "--unit", unit, field_of("unit")->max, 0) != 0)
+		return -1;
+	if ((v = tlbot_args_get(a, "baseline")) != NULL) {
+		if (parse_number(v, &baseline->v) != 0)
+			return fail_number(ctx, "baseline", v);
+		baseline->has = 1;
+	}
+	if ((v = tlbot_args_get(a, "target")) != NULL) {
+		if (parse_number(v, &target->v) != 0)
+			return fail_number(ctx, "target", v);
+		target->has = 1;
+	}
+	if ((baseline->has || target->has || unit) && (metric == NULL || *metric == '\0'))
+		return tlbot_exp_fail(ctx, "missing --metric: --baseline, --target and --unit describe a"
+				      " metric; name it with --metric \"...\"");
+	return 0;
+}
+
+/* "Recorded E-34 “title” for C-12 (proposed), owner ..." and the hypothesis. */
+static void
+recorded_msg(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct exp_rec *r)
+{
+	tlbot_msg_init(m);
+	tlbot_msg_text(m, "Recorded ");
+	exp_link(m, r);
+	tlbot_msg_text(m, " “");
+	tlbot_msg_text(m, r->title);
+	tlbot_msg_text(m, "” for ");
+	challenge_ref(m, ctx, r->challenge_id);
+	tlbot_msg_text(m, " (proposed), owner ");
+	tlbot_msg_user(m, r->owner);
+	if (r->end_date)
+		tlbot_msg_textf(m, ", until %s", r->end_date);
+	tlbot_msg_text(m, ".");
+	tlbot_msg_br(m);
+	tlbot_msg_italic(m, "We believe ");
+	tlbot_msg_text(m, r->believe);
+	tlbot_msg_italic(m, " will result in ");
+	tlbot_msg_text(m, r->result_in);
+	tlbot_msg_italic(m, ". We will know when ");
+	tlbot_msg_text(m, r->know_when);
+	tlbot_msg_text(m, ".");
+	tlbot_msg_br(m);
+	tlbot_msg_textf(m, "Start it with %sexp start E-%lld.", tlbot_ctx_prefix(ctx),
+			(long long)r->id);
+}
+
 static int
 cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
@@ -1123,53 +1207,14 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 
 	if (a->argc > 2 && tlbot_args_has(a, "hypothesis"))
 		return tlbot_exp_fail(ctx, "the hypothesis is given twice: %s, not both", hypothesis_forms);
-	/* a title typed without quotes runs up to the sentence:
-	 * "!exp new C-1 Text reminders We believe ..." */
-	if (a->argc > 2 && strncasecmp(sentence, "we believe ", 11) != 0) {
-		const char *p;
-
-		for (p = sentence; *p; p++)
-			if (*p == ' ' && strncasecmp(p + 1, "we believe ", 11) == 0)
-				break;
-		if (*p) {
-			struct tlbot_buf t;
-
-			tlbot_buf_init(&t, 8 * MAX_TITLE);
-			tlbot_buf_printf(&t, "%s %.*s", title, (int)(p - sentence), sentence);
-			title = tlbot_ctx_keep(ctx, tlbot_buf_str(&t));
-			tlbot_buf_release(&t);
-			if (title == NULL)
-				return tlbot_exp_fail(ctx, "out of memory");
-			sentence = p + 1;
-		}
-	}
+	if (a->argc > 2 && title_run_up(ctx, &title, &sentence) != 0)
+		return -1;
 	if (check_text(ctx, "title", title, MAX_TITLE, 1) != 0 ||
 	    check_challenge(ctx, a->argv[0], &cid) != 0 ||
 	    get_hypothesis(ctx, a, sentence, 1, &x, &y, &z) != 0)
 		return -1;
-	if (check_text(ctx, "--method", method, field_of("method")->max, 0) != 0 ||
-	    check_text(ctx, "--metric", metric, field_of("metric")->max, 0) != 0 ||
-	    check_text(ctx, "--unit", unit, field_of("unit")->max, 0) != 0)
+	if (new_metric(ctx, a, &baseline, &target) != 0)
 		goto out;
-	if ((v = tlbot_args_get(a, "baseline")) != NULL) {
-		if (parse_number(v, &baseline.v) != 0) {
-			fail_number(ctx, "baseline", v);
-			goto out;
-		}
-		baseline.has = 1;
-	}
-	if ((v = tlbot_args_get(a, "target")) != NULL) {
-		if (parse_number(v, &target.v) != 0) {
-			fail_number(ctx, "target", v);
-			goto out;
-		}
-		target.has = 1;
-	}
-	if ((baseline.has || target.has || unit) && (metric == NULL || *metric == '\0')) {
-		tlbot_exp_fail(ctx, "missing --metric: --baseline, --target and --unit describe a metric;"
-			   " name it with --metric \"...\"");
-		goto out;
-	}
 	/* dates as dispatch wrote them (YYYY-MM-DD) */
 	if ((v = tlbot_args_get(a, "start")) != NULL)
 		snprintf(start, sizeof(start), "%s", v);
@@ -1218,28 +1263,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		release(&r);
 		goto out;
 	}
-	tlbot_msg_init(&m);
-	tlbot_msg_text(&m, "Recorded ");
-	exp_link(&m, &r);
-	tlbot_msg_text(&m, " “");
-	tlbot_msg_text(&m, r.title);
-	tlbot_msg_text(&m, "” for ");
-	challenge_ref(&m, ctx, cid);
-	tlbot_msg_text(&m, " (proposed), owner ");
-	tlbot_msg_user(&m, r.owner);
-	if (r.end_date)
-		tlbot_msg_textf(&m, ", until %s", r.end_date);
-	tlbot_msg_text(&m, ".");
-	tlbot_msg_br(&m);
-	tlbot_msg_italic(&m, "We believe ");
-	tlbot_msg_text(&m, x);
-	tlbot_msg_italic(&m, " will result in ");
-	tlbot_msg_text(&m, y);
-	tlbot_msg_italic(&m, ". We will know when ");
-	tlbot_msg_text(&m, z);
-	tlbot_msg_text(&m, ".");
-	tlbot_msg_br(&m);
-	tlbot_msg_textf(&m, "Start it with %sexp start E-%lld.", tlbot_ctx_prefix(ctx), (long long)id);
+	recorded_msg(ctx, &m, &r);
 	rc = tlbot_reply(ctx, &m);
 	if (rc == 0)
 		rc = tell_owner(ctx, &r);
@@ -1923,18 +1947,13 @@ show_fields(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r,
 }
 
 /* The full record, texts cut to clip bytes. 0, or -1 on a database error. */
-static int
-show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, size_t clip)
+/* The head of `show`: title and status, challenge and people, the
+ * hypothesis, method and metric, dates. */
+static void
+show_plan(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, size_t clip)
 {
-	const int hist_shown = 15, notes_shown = 5, learn_shown = 10;
-	int64_t nhist, nnotes, nlearn;
 	char num[40], day[11];
 
-	nhist = count_rows(ctx, "SELECT count(*) FROM history WHERE kind = 'E' AND record_id = ?", r->id);
-	nnotes = count_rows(ctx, "SELECT count(*) FROM experiment_notes WHERE experiment_id = ?", r->id);
-	nlearn = count_rows(ctx, "SELECT count(*) FROM experiment_learnings WHERE experiment_id = ?", r->id);
-	if (nhist < 0 || nnotes < 0 || nlearn < 0)
-		return -1;
 	today(ctx, day);
 	exp_link(m, r);
 	tlbot_msg_text(m, " ");
@@ -1984,6 +2003,14 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 	label(m, "Dates:");
 	tlbot_msg_textf(m, "start %s · end %s", r->start_date ? r->start_date : "not set",
 			r->end_date ? r->end_date : "not set");
+}
+
+/* The result, the decision and why it was abandoned, when there are. */
+static void
+show_outcome(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, size_t clip)
+{
+	char num[40];
+
 	if (r->finding || r->result_value.has) {
 		label(m, "Result:");
 		if (r->result_value.has) {
@@ -2009,8 +2036,15 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 		label(m, "Abandoned:");
 		text_clip(m, ctx, r->abandon_reason, clip);
 	}
-	if (show_fields(m, ctx, r, clip) != 0)
-		return -1;
+}
+
+/* The latest learnings and notes (notes only in the team's own room). */
+static int
+show_texts(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, int64_t nlearn,
+	   int64_t nnotes, size_t clip)
+{
+	const int notes_shown = 5, learn_shown = 10;
+
 	if (nlearn > 0) {
 		block_br(m);
 		tlbot_msg_bold(m, nlearn > learn_shown ? "Learnings (latest):" : "Learnings:");
@@ -2036,6 +2070,26 @@ show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, si
 			      notes_shown, clip) != 0)
 			return -1;
 	}
+	return 0;
+}
+
+static int
+show_msg(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r, size_t clip)
+{
+	const int hist_shown = 15;
+	int64_t nhist, nnotes, nlearn;
+
+	nhist = count_rows(ctx, "SELECT count(*) FROM history WHERE kind = 'E' AND record_id = ?", r->id);
+	nnotes = count_rows(ctx, "SELECT count(*) FROM experiment_notes WHERE experiment_id = ?", r->id);
+	nlearn = count_rows(ctx, "SELECT count(*) FROM experiment_learnings WHERE experiment_id = ?", r->id);
+	if (nhist < 0 || nnotes < 0 || nlearn < 0)
+		return -1;
+	show_plan(m, ctx, r, clip);
+	show_outcome(m, ctx, r, clip);
+	if (show_fields(m, ctx, r, clip) != 0)
+		return -1;
+	if (show_texts(m, ctx, r, nlearn, nnotes, clip) != 0)
+		return -1;
 	block_br(m);
 	tlbot_msg_bold(m, "History:");
 	tlbot_msg_plain(m, "\n");
