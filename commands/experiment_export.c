@@ -420,23 +420,119 @@ write_tail(struct export *x, const char *room, time_t now)
 	return 0;
 }
 
+/* The file formats' extensions, MIME types and names, by enum fmt. */
+static const char *const exts[] = { "md", "csv", "json" };
+static const char *const mimes[] = { "text/markdown; charset=utf-8", "text/csv; charset=utf-8",
+				     "application/json" };
+static const char *const names[] = { "Markdown", "CSV", "JSON" };
+
+/* Write the room's experiments into x (of challenge cid when cid >= 0;
+ * of status st, or open ones): the head and one entry each. The last
+ * tlbot_db_next's return (0 at the end, 1 when x filled up), or -1. */
+static int
+export_rows(struct export *x, const char *room, int64_t cid, const char *st, int open_only)
+{
+	struct tlbot_db_rows q = { NULL, NULL };
+	struct tlbot_buf sql;
+	char where[256];
+	int rc;
+
+	snprintf(where, sizeof(where), " e.room_id = ?1%s%s ORDER BY e.id",
+		 cid >= 0 ? " AND e.challenge_id = ?2" : " AND ?2 = 0",
+		 open_only ? " AND e.status IN ('proposed', 'running') AND ?3 IS NULL"
+			   : st ? " AND e.status = ?3" : " AND ?3 IS NULL");
+	tlbot_buf_init(&sql, 8192);
+	rec_select(&tlbot_exp_desc, "e", &sql);
+	tlbot_buf_adds(&sql, "WHERE");
+	tlbot_buf_adds(&sql, where);
+	if (tlbot_db_query(x->ctx, &q, tlbot_buf_str(&sql), "tit", room, cid >= 0 ? cid : 0, st) != 0) {
+		tlbot_buf_release(&sql);
+		return -1;
+	}
+	write_head(x);
+	while ((rc = tlbot_db_next(&q)) > 0) {
+		struct exp_rec r;
+
+		if (rec_read(&tlbot_exp_desc, &q, &r) != 0) {
+			rc = -1;
+			break;
+		}
+		if (write_one(x, &r) != 0)
+			rc = -1;
+		rec_release(&tlbot_exp_desc, &r);
+		if (rc < 0 || x->full)
+			break;
+	}
+	tlbot_db_done(&q);
+	tlbot_buf_release(&sql);
+	return rc;
+}
+
+/* A small export as a message: Markdown as it reads, JSON in a code block. */
+static int
+export_inline(struct tlbot_ctx *ctx, const struct export *x)
+{
+	struct tlbot_msg m;
+
+	tlbot_msg_init(&m);
+	tlbot_msg_bold(&m, "Experiment log");
+	tlbot_msg_textf(&m, " — %zu experiment%s (%s)", x->n, x->n == 1 ? "" : "s", names[x->fmt]);
+	tlbot_msg_br(&m);
+	if (x->fmt == FMT_MD) {
+		tlbot_msg_plain(&m, tlbot_buf_str(&x->plain));
+		tlbot_msg_html(&m, tlbot_buf_str(&x->html));
+	} else {
+		struct tlbot_buf esc;
+		const char *text = tlbot_buf_str(&x->out);
+
+		tlbot_buf_init(&esc, TLBOT_MSG_MAX);
+		tlbot_buf_add_html(&esc, text, 0);
+		tlbot_msg_plain(&m, text);
+		tlbot_msg_html(&m, "<pre><code>");
+		tlbot_msg_html(&m, tlbot_buf_str(&esc));
+		tlbot_msg_html(&m, "</code></pre>");
+		tlbot_buf_release(&esc);
+	}
+	return tlbot_reply(ctx, &m);
+}
+
+/* A larger (or CSV) export as a file, named by day (and challenge cid
+ * when cid >= 0), announced first. */
+static int
+export_file(struct tlbot_ctx *ctx, const struct export *x, const char *room, int64_t cid)
+{
+	char fname[96], day[11], caption[256];
+	size_t k;
+	int rc;
+
+	if (tlbot_tz_date(tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC",
+			  tlbot_ctx_now(ctx), day) != 0)
+		snprintf(day, sizeof(day), "export");
+	if (cid >= 0)
+		snprintf(fname, sizeof(fname), "experiments-C-%lld-%s.%s", (long long)cid, day, exts[x->fmt]);
+	else
+		snprintf(fname, sizeof(fname), "experiments-%s.%s", day, exts[x->fmt]);
+	snprintf(caption, sizeof(caption), "%s (%zu experiment%s, %s%s)", fname, x->n,
+		 x->n == 1 ? "" : "s", names[x->fmt], x->fmt == FMT_CSV ? ", UTF-8" : "");
+	k = x->out.len;
+	rc = tlbot_replyf(ctx, "Exported %zu experiment%s as %s (%zu KB): the file follows.", x->n,
+			  x->n == 1 ? "" : "s", fname, (k + 1023) / 1024);
+	if (rc == 0)
+		rc = tlbot_send_file(ctx, room, fname, mimes[x->fmt], x->out.data, k, caption);
+	if (rc != 0)
+		rc = tlbot_exp_fail(ctx, "could not queue the export file");
+	return rc;
+}
+
 int
 tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
 	static const char *const statuses[] = { "proposed", "running", "concluded", "abandoned", NULL };
 	const char *fmtname = tlbot_args_get(a, "format"), *st = tlbot_args_get(a, "status");
 	const char *ch = tlbot_args_get(a, "challenge"), *room = tlbot_ctx_room(ctx);
-	static const char *const exts[] = { "md", "csv", "json" };
-	static const char *const mimes[] = { "text/markdown; charset=utf-8",
-					     "text/csv; charset=utf-8", "application/json" };
-	static const char *const names[] = { "Markdown", "CSV", "JSON" };
 	struct export x;
-	struct tlbot_db_rows q = { NULL, NULL };
-	struct tlbot_buf sql;
-	char where[256], fname[96], day[11], caption[256];
 	int64_t cid = 0;
 	int rc, open_only = 0, i;
-	size_t k;
 
 	memset(&x, 0, sizeof(x));
 	x.ctx = ctx;
@@ -460,36 +556,10 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 					  " abandoned or open", st);
 		st = statuses[i];
 	}
-	snprintf(where, sizeof(where), " e.room_id = ?1%s%s ORDER BY e.id",
-		 ch ? " AND e.challenge_id = ?2" : " AND ?2 = 0",
-		 open_only ? " AND e.status IN ('proposed', 'running') AND ?3 IS NULL"
-			   : st ? " AND e.status = ?3" : " AND ?3 IS NULL");
 	tlbot_buf_init(&x.out, EXPORT_MAX);
 	tlbot_buf_init(&x.html, TLBOT_MSG_MAX / 2);
 	tlbot_buf_init(&x.plain, TLBOT_MSG_MAX / 2);
-	tlbot_buf_init(&sql, 8192);
-	rec_select(&tlbot_exp_desc, "e", &sql);
-	tlbot_buf_adds(&sql, "WHERE");
-	tlbot_buf_adds(&sql, where);
-	if (tlbot_db_query(ctx, &q, tlbot_buf_str(&sql), "tit", room, cid, open_only ? NULL : st) != 0) {
-		rc = -1;
-		goto out;
-	}
-	write_head(&x);
-	while ((rc = tlbot_db_next(&q)) > 0) {
-		struct exp_rec r;
-
-		if (rec_read(&tlbot_exp_desc, &q, &r) != 0) {
-			rc = -1;
-			break;
-		}
-		if (write_one(&x, &r) != 0)
-			rc = -1;
-		rec_release(&tlbot_exp_desc, &r);
-		if (rc < 0 || x.full)
-			break;
-	}
-	tlbot_db_done(&q);
+	rc = export_rows(&x, room, ch ? cid : -1, open_only ? NULL : st, open_only);
 	if (x.full) {
 		rc = tlbot_exp_fail(ctx, "the export is too large (over %u MB): narrow it with --challenge"
 				" C-12 or --status S", EXPORT_MAX / (1024 * 1024));
@@ -511,48 +581,11 @@ tlbot_exp_export(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		goto out;
 	}
 	if (x.fmt != FMT_CSV && x.out.len < EXPORT_INLINE_MAX && !x.html_full) {
-		struct tlbot_msg m;
-
-		tlbot_msg_init(&m);
-		tlbot_msg_bold(&m, "Experiment log");
-		tlbot_msg_textf(&m, " — %zu experiment%s (%s)", x.n, x.n == 1 ? "" : "s", names[x.fmt]);
-		tlbot_msg_br(&m);
-		if (x.fmt == FMT_MD) {
-			tlbot_msg_plain(&m, tlbot_buf_str(&x.plain));
-			tlbot_msg_html(&m, tlbot_buf_str(&x.html));
-		} else {
-			struct tlbot_buf esc;
-			const char *text = tlbot_buf_str(&x.out);
-
-			tlbot_buf_init(&esc, TLBOT_MSG_MAX);
-			tlbot_buf_add_html(&esc, text, 0);
-			tlbot_msg_plain(&m, text);
-			tlbot_msg_html(&m, "<pre><code>");
-			tlbot_msg_html(&m, tlbot_buf_str(&esc));
-			tlbot_msg_html(&m, "</code></pre>");
-			tlbot_buf_release(&esc);
-		}
-		rc = tlbot_reply(ctx, &m);
+		rc = export_inline(ctx, &x);
 		goto out;
 	}
-	if (tlbot_tz_date(tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC",
-			  tlbot_ctx_now(ctx), day) != 0)
-		snprintf(day, sizeof(day), "export");
-	if (ch)
-		snprintf(fname, sizeof(fname), "experiments-C-%lld-%s.%s", (long long)cid, day, exts[x.fmt]);
-	else
-		snprintf(fname, sizeof(fname), "experiments-%s.%s", day, exts[x.fmt]);
-	snprintf(caption, sizeof(caption), "%s (%zu experiment%s, %s%s)", fname, x.n,
-		 x.n == 1 ? "" : "s", names[x.fmt], x.fmt == FMT_CSV ? ", UTF-8" : "");
-	k = x.out.len;
-	rc = tlbot_replyf(ctx, "Exported %zu experiment%s as %s (%zu KB): the file follows.", x.n,
-			  x.n == 1 ? "" : "s", fname, (k + 1023) / 1024);
-	if (rc == 0)
-		rc = tlbot_send_file(ctx, room, fname, mimes[x.fmt], x.out.data, k, caption);
-	if (rc != 0)
-		rc = tlbot_exp_fail(ctx, "could not queue the export file");
+	rc = export_file(ctx, &x, room, ch ? cid : -1);
 out:
-	tlbot_buf_release(&sql);
 	tlbot_buf_release(&x.out);
 	tlbot_buf_release(&x.html);
 	tlbot_buf_release(&x.plain);
