@@ -47,6 +47,7 @@
 #include "tlbot/clock.h"
 #include "tlbot/http.h"
 #include "tlbot/log.h"
+#include "tlbot/matrix.h"
 
 #define STREAM_PATH        "/_matrix/client/unstable/stream"
 #define API                "/_matrix/client/v3"
@@ -432,7 +433,9 @@ sync_thread(void *arg)
 
 		tlbot_buf_init(&path, 64 * 1024);
 		tlbot_buf_printf(&path, API "/sync?timeout=%ld%s%s%s%s",
-		                 c->since ? SYNC_TIMEOUT_MS : 0, c->since ? "&since=" : "",
+		                 /* a first sync: not from Synapse's response cache */
+		                 c->since ? SYNC_TIMEOUT_MS : tlbot_mx_first_sync_timeout_ms(),
+		                 c->since ? "&since=" : "",
 		                 c->since ? s : "", c->filter ? "&filter=" : "",
 		                 c->filter ? f : "");
 		curl_free(s);
@@ -846,7 +849,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		if (c == NULL)
 			return -1;
 		pthread_mutex_lock(&gw.lock);
-		if (c->kick) {
+		/* a kick closes after what was queued before it (the error that
+		 * says why); a slow consumer's (2) at once */
+		if (c->kick && (c->out_head == NULL || c->kick == 2)) {
 			int code = c->close_code;
 			char reason_text[64];
 

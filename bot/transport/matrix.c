@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "tlbot/buf.h"
+#include "tlbot/clock.h"
 #include "tlbot/log.h"
 #include "tlbot/matrix.h"
 
@@ -158,6 +159,12 @@ tlbot_mx_whoami(struct tlbot_http *h, char **user_id, char **device_id, struct t
 	*user_id = json_strdup(r->json, "user_id");
 	*device_id = json_strdup(r->json, "device_id");
 	return *user_id ? TLBOT_OK : TLBOT_ERR_PARSE;
+}
+
+long
+tlbot_mx_first_sync_timeout_ms(void)
+{
+	return 1 + (long)(tlbot_clock_mono_ms() % 9973);
 }
 
 enum tlbot_err

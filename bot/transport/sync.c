@@ -331,12 +331,10 @@ first_sync_request(struct tlbot_daemon *d, const char *filter, struct tlbot_http
 	enum tlbot_err e = TLBOT_ERR_NOMEM;
 
 	tlbot_buf_init(&p, 65536);
-	/* A first sync returns at once whatever its timeout. One that differs
-	 * from the last start's keeps Synapse from answering it from its
-	 * response cache (the same since, filter and timeout within 2 minutes):
-	 * a stale start position would answer what came since as new. */
+	/* a timeout that differs from the last start's: not from Synapse's
+	 * response cache (see tlbot_mx_first_sync_timeout_ms) */
 	if (f && tlbot_buf_printf(&p, "/_matrix/client/v3/sync?timeout=%ld&filter=%s",
-				  1 + (long)(tlbot_clock_mono_ms() % 9973), f) == 0) {
+				  tlbot_mx_first_sync_timeout_ms(), f) == 0) {
 		d->http.raw = 1;
 		e = tlbot_http_request(&d->http, "GET", tlbot_buf_str(&p), NULL, 0, NULL,
 				       FIRST_SYNC_TIMEOUT_MS, r);
@@ -374,6 +372,32 @@ setup_filter(struct tlbot_daemon *d)
 		d->filter = strdup(json);
 	}
 	tlbot_http_resp_release(&r);
+}
+
+int
+tlbot_sync_refused(struct tlbot_daemon *d, const char *who, int *refused, int from_position,
+		   const char *errcode, const char *error, long status)
+{
+	if ((*refused)++ > 0 && from_position) {
+		/* refused again with a new filter: the position itself (a since
+		 * the server no longer knows, e.g. after its database was
+		 * restored). Start afresh: what came meanwhile is marked
+		 * handled, as at a first start. */
+		log_error("%s: %s %s (HTTP %ld) again with a new filter: the homeserver does not know "
+			  "our position; starting afresh (messages sent meanwhile are not answered)",
+			  who, errcode, error, status);
+		tlbot_store_kv_del(&d->st, "next_batch");
+		*refused = 0;
+		return 1;
+	}
+	/* e.g. a filter or position the server no longer knows */
+	log_error("%s: %s %s (HTTP %ld); retrying with a new filter", who, errcode, error, status);
+	free(d->filter);
+	d->filter = NULL;
+	tlbot_store_kv_del(&d->st, "filter_id");
+	tlbot_store_kv_del(&d->st, "filter_json");
+	setup_filter(d);
+	return 0;
 }
 
 void
@@ -442,27 +466,12 @@ tlbot_sync_run(struct tlbot_daemon *d)
 				tlbot_daemon_fail(d, 2);
 				break;
 			}
-			if (!tlbot_http_retryable(e, &r) && refused++ > 0 && since) {
-				/* refused again with a new filter: the position itself
-				 * (a since the server no longer knows, e.g. after its
-				 * database was restored). Start afresh: what came
-				 * meanwhile is marked handled, as at a first start. */
-				log_error("sync: %s %s (HTTP %ld) again with a new filter: the homeserver "
-					  "does not know our position; starting afresh (messages sent "
-					  "meanwhile are not answered)", r.errcode, r.error, r.status);
+			if (!tlbot_http_retryable(e, &r) &&
+			    tlbot_sync_refused(d, "sync", &refused, since != NULL, r.errcode, r.error,
+					       r.status) == 1) {
 				free(since);
 				since = NULL;
-				tlbot_store_kv_del(&d->st, "next_batch");
-				refused = 0;
 				continue;
-			} else if (!tlbot_http_retryable(e, &r)) {
-				/* e.g. a filter or position the server no longer knows */
-				log_error("sync: %s %s (HTTP %ld); retrying with a new filter", r.errcode,
-					  r.error, r.status);
-				free(d->filter);
-				tlbot_store_kv_del(&d->st, "filter_id");
-				tlbot_store_kv_del(&d->st, "filter_json");
-				setup_filter(d);
 			}
 			/* a rate limit says how long to wait; other failures back off */
 			if (r.retry_after_ms >= 0)

@@ -82,6 +82,9 @@ struct tlbot_ws {
 	int rx_too_big;
 	int apply_failures; /* consecutive failures to apply an update */
 	char *since;        /* the position the current stream continues from */
+	int since_refused;  /* refusals of since/filter in a row (tlbot_sync_refused) */
+	long hs_status;     /* the HTTP status of a refused handshake, or 0 */
+	int fresh_now;      /* the position was dropped: reconnect at once, fresh */
 	char *auth_header;  /* "Bearer <token>" */
 	char *path;         /* path + query of the current attempt (may hold the token) */
 	unsigned char *tx;
@@ -294,6 +297,8 @@ lose_requests_locked(struct tlbot_ws *ws)
 		tlbot_daemon_wake(ws->d); /* a worker polling (tlbot_ws_send_poll) */
 }
 
+static void on_tick(lws_sorted_usec_list_t *sul);
+
 /* The connection attempt failed or the connection closed. */
 static void
 conn_down(struct tlbot_ws *ws, const char *why)
@@ -321,9 +326,21 @@ conn_down(struct tlbot_ws *ws, const char *why)
 			ws->refused = 1;
 			return;
 		}
+		/* 400: the server refuses the since or the filter (as /sync
+		 * does): the policy sync.c follows, then reconnect */
+		if (ws->hs_status == 400)
+			ws->fresh_now = tlbot_sync_refused(ws->d, "websocket", &ws->since_refused,
+			                                   ws->since != NULL, "the stream handshake",
+			                                   "was refused", ws->hs_status) == 1;
 	}
-	wait = tlbot_backoff_ms(ws->attempt++, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
+	/* a fresh start goes at once, as sync.c's does: what is sent while
+	 * it waits would come as history, not answered */
+	wait = ws->fresh_now ? 0
+	                     : tlbot_backoff_ms(ws->attempt++, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
+	ws->fresh_now = 0;
 	ws->next_connect_ms = tlbot_clock_mono_ms() + wait;
+	if (wait == 0 && ws->ctx)
+		lws_sul_schedule(ws->ctx, 0, &ws->tick, on_tick, 1); /* the next tick now */
 	if (was_up)
 		tlbot_metrics_reconnect();
 	if (was_up)
@@ -480,6 +497,14 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 				          "give it "
 				          "a new access token");
 				tlbot_daemon_fail(d, 2);
+			} else if (json_integer_value(json_object_get(err, "status")) == 400) {
+				/* a gateway's upstream /sync refused the since or the
+				 * filter: the policy sync.c follows, then reconnect */
+				ws->fresh_now = tlbot_sync_refused(d, "websocket", &ws->since_refused,
+				                                   ws->since != NULL, errcode,
+				                                   etext ? etext : "", 400) == 1;
+				json_decref(msg);
+				return -1;
 			}
 		} else {
 			log_debug("websocket: ignoring a message without next_batch");
@@ -498,6 +523,7 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 		return -1;
 	}
 	ws->attempt = 0;
+	ws->since_refused = 0;
 	json_decref(msg);
 	return 0;
 }
@@ -522,8 +548,11 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		}
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		if (wsi == ws->wsi || ws->wsi == NULL)
+		if (wsi == ws->wsi || ws->wsi == NULL) {
+			ws->hs_status = (long)lws_http_client_http_response(wsi);
 			conn_down(ws, in ? (const char *)in : "connection error");
+			ws->hs_status = 0;
+		}
 		break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		ws->wsi = wsi;

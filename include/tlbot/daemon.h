@@ -63,6 +63,15 @@ int tlbot_daemon_login(struct tlbot_daemon *d);
 /* Set up the receive side once (router, gap filling, sync filter in
  * d->filter); later calls do nothing. Shared by both transports. */
 void tlbot_sync_prepare(struct tlbot_daemon *d);
+/* The refused-position policy both transports share (sync.c, ws.c): the
+ * homeserver refused for good to sync (a 4xx that is not a rate limit or a
+ * bad token), from a stored position when from_position. The first
+ * refusal renews the sync filter (d->filter) and returns 0: retry. Refused
+ * again from a stored position: kv next_batch is deleted and 1 returned:
+ * start afresh. who prefixes the log line; *refused is the caller's count
+ * (zero it after a batch is applied). */
+int tlbot_sync_refused(struct tlbot_daemon *d, const char *who, int *refused, int from_position,
+		       const char *errcode, const char *error, long status);
 /* The /sync receive loop; returns when stopping (or at d->sync_until_ms). */
 int tlbot_sync_run(struct tlbot_daemon *d);
 /* The worker thread body (arg: struct tlbot_daemon *). */

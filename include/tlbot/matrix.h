@@ -24,6 +24,13 @@ enum tlbot_err tlbot_mx_whoami(struct tlbot_http *h, char **user_id, char **devi
  * On success r->json is the batch (owned by r). */
 enum tlbot_err tlbot_mx_sync(struct tlbot_http *h, const char *since, const char *filter,
 			     long timeout_ms, struct tlbot_http_resp *r);
+/* The timeout to send with a first sync (no since), shared by sync.c and
+ * the gateway: an initial sync returns at once whatever its timeout, and
+ * one that differs from the last start's (1 to 9973 ms, from the clock)
+ * keeps Synapse from answering it from its response cache (the same
+ * since, filter and timeout within 2 minutes), which would hand a restart
+ * a stale position and answer what came since as new. */
+long tlbot_mx_first_sync_timeout_ms(void);
 /* POST /user/{userId}/filter -> *filter_id (caller frees). */
 enum tlbot_err tlbot_mx_create_filter(struct tlbot_http *h, const char *user_id,
 				      const char *filter_json, char **filter_id,

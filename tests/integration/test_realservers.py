@@ -213,12 +213,14 @@ class ServerErrors(unittest.TestCase):
 
 
 class BadSince(Asks, unittest.TestCase):
+    # over the suite's transport: /sync, the WebSocket (the handshake is
+    # refused with 400) and the gateway (its upstream /sync is: an error
+    # message, then the close); the same policy in each (tlbot_sync_refused)
     def test_refused_position_starts_afresh(self):
         self.hs = mx.Homeserver()
         self.addCleanup(self.hs.stop)
         self.alice = self.hs.register("alice")
-        self.bot = mx.Bot(self.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0,
-                                                              "transport": "sync"})
+        self.bot = mx.Bot(self.hs, mx.tmpdir(), config_extra={"rate_limit_per_min": 0})
         self.bot.start()
         self.addCleanup(self.bot.stop)
         self.room = self.alice.create_room(name="since", invite=[self.bot.user_id])
