@@ -125,6 +125,7 @@ class Run:
         self.pending = {}       # room -> [(t, event)] bot events not yet decided
         self.undecryptable = 0
         self.plaintext_in_encrypted = 0
+        self.sessions = set()   # Megolm session ids of the bot's encrypted replies
 
     def start(self):
         hs = self.hs
@@ -222,6 +223,9 @@ class Run:
                         self.undecryptable += 1
                 elif d and found is None:
                     found = t
+                    sid = (raw.get("content") or {}).get("session_id")
+                    if raw.get("type") == "m.room.encrypted" and sid:
+                        self.sessions.add(sid)
             pend[:] = keep
             if found is not None:
                 return found
@@ -255,6 +259,7 @@ class Run:
         out = {"bot": self.botname, "first_reply_ms": first,
                "undecryptable": self.undecryptable,
                "plaintext_in_encrypted_room": self.plaintext_in_encrypted,
+               "reply_megolm_sessions": len(self.sessions),
                "rss_peak_kb": B.proc_mem_kb(self.pid).get("VmHWM")}
         for name, r in runs.items():
             out[name] = {"commands": n, "missing_replies": r["missing"],

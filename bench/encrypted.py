@@ -136,7 +136,8 @@ def e2ee_table(out, lines):
                 bad = (f"; {r['undecryptable']} replies the sender could not decrypt, "
                        f"{r['plaintext_in_encrypted_room']} sent in clear in the encrypted room")
             lines.append(f"{r['bot']}: encrypted minus plain reply: p50 {fmt(e['p50'])}, p95 "
-                         f"{fmt(e['p95'])}, p99 {fmt(e['p99'])} ms{bad}")
+                         f"{fmt(e['p95'])}, p99 {fmt(e['p99'])} ms; its encrypted replies used "
+                         f"{r.get('reply_megolm_sessions', '?')} Megolm session(s){bad}")
         lines.append("cpu ms = the bot's CPU per command (all its threads, from /proc/<pid>/task/"
                      "*/schedstat) between the command's PUT and its reply; first = the first command of each room, before the timed ones "
                      "(encrypted: incl. setting up the Olm and Megolm sessions)")
