@@ -33,7 +33,7 @@ static const char *
 user_zone(struct tlbot_ctx *ctx, char *buf, size_t len)
 {
 	tlbot_user_tz(ctx, tlbot_ctx_sender(ctx),
-	           tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC", buf, len);
+	              tlbot_ctx_default_tz(ctx) ? tlbot_ctx_default_tz(ctx) : "UTC", buf, len);
 	return buf;
 }
 

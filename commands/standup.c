@@ -296,7 +296,7 @@ cmd_mode(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	              m, 0, 1) != 0)
 		return -1;
 	return replan_reply(ctx, strcmp(m, "dm") == 0 ? "Prompts by direct message"
-	                                                  : "Prompts in the room");
+	                                              : "Prompts in the room");
 }
 
 /* "15", "15m", "1h", "1h30m" -> minutes, or -1. */
@@ -601,9 +601,9 @@ show_settings(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *
 		tlbot_msg_textf(m, "Bank holidays skipped: %s (GOV.UK).", r->division);
 	else
 		su_textf_code(m,
-		                "Bank holidays are not skipped (`%sstandup holidays "
-		                "england-and-wales|scotland|northern-ireland`).",
-		                tlbot_ctx_prefix(ctx));
+		              "Bank holidays are not skipped (`%sstandup holidays "
+		              "england-and-wales|scotland|northern-ireland`).",
+		              tlbot_ctx_prefix(ctx));
 	tlbot_msg_br(m);
 	if (r->enabled && r->next_date) {
 		tlbot_date_long(r->next_date, date, sizeof(date));
@@ -625,8 +625,8 @@ show_skips_and_leave(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *roo
 	                   " ORDER BY date LIMIT 20",
 	                   "tt", room_id, today) == 0) {
 		while (tlbot_db_next(&q) > 0)
-			tlbot_msg_textf(m, "%s%s", n++ ? ", " : "Skip dates: ",
-			                tlbot_db_col_text(&q, 0));
+			tlbot_msg_textf(m, "%s%s",
+			                n++ ? ", " : "Skip dates: ", tlbot_db_col_text(&q, 0));
 		tlbot_db_done(&q);
 		if (n)
 			tlbot_msg_br(m);
@@ -657,8 +657,7 @@ show_skips_and_leave(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *roo
 /* Who is asked: the team (or the room's members), with their own zone
  * and away period when they have one. */
 static void
-show_people(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r,
-            const char *today)
+show_people(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r, const char *today)
 {
 	struct su_list members = {0};
 	char until[11];
@@ -684,10 +683,10 @@ show_people(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r,
 		}
 		if (!roster)
 			su_textf_code(m,
-			                "No team roster here, so everyone in the room is asked; "
-			                "`%steam add @user --role R` makes a roster that is asked "
-			                "instead.",
-			                tlbot_ctx_prefix(ctx));
+			              "No team roster here, so everyone in the room is asked; "
+			              "`%steam add @user --role R` makes a roster that is asked "
+			              "instead.",
+			              tlbot_ctx_prefix(ctx));
 	}
 	su_list_release(&members);
 }

@@ -78,7 +78,7 @@ int su_has_marker(const char *text, char *const q[3]);
  * su_answer_record and the redaction of an answer, not fields). Adding a
  * field is one row here and one migration. */
 #define SU_ANSWER_FIELDS(X)                                                                        \
-	X(room_id, "room_id", "room", R_TEXT, 0, RE_FIXED, REC_KEY | REC_REQUIRED | REC_INTERNAL,   \
+	X(room_id, "room_id", "room", R_TEXT, 0, RE_FIXED, REC_KEY | REC_REQUIRED | REC_INTERNAL,  \
 	  "room")                                                                                  \
 	X(user_id, "user_id", "user", R_USER, 0, RE_FIXED, REC_KEY | REC_REQUIRED | REC_SHOWN,     \
 	  "person")                                                                                \

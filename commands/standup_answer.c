@@ -134,9 +134,14 @@ record_one(struct tlbot_ctx *ctx, const char *room, const char *date, const char
 		rec_release(&su_answer_desc, &old);
 		*merged = 1;
 	}
-	a = (struct su_answer){.room_id = mut(room), .user_id = mut(user), .date = mut(date),
-	                       .yesterday = sec[0], .today = sec[1], .blockers = sec[2],
-	                       .event_id = mut(event_id), .source = mut(source)};
+	a = (struct su_answer){.room_id = mut(room),
+	                       .user_id = mut(user),
+	                       .date = mut(date),
+	                       .yesterday = sec[0],
+	                       .today = sec[1],
+	                       .blockers = sec[2],
+	                       .event_id = mut(event_id),
+	                       .source = mut(source)};
 	if (su_answer_record(ctx, &a) < 0) {
 		free3(sec);
 		return -1;

@@ -330,8 +330,8 @@ su_about_user(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *user_id, c
 	                   "tt", user_id, today) != 0)
 		return -1;
 	while ((rc = tlbot_db_next(&q)) > 0) {
-		tlbot_msg_textf(m, "Away from the stand-up in %s until %s", tlbot_db_col_text(&q, 0),
-		                tlbot_db_col_text(&q, 1));
+		tlbot_msg_textf(m, "Away from the stand-up in %s until %s",
+		                tlbot_db_col_text(&q, 0), tlbot_db_col_text(&q, 1));
 		tlbot_msg_br(m);
 		n++;
 	}
@@ -572,8 +572,8 @@ su_answer_record(struct tlbot_ctx *ctx, struct su_answer *a)
 }
 
 int
-su_answer_current(struct tlbot_ctx *ctx, const char *room_id, const char *user_id,
-                  const char *date, struct su_answer *a)
+su_answer_current(struct tlbot_ctx *ctx, const char *room_id, const char *user_id, const char *date,
+                  struct su_answer *a)
 {
 	struct tlbot_db_rows q;
 	int rc;

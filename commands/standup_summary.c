@@ -235,8 +235,7 @@ blockers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const char *room_id,
 static void
 answers_part(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct su_room *r,
              const char *room_id, const char *date, const struct su_list *members,
-             const struct answers *ans, int compact, struct su_list *away,
-             struct su_list *missing)
+             const struct answers *ans, int compact, struct su_list *away, struct su_list *missing)
 {
 	char lab[3][128], until[11];
 	int n = 0, i;
