@@ -1430,6 +1430,79 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return tlbot_reply(ctx, &m);
 }
 
+/* --team: everyone on the room's team whose tour has not ended, added to
+ * u. 0 or -1 (failed). */
+static int
+assign_roster(struct tlbot_ctx *ctx, const struct challenge *c, struct tlbot_users *u)
+{
+	char today_s[11];
+	struct tlbot_db_rows q;
+	int nteam = 0, full = 0;
+
+	days_date(today(ctx), today_s);
+	tlbot_db_query(ctx, &q,
+	         "SELECT user_id FROM team_members WHERE room_id = ? AND"
+	         " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id",
+	         "tt", c->room_id, today_s);
+	if (q.stmt == NULL)
+		return db_fail(ctx);
+	while (tlbot_db_next(&q) > 0) {
+		if (tlbot_users_add(u, tlbot_db_col_text(&q, 0)) != 0) {
+			full = 1;
+			break;
+		}
+		nteam++;
+	}
+	tlbot_db_done(&q);
+	if (full)
+		return tlbot_fail(ctx,
+		                  "the team has more than %d people: assign them in smaller groups",
+		                  TLBOT_MAX_USERS);
+	if (nteam == 0)
+		return tlbot_fail(ctx,
+		                  "the team roster is empty: add people with %steam add @name"
+		                  " --role ROLE",
+		                  tlbot_ctx_prefix(ctx));
+	return 0;
+}
+
+/* "Assigned C-12 title to ... Lead: ... Already assigned: ..." */
+static void
+assigned_msg(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct challenge *c,
+             const struct tlbot_users *added, const struct tlbot_users *already, const char *lead,
+             const char *old_lead)
+{
+	tlbot_msg_init(m);
+	if (added->n > 0) {
+		tlbot_msg_text(m, "Assigned ");
+		append_ref(m, ctx, c->id);
+		tlbot_msg_text(m, " ");
+		tlbot_msg_bold(m, c->title);
+		tlbot_msg_text(m, " to ");
+		append_users(m, added, 1);
+		tlbot_msg_text(m, ".");
+	}
+	if (lead && (old_lead == NULL || strcmp(old_lead, lead) != 0)) {
+		tlbot_msg_text(m, added->n ? " Lead: " : "Lead of ");
+		if (!added->n) {
+			append_ref(m, ctx, c->id);
+			tlbot_msg_text(m, " is now ");
+		}
+		tlbot_msg_mention(m, lead);
+		if (old_lead) {
+			tlbot_msg_text(m, " (was ");
+			tlbot_msg_user(m, old_lead);
+			tlbot_msg_text(m, ")");
+		}
+		tlbot_msg_text(m, ".");
+	}
+	if (already->n > 0) {
+		tlbot_msg_text(m, " Already assigned: ");
+		append_users(m, already, 0);
+		tlbot_msg_text(m, ".");
+	}
+}
+
 static int
 cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
@@ -1458,43 +1531,8 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_fail(ctx, "too many people in one command (at most %d)", TLBOT_MAX_USERS);
 		goto out;
 	}
-	if (team) {
-		char today_s[11];
-		struct tlbot_db_rows q;
-		int nteam = 0, full = 0;
-
-		days_date(today(ctx), today_s);
-		tlbot_db_query(ctx, &q,
-		         "SELECT user_id FROM team_members WHERE room_id = ? AND"
-		         " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id",
-		         "tt", c.room_id, today_s);
-		if (q.stmt == NULL) {
-			db_fail(ctx);
-			goto out;
-		}
-		while (tlbot_db_next(&q) > 0) {
-			if (tlbot_users_add(&u, tlbot_db_col_text(&q, 0)) != 0) {
-				full = 1;
-				break;
-			}
-			nteam++;
-		}
-		tlbot_db_done(&q);
-		if (full) {
-			tlbot_fail(
-			        ctx,
-			        "the team has more than %d people: assign them in smaller groups",
-			        TLBOT_MAX_USERS);
-			goto out;
-		}
-		if (nteam == 0) {
-			tlbot_fail(ctx,
-			           "the team roster is empty: add people with %steam add @name"
-			           " --role ROLE",
-			           tlbot_ctx_prefix(ctx));
-			goto out;
-		}
-	}
+	if (team && assign_roster(ctx, &c, &u) != 0)
+		goto out;
 	if (u.n == 0) {
 		tlbot_fail(
 		        ctx,
@@ -1517,35 +1555,7 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		           (long long)c.id);
 		goto out;
 	}
-	tlbot_msg_init(&m);
-	if (added.n > 0) {
-		tlbot_msg_text(&m, "Assigned ");
-		append_ref(&m, ctx, c.id);
-		tlbot_msg_text(&m, " ");
-		tlbot_msg_bold(&m, c.title);
-		tlbot_msg_text(&m, " to ");
-		append_users(&m, &added, 1);
-		tlbot_msg_text(&m, ".");
-	}
-	if (lead && (old_lead == NULL || strcmp(old_lead, lead) != 0)) {
-		tlbot_msg_text(&m, added.n ? " Lead: " : "Lead of ");
-		if (!added.n) {
-			append_ref(&m, ctx, c.id);
-			tlbot_msg_text(&m, " is now ");
-		}
-		tlbot_msg_mention(&m, lead);
-		if (old_lead) {
-			tlbot_msg_text(&m, " (was ");
-			tlbot_msg_user(&m, old_lead);
-			tlbot_msg_text(&m, ")");
-		}
-		tlbot_msg_text(&m, ".");
-	}
-	if (already.n > 0) {
-		tlbot_msg_text(&m, " Already assigned: ");
-		append_users(&m, &already, 0);
-		tlbot_msg_text(&m, ".");
-	}
+	assigned_msg(ctx, &m, &c, &added, &already, lead, old_lead);
 	if (tlbot_reply(ctx, &m) != 0)
 		goto out;
 	/* a new lead who was already assigned hears about it too */
