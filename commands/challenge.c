@@ -771,6 +771,65 @@ assign_users(struct tlbot_ctx *ctx, struct challenge *c, const struct tlbot_user
 	return 0;
 }
 
+/* The title of !challenge new: its words joined into title, checked.
+ * 0 or -1 (failed). */
+static int
+new_title(struct tlbot_ctx *ctx, const struct tlbot_args *args, struct tlbot_buf *title)
+{
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < args->argc; i++)
+		if (tlbot_buf_printf(title, "%s%s", i ? " " : "", args->argv[i]) != 0)
+			break;
+	v = tlbot_buf_str(title);
+	while (*v == ' ')
+		v++;
+	if (*v == '\0')
+		return tlbot_fail(ctx,
+		                  "missing title: usage: %schallenge new \"title\" [--region R]"
+		                  " [--due DATE]",
+		                  tlbot_ctx_prefix(ctx));
+	if (i < args->argc)
+		return tlbot_fail(ctx, "the title is too long (at most %d characters)", TITLE_MAX);
+	return check_text(ctx, "title", v, TITLE_MAX, 1);
+}
+
+/* "Created C-12: title — due ..., region R. Lead: ... Sponsor: ..." */
+static void
+created_msg(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct challenge *c)
+{
+	char dtext[64];
+
+	tlbot_msg_init(m);
+	tlbot_msg_text(m, "Created ");
+	append_ref(m, ctx, c->id);
+	tlbot_msg_text(m, ": ");
+	tlbot_msg_bold(m, c->title);
+	if (c->due) {
+		due_text(dtext, sizeof(dtext), c->due, today(ctx), 0);
+		tlbot_msg_textf(m, " — due %s", dtext);
+	}
+	if (c->region) {
+		tlbot_msg_text(m, c->due ? ", region " : " — region ");
+		tlbot_msg_text(m, c->region);
+	}
+	tlbot_msg_text(m, ".");
+	if (c->lead) {
+		tlbot_msg_text(m, " Lead: ");
+		tlbot_msg_mention(m, c->lead);
+		tlbot_msg_text(m, ".");
+	}
+	if (c->sponsor) {
+		tlbot_msg_text(m, " Sponsor: ");
+		append_person(m, c->sponsor);
+		tlbot_msg_text(m, ".");
+	}
+	if (c->lead == NULL)
+		tlbot_msg_textf(m, " Assign people with %schallenge assign C-%lld @name.",
+		                tlbot_ctx_prefix(ctx), (long long)c->id);
+}
+
 static int
 cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
@@ -780,32 +839,15 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct challenge c;
 	struct tlbot_users u = {0}, added = {0}, already = {0};
 	struct tlbot_msg m;
-	char due[11] = "", dtext[64];
+	char due[11] = "";
 	char *team_region = NULL;
 	int64_t id, rev;
-	size_t i;
 	int rc = -1;
 
 	memset(&c, 0, sizeof(c));
 	tlbot_buf_init(&title, 4 * TITLE_MAX + 64);
-	for (i = 0; i < args->argc; i++)
-		if (tlbot_buf_printf(&title, "%s%s", i ? " " : "", args->argv[i]) != 0)
-			break;
-	v = tlbot_buf_str(&title);
-	while (*v == ' ')
-		v++;
-	if (*v == '\0') {
-		rc = tlbot_fail(ctx,
-		                "missing title: usage: %schallenge new \"title\" [--region R]"
-		                " [--due DATE]",
-		                tlbot_ctx_prefix(ctx));
+	if (new_title(ctx, args, &title) != 0)
 		goto out;
-	}
-	if (i < args->argc || check_text(ctx, "title", v, TITLE_MAX, 1) != 0) {
-		if (i < args->argc)
-			tlbot_fail(ctx, "the title is too long (at most %d characters)", TITLE_MAX);
-		goto out;
-	}
 	if ((v = tlbot_args_get(args, "due")) && parse_due(ctx, v, due) != 0)
 		goto out;
 	if (region && (check_text(ctx, "region", region, FIELD_MAX, 1) != 0))
@@ -860,33 +902,7 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		}
 	}
 
-	tlbot_msg_init(&m);
-	tlbot_msg_text(&m, "Created ");
-	append_ref(&m, ctx, c.id);
-	tlbot_msg_text(&m, ": ");
-	tlbot_msg_bold(&m, c.title);
-	if (c.due) {
-		due_text(dtext, sizeof(dtext), c.due, today(ctx), 0);
-		tlbot_msg_textf(&m, " — due %s", dtext);
-	}
-	if (c.region) {
-		tlbot_msg_text(&m, c.due ? ", region " : " — region ");
-		tlbot_msg_text(&m, c.region);
-	}
-	tlbot_msg_text(&m, ".");
-	if (c.lead) {
-		tlbot_msg_text(&m, " Lead: ");
-		tlbot_msg_mention(&m, c.lead);
-		tlbot_msg_text(&m, ".");
-	}
-	if (c.sponsor) {
-		tlbot_msg_text(&m, " Sponsor: ");
-		append_person(&m, c.sponsor);
-		tlbot_msg_text(&m, ".");
-	}
-	if (c.lead == NULL)
-		tlbot_msg_textf(&m, " Assign people with %schallenge assign C-%lld @name.",
-		                tlbot_ctx_prefix(ctx), (long long)c.id);
+	created_msg(ctx, &m, &c);
 	if (tlbot_reply(ctx, &m) != 0 || dm_assigned(ctx, &c, &added) != 0) {
 		rc = -1;
 		goto out;
