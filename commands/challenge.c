@@ -1049,6 +1049,56 @@ people_cell(struct tlbot_msg *m, const char *ids)
 	" AND (?4 IS NULL OR c.lead = ?4 OR EXISTS (SELECT 1 FROM challenge_assignees a"           \
 	"  WHERE a.challenge_id = c.id AND a.user_id = ?4))"
 
+/* One challenge of !challenge list (a row of q: id, room, title, status,
+ * due, lead, -, assignees): a line, or a table row in HTML; wide adds
+ * the team. */
+static void
+list_row(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct tlbot_db_rows *q,
+         int64_t now_day, int wide)
+{
+	char dtext[64];
+	const char *due = tlbot_db_col_text(q, 4), *lead = tlbot_db_col_text(q, 5),
+	           *st = tlbot_db_col_text(q, 3), *assigned = tlbot_db_col_text(q, 7);
+
+	tlbot_msg_plain(m, "\n• ");
+	tlbot_msg_html(m, "<tr><td>");
+	append_ref(m, ctx, tlbot_db_col_int(q, 0));
+	tlbot_msg_plain(m, " ");
+	tlbot_msg_html(m, "</td><td>");
+	tlbot_msg_text(m, tlbot_db_col_text(q, 2));
+	tlbot_msg_plain(m, " — ");
+	tlbot_msg_html(m, "</td><td>");
+	tlbot_msg_text(m, st);
+	tlbot_msg_html(m, "</td><td>");
+	if (due) {
+		due_text(dtext, sizeof(dtext), due, now_day, is_closed(st));
+		tlbot_msg_plain(m, ", due ");
+		tlbot_msg_text(m, dtext);
+	}
+	tlbot_msg_html(m, "</td><td>");
+	if (lead) {
+		tlbot_msg_plain(m, ", lead ");
+		tlbot_msg_user(m, lead);
+	} else {
+		tlbot_msg_html(m, "—"); /* no lead yet: a dash, not an empty cell */
+	}
+	tlbot_msg_html(m, "</td><td>");
+	/* the people, not a count */
+	people_cell(m, assigned);
+	tlbot_msg_html(m, "</td>");
+	if (wide) {
+		char *name = room_label(ctx, tlbot_db_col_text(q, 1));
+		const char *team = name;
+
+		tlbot_msg_html(m, "<td>");
+		tlbot_msg_plain(m, team ? " — team " : " — room ");
+		tlbot_msg_text(m, team ? team : tlbot_db_col_text(q, 1));
+		tlbot_msg_html(m, "</td>");
+		free(name);
+	}
+	tlbot_msg_html(m, "</tr>");
+}
+
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
@@ -1056,7 +1106,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	           *status_v = tlbot_args_get(args, "status");
 	int mine = tlbot_args_has(args, "mine"), all = tlbot_args_has(args, "all-rooms");
 	const char *room = NULL, *who = NULL;
-	char filter[96], dtext[64];
+	char filter[96];
 	int64_t page, total = 0, pages, now_day = today(ctx);
 	struct tlbot_db_rows q;
 	struct tlbot_msg m;
@@ -1124,47 +1174,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		tlbot_msg_html(&m, "<th>Team</th>");
 	tlbot_msg_html(&m, "</tr></thead><tbody>");
 	while (tlbot_db_next(&q) > 0) {
-		const char *due = tlbot_db_col_text(&q, 4), *lead = tlbot_db_col_text(&q, 5),
-		           *st = tlbot_db_col_text(&q, 3), *assigned = tlbot_db_col_text(&q, 7);
-
 		n++;
-		tlbot_msg_plain(&m, "\n• ");
-		tlbot_msg_html(&m, "<tr><td>");
-		append_ref(&m, ctx, tlbot_db_col_int(&q, 0));
-		tlbot_msg_plain(&m, " ");
-		tlbot_msg_html(&m, "</td><td>");
-		tlbot_msg_text(&m, tlbot_db_col_text(&q, 2));
-		tlbot_msg_plain(&m, " — ");
-		tlbot_msg_html(&m, "</td><td>");
-		tlbot_msg_text(&m, st);
-		tlbot_msg_html(&m, "</td><td>");
-		if (due) {
-			due_text(dtext, sizeof(dtext), due, now_day, is_closed(st));
-			tlbot_msg_plain(&m, ", due ");
-			tlbot_msg_text(&m, dtext);
-		}
-		tlbot_msg_html(&m, "</td><td>");
-		if (lead) {
-			tlbot_msg_plain(&m, ", lead ");
-			tlbot_msg_user(&m, lead);
-		} else {
-			tlbot_msg_html(&m, "—"); /* no lead yet: a dash, not an empty cell */
-		}
-		tlbot_msg_html(&m, "</td><td>");
-		/* the people, not a count */
-		people_cell(&m, assigned);
-		tlbot_msg_html(&m, "</td>");
-		if (wide) {
-			char *name = room_label(ctx, tlbot_db_col_text(&q, 1));
-			const char *team = name;
-
-			tlbot_msg_html(&m, "<td>");
-			tlbot_msg_plain(&m, team ? " — team " : " — room ");
-			tlbot_msg_text(&m, team ? team : tlbot_db_col_text(&q, 1));
-			tlbot_msg_html(&m, "</td>");
-			free(name);
-		}
-		tlbot_msg_html(&m, "</tr>");
+		list_row(ctx, &m, &q, now_day, wide);
 	}
 	tlbot_db_done(&q);
 	tlbot_msg_html(&m, "</tbody></table>");
@@ -1297,16 +1308,82 @@ field_line(struct tlbot_msg *m, const char *label)
 	tlbot_msg_text(m, " ");
 }
 
+/* The head of `show`: C-12 title, status, due date, region. */
+static void
+show_head(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct challenge *c)
+{
+	char dtext[64];
+
+	append_ref(m, ctx, c->id);
+	tlbot_msg_text(m, " ");
+	tlbot_msg_bold(m, c->title);
+	field_line(m, "Status:");
+	tlbot_msg_text(m, c->status);
+	if (c->due) {
+		due_text(dtext, sizeof(dtext), c->due, today(ctx), is_closed(c->status));
+		tlbot_msg_text(m, " · ");
+		tlbot_msg_bold(m, "Due:");
+		tlbot_msg_text(m, " ");
+		tlbot_msg_text(m, dtext);
+	}
+	if (c->region) {
+		tlbot_msg_text(m, " · ");
+		tlbot_msg_bold(m, "Region:");
+		tlbot_msg_text(m, " ");
+		tlbot_msg_text(m, c->region);
+	}
+}
+
+/* The room (when shown elsewhere), lead, sponsor and the people assigned.
+ * Returns the room's label to free (NULL when none was needed). */
+static char *
+show_people(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct challenge *c)
+{
+	struct tlbot_db_rows q;
+	char *team = NULL;
+	int n = 0;
+
+	if (tlbot_ctx_room(ctx) == NULL || strcmp(tlbot_ctx_room(ctx), c->room_id) != 0) {
+		team = room_label(ctx, c->room_id);
+		field_line(m, "Room:");
+		tlbot_msg_text(m, team ? team : c->room_id);
+	}
+	field_line(m, "Lead:");
+	if (c->lead)
+		tlbot_msg_user(m, c->lead);
+	else
+		tlbot_msg_text(m, "none");
+	tlbot_msg_text(m, " · ");
+	tlbot_msg_bold(m, "Sponsor:");
+	tlbot_msg_text(m, " ");
+	if (c->sponsor)
+		append_person(m, c->sponsor);
+	else
+		tlbot_msg_text(m, "none");
+	field_line(m, "Assigned:");
+	tlbot_db_query(ctx, &q,
+	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
+	         " ORDER BY assigned_at, rowid",
+	         "i", c->id);
+	while (q.stmt && tlbot_db_next(&q) > 0) {
+		if (n++)
+			tlbot_msg_text(m, ", ");
+		tlbot_msg_user(m, tlbot_db_col_text(&q, 0));
+	}
+	tlbot_db_done(&q);
+	if (n == 0)
+		tlbot_msg_text(m, "nobody yet");
+	return team;
+}
+
 static int
 cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
 	struct challenge c;
 	struct tlbot_msg m;
-	struct tlbot_db_rows q;
-	char dtext[64], created[11] = "?";
+	char created[11] = "?";
 	char *team = NULL;
 	int64_t nhist = 0;
-	int n = 0;
 
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
@@ -1316,54 +1393,8 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		return db_fail(ctx);
 	}
 	tlbot_msg_init(&m);
-	append_ref(&m, ctx, c.id);
-	tlbot_msg_text(&m, " ");
-	tlbot_msg_bold(&m, c.title);
-	field_line(&m, "Status:");
-	tlbot_msg_text(&m, c.status);
-	if (c.due) {
-		due_text(dtext, sizeof(dtext), c.due, today(ctx), is_closed(c.status));
-		tlbot_msg_text(&m, " · ");
-		tlbot_msg_bold(&m, "Due:");
-		tlbot_msg_text(&m, " ");
-		tlbot_msg_text(&m, dtext);
-	}
-	if (c.region) {
-		tlbot_msg_text(&m, " · ");
-		tlbot_msg_bold(&m, "Region:");
-		tlbot_msg_text(&m, " ");
-		tlbot_msg_text(&m, c.region);
-	}
-	if (tlbot_ctx_room(ctx) == NULL || strcmp(tlbot_ctx_room(ctx), c.room_id) != 0) {
-		team = room_label(ctx, c.room_id);
-		field_line(&m, "Room:");
-		tlbot_msg_text(&m, team ? team : c.room_id);
-	}
-	field_line(&m, "Lead:");
-	if (c.lead)
-		tlbot_msg_user(&m, c.lead);
-	else
-		tlbot_msg_text(&m, "none");
-	tlbot_msg_text(&m, " · ");
-	tlbot_msg_bold(&m, "Sponsor:");
-	tlbot_msg_text(&m, " ");
-	if (c.sponsor)
-		append_person(&m, c.sponsor);
-	else
-		tlbot_msg_text(&m, "none");
-	field_line(&m, "Assigned:");
-	tlbot_db_query(ctx, &q,
-	         "SELECT user_id FROM challenge_assignees WHERE challenge_id = ?"
-	         " ORDER BY assigned_at, rowid",
-	         "i", c.id);
-	while (q.stmt && tlbot_db_next(&q) > 0) {
-		if (n++)
-			tlbot_msg_text(&m, ", ");
-		tlbot_msg_user(&m, tlbot_db_col_text(&q, 0));
-	}
-	tlbot_db_done(&q);
-	if (n == 0)
-		tlbot_msg_text(&m, "nobody yet");
+	show_head(ctx, &m, &c);
+	team = show_people(ctx, &m, &c);
 	if (c.description) {
 		field_line(&m, "Description:");
 		tlbot_msg_refs(&m, ctx, c.description);
