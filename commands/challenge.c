@@ -1787,6 +1787,35 @@ edit_field(struct tlbot_ctx *ctx, struct challenge *c, const char *column, const
 	return 0;
 }
 
+/* The flags of !challenge edit checked: at least one, the due date into
+ * due ("" for none), the sponsor as a person. 0 or -1 (failed). */
+static int
+edit_flags(struct tlbot_ctx *ctx, const struct tlbot_args *args, char due[11],
+           const char **sponsor)
+{
+	const char *title = tlbot_args_get(args, "title"), *due_v = tlbot_args_get(args, "due");
+	const char *desc = tlbot_args_get(args, "desc"), *region = tlbot_args_get(args, "region");
+	const char *sponsor_v = tlbot_args_get(args, "sponsor");
+
+	*sponsor = NULL;
+	if (!title && !due_v && !desc && !region && !sponsor_v)
+		return tlbot_fail(ctx, "nothing to edit: give --title, --due, --desc, --region or"
+		                       " --sponsor (none clears one)");
+	if (title && (*title == '\0' || check_text(ctx, "title", title, TITLE_MAX, 1) != 0))
+		return *title ? -1 : tlbot_fail(ctx, "the title cannot be empty");
+	if (due_v && parse_due(ctx, due_v, due) != 0)
+		return -1;
+	if (desc && check_text(ctx, "description", desc, DESC_MAX, 0) != 0)
+		return -1;
+	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
+		return -1;
+	if (sponsor_v && !is_none(sponsor_v) &&
+	    ((*sponsor = person_flag(ctx, "sponsor", sponsor_v, 1)) == NULL ||
+	     check_text(ctx, "sponsor", *sponsor, FIELD_MAX, 1) != 0))
+		return -1;
+	return 0;
+}
+
 static int
 cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
@@ -1800,20 +1829,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	int64_t rev = 0;
 	char *old_due = NULL;
 
-	if (!title && !due_v && !desc && !region && !sponsor_v)
-		return tlbot_fail(ctx, "nothing to edit: give --title, --due, --desc, --region or"
-		                       " --sponsor (none clears one)");
-	if (title && (*title == '\0' || check_text(ctx, "title", title, TITLE_MAX, 1) != 0))
-		return *title ? -1 : tlbot_fail(ctx, "the title cannot be empty");
-	if (due_v && parse_due(ctx, due_v, due) != 0)
-		return -1;
-	if (desc && check_text(ctx, "description", desc, DESC_MAX, 0) != 0)
-		return -1;
-	if (region && check_text(ctx, "region", region, FIELD_MAX, 1) != 0)
-		return -1;
-	if (sponsor_v && !is_none(sponsor_v) &&
-	    ((sponsor = person_flag(ctx, "sponsor", sponsor_v, 1)) == NULL ||
-	     check_text(ctx, "sponsor", sponsor, FIELD_MAX, 1) != 0))
+	if (edit_flags(ctx, args, due, &sponsor) != 0)
 		return -1;
 	if (load_arg(ctx, args->argv[0], &c) != 0)
 		return -1;
