@@ -2175,11 +2175,68 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	return tlbot_reply(ctx, &m);
 }
 
+/* One experiment of !exp list: E-34 [status] title — C-12, owner, and
+ * its decision or end date (overdue when past and not concluded). */
+static void
+list_item(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct exp_rec *r, const char *day)
+{
+	tlbot_msg_html(m, "<li>");
+	tlbot_msg_plain(m, "• ");
+	exp_link(m, r);
+	tlbot_msg_textf(m, " [%s] ", r->status);
+	text_clip(m, ctx, r->title, 120);
+	tlbot_msg_text(m, " — ");
+	challenge_ref(m, ctx, r->challenge_id);
+	tlbot_msg_text(m, ", ");
+	tlbot_msg_user(m, r->owner);
+	if (r->decision)
+		tlbot_msg_textf(m, ", decided: %s", r->decision);
+	else if (r->end_date) {
+		tlbot_msg_textf(m, ", until %s", r->end_date);
+		if (strcmp(r->end_date, day) < 0 &&
+		    (strcmp(r->status, "running") == 0 || strcmp(r->status, "proposed") == 0))
+			tlbot_msg_text(m, " (overdue)");
+	}
+	tlbot_msg_html(m, "</li>");
+	tlbot_msg_plain(m, "\n");
+}
+
+/* The WHERE of !exp list (alias e) for its filters: constant fragments
+ * only; every value is bound (an absent filter binds NULL, or 0 for the
+ * challenge): ?1 room, ?2 status, ?3 challenge, ?4 owner, ?5 today. */
+static void
+list_where(char *where, size_t size, const char *st, int overdue_only, int has_owner, int has_ch)
+{
+	snprintf(where, size, "e.room_id = ?1%s%s%s%s",
+		 st && !overdue_only && strcasecmp(st, "open") != 0 ? " AND e.status = ?2" : " AND ?2 IS NULL",
+		 st && (overdue_only || strcasecmp(st, "open") == 0) ? " AND e.status IN ('proposed', 'running')" : "",
+		 overdue_only ? " AND e.end_date < ?5" : " AND ?5 IS NULL",
+		 has_owner ? " AND e.owner = ?4" : " AND ?4 IS NULL");
+	snprintf(where + strlen(where), size - strlen(where), "%s",
+		 has_ch ? " AND e.challenge_id = ?3" : " AND ?3 = 0");
+}
+
+/* The owner filter of !exp list: --owner, or --mine (the sender); *owner
+ * stays NULL without either. 0 or -1 (failed). */
+static int
+list_owner(struct tlbot_ctx *ctx, const struct tlbot_args *a, char **owner)
+{
+	const char *ow = tlbot_args_get(a, "owner");
+
+	if (tlbot_args_has(a, "mine") && ow)
+		return tlbot_exp_fail(ctx, "--mine and --owner both name the owner: give one");
+	if (ow && parse_owner(ctx, ow, owner) != 0)
+		return -1;
+	if (tlbot_args_has(a, "mine") && (*owner = strdup(tlbot_ctx_sender(ctx))) == NULL)
+		return tlbot_exp_fail(ctx, "out of memory");
+	return 0;
+}
+
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
 	const char *st = tlbot_args_get(a, "status"), *ch = tlbot_args_get(a, "challenge");
-	const char *ow = tlbot_args_get(a, "owner"), *p = tlbot_ctx_prefix(ctx);
+	const char *p = tlbot_ctx_prefix(ctx);
 	char *owner = NULL, where[512], sql[1024], day[11], filt[256] = "";
 	const char *stv;
 	int64_t cid = 0, page, total = -1, pages;
@@ -2198,22 +2255,12 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 				  " open (proposed or running) or overdue", st);
 	if (ch)
 		cid = tlbot_args_flag_val(a, "challenge")->n; /* C-12 from dispatch */
-	if (tlbot_args_has(a, "mine") && ow)
-		return tlbot_exp_fail(ctx, "--mine and --owner both name the owner: give one");
-	if (ow && parse_owner(ctx, ow, &owner) != 0)
+	if (list_owner(ctx, a, &owner) != 0)
 		return -1;
-	if (tlbot_args_has(a, "mine") && (owner = strdup(tlbot_ctx_sender(ctx))) == NULL)
-		return tlbot_exp_fail(ctx, "out of memory");
 	today(ctx, day);
 	/* constant fragments only; every value is bound (an absent filter
 	 * binds NULL, or 0 for the challenge) */
-	snprintf(where, sizeof(where), "e.room_id = ?1%s%s%s%s",
-		 st && !overdue_only && strcasecmp(st, "open") != 0 ? " AND e.status = ?2" : " AND ?2 IS NULL",
-		 st && (overdue_only || strcasecmp(st, "open") == 0) ? " AND e.status IN ('proposed', 'running')" : "",
-		 overdue_only ? " AND e.end_date < ?5" : " AND ?5 IS NULL",
-		 owner ? " AND e.owner = ?4" : " AND ?4 IS NULL");
-	snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s",
-		 ch ? " AND e.challenge_id = ?3" : " AND ?3 = 0");
+	list_where(where, sizeof(where), st, overdue_only, owner != NULL, ch != NULL);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM experiments e WHERE %s", where);
 	stv = st && !overdue_only && strcasecmp(st, "open") != 0 ? statuses[in_list(statuses, st)] : NULL;
 	if (tlbot_db_int(ctx, &total, sql, "ttitt", tlbot_ctx_room(ctx), stv, cid, owner,
@@ -2258,25 +2305,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 			break;
 		}
 		n++;
-		tlbot_msg_html(&m, "<li>");
-		tlbot_msg_plain(&m, "• ");
-		exp_link(&m, &r);
-		tlbot_msg_textf(&m, " [%s] ", r.status);
-		text_clip(&m, ctx, r.title, 120);
-		tlbot_msg_text(&m, " — ");
-		challenge_ref(&m, ctx, r.challenge_id);
-		tlbot_msg_text(&m, ", ");
-		tlbot_msg_user(&m, r.owner);
-		if (r.decision)
-			tlbot_msg_textf(&m, ", decided: %s", r.decision);
-		else if (r.end_date) {
-			tlbot_msg_textf(&m, ", until %s", r.end_date);
-			if (strcmp(r.end_date, day) < 0 &&
-			    (strcmp(r.status, "running") == 0 || strcmp(r.status, "proposed") == 0))
-				tlbot_msg_text(&m, " (overdue)");
-		}
-		tlbot_msg_html(&m, "</li>");
-		tlbot_msg_plain(&m, "\n");
+		list_item(ctx, &m, &r, day);
 		release(&r);
 	}
 	tlbot_msg_html(&m, "</ul>");
