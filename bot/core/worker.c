@@ -738,6 +738,45 @@ start_send(struct worker *w, struct flight *f)
 	start_rest(w, f);
 }
 
+/* A "dm" row, or a file to a person: find or create the DM room
+ * (blocking: rare once rooms exist), then go on as a row of that room. */
+static void
+start_dm(struct worker *w, struct flight *f, struct tlbot_http_resp *r)
+{
+	char *event_id = NULL;
+	enum tlbot_err e = resolve_dm(w, &f->row, r);
+	int rc;
+
+	if (e == TLBOT_OK) {
+		tlbot_store_outbox_row_release(&f->row);
+		rc = tlbot_store_outbox_get(&w->st, f->p->id, &f->row);
+		if (rc == 0 && strcmp(f->row.kind, "send") == 0) {
+			start_send(w, f);
+			return;
+		}
+		if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id && w->d->crypto &&
+		    tlbot_crypto_room_encrypted(&w->st, f->row.room_id)) {
+			/* an encrypted DM: the file goes up encrypted */
+			if (tlbot_crypto_prepare_file(w->d->crypto, &w->st, &w->http, &f->row) == 0 &&
+			    strcmp(f->row.kind, "send") == 0) {
+				start_send(w, f);
+				return;
+			}
+			snprintf(r->error, sizeof(r->error), "encrypted upload failed");
+			slot_done(w, f, TLBOT_ERR_NET, r, NULL);
+			return;
+		}
+		if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id) {
+			e = send_file(w, &f->row, &event_id, r);
+			slot_done(w, f, e, r, event_id);
+			free(event_id);
+			return;
+		}
+		e = TLBOT_ERR_DB;
+	}
+	slot_done(w, f, e, r, NULL);
+}
+
 /* Start the pending row p in a free slot. */
 static void
 start_row(struct worker *w, struct pend *p)
@@ -773,41 +812,7 @@ start_row(struct worker *w, struct pend *p)
 	tlbot_http_resp_init(&r);
 	if (strcmp(f->row.kind, "dm") == 0 ||
 	    (strcmp(f->row.kind, "file") == 0 && f->row.room_id == NULL)) {
-		/* find or create the DM room (blocking: rare once rooms exist) */
-		e = resolve_dm(w, &f->row, &r);
-		if (e == TLBOT_OK) {
-			tlbot_store_outbox_row_release(&f->row);
-			rc = tlbot_store_outbox_get(&w->st, p->id, &f->row);
-			if (rc == 0 && strcmp(f->row.kind, "send") == 0) {
-				tlbot_http_resp_release(&r);
-				start_send(w, f);
-				return;
-			}
-			if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id &&
-			    w->d->crypto && tlbot_crypto_room_encrypted(&w->st, f->row.room_id)) {
-				/* an encrypted DM: the file goes up encrypted */
-				if (tlbot_crypto_prepare_file(w->d->crypto, &w->st, &w->http,
-							      &f->row) == 0 &&
-				    strcmp(f->row.kind, "send") == 0) {
-					tlbot_http_resp_release(&r);
-					start_send(w, f);
-					return;
-				}
-				snprintf(r.error, sizeof(r.error), "encrypted upload failed");
-				slot_done(w, f, TLBOT_ERR_NET, &r, NULL);
-				tlbot_http_resp_release(&r);
-				return;
-			}
-			if (rc == 0 && strcmp(f->row.kind, "file") == 0 && f->row.room_id) {
-				e = send_file(w, &f->row, &event_id, &r);
-				slot_done(w, f, e, &r, event_id);
-				free(event_id);
-				tlbot_http_resp_release(&r);
-				return;
-			}
-			e = TLBOT_ERR_DB;
-		}
-		slot_done(w, f, e, &r, NULL);
+		start_dm(w, f, &r);
 	} else if (strcmp(f->row.kind, "send") == 0) {
 		start_send(w, f);
 	} else if (strcmp(f->row.kind, "join") == 0 || strcmp(f->row.kind, "leave") == 0 ||
@@ -1063,6 +1068,51 @@ verify_after_relogin(struct worker *w)
 	tlbot_store_kv_del(&w->st, "outbox_verify");
 }
 
+/* Settings from the config, the store connection and HTTP handles of
+ * the worker's own. Returns 0, or -1 (what opened is released by the
+ * caller's cleanup). */
+static int
+worker_open(struct worker *w, struct tlbot_daemon *d)
+{
+	w->d = d;
+	w->tail = &w->head;
+	w->cap = d->cfg->send_concurrency > 0 ? d->cfg->send_concurrency : 8;
+	if (w->cap > FLIGHT_MAX)
+		w->cap = FLIGHT_MAX;
+	w->per_room = d->cfg->send_per_room > 0 ? d->cfg->send_per_room : 3;
+	w->give_up_ms = (int64_t)(d->cfg->send_give_up_s > 0 ? d->cfg->send_give_up_s : 300) * 1000;
+	if (tlbot_store_open(&w->st, d->cfg->database, NULL) != 0 ||
+	    tlbot_http_init(&w->http, d->base_url, d->cfg->ca_file) != 0 ||
+	    tlbot_http_set_token(&w->http, d->token) != 0 ||
+	    tlbot_http_multi_init(&w->multi, &w->http) != 0)
+		return -1;
+	return 0;
+}
+
+/* Once an hour, prune; once a second, fire the due jobs. Returns 1 when
+ * jobs ran (their rows are committed by this thread: no wake-up comes). */
+static int
+run_jobs(struct worker *w, time_t now, time_t *last_jobs, int64_t *last_prune_ms)
+{
+	if (tlbot_clock_mono_ms() - *last_prune_ms > 3600 * 1000) {
+		/* keep the database bounded: what was sent or fired a month
+		 * ago is history nobody replays */
+		int n = tlbot_store_prune(&w->st, time(NULL) - 30 * 86400);
+
+		if (n > 0)
+			log_info("housekeeping: pruned %d old outbox rows and jobs", n);
+		*last_prune_ms = tlbot_clock_mono_ms();
+	}
+	if (now == *last_jobs)
+		return 0;
+	if (tlbot_router_run_jobs(&w->router, now) < 0) {
+		log_error("scheduler: database error; retrying in 1 s");
+		tlbot_daemon_sleep(w->d, 1000);
+	}
+	*last_jobs = now;
+	return 1;
+}
+
 void *
 tlbot_worker_main(void *arg)
 {
@@ -1077,17 +1127,7 @@ tlbot_worker_main(void *arg)
 		tlbot_daemon_fail(d, 1);
 		return NULL;
 	}
-	w->d = d;
-	w->tail = &w->head;
-	w->cap = d->cfg->send_concurrency > 0 ? d->cfg->send_concurrency : 8;
-	if (w->cap > FLIGHT_MAX)
-		w->cap = FLIGHT_MAX;
-	w->per_room = d->cfg->send_per_room > 0 ? d->cfg->send_per_room : 3;
-	w->give_up_ms = (int64_t)(d->cfg->send_give_up_s > 0 ? d->cfg->send_give_up_s : 300) * 1000;
-	if (tlbot_store_open(&w->st, d->cfg->database, NULL) != 0 ||
-	    tlbot_http_init(&w->http, d->base_url, d->cfg->ca_file) != 0 ||
-	    tlbot_http_set_token(&w->http, d->token) != 0 ||
-	    tlbot_http_multi_init(&w->multi, &w->http) != 0) {
+	if (worker_open(w, d) != 0) {
 		log_error("worker: cannot start");
 		tlbot_daemon_fail(d, 1);
 		goto out;
@@ -1103,26 +1143,10 @@ tlbot_worker_main(void *arg)
 		time_t now = tlbot_clock_now();
 		int64_t next, mono;
 		long timeout = 1000, ws_wait;
-		int woken, jobs_ran = 0;
+		int woken, jobs_ran;
 		unsigned finished = w->finished;
 
-		if (tlbot_clock_mono_ms() - last_prune_ms > 3600 * 1000) {
-			/* keep the database bounded: what was sent or fired a month
-			 * ago is history nobody replays */
-			int n = tlbot_store_prune(&w->st, time(NULL) - 30 * 86400);
-
-			if (n > 0)
-				log_info("housekeeping: pruned %d old outbox rows and jobs", n);
-			last_prune_ms = tlbot_clock_mono_ms();
-		}
-		if (now != last_jobs) {
-			if (tlbot_router_run_jobs(&w->router, now) < 0) {
-				log_error("scheduler: database error; retrying in 1 s");
-				tlbot_daemon_sleep(d, 1000);
-			}
-			last_jobs = now;
-			jobs_ran = 1; /* their rows are committed by this thread: no wake-up */
-		}
+		jobs_ran = run_jobs(w, now, &last_jobs, &last_prune_ms);
 		pthread_mutex_lock(&d->lock);
 		woken = d->woken;
 		d->woken = 0;

@@ -528,6 +528,97 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 	return 0;
 }
 
+/* A fragment of a message arrived; a whole message is handled. Returns 0,
+ * or -1 to close the connection. */
+static int
+on_receive(struct tlbot_ws *ws, struct lws *wsi, const void *in, size_t len)
+{
+	ws->last_rx_ms = tlbot_clock_mono_ms();
+	if (lws_is_first_fragment(wsi)) {
+		tlbot_buf_reset(&ws->rx);
+		ws->rx_too_big = 0;
+	}
+	if (!ws->rx_too_big && tlbot_buf_add(&ws->rx, in, len) != 0) {
+		log_error("websocket: a message exceeds %u bytes; dropping the connection",
+		          TLBOT_WS_MAX_MESSAGE);
+		ws->rx_too_big = 1;
+		return -1;
+	}
+	if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+		int rc = on_message(ws, ws->rx.data ? ws->rx.data : "", ws->rx.len);
+
+		if (ws->rx.alloc > TRIM_AFTER_BYTES) {
+			/* a large update (a first sync in many rooms): give the
+			 * buffer and the freed JSON tree back, as sync.c does */
+			tlbot_buf_release(&ws->rx);
+			tlbot_buf_init(&ws->rx, TLBOT_WS_MAX_MESSAGE);
+			tlbot_daemon_trim();
+		}
+		tlbot_buf_reset(&ws->rx);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The connection is writable: a ping (control frame, then the ping
+ * method), or the oldest queued request. Returns 0, or -1 to close. */
+static int
+on_writeable(struct tlbot_ws *ws, struct lws *wsi)
+{
+	struct ws_req *q;
+	int more = 0, rc = 0;
+
+	if (ws->want_ping == 1) {
+		unsigned char buf[LWS_PRE + 1];
+
+		ws->want_ping = 2;
+		lws_callback_on_writable(wsi);
+		return lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0 ? -1 : 0;
+	}
+	if (ws->want_ping == 2) {
+		char text[64];
+		int n = snprintf(text, sizeof(text),
+		                 "{\"id\":\"ping-%u\",\"method\":\"ping\"}",
+		                 ++ws->ping_seq);
+
+		ws->want_ping = 0;
+		lws_callback_on_writable(wsi);
+		return write_text(ws, wsi, text, (size_t)n);
+	}
+	pthread_mutex_lock(&ws->lock);
+	for (q = ws->reqs; q; q = q->next)
+		if (q->state == REQ_QUEUED)
+			break;
+	if (q) {
+		size_t n = strlen(q->text);
+
+		/* copy under the lock: the worker may give up on q */
+		if (ws->txcap < LWS_PRE + n) {
+			unsigned char *t = realloc(ws->tx, LWS_PRE + n);
+
+			if (t == NULL) {
+				pthread_mutex_unlock(&ws->lock);
+				return -1;
+			}
+			ws->tx = t;
+			ws->txcap = LWS_PRE + n;
+		}
+		memcpy(ws->tx + LWS_PRE, q->text, n);
+		q->state = REQ_SENT;
+		for (q = q->next; q; q = q->next)
+			if (q->state == REQ_QUEUED)
+				more = 1;
+		pthread_mutex_unlock(&ws->lock);
+		rc = lws_write(wsi, ws->tx + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n ? -1 : 0;
+	} else {
+		pthread_mutex_unlock(&ws->lock);
+	}
+	if (more)
+		lws_callback_on_writable(wsi);
+	return rc;
+}
+
 static int
 callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -565,89 +656,13 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		pthread_mutex_unlock(&ws->lock);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
-		ws->last_rx_ms = tlbot_clock_mono_ms();
-		if (lws_is_first_fragment(wsi)) {
-			tlbot_buf_reset(&ws->rx);
-			ws->rx_too_big = 0;
-		}
-		if (!ws->rx_too_big && tlbot_buf_add(&ws->rx, in, len) != 0) {
-			log_error("websocket: a message exceeds %u bytes; dropping the connection",
-			          TLBOT_WS_MAX_MESSAGE);
-			ws->rx_too_big = 1;
-			return -1;
-		}
-		if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
-			int rc = on_message(ws, ws->rx.data ? ws->rx.data : "", ws->rx.len);
-
-			if (ws->rx.alloc > TRIM_AFTER_BYTES) {
-				/* a large update (a first sync in many rooms): give the
-				 * buffer and the freed JSON tree back, as sync.c does */
-				tlbot_buf_release(&ws->rx);
-				tlbot_buf_init(&ws->rx, TLBOT_WS_MAX_MESSAGE);
-				tlbot_daemon_trim();
-			}
-			tlbot_buf_reset(&ws->rx);
-			if (rc != 0)
-				return -1;
-		}
-		break;
+		return on_receive(ws, wsi, in, len);
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		ws->last_rx_ms = tlbot_clock_mono_ms();
 		tlbot_metrics_sync_ok(); /* the stream is alive, just quiet */
 		break;
-	case LWS_CALLBACK_CLIENT_WRITEABLE: {
-		struct ws_req *q;
-		int more = 0, rc = 0;
-
-		if (ws->want_ping == 1) {
-			unsigned char buf[LWS_PRE + 1];
-
-			ws->want_ping = 2;
-			lws_callback_on_writable(wsi);
-			return lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0 ? -1 : 0;
-		}
-		if (ws->want_ping == 2) {
-			char text[64];
-			int n = snprintf(text, sizeof(text),
-			                 "{\"id\":\"ping-%u\",\"method\":\"ping\"}",
-			                 ++ws->ping_seq);
-
-			ws->want_ping = 0;
-			lws_callback_on_writable(wsi);
-			return write_text(ws, wsi, text, (size_t)n);
-		}
-		pthread_mutex_lock(&ws->lock);
-		for (q = ws->reqs; q; q = q->next)
-			if (q->state == REQ_QUEUED)
-				break;
-		if (q) {
-			size_t n = strlen(q->text);
-
-			/* copy under the lock: the worker may give up on q */
-			if (ws->txcap < LWS_PRE + n) {
-				unsigned char *t = realloc(ws->tx, LWS_PRE + n);
-
-				if (t == NULL) {
-					pthread_mutex_unlock(&ws->lock);
-					return -1;
-				}
-				ws->tx = t;
-				ws->txcap = LWS_PRE + n;
-			}
-			memcpy(ws->tx + LWS_PRE, q->text, n);
-			q->state = REQ_SENT;
-			for (q = q->next; q; q = q->next)
-				if (q->state == REQ_QUEUED)
-					more = 1;
-			pthread_mutex_unlock(&ws->lock);
-			rc = lws_write(wsi, ws->tx + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n ? -1 : 0;
-		} else {
-			pthread_mutex_unlock(&ws->lock);
-		}
-		if (more)
-			lws_callback_on_writable(wsi);
-		return rc;
-	}
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return on_writeable(ws, wsi);
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
 		/* the worker queued a request */
 		int queued = 0;
