@@ -3,33 +3,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "tlbot/args.h"
+#include "tlbot/buf.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
 #include "tlbot/when.h"
 
 #define SHOW_MAX 60 /* bytes of a value quoted in an error */
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int
 tlbot_param_is_flag(const struct tlbot_param *p)
@@ -318,7 +303,7 @@ bad(const struct tlbot_param *p, const char *v, const char *how, char *err, size
 	noun(p, nn, sizeof(nn));
 	if (tlbot_param_is_flag(p) && strcmp(nn, p->name + 2) != 0)
 		snprintf(fl, sizeof(fl), " for %s", p->name);
-	set_err(err, errlen, "bad %s '%.*s'%s: %s", nn, SHOW_MAX, v, fl, how);
+	tlbot_errf(err, errlen, "bad %s '%.*s'%s: %s", nn, SHOW_MAX, v, fl, how);
 }
 
 /* "a|b|c" -> "a, b or c" */
@@ -370,7 +355,7 @@ check_text(const struct tlbot_param *p, const char *v, char *err, size_t errlen)
 	if (p->max <= 0 || (long long)utf8_chars(v) <= p->max)
 		return 0;
 	noun(p, nn, sizeof(nn));
-	set_err(err, errlen, "%s is too long: %zu characters, at most %lld", nn, utf8_chars(v),
+	tlbot_errf(err, errlen, "%s is too long: %zu characters, at most %lld", nn, utf8_chars(v),
 		p->max);
 	return -1;
 }
@@ -514,7 +499,7 @@ check_enum(const struct tlbot_param *p, const char **vp, struct tlbot_checked *c
 		return (*vp = pool_str(c, buf)) ? 0 : -1;
 	noun(p, nn, sizeof(nn));
 	choices_text(p->choices ? p->choices : "", list, sizeof(list));
-	set_err(err, errlen, "unknown %s '%.*s': use %s%s%s", nn, SHOW_MAX, *vp,
+	tlbot_errf(err, errlen, "unknown %s '%.*s': use %s%s%s", nn, SHOW_MAX, *vp,
 		tlbot_param_is_flag(p) ? p->name : "", tlbot_param_is_flag(p) ? " " : "", list);
 	return -1;
 }
@@ -538,7 +523,7 @@ check_value(const struct tlbot_param *p, const char **vp, struct tlbot_value *va
 	case TLBOT_P_TIME: return check_when(p, vp, val, now, tz, c, err, errlen);
 	case TLBOT_P_ZONE:
 		if (strlen(*vp) > 64 || !tlbot_tz_valid(*vp)) {
-			set_err(err, errlen,
+			tlbot_errf(err, errlen,
 				"unknown time zone '%.*s': write an IANA name such as Europe/London",
 				SHOW_MAX, *vp);
 			return -1;
@@ -624,20 +609,20 @@ tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *c
 	out->used = 0;
 	build_spec(params, out, &npos, &nreq);
 	if (join_words(params, cl, first, now, tz, out) != 0) {
-		set_err(err, errlen, "the command is too long");
+		tlbot_errf(err, errlen, "the command is too long");
 		return -1;
 	}
 	if (tlbot_args_bind(&out->cl, 0, out->spec, &out->args, berr, sizeof(berr)) != 0) {
 		if (rest && strncmp(berr, "unknown flag", 12) == 0)
-			set_err(err, errlen, "%s; to write -- in text, put the text in quotes", berr);
+			tlbot_errf(err, errlen, "%s; to write -- in text, put the text in quotes", berr);
 		else
-			set_err(err, errlen, "%s", berr);
+			tlbot_errf(err, errlen, "%s", berr);
 		*with_usage = 1;
 		return -1;
 	}
 	/* the rest of the line */
 	if (rest && npos > 0 && out->args.argc > npos && join_rest(out, npos) != 0) {
-		set_err(err, errlen, "the command is too long");
+		tlbot_errf(err, errlen, "the command is too long");
 		return -1;
 	}
 	if (out->args.argc < nreq) {
@@ -649,14 +634,14 @@ tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *c
 			tlbot_param_label(p, label, sizeof(label));
 		else
 			snprintf(label, sizeof(label), "%s", p->name);
-		set_err(err, errlen, "missing %s", label);
+		tlbot_errf(err, errlen, "missing %s", label);
 		*with_usage = 1;
 		return -1;
 	}
 	for (i = 0; i < out->args.argc; i++) {
 		p = positional(params, i);
 		if (p == NULL) {
-			set_err(err, errlen, "unexpected argument '%.*s'%s", SHOW_MAX,
+			tlbot_errf(err, errlen, "unexpected argument '%.*s'%s", SHOW_MAX,
 				out->args.argv[i],
 				has_text_before(params, rest) ? " (quote text with spaces)" : "");
 			*with_usage = 1;

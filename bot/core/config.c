@@ -268,11 +268,37 @@ server_name_len(const char *s)
 
 /* -------------------------------------------------------------- checks */
 
+/* Refuse v for key: "invalid KEY 'V' (how)" into why, or for an entry of
+ * the list key "invalid entry 'V' in KEY (how)". Returns -1. */
+static int
+refuse(const char *key, const char *v, int entry, const char *how, char *why, size_t whylen)
+{
+	char e[ECHO_MAX + 8];
+
+	echo(v, strlen(v), e, sizeof(e));
+	if (entry)
+		snprintf(why, whylen, "invalid entry '%s' in %s (%s)", e, key, how);
+	else
+		snprintf(why, whylen, "invalid %s '%s' (%s)", key, e, how);
+	return -1;
+}
+
+static int
+invalid(const char *key, const char *v, const char *how, char *why, size_t whylen)
+{
+	return refuse(key, v, 0, how, why, whylen);
+}
+
+static int
+invalid_entry(const char *key, const char *v, const char *how, char *why, size_t whylen)
+{
+	return refuse(key, v, 1, how, why, whylen);
+}
+
 static int
 check_homeserver(const char *key, const char *v, char *why, size_t whylen)
 {
 	const char *host = v;
-	char e[ECHO_MAX + 8];
 	size_t n;
 
 	if (ascii_icase_prefix(v, "https://"))
@@ -282,46 +308,42 @@ check_homeserver(const char *key, const char *v, char *why, size_t whylen)
 	n = server_name_len(host);
 	if (n && (host[n] == '\0' || (host != v && host[n] == '/' && !has_space_or_control(host + n))))
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected https://host[:port] or a server name)",
-		 key, e);
-	return -1;
+	return invalid(key, v, "expected https://host[:port] or a server name", why, whylen);
 }
 
 static int
 check_user_id(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
-
 	if (tlbot_is_user_id(v))
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected @localpart:server)", key, e);
+	return invalid(key, v, "expected @localpart:server", why, whylen);
+}
+
+/* Secrets and paths: any text without control bytes. */
+static int
+no_control(const char *key, const char *v, const char *what, char *why, size_t whylen)
+{
+	if (!has_control(v))
+		return 0;
+	snprintf(why, whylen, "%s contains a control character%s", key, what);
 	return -1;
 }
 
 static int
 check_secret(const char *key, const char *v, char *why, size_t whylen)
 {
-	if (!has_control(v))
-		return 0;
-	snprintf(why, whylen, "%s contains a control character or line break", key);
-	return -1;
+	return no_control(key, v, " or line break", why, whylen);
 }
 
 static int
 check_path(const char *key, const char *v, char *why, size_t whylen)
 {
-	if (!has_control(v))
-		return 0;
-	snprintf(why, whylen, "%s contains a control character", key);
-	return -1;
+	return no_control(key, v, "", why, whylen);
 }
 
 static int
 check_device(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
 	const char *p;
 
 	for (p = v; *p; p++)
@@ -329,42 +351,32 @@ check_device(const char *key, const char *v, char *why, size_t whylen)
 			break;
 	if (*p == '\0' && p - v <= 255)
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (printable ASCII without spaces)", key, e);
-	return -1;
+	return invalid(key, v, "printable ASCII without spaces", why, whylen);
 }
 
 static int
 check_prefix(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
 	size_t n = strlen(v);
 
 	if (n >= 1 && n <= 4 && !has_space_or_control(v))
 		return 0;
-	echo(v, n, e, sizeof(e));
-	snprintf(why, whylen, "invalid prefix '%s' (1 to 4 bytes, no spaces)", e);
-	return -1;
+	return invalid("prefix", v, "1 to 4 bytes, no spaces", why, whylen);
 }
 
 static int
 check_user_glob(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
-
 	if ((v[0] == '@' || v[0] == '*' || v[0] == '?') && strlen(v) <= 255 &&
 	    !has_space_or_control(v))
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid entry '%s' in %s (expected a user id like @alice:example.org "
-		 "or a glob like @*:example.org)", e, key);
-	return -1;
+	return invalid_entry(key, v, "expected a user id like @alice:example.org or a glob like "
+			     "@*:example.org", why, whylen);
 }
 
 static int
 check_server_glob(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
 	const char *p;
 
 	for (p = v; *p; p++)
@@ -372,63 +384,47 @@ check_server_glob(const char *key, const char *v, char *why, size_t whylen)
 			break;
 	if (*p == '\0' && p != v && p - v <= 255)
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid entry '%s' in %s (expected a server name like "
-		 "example.org or a glob like *.example.org)", e, key);
-	return -1;
+	return invalid_entry(key, v, "expected a server name like example.org or a glob like "
+			     "*.example.org", why, whylen);
 }
 
 static int
 check_room_glob(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
-
 	if ((v[0] == '!' || v[0] == '#' || v[0] == '*' || v[0] == '?') && strlen(v) <= 255 &&
 	    !has_space_or_control(v))
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid entry '%s' in %s (expected a room id like "
-		 "!abc:example.org or a glob)", e, key);
-	return -1;
+	return invalid_entry(key, v, "expected a room id like !abc:example.org or a glob", why,
+			     whylen);
 }
 
 static int
 check_room_id(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
 	const char *colon = strchr(v, ':');
 
 	if ((v[0] == '!' || v[0] == '#') && colon && colon > v + 1 && colon[1] &&
 	    strlen(v) <= 255 && !has_space_or_control(v))
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected a room id like !abc:example.org)", key, e);
-	return -1;
+	return invalid(key, v, "expected a room id like !abc:example.org", why, whylen);
 }
 
 static int
 check_log_level(const char *key, const char *v, char *why, size_t whylen)
 {
 	enum tlbot_log_level l;
-	char e[ECHO_MAX + 8];
 
 	if (tlbot_log_parse_level(v, &l) == 0)
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected error, warn, info or debug)", key, e);
-	return -1;
+	return invalid(key, v, "expected error, warn, info or debug", why, whylen);
 }
 
 static int
 check_transport(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
-
 	if (strcmp(v, "sync") == 0 || strcmp(v, "websocket") == 0 || strcmp(v, "auto") == 0)
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected sync, websocket or auto)", key, e);
-	return -1;
+	return invalid(key, v, "expected sync, websocket or auto", why, whylen);
 }
 
 /* metrics_listen: "PORT" or "HOST:PORT" ("[v6]:PORT"), port 1..65535. */
@@ -436,7 +432,7 @@ static int
 check_listen(const char *key, const char *v, char *why, size_t whylen)
 {
 	const char *colon = strrchr(v, ':'), *port = colon ? colon + 1 : v;
-	char e[ECHO_MAX + 8], *end = NULL;
+	char *end = NULL;
 	long n;
 
 	errno = 0;
@@ -444,29 +440,21 @@ check_listen(const char *key, const char *v, char *why, size_t whylen)
 	if (errno == 0 && end && *end == '\0' && n >= 1 && n <= 65535 &&
 	    (colon == NULL || colon > v))
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected PORT or HOST:PORT, e.g. 127.0.0.1:9464)",
-		 key, e);
-	return -1;
+	return invalid(key, v, "expected PORT or HOST:PORT, e.g. 127.0.0.1:9464", why, whylen);
 }
 
 static int
 check_log_format(const char *key, const char *v, char *why, size_t whylen)
 {
-	char e[ECHO_MAX + 8];
-
 	if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0)
 		return 0;
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected text or json)", key, e);
-	return -1;
+	return invalid(key, v, "expected text or json", why, whylen);
 }
 
 static int
 check_ws_url(const char *key, const char *v, char *why, size_t whylen)
 {
 	static const char *const schemes[] = { "wss://", "ws://", "https://", "http://", NULL };
-	char e[ECHO_MAX + 8];
 	size_t i, n;
 
 	for (i = 0; schemes[i]; i++) {
@@ -479,9 +467,7 @@ check_ws_url(const char *key, const char *v, char *why, size_t whylen)
 			break;
 		}
 	}
-	echo(v, strlen(v), e, sizeof(e));
-	snprintf(why, whylen, "invalid %s '%s' (expected wss://host/path or ws://host/path)", key, e);
-	return -1;
+	return invalid(key, v, "expected wss://host/path or ws://host/path", why, whylen);
 }
 
 static int

@@ -1,6 +1,5 @@
 /* Command parser: prefix, family, quoted tokens, --flags, mentions, globs.
  * See include/tlbot/parse.h. Pure functions: no I/O, no globals. */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,23 +37,6 @@ static int
 to_lower(int c)
 {
 	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-/* Write a formatted one-line message into err (if any). */
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* Decode one UTF-8 sequence at s[0..len). Returns its length (1..4) and
@@ -254,11 +236,11 @@ check_text(const char *body, size_t len, char *err, size_t errlen)
 		size_t n = utf8_decode((const unsigned char *)body + i, len - i, &c);
 
 		if (n == 0) {
-			set_err(err, errlen, "invalid utf-8 at byte %zu", i);
+			tlbot_errf(err, errlen, "invalid utf-8 at byte %zu", i);
 			return -1;
 		}
 		if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r') || (c >= 0x7f && c <= 0x9f)) {
-			set_err(err, errlen, "control character U+%04X at byte %zu", (unsigned)c, i);
+			tlbot_errf(err, errlen, "control character U+%04X at byte %zu", (unsigned)c, i);
 			return -1;
 		}
 		i += n;
@@ -299,7 +281,7 @@ read_quoted(const char **pp, const char *end, enum quote open, const char *open_
 			char snip[SNIPPET_MAX + 8];
 
 			snippet(open_at, end, snip, sizeof(snip));
-			set_err(err, errlen, "unbalanced quote: %s", snip);
+			tlbot_errf(err, errlen, "unbalanced quote: %s", snip);
 			return -1;
 		}
 		cq = quote_at(p, end, &qc);
@@ -332,7 +314,7 @@ read_quoted(const char **pp, const char *end, enum quote open, const char *open_
 		p += n;
 	}
 oom:
-	set_err(err, errlen, "out of memory");
+	tlbot_errf(err, errlen, "out of memory");
 	return -1;
 }
 
@@ -394,7 +376,7 @@ read_token(const char **pp, const char *end, struct tlbot_token *t,
 	return 0;
 oom:
 	tlbot_buf_release(&b);
-	set_err(err, errlen, "out of memory");
+	tlbot_errf(err, errlen, "out of memory");
 	return -1;
 }
 
@@ -427,7 +409,7 @@ tlbot_cmdline_parse(const char *body, const char *const *prefixes,
 		return 0;
 	len = strlen(body);
 	if (len > TLBOT_PARSE_MAX_BODY) {
-		set_err(err, errlen, "command too long: %zu bytes (max %d)", len,
+		tlbot_errf(err, errlen, "command too long: %zu bytes (max %d)", len,
 			TLBOT_PARSE_MAX_BODY);
 		goto fail;
 	}
@@ -439,7 +421,7 @@ tlbot_cmdline_parse(const char *body, const char *const *prefixes,
 		p++;
 	out->name = malloc((size_t)(p - name_start) + 1);
 	if (out->name == NULL) {
-		set_err(err, errlen, "out of memory");
+		tlbot_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (i = 0; name_start + i < p; i++)
@@ -453,7 +435,7 @@ tlbot_cmdline_parse(const char *body, const char *const *prefixes,
 		if (p >= end)
 			break;
 		if (out->ntok == TLBOT_PARSE_MAX_TOKENS) {
-			set_err(err, errlen, "too many arguments (max %d)", TLBOT_PARSE_MAX_TOKENS);
+			tlbot_errf(err, errlen, "too many arguments (max %d)", TLBOT_PARSE_MAX_TOKENS);
 			goto fail;
 		}
 		if (read_token(&p, end, &out->tok[out->ntok], err, errlen) != 0)
@@ -557,7 +539,7 @@ unknown_flag(const char *name, size_t len, const char *const *spec, char *err, s
 	if (best)
 		tlbot_buf_printf(&m, ", did you mean --%.*s?", (int)spec_name_len(best), best);
 	accepted_list(&m, spec);
-	set_err(err, errlen, "%s", tlbot_buf_str(&m));
+	tlbot_errf(err, errlen, "%s", tlbot_buf_str(&m));
 	tlbot_buf_release(&m);
 }
 
@@ -600,14 +582,14 @@ tlbot_args_bind(const struct tlbot_cmdline *cl, size_t first,
 		kind = entry + spec_name_len(entry); /* "", "=" or "=*" */
 		if (kind[0] == '\0') {
 			if (name[len] == '=') {
-				set_err(err, errlen, "--%s does not take a value", shown);
+				tlbot_errf(err, errlen, "--%s does not take a value", shown);
 				goto fail;
 			}
 		} else if (name[len] == '=') {
 			value = name + len + 1;
 			/* "--region=" is missing its value; --region="" is explicit */
 			if (value[0] == '\0' && !t->quoted) {
-				set_err(err, errlen, "--%s needs a value", shown);
+				tlbot_errf(err, errlen, "--%s needs a value", shown);
 				goto fail;
 			}
 		} else {
@@ -615,13 +597,13 @@ tlbot_args_bind(const struct tlbot_cmdline *cl, size_t first,
 			size_t nl;
 
 			if (i + 1 >= cl->ntok || flag_token(&cl->tok[i + 1], &nn, &nl)) {
-				set_err(err, errlen, "--%s needs a value", shown);
+				tlbot_errf(err, errlen, "--%s needs a value", shown);
 				goto fail;
 			}
 			value = cl->tok[++i].text;
 		}
 		if (strcmp(kind, "=*") != 0 && tlbot_args_has(out, entry)) {
-			set_err(err, errlen, "--%s given twice", shown);
+			tlbot_errf(err, errlen, "--%s given twice", shown);
 			goto fail;
 		}
 		out->flags[out->nflags].name = entry;

@@ -1,4 +1,5 @@
 /* Growable buffer with a hard cap; see include/tlbot/buf.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,4 +160,16 @@ tlbot_buf_detach(struct tlbot_buf *b)
 	b->len = 0;
 	b->alloc = 0;
 	return p;
+}
+
+void
+tlbot_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -1,11 +1,11 @@
 /* Dates, durations and times of day as people type them. See
  * include/tlbot/when.h for the accepted forms. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "tlbot/buf.h"
 #include "tlbot/sched_time.h"
 #include "tlbot/tz.h"
 #include "tlbot/when.h"
@@ -29,21 +29,6 @@ static const char *const month_full[] = { "january", "february", "march",     "a
 					  "september", "october", "november", "december" };
 static const char *const wdays[] = { "monday", "tuesday",  "wednesday", "thursday",
 				     "friday", "saturday", "sunday" };
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 struct words {
 	size_t n;
@@ -367,7 +352,7 @@ named_day(const struct words *w, const char *s, long now_days, long *res, char *
 	tw = (int)((now_days + 3) % 7); /* 1970-01-01 was a Thursday */
 	ahead = (wd - tw + 7) % 7;
 	if (ahead == 0 && !next) {
-		set_err(err, errlen, "'%s' is today: write today, or next %s for the one in a week", s,
+		tlbot_errf(err, errlen, "'%s' is today: write today, or next %s for the one in a week", s,
 			wdays[wd]);
 		return DATE_ERR;
 	}
@@ -464,11 +449,11 @@ tlbot_when_date(const char *s, time_t now, const char *tz, char out[11], char *e
 	enum date_r r;
 
 	if (s == NULL || split(s, &w) != 0 || w.n == 0) {
-		set_err(err, errlen, "%s", tlbot_when_date_hint);
+		tlbot_errf(err, errlen, "%s", tlbot_when_date_hint);
 		return -1;
 	}
 	if (today(now, tz, &now_days) != 0) {
-		set_err(err, errlen, "cannot read the date in time zone %s", tz ? tz : "(none)");
+		tlbot_errf(err, errlen, "cannot read the date in time zone %s", tz ? tz : "(none)");
 		return -1;
 	}
 	r = named_day(&w, s, now_days, &res, err, errlen);
@@ -484,10 +469,10 @@ tlbot_when_date(const char *s, time_t now, const char *tz, char out[11], char *e
 	case DATE_ERR:
 		return -1;
 	case DATE_FAR:
-		set_err(err, errlen, "too far ahead: dates go up to ten years from today");
+		tlbot_errf(err, errlen, "too far ahead: dates go up to ten years from today");
 		return -1;
 	default:
-		set_err(err, errlen, "%s", tlbot_when_date_hint);
+		tlbot_errf(err, errlen, "%s", tlbot_when_date_hint);
 		return -1;
 	}
 }
@@ -574,7 +559,7 @@ tlbot_when_duration(const char *s, long *secs, char *err, size_t errlen)
 		if ((n = number(p)) >= 0) {
 			/* "2 hours": the unit is the next word; a bare number is refused */
 			if (i + 1 >= w.n) {
-				set_err(err, errlen, "'%s' needs a unit: %s", s, tlbot_when_duration_hint);
+				tlbot_errf(err, errlen, "'%s' needs a unit: %s", s, tlbot_when_duration_hint);
 				return -1;
 			}
 			u = unit_word(w.w[i + 1]);
@@ -606,14 +591,14 @@ tlbot_when_duration(const char *s, long *secs, char *err, size_t errlen)
 	*secs = total;
 	return 0;
 months:
-	set_err(err, errlen, "months and years vary in length: give a date (+6m, 31/01/2027) or %s",
+	tlbot_errf(err, errlen, "months and years vary in length: give a date (+6m, 31/01/2027) or %s",
 		tlbot_when_duration_hint);
 	return -1;
 far:
-	set_err(err, errlen, "too long: durations go up to five years");
+	tlbot_errf(err, errlen, "too long: durations go up to five years");
 	return -1;
 bad:
-	set_err(err, errlen, "%s", tlbot_when_duration_hint);
+	tlbot_errf(err, errlen, "%s", tlbot_when_duration_hint);
 	return -1;
 }
 
@@ -674,10 +659,10 @@ tlbot_when_time(const char *s, int *minute, char *err, size_t errlen)
 	*minute = (int)(h * 60 + mi);
 	return 0;
 ampm:
-	set_err(err, errlen, "'%s' in the morning or the evening? write %02ld:00 or %ldpm", s,
+	tlbot_errf(err, errlen, "'%s' in the morning or the evening? write %02ld:00 or %ldpm", s,
 		h % 24, h % 12 ? h % 12 : 12);
 	return -1;
 bad:
-	set_err(err, errlen, "%s", tlbot_when_time_hint);
+	tlbot_errf(err, errlen, "%s", tlbot_when_time_hint);
 	return -1;
 }

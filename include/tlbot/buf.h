@@ -37,4 +37,11 @@ const char *tlbot_buf_str(const struct tlbot_buf *b);
  * unless out of memory. */
 char *tlbot_buf_detach(struct tlbot_buf *b);
 
+/* Write a formatted one-line reason into err (errlen bytes, always
+ * NUL-terminated; a longer reason is shortened, as a reason may be).
+ * Nothing when err is NULL or errlen 0. The parsers' and checkers' way
+ * of saying why they refused. */
+void tlbot_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif
