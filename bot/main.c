@@ -207,21 +207,16 @@ check_permissions(const char *path, const struct tlbot_config *c)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* Read the command line. Returns -1 to go on (config_path and
+ * check_only set), else the exit status (after --help, --version, --man
+ * or a usage error). */
+static int
+parse_options(int argc, char **argv, const char **config_path, int *check_only)
 {
 	struct option opts[NOPTIONS + 2];
 	char shortopts[2 * NOPTIONS + 1];
 	size_t i, k = 0;
-	struct tlbot_config cfg;
-	struct tlbot_daemon d;
-	struct report_ctx rep = { NULL, 0 };
-	const char *config_path = NULL;
-	enum tlbot_log_level lvl;
-	struct sigaction sa;
-	pthread_t worker, housekeeper;
-	struct tlbot_metrics_server *metrics = NULL;
-	int ch, check_only = 0, problems = 0;
+	int ch;
 
 	for (i = 0; i < NOPTIONS; i++) {
 		opts[i].name = options[i].name;
@@ -239,8 +234,8 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		switch (ch) {
 		case 'M': manpage(stdout); return 0;
-		case 'c': config_path = optarg; break;
-		case 'n': check_only = 1; break;
+		case 'c': *config_path = optarg; break;
+		case 'n': *check_only = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("tlbot %s\n", TLBOT_VERSION); return 0;
 		default: usage(stderr); return 64;
@@ -251,36 +246,58 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 64;
 	}
+	return -1;
+}
 
-	tlbot_config_init(&cfg);
+/* Load the configuration (file, then environment) into cfg and check it.
+ * Returns -1 to go on, else the exit status (--check-config's answer,
+ * or 1 for a configuration with problems; cfg is then released). */
+static int
+load_config(struct tlbot_config *cfg, const char *config_path, int check_only)
+{
+	struct report_ctx rep = { NULL, 0 };
+	int problems = 0;
+
+	tlbot_config_init(cfg);
 	if (config_path) {
 		rep.file = config_path;
-		problems += tlbot_config_load_file(&cfg, config_path, report, &rep) != 0;
+		problems += tlbot_config_load_file(cfg, config_path, report, &rep) != 0;
 	}
 	rep.file = NULL;
-	problems += tlbot_config_load_env(&cfg, NULL, report, &rep) != 0;
+	problems += tlbot_config_load_env(cfg, NULL, report, &rep) != 0;
 	rep.file = config_path;
-	problems += tlbot_config_finish(&cfg, report, &rep) != 0;
+	problems += tlbot_config_finish(cfg, report, &rep) != 0;
 	if (check_only) {
 		if (rep.count == 0)
 			printf("%s: configuration OK\n", config_path ? config_path : "environment");
 		else
 			fprintf(stderr, "%d problem%s found\n", rep.count, rep.count == 1 ? "" : "s");
-		tlbot_config_release(&cfg);
+		tlbot_config_release(cfg);
 		return rep.count == 0 ? 0 : 1;
 	}
 	if (rep.count > 0 || problems) {
 		fprintf(stderr, "tlbot: the configuration has %d problem%s (see above); "
 			"`tlbot --check-config -c FILE` checks it\n", rep.count, rep.count == 1 ? "" : "s");
-		tlbot_config_release(&cfg);
+		tlbot_config_release(cfg);
 		return 1;
 	}
-	if (tlbot_log_parse_level(cfg.log_level, &lvl) == 0)
+	return -1;
+}
+
+/* Logging as configured (secrets masked), the file permission check, the
+ * test clock, the random seed and the signal handlers. */
+static void
+setup_process(const struct tlbot_config *cfg, const char *config_path)
+{
+	enum tlbot_log_level lvl;
+	struct sigaction sa;
+
+	if (tlbot_log_parse_level(cfg->log_level, &lvl) == 0)
 		tlbot_log_set_level(lvl);
-	tlbot_log_set_json(cfg.log_format && strcmp(cfg.log_format, "json") == 0);
-	tlbot_log_add_secret(cfg.password);
-	tlbot_log_add_secret(cfg.access_token);
-	check_permissions(config_path, &cfg);
+	tlbot_log_set_json(cfg->log_format && strcmp(cfg->log_format, "json") == 0);
+	tlbot_log_add_secret(cfg->password);
+	tlbot_log_add_secret(cfg->access_token);
+	check_permissions(config_path, cfg);
 	if (getenv("TLBOT_TEST_CLOCK_FILE")) {
 		tlbot_clock_set_override(getenv("TLBOT_TEST_CLOCK_FILE"));
 		log_warnx("test clock override active (TLBOT_TEST_CLOCK_FILE): for tests only");
@@ -293,6 +310,95 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The bank-holiday cache beside the database, and the database itself
+ * (created private: it holds the access token). */
+static void
+open_store(struct tlbot_daemon *d, const struct tlbot_config *cfg)
+{
+	char cache[4200];
+	mode_t old;
+	int rc;
+
+	tlbot_holidays_cache_for(cfg->database, cache, sizeof(cache));
+	tlbot_holidays_set_cache_path(cache);
+	old = umask(077);
+	rc = tlbot_store_open(&d->st, cfg->database, tlbot_command_schemas());
+	umask(old);
+	if (rc != 0)
+		fatalx("cannot open the database %s (see above)", cfg->database);
+}
+
+/* Find the homeserver, log in, set up encryption and the transport, run
+ * the worker and housekeeping threads beside the transport until a
+ * signal stops them. Sets d->exit_code on the ways out that fail. */
+static void
+connect_and_run(struct tlbot_daemon *d, const struct tlbot_config *cfg)
+{
+	pthread_t worker, housekeeper;
+
+	while (tlbot_mx_discover(cfg->homeserver, cfg->ca_file, &d->base_url) != TLBOT_OK) {
+		log_warnx("cannot resolve homeserver %s yet; retrying in 5 s", cfg->homeserver);
+		if (tlbot_daemon_sleep(d, 5000))
+			return;
+	}
+	if (tlbot_http_init(&d->http, d->base_url, cfg->ca_file) != 0)
+		fatalx("cannot initialise HTTP");
+	if (tlbot_daemon_login(d) != 0) {
+		d->exit_code = stopping ? 0 : 2;
+		return;
+	}
+	free(d->user_id);
+	d->user_id = strdup(cfg->user_id);
+	if (strcmp(cfg->encryption, "on") == 0) {
+		d->crypto = tlbot_crypto_new(cfg, &d->st, &d->http, d->user_id, d->device_id);
+		if (d->crypto == NULL) {
+			log_error("encryption: cannot set up the device keys (see above); set "
+				  "encryption: off to run without end-to-end encryption");
+			d->exit_code = 1;
+			return;
+		}
+	} else {
+		log_info("encryption: off (encryption: off): encrypted rooms are not read");
+	}
+	/* Transport selection: websocket and auto run the WebSocket stream
+	 * (ws.c, which falls back to /sync in auto mode); sync runs /sync. */
+	if (strcmp(cfg->transport, "sync") != 0 && (d->ws = tlbot_ws_new(d)) == NULL) {
+		d->exit_code = 1;
+		return;
+	}
+	if (pthread_create(&worker, NULL, tlbot_worker_main, d) != 0)
+		fatal("cannot start the worker thread");
+	if (pthread_create(&housekeeper, NULL, tlbot_housekeeping_main, d) != 0)
+		fatal("cannot start the housekeeping thread");
+	if (d->ws)
+		tlbot_ws_transport_run(d);
+	else
+		tlbot_sync_run(d);
+	stopping = 1;
+	tlbot_daemon_wake(d);
+	pthread_join(worker, NULL);
+	pthread_join(housekeeper, NULL);
+	log_info("stopped cleanly");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct tlbot_config cfg;
+	struct tlbot_daemon d;
+	const char *config_path = NULL;
+	struct tlbot_metrics_server *metrics = NULL;
+	int check_only = 0, rc;
+
+	rc = parse_options(argc, argv, &config_path, &check_only);
+	if (rc >= 0)
+		return rc;
+	rc = load_config(&cfg, config_path, check_only);
+	if (rc >= 0)
+		return rc;
+	setup_process(&cfg, config_path);
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = &cfg;
@@ -304,68 +410,12 @@ main(int argc, char **argv)
 	tlbot_http_set_abort_flag(&stopping);
 	log_info("tlbot %s starting (database %s, transport %s)", TLBOT_VERSION, cfg.database,
 		 cfg.transport);
-
-	{
-		char cache[4200];
-
-		tlbot_holidays_cache_for(cfg.database, cache, sizeof(cache));
-		tlbot_holidays_set_cache_path(cache);
-	}
-	{
-		mode_t old = umask(077); /* the database holds the access token */
-		int rc = tlbot_store_open(&d.st, cfg.database, tlbot_command_schemas());
-
-		umask(old);
-		if (rc != 0)
-			fatalx("cannot open the database %s (see above)", cfg.database);
-	}
+	open_store(&d, &cfg);
 	tlbot_metrics_init();
 	if (tlbot_metrics_server_start(&cfg, &metrics) != 0)
 		fatalx("cannot start the metrics listener (metrics_listen: %s)", cfg.metrics_listen);
-	while (tlbot_mx_discover(cfg.homeserver, cfg.ca_file, &d.base_url) != TLBOT_OK) {
-		log_warnx("cannot resolve homeserver %s yet; retrying in 5 s", cfg.homeserver);
-		if (tlbot_daemon_sleep(&d, 5000))
-			goto done;
-	}
-	if (tlbot_http_init(&d.http, d.base_url, cfg.ca_file) != 0)
-		fatalx("cannot initialise HTTP");
-	if (tlbot_daemon_login(&d) != 0) {
-		d.exit_code = stopping ? 0 : 2;
-		goto done;
-	}
-	free(d.user_id);
-	d.user_id = strdup(cfg.user_id);
-	if (strcmp(cfg.encryption, "on") == 0) {
-		d.crypto = tlbot_crypto_new(&cfg, &d.st, &d.http, d.user_id, d.device_id);
-		if (d.crypto == NULL) {
-			log_error("encryption: cannot set up the device keys (see above); set "
-				  "encryption: off to run without end-to-end encryption");
-			d.exit_code = 1;
-			goto done;
-		}
-	} else {
-		log_info("encryption: off (encryption: off): encrypted rooms are not read");
-	}
-	/* Transport selection: websocket and auto run the WebSocket stream
-	 * (ws.c, which falls back to /sync in auto mode); sync runs /sync. */
-	if (strcmp(cfg.transport, "sync") != 0 && (d.ws = tlbot_ws_new(&d)) == NULL) {
-		d.exit_code = 1;
-		goto done;
-	}
-	if (pthread_create(&worker, NULL, tlbot_worker_main, &d) != 0)
-		fatal("cannot start the worker thread");
-	if (pthread_create(&housekeeper, NULL, tlbot_housekeeping_main, &d) != 0)
-		fatal("cannot start the housekeeping thread");
-	if (d.ws)
-		tlbot_ws_transport_run(&d);
-	else
-		tlbot_sync_run(&d);
-	stopping = 1;
-	tlbot_daemon_wake(&d);
-	pthread_join(worker, NULL);
-	pthread_join(housekeeper, NULL);
-	log_info("stopped cleanly");
-done:
+	connect_and_run(&d, &cfg);
+
 	tlbot_metrics_server_stop(metrics);
 	tlbot_ws_free(d.ws);
 	tlbot_crypto_free(d.crypto);
