@@ -416,6 +416,52 @@ error_from(const struct up_resp *r, int ok)
 	return e;
 }
 
+/* The upstream /sync failed (ok: it answered, with r->status): tell the
+ * client and close for a rejected token or a refused since/filter
+ * (returns -1), else wait to retry (returns 0; r->body released). */
+static int
+sync_error(struct conn *c, struct up_resp *r, int ok, int *attempt)
+{
+	json_t *e = error_from(r, ok);
+	const char *code = json_string_value(json_object_get(e, "errcode"));
+	/* next to the homeserver: retry soon, the client waits */
+	long wait = tlbot_backoff_ms((*attempt)++, 250, SYNC_RETRY_CAP_MS);
+
+	if (ok && (r->status == 401 || r->status == 403 ||
+	           (code && strcmp(code, "M_UNKNOWN_TOKEN") == 0))) {
+		/* tell the client why, then close */
+		pthread_mutex_lock(&gw.lock);
+		queue_json_locked(c, json_pack("{s:O}", "error", e));
+		kick_locked(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unauthorized");
+		pthread_mutex_unlock(&gw.lock);
+		json_decref(e);
+		tlbot_buf_release(&r->body);
+		return -1;
+	}
+	if (ok && r->status == 400) {
+		/* a since or filter the homeserver refuses: the client
+		 * must start again; tell it and close */
+		pthread_mutex_lock(&gw.lock);
+		queue_json_locked(c, json_pack("{s:O}", "error", e));
+		kick_locked(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+		            "sync refused");
+		pthread_mutex_unlock(&gw.lock);
+		json_decref(e);
+		tlbot_buf_release(&r->body);
+		return -1;
+	}
+	if (json_is_integer(json_object_get(e, "retry_after_ms")))
+		wait = (long)json_integer_value(
+		        json_object_get(e, "retry_after_ms"));
+	log_warnx("conn %lu (%s): upstream /sync failed (HTTP %ld); retrying in "
+	          "%ld ms",
+	          c->id, c->user_id, r->status, wait);
+	json_decref(e);
+	tlbot_buf_release(&r->body);
+	sleep_abortable(c, wait);
+	return 0;
+}
+
 static void *
 sync_thread(void *arg)
 {
@@ -448,43 +494,8 @@ sync_thread(void *arg)
 			break;
 		}
 		if (!ok || r.status != 200) {
-			json_t *e = error_from(&r, ok);
-			const char *code = json_string_value(json_object_get(e, "errcode"));
-			/* next to the homeserver: retry soon, the client waits */
-			long wait = tlbot_backoff_ms(attempt++, 250, SYNC_RETRY_CAP_MS);
-
-			if (ok && (r.status == 401 || r.status == 403 ||
-			           (code && strcmp(code, "M_UNKNOWN_TOKEN") == 0))) {
-				/* tell the client why, then close */
-				pthread_mutex_lock(&gw.lock);
-				queue_json_locked(c, json_pack("{s:O}", "error", e));
-				kick_locked(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unauthorized");
-				pthread_mutex_unlock(&gw.lock);
-				json_decref(e);
-				tlbot_buf_release(&r.body);
+			if (sync_error(c, &r, ok, &attempt) != 0)
 				break;
-			}
-			if (ok && r.status == 400) {
-				/* a since or filter the homeserver refuses: the client
-				 * must start again; tell it and close */
-				pthread_mutex_lock(&gw.lock);
-				queue_json_locked(c, json_pack("{s:O}", "error", e));
-				kick_locked(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-				            "sync refused");
-				pthread_mutex_unlock(&gw.lock);
-				json_decref(e);
-				tlbot_buf_release(&r.body);
-				break;
-			}
-			if (json_is_integer(json_object_get(e, "retry_after_ms")))
-				wait = (long)json_integer_value(
-				        json_object_get(e, "retry_after_ms"));
-			log_warnx("conn %lu (%s): upstream /sync failed (HTTP %ld); retrying in "
-			          "%ld ms",
-			          c->id, c->user_id, r.status, wait);
-			json_decref(e);
-			tlbot_buf_release(&r.body);
-			sleep_abortable(c, wait);
 			continue;
 		}
 		attempt = 0;
@@ -984,110 +995,37 @@ usage(FILE *f)
 	        STREAM_PATH);
 }
 
-int
-main(int argc, char **argv)
+/* --listen HOST:PORT (or [V6]:PORT) into gw. Returns 0, or -1 (said). */
+static int
+parse_listen(const char *listen_arg)
 {
-	static const struct option opts[] = {
-	        {"upstream", required_argument, NULL, 'u'},
-	        {"listen", required_argument, NULL, 'l'},
-	        {"tls-cert", required_argument, NULL, 'c'},
-	        {"tls-key", required_argument, NULL, 'k'},
-	        {"ca-file", required_argument, NULL, 'a'},
-	        {"max-connections", required_argument, NULL, 'm'},
-	        {"max-buffer-kb", required_argument, NULL, 'b'},
-	        {"log-level", required_argument, NULL, 'L'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
+	const char *colon = strrchr(listen_arg, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == listen_arg) {
+		fprintf(stderr, "tlbot-wsgateway: --listen wants HOST:PORT\n");
+		return -1;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port > 65535) {
+		fprintf(stderr, "tlbot-wsgateway: bad port in --listen %s\n", listen_arg);
+		return -1;
+	}
+	gw.listen_port = (int)port;
+	gw.listen_host = strndup(listen_arg, (size_t)(colon - listen_arg));
+	if (gw.listen_host[0] == '[') { /* [::1] */
+		memmove(gw.listen_host, gw.listen_host + 1, strlen(gw.listen_host));
+		gw.listen_host[strcspn(gw.listen_host, "]")] = '\0';
+	}
+	return 0;
+}
+
+/* The listening lws context in gw.ctx (fatal when it cannot listen). */
+static void
+listen_start(const char *listen_arg)
+{
 	struct lws_context_creation_info info;
-	struct sigaction sa;
-	const char *listen_arg = "127.0.0.1:8009";
-	enum tlbot_log_level lvl;
-	long max_kb = 8192;
-	int ch;
-
-	gw.max_conns = 256;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'u':
-			gw.upstream = strdup(optarg);
-			break;
-		case 'l':
-			listen_arg = optarg;
-			break;
-		case 'c':
-			gw.tls_cert = optarg;
-			break;
-		case 'k':
-			gw.tls_key = optarg;
-			break;
-		case 'a':
-			gw.ca_file = optarg;
-			break;
-		case 'm':
-			gw.max_conns = atoi(optarg);
-			break;
-		case 'b':
-			max_kb = atol(optarg);
-			break;
-		case 'L':
-			if (tlbot_log_parse_level(optarg, &lvl) != 0) {
-				fprintf(stderr, "tlbot-wsgateway: bad --log-level '%s'\n", optarg);
-				return 64;
-			}
-			tlbot_log_set_level(lvl);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 64;
-		}
-	}
-	if (gw.upstream == NULL)
-		fprintf(stderr, "tlbot-wsgateway: --upstream URL is required\n");
-	if (gw.upstream == NULL || optind < argc || gw.max_conns <= 0 || max_kb <= 0 ||
-	    (!gw.tls_cert != !gw.tls_key) ||
-	    (strncmp(gw.upstream, "http://", 7) != 0 && strncmp(gw.upstream, "https://", 8) != 0)) {
-		usage(stderr);
-		return 64;
-	}
-	while (strlen(gw.upstream) > 8 && gw.upstream[strlen(gw.upstream) - 1] == '/')
-		gw.upstream[strlen(gw.upstream) - 1] = '\0';
-	gw.max_buffer = (size_t)max_kb * 1024;
-	{
-		const char *colon = strrchr(listen_arg, ':');
-		char *end;
-		long port;
-
-		if (colon == NULL || colon == listen_arg) {
-			fprintf(stderr, "tlbot-wsgateway: --listen wants HOST:PORT\n");
-			return 64;
-		}
-		port = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || port <= 0 || port > 65535) {
-			fprintf(stderr, "tlbot-wsgateway: bad port in --listen %s\n", listen_arg);
-			return 64;
-		}
-		gw.listen_port = (int)port;
-		gw.listen_host = strndup(listen_arg, (size_t)(colon - listen_arg));
-		if (gw.listen_host[0] == '[') { /* [::1] */
-			memmove(gw.listen_host, gw.listen_host + 1, strlen(gw.listen_host));
-			gw.listen_host[strcspn(gw.listen_host, "]")] = '\0';
-		}
-	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	pthread_mutex_init(&gw.lock, NULL);
-	pthread_cond_init(&gw.threads_cond, NULL);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-		fatalx("cannot initialise libcurl");
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 	memset(&info, 0, sizeof(info));
@@ -1106,6 +1044,133 @@ main(int argc, char **argv)
 	gw.ctx = lws_create_context(&info);
 	if (gw.ctx == NULL)
 		fatalx("cannot listen on %s (see above)", listen_arg);
+}
+
+/* At shutdown (gw.lock held): tell every connection's threads to stop
+ * (curl transfers abort) and wait up to 3 s for them. */
+static void
+stop_threads_locked(void)
+{
+	struct conn *k;
+	int64_t deadline = tlbot_clock_mono_ms() + 3000;
+
+	for (k = gw.conns; k; k = k->next) {
+		k->closing = 1;
+		k->abort = 1;
+		pthread_cond_broadcast(&k->req_cond);
+	}
+	while (gw.nthreads > 0 && tlbot_clock_mono_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&gw.threads_cond, &gw.lock, &ts);
+	}
+	if (gw.nthreads > 0)
+		log_warnx("%d connection threads still busy at exit", gw.nthreads);
+}
+
+/* The command line into gw, *listen_arg and *max_kb. Returns -1 to go on,
+ * or the exit status (0 after --help, 64 on a usage error). */
+static int
+parse_args(int argc, char **argv, const char **listen_arg, long *max_kb)
+{
+	static const struct option opts[] = {
+	        {"upstream", required_argument, NULL, 'u'},
+	        {"listen", required_argument, NULL, 'l'},
+	        {"tls-cert", required_argument, NULL, 'c'},
+	        {"tls-key", required_argument, NULL, 'k'},
+	        {"ca-file", required_argument, NULL, 'a'},
+	        {"max-connections", required_argument, NULL, 'm'},
+	        {"max-buffer-kb", required_argument, NULL, 'b'},
+	        {"log-level", required_argument, NULL, 'L'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	enum tlbot_log_level lvl;
+	int ch;
+
+	gw.max_conns = 256;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'u':
+			gw.upstream = strdup(optarg);
+			break;
+		case 'l':
+			*listen_arg = optarg;
+			break;
+		case 'c':
+			gw.tls_cert = optarg;
+			break;
+		case 'k':
+			gw.tls_key = optarg;
+			break;
+		case 'a':
+			gw.ca_file = optarg;
+			break;
+		case 'm':
+			gw.max_conns = atoi(optarg);
+			break;
+		case 'b':
+			*max_kb = atol(optarg);
+			break;
+		case 'L':
+			if (tlbot_log_parse_level(optarg, &lvl) != 0) {
+				fprintf(stderr, "tlbot-wsgateway: bad --log-level '%s'\n", optarg);
+				return 64;
+			}
+			tlbot_log_set_level(lvl);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 64;
+		}
+	}
+	if (gw.upstream == NULL)
+		fprintf(stderr, "tlbot-wsgateway: --upstream URL is required\n");
+	if (gw.upstream == NULL || optind < argc || gw.max_conns <= 0 || *max_kb <= 0 ||
+	    (!gw.tls_cert != !gw.tls_key) ||
+	    (strncmp(gw.upstream, "http://", 7) != 0 && strncmp(gw.upstream, "https://", 8) != 0)) {
+		usage(stderr);
+		return 64;
+	}
+	while (strlen(gw.upstream) > 8 && gw.upstream[strlen(gw.upstream) - 1] == '/')
+		gw.upstream[strlen(gw.upstream) - 1] = '\0';
+	gw.max_buffer = (size_t)*max_kb * 1024;
+	if (parse_listen(*listen_arg) != 0)
+		return 64;
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sigaction sa;
+	const char *listen_arg = "127.0.0.1:8009";
+	long max_kb = 8192;
+	int rc = parse_args(argc, argv, &listen_arg, &max_kb);
+
+	if (rc >= 0)
+		return rc;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&gw.lock, NULL);
+	pthread_cond_init(&gw.threads_cond, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		fatalx("cannot initialise libcurl");
+
+	listen_start(listen_arg);
 	log_info("tlbot-wsgateway %s: %s://%s:%d%s -> %s (max %d connections, %ld KiB each)",
 	         TLBOT_VERSION, gw.tls_cert ? "wss" : "ws", gw.listen_host, gw.listen_port,
 	         STREAM_PATH, gw.upstream, gw.max_conns, max_kb);
@@ -1120,29 +1185,7 @@ main(int argc, char **argv)
 	/* shutdown: stop the threads (curl transfers abort), then close sockets */
 	log_info("stopping: closing %d connections", gw.nconns);
 	pthread_mutex_lock(&gw.lock);
-	{
-		struct conn *k;
-		int64_t deadline = tlbot_clock_mono_ms() + 3000;
-
-		for (k = gw.conns; k; k = k->next) {
-			k->closing = 1;
-			k->abort = 1;
-			pthread_cond_broadcast(&k->req_cond);
-		}
-		while (gw.nthreads > 0 && tlbot_clock_mono_ms() < deadline) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 100 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&gw.threads_cond, &gw.lock, &ts);
-		}
-		if (gw.nthreads > 0)
-			log_warnx("%d connection threads still busy at exit", gw.nthreads);
-	}
+	stop_threads_locked();
 	{
 		struct lws_context *ctx = gw.ctx;
 

@@ -414,6 +414,90 @@ tlbot_sync_prepare(struct tlbot_daemon *d)
 	setup_filter(d);
 }
 
+/* The position to sync from: kv next_batch (new string), or NULL for a
+ * fresh start, also when a first sync was cut short. */
+static char *
+start_position(struct tlbot_daemon *d)
+{
+	char *since = NULL, *partial = NULL;
+
+	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
+		since = NULL;
+	if (tlbot_store_kv_get(&d->st, "first_sync_partial", &partial) == 0) {
+		/* a first sync was cut short: do it again, whole */
+		log_info("sync: the first sync was interrupted; starting it again");
+		tlbot_store_kv_del(&d->st, "next_batch");
+		free(since);
+		since = NULL;
+	}
+	free(partial);
+	return since;
+}
+
+/* A /sync request failed with e (answer in r): stop on a rejected token,
+ * start afresh from a refused position (*since freed and NULL), else wait
+ * (a rate limit's time, or backoff). Returns 0 to go on, -1 to stop. */
+static int
+sync_failed(struct tlbot_daemon *d, enum tlbot_err e, const struct tlbot_http_resp *r,
+	    char **since, int *attempt, int *refused)
+{
+	long wait;
+
+	if (e == TLBOT_ERR_HTTP && strcmp(r->errcode, "M_UNKNOWN_TOKEN") == 0) {
+		log_error("sync: the homeserver rejected the access token (M_UNKNOWN_TOKEN): "
+			  "it was logged out or revoked; restart tlbot to log in again, or "
+			  "give it a new access token");
+		tlbot_daemon_fail(d, 2);
+		return -1;
+	}
+	if (!tlbot_http_retryable(e, r) &&
+	    tlbot_sync_refused(d, "sync", refused, *since != NULL, r->errcode, r->error,
+			       r->status) == 1) {
+		free(*since);
+		*since = NULL;
+		return 0;
+	}
+	/* a rate limit says how long to wait; other failures back off */
+	if (r->retry_after_ms >= 0)
+		wait = r->retry_after_ms;
+	else
+		wait = tlbot_backoff_ms((*attempt)++, 500, 60000);
+	log_warnx("sync: %s: %s%s%s; retrying in %ld ms", tlbot_strerror(e), r->errcode,
+		  r->errcode[0] ? " " : "", r->error, wait);
+	tlbot_daemon_sleep(d, wait);
+	return 0;
+}
+
+/* The first sync's answer (undecoded, in r): apply it; on success *since
+ * is its next_batch and r is emptied, else wait before the retry. */
+static void
+first_sync_done(struct tlbot_daemon *d, struct tlbot_http_resp *r, char **since, int *attempt,
+		int *apply_failures)
+{
+	char *first_next = NULL;
+	size_t body_len = r->body.len;
+
+	d->router.isolate = *apply_failures >= 3;
+	if (first_sync_apply(d, r->body.data ? r->body.data : "", r->body.len, &first_next) != 0) {
+		long wait = tlbot_backoff_ms((*attempt)++, 500, 60000);
+
+		(*apply_failures)++;
+		log_error("sync: could not apply the first sync (see above); retrying in %ld ms",
+			  wait);
+		tlbot_daemon_sleep(d, wait);
+		return;
+	}
+	log_debug("sync: first sync (%zu bytes) -> %s", body_len, first_next);
+	*apply_failures = 0;
+	*attempt = 0;
+	*since = first_next;
+	__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
+	tlbot_daemon_wake(d);
+	tlbot_http_resp_release(r);
+	tlbot_http_resp_init(r);
+	tlbot_daemon_trim();
+}
+
 int
 tlbot_sync_run(struct tlbot_daemon *d)
 {
@@ -424,20 +508,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 
 	tlbot_sync_prepare(d);
 	tlbot_metrics_transport("sync");
-	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
-		since = NULL;
-	{
-		char *partial = NULL;
-
-		if (tlbot_store_kv_get(&d->st, "first_sync_partial", &partial) == 0) {
-			/* a first sync was cut short: do it again, whole */
-			log_info("sync: the first sync was interrupted; starting it again");
-			tlbot_store_kv_del(&d->st, "next_batch");
-			free(since);
-			since = NULL;
-		}
-		free(partial);
-	}
+	since = start_position(d);
 	log_info("sync: starting %s", since ? "from the stored position" :
 		 "fresh: history before now is marked handled, not answered");
 	/* The first sync of a fresh start answers nothing (history is marked
@@ -457,55 +528,12 @@ tlbot_sync_run(struct tlbot_daemon *d)
 		if (e == TLBOT_ERR_ABORT || *d->stop)
 			break;
 		if (e != TLBOT_OK) {
-			long wait;
-
-			if (e == TLBOT_ERR_HTTP && strcmp(r.errcode, "M_UNKNOWN_TOKEN") == 0) {
-				log_error("sync: the homeserver rejected the access token (M_UNKNOWN_TOKEN): "
-					  "it was logged out or revoked; restart tlbot to log in again, or "
-					  "give it a new access token");
-				tlbot_daemon_fail(d, 2);
+			if (sync_failed(d, e, &r, &since, &attempt, &refused) != 0)
 				break;
-			}
-			if (!tlbot_http_retryable(e, &r) &&
-			    tlbot_sync_refused(d, "sync", &refused, since != NULL, r.errcode, r.error,
-					       r.status) == 1) {
-				free(since);
-				since = NULL;
-				continue;
-			}
-			/* a rate limit says how long to wait; other failures back off */
-			if (r.retry_after_ms >= 0)
-				wait = r.retry_after_ms;
-			else
-				wait = tlbot_backoff_ms(attempt++, 500, 60000);
-			log_warnx("sync: %s: %s%s%s; retrying in %ld ms", tlbot_strerror(e), r.errcode,
-				  r.errcode[0] ? " " : "", r.error, wait);
-			tlbot_daemon_sleep(d, wait);
 			continue;
 		}
 		if (since == NULL) {
-			char *first_next = NULL;
-
-			d->router.isolate = apply_failures >= 3;
-			if (first_sync_apply(d, r.body.data ? r.body.data : "", r.body.len,
-					     &first_next) != 0) {
-				long wait = tlbot_backoff_ms(attempt++, 500, 60000);
-
-				apply_failures++;
-				log_error("sync: could not apply the first sync (see above); retrying in "
-					  "%ld ms", wait);
-				tlbot_daemon_sleep(d, wait);
-				continue;
-			}
-			log_debug("sync: first sync (%zu bytes) -> %s", body_len, first_next);
-			apply_failures = 0;
-			attempt = 0;
-			since = first_next;
-			__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
-			tlbot_daemon_wake(d);
-			tlbot_http_resp_release(&r);
-			tlbot_http_resp_init(&r);
-			tlbot_daemon_trim();
+			first_sync_done(d, &r, &since, &attempt, &apply_failures);
 			continue;
 		}
 		/* the body is decoded: free it before the tree is applied, so the
