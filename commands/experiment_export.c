@@ -243,18 +243,108 @@ json_field(const struct rec_field *f, const struct exp_rec *r)
 	}
 }
 
+/* One experiment as a CSV row: its columns, learnings and notes. */
+static void
+write_csv(struct export *x, const struct exp_rec *r, const char *learned, const char *noted)
+{
+	struct tlbot_csv *c = &x->csv;
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < x->ncols; i++)
+		bad |= csv_field(c, x->cols[i], r);
+	if (bad || tlbot_csv_text(c, learned) || tlbot_csv_text(c, noted) || tlbot_csv_end_row(c))
+		x->full = 1;
+}
+
+/* One experiment as a JSON object (larr, narr: its learnings and notes,
+ * handed over). 0, or -1 when out of memory. */
+static int
+write_json(struct export *x, const struct exp_rec *r, json_t *larr, json_t *narr)
+{
+	json_t *o = json_object();
+	char *text;
+	size_t i;
+
+	if (o == NULL) {
+		json_decref(larr);
+		json_decref(narr);
+		return -1;
+	}
+	for (i = 0; i < x->ncols; i++) {
+		json_object_set_new(o, export_key(x->cols[i]), json_field(x->cols[i], r));
+		if (x->cols[i]->type == R_ID)
+			json_object_set_new(o, "number", json_integer(r->id));
+	}
+	json_object_set_new(o, "learnings", larr);
+	json_object_set_new(o, "notes", narr);
+	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(o);
+	if (text == NULL)
+		return -1;
+	if (tlbot_buf_adds(&x->out, x->n ? ",\n" : "\n") != 0 || tlbot_buf_adds(&x->out, text) != 0)
+		x->full = 1;
+	free(text);
+	return 0;
+}
+
+/* One experiment as a Markdown table row (and an HTML one). */
+static void
+write_md(struct export *x, const struct exp_rec *r, const char *learned)
+{
+	char eid[32], cid[32], b[40], t[40], v[40];
+	struct tlbot_buf h, m;
+
+	snprintf(eid, sizeof(eid), "E-%lld", (long long)r->id);
+	snprintf(cid, sizeof(cid), "C-%lld", (long long)r->challenge_id);
+	tlbot_buf_init(&h, 4 * 2000 + 64);
+	tlbot_buf_printf(&h, "We believe %s will result in %s. We will know when %s.",
+			 r->believe ? r->believe : "?", r->result_in ? r->result_in : "?",
+			 r->know_when ? r->know_when : "?");
+	num_text(r->baseline.has, r->baseline.v, b, sizeof(b));
+	num_text(r->target.has, r->target.v, t, sizeof(t));
+	num_text(r->result_value.has, r->result_value.v, v, sizeof(v));
+	tlbot_buf_init(&m, 400);
+	if (r->metric)
+		tlbot_buf_printf(&m, "%s%s%s%s%s%s%s", r->metric, b[0] ? ": " : "", b,
+				 t[0] ? " → " : "", t, r->unit ? " " : "", r->unit ? r->unit : "");
+	if (tlbot_buf_adds(&x->out, "|") != 0)
+		x->full = 1;
+	tlbot_buf_adds(&x->plain, "|");
+	html_add(x, "<tr>", 0);
+	md_cell(x, eid);
+	md_cell(x, cid);
+	md_cell(x, r->title);
+	md_cell(x, r->owner);
+	md_cell(x, r->status);
+	md_cell(x, tlbot_buf_str(&h));
+	md_cell(x, tlbot_buf_str(&m));
+	md_cell(x, r->start_date);
+	md_cell(x, r->end_date);
+	tlbot_buf_reset(&m);
+	if (v[0])
+		tlbot_buf_printf(&m, "%s%s%s", v, r->unit ? " " : "", r->unit ? r->unit : "");
+	md_cell(x, tlbot_buf_str(&m));
+	md_cell(x, r->finding);
+	md_cell(x, r->decision);
+	md_cell(x, r->decision_reason ? r->decision_reason : r->abandon_reason);
+	md_cell(x, learned);
+	html_add(x, "</tr>", 0);
+	if (tlbot_buf_adds(&x->out, "\n") != 0)
+		x->full = 1;
+	tlbot_buf_adds(&x->plain, "\n");
+	tlbot_buf_release(&h);
+	tlbot_buf_release(&m);
+}
+
 /* Write one experiment. 0 or -1 (database / memory; x->full on size). */
 static int
 write_one(struct export *x, const struct exp_rec *r)
 {
-	char eid[32], cid[32], b[40], t[40], v[40];
 	char *learned = NULL, *noted = NULL;
 	json_t *larr = NULL, *narr = NULL;
-	size_t i;
 	int rc = 0;
 
-	snprintf(eid, sizeof(eid), "E-%lld", (long long)r->id);
-	snprintf(cid, sizeof(cid), "C-%lld", (long long)r->challenge_id);
 	if (text_rows(x, 0, r->id, &learned, x->fmt == FMT_JSON ? &larr : NULL) != 0 ||
 	    (x->fmt != FMT_MD && text_rows(x, 1, r->id, &noted, x->fmt == FMT_JSON ? &narr : NULL) != 0)) {
 		free(learned);
@@ -262,87 +352,16 @@ write_one(struct export *x, const struct exp_rec *r)
 		return -1;
 	}
 	switch (x->fmt) {
-	case FMT_CSV: {
-		struct tlbot_csv *c = &x->csv;
-		int bad = 0;
-
-		for (i = 0; i < x->ncols; i++)
-			bad |= csv_field(c, x->cols[i], r);
-		if (bad || tlbot_csv_text(c, learned) || tlbot_csv_text(c, noted) || tlbot_csv_end_row(c))
-			x->full = 1;
+	case FMT_CSV:
+		write_csv(x, r, learned, noted);
 		break;
-	}
-	case FMT_JSON: {
-		json_t *o = json_object();
-		char *text;
-
-		if (o == NULL) {
-			rc = -1;
-			break;
-		}
-		for (i = 0; i < x->ncols; i++) {
-			json_object_set_new(o, export_key(x->cols[i]), json_field(x->cols[i], r));
-			if (x->cols[i]->type == R_ID)
-				json_object_set_new(o, "number", json_integer(r->id));
-		}
-		json_object_set_new(o, "learnings", larr);
-		larr = NULL;
-		json_object_set_new(o, "notes", narr);
-		narr = NULL;
-		text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-		json_decref(o);
-		if (text == NULL) {
-			rc = -1;
-			break;
-		}
-		if (tlbot_buf_adds(&x->out, x->n ? ",\n" : "\n") != 0 || tlbot_buf_adds(&x->out, text) != 0)
-			x->full = 1;
-		free(text);
+	case FMT_JSON:
+		rc = write_json(x, r, larr, narr);
+		larr = narr = NULL;
 		break;
-	}
-	case FMT_MD: {
-		struct tlbot_buf h, m;
-
-		tlbot_buf_init(&h, 4 * 2000 + 64);
-		tlbot_buf_printf(&h, "We believe %s will result in %s. We will know when %s.",
-				 r->believe ? r->believe : "?", r->result_in ? r->result_in : "?",
-				 r->know_when ? r->know_when : "?");
-		num_text(r->baseline.has, r->baseline.v, b, sizeof(b));
-		num_text(r->target.has, r->target.v, t, sizeof(t));
-		num_text(r->result_value.has, r->result_value.v, v, sizeof(v));
-		tlbot_buf_init(&m, 400);
-		if (r->metric)
-			tlbot_buf_printf(&m, "%s%s%s%s%s%s%s", r->metric, b[0] ? ": " : "", b,
-					 t[0] ? " → " : "", t, r->unit ? " " : "", r->unit ? r->unit : "");
-		if (tlbot_buf_adds(&x->out, "|") != 0)
-			x->full = 1;
-		tlbot_buf_adds(&x->plain, "|");
-		html_add(x, "<tr>", 0);
-		md_cell(x, eid);
-		md_cell(x, cid);
-		md_cell(x, r->title);
-		md_cell(x, r->owner);
-		md_cell(x, r->status);
-		md_cell(x, tlbot_buf_str(&h));
-		md_cell(x, tlbot_buf_str(&m));
-		md_cell(x, r->start_date);
-		md_cell(x, r->end_date);
-		tlbot_buf_reset(&m);
-		if (v[0])
-			tlbot_buf_printf(&m, "%s%s%s", v, r->unit ? " " : "", r->unit ? r->unit : "");
-		md_cell(x, tlbot_buf_str(&m));
-		md_cell(x, r->finding);
-		md_cell(x, r->decision);
-		md_cell(x, r->decision_reason ? r->decision_reason : r->abandon_reason);
-		md_cell(x, learned);
-		html_add(x, "</tr>", 0);
-		if (tlbot_buf_adds(&x->out, "\n") != 0)
-			x->full = 1;
-		tlbot_buf_adds(&x->plain, "\n");
-		tlbot_buf_release(&h);
-		tlbot_buf_release(&m);
+	case FMT_MD:
+		write_md(x, r, learned);
 		break;
-	}
 	}
 	json_decref(larr);
 	json_decref(narr);
