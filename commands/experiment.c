@@ -866,6 +866,56 @@ digest_learnings(struct tlbot_msg *m, struct tlbot_ctx *ctx, int64_t id, time_t 
  * with what to say about each. Returns the number listed, -1 on error. */
 enum section { SEC_STARTED, SEC_CONCLUDED, SEC_LEARNED, SEC_OVERDUE, SEC_CROSS };
 
+/* What a digest item of section kind says after its title. 0 or -1. */
+static int
+digest_detail(struct tlbot_msg *m, struct tlbot_ctx *ctx, const struct exp_rec *r,
+	      enum section kind, time_t since, time_t until)
+{
+	char num[40];
+
+	switch (kind) {
+	case SEC_STARTED:
+		tlbot_msg_text(m, " — ");
+		tlbot_msg_user(m, r->owner);
+		if (r->end_date)
+			tlbot_msg_textf(m, ", until %s", r->end_date);
+		/* what became of it since (abandoned, concluded) */
+		if (strcmp(r->status, "running") != 0)
+			tlbot_msg_textf(m, " — now %s", r->status);
+		break;
+	case SEC_CONCLUDED:
+	case SEC_CROSS:
+		if (r->result_value.has) {
+			fmt_num(r->result_value.v, num, sizeof(num));
+			tlbot_msg_textf(m, " — result %s%s%s", num, r->unit ? " " : "",
+					r->unit ? r->unit : "");
+		}
+		if (r->decision) {
+			tlbot_msg_text(m, " — decision: ");
+			tlbot_msg_bold(m, r->decision);
+			if (r->decision_reason) {
+				tlbot_msg_text(m, " (");
+				text_clip(m, ctx, r->decision_reason, 300);
+				tlbot_msg_text(m, ")");
+			}
+		} else if (strcmp(r->status, "concluded") == 0) {
+			tlbot_msg_text(m, " — no decision yet");
+		}
+		if (digest_learnings(m, ctx, r->id, kind == SEC_CROSS ? since : 0, until) < 0)
+			return -1;
+		break;
+	case SEC_LEARNED:
+		if (digest_learnings(m, ctx, r->id, since, until) < 0)
+			return -1;
+		break;
+	case SEC_OVERDUE:
+		tlbot_msg_textf(m, " — %s, ended %s, ", r->status, r->end_date);
+		tlbot_msg_user(m, r->owner);
+		break;
+	}
+	return 0;
+}
+
 static int
 digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, const char *sql,
 	       const char *room, time_t since, time_t until, const char *date, enum section kind)
@@ -886,7 +936,6 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 		return -1;
 	while ((rc = tlbot_db_next(&q)) > 0) {
 		struct exp_rec r;
-		char num[40];
 
 		if (n == 0) {
 			tlbot_msg_br(m);
@@ -901,46 +950,8 @@ digest_section(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *title, co
 			break;
 		}
 		digest_item(m, ctx, &r, kind == SEC_CROSS);
-		switch (kind) {
-		case SEC_STARTED:
-			tlbot_msg_text(m, " — ");
-			tlbot_msg_user(m, r.owner);
-			if (r.end_date)
-				tlbot_msg_textf(m, ", until %s", r.end_date);
-			/* what became of it since (abandoned, concluded) */
-			if (strcmp(r.status, "running") != 0)
-				tlbot_msg_textf(m, " — now %s", r.status);
-			break;
-		case SEC_CONCLUDED:
-		case SEC_CROSS:
-			if (r.result_value.has) {
-				fmt_num(r.result_value.v, num, sizeof(num));
-				tlbot_msg_textf(m, " — result %s%s%s", num, r.unit ? " " : "",
-						r.unit ? r.unit : "");
-			}
-			if (r.decision) {
-				tlbot_msg_text(m, " — decision: ");
-				tlbot_msg_bold(m, r.decision);
-				if (r.decision_reason) {
-					tlbot_msg_text(m, " (");
-					text_clip(m, ctx, r.decision_reason, 300);
-					tlbot_msg_text(m, ")");
-				}
-			} else if (strcmp(r.status, "concluded") == 0) {
-				tlbot_msg_text(m, " — no decision yet");
-			}
-			if (digest_learnings(m, ctx, r.id, kind == SEC_CROSS ? since : 0, until) < 0)
-				rc = -1;
-			break;
-		case SEC_LEARNED:
-			if (digest_learnings(m, ctx, r.id, since, until) < 0)
-				rc = -1;
-			break;
-		case SEC_OVERDUE:
-			tlbot_msg_textf(m, " — %s, ended %s, ", r.status, r.end_date);
-			tlbot_msg_user(m, r.owner);
-			break;
-		}
+		if (digest_detail(m, ctx, &r, kind, since, until) != 0)
+			rc = -1;
 		digest_end_item(m);
 		release(&r);
 		if (rc < 0)
