@@ -996,6 +996,41 @@ static const char sql_cross[] =
 	" AND (?1 IS NULL OR ?1 IS NOT NULL) AND ?4 IS NOT NULL"
 	" ORDER BY e.challenge_id, e.room_id, e.id";
 
+/* The sections of a digest into m: the cross-team one, or a room's four.
+ * How many items they list, or -1. */
+static int
+digest_sections(struct tlbot_msg *m, struct tlbot_ctx *ctx, const char *room, time_t since,
+		time_t until, const char *date, int cross)
+{
+	int n = 0, k;
+
+	if (cross) {
+		k = digest_section(m, ctx, "Learnings and decisions from every team", sql_cross,
+				   room, since, until, date, SEC_CROSS);
+		n = k;
+	} else {
+		k = digest_section(m, ctx, "Started", sql_started, room, since, until, date,
+				   SEC_STARTED);
+		n += k;
+		if (k >= 0) {
+			k = digest_section(m, ctx, "Concluded", sql_concluded, room, since,
+					   until, date, SEC_CONCLUDED);
+			n += k;
+		}
+		if (k >= 0) {
+			k = digest_section(m, ctx, "New learnings", sql_learned, room, since,
+					   until, date, SEC_LEARNED);
+			n += k;
+		}
+		if (k >= 0) {
+			k = digest_section(m, ctx, "Overdue (ended without a result)",
+					   sql_overdue, room, since, until, date, SEC_OVERDUE);
+			n += k;
+		}
+	}
+	return k < 0 ? -1 : n;
+}
+
 static int
 fire_digest(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 {
@@ -1029,7 +1064,7 @@ fire_digest(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 	since = c.last_at > 0 && c.last_at < until ? (time_t)c.last_at : until - 7 * 86400;
 	if (!job->missed) {
 		struct tlbot_msg m;
-		int n = 0, k;
+		int n;
 
 		if (tlbot_tz_date(c.tz, until, date) != 0 || tlbot_tz_date(c.tz, since, from) != 0 ||
 		    tlbot_tz_date(c.tz, until - 1, to) != 0)
@@ -1038,31 +1073,8 @@ fire_digest(struct tlbot_ctx *ctx, const struct tlbot_job *job)
 		tlbot_msg_bold(&m, cross ? "Cross-team learning digest" : "Weekly learning digest");
 		tlbot_msg_textf(&m, " — %s to %s", from, to);
 		tlbot_msg_br(&m);
-		if (cross) {
-			k = digest_section(&m, ctx, "Learnings and decisions from every team", sql_cross,
-					   room, since, until, date, SEC_CROSS);
-			n = k;
-		} else {
-			k = digest_section(&m, ctx, "Started", sql_started, room, since, until, date,
-					   SEC_STARTED);
-			n += k;
-			if (k >= 0) {
-				k = digest_section(&m, ctx, "Concluded", sql_concluded, room, since,
-						   until, date, SEC_CONCLUDED);
-				n += k;
-			}
-			if (k >= 0) {
-				k = digest_section(&m, ctx, "New learnings", sql_learned, room, since,
-						   until, date, SEC_LEARNED);
-				n += k;
-			}
-			if (k >= 0) {
-				k = digest_section(&m, ctx, "Overdue (ended without a result)",
-						   sql_overdue, room, since, until, date, SEC_OVERDUE);
-				n += k;
-			}
-		}
-		if (k < 0) {
+		n = digest_sections(&m, ctx, room, since, until, date, cross);
+		if (n < 0) {
 			tlbot_msg_release(&m);
 			return -1;
 		}
