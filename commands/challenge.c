@@ -830,6 +830,18 @@ created_msg(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct challenge *
 		                tlbot_ctx_prefix(ctx), (long long)c->id);
 }
 
+/* The region of the ctx room's team (a new string, or NULL). 0 or -1. */
+static int
+team_region_of(struct tlbot_ctx *ctx, char **region)
+{
+	char *team_name = NULL;
+
+	if (tlbot_room_profile(ctx, tlbot_ctx_room(ctx), &team_name, region) < 0)
+		return -1;
+	free(team_name);
+	return 0;
+}
+
 static int
 cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
@@ -862,13 +874,10 @@ cmd_new(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		goto out;
 	if (region == NULL || *region == '\0') {
 		/* the team's region is the default */
-		char *team_name = NULL;
-
-		if (tlbot_room_profile(ctx, tlbot_ctx_room(ctx), &team_name, &team_region) < 0) {
+		if (team_region_of(ctx, &team_region) != 0) {
 			rc = db_fail(ctx);
 			goto out;
 		}
-		free(team_name);
 		region = team_region;
 	}
 	id = tlbot_ctx_next_id(ctx, "challenge");
@@ -1099,6 +1108,31 @@ list_row(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct tlbot_db_rows 
 	tlbot_msg_html(m, "</tr>");
 }
 
+/* "Next page: !challenge list ... --page N. " with the same filters. */
+static void
+next_page(struct tlbot_ctx *ctx, struct tlbot_msg *m, const struct tlbot_args *args, int mine,
+          int all, int64_t page)
+{
+	const char *region = tlbot_args_get(args, "region"), *status_v = tlbot_args_get(args, "status");
+
+	tlbot_msg_textf(m, "Next page: %schallenge list%s%s%s%s%s%s --page %lld. ",
+	                tlbot_ctx_prefix(ctx), mine ? " --mine" : "", all ? " --all-rooms" : "",
+	                status_v ? " --status " : "", status_v ? status_v : "",
+	                region ? " --region " : "", region ? region : "", (long long)page);
+}
+
+/* The statuses of a list filter (",open,active,") as "open/active". */
+static void
+filter_text(const char *filter, char *out, size_t outlen)
+{
+	size_t k = strlen(filter);
+
+	snprintf(out, outlen, "%.*s", (int)(k > 2 ? k - 2 : 0), filter + 1);
+	for (k = 0; out[k]; k++)
+		if (out[k] == ',')
+			out[k] = '/';
+}
+
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
@@ -1141,12 +1175,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	{
 		char st[96];
-		size_t k = strlen(filter);
 
-		snprintf(st, sizeof(st), "%.*s", (int)(k > 2 ? k - 2 : 0), filter + 1);
-		for (k = 0; st[k]; k++)
-			if (st[k] == ',')
-				st[k] = '/';
+		filter_text(filter, st, sizeof(st));
 		if (total == 0)
 			return list_empty(ctx, st, region, mine, all, status_v != NULL);
 		tlbot_msg_init(&m);
@@ -1181,11 +1211,7 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	tlbot_msg_html(&m, "</tbody></table>");
 	tlbot_msg_plain(&m, "\n");
 	if (page < pages)
-		tlbot_msg_textf(&m, "Next page: %schallenge list%s%s%s%s%s%s --page %lld. ",
-		                tlbot_ctx_prefix(ctx), mine ? " --mine" : "",
-		                all ? " --all-rooms" : "", status_v ? " --status " : "",
-		                status_v ? status_v : "", region ? " --region " : "",
-		                region ? region : "", (long long)page + 1);
+		next_page(ctx, &m, args, mine, all, page + 1);
 	tlbot_msg_textf(&m, "Details: %schallenge show C-N.", tlbot_ctx_prefix(ctx));
 	return tlbot_reply(ctx, &m);
 }
