@@ -1607,6 +1607,27 @@ edit_one(struct tlbot_ctx *ctx, struct exp_rec *r, const struct rec_field *f, co
 	}
 }
 
+/* Refuse an edit that gives none of the table's editable fields, naming
+ * them: -1 (failed), or 0 when one is given. */
+static int
+nothing_to_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
+{
+	const struct rec_field *f;
+	struct tlbot_buf names;
+
+	for (f = exp_fields; f->column; f++)
+		if ((f->flags & REC_EDITABLE) && tlbot_args_has(a, f->flag))
+			return 0;
+	tlbot_buf_init(&names, 1024);
+	for (f = exp_fields; f->column; f++)
+		if (f->flags & REC_EDITABLE)
+			tlbot_buf_printf(&names, "%s--%s", names.len ? ", " : "", f->flag);
+	tlbot_exp_fail(ctx, "nothing to change: give one or more of %s, --hypothesis \"We believe"
+		   " ...\" (an empty \"\" clears an optional field)", tlbot_buf_str(&names));
+	tlbot_buf_release(&names);
+	return -1;
+}
+
 static int
 cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
@@ -1615,24 +1636,12 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct exp_rec r;
 	const struct rec_field *f;
 	int64_t changed_before, changed;
-	int given = 0, rc = -1;
-	struct tlbot_buf names;
+	int rc = -1;
 	struct tlbot_msg m;
 
 	memset(&r, 0, sizeof(r));
-	for (f = exp_fields; f->column; f++)
-		if (f->flags & REC_EDITABLE)
-			given |= tlbot_args_has(a, f->flag);
-	if (!given && !hyp) {
-		tlbot_buf_init(&names, 1024);
-		for (f = exp_fields; f->column; f++)
-			if (f->flags & REC_EDITABLE)
-				tlbot_buf_printf(&names, "%s--%s", names.len ? ", " : "", f->flag);
-		tlbot_exp_fail(ctx, "nothing to change: give one or more of %s, --hypothesis \"We believe"
-			   " ...\" (an empty \"\" clears an optional field)", tlbot_buf_str(&names));
-		tlbot_buf_release(&names);
+	if (!hyp && nothing_to_edit(ctx, a) != 0)
 		return -1;
-	}
 	if (get_hypothesis(ctx, a, hyp, 0, &x, &y, &z) != 0)
 		return -1;
 	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
@@ -2255,17 +2264,38 @@ list_owner(struct tlbot_ctx *ctx, const struct tlbot_args *a, char **owner)
 	return 0;
 }
 
+/* The count and the page's rows of !exp list for where (see
+ * list_where) and its values. 0 or -1 (ctx marked). */
+static int
+list_query(struct tlbot_ctx *ctx, struct tlbot_db_rows *q, const char *where, const char *stv,
+	   int64_t cid, const char *owner, const char *before, int64_t page, int64_t *total)
+{
+	char sql[1024];
+	struct tlbot_buf b;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM experiments e WHERE %s", where);
+	if (tlbot_db_int(ctx, total, sql, "ttitt", tlbot_ctx_room(ctx), stv, cid, owner, before) != 0)
+		return -1;
+	tlbot_buf_init(&b, 8192);
+	rec_select(DESC, "e", &b);
+	tlbot_buf_printf(&b, " WHERE %s ORDER BY e.id DESC LIMIT %d OFFSET ?6", where, PAGE_SIZE);
+	rc = tlbot_db_query(ctx, q, tlbot_buf_str(&b), "ttitti", tlbot_ctx_room(ctx), stv, cid, owner,
+			    before, (page - 1) * PAGE_SIZE);
+	tlbot_buf_release(&b);
+	return rc;
+}
+
 static int
 cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 {
 	const char *st = tlbot_args_get(a, "status"), *ch = tlbot_args_get(a, "challenge");
 	const char *p = tlbot_ctx_prefix(ctx);
-	char *owner = NULL, where[512], sql[1024], day[11], filt[256] = "";
+	char *owner = NULL, where[512], day[11], filt[256] = "";
 	const char *stv;
 	int64_t cid = 0, page, total = -1, pages;
 	struct tlbot_msg m;
 	struct tlbot_db_rows q;
-	struct tlbot_buf b;
 	int rc, n = 0, overdue_only = 0;
 
 	if (tlbot_args_has(a, "all-rooms"))
@@ -2284,18 +2314,8 @@ cmd_list(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	/* constant fragments only; every value is bound (an absent filter
 	 * binds NULL, or 0 for the challenge) */
 	list_where(where, sizeof(where), st, overdue_only, owner != NULL, ch != NULL);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM experiments e WHERE %s", where);
 	stv = st && !overdue_only && strcasecmp(st, "open") != 0 ? statuses[in_list(statuses, st)] : NULL;
-	if (tlbot_db_int(ctx, &total, sql, "ttitt", tlbot_ctx_room(ctx), stv, cid, owner,
-			 overdue_only ? day : NULL) != 0)
-		goto fail;
-	tlbot_buf_init(&b, 8192);
-	rec_select(DESC, "e", &b);
-	tlbot_buf_printf(&b, " WHERE %s ORDER BY e.id DESC LIMIT %d OFFSET ?6", where, PAGE_SIZE);
-	rc = tlbot_db_query(ctx, &q, tlbot_buf_str(&b), "ttitti", tlbot_ctx_room(ctx), stv, cid, owner,
-			    overdue_only ? day : NULL, (page - 1) * PAGE_SIZE);
-	tlbot_buf_release(&b);
-	if (rc != 0)
+	if (list_query(ctx, &q, where, stv, cid, owner, overdue_only ? day : NULL, page, &total) != 0)
 		goto fail;
 	if (st)
 		snprintf(filt + strlen(filt), sizeof(filt) - strlen(filt), " %s", st);
