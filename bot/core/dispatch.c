@@ -7,7 +7,6 @@
 
 #include "tlbot/args.h"
 #include "tlbot/ctx.h"
-#include "tlbot/tz.h"
 #include "tlbot/log.h"
 #include "tlbot/metrics.h"
 
@@ -112,15 +111,8 @@ fail_usage(struct tlbot_ctx *ctx, const struct tlbot_cmd *c, const struct tlbot_
 static void
 sender_tz(struct tlbot_ctx *ctx, char *out, size_t outlen)
 {
-	char *tz = NULL;
-
-	snprintf(out, outlen, "%s", ctx->cfg->timezone);
-	if (ctx->sender == NULL)
-		return;
-	if (tlbot_db_text(ctx, &tz, "SELECT tz FROM me_prefs WHERE user_id = ?",
-			  "t", ctx->sender) == 0 && tz && tlbot_tz_valid(tz))
-		snprintf(out, outlen, "%s", tz);
-	free(tz);
+	/* the me family keeps people's zones: asked through its hook */
+	tlbot_user_tz(ctx, ctx->sender, ctx->cfg->timezone, out, outlen);
 }
 
 /* Record scoping: every REF argument names a record of the command's room
