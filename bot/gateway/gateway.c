@@ -812,6 +812,63 @@ conn_closed(struct conn *c)
 	pthread_mutex_unlock(&gw.lock);
 }
 
+/* c's socket is writable: the next frame of the oldest queued message,
+ * or the close a kick asked for. Returns 0, or -1 to close. */
+static int
+on_writeable(struct conn *c, struct lws *wsi)
+{
+	struct msg *m;
+	size_t n;
+	int flags, more;
+
+	if (c == NULL)
+		return -1;
+	pthread_mutex_lock(&gw.lock);
+	/* a kick closes after what was queued before it (the error that
+	 * says why); a slow consumer's (2) at once */
+	if (c->kick && (c->out_head == NULL || c->kick == 2)) {
+		int code = c->close_code;
+		char reason_text[64];
+
+		snprintf(reason_text, sizeof(reason_text), "%s", c->close_reason);
+		pthread_mutex_unlock(&gw.lock);
+		lws_close_reason(wsi, (enum lws_close_status)code,
+		                 (unsigned char *)reason_text, strlen(reason_text));
+		return -1;
+	}
+	m = c->out_head;
+	pthread_mutex_unlock(&gw.lock);
+	if (m == NULL)
+		return 0;
+	/* one frame per writable callback: fair to other connections */
+	{
+		unsigned char frame[LWS_PRE + FRAME_BYTES];
+
+		n = m->len - m->off > FRAME_BYTES ? FRAME_BYTES : m->len - m->off;
+		flags = lws_write_ws_flags(LWS_WRITE_TEXT, m->off == 0,
+		                           m->off + n == m->len);
+		memcpy(frame + LWS_PRE, m->text + m->off, n);
+		if (lws_write(wsi, frame + LWS_PRE, n, (enum lws_write_protocol)flags) <
+		    (int)n)
+			return -1;
+	}
+	pthread_mutex_lock(&gw.lock);
+	m->off += n;
+	if (m->off == m->len) {
+		c->out_head = m->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		c->out_bytes -= m->len;
+		free(m->text);
+		free(m);
+	}
+	more = c->out_head != NULL || c->kick;
+	pthread_mutex_unlock(&gw.lock);
+	if (more)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
 static int
 callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -852,58 +909,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 			tlbot_buf_reset(&c->rx);
 		}
 		break;
-	case LWS_CALLBACK_SERVER_WRITEABLE: {
-		struct msg *m;
-		size_t n;
-		int flags, more;
-
-		if (c == NULL)
-			return -1;
-		pthread_mutex_lock(&gw.lock);
-		/* a kick closes after what was queued before it (the error that
-		 * says why); a slow consumer's (2) at once */
-		if (c->kick && (c->out_head == NULL || c->kick == 2)) {
-			int code = c->close_code;
-			char reason_text[64];
-
-			snprintf(reason_text, sizeof(reason_text), "%s", c->close_reason);
-			pthread_mutex_unlock(&gw.lock);
-			lws_close_reason(wsi, (enum lws_close_status)code,
-			                 (unsigned char *)reason_text, strlen(reason_text));
-			return -1;
-		}
-		m = c->out_head;
-		pthread_mutex_unlock(&gw.lock);
-		if (m == NULL)
-			break;
-		/* one frame per writable callback: fair to other connections */
-		{
-			unsigned char frame[LWS_PRE + FRAME_BYTES];
-
-			n = m->len - m->off > FRAME_BYTES ? FRAME_BYTES : m->len - m->off;
-			flags = lws_write_ws_flags(LWS_WRITE_TEXT, m->off == 0,
-			                           m->off + n == m->len);
-			memcpy(frame + LWS_PRE, m->text + m->off, n);
-			if (lws_write(wsi, frame + LWS_PRE, n, (enum lws_write_protocol)flags) <
-			    (int)n)
-				return -1;
-		}
-		pthread_mutex_lock(&gw.lock);
-		m->off += n;
-		if (m->off == m->len) {
-			c->out_head = m->next;
-			if (c->out_head == NULL)
-				c->out_tail = NULL;
-			c->out_bytes -= m->len;
-			free(m->text);
-			free(m);
-		}
-		more = c->out_head != NULL || c->kick;
-		pthread_mutex_unlock(&gw.lock);
-		if (more)
-			lws_callback_on_writable(wsi);
-		break;
-	}
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return on_writeable(c, wsi);
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
 		struct conn *k;
 
