@@ -397,84 +397,77 @@ tlbot_dp_retain_steps(struct tlbot_ctx *ctx, struct tlbot_dp_report *report,
 
 /* The core's own tables: preferences, the DM room, invites, the mirror of
  * their room membership, messages addressed to them. */
+static const struct tlbot_dp_step core_export_steps[] = {
+        {"core.preferences", "SELECT user_id, dm_enabled FROM user_prefs WHERE user_id = ?1"},
+        {"core.direct_message_room", "SELECT user_id, room_id FROM dm_rooms WHERE user_id = ?1"},
+        {"core.invites_from",
+         "SELECT room_id, membership, updated_at FROM rooms WHERE inviter = ?1"},
+        {"core.room_membership",
+         "SELECT room_id, json_extract(content, '$.membership') AS membership,"
+         " json_extract(content, '$.displayname') AS displayname FROM room_state"
+         " WHERE type = 'm.room.member' AND state_key = ?1"},
+        {"core.messages_to", "SELECT txn_id, kind, room_id, state, created_at, done_at, content"
+                             " FROM outbox WHERE user_id = ?1 ORDER BY id"},
+        {"core.scheduled_jobs_naming",
+         "SELECT kind, key, room_id, due, state, payload FROM jobs"
+         " WHERE instr(key, ?1) > 0 OR instr(payload, ?1) > 0 ORDER BY id"},
+        TLBOT_DP_STEPS_END,
+};
+
+/* encryption (bot/crypto/), read only */
+static const struct tlbot_dp_step crypto_export_steps[] = {
+        {"crypto.devices", "SELECT user_id, device_id, curve25519, ed25519 FROM crypto_devices"
+                           " WHERE user_id = ?1"},
+        {"crypto.undecrypted_events",
+         "SELECT event_id, room_id, created_ms FROM crypto_pending WHERE sender = ?1"},
+        TLBOT_DP_STEPS_END,
+};
+
 static int
 core_export(struct tlbot_ctx *ctx, const char *u, struct tlbot_dp_export *out)
 {
-	if (tlbot_dp_export(ctx, out, "core.preferences",
-	                    "SELECT user_id, dm_enabled FROM user_prefs WHERE user_id = ?1",
-	                    u) < 0 ||
-	    tlbot_dp_export(ctx, out, "core.direct_message_room",
-	                    "SELECT user_id, room_id FROM dm_rooms WHERE user_id = ?1", u) < 0 ||
-	    tlbot_dp_export(ctx, out, "core.invites_from",
-	                    "SELECT room_id, membership, updated_at FROM rooms WHERE inviter = ?1",
-	                    u) < 0 ||
-	    tlbot_dp_export(ctx, out, "core.room_membership",
-	                    "SELECT room_id, json_extract(content, '$.membership') AS membership,"
-	                    " json_extract(content, '$.displayname') AS displayname FROM room_state"
-	                    " WHERE type = 'm.room.member' AND state_key = ?1",
-	                    u) < 0 ||
-	    tlbot_dp_export(ctx, out, "core.messages_to",
-	                    "SELECT txn_id, kind, room_id, state, created_at, done_at, content"
-	                    " FROM outbox WHERE user_id = ?1 ORDER BY id",
-	                    u) < 0 ||
-	    tlbot_dp_export(ctx, out, "core.scheduled_jobs_naming",
-	                    "SELECT kind, key, room_id, due, state, payload FROM jobs"
-	                    " WHERE instr(key, ?1) > 0 OR instr(payload, ?1) > 0 ORDER BY id",
-	                    u) < 0)
+	if (tlbot_dp_export_steps(ctx, out, core_export_steps, u) < 0)
 		return -1;
 	/* encryption (bot/crypto/): the device keys their homeserver publishes
 	 * and encrypted events of theirs still waiting for a key; read only:
 	 * the crypto module keeps them while they share an encrypted room */
 	if (has_table(ctx, "crypto_devices") &&
-	    (tlbot_dp_export(ctx, out, "crypto.devices",
-	                     "SELECT user_id, device_id, curve25519, ed25519 FROM crypto_devices"
-	                     " WHERE user_id = ?1",
-	                     u) < 0 ||
-	     tlbot_dp_export(ctx, out, "crypto.undecrypted_events",
-	                     "SELECT event_id, room_id, created_ms FROM crypto_pending"
-	                     " WHERE sender = ?1",
-	                     u) < 0))
+	    tlbot_dp_export_steps(ctx, out, crypto_export_steps, u) < 0)
 		return -1;
 	return 0;
 }
 
+static const struct tlbot_dp_step core_forget_steps[] = {
+        {"preferences deleted", "DELETE FROM user_prefs WHERE user_id = ?1"},
+        {"direct-message room forgotten", "DELETE FROM dm_rooms WHERE user_id = ?1"},
+        {"invites pseudonymised", "UPDATE rooms SET inviter = ?2 WHERE inviter = ?1"},
+        /* the mirror of a room they have left; a current member's stays,
+         * as the homeserver shows it to the room anyway */
+        {"room membership of rooms they left deleted",
+         "DELETE FROM room_state WHERE type = 'm.room.member' AND state_key = ?1"
+         " AND IFNULL(json_extract(content, '$.membership'), '')"
+         " NOT IN ('join', 'invite')"},
+        {"sent messages to them deleted",
+         "DELETE FROM outbox WHERE user_id = ?1 AND state <> 'pending'"},
+        {"sent messages naming them pseudonymised",
+         "UPDATE outbox SET content = replace(content, ?1, ?2)"
+         " WHERE state <> 'pending' AND instr(content, ?1) > 0"},
+        /* jobs for them alone (their stand-up prompt, their tour's end)
+         * are cancelled; others that name them keep running, pseudonymised */
+        {"scheduled jobs for them cancelled",
+         "UPDATE jobs SET state = 'cancelled', key = replace(key, ?1, ?2),"
+         " payload = replace(payload, ?1, ?2)"
+         " WHERE state = 'pending' AND instr(key, ?1) > 0"},
+        {"scheduled jobs naming them pseudonymised",
+         "UPDATE jobs SET key = replace(key, ?1, ?2), payload = replace(payload, ?1, ?2)"
+         " WHERE instr(key, ?1) > 0 OR instr(payload, ?1) > 0"},
+        TLBOT_DP_STEPS_END,
+};
+
 static int
 core_forget(struct tlbot_ctx *ctx, const char *u, const char *p, struct tlbot_dp_report *r)
 {
-	if (tlbot_dp_forget(ctx, r, "preferences deleted",
-	                    "DELETE FROM user_prefs WHERE user_id = ?1", u, p) < 0 ||
-	    tlbot_dp_forget(ctx, r, "direct-message room forgotten",
-	                    "DELETE FROM dm_rooms WHERE user_id = ?1", u, p) < 0 ||
-	    tlbot_dp_forget(ctx, r, "invites pseudonymised",
-	                    "UPDATE rooms SET inviter = ?2 WHERE inviter = ?1", u, p) < 0 ||
-	    /* the mirror of a room they have left; a current member's stays,
-	     * as the homeserver shows it to the room anyway */
-	    tlbot_dp_forget(ctx, r, "room membership of rooms they left deleted",
-	                    "DELETE FROM room_state WHERE type = 'm.room.member' AND state_key = ?1"
-	                    " AND IFNULL(json_extract(content, '$.membership'), '')"
-	                    " NOT IN ('join', 'invite')",
-	                    u, p) < 0 ||
-	    tlbot_dp_forget(ctx, r, "sent messages to them deleted",
-	                    "DELETE FROM outbox WHERE user_id = ?1 AND state <> 'pending'", u,
-	                    p) < 0 ||
-	    tlbot_dp_forget(ctx, r, "sent messages naming them pseudonymised",
-	                    "UPDATE outbox SET content = replace(content, ?1, ?2)"
-	                    " WHERE state <> 'pending' AND instr(content, ?1) > 0",
-	                    u, p) < 0 ||
-	    /* jobs for them alone (their stand-up prompt, their tour's end)
-	     * are cancelled; others that name them keep running, pseudonymised */
-	    tlbot_dp_forget(ctx, r, "scheduled jobs for them cancelled",
-	                    "UPDATE jobs SET state = 'cancelled', key = replace(key, ?1, ?2),"
-	                    " payload = replace(payload, ?1, ?2)"
-	                    " WHERE state = 'pending' AND instr(key, ?1) > 0",
-	                    u, p) < 0 ||
-	    tlbot_dp_forget(
-	            ctx, r, "scheduled jobs naming them pseudonymised",
-	            "UPDATE jobs SET key = replace(key, ?1, ?2), payload = replace(payload, ?1, ?2)"
-	            " WHERE instr(key, ?1) > 0 OR instr(payload, ?1) > 0",
-	            u, p) < 0)
-		return -1;
-	return 0;
+	return tlbot_dp_forget_steps(ctx, r, core_forget_steps, u, p) < 0 ? -1 : 0;
 }
 
 int
