@@ -158,51 +158,16 @@ is_closed(const char *status)
 	return status && (strcmp(status, "done") == 0 || strcmp(status, "dropped") == 0);
 }
 
-/* Parse "C-12", "c-12", "C12", "#12" or "12". Returns 0 and *id, or fails
- * the command with the accepted forms. */
+/* Load the challenge of the command's first argument (a C-12 that
+ * dispatch checked); fails the command when there is none. Returns 0 or
+ * -1. */
 static int
-parse_id(struct tlbot_ctx *ctx, const char *s, int64_t *id)
+load_arg(struct tlbot_ctx *ctx, const struct tlbot_args *args, struct challenge *c)
 {
-	const char *p = s;
-	int64_t v = 0;
-	int n = 0;
-
-	if (*p == 'C' || *p == 'c') {
-		p++;
-		if (*p == '-')
-			p++;
-	} else if (*p == '#') {
-		p++;
-	}
-	if (!isdigit((unsigned char)*p))
-		return tlbot_fail(ctx, "'%s' is not a challenge id: write C-12, c-12 or 12", s);
-	for (; isdigit((unsigned char)*p); p++) {
-		if (++n > 15)
-			return tlbot_fail(ctx,
-			                  "'%.40s' is out of range: challenge ids are numbers"
-			                  " like C-12",
-			                  s);
-		v = v * 10 + (*p - '0');
-	}
-	if (*p != '\0')
-		return tlbot_fail(ctx, "'%s' is not a challenge id: write C-12, c-12 or 12", s);
-	if (v == 0)
-		return tlbot_fail(ctx, "no challenge C-0: ids start at C-1");
-	*id = v;
-	return 0;
-}
-
-/* Parse and load the challenge named by arg; fails the command when there
- * is none. Returns 0 or -1. */
-static int
-load_arg(struct tlbot_ctx *ctx, const char *arg, struct challenge *c)
-{
-	int64_t id = 0;
+	int64_t id = tlbot_args_val(args, 0)->n;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
-	if (parse_id(ctx, arg, &id) != 0)
-		return -1;
 	rc = challenge_load(ctx, id, c);
 	if (rc < 0)
 		return db_fail(ctx);
@@ -1411,7 +1376,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	char *team = NULL;
 	int64_t nhist = 0;
 
-	if (load_arg(ctx, args->argv[0], &c) != 0)
+	if (load_arg(ctx, args, &c) != 0)
 		return -1;
 	if (tlbot_db_int(ctx, &nhist, "SELECT COUNT(*) FROM history WHERE kind = 'C' AND record_id = ?",
 	              "i", c.id) < 0) {
@@ -1469,7 +1434,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	int64_t page, total = 0, pages;
 
 	page = page_of(args);
-	if (load_arg(ctx, args->argv[0], &c) != 0)
+	if (load_arg(ctx, args, &c) != 0)
 		return -1;
 	if (tlbot_db_int(ctx, &total,
 	              "SELECT COUNT(*) FROM history WHERE kind = 'C' AND record_id = ?",
@@ -1586,7 +1551,7 @@ cmd_assign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	struct tlbot_msg m;
 	int rc = -1, team = tlbot_args_has(args, "team");
 
-	if (load_arg(ctx, args->argv[0], &c) != 0)
+	if (load_arg(ctx, args, &c) != 0)
 		return -1;
 	if (require_here(ctx, &c) != 0)
 		goto out;
@@ -1655,7 +1620,7 @@ cmd_unassign(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	int rc = -1, lead_cleared = 0;
 	size_t i;
 
-	if (load_arg(ctx, args->argv[0], &c) != 0)
+	if (load_arg(ctx, args, &c) != 0)
 		return -1;
 	if (require_here(ctx, &c) != 0 || tlbot_collect_users(ctx, args, 1, &u) != 0)
 		goto out;
@@ -1739,7 +1704,7 @@ cmd_status(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 		                  args->argv[1]);
 	if (note && check_text(ctx, "note", note, NOTE_MAX, 0) != 0)
 		return -1;
-	if (load_arg(ctx, args->argv[0], &c) != 0)
+	if (load_arg(ctx, args, &c) != 0)
 		return -1;
 	if (require_here(ctx, &c) != 0)
 		goto out;
@@ -1857,7 +1822,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 
 	if (edit_flags(ctx, args, due, &sponsor) != 0)
 		return -1;
-	if (load_arg(ctx, args->argv[0], &c) != 0)
+	if (load_arg(ctx, args, &c) != 0)
 		return -1;
 	/* a moderator, or the challenge's own lead (issue 13, item 16) */
 	if (!tlbot_ctx_allowed(ctx, TLBOT_PERM_WRITE, tlbot_ctx_sender(ctx)) &&

@@ -559,19 +559,16 @@ check_challenge(struct tlbot_ctx *ctx, const char *arg, int64_t *cid)
 
 enum access { ACCESS_READ, ACCESS_ROOM, ACCESS_OWNER };
 
-/* Load the experiment named by arg. ACCESS_READ: from any room;
+/* Load the experiment of the command's first argument. ACCESS_READ: from any room;
  * ACCESS_ROOM: it must be this room's; ACCESS_OWNER: also the sender must
  * be its owner, its creator or have write permission. 0 or -1 (failed). */
 static int
-load_arg(struct tlbot_ctx *ctx, const char *arg, struct exp_rec *r, enum access how)
+load_arg(struct tlbot_ctx *ctx, const struct tlbot_args *a, struct exp_rec *r, enum access how)
 {
 	const char *sender = tlbot_ctx_sender(ctx);
-	int64_t id;
+	int64_t id = tlbot_args_val(a, 0)->n; /* E-34, checked by dispatch */
 	int rc;
 
-	if (tlbot_exp_parse_ref(arg, 'E', &id) != 0)
-		return tlbot_exp_fail(ctx, "bad experiment id '%s': write it as E-34 (%sexp list shows them)",
-				  arg, tlbot_ctx_prefix(ctx));
 	rc = load(ctx, id, r);
 	if (rc < 0)
 		return -1;
@@ -1310,7 +1307,7 @@ cmd_start(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 
 	if (v)
 		snprintf(until, sizeof(until), "%s", v); /* YYYY-MM-DD from dispatch */
-	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+	if (load_arg(ctx, a, &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "proposed") != 0) {
 		if (strcmp(r.status, "running") == 0)
@@ -1377,7 +1374,7 @@ cmd_note(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct exp_rec r;
 
 	if (check_text(ctx, "note", a->argv[1], MAX_TEXT, 1) != 0 ||
-	    load_arg(ctx, a->argv[0], &r, ACCESS_ROOM) != 0)
+	    load_arg(ctx, a, &r, ACCESS_ROOM) != 0)
 		return -1;
 	if (add_text_row(ctx, 0, r.id, a->argv[1]) != 0 || touch(ctx, r.id) != 0 ||
 	    hist(ctx, &r, "noted", "note", NULL, a->argv[1]) != 0) {
@@ -1396,7 +1393,7 @@ cmd_learn(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct tlbot_msg m;
 
 	if (check_text(ctx, "learning", a->argv[1], MAX_TEXT, 1) != 0 ||
-	    load_arg(ctx, a->argv[0], &r, ACCESS_ROOM) != 0)
+	    load_arg(ctx, a, &r, ACCESS_ROOM) != 0)
 		return -1;
 	if (add_text_row(ctx, 1, r.id, a->argv[1]) != 0 ||
 	    touch(ctx, r.id) != 0 || hist(ctx, &r, "learned", "learning", NULL, a->argv[1]) != 0 ||
@@ -1437,7 +1434,7 @@ cmd_result(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	if (v && parse_number(v, &value) != 0)
 		return fail_number(ctx, "value", v);
 	if (check_text(ctx, "finding", a->argv[1], MAX_TEXT, 1) != 0 ||
-	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+	    load_arg(ctx, a, &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "proposed") == 0) {
 		tlbot_exp_fail(ctx, "E-%lld is proposed, not running: start it first with %sexp start"
@@ -1508,7 +1505,7 @@ cmd_decide(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 				  a->argv[1]);
 	snprintf(word, sizeof(word), "%s", decisions[d]);
 	if (check_text(ctx, "reason", a->argv[2], MAX_TEXT, 1) != 0 ||
-	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+	    load_arg(ctx, a, &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "concluded") != 0) {
 		if (strcmp(r.status, "abandoned") == 0)
@@ -1538,7 +1535,7 @@ cmd_abandon(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct exp_rec r;
 
 	if (check_text(ctx, "reason", a->argv[1], MAX_TEXT, 1) != 0 ||
-	    load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+	    load_arg(ctx, a, &r, ACCESS_OWNER) != 0)
 		return -1;
 	if (strcmp(r.status, "abandoned") == 0) {
 		tlbot_exp_fail(ctx, "E-%lld is already abandoned", (long long)r.id);
@@ -1644,7 +1641,7 @@ cmd_edit(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 		return -1;
 	if (get_hypothesis(ctx, a, hyp, 0, &x, &y, &z) != 0)
 		return -1;
-	if (load_arg(ctx, a->argv[0], &r, ACCESS_OWNER) != 0)
+	if (load_arg(ctx, a, &r, ACCESS_OWNER) != 0)
 		goto out;
 	old_end = r.end_date ? strdup(r.end_date) : NULL;
 	old_owner = strdup(r.owner);
@@ -2142,7 +2139,7 @@ cmd_show(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	struct tlbot_msg m;
 	size_t i;
 
-	if (load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
+	if (load_arg(ctx, a, &r, ACCESS_READ) != 0)
 		return -1;
 	/* a record full of long text may not fit one event: cut it shorter */
 	for (i = 0; i < sizeof(clips) / sizeof(clips[0]); i++) {
@@ -2179,7 +2176,7 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *a)
 	int64_t page, n, pages;
 
 	page = page_of(a);
-	if (load_arg(ctx, a->argv[0], &r, ACCESS_READ) != 0)
+	if (load_arg(ctx, a, &r, ACCESS_READ) != 0)
 		return -1;
 	n = count_rows(ctx, "SELECT count(*) FROM history WHERE kind = 'E' AND record_id = ?", r.id);
 	if (n < 0) {
