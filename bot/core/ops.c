@@ -303,11 +303,12 @@ note(struct tlbot_dp_report *r, const char *what, int n)
 	r->rows += n;
 }
 
-int
-tlbot_dp_forget(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
-                const char *sql, const char *user_id, const char *pseudonym)
+/* Run the prepared change s (NULL: preparing failed) and note "what: N"
+ * in the report. Returns rows changed, or -1 (tlbot_db_error called). */
+static int
+run_change(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
+           sqlite3_stmt *s)
 {
-	sqlite3_stmt *s = prep_bound(ctx, sql, user_id, pseudonym, 0);
 	int n;
 
 	if (s == NULL || sqlite3_step(s) != SQLITE_DONE) {
@@ -321,20 +322,17 @@ tlbot_dp_forget(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const cha
 }
 
 int
+tlbot_dp_forget(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
+                const char *sql, const char *user_id, const char *pseudonym)
+{
+	return run_change(ctx, report, what, prep_bound(ctx, sql, user_id, pseudonym, 0));
+}
+
+int
 tlbot_dp_retain(struct tlbot_ctx *ctx, struct tlbot_dp_report *report, const char *what,
                 const char *sql, time_t before)
 {
-	sqlite3_stmt *s = prep_bound(ctx, sql, NULL, NULL, (int64_t)before);
-	int n;
-
-	if (s == NULL || sqlite3_step(s) != SQLITE_DONE) {
-		sqlite3_finalize(s);
-		return tlbot_db_error(ctx, what);
-	}
-	sqlite3_finalize(s);
-	n = sqlite3_changes(ctx->st->db);
-	note(report, what, n);
-	return n;
+	return run_change(ctx, report, what, prep_bound(ctx, sql, NULL, NULL, (int64_t)before));
 }
 
 /* What a walk over a table of steps calls each step with. */
