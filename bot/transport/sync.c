@@ -261,6 +261,52 @@ add_room(const char *k, const char *ke, const char *v, const char *ve, void *arg
 	return rc;
 }
 
+static int first_sync_apply(struct tlbot_daemon *d, const char *body, size_t len, char **next);
+
+static int
+find_batch_keys(const char *k, const char *ke, const char *v, const char *ve, void *arg)
+{
+	int *seen = arg;
+
+	(void)v;
+	(void)ve;
+	if (ke - k == 12 && memcmp(k, "\"next_batch\"", 12) == 0)
+		*seen |= 1;
+	else if ((ke - k == 4 && memcmp(k, "\"id\"", 4) == 0) ||
+		 (ke - k == 8 && memcmp(k, "\"method\"", 8) == 0))
+		*seen |= 2;
+	return 0;
+}
+
+int
+tlbot_sync_first_apply(struct tlbot_daemon *d, const char *body, size_t len, char **next)
+{
+	int seen = 0;
+
+	*next = NULL;
+	if (obj_each(body, body + len, find_batch_keys, &seen) != 0 || seen != 1)
+		return 1;
+	return first_sync_apply(d, body, len, next);
+}
+
+char *
+tlbot_sync_start_position(struct tlbot_daemon *d)
+{
+	char *since = NULL, *partial = NULL;
+
+	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
+		since = NULL;
+	if (tlbot_store_kv_get(&d->st, "first_sync_partial", &partial) == 0) {
+		/* a first sync was cut short: do it again, whole */
+		log_info("sync: the first sync was interrupted; starting it again");
+		tlbot_store_kv_del(&d->st, "next_batch");
+		free(since);
+		since = NULL;
+	}
+	free(partial);
+	return since;
+}
+
 /* Apply the undecoded first sync body. Returns 0 with *next set (new
  * string), or -1 (nothing kept beyond whole chunks; retried afresh). */
 static int
@@ -414,26 +460,6 @@ tlbot_sync_prepare(struct tlbot_daemon *d)
 	setup_filter(d);
 }
 
-/* The position to sync from: kv next_batch (new string), or NULL for a
- * fresh start, also when a first sync was cut short. */
-static char *
-start_position(struct tlbot_daemon *d)
-{
-	char *since = NULL, *partial = NULL;
-
-	if (tlbot_store_kv_get(&d->st, "next_batch", &since) != 0)
-		since = NULL;
-	if (tlbot_store_kv_get(&d->st, "first_sync_partial", &partial) == 0) {
-		/* a first sync was cut short: do it again, whole */
-		log_info("sync: the first sync was interrupted; starting it again");
-		tlbot_store_kv_del(&d->st, "next_batch");
-		free(since);
-		since = NULL;
-	}
-	free(partial);
-	return since;
-}
-
 /* A /sync request failed with e (answer in r): stop on a rejected token,
  * start afresh from a refused position (*since freed and NULL), else wait
  * (a rate limit's time, or backoff). Returns 0 to go on, -1 to stop. */
@@ -508,7 +534,7 @@ tlbot_sync_run(struct tlbot_daemon *d)
 
 	tlbot_sync_prepare(d);
 	tlbot_metrics_transport("sync");
-	since = start_position(d);
+	since = tlbot_sync_start_position(d);
 	log_info("sync: starting %s", since ? "from the stored position" :
 		 "fresh: history before now is marked handled, not answered");
 	/* The first sync of a fresh start answers nothing (history is marked

@@ -366,9 +366,7 @@ conn_start(struct tlbot_ws *ws, struct lws_context *ctx)
 	char *e;
 
 	free(ws->since);
-	ws->since = NULL;
-	if (tlbot_store_kv_get(&d->st, "next_batch", &ws->since) != 0)
-		ws->since = NULL;
+	ws->since = tlbot_sync_start_position(d);
 	tlbot_buf_init(&b, 64 * 1024);
 	tlbot_buf_adds(&b, ws->path_base);
 	tlbot_buf_addc(&b, '?');
@@ -462,9 +460,33 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 {
 	struct tlbot_daemon *d = ws->d;
 	json_error_t jerr;
-	json_t *msg = tlbot_json_decode(text, len, &jerr), *batch;
+	json_t *msg, *batch;
 	const char *id, *next, *method;
 
+	if (ws->since == NULL) {
+		/* a fresh start's first update: a chunk of rooms at a time, as
+		 * /sync's first sync (never one tree of every room) */
+		char *first = NULL;
+		int rc = tlbot_sync_first_apply(d, text, len, &first);
+
+		if (rc == 0) {
+			log_debug("websocket: first update (%zu bytes) -> %s, applied a chunk of rooms "
+			          "at a time", len, first);
+			ws->since = first;
+			ws->attempt = 0;
+			ws->since_refused = 0;
+			ws->apply_failures = 0;
+			__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
+			tlbot_daemon_wake(d);
+			return 0;
+		}
+		if (rc < 0) {
+			log_error("websocket: could not apply the first update (see above); "
+			          "reconnecting to start again");
+			return -1;
+		}
+	}
+	msg = tlbot_json_decode(text, len, &jerr);
 	if (!json_is_object(msg)) {
 		log_warnx("websocket: ignoring a message that is not a JSON object (%s)",
 		          jerr.text);

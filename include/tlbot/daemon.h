@@ -72,6 +72,16 @@ void tlbot_sync_prepare(struct tlbot_daemon *d);
  * (zero it after a batch is applied). */
 int tlbot_sync_refused(struct tlbot_daemon *d, const char *who, int *refused, int from_position,
 		       const char *errcode, const char *error, long status);
+/* The position to sync from, shared by both transports: kv next_batch
+ * (new string), or NULL for a fresh start, also when a first sync was cut
+ * short (kv first_sync_partial; next_batch is then dropped). */
+char *tlbot_sync_start_position(struct tlbot_daemon *d);
+/* The first sync applied a chunk of rooms at a time (sync.c), shared by
+ * the WebSocket transport's first update: body is the undecoded text.
+ * Returns 0 with *next its next_batch (new string); 1 when body is not a
+ * sync batch (no top-level next_batch, or an answer: decode it as usual);
+ * -1 when it could not be applied (nothing kept beyond whole chunks). */
+int tlbot_sync_first_apply(struct tlbot_daemon *d, const char *body, size_t len, char **next);
 /* The /sync receive loop; returns when stopping (or at d->sync_until_ms). */
 int tlbot_sync_run(struct tlbot_daemon *d);
 /* The worker thread body (arg: struct tlbot_daemon *). */

@@ -186,6 +186,43 @@ class WebSocket(unittest.TestCase):
         self.ping_once()
 
 
+class FirstUpdate(unittest.TestCase):
+    def test_fresh_start_applies_rooms_in_chunks(self):
+        # a fresh start's first update goes through the chunked first-sync
+        # path /sync uses (never one JSON tree of every room): every room
+        # is known after it, history is not answered, new commands are
+        import sqlite3
+        with mx.Homeserver() as hs:
+            alice = hs.register("alice")
+            bot = mx.Bot(hs, mx.tmpdir(), config_extra={"transport": "websocket",
+                                                        "rate_limit_per_min": 0})
+            bot.start()
+            try:
+                rooms = [alice.create_room(name=f"first {i}", invite=[bot.user_id])
+                         for i in range(3)]
+                for r in rooms:
+                    alice.wait_membership(r, bot.user_id, "join", timeout=15)
+                    fixtures.ask(alice, r, "!ping")
+                bot.stop()
+                db = sqlite3.connect(bot.db_path, timeout=10)
+                db.execute("DELETE FROM kv WHERE key = 'next_batch'")
+                db.commit()
+                db.close()
+                old = alice.send_text(rooms[0], "!ping")
+                mark = bot.log_mark()
+                bot.start()
+                bot.wait_log(r"websocket: first update \(\d+ bytes\) -> \S+, applied a chunk "
+                             r"of rooms at a time", since=mark, timeout=15)
+                for r in rooms:
+                    cmd = alice.send_text(r, "!ping")
+                    mx.assert_reply(alice.wait_reply(r, cmd, timeout=15), cmd)
+                time.sleep(0.5)
+                self.assertEqual(replies_by_command(hs, rooms[0], bot.user_id)[old], [])
+                self.assertNotRegex(bot.log()[mark:], r"first_sync_partial|could not apply")
+            finally:
+                bot.stop()
+
+
 class Auto(unittest.TestCase):
     def test_fallback_within_2_s_and_reprobe(self):
         with mx.Homeserver() as hs:
