@@ -454,6 +454,34 @@ on_answer(struct tlbot_ws *ws, const char *id, json_t *msg)
 		log_debug("websocket: answer to unknown request %s ignored", id);
 }
 
+/* A fresh start's first update: a chunk of rooms at a time, as /sync's
+ * first sync (never one tree of every room). Returns 0 (applied), 1 (not
+ * a sync batch: decode it as usual) or -1 (close and start again). */
+static int
+on_first_update(struct tlbot_ws *ws, const char *text, size_t len)
+{
+	struct tlbot_daemon *d = ws->d;
+	char *first = NULL;
+	int rc = tlbot_sync_first_apply(d, text, len, &first);
+
+	if (rc < 0) {
+		log_error("websocket: could not apply the first update (see above); reconnecting to "
+		          "start again");
+		return -1;
+	}
+	if (rc > 0)
+		return 1;
+	log_debug("websocket: first update (%zu bytes) -> %s, applied a chunk of rooms at a time",
+	          len, first);
+	ws->since = first;
+	ws->attempt = 0;
+	ws->since_refused = 0;
+	ws->apply_failures = 0;
+	__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
+	tlbot_daemon_wake(d);
+	return 0;
+}
+
 /* One complete message. Returns 0, or -1 to close the connection. */
 static int
 on_message(struct tlbot_ws *ws, const char *text, size_t len)
@@ -464,27 +492,10 @@ on_message(struct tlbot_ws *ws, const char *text, size_t len)
 	const char *id, *next, *method;
 
 	if (ws->since == NULL) {
-		/* a fresh start's first update: a chunk of rooms at a time, as
-		 * /sync's first sync (never one tree of every room) */
-		char *first = NULL;
-		int rc = tlbot_sync_first_apply(d, text, len, &first);
+		int rc = on_first_update(ws, text, len);
 
-		if (rc == 0) {
-			log_debug("websocket: first update (%zu bytes) -> %s, applied a chunk of rooms "
-			          "at a time", len, first);
-			ws->since = first;
-			ws->attempt = 0;
-			ws->since_refused = 0;
-			ws->apply_failures = 0;
-			__atomic_add_fetch(&d->batches_applied, 1, __ATOMIC_RELEASE);
-			tlbot_daemon_wake(d);
-			return 0;
-		}
-		if (rc < 0) {
-			log_error("websocket: could not apply the first update (see above); "
-			          "reconnecting to start again");
-			return -1;
-		}
+		if (rc <= 0)
+			return rc;
 	}
 	msg = tlbot_json_decode(text, len, &jerr);
 	if (!json_is_object(msg)) {
