@@ -1468,31 +1468,36 @@ cmd_history(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 	return tlbot_reply(ctx, &m);
 }
 
-/* --team: everyone on the room's team whose tour has not ended, added to
- * u. 0 or -1 (failed). */
+/* tlbot_roster callback: add the person to the assignees; remember when
+ * there is no room left. */
+struct roster_fill {
+	struct tlbot_users *u;
+	int full;
+};
+
+static void
+roster_fill_add(void *arg, const char *user_id)
+{
+	struct roster_fill *f = arg;
+
+	if (!f->full && tlbot_users_add(f->u, user_id) != 0)
+		f->full = 1;
+}
+
+/* --team: everyone on the room's team whose tour has not ended (the team
+ * family's roster), added to u. 0 or -1 (failed). */
 static int
 assign_roster(struct tlbot_ctx *ctx, const struct challenge *c, struct tlbot_users *u)
 {
 	char today_s[11];
-	struct tlbot_db_rows q;
-	int nteam = 0, full = 0;
+	struct roster_fill f = {.u = u, .full = 0};
+	int nteam;
 
 	days_date(today(ctx), today_s);
-	tlbot_db_query(ctx, &q,
-	         "SELECT user_id FROM team_members WHERE room_id = ? AND"
-	         " (until_date IS NULL OR until_date >= ?) ORDER BY added_at, user_id",
-	         "tt", c->room_id, today_s);
-	if (q.stmt == NULL)
-		return db_fail(ctx);
-	while (tlbot_db_next(&q) > 0) {
-		if (tlbot_users_add(u, tlbot_db_col_text(&q, 0)) != 0) {
-			full = 1;
-			break;
-		}
-		nteam++;
-	}
-	tlbot_db_done(&q);
-	if (full)
+	nteam = tlbot_roster(ctx, c->room_id, today_s, TLBOT_ROSTER_NOT_ENDED, roster_fill_add, &f);
+	if (nteam < 0)
+		return -1; /* ctx marked by the hook */
+	if (f.full)
 		return tlbot_fail(ctx,
 		                  "the team has more than %d people: assign them in smaller groups",
 		                  TLBOT_MAX_USERS);

@@ -206,7 +206,7 @@ su_members(struct tlbot_ctx *ctx, const char *room_id, const char *date, struct 
 
 	*from_roster = 0;
 	/* the team's roster on date, when a family keeps one */
-	if (tlbot_roster(ctx, room_id, date, roster_add, out) < 0)
+	if (tlbot_roster(ctx, room_id, date, TLBOT_ROSTER_ON_DATE, roster_add, out) < 0)
 		return -1;
 	if (out->n > 0) {
 		*from_roster = 1;

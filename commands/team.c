@@ -166,21 +166,29 @@ last_active_lead(void *arg, const char *user_id, int64_t num, const char *status
 }
 
 /* struct tlbot_cmd.room_profile: the team's name and region. */
-/* struct tlbot_cmd.roster: who is on the team on date. */
+/* struct tlbot_cmd.roster: who is on the team on date (see enum
+ * tlbot_roster_span). */
 static int
 roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
-       void (*add)(void *arg, const char *user_id), void *arg)
+       enum tlbot_roster_span span, void (*add)(void *arg, const char *user_id), void *arg)
 {
 	struct tlbot_db_rows q;
 	struct team_member m;
 	int rc, n = 0;
 
-	if (rec_query(ctx, MEMBERS, &q,
-	              "WHERE x.room_id = ?"
-	              " AND (x.from_date IS NULL OR x.from_date = '' OR x.from_date <= ?)"
-	              " AND (x.until_date IS NULL OR x.until_date = '' OR x.until_date >= ?)"
-	              " ORDER BY x.rowid",
-	              "ttt", room_id, date, date) != 0)
+	if (span == TLBOT_ROSTER_NOT_ENDED)
+		rc = rec_query(ctx, MEMBERS, &q,
+		               "WHERE x.room_id = ? AND (x.until_date IS NULL OR x.until_date >= ?)"
+		               " ORDER BY x.added_at, x.user_id",
+		               "tt", room_id, date);
+	else
+		rc = rec_query(ctx, MEMBERS, &q,
+		               "WHERE x.room_id = ?"
+		               " AND (x.from_date IS NULL OR x.from_date = '' OR x.from_date <= ?)"
+		               " AND (x.until_date IS NULL OR x.until_date = '' OR x.until_date >= ?)"
+		               " ORDER BY x.rowid",
+		               "ttt", room_id, date, date);
+	if (rc != 0)
 		return -1;
 	while ((rc = tlbot_db_next(&q)) > 0) {
 		if (rec_read(MEMBERS, &q, &m) != 0) {

@@ -565,13 +565,13 @@ tlbot_room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, char
 
 int
 tlbot_roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
-	     void (*add)(void *arg, const char *user_id), void *arg)
+	     enum tlbot_roster_span span, void (*add)(void *arg, const char *user_id), void *arg)
 {
 	size_t i;
 
 	for (i = 0; tlbot_commands[i]; i++)
 		if (tlbot_commands[i]->roster)
-			return tlbot_commands[i]->roster(ctx, room_id, date, add, arg);
+			return tlbot_commands[i]->roster(ctx, room_id, date, span, add, arg);
 	return 0;
 }
 

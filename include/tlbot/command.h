@@ -162,6 +162,16 @@ struct tlbot_job_kind {
 	int (*fire)(struct tlbot_ctx *ctx, const struct tlbot_job *job);
 };
 
+/* Who counts as on a team on a date (the roster hook): */
+enum tlbot_roster_span {
+	TLBOT_ROSTER_ON_DATE,   /* their tour of duty covers the date (started
+				 * by it, not ended before it), in the order
+				 * they were added (the stand-up asks them) */
+	TLBOT_ROSTER_NOT_ENDED, /* their tour has not ended before the date,
+				 * started or not, by time added then user id
+				 * (!challenge assign --team) */
+};
+
 struct tlbot_cmd {
 	const char *name;              /* "challenge" */
 	const char *const *aliases;    /* NULL-terminated or NULL */
@@ -226,11 +236,12 @@ struct tlbot_cmd {
 		     void (*add)(void *arg, const char *user_id, int64_t num, const char *status),
 		     void *arg);
 	int (*room_profile)(struct tlbot_ctx *ctx, const char *room_id, char **name, char **region);
-	/* roster: the people on room_id's team on date (YYYY-MM-DD; their
-	 * tour of duty covers it), in the order they were added: add(arg,
-	 * user) for each. Returns how many, or -1 (ctx marked). */
+	/* roster: the people on room_id's team on date (YYYY-MM-DD), add(arg,
+	 * user) for each; span says who counts (enum tlbot_roster_span).
+	 * Returns how many, or -1 (ctx marked). */
 	int (*roster)(struct tlbot_ctx *ctx, const char *room_id, const char *date,
-		      void (*add)(void *arg, const char *user_id), void *arg);
+		      enum tlbot_roster_span span, void (*add)(void *arg, const char *user_id),
+		      void *arg);
 	/* A person's own settings (the me family keeps them; others ask
 	 * through tlbot_user_tz, never its table):
 	 * user_tz: the zone user_id chose (!me tz) into out: 0, 1 when they
@@ -430,7 +441,8 @@ int tlbot_room_profile(struct tlbot_ctx *ctx, const char *room_id, char **name, 
 /* The team's roster of room_id on date through the roster hook (see
  * above): how many were added (0 when no family keeps rosters), or -1. */
 int tlbot_roster(struct tlbot_ctx *ctx, const char *room_id, const char *date,
-		 void (*add)(void *arg, const char *user_id), void *arg);
+		 enum tlbot_roster_span span, void (*add)(void *arg, const char *user_id),
+		 void *arg);
 
 /* Linked records: whether record <prefix>-<num> ("C", 12) exists, asked
  * of the family that owns the prefix (its ref_lookup), so no family reads

@@ -289,6 +289,21 @@ TEST(assign_whole_team)
 	cmdtest_release(&T);
 }
 
+/* --team takes everyone whose tour has not ended, started or not, by time
+ * added then user id (not the stand-up's "on duty today" roster). */
+TEST(assign_team_order)
+{
+	setup();
+	run(MOD, "!team add @zed:test @bea:test --role data");
+	T.now += 60;
+	run(MOD, "!team add @amy:test --role policy --from 2027-01-04");
+	run(MOD, "!challenge new \"Alpha\"");
+	CHECK_INT(run(MOD, "!challenge assign C-1 --team"), ==, 4);
+	CHECK_CONTAINS(cmdtest_reply(&T, 0), "to @bea:test, @zed:test and @amy:test.");
+	CHECK_INT(count("SELECT COUNT(*) FROM challenge_assignees WHERE challenge_id = 1"), ==, 3);
+	cmdtest_release(&T);
+}
+
 TEST(unassign)
 {
 	setup();
@@ -656,6 +671,7 @@ static const struct tap_test tests[] = {TEST_ENTRY(new_creates_and_schedules),
                                         TEST_ENTRY(assign_mentions_and_dms),
                                         TEST_ENTRY(assign_refusals),
                                         TEST_ENTRY(assign_whole_team),
+                                        TEST_ENTRY(assign_team_order),
                                         TEST_ENTRY(unassign),
                                         TEST_ENTRY(status_changes),
                                         TEST_ENTRY(edit_and_history),
