@@ -6,11 +6,53 @@ import collections
 import os
 import sqlite3
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import mx  # noqa: E402,F401
 from fixtures import body, in_reply_to  # noqa: E402,F401
+
+
+class Killer(threading.Thread):
+    """Kills the bot (SIGKILL) at random moments and starts it again: after
+    a gap drawn from rng, mostly short (uniform over short), one time in
+    five long (over long); one kill in five leaves the bot down for a moment
+    (over down) before the start.  Kills only while .running is set (set
+    from the start unless armed is False).  stop() ends it with the bot
+    running."""
+
+    def __init__(self, bot, rng, short=(0.2, 1.5), long=(1.5, 4), down=(0.05, 0.5), armed=True):
+        super().__init__(daemon=True)
+        self.bot, self.rng = bot, rng
+        self.short, self.long, self.down = short, long, down
+        self.kills = 0
+        self.running = threading.Event()
+        if armed:
+            self.running.set()
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self):
+        while not self.stopped.is_set():
+            gap = self.rng.uniform(*self.short) if self.rng.random() < 0.8 else self.rng.uniform(*self.long)
+            if self.stopped.wait(gap):
+                break
+            if not self.running.is_set():
+                continue
+            with self.lock:
+                self.bot.kill()
+                self.kills += 1
+                if self.rng.random() < 0.2:
+                    time.sleep(self.rng.uniform(*self.down))   # down for a moment
+                self.bot.start()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(10)
+        with self.lock:
+            if not self.bot.alive():
+                self.bot.start()
 
 
 def utc(y, mo, d, h, mi, s=0):

@@ -22,12 +22,11 @@ import os
 import random
 import re
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faultlib import (body, bot_messages, count_replies, db_ro, figures, in_reply_to,  # noqa: E402
+from faultlib import (Killer, body, bot_messages, count_replies, db_ro, figures, in_reply_to,  # noqa: E402
                       mx, replies_by_command, unprompted, utc)
 import fixtures  # noqa: E402
 
@@ -38,40 +37,6 @@ ROUND = 26                       # commands sent together, then their replies aw
 START = utc(2026, 12, 1, 7, 0)   # Tuesday 1 December 2026, 07:00 Europe/London (= UTC)
 STEP = 8 * 60                    # the test clock moves 8 minutes a round
 REGIONS = ["Sheffield", "Leeds", "Essex", "Cardiff"]
-
-
-class Killer(threading.Thread):
-    """Kills the bot (SIGKILL) at random moments and starts it again."""
-
-    def __init__(self, bot, rng):
-        super().__init__(daemon=True)
-        self.bot, self.rng = bot, rng
-        self.kills = 0
-        self.running = threading.Event()
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self):
-        while not self.stopped.is_set():
-            # mostly short gaps (inside a burst of work), sometimes longer
-            gap = self.rng.uniform(0.2, 1.5) if self.rng.random() < 0.8 else self.rng.uniform(1.5, 4)
-            if self.stopped.wait(gap):
-                break
-            if not self.running.is_set():
-                continue
-            with self.lock:
-                self.bot.kill()
-                self.kills += 1
-                if self.rng.random() < 0.2:
-                    time.sleep(self.rng.uniform(0.05, 0.5))   # down for a moment
-                self.bot.start()
-
-    def stop(self):
-        self.stopped.set()
-        self.join(10)
-        with self.lock:
-            if not self.bot.alive():
-                self.bot.start()
 
 
 class CrashConsistency(unittest.TestCase):
@@ -110,7 +75,8 @@ class CrashConsistency(unittest.TestCase):
             ask_now(alice, r, "!standup mode room")
             ask_now(alice, r, "!team add @alice:localhost @bob:localhost @carol:localhost --role data")
 
-        killer = Killer(bot, random.Random(SEED + 1))
+        # mostly short gaps (inside a burst of work), sometimes longer; armed below
+        killer = Killer(bot, random.Random(SEED + 1), armed=False)
         killer.start()
         self.addCleanup(killer.stop)
         killer.running.set()

@@ -19,12 +19,11 @@ import os
 import random
 import re
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faultlib import figures, mx  # noqa: E402
+from faultlib import Killer, figures, mx  # noqa: E402
 import fixtures  # noqa: E402
 import e2ee  # noqa: E402
 
@@ -32,36 +31,6 @@ N_COMMANDS = int(os.environ.get("TLBOT_E2EE_CRASH_COMMANDS", "100"))
 SEED = int(os.environ.get("TLBOT_E2EE_CRASH_SEED", "20261201"))
 ROUND = 10                       # commands sent together, then their replies awaited
 MIN_KILLS = 10
-
-
-class Killer(threading.Thread):
-    """Kills the bot (SIGKILL) at random moments and starts it again."""
-
-    def __init__(self, bot, rng):
-        super().__init__(daemon=True)
-        self.bot, self.rng = bot, rng
-        self.kills = 0
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self):
-        while not self.stopped.is_set():
-            gap = self.rng.uniform(0.1, 0.8) if self.rng.random() < 0.8 else self.rng.uniform(0.8, 2)
-            if self.stopped.wait(gap):
-                break
-            with self.lock:
-                self.bot.kill()
-                self.kills += 1
-                if self.rng.random() < 0.2:
-                    time.sleep(self.rng.uniform(0.05, 0.4))
-                self.bot.start()
-
-    def stop(self):
-        self.stopped.set()
-        self.join(10)
-        with self.lock:
-            if not self.bot.alive():
-                self.bot.start()
 
 
 class E2EECrash(unittest.TestCase):
@@ -92,7 +61,8 @@ class E2EECrash(unittest.TestCase):
         carol.wait_reply(room, first, sender=bot.user_id, timeout=30)
         rounds = 0
 
-        killer = Killer(bot, random.Random(SEED + 1))
+        killer = Killer(bot, random.Random(SEED + 1), short=(0.1, 0.8), long=(0.8, 2),
+                        down=(0.05, 0.4))
         killer.start()
         self.addCleanup(killer.stop)
         cmds = []                   # (event id, kind, title)
