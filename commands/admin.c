@@ -144,13 +144,9 @@ cmd_rooms(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 static int
 cmd_leave(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 {
-	const char *room = args->argv[0];
+	const char *room = args->argv[0]; /* a room id: dispatch checked it */
 	int rc;
 
-	if (room[0] != '!' || strchr(room, ':') == NULL)
-		return tlbot_fail(ctx,
-		                  "'%s' is not a room id (!abc:server; %sadmin rooms lists them)",
-		                  room, tlbot_ctx_prefix(ctx));
 	rc = tlbot_ctx_leave_room(ctx, room);
 	if (rc < 0)
 		return -1;
@@ -320,7 +316,7 @@ cmd_forget(struct tlbot_ctx *ctx, const struct tlbot_args *args)
 }
 
 static const struct tlbot_param leave_params[] = {
-        {TLBOT_TEXT("room", 0), .mode = TLBOT_WORD, .label = "ROOM", .desc = "the room id"},
+        {TLBOT_ROOM_ID("room"), .desc = "the room id"},
         {.name = NULL}};
 static const struct tlbot_param user_params[] = {{TLBOT_USER("user"), .desc = "the person"},
                                                  {.name = NULL}};

@@ -14,6 +14,8 @@
 #include "tlbot/tz.h"
 #include "tlbot/when.h"
 
+#include "mxuri.h"
+
 #define SHOW_MAX 60 /* bytes of a value quoted in an error */
 
 int
@@ -67,6 +69,7 @@ tlbot_param_label(const struct tlbot_param *p, char *out, size_t outlen)
 	case TLBOT_P_REF: snprintf(out, outlen, "%s-12", p->choices ? p->choices : "X"); return;
 	case TLBOT_P_ENUM: snprintf(out, outlen, "%s", p->choices ? p->choices : ""); return;
 	case TLBOT_P_BOOL: out[0] = '\0'; return;
+	case TLBOT_P_ROOM: snprintf(out, outlen, "ROOM"); return;
 	case TLBOT_P_TEXT:
 	default:
 		if (tlbot_param_is_flag(p)) {
@@ -272,6 +275,13 @@ join_words(const struct tlbot_param *params, const struct tlbot_cmdline *cl, siz
 	return 0;
 }
 
+/* A ROOM parameter that takes room ids only (TLBOT_ROOM_ID). */
+static int
+room_ids_only(const struct tlbot_param *p)
+{
+	return p->choices && strcmp(p->choices, "!") == 0;
+}
+
 /* The word a message uses for a value of p, and whether " for --flag"
  * follows it. */
 static void
@@ -285,6 +295,7 @@ noun(const struct tlbot_param *p, char *out, size_t outlen)
 	case TLBOT_P_DURATION: snprintf(out, outlen, "duration"); break;
 	case TLBOT_P_TIME: snprintf(out, outlen, "time"); break;
 	case TLBOT_P_USER: snprintf(out, outlen, "user id"); break;
+	case TLBOT_P_ROOM: snprintf(out, outlen, "%s", room_ids_only(p) ? "room id" : "room"); break;
 	case TLBOT_P_REF:
 		fam = ref_family(p->choices);
 		snprintf(out, outlen, "%s id", fam ? fam->name : "record");
@@ -466,6 +477,20 @@ check_user(const struct tlbot_param *p, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* A room id "!abc:server", or (unless p takes ids only) an alias
+ * "#name:server". 0 or -1 (err set). */
+static int
+check_room(const struct tlbot_param *p, const char *v, char *err, size_t errlen)
+{
+	if (tlbot_mxuri_id_ok(TLBOT_MXURI_ROOM, v) ||
+	    (!room_ids_only(p) && tlbot_mxuri_id_ok(TLBOT_MXURI_ALIAS, v)))
+		return 0;
+	bad(p, v,
+	    room_ids_only(p) ? "write it as !abc:server" : "write it as !abc:server or #name:server",
+	    err, errlen);
+	return -1;
+}
+
 static int
 check_ref(const struct tlbot_param *p, const char **vp, struct tlbot_value *val,
 	  struct tlbot_checked *c, char *err, size_t errlen)
@@ -530,6 +555,7 @@ check_value(const struct tlbot_param *p, const char **vp, struct tlbot_value *va
 		}
 		return 0;
 	case TLBOT_P_USER: return check_user(p, *vp, err, errlen);
+	case TLBOT_P_ROOM: return check_room(p, *vp, err, errlen);
 	case TLBOT_P_REF: return check_ref(p, vp, val, c, err, errlen);
 	case TLBOT_P_ENUM: return check_enum(p, vp, c, err, errlen);
 	case TLBOT_P_BOOL:
@@ -630,7 +656,7 @@ tlbot_args_check(const struct tlbot_param *params, const struct tlbot_cmdline *c
 
 		p = positional(params, out->args.argc);
 		if (p->type == TLBOT_P_REF || p->type == TLBOT_P_ENUM || p->type == TLBOT_P_USER ||
-		    p->label)
+		    p->type == TLBOT_P_ROOM || p->label)
 			tlbot_param_label(p, label, sizeof(label));
 		else
 			snprintf(label, sizeof(label), "%s", p->name);

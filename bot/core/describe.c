@@ -34,6 +34,12 @@ value_schema(const struct tlbot_param *p)
 	case TLBOT_P_BOOL: return primitive("boolean");
 	case TLBOT_P_INT: return primitive("integer");
 	case TLBOT_P_USER: return primitive("user_id");
+	case TLBOT_P_ROOM:
+		/* MSC4391's room reference type, or its room_alias string */
+		if (p->choices && strcmp(p->choices, "!") == 0)
+			return primitive("room_id");
+		return json_pack("{s:s, s:[o,o]}", "schema_type", "union", "variants",
+				 primitive("room_id"), primitive("room_alias"));
 	case TLBOT_P_ENUM:
 		vars = json_array();
 		for (ch = p->choices; ch && *ch;) {
@@ -264,13 +270,24 @@ quoted(struct tlbot_buf *b, const char *v)
 	tlbot_buf_addc(b, '"');
 }
 
-/* Append one argument value; 0, or -1 when its type is not one we take. */
+/* Append one argument value; 0, or -1 when its type is not one we take.
+ * A room reference (MSC4391 type room_id) is an object whose room_id (or
+ * "id", as the proposal's example writes it) we take; its via is dropped,
+ * as the command line has no place for it. */
 static int
 value(struct tlbot_buf *b, const json_t *v)
 {
 	char num[32];
+	const json_t *room;
 
-	if (json_is_string(v)) {
+	if (json_is_object(v)) {
+		room = json_object_get(v, "room_id");
+		if (room == NULL)
+			room = json_object_get(v, "id");
+		if (!json_is_string(room))
+			return -1;
+		quoted(b, json_string_value(room));
+	} else if (json_is_string(v)) {
 		quoted(b, json_string_value(v));
 	} else if (json_is_integer(v)) {
 		snprintf(num, sizeof(num), " %lld", (long long)json_integer_value(v));

@@ -104,6 +104,17 @@ id_ok(enum tlbot_mxuri_kind kind, const char *id)
 	return 0;
 }
 
+int
+tlbot_mxuri_id_ok(enum tlbot_mxuri_kind kind, const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i]; i++)
+		if ((unsigned char)id[i] <= ' ' || id[i] == 0x7f)
+			return 0;
+	return i <= TLBOT_MXURI_ID_MAX && id_ok(kind, id);
+}
+
 /* The query items of [q, end): via (repeatable) and action. */
 static void
 read_query(const char *q, const char *end, struct tlbot_mxuri *out)

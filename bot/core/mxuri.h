@@ -58,4 +58,8 @@ struct tlbot_mxuri {
  * filled), -1 when it is not (out undefined). */
 int tlbot_mxuri_parse(const char *uri, size_t len, struct tlbot_mxuri *out);
 
+/* Whether id (NUL-terminated, sigil included) has the shape of kind that
+ * tlbot_mxuri_parse asks of a link's identifier: 1 or 0. */
+int tlbot_mxuri_id_ok(enum tlbot_mxuri_kind kind, const char *id);
+
 #endif

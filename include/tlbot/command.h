@@ -70,6 +70,8 @@ typedef int (*tlbot_handler_fn)(struct tlbot_ctx *ctx, const struct tlbot_args *
  *                  marked TLBOT_SUB_READS.
  *   ENUM("a|b")    argv the choice, lower-cased (case-insensitive match)
  *   BOOL           a flag without a value
+ *   ROOM           argv a room id "!abc:server" or an alias "#name:server"
+ *                  (tlbot_mxuri_id_ok); ROOM_ID (choices "!") room ids only
  * Modes (.mode, OR-ed): TLBOT_OPTIONAL (a positional that may be left out;
  * the ones after it too), TLBOT_REPEAT (a positional: one or more, or zero
  * or more with TLBOT_OPTIONAL, each checked; a flag: may be given more
@@ -87,6 +89,7 @@ enum tlbot_ptype {
 	TLBOT_P_REF,
 	TLBOT_P_ENUM,
 	TLBOT_P_BOOL,
+	TLBOT_P_ROOM,
 };
 
 #define TLBOT_OPTIONAL 0x1u
@@ -119,6 +122,8 @@ struct tlbot_param {
 #define TLBOT_REF(nm, prefix) .name = (nm), .type = TLBOT_P_REF, .choices = (prefix)
 #define TLBOT_ENUM(nm, ch) .name = (nm), .type = TLBOT_P_ENUM, .choices = (ch)
 #define TLBOT_BOOL(nm) .name = (nm), .type = TLBOT_P_BOOL
+#define TLBOT_ROOM(nm) .name = (nm), .type = TLBOT_P_ROOM
+#define TLBOT_ROOM_ID(nm) .name = (nm), .type = TLBOT_P_ROOM, .choices = "!"
 
 /* The typed value of positional i / of flag name (last given); NULL when
  * absent. */

@@ -36,6 +36,12 @@ static const struct tlbot_param rest_params[] = {
 	TLBOT_PARAMS_END,
 };
 
+static const struct tlbot_param room_params[] = {
+	{ TLBOT_ROOM("where") },
+	{ TLBOT_ROOM_ID("--leave") },
+	TLBOT_PARAMS_END,
+};
+
 static struct tlbot_checked ck;
 static char err[1024];
 static int with_usage;
@@ -169,6 +175,32 @@ TEST(one_wording_for_every_refusal)
 	}
 }
 
+/* ROOM: a room id or an alias, by the shapes links are read with
+ * (bot/core/mxuri.h); ROOM_ID: room ids only. */
+TEST(room_values)
+{
+	CHECK_INT(check(room_params, "!x !abc:test --leave !def:test"), ==, 0);
+	CHECK_STR(ck.args.argv[0], "!abc:test");
+	CHECK_STR(tlbot_args_get(&ck.args, "leave"), "!def:test");
+	CHECK_INT(check(room_params, "!x #team:test"), ==, 0);
+	CHECK_STR(ck.args.argv[0], "#team:test");
+	/* a room id of a version 12 room has no server part */
+	CHECK_INT(check(room_params, "!x !Gd2zXyjVm8ZxRM6zBAjQGDaXmPvDTBX1xRlIgiJ9nNw"), ==, 0);
+	CHECK_INT(check(room_params, "!x team"), ==, -1);
+	CHECK_STR(err, "bad room 'team': write it as !abc:server or #name:server");
+	CHECK_INT(with_usage, ==, 0);
+	CHECK_INT(check(room_params, "!x #team"), ==, -1);
+	CHECK_STR(err, "bad room '#team': write it as !abc:server or #name:server");
+	CHECK_INT(check(room_params, "!x #:test"), ==, -1);
+	CHECK_INT(check(room_params, "!x !"), ==, -1);
+	CHECK_INT(check(room_params, "!x \"!a b:test\""), ==, -1);
+	CHECK_INT(check(room_params, "!x !abc:test --leave #team:test"), ==, -1);
+	CHECK_STR(err, "bad room id '#team:test' for --leave: write it as !abc:server");
+	CHECK_INT(check(room_params, "!x"), ==, -1);
+	CHECK_STR(err, "missing ROOM");
+	CHECK_INT(with_usage, ==, 1);
+}
+
 TEST(usage_from_the_table)
 {
 	struct tlbot_buf b;
@@ -180,6 +212,9 @@ TEST(usage_from_the_table)
 	tlbot_buf_reset(&b);
 	tlbot_params_usage(note_params, &b);
 	CHECK_STR(tlbot_buf_str(&b), "E-12 TEXT...");
+	tlbot_buf_reset(&b);
+	tlbot_params_usage(room_params, &b);
+	CHECK_STR(tlbot_buf_str(&b), "ROOM [--leave ROOM]");
 	tlbot_buf_release(&b);
 }
 
@@ -187,6 +222,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(rest_of_the_line_needs_no_quotes),
 	TEST_ENTRY(typed_values),
 	TEST_ENTRY(one_wording_for_every_refusal),
+	TEST_ENTRY(room_values),
 	TEST_ENTRY(usage_from_the_table),
 	TEST_END,
 };

@@ -112,6 +112,14 @@ TEST(content_from_the_tables)
 	CHECK_INT(json_array_size(json_object_get(json_object_get(param(d, "decision"), "schema"),
 						  "variants")), ==, 4);
 	json_decref(d);
+	/* a ROOM_ID parameter is MSC4391's room reference type */
+	c = tlbot_command_find("admin");
+	for (s = c->subcmds; s->name && strcmp(s->name, "leave") != 0; s++)
+		;
+	CHECK_OR_RETURN(s->name != NULL);
+	d = tlbot_describe_command(c, s);
+	CHECK_STR(schema_type(param(d, "room")), "room_id");
+	json_decref(d);
 }
 
 static long long
@@ -198,6 +206,21 @@ TEST(structured_invocations_run_as_commands)
 				"{\"org.matrix.msc4391.command\":{\"command\":\"challenge list\","
 				"\"arguments\":{\"page\":0}}}", NULL, 0), ==, 1);
 	CHECK_CONTAINS(cmdtest_reply(&t, 0), "bad page '0'");
+	/* a room reference is an object: its room_id (or id) is the argument,
+	 * so the command gets as far as its permission check */
+	CHECK_INT(cmdtest_event(&t, MOD, ROOM, "x",
+				"{\"org.matrix.msc4391.command\":{\"command\":\"admin leave\","
+				"\"arguments\":{\"room\":{\"room_id\":\"!other:test\","
+				"\"via\":[\"test\"],\"type\":\"room_id\"}}}}", NULL, 0), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "not allowed");
+	CHECK_INT(cmdtest_event(&t, MOD, ROOM, "x",
+				"{\"org.matrix.msc4391.command\":{\"command\":\"admin leave\","
+				"\"arguments\":{\"room\":{\"id\":\"!other:test\"}}}}", NULL, 0), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "not allowed");
+	CHECK_INT(cmdtest_event(&t, MOD, ROOM, "x",
+				"{\"org.matrix.msc4391.command\":{\"command\":\"admin leave\","
+				"\"arguments\":{\"room\":{\"via\":[\"test\"]}}}}", NULL, 0), ==, 1);
+	CHECK_CONTAINS(cmdtest_reply(&t, 0), "has a value of a type I do not take");
 	/* addressed to another bot: not ours */
 	CHECK_INT(cmdtest_event(&t, MOD, ROOM, "hello",
 				"{\"m.mentions\":{\"user_ids\":[\"@other:test\"]},"
