@@ -1069,12 +1069,7 @@ stop_threads_locked(void)
 	while (gw.nthreads > 0 && tlbot_clock_mono_ms() < deadline) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		tlbot_clock_abs_in(&ts, 100);
 		pthread_cond_timedwait(&gw.threads_cond, &gw.lock, &ts);
 	}
 	if (gw.nthreads > 0)

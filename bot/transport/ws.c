@@ -1042,12 +1042,7 @@ tlbot_ws_send(struct tlbot_ws *ws, const char *room_id, const char *event_type, 
 	       tlbot_clock_mono_ms() < req->deadline && !*ws->d->stop) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		tlbot_clock_abs_in(&ts, 100);
 		pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
 	}
 	pthread_mutex_unlock(&ws->lock);

@@ -13,5 +13,8 @@ void tlbot_clock_set_override(const char *path);
 time_t tlbot_clock_now(void);
 /* Milliseconds from a monotonic clock, for timeouts and backoff. */
 int64_t tlbot_clock_mono_ms(void);
+/* *ts = the real-time clock ms milliseconds from now (0 <= ms < 1000), the
+ * absolute time pthread_cond_timedwait takes. */
+void tlbot_clock_abs_in(struct timespec *ts, long ms);
 
 #endif
