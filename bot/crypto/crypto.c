@@ -57,6 +57,16 @@ static const char *const crypto_migrations[] = {
 	"CREATE INDEX crypto_megolm_index_seen ON crypto_megolm_index(seen_ms);"
 	"ALTER TABLE crypto_megolm_in ADD COLUMN pruned_upto INTEGER NOT NULL DEFAULT -1;"
 	"ALTER TABLE crypto_megolm_in ADD COLUMN forwarding_chain TEXT;",
+	/* 3: answering other devices' key requests: the index each share
+	 * was made from (NULL for shares from before), an inbound copy of
+	 * each outbound session the bot makes (from index 0, to forward it),
+	 * and the requests waiting for an answer */
+	"ALTER TABLE crypto_megolm_shared ADD COLUMN first_index INTEGER;"
+	"CREATE TABLE crypto_megolm_own (session_id TEXT PRIMARY KEY, room_id TEXT NOT NULL,"
+	"  pickle TEXT NOT NULL);"
+	"CREATE TABLE crypto_key_requests (user_id TEXT NOT NULL, device_id TEXT NOT NULL,"
+	"  request_id TEXT NOT NULL, room_id TEXT NOT NULL, session_id TEXT NOT NULL,"
+	"  created_ms INTEGER NOT NULL, PRIMARY KEY (user_id, device_id, request_id));",
 	NULL
 };
 
@@ -526,6 +536,8 @@ setup_account(struct tlbot_crypto *c, struct tlbot_store *st)
 						 "DELETE FROM crypto_olm_sessions;"
 						 "DELETE FROM crypto_megolm_out;"
 						 "DELETE FROM crypto_megolm_shared;"
+						 "DELETE FROM crypto_megolm_own;"
+						 "DELETE FROM crypto_key_requests;"
 						 "DELETE FROM crypto_todevice;") != 0)
 				return -1;
 			return setup_account(c, st);
@@ -952,6 +964,21 @@ follow_up_tick(struct tlbot_crypto *c, struct tlbot_store *st)
 	}
 }
 
+/* Other devices' key requests for the bot's sessions, queued by the
+ * batch: answered (or refused) on the worker's clock. */
+static void
+answer_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h)
+{
+	char *any = NULL;
+
+	if (cr_get1(st, &any, "SELECT request_id FROM crypto_key_requests LIMIT 1", NULL, NULL,
+		    NULL) != 0)
+		return;
+	free(any);
+	if (cr_megolm_answer_requests(c, st, h) != 0)
+		log_warnx("encryption: answering key requests failed; retrying");
+}
+
 void
 tlbot_crypto_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h)
 {
@@ -971,6 +998,7 @@ tlbot_crypto_tick(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_h
 		}
 	}
 	follow_up_tick(c, st);
+	answer_tick(c, st, h);
 	if (now - c->last_prune_ms >= PRUNE_EVERY_MS) {
 		c->last_prune_ms = now;
 		prune_tick(st, now);

@@ -107,7 +107,8 @@ int cr_olm_have_session(struct tlbot_store *st, const char *curve);
  * txn_id; queued twice is a no-op. Inside a transaction. 0 or -1. */
 int cr_todevice_queue(struct tlbot_store *st, const char *txn_id, const char *type,
 		      const json_t *messages);
-/* Send the queued to-device messages. Outside a transaction. 0 or -1. */
+/* Send the queued to-device messages (h NULL: kept queued). Outside a
+ * transaction. 0 or -1. */
 int cr_todevice_flush(struct tlbot_store *st, struct tlbot_http *h);
 
 /* ---- xsign.c ---- */
@@ -137,5 +138,17 @@ int cr_megolm_follow_up_due(struct tlbot_store *st);
  * refused (per session, up to the highest pruned). Inside a transaction.
  * The number of entries removed, or -1. */
 int cr_megolm_prune_replay(struct tlbot_store *st, int64_t before_ms);
+
+/* An m.room_key_request (plain to-device event ev) for one of the bot's
+ * own sessions: queue it (action "request") or drop the queued answer
+ * ("request_cancellation"); anything else is ignored. Inside the batch tx.
+ * 0 or -1 (db). */
+int cr_megolm_key_request(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *ev);
+/* Answer the queued key requests that pass the policy (README,
+ * encryption): queue an Olm-encrypted m.forwarded_room_key for each, each
+ * in its own transaction; refused ones are dropped (logged). Outside a
+ * transaction (may claim one-time keys and query devices). 0 or -1. */
+int cr_megolm_answer_requests(struct tlbot_crypto *c, struct tlbot_store *st,
+			      struct tlbot_http *h);
 
 #endif

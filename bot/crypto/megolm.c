@@ -852,6 +852,37 @@ rotation_reason(struct tlbot_store *st, const char *room_id, const char *sid,
 	return why;
 }
 
+/* Keep an inbound copy (from index 0) of the bot's new outbound session
+ * sid of room_id, so that it can be forwarded on request after rotation
+ * (crypto_megolm_own; never used to decrypt). Inside a transaction. 0/-1. */
+static int
+keep_own(struct tlbot_crypto *c, struct tlbot_store *st, const char *room_id, const char *sid,
+	 OlmOutboundGroupSession *out)
+{
+	OlmInboundGroupSession *in = malloc(olm_inbound_group_session_size());
+	char key[512], *pickle = NULL;
+	size_t n = olm_outbound_group_session_key(out, (uint8_t *)key, sizeof(key) - 1);
+	sqlite3_stmt *q = NULL;
+
+	if (in != NULL)
+		olm_inbound_group_session(in);
+	if (in != NULL && n != olm_error() &&
+	    olm_init_inbound_group_session(in, (const uint8_t *)key, n) != olm_error())
+		pickle = cr_pickle_in(c, in);
+	explicit_bzero(key, sizeof(key));
+	cr_in_free(in);
+	if (pickle)
+		q = cr_prep(st, "INSERT OR REPLACE INTO crypto_megolm_own(session_id, room_id, pickle)"
+				" VALUES (?, ?, ?)");
+	if (q) {
+		cr_bind(q, 1, sid);
+		cr_bind(q, 2, room_id);
+		cr_bind(q, 3, pickle);
+	}
+	free(pickle);
+	return cr_done(st, q);
+}
+
 /* A new outbound session for room_id, stored (replacing the old one);
  * its id in sid. Inside a transaction. New, or NULL. */
 static OlmOutboundGroupSession *
@@ -894,7 +925,7 @@ create_outbound(struct tlbot_crypto *c, struct tlbot_store *st, const char *room
 		sqlite3_bind_int64(q, 4, cr_now_ms());
 	}
 	free(pickle);
-	if (cr_done(st, q) != 0) {
+	if (cr_done(st, q) != 0 || keep_own(c, st, room_id, sid, s) != 0) {
 		cr_out_free(s);
 		return NULL;
 	}
@@ -1119,7 +1150,7 @@ queue_room_keys(struct tlbot_store *st, const json_t *msgs, const char *sid, con
 static json_t *
 room_key_for(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, const char *u,
 	     const char *d, const json_t *keys, const char *otk, const char *room_id,
-	     const char *sid, const char *key, int *db)
+	     const char *sid, const char *key, uint32_t idx, int *db)
 {
 	json_t *payload = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "type", "m.room_key",
 				    "content", "algorithm", MEGOLM_ALGO, "room_id", room_id,
@@ -1141,12 +1172,13 @@ room_key_for(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, cons
 			  room_id, u, d);
 		return NULL;
 	}
-	q = cr_prep(st, "INSERT OR IGNORE INTO crypto_megolm_shared(session_id, user_id, device_id)"
-			" VALUES (?, ?, ?)");
+	q = cr_prep(st, "INSERT OR IGNORE INTO crypto_megolm_shared(session_id, user_id, device_id,"
+			" first_index) VALUES (?, ?, ?, ?)");
 	if (q) {
 		cr_bind(q, 1, sid);
 		cr_bind(q, 2, u);
 		cr_bind(q, 3, d);
+		sqlite3_bind_int64(q, 4, (sqlite3_int64)idx);
 	}
 	if (cr_done(st, q) != 0) {
 		json_decref(enc);
@@ -1162,7 +1194,7 @@ room_key_for(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, cons
 static int
 queue_shares(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, const json_t *need,
 	     const json_t *otks, const char *room_id, const char *sid, const char *key,
-	     const char *cause)
+	     uint32_t idx, const char *cause)
 {
 	json_t *msgs = json_object(), *devs, *keys;
 	const char *u, *d;
@@ -1173,7 +1205,8 @@ queue_shares(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a, cons
 	json_object_foreach((json_t *)need, u, devs) {
 		json_object_foreach(devs, d, keys) {
 			const char *otk = json_string_value(json_object_get(json_object_get(otks, u), d));
-			json_t *enc = room_key_for(c, st, a, u, d, keys, otk, room_id, sid, key, &db);
+			json_t *enc = room_key_for(c, st, a, u, d, keys, otk, room_id, sid, key, idx,
+						   &db);
 
 			if (db)
 				goto fail;
@@ -1226,7 +1259,8 @@ share_session(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http 
 		   : olm_error();
 	if (n != olm_error()) {
 		key[n] = '\0';
-		total = queue_shares(c, st, a, need, otks, room_id, sid, key, cause);
+		total = queue_shares(c, st, a, need, otks, room_id, sid, key,
+				     olm_outbound_group_session_message_index(s), cause);
 	}
 	explicit_bzero(key, sizeof(key));
 	json_decref(otks);
@@ -1378,5 +1412,367 @@ tlbot_crypto_prepare_send(struct tlbot_crypto *c, struct tlbot_store *st, struct
 	if (rc != 0)
 		log_warnx("encryption: outbox %s to %s: not ready to send encrypted yet; retrying",
 			  row->txn_id, row->room_id);
+	return rc;
+}
+
+/* ------------------------------------------- answering key requests */
+
+int
+cr_megolm_key_request(struct tlbot_crypto *c, struct tlbot_store *st, const json_t *ev)
+{
+	const char *sender = jstr(ev, "sender");
+	const json_t *content = json_object_get(ev, "content");
+	const json_t *body = json_object_get(content, "body");
+	const char *action = jstr(content, "action"), *dev = jstr(content, "requesting_device_id");
+	const char *rid = jstr(content, "request_id"), *room = jstr(body, "room_id");
+	const char *sid = jstr(body, "session_id"), *algo = jstr(body, "algorithm");
+	sqlite3_stmt *q;
+	char *own = NULL;
+	int r;
+
+	if (sender == NULL || action == NULL || dev == NULL || rid == NULL ||
+	    strcmp(sender, c->user_id) == 0)
+		return 0;
+	if (strcmp(action, "request_cancellation") == 0) {
+		/* drop the answer if it is still queued */
+		q = cr_prep(st, "DELETE FROM crypto_key_requests WHERE user_id = ? AND device_id = ?"
+				" AND request_id = ?");
+		if (q) {
+			cr_bind(q, 1, sender);
+			cr_bind(q, 2, dev);
+			cr_bind(q, 3, rid);
+		}
+		return cr_done(st, q);
+	}
+	if (strcmp(action, "request") != 0 || algo == NULL || strcmp(algo, MEGOLM_ALGO) != 0 ||
+	    room == NULL || sid == NULL)
+		return 0;
+	/* only the bot's own sessions are ever answered: queue nothing else */
+	r = cr_get1(st, &own, "SELECT room_id FROM crypto_megolm_own WHERE session_id = ?"
+			      " AND room_id = ?",
+		    sid, room, NULL);
+	free(own);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	q = cr_prep(st, "INSERT OR IGNORE INTO crypto_key_requests(user_id, device_id, request_id,"
+			" room_id, session_id, created_ms) VALUES (?, ?, ?, ?, ?, ?)");
+	if (q) {
+		cr_bind(q, 1, sender);
+		cr_bind(q, 2, dev);
+		cr_bind(q, 3, rid);
+		cr_bind(q, 4, room);
+		cr_bind(q, 5, sid);
+		sqlite3_bind_int64(q, 6, cr_now_ms());
+	}
+	return cr_done(st, q);
+}
+
+struct key_req {
+	char *user, *device, *rid, *room, *sid;
+	char *curve, *ed;       /* the requesting device's keys */
+	int64_t idx;            /* forward from this index */
+};
+
+static void
+key_req_release(struct key_req *k)
+{
+	free(k->user);
+	free(k->device);
+	free(k->rid);
+	free(k->room);
+	free(k->sid);
+	free(k->curve);
+	free(k->ed);
+	memset(k, 0, sizeof(*k));
+}
+
+/* 1 if user is joined to room now (the room state the bot keeps). */
+static int
+is_joined(struct tlbot_store *st, const char *room, const char *user)
+{
+	char *content = NULL;
+	json_t *m;
+	int r = 0;
+
+	if (tlbot_store_state_get(st, room, "m.room.member", user, &content) != 0)
+		return 0;
+	m = json_loads(content, 0, NULL);
+	free(content);
+	r = jstr(m, "membership") && strcmp(jstr(m, "membership"), "join") == 0;
+	json_decref(m);
+	return r;
+}
+
+/* The requesting device's keys (as /keys/query gave them, self-signature
+ * checked by devices.c) into k: 0, 1 unknown, -1 db error. */
+static int
+device_keys(struct tlbot_store *st, struct key_req *k)
+{
+	sqlite3_stmt *q = cr_prep(st, "SELECT curve25519, ed25519 FROM crypto_devices"
+				      " WHERE user_id = ? AND device_id = ?");
+	int r = 1;
+
+	if (q == NULL)
+		return -1;
+	cr_bind(q, 1, k->user);
+	cr_bind(q, 2, k->device);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		k->curve = cr_col(q, 0);
+		k->ed = cr_col(q, 1);
+		r = k->curve && k->ed ? 0 : -1;
+	}
+	sqlite3_finalize(q);
+	return r;
+}
+
+/* The index to forward from: the one the device was given, else the
+ * lowest any device of the user was given. 0 (k->idx), 1 never shared
+ * with this user, -1 db error. */
+static int
+share_index(struct tlbot_store *st, struct key_req *k)
+{
+	static const char *const sql[2] = {
+		"SELECT first_index FROM crypto_megolm_shared WHERE session_id = ? AND user_id = ?"
+		" AND device_id = ? AND first_index IS NOT NULL",
+		"SELECT MIN(first_index) FROM crypto_megolm_shared WHERE session_id = ?"
+		" AND user_id = ? AND ? IS NOT NULL AND first_index IS NOT NULL",
+	};
+	int i, r = 1;
+
+	for (i = 0; i < 2 && r == 1; i++) {
+		sqlite3_stmt *q = cr_prep(st, sql[i]);
+
+		if (q == NULL)
+			return -1;
+		cr_bind(q, 1, k->sid);
+		cr_bind(q, 2, k->user);
+		cr_bind(q, 3, k->device);
+		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+			k->idx = sqlite3_column_int64(q, 0);
+			r = 0;
+		}
+		sqlite3_finalize(q);
+	}
+	return r;
+}
+
+/* Why the request k may not be answered (the policy in README's
+ * encryption section), or NULL; *db set on a database error. A device
+ * the bot does not know yet is looked up first (h; outside a tx). */
+static const char *
+request_refused(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+		struct key_req *k, int *db)
+{
+	char *own = NULL;
+	int r;
+
+	*db = 0;
+	r = cr_get1(st, &own, "SELECT room_id FROM crypto_megolm_own WHERE session_id = ?"
+			      " AND room_id = ?",
+		    k->sid, k->room, NULL);
+	free(own);
+	if (r != 0) {
+		*db = r < 0;
+		return "not a session the bot made for that room";
+	}
+	if (!is_joined(st, k->room, k->user))
+		return "the user is not joined to the room";
+	r = share_index(st, k);
+	if (r != 0) {
+		*db = r < 0;
+		return "the session was never shared with that user";
+	}
+	r = device_keys(st, k);
+	if (r == 1 && h != NULL) {
+		json_t *u = json_pack("[s]", k->user);
+		sqlite3_stmt *q = cr_prep(st, "UPDATE crypto_users SET stale = stale + 1"
+					      " WHERE user_id = ?");
+
+		if (q)
+			cr_bind(q, 1, k->user);
+		if (u != NULL && cr_done(st, q) == 0)
+			cr_devices_refresh(c, st, h, u);
+		json_decref(u);
+		r = device_keys(st, k);
+	}
+	if (r != 0) {
+		*db = r < 0;
+		return "the device is unknown (or its keys are not self-signed)";
+	}
+	return NULL;
+}
+
+/* The m.forwarded_room_key of k's session from k->idx, Olm-encrypted for
+ * k's device (otk: a claimed one-time key or NULL). New, or NULL. */
+static json_t *
+forwarded_key_for(struct tlbot_crypto *c, struct tlbot_store *st, OlmAccount *a,
+		  const struct key_req *k, const char *otk)
+{
+	char *pickle = NULL, key[1024];
+	OlmInboundGroupSession *in = NULL;
+	json_t *payload = NULL, *enc = NULL;
+	size_t n = olm_error();
+
+	if (cr_get1(st, &pickle, "SELECT pickle FROM crypto_megolm_own WHERE session_id = ?",
+		    k->sid, NULL, NULL) == 0)
+		in = cr_unpickle_in(c, pickle);
+	free(pickle);
+	if (in != NULL && k->idx >= 0 && k->idx <= UINT32_MAX)
+		n = olm_export_inbound_group_session(in, (uint8_t *)key, sizeof(key) - 1,
+						     (uint32_t)k->idx);
+	cr_in_free(in);
+	if (n == olm_error())
+		return NULL;
+	key[n] = '\0';
+	payload = json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:[]}}", "type",
+			    "m.forwarded_room_key", "content", "algorithm", MEGOLM_ALGO, "room_id",
+			    k->room, "session_id", k->sid, "session_key", key, "sender_key",
+			    c->curve25519, "sender_claimed_ed25519_key", c->ed25519,
+			    "forwarding_curve25519_key_chain");
+	explicit_bzero(key, sizeof(key));
+	if (payload)
+		enc = cr_olm_encrypt(c, st, a, k->user, k->device, k->curve, k->ed, otk, payload);
+	if (payload) {
+		/* the export is in the payload: wipe it before it is freed */
+		json_t *ct = json_object_get(payload, "content");
+		const char *sk = jstr(ct, "session_key");
+
+		if (sk)
+			explicit_bzero((char *)sk, strlen(sk));
+	}
+	json_decref(payload);
+	return enc;
+}
+
+/* Drop request k (answered, refused or cancelled). 1 if it was still
+ * there, 0 if it was gone (cancelled meanwhile), -1. */
+static int
+drop_request(struct tlbot_store *st, const struct key_req *k)
+{
+	sqlite3_stmt *q = cr_prep(st, "DELETE FROM crypto_key_requests WHERE user_id = ?"
+				      " AND device_id = ? AND request_id = ?");
+
+	if (q == NULL)
+		return -1;
+	cr_bind(q, 1, k->user);
+	cr_bind(q, 2, k->device);
+	cr_bind(q, 3, k->rid);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		sqlite3_finalize(q);
+		return -1;
+	}
+	sqlite3_finalize(q);
+	return sqlite3_changes(st->db) > 0;
+}
+
+/* Queue the answer to k (a one-time key claimed first when there is no
+ * Olm session) and drop the request, in one transaction. 0 or -1. */
+static int
+answer_request(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h,
+	       const struct key_req *k)
+{
+	json_t *need = NULL, *otks = NULL, *enc = NULL, *msgs = NULL;
+	OlmAccount *a = NULL;
+	char txn[128], seed[2048];
+	int have = cr_olm_have_session(st, k->curve), r = -1, gone;
+
+	if (have < 0)
+		return -1;
+	if (!have) {
+		need = json_pack("{s:{s:[s,s]}}", k->user, k->device, k->curve, k->ed);
+		otks = need ? claim_keys(st, h, need) : NULL;
+		json_decref(need);
+		if (otks == NULL)
+			return -1;
+	}
+	if (tlbot_store_begin(st) != 0) {
+		json_decref(otks);
+		return -1;
+	}
+	gone = drop_request(st, k);
+	if (gone == 0) {
+		r = 0; /* cancelled while the one-time key was claimed */
+		goto out;
+	}
+	a = gone > 0 ? cr_account_load(c, st) : NULL;
+	enc = a ? forwarded_key_for(c, st, a, k,
+				    json_string_value(json_object_get(json_object_get(otks, k->user),
+								      k->device)))
+		: NULL;
+	if (enc == NULL) {
+		log_warnx("encryption: room %s: cannot forward the room key to %s device %s "
+			  "(no Olm session, no one-time key)",
+			  k->room, k->user, k->device);
+		r = gone > 0 ? 0 : -1; /* the request is dropped all the same */
+		goto out;
+	}
+	msgs = json_pack("{s:{s:o}}", k->user, k->device, enc);
+	snprintf(seed, sizeof(seed), "fwdkey.%s.%s.%s", k->user, k->device, k->rid);
+	memcpy(txn, "fk.", 3);
+	cr_hash_id(seed, txn + 3, sizeof(txn) - 3);
+	r = msgs ? cr_todevice_queue(st, txn, "m.room.encrypted", msgs) : -1;
+	if (r == 0)
+		log_info("encryption: room %s: forwarded the bot's room key (from index %lld) to "
+			 "%s device %s on request",
+			 k->room, (long long)k->idx, k->user, k->device);
+out:
+	json_decref(msgs);
+	json_decref(otks);
+	cr_account_free(a);
+	if (r != 0 || tlbot_store_commit(st) != 0) {
+		tlbot_store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cr_megolm_answer_requests(struct tlbot_crypto *c, struct tlbot_store *st, struct tlbot_http *h)
+{
+	sqlite3_stmt *q = cr_prep(st, "SELECT user_id, device_id, request_id, room_id, session_id"
+				      " FROM crypto_key_requests ORDER BY created_ms LIMIT 1");
+	struct key_req k;
+	const char *why;
+	int db, rc = 0, n;
+
+	for (n = 0; q != NULL && n < 20; n++) {
+		memset(&k, 0, sizeof(k));
+		if (sqlite3_step(q) != SQLITE_ROW) {
+			sqlite3_finalize(q);
+			return rc;
+		}
+		k.user = cr_col(q, 0);
+		k.device = cr_col(q, 1);
+		k.rid = cr_col(q, 2);
+		k.room = cr_col(q, 3);
+		k.sid = cr_col(q, 4);
+		sqlite3_finalize(q);
+		q = NULL;
+		if (!k.user || !k.device || !k.rid || !k.room || !k.sid) {
+			key_req_release(&k);
+			return -1;
+		}
+		why = request_refused(c, st, h, &k, &db);
+		if (db) {
+			rc = -1;
+		} else if (why) {
+			pthread_mutex_lock(&c->lock);
+			c->refused++;
+			pthread_mutex_unlock(&c->lock);
+			log_warnx("encryption: room %s: key request from %s device %s not answered: %s",
+				  k.room, k.user, k.device, why);
+			rc = drop_request(st, &k) < 0 ? -1 : rc;
+		} else if (answer_request(c, st, h, &k) != 0) {
+			rc = -1;
+		}
+		key_req_release(&k);
+		if (rc != 0)
+			return rc;
+		q = cr_prep(st, "SELECT user_id, device_id, request_id, room_id, session_id"
+				" FROM crypto_key_requests ORDER BY created_ms LIMIT 1");
+	}
+	if (q == NULL)
+		return -1;
+	sqlite3_finalize(q);
 	return rc;
 }

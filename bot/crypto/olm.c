@@ -255,6 +255,8 @@ cr_olm_handle_to_device(struct tlbot_crypto *c, struct tlbot_store *st, struct t
 	char *plain = NULL, *dev_ed = NULL, *dev_id = NULL;
 	int account_changed = 0, rc = 0, r, btype;
 
+	if (type != NULL && sender != NULL && strcmp(type, "m.room_key_request") == 0)
+		return cr_megolm_key_request(c, st, ev);
 	if (type == NULL || sender == NULL || strcmp(type, "m.room.encrypted") != 0) {
 		if (type)
 			log_debug("encryption: to-device %s from %s ignored", type,
@@ -417,6 +419,8 @@ cr_todevice_queue(struct tlbot_store *st, const char *txn_id, const char *type,
 int
 cr_todevice_flush(struct tlbot_store *st, struct tlbot_http *h)
 {
+	if (h == NULL)
+		return 0; /* no connection (unit tests): the rows stay queued */
 	for (;;) {
 		sqlite3_stmt *s = cr_prep(st, "SELECT id, txn_id, type, body FROM crypto_todevice"
 					      " ORDER BY id LIMIT 1");

@@ -27,6 +27,7 @@ tests/integration/test_e2ee.py (CTest does).  Cross-signing:
 test_e2ee_cross_signing.py."""
 
 import calendar
+import json
 import os
 import re
 import sys
@@ -468,6 +469,103 @@ class E2EE(unittest.TestCase):
         self.assertEqual(len(self.log_lines(mark, r"forwarded room key from " +
                                             re.escape(self.alice.user_id))), 1,
                          self.bot.log()[mark:][-3000:])
+
+    def capture_forwards(self, peer):
+        """Record every m.forwarded_room_key payload peer's nio decrypts (nio
+        itself accepts forwards only from its own user's verified devices)."""
+        got = []
+        machine = peer.client.olm
+        orig = machine._handle_forwarded_room_key_event
+
+        def capture(sender, sender_key, payload):
+            got.append((sender, sender_key, payload))
+            return orig(sender, sender_key, payload)
+        machine._handle_forwarded_room_key_event = capture
+        return got
+
+    def request_key(self, peer, raw, request_id):
+        """peer asks the bot (nio's own key-request builder) for raw's key."""
+        ev = e2ee.nio.MegolmEvent.from_dict(raw)
+        msg = ev.as_key_request(self.bot.user_id, peer.client.device_id, request_id)
+        peer.run(peer.client.to_device(msg, tx_id=uuid.uuid4().hex))
+
+    def test_q_key_request_from_a_new_device_and_from_outside(self):
+        # a bot reply alice's first device can read; alice logs in on a new
+        # device afterwards, which asks the bot for that session's key
+        cmd, r = self.ask("!ping")
+        raw = self.alice.raw_event(self.room, r["event_id"]) | {"room_id": self.room}
+        alice3 = self.peer("alice", device_id="ALICE3")
+        got = self.capture_forwards(alice3)
+        alice3.step(0)
+        self.assertIsNone(alice3.decrypt_raw(raw), "the new device could read it already")
+        mark = self.bot.log_mark()
+        t0 = time.monotonic()
+        self.request_key(alice3, raw, "rq-" + uuid.uuid4().hex)
+        alice3.wait(lambda: bool(got), timeout=15, what="forwarded key")
+        print(f"\nforwarded key after {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        sender, sender_key, payload = got[0]
+        dev_id, dev, _ = self.bot_device()
+        self.assertEqual(sender, self.bot.user_id)
+        self.assertEqual(sender_key, dev["keys"][f"curve25519:{dev_id}"])
+        c = payload["content"]
+        self.assertEqual((c["room_id"], c["session_id"], c["algorithm"]),
+                         (self.room, r["session_id"], e2ee.MEGOLM))
+        self.assertEqual(c["sender_key"], dev["keys"][f"curve25519:{dev_id}"])
+        self.assertEqual(c["sender_claimed_ed25519_key"], dev["keys"][f"ed25519:{dev_id}"])
+        self.assertEqual(c["forwarding_curve25519_key_chain"], [])
+        # the export decrypts the reply (from the index alice was given)
+        sess = e2ee.olm.InboundGroupSession.import_session(c["session_key"])
+        plain, _ = sess.decrypt(raw["content"]["ciphertext"])
+        self.assertEqual(json.loads(plain)["content"]["body"], "pong")
+        # and once nio holds it, the new device reads the reply
+        imported = e2ee.nio.crypto.Olm._import_group_session(
+            c["session_key"], c["sender_claimed_ed25519_key"], c["sender_key"], self.room, [])
+        alice3.client.olm.inbound_group_store.add(imported)
+        self.assertEqual(alice3.decrypt_raw(raw)["content"]["body"], "pong")
+        self.assertEqual(len(self.log_lines(mark, r"forwarded the bot's room key .* " +
+                                            re.escape(self.alice.user_id) + " device ALICE3")), 1)
+
+        # someone not in the room asks: nothing is sent, one line says why
+        erin = self.peer("erin")
+        egot = self.capture_forwards(erin)
+        erin.step(0)
+        mark = self.bot.log_mark()
+        self.request_key(erin, raw, "rq-" + uuid.uuid4().hex)
+        self.bot.wait_log(r"key request from " + re.escape(erin.user_id) +
+                          r" .*not answered: the user is not joined", timeout=15, since=mark)
+        for _ in range(5):
+            erin.step(200)
+        self.assertEqual(egot, [])
+
+    def test_qa_key_request_cancelled_before_the_answer(self):
+        # a request and its cancellation in one batch: no answer
+        cmd, r = self.ask("!ping")
+        raw = self.alice.raw_event(self.room, r["event_id"]) | {"room_id": self.room}
+        alice4 = self.peer("alice", device_id="ALICE4")
+        got = self.capture_forwards(alice4)
+        alice4.step(0)
+        ev = e2ee.nio.MegolmEvent.from_dict(raw)
+        msg = ev.as_key_request(self.bot.user_id, "ALICE4", "rq-cancelled")
+
+        def send():
+            alice4.run(alice4.client.to_device(msg, tx_id=uuid.uuid4().hex))
+            cancel = {"action": "request_cancellation", "requesting_device_id": "ALICE4",
+                      "request_id": "rq-cancelled"}
+            alice4.send_to_device("m.room_key_request",
+                                  {"messages": {self.bot.user_id: {"*": cancel}}})
+        mark = self.bot.log_mark()
+        self.one_batch(send)
+        self.bot.wait_idle(timeout=15)
+        for _ in range(10):
+            alice4.step(200)
+        self.assertEqual(got, [])
+        self.assertEqual(self.log_lines(mark, r"forwarded the bot's room key"), [])
+        # the bot was listening: a new request from the same device is answered
+        alice4.run(alice4.client.to_device(
+            ev.as_key_request(self.bot.user_id, "ALICE4", "rq-again"), tx_id=uuid.uuid4().hex))
+        alice4.wait(lambda: bool(got), timeout=15, what="forwarded key")
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0][2]["content"]["session_id"], r["session_id"])
 
     # ---- the log --------------------------------------------------------------------------
 

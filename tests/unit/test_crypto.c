@@ -608,6 +608,194 @@ TEST(replay_table_pruned)
 	done(c, &st);
 }
 
+/* A plain m.room_key_request to-device event (stolen by the caller). */
+static json_t *
+key_req(const char *user, const char *dev, const char *rid, const char *action, const char *sid)
+{
+	return json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s, s:s, s:s}}}", "type",
+			 "m.room_key_request", "sender", user, "content", "action", action,
+			 "requesting_device_id", dev, "request_id", rid, "body", "algorithm",
+			 "m.megolm.v1.aes-sha2", "room_id", ROOM, "session_id", sid);
+}
+
+/* Answer the queued requests as the worker's tick does. */
+static int
+answer(struct tlbot_crypto *c, struct tlbot_store *st)
+{
+	return cr_megolm_answer_requests(c, st, NULL);
+}
+
+/* The forwarded key queued for peer p (decrypted with its Olm session):
+ * the first known index of the session it carries (and, in *sid_out, the
+ * session id), or -1 if none is queued. The row is removed. */
+static long long
+take_forward(struct tlbot_store *st, struct olm_peer *p, char *sid_out, size_t sidlen,
+	     const char *ciphertext_to_check)
+{
+	sqlite3_stmt *s;
+	json_t *body = NULL, *m, *j = NULL;
+	char plain[8192], *ct;
+	long long first = -1;
+	size_t n;
+	OlmInboundGroupSession *in;
+
+	sqlite3_prepare_v2(st->db, "SELECT id, body FROM crypto_todevice WHERE txn_id LIKE 'fk.%'"
+				   " ORDER BY id LIMIT 1", -1, &s, NULL);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		body = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
+	sqlite3_finalize(s);
+	if (body == NULL)
+		return -1;
+	tlbot_store_exec(st, "DELETE FROM crypto_todevice WHERE txn_id LIKE 'fk.%'");
+	m = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(body,
+		"messages"), p->user), p->device), "ciphertext"), p->curve);
+	ct = strdup(json_string_value(json_object_get(m, "body")) ? json_string_value(json_object_get(m, "body")) : "");
+	n = olm_decrypt(p->olm, (size_t)json_integer_value(json_object_get(m, "type")), ct,
+			strlen(ct), plain, sizeof(plain) - 1);
+	free(ct);
+	json_decref(body);
+	if (n == olm_error())
+		return -1;
+	plain[n] = '\0';
+	j = json_loads(plain, 0, NULL);
+	CHECK_STR(json_string_value(json_object_get(j, "type")), "m.forwarded_room_key");
+	m = json_object_get(j, "content");
+	CHECK(json_array_size(json_object_get(m, "forwarding_curve25519_key_chain")) == 0);
+	snprintf(sid_out, sidlen, "%s", json_string_value(json_object_get(m, "session_id")));
+	in = malloc(olm_inbound_group_session_size());
+	olm_inbound_group_session(in);
+	ct = strdup(json_string_value(json_object_get(m, "session_key")));
+	if (olm_import_inbound_group_session(in, (uint8_t *)ct, strlen(ct)) != olm_error()) {
+		first = olm_inbound_group_session_first_known_index(in);
+		if (ciphertext_to_check) {
+			char *copy = strdup(ciphertext_to_check);
+			uint8_t out[4096];
+			uint32_t idx;
+
+			CHECK(olm_group_decrypt(in, (uint8_t *)copy, strlen(copy), out, sizeof(out),
+						&idx) != olm_error());
+			free(copy);
+		}
+	}
+	free(ct);
+	olm_clear_inbound_group_session(in);
+	free(in);
+	json_decref(j);
+	return first;
+}
+
+static long long
+queued_requests(struct tlbot_store *st)
+{
+	return one_int(st, "SELECT count(*) FROM crypto_key_requests");
+}
+
+TEST(key_requests_answered_by_policy)
+{
+	struct tlbot_store st;
+	struct tlbot_crypto *c = fresh(&st);
+	struct olm_peer p, p2, bob;
+	char sid[128], sid2[128], sid3[128], got[128], *c1, *c2, *c3;
+	json_t *j;
+
+	CHECK_OR_RETURN(c != NULL);
+	peer_init(&p, "@alice:test", "ALICEDEV");
+	peer_init(&p2, "@alice:test", "ALICE2");
+	peer_init(&bob, "@bob:test", "BOBDEV");
+	tlbot_store_state_put(&st, ROOM, "m.room.encryption", "", BOT,
+			      "{\"algorithm\":\"m.megolm.v1.aes-sha2\"}");
+	tlbot_store_state_put(&st, ROOM, "m.room.member", BOT, BOT, "{\"membership\":\"join\"}");
+	tlbot_store_state_put(&st, ROOM, "m.room.member", p.user, p.user, "{\"membership\":\"join\"}");
+	tlbot_store_exec(&st, "INSERT INTO crypto_members_loaded VALUES ('" ROOM "');"
+			      "INSERT INTO crypto_users VALUES ('" BOT "', 0);"
+			      "INSERT INTO crypto_users VALUES ('@alice:test', 0);"
+			      "INSERT INTO crypto_users VALUES ('@bob:test', 0);");
+	cf_connect(c, &st, &p);
+	cf_connect(c, &st, &bob);
+	cf_apply_to_device(c, &st, json_pack("[o,o]", peer_to_device(&p, BOT, tlbot_crypto_curve25519(c),
+			tlbot_crypto_ed25519(c), "m.dummy", json_object(), NULL, NULL),
+			peer_to_device(&bob, BOT, tlbot_crypto_curve25519(c),
+			tlbot_crypto_ed25519(c), "m.dummy", json_object(), NULL, NULL)));
+	/* the bot's session, shared with alice's device from index 0 */
+	prepare(c, &st, "t.1", sid, sizeof(sid), &c1);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_megolm_own") == 1);
+	CHECK(one_int(&st, "SELECT first_index FROM crypto_megolm_shared WHERE device_id = 'ALICEDEV'") == 0);
+	tlbot_store_exec(&st, "DELETE FROM crypto_todevice");
+	j = json_loads(c1, 0, NULL);
+
+	/* alice's device asks: answered from index 0, and the export decrypts */
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o]", key_req(p.user, p.device, "r1", "request", sid))) == 0);
+	CHECK(queued_requests(&st) == 1);
+	CHECK(answer(c, &st) == 0);
+	CHECK(queued_requests(&st) == 0);
+	CHECK(take_forward(&st, &p, got, sizeof(got),
+			   json_string_value(json_object_get(j, "ciphertext"))) == 0);
+	CHECK_STR(got, sid);
+	json_decref(j);
+
+	/* a session the bot did not make (or another room's) is not even queued */
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o]", key_req(p.user, p.device, "r2", "request",
+								"NOTOURS"))) == 0);
+	CHECK(queued_requests(&st) == 0);
+
+	/* a request cancelled before the answer: nothing sent */
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o,o]", key_req(p.user, p.device, "r3", "request", sid),
+			key_req(p.user, p.device, "r3", "request_cancellation", sid))) == 0);
+	CHECK(queued_requests(&st) == 0);
+	CHECK(answer(c, &st) == 0);
+	CHECK(take_forward(&st, &p, got, sizeof(got), NULL) == -1);
+
+	/* bob is not in the room (and was never given the session): refused */
+	CHECK(cf_apply_to_device(c, &st, json_pack("[o]", key_req(bob.user, bob.device, "r4", "request", sid))) == 0);
+	CHECK(queued_requests(&st) == 1);
+	CHECK(answer(c, &st) == 0);
+	CHECK(queued_requests(&st) == 0);
+	CHECK(take_forward(&st, &bob, got, sizeof(got), NULL) == -1);
+	/* joined but never given the session: refused too */
+	tlbot_store_state_put(&st, ROOM, "m.room.member", bob.user, bob.user, "{\"membership\":\"join\"}");
+	cf_apply_to_device(c, &st, json_pack("[o]", key_req(bob.user, bob.device, "r5", "request", sid)));
+	CHECK(answer(c, &st) == 0);
+	CHECK(take_forward(&st, &bob, got, sizeof(got), NULL) == -1);
+	tlbot_store_state_put(&st, ROOM, "m.room.member", bob.user, bob.user, "{\"membership\":\"leave\"}");
+
+	/* a device the bot does not know (no /keys/query answer): refused */
+	cf_apply_to_device(c, &st, json_pack("[o]", key_req(p.user, "NOSUCH", "r6", "request", sid)));
+	CHECK(answer(c, &st) == 0);
+	CHECK(queued_requests(&st) == 0);
+	CHECK(one_int(&st, "SELECT count(*) FROM crypto_todevice WHERE txn_id LIKE 'fk.%'") == 0);
+
+	/* a second message (index 1); then alice's second device appears and
+	 * is given the session with the third (index 2) */
+	prepare(c, &st, "t.2", sid2, sizeof(sid2), &c2);
+	CHECK_STR(sid2, sid);
+	cf_connect(c, &st, &p2);
+	cf_apply_to_device(c, &st, json_pack("[o]", peer_to_device(&p2, BOT, tlbot_crypto_curve25519(c),
+			tlbot_crypto_ed25519(c), "m.dummy", json_object(), NULL, NULL)));
+	prepare(c, &st, "t.3", sid3, sizeof(sid3), &c3);
+	CHECK_STR(sid3, sid);
+	CHECK(one_int(&st, "SELECT first_index FROM crypto_megolm_shared WHERE device_id = 'ALICE2'") == 2);
+	tlbot_store_exec(&st, "DELETE FROM crypto_todevice");
+	/* it gets the session from the index it was given, not earlier */
+	cf_apply_to_device(c, &st, json_pack("[o]", key_req(p2.user, p2.device, "r7", "request", sid)));
+	CHECK(answer(c, &st) == 0);
+	CHECK(take_forward(&st, &p2, got, sizeof(got), NULL) == 2);
+
+	/* once alice has left, she gets nothing */
+	tlbot_store_state_put(&st, ROOM, "m.room.member", p.user, p.user, "{\"membership\":\"leave\"}");
+	cf_apply_to_device(c, &st, json_pack("[o]", key_req(p.user, p.device, "r8", "request", sid)));
+	CHECK(answer(c, &st) == 0);
+	CHECK(take_forward(&st, &p, got, sizeof(got), NULL) == -1);
+	CHECK(queued_requests(&st) == 0);
+
+	free(c1);
+	free(c2);
+	free(c3);
+	peer_free(&p);
+	peer_free(&p2);
+	peer_free(&bob);
+	done(c, &st);
+}
+
 static const struct tap_test tests[] = {
 	TEST_ENTRY(canonical_json),
 	TEST_ENTRY(identity_and_pickle_key),
@@ -619,6 +807,7 @@ static const struct tap_test tests[] = {
 	TEST_ENTRY(send_path_persisted_and_rotated),
 	TEST_ENTRY(key_request_forward_and_cancel),
 	TEST_ENTRY(replay_table_pruned),
+	TEST_ENTRY(key_requests_answered_by_policy),
 	TEST_END,
 };
 
