@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../bot/crypto/internal.h"
 #include "../unit/olm_peer.h"
+#include "../unit/crypto_fixture.h"
 #include "tlbot/config.h"
 #include "tlbot/crypto.h"
 #include "tlbot/http.h"
@@ -33,11 +35,8 @@ static int runs;
 static void
 setup(void)
 {
-	sqlite3_stmt *s;
 	json_t *batch, *key;
 	struct tlbot_router rt;
-	char otk[64] = "";
-	OlmAccount *a;
 
 	tlbot_log_set_level(TLBOT_LOG_ERROR);
 	tlbot_config_init(&cfg);
@@ -53,60 +52,9 @@ setup(void)
 	if (crypto == NULL)
 		abort();
 	peer_init(&peer, "@a:test", "ADEV");
-	if (sqlite3_prepare_v2(st.db, "INSERT INTO crypto_devices VALUES (?, ?, ?, ?)", -1, &s,
-			       NULL) != SQLITE_OK)
-		abort();
-	sqlite3_bind_text(s, 1, peer.user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, peer.device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, peer.curve, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, peer.ed, -1, SQLITE_STATIC);
-	sqlite3_step(s);
-	sqlite3_finalize(s);
-	/* one published one-time key of the bot, claimed by the peer */
-	{
-		struct tlbot_crypto *c = crypto;
-		char buf[512], *pickle;
-		size_t n;
-		json_t *j, *v;
-		const char *id;
-		void *r;
-
-		if (sqlite3_prepare_v2(st.db, "SELECT pickle FROM crypto_account", -1, &s, NULL) !=
-			    SQLITE_OK ||
-		    sqlite3_step(s) != SQLITE_ROW)
-			abort();
-		pickle = strdup((const char *)sqlite3_column_text(s, 0));
-		sqlite3_finalize(s);
-		a = olm_account(malloc(olm_account_size()));
-		if (olm_unpickle_account(a, cfg.pickle_key, strlen(cfg.pickle_key), pickle,
-					 strlen(pickle)) == olm_error())
-			abort();
-		free(pickle);
-		n = olm_account_generate_one_time_keys_random_length(a, 1);
-		r = peer_rand(n);
-		olm_account_generate_one_time_keys(a, 1, r, n);
-		free(r);
-		n = olm_account_one_time_keys(a, buf, sizeof(buf) - 1);
-		buf[n] = '\0';
-		j = json_loads(buf, 0, NULL);
-		json_object_foreach(json_object_get(j, "curve25519"), id, v)
-			snprintf(otk, sizeof(otk), "%s", json_string_value(v));
-		json_decref(j);
-		olm_account_mark_keys_as_published(a);
-		n = olm_pickle_account_length(a);
-		pickle = malloc(n + 1);
-		olm_pickle_account(a, cfg.pickle_key, strlen(cfg.pickle_key), pickle, n);
-		pickle[n] = '\0';
-		sqlite3_prepare_v2(st.db, "UPDATE crypto_account SET pickle = ?", -1, &s, NULL);
-		sqlite3_bind_text(s, 1, pickle, -1, SQLITE_TRANSIENT);
-		sqlite3_step(s);
-		sqlite3_finalize(s);
-		free(pickle);
-		olm_clear_account(a);
-		free(a);
-		(void)c;
-	}
-	peer_connect(&peer, tlbot_crypto_curve25519(crypto), otk);
+	/* the peer's device known, an Olm session from it over one of the
+	 * bot's published one-time keys */
+	cf_connect(crypto, &st, &peer);
 	key = peer_room_key(&peer, ROOM);
 	batch = json_pack("{s:s, s:{s:[o]}}", "next_batch", "s1", "to_device", "events",
 			  peer_to_device(&peer, BOT, tlbot_crypto_curve25519(crypto),

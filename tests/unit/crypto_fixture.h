@@ -1,8 +1,9 @@
-/* The bot side of the crypto test set-up, shared by the crypto unit test
- * and bench_crypto: a published one-time key of the bot, the peer's device
- * as /keys/query would have told the bot, an Olm session from the peer,
- * and to-device batches applied as the router applies them. Header only;
- * everything static. Include after bot/crypto/internal.h and olm_peer.h. */
+/* The bot side of the crypto test set-up, shared by the crypto unit test,
+ * bench_crypto and fuzz_decrypt: a published one-time key of the bot, the
+ * peer's device as /keys/query would have told the bot, an Olm session
+ * from the peer, and to-device batches applied as the router applies
+ * them. Header only; everything static inline, so a file that uses part of
+ * it builds. Include after bot/crypto/internal.h and olm_peer.h. */
 #ifndef TLBOT_TEST_CRYPTO_FIXTURE_H
 #define TLBOT_TEST_CRYPTO_FIXTURE_H
 
@@ -12,7 +13,7 @@
 #include <jansson.h>
 
 /* One published one-time key of the bot (as /keys/claim would give it). */
-static void
+static inline void
 cf_bot_otk(struct tlbot_crypto *c, struct tlbot_store *st, char *out, size_t outlen)
 {
 	OlmAccount *a = cr_account_load(c, st);
@@ -38,7 +39,7 @@ cf_bot_otk(struct tlbot_crypto *c, struct tlbot_store *st, char *out, size_t out
 }
 
 /* What /keys/query would have told the bot about the peer's device. */
-static void
+static inline void
 cf_know_device(struct tlbot_store *st, const struct olm_peer *p)
 {
 	sqlite3_stmt *s;
@@ -56,7 +57,7 @@ cf_know_device(struct tlbot_store *st, const struct olm_peer *p)
 
 /* The peer's device known to the bot and an Olm session from the peer to
  * the bot (over one of the bot's one-time keys). */
-static void
+static inline void
 cf_connect(struct tlbot_crypto *c, struct tlbot_store *st, struct olm_peer *p)
 {
 	char otk[64];
@@ -68,7 +69,7 @@ cf_connect(struct tlbot_crypto *c, struct tlbot_store *st, struct olm_peer *p)
 
 /* Apply one batch holding to-device events (stolen) in a transaction, as
  * the router does. Returns what tlbot_crypto_apply_batch returns. */
-static int
+static inline int
 cf_apply_to_device(struct tlbot_crypto *c, struct tlbot_store *st, json_t *events)
 {
 	json_t *batch = json_pack("{s:{s:o}}", "to_device", "events", events);
@@ -83,7 +84,7 @@ cf_apply_to_device(struct tlbot_crypto *c, struct tlbot_store *st, json_t *event
 
 /* The peer sends the bot the m.room_key of its Megolm session in room
  * (over Olm). Returns what tlbot_crypto_apply_batch returns. */
-static int
+static inline int
 cf_give_room_key(struct tlbot_crypto *c, struct tlbot_store *st, struct olm_peer *p,
 		 const char *room, const char *bot_user)
 {
